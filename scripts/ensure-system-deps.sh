@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Tandem's tests and main job need, when missing.
+# As root it uses apt; otherwise it prints what to install and exits non-zero.
+set -euo pipefail
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ "${TANDEM_INTEROP:-1}" = "1" ]; then
+  command -v kamailio >/dev/null 2>&1 || need+=(kamailio kamailio-extra-modules)
+  command -v rtpengine >/dev/null 2>&1 || need+=(rtpengine-daemon)
+  command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing system packages: ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Debian starts these daemons on install; the tests run their own instances.
+  for svc in redis-server kamailio rtpengine-daemon; do
+    (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || service "$svc" stop >/dev/null 2>&1 || true
+  done
+else
+  echo "missing system packages: ${need[*]}" >&2
+  echo "install them with: sudo apt-get install -y ${need[*]}" >&2
+  exit 1
+fi

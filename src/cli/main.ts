@@ -1,0 +1,15 @@
+import { Command } from 'commander';
+import { registerStartCommand } from './commands/start.js';
+import { registerMediaCommand } from './commands/media.js';
+import { registerLoadCommand } from './commands/load.js';
+
+const program = new Command();
+program.name('tandem').description('High-availability VoIP: SIP proxy/registrar, RTP relay, load generator').version('0.1.0');
+registerStartCommand(program);
+registerMediaCommand(program);
+registerLoadCommand(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});
