@@ -1,0 +1,396 @@
+import { availableParallelism, networkInterfaces } from 'node:os';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { createLogger } from '../../util/logger.js';
+import { fail, ok, type Result } from '../../util/result.js';
+import { PortAllocator } from './port-allocator.js';
+import {
+  DROP_REASONS,
+  type AllocatedPair,
+  type AllocateOptions,
+  type PairStats,
+  type PeerOptions,
+  type PeerSpec,
+  type RelayEngineOptions,
+  type RelayEvent,
+  type RelayTotals,
+  type Side,
+} from './types.js';
+import type { ControlToWorker, WorkerCounters, WorkerToControl } from './worker-protocol.js';
+
+export * from './types.js';
+
+const log = createLogger('relay');
+
+/** Default quarantine of released ports: longer than any jitter buffer or late retransmission. */
+export const DEFAULT_QUARANTINE_MS = 10_000;
+const DEFAULT_SOCKET_BUFFER_BYTES = 262_144;
+/** Attempts at other ports when a bind fails because something outside the engine holds a port. */
+const BIND_ATTEMPTS = 8;
+
+interface WorkerSlot {
+  index: number;
+  worker: Worker;
+  pairs: number;
+  alive: boolean;
+}
+
+interface PairRecord {
+  id: number;
+  callKey: string;
+  worker: WorkerSlot;
+  slots: [number, number];
+}
+
+/**
+ * The RTP/RTCP forwarding engine of a media node.
+ *
+ * Calls are sharded over worker threads (one per core by default); each worker owns the UDP
+ * sockets of its pairs and forwards packets without involving the control thread. The control
+ * thread (the caller, typically the ng server) allocates ports from one range, tells workers
+ * where peers are, and asks for statistics; all of that goes over postMessage and is rare.
+ *
+ * A pair is two cross-connected legs: packets received on leg a's sockets are sent out of
+ * leg b's sockets to b's peer, and vice versa. RTP uses an even port, RTCP the next odd one;
+ * RTCP multiplexed on the RTP port (RFC 5761) is forwarded too.
+ */
+export class RelayEngine {
+  readonly #opts: Required<Omit<RelayEngineOptions, 'onEvent' | 'advertisedAddress'>> & { advertisedAddress: string };
+  readonly #onEvent: ((e: RelayEvent) => void) | undefined;
+  readonly #ports: PortAllocator;
+  readonly #workers: WorkerSlot[] = [];
+  readonly #pairs = new Map<number, PairRecord>();
+  readonly #pending = new Map<number, (msg: WorkerToControl) => void>();
+  #nextId = 1;
+  #nextReq = 1;
+  #started = false;
+  #stopping = false;
+  #allocated = 0;
+  #released = 0;
+  #exhausted = 0;
+  /** Counters of workers that have exited, so totals stay monotonic. */
+  readonly #retired: WorkerCounters = emptyCounters();
+
+  constructor(opts: RelayEngineOptions) {
+    const workers = Math.max(1, Math.floor(opts.workers ?? availableParallelism()));
+    this.#opts = {
+      interface: opts.interface,
+      advertisedAddress: opts.advertisedAddress ?? defaultAdvertised(opts.interface),
+      portMin: opts.portMin,
+      portMax: opts.portMax,
+      workers,
+      quarantineMs: opts.quarantineMs ?? DEFAULT_QUARANTINE_MS,
+      socketBufferBytes: opts.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES,
+    };
+    this.#onEvent = opts.onEvent;
+    this.#ports = new PortAllocator(opts.portMin, opts.portMax, this.#opts.quarantineMs);
+  }
+
+  /** Address to advertise in SDP. */
+  get advertisedAddress(): string {
+    return this.#opts.advertisedAddress;
+  }
+
+  /** Number of forwarding workers. */
+  get workerCount(): number {
+    return this.#opts.workers;
+  }
+
+  /** Starts the worker threads; resolves when all are ready. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const { url, execArgv } = workerEntry();
+    const ready: Promise<void>[] = [];
+    for (let index = 0; index < this.#opts.workers; index++) {
+      const worker = new Worker(url, {
+        execArgv,
+        workerData: { index, bindAddress: this.#opts.interface, socketBufferBytes: this.#opts.socketBufferBytes },
+      });
+      const slot: WorkerSlot = { index, worker, pairs: 0, alive: true };
+      this.#workers.push(slot);
+      ready.push(
+        new Promise<void>((resolve, reject) => {
+          const onError = (err: Error): void => reject(err);
+          worker.once('error', onError);
+          worker.once('online', () => {
+            worker.off('error', onError);
+            resolve();
+          });
+        }),
+      );
+      worker.on('message', (msg: WorkerToControl) => this.#onWorkerMessage(slot, msg));
+      worker.on('error', (err) => log.error({ err, worker: index }, 'relay worker error'));
+      worker.on('exit', (code) => this.#onWorkerExit(slot, code));
+    }
+    await Promise.all(ready);
+  }
+
+  /** Closes every socket and stops the workers. Pending requests resolve as failures. */
+  async stop(): Promise<void> {
+    if (!this.#started || this.#stopping) return;
+    this.#stopping = true;
+    await Promise.all(
+      this.#workers.map(async (w) => {
+        if (!w.alive) return;
+        const counters = await this.#request<WorkerCounters | undefined>(w, (req) => ({ t: 'stop', req }), 2000).catch(() => undefined);
+        if (counters) addCounters(this.#retired, counters);
+        w.alive = false;
+        await w.worker.terminate();
+      }),
+    );
+    for (const p of this.#pairs.values()) this.#ports.release(p.slots[0], 0), this.#ports.release(p.slots[1], 0);
+    this.#pairs.clear();
+    for (const done of this.#pending.values()) done({ t: 'reply', req: -1, value: undefined });
+    this.#pending.clear();
+  }
+
+  /**
+   * Allocates two legs (four ports) on one worker and binds their sockets.
+   * Fails with `NG_ERR_PORTS_EXHAUSTED` when the range has no free ports,
+   * `NG_ERR_PORT_UNAVAILABLE` when `opts.ports` cannot be had, `NG_ERR_RELAY_DOWN` when stopped.
+   */
+  async allocatePair(callKey: string, opts: AllocateOptions = {}): Promise<Result<AllocatedPair>> {
+    const worker = this.#pickWorker();
+    if (!worker || this.#stopping) return fail('NG_ERR_RELAY_DOWN', 'media relay is not running');
+    for (let attempt = 0; attempt < BIND_ATTEMPTS; attempt++) {
+      let slots: [number, number] | undefined;
+      if (opts.ports) {
+        const a = this.#ports.take(opts.ports.a.rtpPort);
+        const b = a === undefined ? undefined : this.#ports.take(opts.ports.b.rtpPort);
+        if (a === undefined || b === undefined) {
+          if (a !== undefined) this.#ports.release(a, 0);
+          return fail('NG_ERR_PORT_UNAVAILABLE', `ports ${opts.ports.a.rtpPort}/${opts.ports.b.rtpPort} are not available`);
+        }
+        slots = [a, b];
+      } else {
+        const a = this.#ports.takeAny();
+        const b = a === undefined ? undefined : this.#ports.takeAny();
+        if (a === undefined || b === undefined) {
+          if (a !== undefined) this.#ports.release(a, 0);
+          this.#exhausted++;
+          return fail('NG_ERR_PORTS_EXHAUSTED', 'no free media ports');
+        }
+        slots = [a, b];
+      }
+      const id = this.#nextId++;
+      const ports: [number, number, number, number] = [
+        this.#ports.portOf(slots[0]),
+        this.#ports.portOf(slots[0]) + 1,
+        this.#ports.portOf(slots[1]),
+        this.#ports.portOf(slots[1]) + 1,
+      ];
+      worker.pairs++;
+      const res = await this.#request<{ ok: boolean; failedPort?: number; error?: string }>(worker, (req) => ({
+        t: 'open',
+        req,
+        id,
+        callKey,
+        ports,
+      })).catch((err: Error) => ({ ok: false, error: err.message, failedPort: undefined }));
+      if (res?.ok) {
+        const record: PairRecord = { id, callKey, worker, slots };
+        this.#pairs.set(id, record);
+        this.#allocated++;
+        return ok({
+          id,
+          address: this.#opts.advertisedAddress,
+          a: { rtpPort: ports[0], rtcpPort: ports[1] },
+          b: { rtpPort: ports[2], rtcpPort: ports[3] },
+          worker: worker.index,
+        });
+      }
+      worker.pairs--;
+      // A port held outside the engine: keep it out of circulation for a quarantine period.
+      this.#ports.release(slots[0], this.#opts.quarantineMs);
+      this.#ports.release(slots[1], this.#opts.quarantineMs);
+      log.warn({ callKey, ports, error: res?.error }, 'media port bind failed, trying others');
+      if (opts.ports || !this.#started || this.#stopping) {
+        return fail('NG_ERR_PORT_UNAVAILABLE', `cannot bind media ports: ${res?.error ?? 'worker unavailable'}`);
+      }
+    }
+    return fail('NG_ERR_PORT_UNAVAILABLE', 'cannot bind media ports');
+  }
+
+  /**
+   * Tells the engine where one side's peer is and how to accept its packets. Packets received
+   * on the other leg are sent to this peer. May be called again (re-INVITE); a new SDP address
+   * resets latching for that side. Unknown ids are ignored.
+   */
+  setPeer(id: number, side: Side, peer: PeerSpec, opts: PeerOptions): void {
+    const p = this.#pairs.get(id);
+    if (!p) return;
+    const rtcp = peer.rtcp ?? (peer.rtp ? { address: peer.rtp.address, port: peer.rtp.port + 1 } : undefined);
+    this.#post(p.worker, {
+      t: 'peer',
+      id,
+      side,
+      rtp: peer.rtp,
+      rtcp,
+      latch: opts.latch,
+      strict: opts.strictSource,
+      clockRate: opts.clockRate ?? 8000,
+    });
+  }
+
+  /** Closes the pair's sockets; its ports are quarantined. Unknown ids are ignored. */
+  release(id: number): void {
+    const p = this.#pairs.get(id);
+    if (!p) return;
+    this.#pairs.delete(id);
+    this.#released++;
+    p.worker.pairs--;
+    const q = this.#opts.quarantineMs;
+    // Ports go back only after the worker has closed the sockets, so they never overlap.
+    this.#request(p.worker, (req) => ({ t: 'close', req, id }))
+      .catch(() => undefined)
+      .finally(() => {
+        this.#ports.release(p.slots[0], q);
+        this.#ports.release(p.slots[1], q);
+      });
+  }
+
+  /** Statistics of one pair, or undefined if unknown. */
+  async stats(id: number): Promise<PairStats | undefined> {
+    const p = this.#pairs.get(id);
+    if (!p) return undefined;
+    return this.#request<PairStats | undefined>(p.worker, (req) => ({ t: 'stats', req, id })).catch(() => undefined);
+  }
+
+  /** Ids of pairs with no accepted packet on any socket for `idleMs` (never-used pairs count from creation). */
+  async idlePairs(idleMs: number): Promise<number[]> {
+    const lists = await Promise.all(
+      this.#workers.filter((w) => w.alive).map((w) => this.#request<number[]>(w, (req) => ({ t: 'idle', req, idleMs })).catch(() => [])),
+    );
+    return lists.flat();
+  }
+
+  /** Node-wide counters. */
+  async totals(): Promise<RelayTotals> {
+    const sum = emptyCounters();
+    addCounters(sum, this.#retired);
+    const per = await Promise.all(
+      this.#workers.filter((w) => w.alive).map((w) => this.#request<WorkerCounters>(w, (req) => ({ t: 'totals', req })).catch(() => undefined)),
+    );
+    for (const c of per) if (c) addCounters(sum, c);
+    const dropped = {} as RelayTotals['dropped'];
+    DROP_REASONS.forEach((r, i) => (dropped[r] = sum.dropped[i] ?? 0));
+    return {
+      workers: this.#workers.filter((w) => w.alive).length,
+      pairs: this.#pairs.size,
+      rtp: { packets: sum.rtpPackets, bytes: sum.rtpBytes, errors: sum.rtpErrors },
+      rtcp: { packets: sum.rtcpPackets, bytes: sum.rtcpBytes, errors: sum.rtcpErrors },
+      forwarded: sum.forwarded,
+      dropped,
+      ports: this.#ports.gauges(),
+      allocated: this.#allocated,
+      released: this.#released,
+      exhausted: this.#exhausted,
+    };
+  }
+
+  #pickWorker(): WorkerSlot | undefined {
+    let best: WorkerSlot | undefined;
+    for (const w of this.#workers) if (w.alive && (!best || w.pairs < best.pairs)) best = w;
+    return best;
+  }
+
+  #post(w: WorkerSlot, msg: ControlToWorker): void {
+    if (w.alive) w.worker.postMessage(msg);
+  }
+
+  #request<T>(w: WorkerSlot, make: (req: number) => ControlToWorker, timeoutMs = 5000): Promise<T> {
+    if (!w.alive) return Promise.reject(new Error('worker not running'));
+    const req = this.#nextReq++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(req);
+        reject(new Error('relay worker did not answer'));
+      }, timeoutMs);
+      timer.unref();
+      this.#pending.set(req, (msg) => {
+        clearTimeout(timer);
+        if (msg.t === 'reply' && msg.req === -1) reject(new Error('relay stopped'));
+        else resolve((msg as { value: T }).value);
+      });
+      w.worker.postMessage(make(req));
+    });
+  }
+
+  #onWorkerMessage(w: WorkerSlot, msg: WorkerToControl): void {
+    try {
+      if (msg.t === 'reply') {
+        const done = this.#pending.get(msg.req);
+        if (done) {
+          this.#pending.delete(msg.req);
+          done(msg);
+        }
+      } else if (msg.t === 'latched') {
+        const p = this.#pairs.get(msg.id);
+        this.#onEvent?.({ type: 'latched', id: msg.id, callKey: p?.callKey ?? '', side: msg.side, kind: msg.kind, endpoint: msg.endpoint });
+      }
+    } catch (err) {
+      log.error({ err, worker: w.index }, 'relay event handler threw');
+    }
+  }
+
+  #onWorkerExit(w: WorkerSlot, code: number): void {
+    const wasAlive = w.alive;
+    w.alive = false;
+    if (this.#stopping) return;
+    if (wasAlive) {
+      log.error({ worker: w.index, code }, 'relay worker exited; its calls lost media');
+      for (const [id, p] of this.#pairs) {
+        if (p.worker === w) {
+          this.#pairs.delete(id);
+          this.#ports.release(p.slots[0], this.#opts.quarantineMs);
+          this.#ports.release(p.slots[1], this.#opts.quarantineMs);
+        }
+      }
+      try {
+        this.#onEvent?.({ type: 'worker-exit', worker: w.index, code });
+      } catch (err) {
+        log.error({ err }, 'relay event handler threw');
+      }
+    }
+  }
+}
+
+function emptyCounters(): WorkerCounters {
+  return { rtpPackets: 0, rtpBytes: 0, rtpErrors: 0, rtcpPackets: 0, rtcpBytes: 0, rtcpErrors: 0, forwarded: 0, dropped: DROP_REASONS.map(() => 0) };
+}
+
+function addCounters(into: WorkerCounters, c: WorkerCounters): void {
+  into.rtpPackets += c.rtpPackets;
+  into.rtpBytes += c.rtpBytes;
+  into.rtpErrors += c.rtpErrors;
+  into.rtcpPackets += c.rtcpPackets;
+  into.rtcpBytes += c.rtcpBytes;
+  into.rtcpErrors += c.rtcpErrors;
+  into.forwarded += c.forwarded;
+  for (let i = 0; i < into.dropped.length; i++) into.dropped[i] = (into.dropped[i] ?? 0) + (c.dropped[i] ?? 0);
+}
+
+function defaultAdvertised(bind: string): string {
+  if (bind !== '0.0.0.0' && bind !== '::') return bind;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+/**
+ * The worker module next to this file: `.js` when running compiled, `.ts` when running from
+ * source (tsx, vitest). A `.ts` worker needs the tsx loader; add it unless inherited.
+ */
+function workerEntry(): { url: URL; execArgv: string[] } {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const url = new URL(fromSource ? './relay-worker.ts' : './relay-worker.js', import.meta.url);
+  const execArgv = process.execArgv.filter((a) => !a.startsWith('--inspect'));
+  if (fromSource && !execArgv.some((a) => a.includes('tsx'))) {
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+    execArgv.push('--import', tsx);
+  }
+  return { url, execArgv };
+}
