@@ -1,0 +1,180 @@
+import { fail, ok, type Result } from '../util/result.js';
+
+/**
+ * Bencode value as used by the ng control protocol.
+ *
+ * Byte strings decode to JS strings in the chosen encoding: `latin1` maps every byte to one
+ * char so a string re-encoded with `latin1` is byte-for-byte what arrived (SDP bodies pass
+ * through unchanged even when they are not valid UTF-8); `utf8` suits clients; `buffer`
+ * keeps raw Buffers.
+ */
+export type BValue = string | number | bigint | Buffer | BValue[] | BDict;
+export interface BDict {
+  [key: string]: BValue;
+}
+
+export type StringEncoding = 'latin1' | 'utf8' | 'buffer';
+
+export interface DecodeOptions {
+  /** How byte strings are returned. @default 'latin1' */
+  strings?: StringEncoding;
+  /** Deepest list/dict nesting accepted. @default 32 */
+  maxDepth?: number;
+  /** Largest input accepted, in bytes. @default 1 MiB */
+  maxBytes?: number;
+}
+
+const D = 0x64; // d
+const L = 0x6c; // l
+const I = 0x69; // i
+const E = 0x65; // e
+const COLON = 0x3a;
+
+class DecodeError {
+  constructor(readonly code: string, readonly reason: string) {}
+}
+
+/**
+ * Decodes one bencoded value from `buf`. Never throws: garbage gives `{ ok: false }`.
+ * Returns the value and the number of bytes consumed (`end`), so a stream reader can find the
+ * end of a self-delimiting dictionary.
+ *
+ * ```
+ * string   <len>:<bytes>      "4:ping"
+ * integer  i<n>e              "i42e"
+ * list     l<values>e         "l4:spami42ee"
+ * dict     d(<str><value>)*e  "d3:cow3:mooe"
+ * ```
+ * Dictionary key order is not enforced (rtpengine does not enforce it either).
+ */
+export function bdecodePrefix(buf: Buffer, start = 0, opts: DecodeOptions = {}): Result<{ value: BValue; end: number }> {
+  const strings = opts.strings ?? 'latin1';
+  const maxDepth = opts.maxDepth ?? 32;
+  const maxBytes = opts.maxBytes ?? 1 << 20;
+  if (buf.length - start > maxBytes) return fail('BENC_ERR_TOO_LARGE', `input larger than ${maxBytes} bytes`);
+  let pos = start;
+  const len = buf.length;
+
+  const readString = (): string | Buffer => {
+    let n = 0;
+    let digits = 0;
+    while (pos < len && buf[pos] !== COLON) {
+      const c = buf[pos]!;
+      if (c < 0x30 || c > 0x39) throw new DecodeError('BENC_ERR_STRING_LENGTH', `bad string length at ${pos}`);
+      n = n * 10 + (c - 0x30);
+      if (++digits > 9) throw new DecodeError('BENC_ERR_STRING_LENGTH', `string length too long at ${pos}`);
+      pos++;
+    }
+    if (digits === 0 || pos >= len) throw new DecodeError('BENC_ERR_STRING_LENGTH', `bad string at ${pos}`);
+    pos++; // colon
+    if (pos + n > len) throw new DecodeError('BENC_ERR_TRUNCATED', `string of ${n} bytes runs past the end`);
+    const slice = buf.subarray(pos, pos + n);
+    pos += n;
+    if (strings === 'buffer') return Buffer.from(slice);
+    return slice.toString(strings);
+  };
+
+  const readInt = (): number | bigint => {
+    pos++; // i
+    const begin = pos;
+    while (pos < len && buf[pos] !== E) pos++;
+    if (pos >= len) throw new DecodeError('BENC_ERR_TRUNCATED', 'unterminated integer');
+    const text = buf.toString('latin1', begin, pos);
+    pos++;
+    if (!/^(0|-?[1-9][0-9]*)$/.test(text) || text.length > 40) throw new DecodeError('BENC_ERR_INTEGER', `bad integer ${JSON.stringify(text.slice(0, 20))}`);
+    const n = Number(text);
+    return Number.isSafeInteger(n) ? n : BigInt(text);
+  };
+
+  const readValue = (depth: number): BValue => {
+    if (pos >= len) throw new DecodeError('BENC_ERR_TRUNCATED', 'unexpected end of input');
+    const c = buf[pos]!;
+    if (c === I) return readInt();
+    if (c >= 0x30 && c <= 0x39) return readString();
+    if (c === L) {
+      if (depth >= maxDepth) throw new DecodeError('BENC_ERR_DEPTH', 'nesting too deep');
+      pos++;
+      const list: BValue[] = [];
+      while (pos < len && buf[pos] !== E) list.push(readValue(depth + 1));
+      if (pos >= len) throw new DecodeError('BENC_ERR_TRUNCATED', 'unterminated list');
+      pos++;
+      return list;
+    }
+    if (c === D) {
+      if (depth >= maxDepth) throw new DecodeError('BENC_ERR_DEPTH', 'nesting too deep');
+      pos++;
+      const dict: BDict = Object.create(null) as BDict;
+      while (pos < len && buf[pos] !== E) {
+        const c2 = buf[pos]!;
+        if (c2 < 0x30 || c2 > 0x39) throw new DecodeError('BENC_ERR_KEY', `dictionary key is not a string at ${pos}`);
+        const key = readString();
+        const k = typeof key === 'string' ? key : key.toString('latin1');
+        dict[k] = readValue(depth + 1);
+      }
+      if (pos >= len) throw new DecodeError('BENC_ERR_TRUNCATED', 'unterminated dictionary');
+      pos++;
+      return dict;
+    }
+    throw new DecodeError('BENC_ERR_TYPE', `unexpected byte 0x${c.toString(16)} at ${pos}`);
+  };
+
+  try {
+    const value = readValue(0);
+    return ok({ value, end: pos });
+  } catch (err) {
+    if (err instanceof DecodeError) return fail(err.code, err.reason);
+    return fail('BENC_ERR_INTERNAL', String(err));
+  }
+}
+
+/** Decodes a complete bencoded value; trailing bytes are an error. */
+export function bdecode(buf: Buffer, opts: DecodeOptions = {}): Result<BValue> {
+  const r = bdecodePrefix(buf, 0, opts);
+  if (!r.ok) return r;
+  if (r.value.end !== buf.length) return fail('BENC_ERR_TRAILING', `${buf.length - r.value.end} trailing bytes`);
+  return ok(r.value.value);
+}
+
+/**
+ * Encodes a value. Strings are written in `stringEncoding` (use `latin1` to send back strings
+ * that were decoded with `latin1`). Dictionary keys are sorted as the bencode spec asks;
+ * `undefined`/`null` dictionary entries are skipped; booleans become 1/0; non-integral
+ * numbers are truncated.
+ */
+export function bencode(value: unknown, stringEncoding: 'latin1' | 'utf8' = 'utf8'): Buffer {
+  const parts: Buffer[] = [];
+  const put = (v: unknown, depth: number): void => {
+    if (depth > 64) throw new Error('bencode: value nested too deeply');
+    if (typeof v === 'string') {
+      const b = Buffer.from(v, stringEncoding);
+      parts.push(Buffer.from(`${b.length}:`, 'latin1'), b);
+    } else if (Buffer.isBuffer(v) || v instanceof Uint8Array) {
+      parts.push(Buffer.from(`${v.length}:`, 'latin1'), Buffer.from(v));
+    } else if (typeof v === 'number') {
+      parts.push(Buffer.from(`i${Number.isFinite(v) ? Math.trunc(v) : 0}e`, 'latin1'));
+    } else if (typeof v === 'bigint') {
+      parts.push(Buffer.from(`i${v}e`, 'latin1'));
+    } else if (typeof v === 'boolean') {
+      parts.push(Buffer.from(v ? 'i1e' : 'i0e', 'latin1'));
+    } else if (Array.isArray(v)) {
+      parts.push(Buffer.from('l', 'latin1'));
+      for (const item of v) if (item !== undefined && item !== null) put(item, depth + 1);
+      parts.push(Buffer.from('e', 'latin1'));
+    } else if (v !== null && typeof v === 'object') {
+      parts.push(Buffer.from('d', 'latin1'));
+      const keys = Object.keys(v).sort((a, b) => Buffer.compare(Buffer.from(a, stringEncoding), Buffer.from(b, stringEncoding)));
+      for (const k of keys) {
+        const item = (v as Record<string, unknown>)[k];
+        if (item === undefined || item === null) continue;
+        const kb = Buffer.from(k, stringEncoding);
+        parts.push(Buffer.from(`${kb.length}:`, 'latin1'), kb);
+        put(item, depth + 1);
+      }
+      parts.push(Buffer.from('e', 'latin1'));
+    } else {
+      throw new Error(`bencode: cannot encode ${typeof v}`);
+    }
+  };
+  put(value, 0);
+  return Buffer.concat(parts);
+}
