@@ -1,5 +1,6 @@
 import { availableParallelism, networkInterfaces } from 'node:os';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createLogger } from '../../util/logger.js';
@@ -101,11 +102,12 @@ export class RelayEngine {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    const { url, execArgv } = workerEntry();
+    const entry = workerEntry();
     const ready: Promise<void>[] = [];
     for (let index = 0; index < this.#opts.workers; index++) {
-      const worker = new Worker(url, {
-        execArgv,
+      const worker = new Worker(entry.url, {
+        execArgv: entry.execArgv,
+        eval: entry.eval,
         workerData: { index, bindAddress: this.#opts.interface, socketBufferBytes: this.#opts.socketBufferBytes },
       });
       const slot: WorkerSlot = { index, worker, pairs: 0, alive: true };
@@ -382,15 +384,17 @@ function defaultAdvertised(bind: string): string {
 
 /**
  * The worker module next to this file: `.js` when running compiled, `.ts` when running from
- * source (tsx, vitest). A `.ts` worker needs the tsx loader; add it unless inherited.
+ * source (tsx, vitest). A `.ts` worker is started through a small bootstrap that registers the
+ * tsx loader inside the worker first (an inherited `--import tsx` does not reach worker entry
+ * points in Node 20).
  */
-function workerEntry(): { url: URL; execArgv: string[] } {
-  const fromSource = import.meta.url.endsWith('.ts');
-  const url = new URL(fromSource ? './relay-worker.ts' : './relay-worker.js', import.meta.url);
+function workerEntry(): { url: URL | string; execArgv: string[]; eval: boolean } {
   const execArgv = process.execArgv.filter((a) => !a.startsWith('--inspect'));
-  if (fromSource && !execArgv.some((a) => a.includes('tsx'))) {
-    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-    execArgv.push('--import', tsx);
-  }
-  return { url, execArgv };
+  if (!import.meta.url.endsWith('.ts')) return { url: new URL('./relay-worker.js', import.meta.url), execArgv, eval: false };
+  const workerUrl = new URL('./relay-worker.ts', import.meta.url).href;
+  // tsx's ESM API (`tsx/esm/api`, import condition) registers its hooks in this thread.
+  const tsxDir = dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
+  const tsxApi = pathToFileURL(join(tsxDir, 'dist/esm/api/index.mjs')).href;
+  const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(workerUrl)}); })`;
+  return { url: code, execArgv, eval: true };
 }
