@@ -74,6 +74,10 @@ class Channel {
       lookup: literalLookup as never,
     });
     this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+  }
+
+  /** After a successful bind: later socket errors are logged, never fatal. */
+  guard(): void {
     this.socket.on('error', (err) => {
       rateLimitedLog(`relay-sock-err-${workerIndex}`, (suppressed) => log.warn({ err, port: this.localPort, suppressed }, 'media socket error'));
     });
@@ -244,6 +248,7 @@ class Pair {
             try {
               ch.socket.bind({ address, port: ch.localPort, exclusive: true }, () => {
                 ch.socket.off('error', onError);
+                ch.guard();
                 resolve(undefined);
               });
             } catch (err) {
