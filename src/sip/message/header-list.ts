@@ -1,0 +1,193 @@
+import { canonicalName, headerKey, isListHeader } from './header-names.js';
+import { splitList } from './header-values.js';
+
+const HIGH_BYTES = /[\x80-\xff]/;
+const NON_ASCII = /[^\x00-\x7f]/;
+const FOLD = /[ \t]*\r?\n[ \t]+/g;
+
+/**
+ * One header line. A parsed line points into the latin1 text of the received header block
+ * (`src`), so its raw bytes can be written back unchanged and its value string is only made
+ * when first read. Lines added through the API have no `src` and are rendered `Name: value`.
+ */
+export class HeaderEntry {
+  /** Name as written on the wire (or canonical spelling for added lines). */
+  readonly name: string;
+  /** Lower-case full name (compact forms expanded); interned for known headers. */
+  readonly key: string;
+  /** latin1 view of the received header block, undefined for added lines. */
+  readonly src: string | undefined;
+  /** Raw line [rs, re) including its line terminator and any folded continuation lines. */
+  readonly rs: number;
+  re: number;
+  /** Value [vs, ve) inside src. */
+  readonly vs: number;
+  ve: number;
+  folded: boolean;
+  #value: string | undefined;
+
+  constructor(name: string, key: string, src: string | undefined, rs: number, re: number, vs: number, ve: number, value?: string) {
+    this.name = name;
+    this.key = key;
+    this.src = src;
+    this.rs = rs;
+    this.re = re;
+    this.vs = vs;
+    this.ve = ve;
+    this.folded = false;
+    this.#value = value;
+  }
+
+  static create(name: string, value: string): HeaderEntry {
+    return new HeaderEntry(canonicalName(name), headerKey(name), undefined, 0, 0, 0, 0, value);
+  }
+
+  /** Header value: folding replaced by one space, UTF-8 decoded. */
+  get value(): string {
+    let v = this.#value;
+    if (v === undefined) {
+      v = this.src!.slice(this.vs, this.ve);
+      if (this.folded) v = v.replace(FOLD, ' ');
+      if (HIGH_BYTES.test(v)) v = Buffer.from(v, 'latin1').toString('utf8');
+      this.#value = v;
+    }
+    return v;
+  }
+
+  /** The bytes of this line as a latin1 string (one char per byte), CRLF included. */
+  rawLatin1(): string {
+    if (this.src !== undefined) return this.src.slice(this.rs, this.re);
+    const line = `${this.name}: ${this.value}\r\n`;
+    return NON_ASCII.test(line) ? Buffer.from(line, 'utf8').toString('latin1') : line;
+  }
+}
+
+/** Ordered header lines of a message. Names are matched case-insensitively, compact forms included. */
+export class HeaderList {
+  entries: HeaderEntry[];
+  /** True once any line was added, removed or replaced. */
+  modified = false;
+  /** Incremented on every mutation (typed caches compare it). */
+  modifications = 0;
+
+  constructor(entries: HeaderEntry[] = []) {
+    this.entries = entries;
+  }
+
+  get length(): number {
+    return this.entries.length;
+  }
+
+  first(key: string): HeaderEntry | undefined {
+    const e = this.entries;
+    for (let i = 0; i < e.length; i++) if (e[i]!.key === key) return e[i];
+    return undefined;
+  }
+
+  count(key: string): number {
+    let n = 0;
+    for (const e of this.entries) if (e.key === key) n++;
+    return n;
+  }
+
+  /** Line values of every line with this key, not split. */
+  lines(key: string): string[] {
+    const out: string[] = [];
+    for (const e of this.entries) if (e.key === key) out.push(e.value);
+    return out;
+  }
+
+  get(name: string): string | undefined {
+    const key = headerKey(name);
+    const e = this.first(key);
+    if (e === undefined) return undefined;
+    const v = e.value;
+    if (isListHeader(key) && v.indexOf(',') !== -1) return splitList(v)[0];
+    return v;
+  }
+
+  getAll(name: string): string[] {
+    const key = headerKey(name);
+    const list = isListHeader(key);
+    const out: string[] = [];
+    for (const e of this.entries) {
+      if (e.key !== key) continue;
+      if (list) {
+        for (const v of splitList(e.value)) out.push(v);
+      } else out.push(e.value);
+    }
+    return out;
+  }
+
+  has(name: string): boolean {
+    return this.first(headerKey(name)) !== undefined;
+  }
+
+  /** Replaces every line of `name` by one line, placed where the first one was. */
+  set(name: string, value: string): void {
+    const key = headerKey(name);
+    const entry = HeaderEntry.create(name, value);
+    const out: HeaderEntry[] = [];
+    let placed = false;
+    for (const e of this.entries) {
+      if (e.key !== key) out.push(e);
+      else if (!placed) {
+        out.push(entry);
+        placed = true;
+      }
+    }
+    if (!placed) out.push(entry);
+    this.entries = out;
+    this.modified = true;
+    this.modifications++;
+  }
+
+  append(name: string, value: string): void {
+    this.entries.push(HeaderEntry.create(name, value));
+    this.modified = true;
+    this.modifications++;
+  }
+
+  /** Adds a line above the first line of the same header (or at the top when there is none). */
+  prepend(name: string, value: string): void {
+    const key = headerKey(name);
+    const idx = this.entries.findIndex((e) => e.key === key);
+    this.entries.splice(idx === -1 ? 0 : idx, 0, HeaderEntry.create(name, value));
+    this.modified = true;
+    this.modifications++;
+  }
+
+  remove(name: string): void {
+    const key = headerKey(name);
+    const before = this.entries.length;
+    this.entries = this.entries.filter((e) => e.key !== key);
+    if (this.entries.length !== before) this.modified = true;
+    this.modifications++;
+  }
+
+  /** Removes and returns the first value (for list headers the first element of the first line). */
+  removeFirst(name: string): string | undefined {
+    const key = headerKey(name);
+    const idx = this.entries.findIndex((e) => e.key === key);
+    if (idx === -1) return undefined;
+    const e = this.entries[idx]!;
+    this.modified = true;
+    this.modifications++;
+    const v = e.value;
+    if (isListHeader(key) && v.indexOf(',') !== -1) {
+      const parts = splitList(v);
+      if (parts.length > 1) {
+        this.entries[idx] = new HeaderEntry(e.name, e.key, undefined, 0, 0, 0, 0, parts.slice(1).join(', '));
+        return parts[0];
+      }
+    }
+    this.entries.splice(idx, 1);
+    return v.trim();
+  }
+
+  clone(): HeaderList {
+    const c = new HeaderList(this.entries.slice());
+    c.modified = this.modified;
+    return c;
+  }
+}

@@ -1,0 +1,311 @@
+/**
+ * Parsers for individual header values (RFC 3261 §20, §25.1). Each returns a value or an
+ * error string (the reason phrase fragment); none throws on peer input.
+ */
+import {
+  isTokenChar,
+  isValidHost,
+  parseHeaderParams,
+  parseNameAddrAt,
+  quotedStringEnd,
+  unquote,
+  type NameAddr,
+} from '../uri/sip-uri.js';
+
+/** A Via header value (RFC 3261 §20.42, RFC 3581). */
+export interface Via {
+  /** `SIP/2.0` normally. */
+  protocol: string;
+  /** Upper-case transport: UDP, TCP, TLS, SCTP, WS, WSS, ... */
+  transport: string;
+  host: string;
+  port?: number;
+  params: Map<string, string | null>;
+  branch?: string;
+  received?: string;
+  /** `null`: rport present without a value (client asks for it); `undefined`: absent. */
+  rport?: number | null;
+  maddr?: string;
+  ttl?: number;
+}
+
+/** Contact value: a name-addr, or `*` (only valid in REGISTER with Expires: 0). */
+export type Contact = NameAddr | '*';
+
+export interface CSeq {
+  seq: number;
+  method: string;
+}
+
+/** Authorization / Proxy-Authorization / WWW-Authenticate / Proxy-Authenticate value (RFC 3261 §25.1, RFC 7616). */
+export interface Credentials {
+  scheme: string;
+  /** Parameter names lower-case; quoted values unquoted. */
+  params: Map<string, string>;
+}
+
+function isWs(c: number): boolean {
+  return c === 32 || c === 9 || c === 13 || c === 10;
+}
+
+/**
+ * Splits a comma-separated header value, ignoring commas inside quoted strings and `<...>`.
+ * Empty elements are dropped. Whitespace around elements is trimmed.
+ */
+export function splitList(value: string): string[] {
+  if (value.indexOf(',') === -1) {
+    const t = value.trim();
+    return t.length === 0 ? [] : [t];
+  }
+  const out: string[] = [];
+  let start = 0;
+  let inAngle = false;
+  const n = value.length;
+  for (let i = 0; i < n; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 34) {
+      const qe = quotedStringEnd(value, i);
+      if (qe === -1) break;
+      i = qe - 1;
+    } else if (c === 60) inAngle = true;
+    else if (c === 62) inAngle = false;
+    else if (c === 44 && !inAngle) {
+      const t = value.slice(start, i).trim();
+      if (t.length > 0) out.push(t);
+      start = i + 1;
+    }
+  }
+  const t = value.slice(start).trim();
+  if (t.length > 0) out.push(t);
+  return out;
+}
+
+function skipWs(s: string, i: number): number {
+  while (i < s.length && isWs(s.charCodeAt(i))) i++;
+  return i;
+}
+
+function readToken(s: string, i: number): number {
+  while (i < s.length && isTokenChar(s.charCodeAt(i))) i++;
+  return i;
+}
+
+/**
+ * Parses every Via in one header value (which may be a comma list), appending to `out`.
+ * via-parm = sent-protocol LWS sent-by *( SEMI via-params ); LWS allowed around '/'.
+ */
+export function parseViaList(value: string, out: Via[]): string | undefined {
+  let pos = 0;
+  const n = value.length;
+  for (;;) {
+    pos = skipWs(value, pos);
+    if (pos >= n) return out.length === 0 ? 'Bad Via' : undefined;
+    const r = parseViaAt(value, pos);
+    if (typeof r === 'string') return r;
+    out.push(r.via);
+    pos = skipWs(value, r.end);
+    if (pos >= n) return undefined;
+    if (value.charCodeAt(pos) !== 44) return 'Bad Via';
+    pos++;
+  }
+}
+
+function parseViaAt(s: string, pos: number): { via: Via; end: number } | string {
+  // sent-protocol: name / version / transport
+  let e = readToken(s, pos);
+  if (e === pos) return 'Bad Via';
+  const name = s.slice(pos, e);
+  pos = skipWs(s, e);
+  if (s.charCodeAt(pos) !== 47) return 'Bad Via';
+  pos = skipWs(s, pos + 1);
+  e = readToken(s, pos);
+  if (e === pos) return 'Bad Via';
+  const version = s.slice(pos, e);
+  pos = skipWs(s, e);
+  if (s.charCodeAt(pos) !== 47) return 'Bad Via';
+  pos = skipWs(s, pos + 1);
+  e = readToken(s, pos);
+  if (e === pos) return 'Bad Via';
+  const transport = s.slice(pos, e).toUpperCase();
+  pos = e;
+  if (pos >= s.length || !isWs(s.charCodeAt(pos))) return 'Bad Via';
+  pos = skipWs(s, pos);
+  // sent-by = host [ COLON port ]
+  let hostEnd: number;
+  if (s.charCodeAt(pos) === 91) {
+    const rb = s.indexOf(']', pos);
+    if (rb === -1) return 'Bad Via';
+    hostEnd = rb + 1;
+  } else {
+    hostEnd = pos;
+    while (hostEnd < s.length) {
+      const c = s.charCodeAt(hostEnd);
+      if (c === 58 || c === 59 || c === 44 || isWs(c)) break;
+      hostEnd++;
+    }
+  }
+  const host = s.slice(pos, hostEnd);
+  if (!isValidHost(host)) return 'Bad Via';
+  pos = skipWs(s, hostEnd);
+  let port: number | undefined;
+  if (s.charCodeAt(pos) === 58) {
+    pos = skipWs(s, pos + 1);
+    const ps = pos;
+    let p = 0;
+    while (pos < s.length) {
+      const c = s.charCodeAt(pos);
+      if (c < 48 || c > 57) break;
+      p = p * 10 + c - 48;
+      if (p > 65535) return 'Bad Via';
+      pos++;
+    }
+    if (pos === ps) return 'Bad Via';
+    port = p;
+  }
+  const params = new Map<string, string | null>();
+  const pe = parseHeaderParams(s, pos, params, true);
+  if (pe === -1) return 'Bad Via';
+  const via: Via = { protocol: `${name}/${version}`, transport, host, params };
+  if (port !== undefined) via.port = port;
+  const branch = params.get('branch');
+  if (branch !== undefined) {
+    if (branch === null) return 'Bad Via';
+    via.branch = branch;
+  }
+  const received = params.get('received');
+  if (received !== undefined) {
+    if (received === null) return 'Bad Via';
+    via.received = received;
+  }
+  if (params.has('rport')) {
+    const rp = params.get('rport');
+    if (rp === null || rp === undefined) via.rport = null;
+    else {
+      const v = parseDigits(rp);
+      if (v === undefined || v > 65535) return 'Bad Via';
+      via.rport = v;
+    }
+  }
+  const maddr = params.get('maddr');
+  if (maddr !== undefined) {
+    if (maddr === null) return 'Bad Via';
+    via.maddr = maddr;
+  }
+  const ttl = params.get('ttl');
+  if (ttl !== undefined) {
+    const t = ttl === null ? undefined : parseDigits(ttl);
+    if (t === undefined || t > 255) return 'Bad Via';
+    via.ttl = t;
+  }
+  return { via, end: pe };
+}
+
+/** Renders a Via value. */
+export function formatVia(v: Via): string {
+  let out = `${v.protocol}/${v.transport} ${v.host}`;
+  if (v.port !== undefined) out += ':' + v.port;
+  for (const [k, val] of v.params) out += val === null ? `;${k}` : `;${k}=${val}`;
+  return out;
+}
+
+/** 1*DIGIT as a safe integer; undefined for anything else (including > 2^53). */
+export function parseDigits(s: string): number | undefined {
+  if (s.length === 0 || s.length > 15) return undefined;
+  let v = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return undefined;
+    v = v * 10 + c - 48;
+  }
+  return v;
+}
+
+/** CSeq = 1*DIGIT LWS Method; the number must be below 2^31 (RFC 3261 §8.1.1.5). */
+export function parseCSeq(value: string): CSeq | string {
+  const s = value.trim();
+  let i = 0;
+  while (i < s.length) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    i++;
+  }
+  if (i === 0 || i >= s.length || !isWs(s.charCodeAt(i))) return 'Bad CSeq';
+  const seq = i > 10 ? Infinity : Number(s.slice(0, i));
+  if (!(seq < 2 ** 31)) return 'Bad CSeq';
+  const ms = skipWs(s, i);
+  const me = readToken(s, ms);
+  if (me === ms || me !== s.length) return 'Bad CSeq';
+  return { seq, method: s.slice(ms, me) };
+}
+
+/** Call-ID = word [ "@" word ]: non-empty, no whitespace. */
+export function validCallId(value: string): boolean {
+  if (value.length === 0) return false;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c <= 32 || c === 127) return false;
+  }
+  return true;
+}
+
+/** Parses a comma-list of name-addrs (Contact, Route, Record-Route, Path, ...). */
+export function parseNameAddrList(value: string, out: NameAddr[], allowStar: false): string | undefined;
+export function parseNameAddrList(value: string, out: Contact[], allowStar: true): string | undefined;
+export function parseNameAddrList(value: string, out: Contact[], allowStar: boolean): string | undefined {
+  let pos = skipWs(value, 0);
+  const n = value.length;
+  if (allowStar && value.charCodeAt(pos) === 42 /* * */) {
+    if (skipWs(value, pos + 1) !== n) return 'Bad address';
+    out.push('*');
+    return undefined;
+  }
+  for (;;) {
+    const r = parseNameAddrAt(value, pos, true);
+    if (typeof r === 'string') return r;
+    out.push(r.value);
+    pos = skipWs(value, r.end);
+    if (pos >= n) return undefined;
+    if (value.charCodeAt(pos) !== 44) return 'Bad address';
+    pos++;
+  }
+}
+
+/**
+ * Parses `Digest username="a", realm="b", nonce=c` (RFC 3261 §25.1 challenge/credentials).
+ * Values are unquoted.
+ */
+export function parseCredentials(value: string): Credentials | string {
+  let pos = skipWs(value, 0);
+  const se = readToken(value, pos);
+  if (se === pos) return 'Bad credentials';
+  const scheme = value.slice(pos, se);
+  const params = new Map<string, string>();
+  pos = skipWs(value, se);
+  if (pos >= value.length) return { scheme, params };
+  for (;;) {
+    pos = skipWs(value, pos);
+    const ne = readToken(value, pos);
+    if (ne === pos) return 'Bad credentials';
+    const name = value.slice(pos, ne).toLowerCase();
+    pos = skipWs(value, ne);
+    if (value.charCodeAt(pos) !== 61) return 'Bad credentials';
+    pos = skipWs(value, pos + 1);
+    let v: string;
+    if (value.charCodeAt(pos) === 34) {
+      const qe = quotedStringEnd(value, pos);
+      if (qe === -1) return 'Bad credentials';
+      v = unquote(value.slice(pos, qe));
+      pos = qe;
+    } else {
+      const ve = readToken(value, pos);
+      if (ve === pos) return 'Bad credentials';
+      v = value.slice(pos, ve);
+      pos = ve;
+    }
+    if (!params.has(name)) params.set(name, v);
+    pos = skipWs(value, pos);
+    if (pos >= value.length) return { scheme, params };
+    if (value.charCodeAt(pos) !== 44) return 'Bad credentials';
+    pos++;
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * SIP message parser (RFC 3261 §7, §20, §25).
+ *
+ * The parser splits the start line and header lines and indexes header names at once; header
+ * values are sliced and parsed only when read. The headers a proxy needs to route or answer —
+ * Via, From, To, Call-ID, CSeq, Max-Forwards, Content-Length (and the Request-URI) — are
+ * validated here, so an `ok` message always has valid ones. Nothing here throws on peer input.
+ */
+import { parseNameAddr, parseUri } from '../uri/sip-uri.js';
+import type { SipErrorCode } from './errors.js';
+import { HeaderEntry, HeaderList } from './header-list.js';
+import { headerKey } from './header-names.js';
+import { parseCSeq, parseDigits, parseViaList, validCallId, type Via } from './header-values.js';
+import { SipRequest, SipResponse, type SipMessage } from './sip-message.js';
+
+export interface ParseOptions {
+  /** Messages larger than this are rejected before any other work. @default 65536 */
+  maxBytes?: number;
+  /** Stream transport (TCP/TLS): Content-Length is required. @default false */
+  stream?: boolean;
+}
+
+export type ParseResult =
+  | { ok: true; value: SipRequest | SipResponse }
+  | {
+      ok: false;
+      code: SipErrorCode;
+      /** Short text naming the fault, usable as a reason phrase (`Missing Call-ID`). */
+      reason: string;
+      /** Set for a request whose Via parsed (and which is not an ACK): enough to answer it. */
+      partial?: SipRequest;
+      /** True when the start line was a response (to be dropped, never answered). */
+      response?: boolean;
+    };
+
+export const DEFAULT_MAX_MESSAGE_BYTES = 65536;
+
+function err(code: SipErrorCode, reason: string): ParseResult {
+  return { ok: false, code, reason };
+}
+
+/** token chars for method names: RFC 3261 §25.1 */
+function isTokenCode(c: number): boolean {
+  return (
+    (c >= 97 && c <= 122) ||
+    (c >= 65 && c <= 90) ||
+    (c >= 48 && c <= 57) ||
+    c === 45 || c === 46 || c === 33 || c === 37 || c === 42 || c === 95 || c === 43 || c === 96 || c === 39 || c === 126
+  );
+}
+
+function isToken(s: string, from: number, to: number): boolean {
+  if (to <= from) return false;
+  for (let i = from; i < to; i++) if (!isTokenCode(s.charCodeAt(i))) return false;
+  return true;
+}
+
+/** Buffer#latin1Slice exists at runtime (faster than toString's encoding dispatch) but is not typed. */
+const latin1 = (b: Buffer, start: number, end: number): string =>
+  (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(start, end);
+
+const knownNameOk = new Set<string>();
+
+/**
+ * Parses one SIP message from `buf` (a whole UDP datagram, or one frame cut by `frameStream`).
+ * Leading CRLFs are ignored (RFC 3261 §7.5).
+ */
+export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
+  const maxBytes = opts?.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const stream = opts?.stream === true;
+  // §18.1.1 / memory bound: refuse before looking at the bytes.
+  if (buf.length > maxBytes) return err('SIP_ERR_TOO_LARGE', 'Message Too Large');
+  let skip = 0;
+  while (skip < buf.length && (buf[skip] === 13 || buf[skip] === 10)) skip++;
+  if (skip === buf.length) return err('SIP_ERR_EMPTY', 'Empty message');
+  if (skip > 0) buf = buf.subarray(skip);
+  const n = buf.length;
+  const s = latin1(buf, 0, n);
+
+  // ---- start line
+  let le = s.indexOf('\n');
+  if (le === -1) return err('SIP_ERR_INCOMPLETE', 'Incomplete message');
+  const startLineEnd = le + 1;
+  const slEnd = le > 0 && s.charCodeAt(le - 1) === 13 ? le - 1 : le;
+
+  // ---- header lines
+  const entries: HeaderEntry[] = [];
+  let pos = startLineEnd;
+  let bodyStart = -1;
+  let last: HeaderEntry | undefined;
+  while (pos < n) {
+    const c = s.charCodeAt(pos);
+    if (c === 13 && s.charCodeAt(pos + 1) === 10) {
+      bodyStart = pos + 2;
+      break;
+    }
+    if (c === 10) {
+      bodyStart = pos + 1;
+      break;
+    }
+    le = s.indexOf('\n', pos);
+    if (le === -1) return err('SIP_ERR_INCOMPLETE', 'Incomplete message');
+    let ve = le > pos && s.charCodeAt(le - 1) === 13 ? le - 1 : le;
+    if (c === 32 || c === 9) {
+      // continuation of the previous header line (LWS folding, §7.3.1)
+      if (last === undefined) return err('SIP_ERR_BAD_HEADER', 'Bad header folding');
+      while (ve > pos && (s.charCodeAt(ve - 1) === 32 || s.charCodeAt(ve - 1) === 9)) ve--;
+      if (ve > pos) {
+        last.ve = ve;
+        last.folded = true;
+      }
+      last.re = le + 1;
+      pos = le + 1;
+      continue;
+    }
+    const colon = s.indexOf(':', pos);
+    if (colon === -1 || colon > le) return headerError(s, pos, le);
+    let ne = colon;
+    while (ne > pos && (s.charCodeAt(ne - 1) === 32 || s.charCodeAt(ne - 1) === 9)) ne--;
+    const name = s.slice(pos, ne);
+    if (!knownNameOk.has(name)) {
+      if (!isToken(s, pos, ne)) return headerError(s, pos, le);
+      if (knownNameOk.size < 1024) knownNameOk.add(name);
+    }
+    let vs = colon + 1;
+    while (vs < ve && (s.charCodeAt(vs) === 32 || s.charCodeAt(vs) === 9)) vs++;
+    while (ve > vs && (s.charCodeAt(ve - 1) === 32 || s.charCodeAt(ve - 1) === 9)) ve--;
+    last = new HeaderEntry(name, headerKey(name), s, pos, le + 1, vs, ve);
+    entries.push(last);
+    pos = le + 1;
+  }
+  if (bodyStart === -1) return err('SIP_ERR_INCOMPLETE', 'Missing end of headers');
+  const headers = new HeaderList(entries);
+
+  // ---- start line fields
+  let msg: SipRequest | SipResponse;
+  let body = buf.subarray(bodyStart);
+  const raw = { buf, src: s, startLineEnd, bodyStart, body };
+  if (s.startsWith('SIP/', 0)) {
+    // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+    const sp1 = s.indexOf(' ', 0);
+    if (sp1 === -1 || sp1 > slEnd) return { ok: false, code: 'SIP_ERR_BAD_START_LINE', reason: 'Bad status line', response: true };
+    if (!isSip20(s, 0, sp1)) return { ok: false, code: 'SIP_ERR_BAD_VERSION', reason: 'Version Not Supported', response: true };
+    const status = parseDigits(s.slice(sp1 + 1, sp1 + 4));
+    if (status === undefined || status < 100 || status > 699 || (sp1 + 4 < slEnd && s.charCodeAt(sp1 + 4) !== 32)) {
+      return { ok: false, code: 'SIP_ERR_BAD_START_LINE', reason: 'Bad status code', response: true };
+    }
+    let reason = sp1 + 5 <= slEnd ? s.slice(sp1 + 5, slEnd) : '';
+    if (/[\x80-\xff]/.test(reason)) reason = Buffer.from(reason, 'latin1').toString('utf8');
+    msg = new SipResponse(status, reason, headers, body, raw);
+  } else {
+    // Request-Line = Method SP Request-URI SP SIP-Version CRLF (single SPs, §25.1)
+    const sp1 = s.indexOf(' ', 0);
+    if (sp1 <= 0 || sp1 > slEnd) return err('SIP_ERR_BAD_START_LINE', 'Bad request line');
+    const sp2 = s.lastIndexOf(' ', slEnd - 1);
+    if (sp2 <= sp1 + 1) return err('SIP_ERR_BAD_START_LINE', 'Bad request line');
+    if (!isToken(s, 0, sp1)) return err('SIP_ERR_BAD_START_LINE', 'Bad method');
+    for (let i = sp1 + 1; i < sp2; i++) {
+      const c = s.charCodeAt(i);
+      if (c <= 32 || c >= 127) return err('SIP_ERR_BAD_START_LINE', 'Bad Request-URI');
+    }
+    if (!isSip20(s, sp2 + 1, slEnd)) {
+      if (/^SIP\/\d+\.\d+$/i.test(s.slice(sp2 + 1, slEnd))) return err('SIP_ERR_BAD_VERSION', 'Version Not Supported');
+      return err('SIP_ERR_BAD_START_LINE', 'Bad SIP version');
+    }
+    msg = new SipRequest(s.slice(0, sp1), s.slice(sp1 + 1, sp2), headers, body, raw);
+  }
+
+  // ---- routing-critical headers, validated at once
+  const isReq = msg instanceof SipRequest;
+  const vias: Via[] = [];
+  let viaCount = 0;
+  let fault: { code: SipErrorCode; reason: string } | undefined;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (e.key === 'via') {
+      viaCount++;
+      const ve = parseViaList(e.value, vias);
+      if (ve !== undefined) return failed(msg, 'SIP_ERR_BAD_VIA', ve, false);
+    }
+  }
+  if (viaCount === 0) return failed(msg, 'SIP_ERR_MISSING_HEADER', 'Missing Via', false);
+  msg.primeVias(vias);
+  // From / To / Call-ID / CSeq: a request failing here can still be answered (its Via parsed).
+  const from = headers.first('from');
+  if (from === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing From' };
+  else if (headers.count('from') > 1 || !parseNameAddr(from.value).ok) fault = { code: 'SIP_ERR_BAD_FROM', reason: 'Bad From' };
+  const to = headers.first('to');
+  if (fault !== undefined) {
+    /* keep the first fault */
+  } else if (to === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing To' };
+  else if (headers.count('to') > 1 || !parseNameAddr(to.value).ok) fault = { code: 'SIP_ERR_BAD_TO', reason: 'Bad To' };
+  if (fault === undefined) {
+    const cid = headers.first('call-id');
+    if (cid === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing Call-ID' };
+    else if (headers.count('call-id') > 1 || !validCallId(cid.value)) fault = { code: 'SIP_ERR_BAD_CALL_ID', reason: 'Bad Call-ID' };
+  }
+  if (fault === undefined) {
+    const cs = headers.first('cseq');
+    if (cs === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing CSeq' };
+    else {
+      const r = headers.count('cseq') > 1 ? 'Bad CSeq' : parseCSeq(cs.value);
+      if (typeof r === 'string') fault = { code: 'SIP_ERR_BAD_CSEQ', reason: r };
+      else if (isReq && r.method !== (msg as SipRequest).method) fault = { code: 'SIP_ERR_BAD_CSEQ', reason: 'CSeq method mismatch' };
+    }
+  }
+  if (fault === undefined) {
+    const mf = headers.first('max-forwards');
+    if (mf !== undefined && (headers.count('max-forwards') > 1 || parseDigits(mf.value) === undefined || parseDigits(mf.value)! > 255)) {
+      fault = { code: 'SIP_ERR_BAD_MAX_FORWARDS', reason: 'Bad Max-Forwards' };
+    }
+  }
+  // Content-Length (§18.3, §20.14)
+  if (fault === undefined) {
+    const cl = headers.first('content-length');
+    if (cl === undefined) {
+      if (stream) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing Content-Length' };
+    } else {
+      const len = headers.count('content-length') > 1 ? undefined : parseDigits(cl.value);
+      if (len === undefined) fault = { code: 'SIP_ERR_BAD_CONTENT_LENGTH', reason: 'Bad Content-Length' };
+      else if (len > body.length) fault = { code: 'SIP_ERR_BAD_CONTENT_LENGTH', reason: 'Content-Length exceeds body' };
+      else if (len < body.length) {
+        // UDP: octets beyond Content-Length are discarded (§18.3)
+        body = body.subarray(0, len);
+        msg.body = body;
+        raw.body = body;
+      }
+    }
+  }
+  if (fault === undefined && isReq) {
+    const u = parseUri((msg as SipRequest).uri);
+    if (!u.ok) fault = { code: u.code as SipErrorCode, reason: u.code === 'SIP_ERR_UNSUPPORTED_URI_SCHEME' ? 'Unsupported URI Scheme' : 'Bad Request-URI' };
+  }
+  if (fault !== undefined) return failed(msg, fault.code, fault.reason, true);
+  return { ok: true, value: msg };
+}
+
+function failed(msg: SipMessage, code: SipErrorCode, reason: string, answerable: boolean): ParseResult {
+  if (!(msg instanceof SipRequest)) return { ok: false, code, reason, response: true };
+  if (!answerable || msg.method === 'ACK') return { ok: false, code, reason };
+  return { ok: false, code, reason, partial: msg };
+}
+
+function headerError(s: string, pos: number, le: number): ParseResult {
+  void s;
+  void pos;
+  void le;
+  return err('SIP_ERR_BAD_HEADER', 'Bad header line');
+}
+
+function isSip20(s: string, from: number, to: number): boolean {
+  if (to - from !== 7) return false;
+  const c0 = s.charCodeAt(from) | 0x20;
+  const c1 = s.charCodeAt(from + 1) | 0x20;
+  const c2 = s.charCodeAt(from + 2) | 0x20;
+  return c0 === 115 && c1 === 105 && c2 === 112 && s.startsWith('/2.0', from + 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// stream framing
+
+export type FrameResult =
+  /** A whole message of `length` bytes is at the start of the buffer. */
+  | { type: 'message'; length: number }
+  /** CRLFCRLF keep-alive ping (RFC 5626 §3.5.1): answer with CRLF, consume `length`. */
+  | { type: 'ping'; length: number }
+  /** A lone CRLF (keep-alive pong): consume `length`. */
+  | { type: 'pong'; length: number }
+  /** Not enough bytes yet. */
+  | { type: 'need' }
+  /** Framing is impossible (no or bad Content-Length, too large): close the connection. */
+  | { type: 'error'; code: SipErrorCode; reason: string };
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const CL_RE = /(?:^|\n)[ \t]*(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)/gi;
+
+/**
+ * Finds the first message in a stream buffer (TCP/TLS) by its Content-Length (§18.3).
+ * Work is bounded by `maxBytes`: a head that has not ended within it is an error.
+ */
+export function frameStream(buf: Buffer, maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES): FrameResult {
+  if (buf.length === 0) return { type: 'need' };
+  if (buf[0] === 13 || buf[0] === 10) {
+    if (buf.length >= 4 && buf[0] === 13 && buf[1] === 10 && buf[2] === 13 && buf[3] === 10) return { type: 'ping', length: 4 };
+    if (buf[0] === 13) {
+      if (buf.length < 2) return { type: 'need' };
+      if (buf[1] !== 10) return { type: 'error', code: 'SIP_ERR_BAD_START_LINE', reason: 'Bad framing' };
+      if (buf.length === 3 && buf[2] === 13) return { type: 'need' };
+      return { type: 'pong', length: 2 };
+    }
+    return { type: 'pong', length: 1 };
+  }
+  const limit = Math.min(buf.length, maxBytes);
+  const end = (buf.length > maxBytes + 4 ? buf.subarray(0, maxBytes + 4) : buf).indexOf(CRLFCRLF, 0);
+  if (end === -1 || end + 4 > maxBytes) {
+    if (limit >= maxBytes) return { type: 'error', code: 'SIP_ERR_TOO_LARGE', reason: 'Message Too Large' };
+    return { type: 'need' };
+  }
+  const head = latin1(buf, 0, end + 2);
+  let len: number | undefined;
+  let count = 0;
+  CL_RE.lastIndex = 0;
+  for (let m = CL_RE.exec(head); m !== null; m = CL_RE.exec(head)) {
+    count++;
+    len = parseDigits(m[1]!.trim());
+    if (len === undefined) return { type: 'error', code: 'SIP_ERR_BAD_CONTENT_LENGTH', reason: 'Bad Content-Length' };
+  }
+  if (count === 0 || len === undefined) return { type: 'error', code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing Content-Length' };
+  if (count > 1) return { type: 'error', code: 'SIP_ERR_BAD_CONTENT_LENGTH', reason: 'Bad Content-Length' };
+  const total = end + 4 + len;
+  if (total > maxBytes) return { type: 'error', code: 'SIP_ERR_TOO_LARGE', reason: 'Message Too Large' };
+  if (buf.length < total) return { type: 'need' };
+  return { type: 'message', length: total };
+}

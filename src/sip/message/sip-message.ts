@@ -1,0 +1,451 @@
+import { formatUri as formatUriText, parseNameAddr, parseUri, type NameAddr, type SipUri } from '../uri/sip-uri.js';
+import { HeaderEntry, HeaderList } from './header-list.js';
+import { headerKey } from './header-names.js';
+import {
+  parseCredentials,
+  parseCSeq,
+  parseDigits,
+  parseNameAddrList,
+  parseViaList,
+  validCallId,
+  type Contact,
+  type Credentials,
+  type CSeq,
+  type Via,
+} from './header-values.js';
+
+export type { Contact, Credentials, CSeq, Via } from './header-values.js';
+
+/**
+ * Typed getters never throw. A message returned by `parseMessage` with `ok: true` has valid
+ * Via, From, To, Call-ID, CSeq, Max-Forwards and Content-Length (checked while parsing). When a
+ * header is missing or invalid — on a `partial` request, or after local code set a bad value —
+ * the getters return these placeholders / `undefined` / `[]` instead.
+ */
+export const PLACEHOLDER_HOST = 'invalid';
+const placeholderUri = (): SipUri => ({ scheme: 'sip', host: PLACEHOLDER_HOST, params: new Map(), headers: new Map() });
+const placeholderNameAddr = (): NameAddr => ({ uri: placeholderUri(), params: new Map() });
+const placeholderVia = (): Via => ({ protocol: 'SIP/2.0', transport: 'UDP', host: PLACEHOLDER_HOST, params: new Map() });
+
+/** Original wire form of a parsed message, used to write it back byte for byte. */
+export interface RawSource {
+  /** The message bytes (leading CRLFs skipped). */
+  buf: Buffer;
+  /** latin1 text of the start line + headers (+ possibly more). */
+  src: string;
+  /** End of the start line including its terminator, inside src. */
+  startLineEnd: number;
+  /** Offset of the body in buf. */
+  bodyStart: number;
+  /** Body as parsed (identity used to detect replacement). */
+  body: Buffer;
+}
+
+interface TypedCache {
+  vias?: Via[] | undefined;
+  viaError?: string | undefined;
+  from?: NameAddr | null;
+  to?: NameAddr | null;
+  cseq?: CSeq | null;
+  contacts?: Contact[] | null;
+  routes?: NameAddr[];
+  recordRoutes?: NameAddr[];
+}
+
+export abstract class SipMessage {
+  headers: HeaderList;
+  body: Buffer;
+  #raw: RawSource | undefined;
+  #cache: TypedCache = {};
+  #cacheList: HeaderList | undefined;
+  #cacheVersion = -1;
+
+  constructor(headers: HeaderList, body: Buffer, raw?: RawSource) {
+    this.headers = headers;
+    this.body = body;
+    this.#raw = raw;
+  }
+
+  abstract isRequest(): this is SipRequest;
+  /** Start line without CRLF. */
+  abstract startLine(): string;
+  /** Whether the start line differs from the received one. */
+  protected abstract startLineChanged(): boolean;
+
+  /** @internal original wire form, if this message was parsed and not re-created. */
+  get rawSource(): RawSource | undefined {
+    return this.#raw;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // header access
+
+  get(name: string): string | undefined {
+    return this.headers.get(name);
+  }
+
+  getAll(name: string): string[] {
+    return this.headers.getAll(name);
+  }
+
+  has(name: string): boolean {
+    return this.headers.has(name);
+  }
+
+  set(name: string, value: string): void {
+    this.headers.set(name, value);
+  }
+
+  append(name: string, value: string): void {
+    this.headers.append(name, value);
+  }
+
+  prepend(name: string, value: string): void {
+    this.headers.prepend(name, value);
+  }
+
+  remove(name: string): void {
+    this.headers.remove(name);
+  }
+
+  removeFirst(name: string): string | undefined {
+    return this.headers.removeFirst(name);
+  }
+
+  /** Typed caches are dropped whenever the header list changes. */
+  #c(): TypedCache {
+    const h = this.headers;
+    if (this.#cacheList !== h || this.#cacheVersion !== h.modifications) {
+      this.#cache = {};
+      this.#cacheList = h;
+      this.#cacheVersion = h.modifications;
+    }
+    return this.#cache;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // typed getters (parsed on first access, cached)
+
+  get vias(): Via[] {
+    const c = this.#c();
+    if (c.vias === undefined) {
+      const out: Via[] = [];
+      let err: string | undefined;
+      for (const e of this.headers.entries) {
+        if (e.key !== 'via') continue;
+        err = parseViaList(e.value, out);
+        if (err !== undefined) break;
+      }
+      c.vias = out;
+      c.viaError = err;
+    }
+    return c.vias;
+  }
+
+  /** Error text when a Via value is malformed (the valid ones before it are in `vias`). */
+  get viaError(): string | undefined {
+    void this.vias;
+    return this.#c().viaError;
+  }
+
+  get topVia(): Via {
+    return this.vias[0] ?? placeholderVia();
+  }
+
+  get callId(): string {
+    const v = this.headers.get('call-id');
+    return v !== undefined && validCallId(v.trim()) ? v.trim() : '';
+  }
+
+  /** CSeq, or `undefined` when missing/invalid (see `cseq`). */
+  get cseqOrUndefined(): CSeq | undefined {
+    const c = this.#c();
+    if (c.cseq === undefined) {
+      const v = this.headers.get('cseq');
+      const r = v === undefined ? 'Missing CSeq' : parseCSeq(v);
+      c.cseq = typeof r === 'string' ? null : r;
+    }
+    return c.cseq ?? undefined;
+  }
+
+  get cseq(): CSeq {
+    return this.cseqOrUndefined ?? { seq: 0, method: '' };
+  }
+
+  #nameAddr(which: 'from' | 'to'): NameAddr | null {
+    const c = this.#c();
+    let v = c[which];
+    if (v === undefined) {
+      const text = this.headers.get(which);
+      const r = text === undefined ? undefined : parseNameAddr(text);
+      v = r !== undefined && r.ok ? r.value : null;
+      c[which] = v;
+    }
+    return v;
+  }
+
+  get from(): NameAddr {
+    return this.#nameAddr('from') ?? placeholderNameAddr();
+  }
+
+  get to(): NameAddr {
+    return this.#nameAddr('to') ?? placeholderNameAddr();
+  }
+
+  /** From / To parsed, or undefined when missing or malformed. */
+  get fromOrUndefined(): NameAddr | undefined {
+    return this.#nameAddr('from') ?? undefined;
+  }
+
+  get toOrUndefined(): NameAddr | undefined {
+    return this.#nameAddr('to') ?? undefined;
+  }
+
+  get fromTag(): string | undefined {
+    return this.#nameAddr('from')?.params.get('tag') ?? undefined;
+  }
+
+  get toTag(): string | undefined {
+    return this.#nameAddr('to')?.params.get('tag') ?? undefined;
+  }
+
+  get maxForwards(): number | undefined {
+    const v = this.headers.get('max-forwards');
+    return v === undefined ? undefined : parseDigits(v.trim());
+  }
+
+  /** Contact values; `[]` when absent or malformed (see `contactsValid`). */
+  get contacts(): Contact[] {
+    const c = this.#c();
+    if (c.contacts === undefined) {
+      const out: Contact[] = [];
+      let bad = false;
+      for (const e of this.headers.entries) {
+        if (e.key !== 'contact') continue;
+        if (parseNameAddrList(e.value, out, true) !== undefined) {
+          bad = true;
+          break;
+        }
+      }
+      c.contacts = bad ? null : out;
+    }
+    return c.contacts ?? [];
+  }
+
+  /** False when a Contact header is present but malformed (a registrar answers 400 Bad Contact). */
+  get contactsValid(): boolean {
+    void this.contacts;
+    return this.#c().contacts !== null;
+  }
+
+  #addrList(key: 'route' | 'record-route'): NameAddr[] {
+    const out: NameAddr[] = [];
+    for (const e of this.headers.entries) {
+      if (e.key !== key) continue;
+      if (parseNameAddrList(e.value, out, false) !== undefined) return [];
+    }
+    return out;
+  }
+
+  /** Route values in order; `[]` when absent or malformed. */
+  get routes(): NameAddr[] {
+    const c = this.#c();
+    return (c.routes ??= this.#addrList('route'));
+  }
+
+  get recordRoutes(): NameAddr[] {
+    const c = this.#c();
+    return (c.recordRoutes ??= this.#addrList('record-route'));
+  }
+
+  get contentLength(): number | undefined {
+    const v = this.headers.get('content-length');
+    return v === undefined ? undefined : parseDigits(v.trim());
+  }
+
+  /** Content-Type value (media type with parameters), trimmed. */
+  get contentType(): string | undefined {
+    return this.headers.get('content-type')?.trim();
+  }
+
+  get expires(): number | undefined {
+    const v = this.headers.get('expires');
+    return v === undefined ? undefined : parseDigits(v.trim());
+  }
+
+  /** Authorization / Proxy-Authorization / WWW-Authenticate / Proxy-Authenticate values, parsed. Malformed ones are skipped. */
+  credentials(name: 'Authorization' | 'Proxy-Authorization' | 'WWW-Authenticate' | 'Proxy-Authenticate'): Credentials[] {
+    const out: Credentials[] = [];
+    for (const v of this.headers.getAll(name)) {
+      const r = parseCredentials(v);
+      if (typeof r !== 'string') out.push(r);
+    }
+    return out;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // wire form
+
+  /**
+   * Serializes. Content-Length is set from the body when missing or wrong. An unmodified
+   * parsed message is returned as its original bytes; otherwise unchanged lines are copied
+   * raw and only new/replaced lines are rendered.
+   */
+  toBuffer(): Buffer {
+    const body = this.body;
+    const cl = this.headers.first('content-length');
+    if (cl === undefined || parseDigits(cl.value.trim()) !== body.length) {
+      const entry = new HeaderEntry(cl?.name ?? 'Content-Length', 'content-length', undefined, 0, 0, 0, 0, String(body.length));
+      if (cl === undefined) this.headers.entries.push(entry);
+      else this.headers.entries[this.headers.entries.indexOf(cl)] = entry;
+      this.headers.modified = true;
+      this.headers.modifications++;
+    }
+    const raw = this.#raw;
+    if (raw !== undefined && !this.headers.modified && body === raw.body && !this.startLineChanged()) {
+      return raw.buf.subarray(0, raw.bodyStart + body.length);
+    }
+    let head = raw !== undefined && !this.startLineChanged() ? raw.src.slice(0, raw.startLineEnd) : toLatin1(this.startLine()) + '\r\n';
+    const entries = this.headers.entries;
+    for (let i = 0; i < entries.length; i++) head += entries[i]!.rawLatin1();
+    head += '\r\n';
+    const out = Buffer.allocUnsafe(head.length + body.length);
+    out.write(head, 0, 'latin1');
+    body.copy(out, head.length);
+    return out;
+  }
+
+  /** Copy with its own header list (body buffer shared; buffers are treated as immutable). */
+  clone(): this {
+    const c = Object.create(Object.getPrototypeOf(this) as object) as this;
+    c.#init(this);
+    return c;
+  }
+
+  #init(from: SipMessage): void {
+    this.headers = from.headers.clone();
+    this.body = from.body;
+    this.#raw = from.#raw;
+    this.#cache = {};
+    this.#cacheList = undefined;
+    this.#cacheVersion = -1;
+    this.copyStartLine(from);
+  }
+
+  protected abstract copyStartLine(from: SipMessage): void;
+
+  /** @internal Used by the parser: records the eager parse of Via so it is not repeated. */
+  primeVias(vias: Via[]): void {
+    const c = this.#c();
+    c.vias = vias;
+    c.viaError = undefined;
+  }
+}
+
+function toLatin1(s: string): string {
+  return /[^\x00-\x7f]/.test(s) ? Buffer.from(s, 'utf8').toString('latin1') : s;
+}
+
+export class SipRequest extends SipMessage {
+  method: string;
+  /** Request-URI as text. */
+  uri: string;
+  #origMethod: string | undefined;
+  #origUri: string | undefined;
+  #parsedUri: { text: string; uri: SipUri | undefined } | undefined;
+
+  constructor(method: string, uri: string, headers: HeaderList = new HeaderList(), body: Buffer = EMPTY, raw?: RawSource) {
+    super(headers, body, raw);
+    this.method = method;
+    this.uri = uri;
+    if (raw !== undefined) {
+      this.#origMethod = method;
+      this.#origUri = uri;
+    }
+  }
+
+  override isRequest(): this is SipRequest {
+    return true;
+  }
+
+  override startLine(): string {
+    return `${this.method} ${this.uri} SIP/2.0`;
+  }
+
+  protected override startLineChanged(): boolean {
+    return this.method !== this.#origMethod || this.uri !== this.#origUri;
+  }
+
+  /** Request-URI parsed; a placeholder `sip:invalid` when it is not a sip/sips/tel URI. */
+  get requestUri(): SipUri {
+    return this.requestUriOrUndefined ?? placeholderUri();
+  }
+
+  get requestUriOrUndefined(): SipUri | undefined {
+    const p = this.#parsedUri;
+    if (p !== undefined && p.text === this.uri) return p.uri;
+    const r = parseUri(this.uri);
+    const uri = r.ok ? r.value : undefined;
+    this.#parsedUri = { text: this.uri, uri };
+    return uri;
+  }
+
+  setUri(u: string | SipUri): void {
+    if (typeof u === 'string') this.uri = u;
+    else {
+      this.uri = formatUriText(u);
+      this.#parsedUri = { text: this.uri, uri: u };
+    }
+  }
+
+  protected override copyStartLine(from: SipMessage): void {
+    const f = from as SipRequest;
+    this.method = f.method;
+    this.uri = f.uri;
+    this.#origMethod = f.#origMethod;
+    this.#origUri = f.#origUri;
+    this.#parsedUri = undefined;
+  }
+}
+
+export class SipResponse extends SipMessage {
+  status: number;
+  reason: string;
+  #origStatus: number | undefined;
+  #origReason: string | undefined;
+
+  constructor(status: number, reason: string, headers: HeaderList = new HeaderList(), body: Buffer = EMPTY, raw?: RawSource) {
+    super(headers, body, raw);
+    this.status = status;
+    this.reason = reason;
+    if (raw !== undefined) {
+      this.#origStatus = status;
+      this.#origReason = reason;
+    }
+  }
+
+  override isRequest(): this is SipRequest {
+    return false;
+  }
+
+  override startLine(): string {
+    return `SIP/2.0 ${this.status} ${this.reason}`;
+  }
+
+  protected override startLineChanged(): boolean {
+    return this.status !== this.#origStatus || this.reason !== this.#origReason;
+  }
+
+  protected override copyStartLine(from: SipMessage): void {
+    const f = from as SipResponse;
+    this.status = f.status;
+    this.reason = f.reason;
+    this.#origStatus = f.#origStatus;
+    this.#origReason = f.#origReason;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Lower-case lookup key of a header name (compact forms expanded). */
+export { headerKey };

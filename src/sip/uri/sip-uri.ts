@@ -1,0 +1,521 @@
+import { fail, ok, type Result } from '../../util/result.js';
+
+/**
+ * A SIP, SIPS or tel URI (RFC 3261 §19.1, RFC 3966).
+ *
+ * `user`, `password`, parameter values and header values are kept as written (still
+ * %-escaped) so that formatting a parsed URI reproduces it; comparison unescapes.
+ * Parameter and header names are stored lower-case (they compare case-insensitively).
+ * For `tel:` URIs the telephone-subscriber number is in `user` and `host` is ''.
+ */
+export interface SipUri {
+  scheme: 'sip' | 'sips' | 'tel';
+  user?: string;
+  password?: string;
+  host: string;
+  port?: number;
+  params: Map<string, string | null>;
+  headers: Map<string, string>;
+}
+
+/** name-addr or addr-spec (RFC 3261 §20.10, §20.20, §20.39); header params (tag, expires, q) live in `params`. */
+export interface NameAddr {
+  /** Display name, unquoted and unescaped. */
+  displayName?: string;
+  uri: SipUri;
+  params: Map<string, string | null>;
+}
+
+export const URI_ERR = 'SIP_ERR_BAD_URI';
+export const URI_SCHEME_ERR = 'SIP_ERR_UNSUPPORTED_URI_SCHEME';
+
+const C_SEMI = 59;
+const C_QMARK = 63;
+const C_AMP = 38;
+const C_EQ = 61;
+const C_COLON = 58;
+const C_AT = 64;
+const C_LBRACK = 91;
+const C_RBRACK = 93;
+
+function isCtlOrSpace(c: number): boolean {
+  return c <= 32 || c === 127;
+}
+
+/** True when `s` has no whitespace / control characters and no characters forbidden everywhere in a URI. */
+function cleanUriChars(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (isCtlOrSpace(c) || c === 60 /* < */ || c === 62 /* > */ || c === 34 /* " */) return false;
+  }
+  return true;
+}
+
+const HOSTNAME_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?$/;
+const IPV4_RE = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const IPV6_CHARS_RE = /^[0-9A-Fa-f:.]+$/;
+
+/** RFC 3261 §25.1 host: hostname / IPv4address / IPv6reference. */
+export function isValidHost(host: string): boolean {
+  if (host.length === 0 || host.length > 255) return false;
+  const c0 = host.charCodeAt(0);
+  if (c0 === C_LBRACK) {
+    return host.charCodeAt(host.length - 1) === C_RBRACK && isValidIpv6(host.slice(1, -1));
+  }
+  if (c0 >= 48 && c0 <= 57 && IPV4_RE.test(host)) return true;
+  if (!HOSTNAME_RE.test(host)) return false;
+  // toplabel must start with a letter (RFC 3261 §25.1) — reject all-numeric dotted strings such as 1.2.3.256.
+  const last = host.endsWith('.') ? host.slice(0, -1) : host;
+  const top = last.slice(last.lastIndexOf('.') + 1);
+  const t = top.charCodeAt(0);
+  return (t >= 65 && t <= 90) || (t >= 97 && t <= 122);
+}
+
+export function isValidIpv6(a: string): boolean {
+  if (a.length < 2 || a.length > 45 || !IPV6_CHARS_RE.test(a)) return false;
+  let groups = a;
+  let needGroups = 8;
+  const lastColon = a.lastIndexOf(':');
+  if (a.indexOf('.', lastColon) !== -1) {
+    if (!IPV4_RE.test(a.slice(lastColon + 1))) return false;
+    groups = a.slice(0, lastColon + 1) + '0';
+    needGroups = 7;
+  }
+  const dbl = groups.indexOf('::');
+  if (dbl !== -1 && groups.indexOf('::', dbl + 1) !== -1) return false;
+  const parts = groups.split(':');
+  let count = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
+    if (p.length === 0) {
+      // empty groups only allowed as part of '::'
+      continue;
+    }
+    if (p.length > 4) return false;
+    count++;
+  }
+  if (dbl === -1) return count === needGroups && parts.every((p) => p.length > 0);
+  // with '::' at least one group is elided; leading/trailing single ':' is invalid
+  if (groups.startsWith(':') && !groups.startsWith('::')) return false;
+  if (groups.endsWith(':') && !groups.endsWith('::')) return false;
+  return count < needGroups;
+}
+
+/**
+ * Splits `;name=value;flag` into `params`. Returns false on an empty or malformed name.
+ * `text` must start right after the first ';' (or be empty).
+ */
+function parseUriParams(text: string, params: Map<string, string | null>): boolean {
+  if (text.length === 0) return false;
+  let i = 0;
+  while (i <= text.length) {
+    let end = text.indexOf(';', i);
+    if (end === -1) end = text.length;
+    const part = text.slice(i, end);
+    const eq = part.indexOf('=');
+    const name = (eq === -1 ? part : part.slice(0, eq)).toLowerCase();
+    if (name.length === 0) return false;
+    const value = eq === -1 ? null : part.slice(eq + 1);
+    if (value !== null && value.length === 0) return false;
+    if (!params.has(name)) params.set(name, value);
+    i = end + 1;
+    if (end === text.length) break;
+  }
+  return true;
+}
+
+function parseUriHeaders(text: string, headers: Map<string, string>): boolean {
+  for (const part of text.split('&')) {
+    if (part.length === 0) continue;
+    const eq = part.indexOf('=');
+    if (eq <= 0) return false;
+    headers.set(part.slice(0, eq).toLowerCase(), part.slice(eq + 1));
+  }
+  return true;
+}
+
+/**
+ * Parses a sip:, sips: or tel: URI (RFC 3261 §19.1.1, §25.1; RFC 3966).
+ * Other schemes fail with `SIP_ERR_UNSUPPORTED_URI_SCHEME` (a UAS answers 416).
+ */
+export function parseUri(text: string): Result<SipUri> {
+  const colon = text.indexOf(':');
+  if (colon <= 0) return fail(URI_ERR, 'Bad URI');
+  const schemeRaw = text.slice(0, colon);
+  let scheme: 'sip' | 'sips' | 'tel';
+  if (schemeRaw === 'sip' || schemeRaw === 'SIP' || schemeRaw.toLowerCase() === 'sip') scheme = 'sip';
+  else if (schemeRaw.toLowerCase() === 'sips') scheme = 'sips';
+  else if (schemeRaw.toLowerCase() === 'tel') scheme = 'tel';
+  else {
+    if (!/^[A-Za-z][A-Za-z0-9+.-]*$/.test(schemeRaw) || !cleanUriChars(text)) return fail(URI_ERR, 'Bad URI');
+    return fail(URI_SCHEME_ERR, 'Unsupported URI Scheme');
+  }
+  if (!cleanUriChars(text)) return fail(URI_ERR, 'Bad URI');
+  const params = new Map<string, string | null>();
+  const headers = new Map<string, string>();
+  if (scheme === 'tel') {
+    const rest = text.slice(colon + 1);
+    const semi = rest.indexOf(';');
+    const number = semi === -1 ? rest : rest.slice(0, semi);
+    if (!/^(?:\+[0-9().-]*[0-9][0-9().-]*|[0-9A-Fa-f*#().-]*[0-9A-Fa-f*#][0-9A-Fa-f*#().-]*)$/.test(number)) {
+      return fail(URI_ERR, 'Bad tel URI');
+    }
+    if (semi !== -1 && !parseUriParams(rest.slice(semi + 1), params)) return fail(URI_ERR, 'Bad URI parameter');
+    return ok({ scheme, user: number, host: '', params, headers });
+  }
+  let pos = colon + 1;
+  const uri: SipUri = { scheme, host: '', params, headers };
+  const at = text.indexOf('@', pos);
+  if (at !== -1) {
+    const userinfo = text.slice(pos, at);
+    const pc = userinfo.indexOf(':');
+    const user = pc === -1 ? userinfo : userinfo.slice(0, pc);
+    if (user.length === 0) return fail(URI_ERR, 'Bad URI user');
+    if (!validEscapes(user)) return fail(URI_ERR, 'Bad URI user');
+    uri.user = user;
+    if (pc !== -1) {
+      const password = userinfo.slice(pc + 1);
+      if (!validEscapes(password)) return fail(URI_ERR, 'Bad URI password');
+      uri.password = password;
+    }
+    pos = at + 1;
+  }
+  // hostport
+  let hostEnd: number;
+  if (text.charCodeAt(pos) === C_LBRACK) {
+    const rb = text.indexOf(']', pos);
+    if (rb === -1) return fail(URI_ERR, 'Bad URI host');
+    hostEnd = rb + 1;
+  } else {
+    hostEnd = pos;
+    while (hostEnd < text.length) {
+      const c = text.charCodeAt(hostEnd);
+      if (c === C_COLON || c === C_SEMI || c === C_QMARK) break;
+      hostEnd++;
+    }
+  }
+  const host = text.slice(pos, hostEnd);
+  if (!isValidHost(host)) return fail(URI_ERR, 'Bad URI host');
+  uri.host = host;
+  pos = hostEnd;
+  if (text.charCodeAt(pos) === C_COLON) {
+    let pEnd = pos + 1;
+    let port = 0;
+    while (pEnd < text.length) {
+      const c = text.charCodeAt(pEnd);
+      if (c < 48 || c > 57) break;
+      port = port * 10 + (c - 48);
+      if (port > 65535) return fail(URI_ERR, 'Bad URI port');
+      pEnd++;
+    }
+    if (pEnd === pos + 1) return fail(URI_ERR, 'Bad URI port');
+    uri.port = port;
+    pos = pEnd;
+  }
+  if (pos < text.length && text.charCodeAt(pos) === C_SEMI) {
+    let pEnd = text.indexOf('?', pos);
+    if (pEnd === -1) pEnd = text.length;
+    if (!parseUriParams(text.slice(pos + 1, pEnd), params)) return fail(URI_ERR, 'Bad URI parameter');
+    pos = pEnd;
+  }
+  if (pos < text.length && text.charCodeAt(pos) === C_QMARK) {
+    if (!parseUriHeaders(text.slice(pos + 1), headers)) return fail(URI_ERR, 'Bad URI header');
+    pos = text.length;
+  }
+  if (pos !== text.length) return fail(URI_ERR, 'Bad URI');
+  return ok(uri);
+}
+
+function validEscapes(s: string): boolean {
+  let i = s.indexOf('%');
+  while (i !== -1) {
+    if (i + 2 >= s.length) return false;
+    if (!isHex(s.charCodeAt(i + 1)) || !isHex(s.charCodeAt(i + 2))) return false;
+    i = s.indexOf('%', i + 3);
+  }
+  return true;
+}
+
+function isHex(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
+}
+
+export function formatUriParams(params: Map<string, string | null>): string {
+  let out = '';
+  for (const [k, v] of params) out += v === null ? `;${k}` : `;${k}=${v}`;
+  return out;
+}
+
+/** Renders a URI; parsing the output gives an equal URI. */
+export function formatUri(uri: SipUri): string {
+  if (uri.scheme === 'tel') return `tel:${uri.user ?? ''}${formatUriParams(uri.params)}`;
+  let out = uri.scheme + ':';
+  if (uri.user !== undefined) {
+    out += uri.user;
+    if (uri.password !== undefined) out += ':' + uri.password;
+    out += '@';
+  }
+  out += uri.host;
+  if (uri.port !== undefined) out += ':' + uri.port;
+  out += formatUriParams(uri.params);
+  if (uri.headers.size > 0) {
+    let sep = '?';
+    for (const [k, v] of uri.headers) {
+      out += `${sep}${k}=${v}`;
+      sep = '&';
+    }
+  }
+  return out;
+}
+
+/** %-decodes (leaving malformed escapes as they are). */
+export function unescapeUri(s: string): string {
+  if (s.indexOf('%') === -1) return s;
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s.replace(/%([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+  }
+}
+
+const SPECIAL_URI_PARAMS = ['user', 'ttl', 'method', 'maddr'] as const;
+
+/**
+ * URI equality per RFC 3261 §19.1.4: scheme, user and password compared case-sensitively after
+ * unescaping, host case-insensitively, port must be present/absent on both, `transport`/`user`/
+ * `ttl`/`method`/`maddr` must match when present in either, other parameters compared only
+ * when present in both, headers compared as a set (all must match).
+ */
+export function urisEqual(a: SipUri, b: SipUri): boolean {
+  if (a.scheme !== b.scheme) return false;
+  if (a.scheme === 'tel') {
+    // RFC 3966 §4: numbers compared ignoring visual separators; params compared as in SIP
+    const na = (a.user ?? '').replace(/[-.()]/g, '').toLowerCase();
+    const nb = (b.user ?? '').replace(/[-.()]/g, '').toLowerCase();
+    if (na !== nb) return false;
+    return paramsEqual(a.params, b.params, true);
+  }
+  if ((a.user === undefined) !== (b.user === undefined)) return false;
+  if (a.user !== undefined && unescapeUri(a.user) !== unescapeUri(b.user!)) return false;
+  if ((a.password === undefined) !== (b.password === undefined)) return false;
+  if (a.password !== undefined && unescapeUri(a.password) !== unescapeUri(b.password!)) return false;
+  if (unescapeUri(a.host).toLowerCase() !== unescapeUri(b.host).toLowerCase()) return false;
+  if (a.port !== b.port) return false;
+  if (!paramsEqual(a.params, b.params, false)) return false;
+  if (a.headers.size !== b.headers.size) return false;
+  for (const [k, v] of a.headers) {
+    const w = b.headers.get(k);
+    if (w === undefined || unescapeUri(w) !== unescapeUri(v)) return false;
+  }
+  return true;
+}
+
+function paramsEqual(a: Map<string, string | null>, b: Map<string, string | null>, allMustMatch: boolean): boolean {
+  const norm = (v: string | null | undefined) => (v === null || v === undefined ? v : unescapeUri(v).toLowerCase());
+  if (!allMustMatch) {
+    if (norm(a.get('transport')) !== norm(b.get('transport'))) return false;
+    for (const p of SPECIAL_URI_PARAMS) {
+      if (a.has(p) !== b.has(p)) return false;
+      if (norm(a.get(p)) !== norm(b.get(p))) return false;
+    }
+    for (const [k, v] of a) {
+      if (b.has(k) && norm(v) !== norm(b.get(k))) return false;
+    }
+    return true;
+  }
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) {
+    if (!b.has(k) || norm(v) !== norm(b.get(k))) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// name-addr / addr-spec
+
+function isWs(c: number): boolean {
+  return c === 32 || c === 9 || c === 13 || c === 10;
+}
+
+const TOKEN_CHARS = (() => {
+  const t = new Uint8Array(128);
+  for (let c = 0; c < 128; c++) {
+    const ch = String.fromCharCode(c);
+    if (/[A-Za-z0-9\-.!%*_+`'~]/.test(ch)) t[c] = 1;
+  }
+  return t;
+})();
+
+/** RFC 3261 token characters. */
+export function isTokenChar(c: number): boolean {
+  return c < 128 && TOKEN_CHARS[c] === 1;
+}
+
+export function isToken(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) if (!isTokenChar(s.charCodeAt(i))) return false;
+  return true;
+}
+
+/**
+ * Parses header parameters `*( SEMI generic-param )` starting at `pos` (which must point at ';'
+ * or the end, after optional whitespace). gen-value = token / host / quoted-string.
+ * Returns the end position, or -1 when malformed.
+ */
+export function parseHeaderParams(text: string, pos: number, params: Map<string, string | null>, stopAtComma = false): number {
+  const n = text.length;
+  for (;;) {
+    while (pos < n && isWs(text.charCodeAt(pos))) pos++;
+    if (pos >= n) return pos;
+    const c = text.charCodeAt(pos);
+    if (stopAtComma && c === 44) return pos;
+    if (c !== C_SEMI) return -1;
+    pos++;
+    while (pos < n && isWs(text.charCodeAt(pos))) pos++;
+    const ns = pos;
+    while (pos < n && isTokenChar(text.charCodeAt(pos))) pos++;
+    if (pos === ns) return -1;
+    const name = text.slice(ns, pos).toLowerCase();
+    let p2 = pos;
+    while (p2 < n && isWs(text.charCodeAt(p2))) p2++;
+    let value: string | null = null;
+    if (p2 < n && text.charCodeAt(p2) === C_EQ) {
+      p2++;
+      while (p2 < n && isWs(text.charCodeAt(p2))) p2++;
+      if (p2 < n && text.charCodeAt(p2) === 34) {
+        const qe = quotedStringEnd(text, p2);
+        if (qe === -1) return -1;
+        value = text.slice(p2, qe);
+        p2 = qe;
+      } else {
+        const vs = p2;
+        while (p2 < n) {
+          const ch = text.charCodeAt(p2);
+          // token / host (IPv6 reference)
+          if (isTokenChar(ch) || ch === C_LBRACK || ch === C_RBRACK || ch === C_COLON) p2++;
+          else break;
+        }
+        if (p2 === vs) return -1;
+        value = text.slice(vs, p2);
+      }
+      pos = p2;
+    }
+    if (!params.has(name)) params.set(name, value);
+  }
+}
+
+/** Given `text[start] === '"'`, returns the index after the closing quote, or -1. */
+export function quotedStringEnd(text: string, start: number): number {
+  let i = start + 1;
+  const n = text.length;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c === 92 /* \ */) {
+      i += 2;
+      continue;
+    }
+    if (c === 34) return i + 1;
+    i++;
+  }
+  return -1;
+}
+
+/** Removes the quotes and backslash escapes of a quoted-string. */
+export function unquote(q: string): string {
+  if (q.length < 2 || q.charCodeAt(0) !== 34) return q;
+  const inner = q.slice(1, -1);
+  return inner.indexOf('\\') === -1 ? inner : inner.replace(/\\(.)/gs, '$1');
+}
+
+export function quote(s: string): string {
+  return '"' + s.replace(/(["\\])/g, '\\$1') + '"';
+}
+
+/**
+ * Parses one name-addr (`"Alice" <sip:a@x>;tag=1`) or addr-spec (`sip:a@x;tag=1`) with header
+ * parameters. In the addr-spec form everything after the first ';' is a header parameter
+ * (RFC 3261 §20.10).
+ */
+export function parseNameAddr(text: string): Result<NameAddr> {
+  const r = parseNameAddrAt(text, 0, false);
+  if (typeof r === 'string') return fail(URI_ERR, r);
+  return ok(r.value);
+}
+
+/**
+ * Parses a name-addr starting at `pos`; with `list` it stops at a top-level ',' and returns
+ * the position. Returns an error string on failure.
+ */
+export function parseNameAddrAt(text: string, pos: number, list: boolean): { value: NameAddr; end: number } | string {
+  const n = text.length;
+  while (pos < n && isWs(text.charCodeAt(pos))) pos++;
+  if (pos >= n) return 'Empty address';
+  let displayName: string | undefined;
+  let uriText: string;
+  let c = text.charCodeAt(pos);
+  if (c === 34) {
+    const qe = quotedStringEnd(text, pos);
+    if (qe === -1) return 'Unterminated quoted string';
+    displayName = unquote(text.slice(pos, qe));
+    pos = qe;
+    while (pos < n && isWs(text.charCodeAt(pos))) pos++;
+    if (text.charCodeAt(pos) !== 60) return 'Missing <';
+  }
+  c = text.charCodeAt(pos);
+  let lt = -1;
+  if (c === 60) lt = pos;
+  else {
+    // display-name as tokens, or an addr-spec: look for '<' before any ';' ',' or addr-spec ':'
+    let i = pos;
+    while (i < n) {
+      const ch = text.charCodeAt(i);
+      if (ch === 60) {
+        lt = i;
+        break;
+      }
+      if (ch === C_SEMI || ch === 44 || ch === 34) break;
+      i++;
+    }
+    if (lt !== -1) {
+      const dn = text.slice(pos, lt).trim();
+      // display-name = *(token LWS) — tokens separated by whitespace
+      if (dn.length > 0) {
+        for (const tok of dn.split(/[ \t\r\n]+/)) if (!isToken(tok)) return 'Bad display name';
+        displayName = dn.replace(/[ \t\r\n]+/g, ' ');
+      }
+    }
+  }
+  let end: number;
+  if (lt !== -1) {
+    const gt = text.indexOf('>', lt + 1);
+    if (gt === -1) return 'Missing >';
+    uriText = text.slice(lt + 1, gt);
+    end = gt + 1;
+  } else {
+    // addr-spec: the URI runs to the first ';' (params belong to the header), ',' in lists, or whitespace
+    let i = pos;
+    while (i < n) {
+      const ch = text.charCodeAt(i);
+      if (ch === C_SEMI || (list && ch === 44) || isWs(ch)) break;
+      i++;
+    }
+    uriText = text.slice(pos, i);
+    end = i;
+  }
+  const uri = parseUri(uriText);
+  if (!uri.ok) return uri.reason;
+  const params = new Map<string, string | null>();
+  const pe = parseHeaderParams(text, end, params, list);
+  if (pe === -1) return 'Bad header parameter';
+  const value: NameAddr = { uri: uri.value, params };
+  if (displayName !== undefined) value.displayName = displayName;
+  return { value, end: pe };
+}
+
+/** Renders name-addr form (always with `<>`), display name quoted when present. */
+export function formatNameAddr(na: NameAddr): string {
+  let out = na.displayName !== undefined && na.displayName.length > 0 ? quote(na.displayName) + ' ' : '';
+  out += '<' + formatUri(na.uri) + '>';
+  out += formatUriParams(na.params);
+  return out;
+}
