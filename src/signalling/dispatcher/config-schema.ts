@@ -35,6 +35,14 @@ export const dispatcherConfigSchema = z
   .object({
     /** Named sets; the route script dispatches to one by name (`context.dispatch('pbx')`). */
     sets: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . -'), destinationSetSchema).default({}),
+    /**
+     * Prefix table for the default route: a Request-URI user starting with `prefix` goes to `set`
+     * (first match wins), e.g. `[{ prefix: '9', set: 'pbx' }]`. A route script can do the same with
+     * `dispatch(context, set, request)`. @default []
+     */
+    routes: z
+      .array(z.object({ prefix: z.string(), set: z.string(), algorithm: z.enum(ALGORITHMS).optional() }).strict())
+      .default([]),
     probing: z
       .object({
         /** Probe with OPTIONS at all. @default true */
@@ -68,7 +76,12 @@ export const dispatcherConfigSchema = z
       .strict()
       .default({ frTimerMs: 4000, frInvTimerMs: 60_000, statuses: ['5xx', 408], markDownOnInviteTimeout: false }),
   })
-  .strict();
+  .strict()
+  .superRefine((cfg, ctx) => {
+    cfg.routes.forEach((r, i) => {
+      if (!(r.set in cfg.sets)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'set'], message: `no set named "${r.set}" in dispatcher.sets` });
+    });
+  });
 
 export type DispatcherConfig = z.infer<typeof dispatcherConfigSchema>;
 export type DispatcherConfigInput = z.input<typeof dispatcherConfigSchema>;

@@ -24,7 +24,10 @@ gauge('tandem_dispatcher_destination_up', '1 when a destination may take new cal
 });
 gauge('tandem_dispatcher_active_calls', 'Calls in progress per destination (early + confirmed)', ['set', 'destination'], function collect() {
   this.reset();
-  for (const disp of live) for (const s of disp.sets.values()) for (const d of s.destinations) this.set({ set: s.name, destination: d.uri }, d.activeCalls);
+  for (const disp of live) {
+    disp.refreshLoad();
+    for (const s of disp.sets.values()) for (const d of s.destinations) this.set({ set: s.name, destination: d.uri }, d.activeCalls);
+  }
 });
 
 /** Fields of a request the `hash` algorithm can key on (structurally a SipRequest). */
@@ -77,7 +80,19 @@ export type BranchFailure =
   /** The caller cancelled or the call failed for a reason not tied to this destination. */
   | { reason: 'cancelled' };
 
+/** Authoritative active-call counts per destination key (the dialog tracker implements it). */
+export interface CallLoadSource {
+  /** Early + confirmed dialogs whose INVITE went to `destinationKey` (the destination URI). */
+  activeCount(destinationKey: string): number;
+}
+
 export interface DispatcherOptions {
+  /**
+   * Where `call-load` reads active calls. With it, counts come from the dialog tracker (early +
+   * confirmed dialogs, decremented on BYE, failure, CANCEL and dialog timeout). Without it the
+   * dispatcher counts itself from its plans, and `callEnded(callId)` must be called at call end.
+   */
+  callLoad?: CallLoadSource;
   /** Probe thresholds (also used when a marked-down destination is probed back up). */
   thresholds?: ProbeThresholds;
   /** Also mark a destination down when fr_inv_timer expires on it. @default false */
@@ -108,6 +123,7 @@ export class Dispatcher extends EventEmitter {
   readonly #now: () => number;
   /** Call-ID -> destination holding one call-load slot for it. */
   readonly #calls = new Map<string, { destination: Destination; at: number }>();
+  #callLoad: CallLoadSource | undefined;
   #closed = false;
 
   constructor(opts: DispatcherOptions = {}) {
@@ -117,7 +133,22 @@ export class Dispatcher extends EventEmitter {
     this.#maxCallMs = (opts.maxCallDurationSec ?? 7200) * 1000;
     this.#random = opts.random ?? Math.random;
     this.#now = opts.now ?? Date.now;
+    this.#callLoad = opts.callLoad;
     live.add(this);
+  }
+
+  /** Switches call-load counting to an external source (the dialog tracker). */
+  setCallLoadSource(src: CallLoadSource | undefined): void {
+    this.#callLoad = src;
+    this.#calls.clear();
+    this.refreshLoad();
+  }
+
+  /** Copies active-call counts from the external source into every destination (view, metrics, call-load). */
+  refreshLoad(only?: DestinationSet): void {
+    const src = this.#callLoad;
+    if (!src) return;
+    for (const s of only ? [only] : this.sets.values()) for (const d of s.destinations) d.activeCalls = src.activeCount(d.uri);
   }
 
   close(): void {
@@ -196,6 +227,7 @@ export class Dispatcher extends EventEmitter {
   }
 
   view(): DestinationSetView[] {
+    this.refreshLoad();
     return [...this.sets.values()].map((s) => s.toJSON());
   }
 
@@ -272,6 +304,7 @@ export class Dispatcher extends EventEmitter {
 
   /** @internal used by DispatchPlan */
   choose(set: DestinationSet, algorithm: Algorithm, exclude: ReadonlySet<Destination>, key: string | undefined): Destination | undefined {
+    if (algorithm === 'call-load') this.refreshLoad(set);
     const d = set.choose(algorithm, exclude, key, this.#random);
     if (d) {
       d.selected++;
@@ -292,6 +325,7 @@ export class Dispatcher extends EventEmitter {
 
   /** A call (early dialog) now holds a slot on `d`. Replaces a slot the Call-ID held elsewhere. */
   callStarted(callId: string, d: Destination): void {
+    if (this.#callLoad) return;
     this.callEnded(callId);
     d.activeCalls++;
     this.#calls.set(callId, { destination: d, at: this.#now() });
