@@ -1,9 +1,94 @@
 import type { Command } from 'commander';
+import { startAdminServer } from '../../admin/admin-server.js';
+import { logger, setLogLevel } from '../../util/logger.js';
+import { parseHostPort, type MediaConfigInput } from '../../media/config-schema.js';
+import { startMediaNode } from '../../media/media-node.js';
 
-/** Placeholder until the owning feature lands. */
+interface MediaCliOptions {
+  ng: string;
+  ngTcp?: string;
+  ngAllow?: string[];
+  interface: string;
+  advertise?: string;
+  rtpPorts: string;
+  admin?: string;
+  workers?: string;
+  maxSessions?: string;
+  timeout?: string;
+  logLevel?: string;
+}
+
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), ...v.split(',').filter(Boolean)];
+
+/**
+ * `tandem media`: runs a media node (ng control + RTP relay). Prints one JSON line
+ * `{"event":"ready",...}` on stdout with the bound ports once it serves; SIGTERM/SIGINT stop it
+ * cleanly.
+ */
 export function registerMediaCommand(program: Command): void {
-  program.command('media').description('not yet implemented').action(() => {
-    console.error('tandem media: not yet implemented');
-    process.exit(2);
-  });
+  program
+    .command('media')
+    .description('run a media node: rtpengine-compatible ng control protocol and RTP/RTCP relay')
+    .option('--ng <host:port>', 'ng control UDP address', '127.0.0.1:2223')
+    .option('--ng-tcp <host:port>', 'ng control TCP address (off by default)')
+    .option('--ng-allow <cidr>', 'networks allowed to send ng commands (repeatable; default loopback only)', collect)
+    .option('--interface <addr>', 'address the media sockets bind to', '127.0.0.1')
+    .option('--advertise <addr>', 'address written into SDP (default: the interface)')
+    .option('--rtp-ports <min-max>', 'media port range', '30000-39999')
+    .option('--admin <host:port>', 'admin HTTP (health, metrics, sessions)')
+    .option('--workers <n>', 'forwarding worker threads (default: one per core)')
+    .option('--max-sessions <n>', 'calls beyond this many get "load limit" (0 = unlimited)')
+    .option('--timeout <sec>', 'tear down calls with no media for this long', undefined)
+    .option('--log-level <level>', 'log level (trace, debug, info, warn, error)')
+    .action(async (o: MediaCliOptions) => {
+      if (o.logLevel) setLogLevel(o.logLevel);
+      const input: MediaConfigInput = {
+        ng: o.ng,
+        interface: o.interface,
+        rtpPorts: o.rtpPorts,
+        ...(o.ngTcp ? { ngTcp: o.ngTcp } : {}),
+        ...(o.ngAllow?.length ? { ngAllow: o.ngAllow } : {}),
+        ...(o.advertise ? { advertise: o.advertise } : {}),
+        ...(o.workers ? { workers: Number(o.workers) } : {}),
+        ...(o.maxSessions ? { maxSessions: Number(o.maxSessions) } : {}),
+        ...(o.timeout ? { noMediaTimeoutSec: Number(o.timeout) } : {}),
+      };
+      const admin = o.admin ? parseHostPort(o.admin) : undefined;
+      if (o.admin && !admin) {
+        console.error(`tandem media: --admin: expected host:port, got ${o.admin}`);
+        process.exit(2);
+      }
+      let node;
+      try {
+        node = await startMediaNode(input);
+      } catch (err) {
+        console.error(`tandem media: ${(err as Error).message}`);
+        process.exit(2);
+      }
+      const adminServer = admin ? await startAdminServer({ host: admin.host, port: admin.port, routes: [node.adminRoutes] }) : undefined;
+      process.stdout.write(
+        JSON.stringify({
+          event: 'ready',
+          ngPort: node.ngPort,
+          ngTcpPort: node.ngTcpPort ?? null,
+          adminPort: adminServer?.port ?? null,
+          advertisedAddress: node.advertisedAddress,
+          pid: process.pid,
+        }) + '\n',
+      );
+      let stopping = false;
+      const stop = async (signal: string): Promise<void> => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'stopping media node');
+        const force = setTimeout(() => process.exit(1), 5000);
+        force.unref();
+        await adminServer?.close().catch(() => undefined);
+        await node.close().catch(() => undefined);
+        logger.flush();
+        process.exit(0);
+      };
+      process.on('SIGTERM', () => void stop('SIGTERM'));
+      process.on('SIGINT', () => void stop('SIGINT'));
+    });
 }

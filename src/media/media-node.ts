@@ -1,0 +1,206 @@
+import type { FastifyInstance } from 'fastify';
+import { createLogger } from '../util/logger.js';
+import { gauge } from '../util/metrics.js';
+import type { NgRequest } from '../ng/ng-request.js';
+import { RelayEngine, type RelayTotals } from './relay/relay-engine.js';
+import { NgServer, type NgSource } from './ng-server/ng-server.js';
+import { SessionManager } from './sessions/session-manager.js';
+import { parseHostPort, validateMediaConfig, type MediaConfig, type MediaConfigInput } from './config-schema.js';
+
+const log = createLogger('media-node');
+
+/** A running media node. */
+export interface MediaNode {
+  /** Bound ng UDP port (useful with port 0). */
+  ngPort: number;
+  /** ng UDP host. */
+  ngHost: string;
+  /** Bound ng TCP port, when TCP is on. */
+  ngTcpPort?: number;
+  /** Address written into SDP. */
+  advertisedAddress: string;
+  config: MediaConfig;
+  sessions: SessionManager;
+  relay: RelayEngine;
+  /** Adds `GET /sessions` and `GET /media/statistics` to an admin HTTP server. */
+  adminRoutes: (app: FastifyInstance) => void;
+  /** Stops ng, ends all calls, stops the relay workers. */
+  close: () => Promise<void>;
+}
+
+/**
+ * Starts a media node: relay workers, session manager and ng server (UDP, optionally TCP).
+ * Used by `tandem media` and in-process by `tandem start`, which then talks to it with
+ * `NgClient` from src/ng/ng-client.ts (signalling and media only ever talk over ng):
+ *
+ * ```ts
+ * const node = await startMediaNode({ ng: '127.0.0.1:0', interface: '127.0.0.1', rtpPorts: '30000-39999' });
+ * const ng = new NgClient({ host: node.ngHost, port: node.ngPort });
+ * ```
+ * Throws on invalid config (all problems listed) or when a port cannot be bound.
+ */
+export async function startMediaNode(input: MediaConfigInput = {}): Promise<MediaNode> {
+  const v = validateMediaConfig(input);
+  if (!v.ok) throw new Error(v.reason);
+  const config = v.value;
+  const [portMin, portMax] = config.rtpPorts.split('-').map(Number) as [number, number];
+  const relay = new RelayEngine({
+    interface: config.interface,
+    ...(config.advertise ? { advertisedAddress: config.advertise } : {}),
+    portMin,
+    portMax,
+    ...(config.workers ? { workers: config.workers } : {}),
+    quarantineMs: config.portQuarantineMs,
+  });
+  await relay.start();
+  const sessions = new SessionManager({
+    relay,
+    maxSessions: config.maxSessions,
+    noMediaTimeoutMs: config.noMediaTimeoutSec * 1000,
+    maxSessionMs: config.maxSessionSec * 1000,
+  });
+  const startedMs = Date.now();
+  let lastSample: { atMs: number; totals: RelayTotals } | undefined;
+
+  const statistics = async (): Promise<Record<string, unknown>> => {
+    const t = await relay.totals();
+    const now = Date.now();
+    const prev = lastSample;
+    lastSample = { atMs: now, totals: t };
+    const dt = prev ? Math.max(0.001, (now - prev.atMs) / 1000) : Math.max(0.001, (now - startedMs) / 1000);
+    const p0 = prev?.totals;
+    const packets = t.rtp.packets + t.rtcp.packets;
+    const bytes = t.rtp.bytes + t.rtcp.bytes;
+    const errors = t.rtp.errors + t.rtcp.errors;
+    const pp = p0 ? p0.rtp.packets + p0.rtcp.packets : 0;
+    const pb = p0 ? p0.rtp.bytes + p0.rtcp.bytes : 0;
+    const pe = p0 ? p0.rtp.errors + p0.rtcp.errors : 0;
+    const counts = Object.fromEntries(ngServer.commandCounts);
+    return {
+      result: 'ok',
+      statistics: {
+        currentstatistics: {
+          sessionsown: sessions.size,
+          sessionsforeign: 0,
+          sessionstotal: sessions.size,
+          transcodedmedia: 0,
+          packetrate: Math.round((packets - pp) / dt),
+          byterate: Math.round((bytes - pb) / dt),
+          errorrate: Math.round((errors - pe) / dt),
+        },
+        totalstatistics: {
+          uptime: Math.round((now - startedMs) / 1000),
+          managedsessions: sessions.totals.managed,
+          rejectedsessions: sessions.totals.rejected,
+          timeoutsessions: sessions.totals.timeout,
+          finaltimeoutsessions: sessions.totals.hardLimit,
+          regularterminatedsessions: sessions.totals.deleted,
+          relayedpackets: packets,
+          relayedbytes: bytes,
+          relayedpacketerrors: errors,
+          forwardedpackets: t.forwarded,
+          portsexhausted: t.exhausted,
+        },
+        controlstatistics: {
+          proxies: [
+            {
+              proxy: 'all',
+              pingcount: counts['ping'] ?? 0,
+              offercount: counts['offer'] ?? 0,
+              answercount: counts['answer'] ?? 0,
+              deletecount: counts['delete'] ?? 0,
+              querycount: counts['query'] ?? 0,
+              listcount: counts['list'] ?? 0,
+              statisticscount: counts['statistics'] ?? 0,
+              errorcount: ngServer.errorCount,
+            },
+          ],
+        },
+      },
+    };
+  };
+
+  const handler = async (req: NgRequest, _source: NgSource): Promise<Record<string, unknown>> => {
+    switch (req.command) {
+      case 'ping':
+        return { result: 'pong' };
+      case 'offer':
+        return sessions.offer(req);
+      case 'answer':
+        return sessions.answer(req);
+      case 'delete':
+        return sessions.delete(req);
+      case 'query':
+        return sessions.query(req);
+      case 'list':
+        return sessions.list(req);
+      case 'statistics':
+        return statistics();
+      default:
+        return { result: 'error', 'error-reason': 'Unrecognized command' };
+    }
+  };
+
+  const udp = parseHostPort(config.ng)!;
+  const tcp = config.ngTcp ? parseHostPort(config.ngTcp) : undefined;
+  const started = await NgServer.start({ udp, ...(tcp ? { tcp } : {}), allow: config.ngAllow, cookieCacheMs: config.cookieCacheSec * 1000, handler });
+  if (!started.ok) {
+    sessions.close();
+    await relay.stop();
+    throw new Error(started.reason);
+  }
+  const ngServer = started.value;
+  registerRelayMetrics(relay);
+  log.info({ ng: `${udp.host}:${ngServer.udpPort}`, ngTcp: ngServer.tcpPort, interface: config.interface, advertise: relay.advertisedAddress, rtpPorts: config.rtpPorts }, 'media node started');
+
+  let closing: Promise<void> | undefined;
+  return {
+    ngPort: ngServer.udpPort!,
+    ngHost: udp.host,
+    ...(ngServer.tcpPort !== undefined ? { ngTcpPort: ngServer.tcpPort } : {}),
+    advertisedAddress: relay.advertisedAddress,
+    config,
+    sessions,
+    relay,
+    adminRoutes: (app) => {
+      app.get('/sessions', async () => ({ sessions: sessions.summaries() }));
+      app.get('/media/statistics', async () => (await statistics())['statistics']);
+    },
+    close: () =>
+      (closing ??= (async () => {
+        await ngServer.close();
+        sessions.close();
+        await relay.stop();
+        log.info('media node stopped');
+      })()),
+  };
+}
+
+let metricsRelay: RelayEngine | undefined;
+
+/** Exposes relay counters on /metrics (read from the engine at scrape time). */
+function registerRelayMetrics(relay: RelayEngine): void {
+  metricsRelay = relay;
+  const read = async (pick: (t: RelayTotals) => number, g: { set: (v: number) => void }): Promise<void> => {
+    if (!metricsRelay) return;
+    try {
+      g.set(pick(await metricsRelay.totals()));
+    } catch {
+      /* relay stopping */
+    }
+  };
+  const defs: Array<[string, string, (t: RelayTotals) => number]> = [
+    ['tandem_media_rtp_packets', 'RTP packets received and accepted (counter)', (t) => t.rtp.packets],
+    ['tandem_media_rtp_bytes', 'RTP bytes received and accepted (counter)', (t) => t.rtp.bytes],
+    ['tandem_media_rtcp_packets', 'RTCP packets received and accepted (counter)', (t) => t.rtcp.packets],
+    ['tandem_media_forwarded_packets', 'packets forwarded (counter)', (t) => t.forwarded],
+    ['tandem_media_dropped_packets', 'packets dropped: malformed, no peer, strict source, send error (counter)', (t) => Object.values(t.dropped).reduce((a, b) => a + b, 0)],
+    ['tandem_media_ports_in_use', 'media ports allocated', (t) => t.ports.inUse],
+    ['tandem_media_ports_exhausted', 'allocations refused for lack of ports (counter)', (t) => t.exhausted],
+  ];
+  for (const [name, help, pick] of defs) {
+    gauge(name, help, [], async function collect() {
+      await read(pick, this);
+    });
+  }
+}

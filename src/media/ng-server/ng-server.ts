@@ -1,0 +1,313 @@
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { isIP } from 'node:net';
+import { createLogger, escapeSnippet, rateLimitedLog } from '../../util/logger.js';
+import { counter, histogram } from '../../util/metrics.js';
+import { fail, ok, type Result } from '../../util/result.js';
+import { bdecodePrefix } from '../../ng/bencode.js';
+import { formatNgMessage, NG_MAX_MESSAGE_BYTES, parseNgMessage, type NgEncoding } from '../../ng/ng-message.js';
+import { parseNgRequest, type NgRequest } from '../../ng/ng-request.js';
+import { CookieCache } from './cookie-cache.js';
+import { SourceAcl, DEFAULT_NG_ALLOW } from './source-acl.js';
+
+const log = createLogger('ng-server');
+
+const mRequests = counter('tandem_ng_requests_total', 'ng commands handled, by command and result', ['command', 'result']);
+const mDropped = counter('tandem_ng_dropped_total', 'ng messages dropped without reply, by reason', ['reason']);
+const mRetrans = counter('tandem_ng_retransmissions_total', 'ng messages answered from the cookie cache');
+const mUnknownFlags = counter('tandem_ng_unknown_flags_total', 'unknown ng flags or replace values ignored');
+const mDuration = histogram('tandem_ng_request_duration_seconds', 'ng command handling time', ['command'], [0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1]);
+
+/** Where a command came from. */
+export interface NgSource {
+  address: string;
+  port: number;
+  transport: 'udp' | 'tcp';
+}
+
+/** Runs one parsed command; returns the reply dictionary (with `result`). May throw: that becomes an error reply. */
+export type NgCommandHandler = (req: NgRequest, source: NgSource) => Promise<Record<string, unknown>> | Record<string, unknown>;
+
+/** Options of {@link NgServer}. */
+export interface NgServerOptions {
+  /** UDP listen address `host:port`/port; omit to disable UDP. */
+  udp?: { host: string; port: number };
+  /** TCP listen address; omit to disable TCP. */
+  tcp?: { host: string; port: number };
+  /** Networks (CIDR) allowed to send commands. @default loopback only */
+  allow?: readonly string[];
+  /** Cookie cache generation length, ms (replies kept 1-2 generations). @default 30_000 */
+  cookieCacheMs?: number;
+  handler: NgCommandHandler;
+}
+
+/** Largest TCP receive buffer per connection before it is closed, bytes. */
+const TCP_MAX_BUFFER = 256 * 1024;
+
+/**
+ * ng control server (UDP and TCP). Each message is `<cookie> <dictionary>`; the reply carries
+ * the same cookie byte for byte and the request's encoding (bencode or JSON). Replies are cached
+ * by cookie so a retransmission is answered from the cache and never executed twice; messages
+ * from sources outside the allow-list, without a cookie, or too large are dropped and counted.
+ */
+export class NgServer {
+  readonly #opts: NgServerOptions;
+  readonly #acl: SourceAcl;
+  readonly #cache: CookieCache;
+  #udp4: dgram.Socket | undefined;
+  #tcp: net.Server | undefined;
+  readonly #conns = new Set<net.Socket>();
+  /** Per-command counters for ng `statistics` (controlstatistics). */
+  readonly commandCounts = new Map<string, number>();
+  errorCount = 0;
+  droppedCount = 0;
+
+  private constructor(opts: NgServerOptions, acl: SourceAcl) {
+    this.#opts = opts;
+    this.#acl = acl;
+    this.#cache = new CookieCache({ generationMs: opts.cookieCacheMs ?? 30_000 });
+  }
+
+  /** Creates and starts listening. Fails on a bad allow-list or a bind error. */
+  static async start(opts: NgServerOptions): Promise<Result<NgServer>> {
+    const acl = SourceAcl.create(opts.allow ?? DEFAULT_NG_ALLOW);
+    if (!acl.ok) return acl;
+    const s = new NgServer(opts, acl.value);
+    try {
+      if (opts.udp) await s.#listenUdp(opts.udp.host, opts.udp.port);
+      if (opts.tcp) await s.#listenTcp(opts.tcp.host, opts.tcp.port);
+    } catch (err) {
+      await s.close();
+      return fail('NG_ERR_BIND', `cannot listen: ${(err as Error).message}`);
+    }
+    return ok(s);
+  }
+
+  /** Bound UDP port (after start). */
+  get udpPort(): number | undefined {
+    const a = this.#udp4?.address();
+    return a ? a.port : undefined;
+  }
+
+  get tcpPort(): number | undefined {
+    const a = this.#tcp?.address();
+    return a && typeof a === 'object' ? a.port : undefined;
+  }
+
+  async #listenUdp(host: string, port: number): Promise<void> {
+    const sock = dgram.createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4' });
+    this.#udp4 = sock;
+    sock.on('message', (msg, rinfo) => {
+      try {
+        this.#onMessage(msg, { address: rinfo.address, port: rinfo.port, transport: 'udp' }, (reply) => {
+          sock.send(reply, rinfo.port, rinfo.address, (err) => {
+            if (err) rateLimitedLog('ng-udp-send', (n) => log.warn({ err: err.message, suppressed: n }, 'ng reply send failed'));
+          });
+        });
+      } catch (err) {
+        rateLimitedLog('ng-udp-handler', (n) => log.error({ err, suppressed: n }, 'ng message handler threw'));
+      }
+    });
+    sock.on('error', (err) => rateLimitedLog('ng-udp-error', (n) => log.warn({ err: err.message, suppressed: n }, 'ng UDP socket error')));
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(port, host, () => {
+        sock.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  async #listenTcp(host: string, port: number): Promise<void> {
+    const server = net.createServer((conn) => this.#onTcpConnection(conn));
+    this.#tcp = server;
+    server.on('error', (err) => rateLimitedLog('ng-tcp-error', (n) => log.warn({ err: err.message, suppressed: n }, 'ng TCP server error')));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  #onTcpConnection(conn: net.Socket): void {
+    const source: NgSource = { address: conn.remoteAddress ?? '', port: conn.remotePort ?? 0, transport: 'tcp' };
+    if (!this.#acl.allows(source.address)) {
+      this.#drop('forbidden-source', source, Buffer.alloc(0));
+      conn.destroy();
+      return;
+    }
+    this.#conns.add(conn);
+    conn.setNoDelay(true);
+    let buf = Buffer.alloc(0);
+    const reply = (b: Buffer): void => {
+      if (!conn.destroyed) conn.write(b);
+    };
+    conn.on('data', (chunk) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      if (buf.length > TCP_MAX_BUFFER) {
+        this.#drop('too-large', source, buf);
+        conn.destroy();
+        return;
+      }
+      // TCP framing: no length prefix; a bencoded dictionary ends itself. Consume complete messages.
+      for (;;) {
+        let start = 0;
+        while (start < buf.length && (buf[start] === 0x0d || buf[start] === 0x0a || buf[start] === 0x20)) start++;
+        if (start === buf.length) {
+          buf = Buffer.alloc(0);
+          return;
+        }
+        const sp = buf.indexOf(0x20, start);
+        if (sp === -1) {
+          if (buf.length - start > 256) {
+            this.#drop('no-cookie', source, buf.subarray(start));
+            conn.destroy();
+          }
+          return;
+        }
+        const first = buf[sp + 1];
+        if (first === undefined) return;
+        let end: number;
+        if (first === 0x7b /* { */) {
+          const e = jsonEnd(buf, sp + 1);
+          if (e === -1) return; // wait for more
+          end = e;
+        } else {
+          const d = bdecodePrefix(buf, sp + 1, { maxBytes: TCP_MAX_BUFFER });
+          if (!d.ok) {
+            if (d.code === 'BENC_ERR_TRUNCATED') return; // wait for more
+            // Not decodable: answer the error and drop the rest of the buffer (framing is lost).
+            this.#onMessage(buf.subarray(start), source, reply);
+            buf = Buffer.alloc(0);
+            return;
+          }
+          end = d.value.end;
+        }
+        const msg = buf.subarray(start, end);
+        buf = buf.subarray(end);
+        try {
+          this.#onMessage(Buffer.from(msg), source, reply);
+        } catch (err) {
+          rateLimitedLog('ng-tcp-handler', (n) => log.error({ err, suppressed: n }, 'ng message handler threw'));
+        }
+      }
+    });
+    conn.on('error', () => conn.destroy());
+    conn.on('close', () => this.#conns.delete(conn));
+  }
+
+  #drop(reason: string, source: NgSource, msg: Buffer): void {
+    this.droppedCount++;
+    mDropped.inc({ reason });
+    rateLimitedLog(`ng-drop-${reason}`, (n) =>
+      log.warn({ reason, source: `${source.address}:${source.port}`, snippet: escapeSnippet(msg, 80), suppressed: n }, 'ng message dropped'),
+    );
+  }
+
+  #onMessage(msg: Buffer, source: NgSource, send: (b: Buffer) => void): void {
+    if (!this.#acl.allows(source.address)) return this.#drop('forbidden-source', source, msg);
+    if (msg.length > NG_MAX_MESSAGE_BYTES) return this.#drop('too-large', source, msg);
+    const parsed = parseNgMessage(msg);
+    if (!parsed.ok && parsed.code === 'NG_ERR_NO_COOKIE') return this.#drop('no-cookie', source, msg);
+    const cookie = parsed.ok ? parsed.value.cookie : parsed.cookie!;
+    const key = cookie.toString('latin1');
+    const cached = this.#cache.get(key);
+    if (cached) {
+      mRetrans.inc();
+      cached.then(send, () => undefined);
+      return;
+    }
+    const encoding: NgEncoding = parsed.ok ? parsed.value.encoding : (parsed.encoding ?? 'bencode');
+    const replyP = (async (): Promise<Buffer> => {
+      let dict: Record<string, unknown>;
+      let command = 'invalid';
+      const started = process.hrtime.bigint();
+      if (!parsed.ok) {
+        rateLimitedLog('ng-decode', (n) =>
+          log.warn({ source: `${source.address}:${source.port}`, reason: parsed.reason, snippet: escapeSnippet(msg, 80), suppressed: n }, 'undecodable ng message'),
+        );
+        dict = { result: 'error', 'error-reason': parsed.reason };
+      } else {
+        dict = await this.#run(parsed.value.dict, source, (c) => (command = c));
+      }
+      const result = typeof dict['result'] === 'string' ? (dict['result'] as string) : 'unknown';
+      if (result === 'error') this.errorCount++;
+      mRequests.inc({ command, result });
+      mDuration.observe({ command }, Number(process.hrtime.bigint() - started) / 1e9);
+      return formatNgMessage(cookie, encoding, dict);
+    })();
+    this.#cache.set(key, replyP);
+    replyP.then(send, (err) => rateLimitedLog('ng-reply', (n) => log.error({ err, suppressed: n }, 'ng reply failed')));
+  }
+
+  async #run(raw: Record<string, unknown>, source: NgSource, setCommand: (c: string) => void): Promise<Record<string, unknown>> {
+    const r = parseNgRequest(raw as never);
+    if (!r.ok) return { result: 'error', 'error-reason': r.reason };
+    const req = r.value;
+    const command = KNOWN_COMMANDS.has(req.command) ? req.command : 'unknown';
+    setCommand(command);
+    this.commandCounts.set(command, (this.commandCounts.get(command) ?? 0) + 1);
+    if (req.unknown.length) {
+      mUnknownFlags.inc(req.unknown.length);
+      rateLimitedLog('ng-unknown-flags', (n) => log.warn({ flags: req.unknown, command: req.command, suppressed: n }, 'unknown ng flags ignored'));
+    }
+    try {
+      const reply = await this.#opts.handler(req, source);
+      if (req.unknown.length && reply['result'] === 'ok' && reply['warning'] === undefined) {
+        reply['warning'] = `Unknown flags ignored: ${req.unknown.join(', ')}`;
+      }
+      return reply;
+    } catch (err) {
+      rateLimitedLog('ng-handler-error', (n) => log.error({ err, command: req.command, suppressed: n }, 'ng command failed'));
+      return { result: 'error', 'error-reason': 'Internal error' };
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#cache.close();
+    for (const c of this.#conns) c.destroy();
+    const tasks: Promise<void>[] = [];
+    if (this.#udp4) {
+      const s = this.#udp4;
+      tasks.push(new Promise((res) => s.close(() => res())));
+      this.#udp4 = undefined;
+    }
+    if (this.#tcp) {
+      const s = this.#tcp;
+      tasks.push(new Promise((res) => s.close(() => res())));
+      this.#tcp = undefined;
+    }
+    await Promise.all(tasks.map((t) => t.catch(() => undefined)));
+  }
+}
+
+/** Wire commands with their own metric label (anything else is `unknown`). */
+const KNOWN_COMMANDS = new Set([
+  'ping', 'offer', 'answer', 'delete', 'query', 'list', 'statistics', 'start-recording', 'stop-recording', 'pause-recording',
+  'start-forwarding', 'stop-forwarding', 'block-dtmf', 'unblock-dtmf', 'block-media', 'unblock-media', 'play-media', 'stop-media',
+  'play-dtmf', 'silence-media', 'unsilence-media', 'publish', 'subscribe-request', 'subscribe-answer', 'unsubscribe',
+]);
+
+/** End offset of a JSON object starting at `start` (string-aware brace matching), or -1 if incomplete. */
+function jsonEnd(buf: Buffer, start: number): number {
+  let depth = 0;
+  let inStr = false;
+  for (let i = start; i < buf.length; i++) {
+    const c = buf[i];
+    if (inStr) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inStr = false;
+      continue;
+    }
+    if (c === 0x22) inStr = true;
+    else if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) {
+      depth--;
+      if (depth === 0) return i + 1;
+    }
+  }
+  return -1;
+}
+
