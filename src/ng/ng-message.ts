@@ -1,5 +1,5 @@
 import { fail, ok, type Result } from '../util/result.js';
-import { bdecode, bencode, type BDict, type BValue } from './bencode.js';
+import { bdecodePrefix, bencode, type BDict, type BValue } from './bencode.js';
 
 /** Wire encoding of the dictionary that follows the cookie; a reply uses the request's. */
 export type NgEncoding = 'bencode' | 'json';
@@ -32,10 +32,14 @@ export function parseNgMessage(buf: Buffer): Result<NgMessage> & { cookie?: Buff
   const payload = buf.subarray(idx + 1);
   const first = payload[0];
   if (first === 0x64 /* d */) {
-    const r = bdecode(payload, { strings: 'latin1', maxBytes: NG_MAX_MESSAGE_BYTES });
+    const r = bdecodePrefix(payload, 0, { strings: 'latin1', maxBytes: NG_MAX_MESSAGE_BYTES });
     if (!r.ok) return { ...fail('NG_ERR_DECODE', `Failed to decode bencode: ${r.reason}`), cookie, encoding: 'bencode' };
-    if (!isDict(r.value)) return { ...fail('NG_ERR_DECODE', 'Message is not a dictionary'), cookie, encoding: 'bencode' };
-    return ok({ cookie, encoding: 'bencode', dict: r.value });
+    // Trailing whitespace (a stray CRLF from a hand-written client) is tolerated, anything else is not.
+    if (!/^\s*$/.test(payload.toString('latin1', r.value.end))) {
+      return { ...fail('NG_ERR_DECODE', 'Failed to decode bencode: trailing bytes'), cookie, encoding: 'bencode' };
+    }
+    if (!isDict(r.value.value)) return { ...fail('NG_ERR_DECODE', 'Message is not a dictionary'), cookie, encoding: 'bencode' };
+    return ok({ cookie, encoding: 'bencode', dict: r.value.value });
   }
   if (first === 0x7b /* { */) {
     let value: unknown;
