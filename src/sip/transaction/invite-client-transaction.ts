@@ -1,0 +1,148 @@
+import type { TimerHandle } from '../../util/timer-wheel.js';
+import type { SipRequest, SipResponse } from '../message/sip-message.js';
+import type { Endpoint } from '../transport/types.js';
+import { buildNon2xxAck } from './request-builders.js';
+import type { ClientTransaction, ClientTransactionHandlers, TransactionState, TxContext } from './types.js';
+
+/**
+ * INVITE client transaction (RFC 3261 §17.1.1, figure 5, as updated by RFC 6026 §7.2).
+ *
+ * ```
+ *  Calling --1xx--> Proceeding --300-699 (send ACK)--> Completed --Timer D--> Terminated
+ *     |                 |
+ *     +------2xx--------+--> Accepted --Timer M--> Terminated   (2xx go to the TU)
+ *     +--Timer B / transport error--> Terminated (TU told)
+ * ```
+ * Timer A starts at T1 and doubles on each retransmission (UDP only); Timer B = 64*T1;
+ * Timer D = 64*T1 (32 s, "at least 32 seconds", at the default T1) for UDP, 0 for reliable; Timer M = 64*T1. In Completed, a
+ * retransmitted final response is answered with the same ACK and not passed up. RFC 6026: "A
+ * 2xx response received while in the Accepted state MUST be passed to the TU".
+ */
+export class InviteClientTransaction implements ClientTransaction {
+  readonly isInvite = true;
+  state: TransactionState = 'Calling';
+  /** A CANCEL waiting for the first provisional response (§9.1). */
+  pendingCancel: (() => void) | undefined;
+  #interval: number;
+  #retransmit: TimerHandle | undefined;
+  #timeout: TimerHandle | undefined;
+  #ack: Buffer | undefined;
+  readonly #data: Buffer;
+  readonly #reliable: boolean;
+
+  constructor(
+    readonly ctx: TxContext,
+    readonly key: string,
+    readonly request: SipRequest,
+    readonly target: Endpoint,
+    readonly handlers: ClientTransactionHandlers,
+  ) {
+    this.#data = request.toBuffer();
+    this.#reliable = target.transport !== 'udp';
+    this.#interval = ctx.t1;
+  }
+
+  start(): void {
+    // Timers first: a response may arrive before send() returns (in-process transports).
+    const w = this.ctx.wheel;
+    if (!this.#reliable) this.#retransmit = w.schedule(this.#interval, () => this.#timerA());
+    this.#timeout = w.schedule(64 * this.ctx.t1, () => this.#timerB());
+    this.#send(this.#data);
+  }
+
+  #send(data: Buffer): void {
+    this.ctx.transport.sendRaw(data, this.target).catch((err: Error) => this.#transportError(err));
+  }
+
+  #timerA(): void {
+    if (this.state !== 'Calling') return;
+    this.#send(this.#data);
+    this.#interval *= 2;
+    this.#retransmit = this.ctx.wheel.schedule(this.#interval, () => this.#timerA());
+  }
+
+  #timerB(): void {
+    if (this.state !== 'Calling') return;
+    this.ctx.diag('timeout', this);
+    this.terminate();
+    this.handlers.onTimeout?.();
+  }
+
+  #transportError(err: Error): void {
+    if (this.state === 'Terminated' || this.state === 'Completed' || this.state === 'Accepted') return;
+    this.ctx.diag('transport-error', this);
+    this.terminate();
+    this.handlers.onTransportError?.(err);
+  }
+
+  /** Proceeding guard (Timer C-like) and the §9.1 "64*T1 after CANCEL" rule end a stuck transaction. */
+  armProceedingGuard(ms: number): void {
+    if (this.state !== 'Proceeding') return;
+    this.ctx.wheel.cancel(this.#timeout);
+    this.#timeout = this.ctx.wheel.schedule(ms, () => {
+      if (this.state !== 'Proceeding' && this.state !== 'Calling') return;
+      this.ctx.diag('timeout', this);
+      this.terminate();
+      this.handlers.onTimeout?.();
+    });
+  }
+
+  receiveResponse(res: SipResponse): void {
+    const s = res.status;
+    const w = this.ctx.wheel;
+    if (s < 200) {
+      if (this.state !== 'Calling' && this.state !== 'Proceeding') return;
+      if (this.state === 'Calling') {
+        w.cancel(this.#retransmit);
+        this.#retransmit = undefined;
+      }
+      this.state = 'Proceeding';
+      this.armProceedingGuard(this.ctx.opts.inviteProceedingTimeoutMs);
+      const cancel = this.pendingCancel;
+      this.pendingCancel = undefined;
+      this.handlers.onProvisional?.(res);
+      cancel?.();
+      return;
+    }
+    if (s < 300) {
+      if (this.state === 'Accepted') {
+        this.handlers.onAdditional2xx?.(res);
+        return;
+      }
+      if (this.state !== 'Calling' && this.state !== 'Proceeding') return;
+      this.#stopTimers();
+      this.state = 'Accepted';
+      this.pendingCancel = undefined;
+      this.#timeout = w.schedule(64 * this.ctx.t1, () => this.terminate()); // Timer M
+      this.handlers.onFinal?.(res);
+      return;
+    }
+    if (this.state === 'Completed') {
+      if (this.#ack) this.#send(this.#ack); // retransmitted final: ACK again, absorb
+      return;
+    }
+    if (this.state !== 'Calling' && this.state !== 'Proceeding') return;
+    this.#stopTimers();
+    this.state = 'Completed';
+    this.pendingCancel = undefined;
+    this.#ack = buildNon2xxAck(this.request, res).toBuffer();
+    this.#send(this.#ack);
+    if (this.#reliable) this.terminate();
+    else this.#timeout = w.schedule(64 * this.ctx.t1, () => this.terminate()); // Timer D: 32 s at the default T1
+    this.handlers.onFinal?.(res);
+  }
+
+  #stopTimers(): void {
+    this.ctx.wheel.cancel(this.#retransmit);
+    this.ctx.wheel.cancel(this.#timeout);
+    this.#retransmit = this.#timeout = undefined;
+  }
+
+  terminate(): void {
+    if (this.state === 'Terminated') return;
+    this.state = 'Terminated';
+    this.#stopTimers();
+    this.pendingCancel = undefined;
+    this.ctx.removeClient(this.key);
+  }
+}

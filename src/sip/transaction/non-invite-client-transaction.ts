@@ -1,0 +1,99 @@
+import type { TimerHandle } from '../../util/timer-wheel.js';
+import type { SipRequest, SipResponse } from '../message/sip-message.js';
+import type { Endpoint } from '../transport/types.js';
+import type { ClientTransaction, ClientTransactionHandlers, TransactionState, TxContext } from './types.js';
+
+/**
+ * Non-INVITE client transaction (RFC 3261 §17.1.2, figure 6).
+ *
+ * ```
+ *  Trying --1xx--> Proceeding --200-699--> Completed --Timer K--> Terminated
+ *    |  \____________200-699______________/^
+ *    +--Timer F / transport error--> Terminated (TU told)
+ * ```
+ * "Timer E ... fires ... reset with a value of MIN(2*T1, T2) ... If Timer E fires while in the
+ * Proceeding state, the request MUST be passed to the transport layer for retransmission, and
+ * Timer E MUST be reset with a value of T2 seconds." Timer F = 64*T1; Timer K = T4 (0 reliable).
+ */
+export class NonInviteClientTransaction implements ClientTransaction {
+  readonly isInvite = false;
+  state: TransactionState = 'Trying';
+  #interval: number;
+  #retransmit: TimerHandle | undefined;
+  #timeout: TimerHandle | undefined;
+  readonly #data: Buffer;
+  readonly #reliable: boolean;
+
+  constructor(
+    readonly ctx: TxContext,
+    readonly key: string,
+    readonly request: SipRequest,
+    readonly target: Endpoint,
+    readonly handlers: ClientTransactionHandlers,
+  ) {
+    this.#data = request.toBuffer();
+    this.#reliable = target.transport !== 'udp';
+    this.#interval = ctx.t1;
+  }
+
+  start(): void {
+    // Timers first: a response may arrive before send() returns (in-process transports).
+    const w = this.ctx.wheel;
+    if (!this.#reliable) this.#retransmit = w.schedule(this.#interval, () => this.#timerE());
+    this.#timeout = w.schedule(64 * this.ctx.t1, () => this.#timerF());
+    this.#send();
+  }
+
+  #send(): void {
+    this.ctx.transport.sendRaw(this.#data, this.target).catch((err: Error) => this.#transportError(err));
+  }
+
+  #timerE(): void {
+    if (this.state !== 'Trying' && this.state !== 'Proceeding') return;
+    this.#send();
+    this.#interval = this.state === 'Trying' ? Math.min(2 * this.#interval, this.ctx.t2) : this.ctx.t2;
+    this.#retransmit = this.ctx.wheel.schedule(this.#interval, () => this.#timerE());
+  }
+
+  #timerF(): void {
+    if (this.state !== 'Trying' && this.state !== 'Proceeding') return;
+    this.ctx.diag('timeout', this);
+    this.terminate();
+    this.handlers.onTimeout?.();
+  }
+
+  #transportError(err: Error): void {
+    if (this.state === 'Terminated') return;
+    this.ctx.diag('transport-error', this);
+    this.terminate();
+    this.handlers.onTransportError?.(err);
+  }
+
+  receiveResponse(res: SipResponse): void {
+    if (res.status < 200) {
+      if (this.state === 'Trying' || this.state === 'Proceeding') {
+        this.state = 'Proceeding';
+        this.handlers.onProvisional?.(res);
+      }
+      return;
+    }
+    if (this.state !== 'Trying' && this.state !== 'Proceeding') return; // retransmitted final: absorbed
+    this.state = 'Completed';
+    const w = this.ctx.wheel;
+    w.cancel(this.#retransmit);
+    w.cancel(this.#timeout);
+    this.#retransmit = undefined;
+    if (this.#reliable) this.terminate();
+    else this.#timeout = w.schedule(this.ctx.t4, () => this.terminate());
+    this.handlers.onFinal?.(res);
+  }
+
+  terminate(): void {
+    if (this.state === 'Terminated') return;
+    this.state = 'Terminated';
+    this.ctx.wheel.cancel(this.#retransmit);
+    this.ctx.wheel.cancel(this.#timeout);
+    this.#retransmit = this.#timeout = undefined;
+    this.ctx.removeClient(this.key);
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * SIP transaction layer (RFC 3261 §17, RFC 6026): creates, matches and retires client and
+ * server transactions; every timer runs on one `TimerWheel`.
+ */
+import diagnostics_channel from 'node:diagnostics_channel';
+import { createLogger, rateLimitedLog } from '../../util/logger.js';
+import { counter } from '../../util/metrics.js';
+import { sharedTimerWheel, type TimerWheel } from '../../util/timer-wheel.js';
+import { createResponse, newBranch } from '../message/builders.js';
+import { formatVia } from '../message/header-values.js';
+import type { SipMessage, SipRequest, SipResponse } from '../message/sip-message.js';
+import type { Endpoint, Source } from '../transport/types.js';
+import { InviteClientTransaction } from './invite-client-transaction.js';
+import { InviteServerTransaction } from './invite-server-transaction.js';
+import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
+import { NonInviteServerTransaction } from './non-invite-server-transaction.js';
+import { buildCancel } from './request-builders.js';
+import type {
+  ClientTransaction,
+  ClientTransactionHandlers,
+  ServerTransaction,
+  TransactionOptions,
+  TransactionTransport,
+  TransactionUser,
+  TxContext,
+} from './types.js';
+
+export { InviteClientTransaction, InviteServerTransaction, NonInviteClientTransaction, NonInviteServerTransaction };
+
+const log = createLogger('sip-transaction');
+const MAGIC_COOKIE = 'z9hG4bK';
+
+/** Events on `sip:transaction:timeout`, `sip:transaction:transport-error`, `sip:transaction:tu-timeout`. */
+const channels = new Map<string, diagnostics_channel.Channel>();
+function channel(event: string): diagnostics_channel.Channel {
+  let c = channels.get(event);
+  if (!c) {
+    c = diagnostics_channel.channel(`sip:transaction:${event}`);
+    channels.set(event, c);
+  }
+  return c;
+}
+
+const txErrors = counter('tandem_sip_transaction_events_total', 'SIP transaction timeouts, transport errors, faults', ['event']);
+
+type ClientTx = InviteClientTransaction | NonInviteClientTransaction;
+type ServerTx = InviteServerTransaction | NonInviteServerTransaction;
+
+/**
+ * Client transaction key (§17.1.3): "the branch parameter in the response is equal to the one
+ * in the top Via header field of the request that created the transaction" and "the method
+ * parameter in the CSeq header field matches the method of the request".
+ */
+export function clientKey(branch: string, method: string): string {
+  return `${branch}\n${method}`;
+}
+
+/**
+ * Server transaction key (§17.2.3). With the magic cookie: branch + sent-by + method, the ACK
+ * matching the INVITE. Otherwise the RFC 2543 rule: Request-URI, From tag, Call-ID, CSeq
+ * number and top Via (To tag is checked separately, see `#matchesLegacy`).
+ */
+export function serverKey(req: SipRequest, method?: string): string {
+  const via = req.topVia;
+  const m = method ?? (req.method === 'ACK' ? 'INVITE' : req.method);
+  const branch = via.branch;
+  if (branch !== undefined && branch.startsWith(MAGIC_COOKIE)) return `${branch}\n${via.host}:${via.port ?? ''}\n${m}`;
+  return `2543\n${req.uri}\n${req.fromTag ?? ''}\n${req.callId}\n${req.cseq.seq}\n${via.transport} ${via.host}:${via.port ?? ''};${branch ?? ''}\n${m}`;
+}
+
+export class TransactionLayer {
+  readonly #client = new Map<string, ClientTx>();
+  readonly #server = new Map<string, ServerTx>();
+  readonly #ctx: TxContext;
+  readonly #transport: TransactionTransport;
+  readonly #onMessage = (msg: SipMessage, source: Source): void => this.receive(msg, source);
+  #tu: TransactionUser | undefined;
+
+  constructor(transport: TransactionTransport, opts: TransactionOptions = {}) {
+    this.#transport = transport;
+    const wheel: TimerWheel = opts.wheel ?? sharedTimerWheel();
+    this.#ctx = {
+      wheel,
+      t1: opts.t1Ms ?? 500,
+      t2: opts.t2Ms ?? 4000,
+      t4: opts.t4Ms ?? 5000,
+      transport,
+      opts: {
+        autoTryingMs: opts.autoTryingMs ?? 200,
+        inviteProceedingTimeoutMs: opts.inviteProceedingTimeoutMs ?? 180_000,
+        inviteServerTimeoutMs: opts.inviteServerTimeoutMs ?? 300_000,
+      },
+      removeClient: (key) => this.#client.delete(key),
+      removeServer: (key) => this.#server.delete(key),
+      diag: (event, tx) => {
+        txErrors.inc({ event });
+        const c = channel(event);
+        if (c.hasSubscribers) c.publish({ tx });
+      },
+    };
+    transport.on('message', this.#onMessage);
+  }
+
+  get t1Ms(): number {
+    return this.#ctx.t1;
+  }
+
+  get wheel(): TimerWheel {
+    return this.#ctx.wheel;
+  }
+
+  get transport(): TransactionTransport {
+    return this.#transport;
+  }
+
+  setUser(tu: TransactionUser): void {
+    this.#tu = tu;
+  }
+
+  /** Live transactions (client + server). */
+  get size(): number {
+    return this.#client.size + this.#server.size;
+  }
+
+  get clientCount(): number {
+    return this.#client.size;
+  }
+
+  get serverCount(): number {
+    return this.#server.size;
+  }
+
+  /**
+   * Starts a client transaction. A request without Via gets one (sent-by from the transport,
+   * new branch, `rport`); a top Via without an RFC 3261 branch gets a new branch.
+   */
+  sendRequest(req: SipRequest, target: Endpoint, h: ClientTransactionHandlers = {}): ClientTransaction {
+    if (req.method === 'ACK') throw new Error('SIP_ERR_ACK_NOT_A_TRANSACTION: send ACK with sendStateless()');
+    if (!req.has('Via')) {
+      req.prepend('Via', this.#transport.viaValue(target, newBranch()));
+    } else {
+      const top = req.topVia;
+      if (top.branch === undefined || !top.branch.startsWith(MAGIC_COOKIE)) {
+        const params = new Map(top.params);
+        params.set('branch', newBranch());
+        req.removeFirst('Via');
+        req.prepend('Via', formatVia({ ...top, params }));
+      }
+    }
+    const key = clientKey(req.topVia.branch!, req.method);
+    if (this.#client.has(key)) throw new Error('SIP_ERR_DUPLICATE_TRANSACTION: branch already in use');
+    const tx =
+      req.method === 'INVITE'
+        ? new InviteClientTransaction(this.#ctx, key, req, target, h)
+        : new NonInviteClientTransaction(this.#ctx, key, req, target, h);
+    this.#client.set(key, tx);
+    tx.start();
+    return tx;
+  }
+
+  /** Sends a request outside any transaction (the ACK to a 2xx, §13.2.2.4). Rejects on transport failure. */
+  sendStateless(msg: SipMessage, target: Endpoint): Promise<void> {
+    return this.#transport.sendRaw(msg.toBuffer(), target);
+  }
+
+  /**
+   * Cancels an INVITE client transaction (RFC 3261 §9.1). "If no provisional response has been
+   * received, the CANCEL request MUST NOT be sent; rather, the client MUST wait for the arrival
+   * of a provisional response before sending the request." Without a final response 64*T1
+   * after the CANCEL, the INVITE transaction ends with onTimeout.
+   * Returns false when there is nothing to cancel (not an INVITE, or already final).
+   */
+  cancel(tx: ClientTransaction, h: ClientTransactionHandlers = {}, reason?: string): boolean {
+    if (!(tx instanceof InviteClientTransaction)) return false;
+    if (tx.state !== 'Calling' && tx.state !== 'Proceeding') return false;
+    const send = (): void => {
+      if (tx.state !== 'Proceeding') return;
+      this.sendRequest(buildCancel(tx.request, reason), tx.target, h);
+      tx.armProceedingGuard(64 * this.#ctx.t1);
+    };
+    if (tx.state === 'Calling') tx.pendingCancel = send;
+    else send();
+    return true;
+  }
+
+  /** Entry point for every received message (wired to the transport's `message` event). */
+  receive(msg: SipMessage, source: Source): void {
+    try {
+      if (msg.isRequest()) this.#onRequest(msg, source);
+      else this.#onResponse(msg as SipResponse, source);
+    } catch (err) {
+      txErrors.inc({ event: 'fault' });
+      rateLimitedLog('sip-transaction:fault', (suppressed) =>
+        log.error({ err, from: `${source.transport}:${source.address}:${source.port}`, suppressed }, 'transaction layer fault'),
+      );
+    }
+  }
+
+  #onResponse(res: SipResponse, source: Source): void {
+    const branch = res.topVia.branch;
+    const tx = branch === undefined ? undefined : this.#client.get(clientKey(branch, res.cseq.method));
+    if (tx) tx.receiveResponse(res);
+    else this.#tu?.onStrayResponse?.(res, source);
+  }
+
+  #onRequest(req: SipRequest, source: Source): void {
+    const method = req.method;
+    const legacy = !(req.topVia.branch ?? '').startsWith(MAGIC_COOKIE);
+    if (method === 'ACK') {
+      const tx = this.#server.get(serverKey(req));
+      if (tx instanceof InviteServerTransaction && (!legacy || this.#legacyAckMatches(tx, req)) && tx.receiveAck(req)) return;
+      this.#tu?.onRequest(req, undefined, source);
+      return;
+    }
+    const key = serverKey(req);
+    const existing = this.#server.get(key);
+    if (existing && (!legacy || existing.request.toTag === req.toTag)) {
+      existing.receiveRequest(req);
+      return;
+    }
+    if (method === 'CANCEL') {
+      this.#onCancel(req, key, source);
+      return;
+    }
+    const tx =
+      method === 'INVITE'
+        ? new InviteServerTransaction(this.#ctx, key, req, source)
+        : new NonInviteServerTransaction(this.#ctx, key, req, source);
+    this.#server.set(key, tx);
+    if (this.#tu) this.#tu.onRequest(req, tx, source);
+    else tx.respond(createResponse(req, 503, 'No Transaction User'));
+  }
+
+  /** RFC 2543 ACK: "the To tag of the ACK matches the To tag of the response sent by the server transaction". */
+  #legacyAckMatches(tx: InviteServerTransaction, ack: SipRequest): boolean {
+    const sent = tx.toTag;
+    return sent === undefined || sent === ack.toTag;
+  }
+
+  /**
+   * RFC 3261 §9.2: the CANCEL gets its own non-INVITE server transaction; "If the UAS did not
+   * find a matching transaction for the CANCEL according to the procedure above, it SHOULD
+   * respond to the CANCEL with a 481 ... as long as the CANCEL matched an existing transaction,
+   * the UAS answers the CANCEL request itself with a 200 (OK) response." The INVITE
+   * transaction's TU learns of it through the `cancel` event and answers the INVITE (487).
+   */
+  #onCancel(req: SipRequest, key: string, source: Source): void {
+    const tx = new NonInviteServerTransaction(this.#ctx, key, req, source);
+    this.#server.set(key, tx);
+    const inv = this.#server.get(serverKey(req, 'INVITE'));
+    if (!(inv instanceof InviteServerTransaction)) {
+      tx.respond(createResponse(req, 481, 'Call/Transaction Does Not Exist'));
+      return;
+    }
+    const toTag = inv.toTag;
+    tx.respond(createResponse(req, 200, 'OK', toTag !== undefined ? { toTag } : undefined));
+    inv.receiveCancel(req);
+  }
+
+  /** Ends every transaction (no callbacks) and detaches from the transport. */
+  close(): void {
+    this.#transport.off('message', this.#onMessage);
+    for (const tx of [...this.#client.values()]) tx.terminate();
+    for (const tx of [...this.#server.values()]) tx.terminate();
+  }
+}

@@ -1,0 +1,126 @@
+import type { TimerWheel } from '../../util/timer-wheel.js';
+import type { SipMessage, SipRequest, SipResponse } from '../message/sip-message.js';
+import type { Endpoint, Source } from '../transport/types.js';
+
+/**
+ * What the transaction layer needs from a transport. `TransportLayer` implements it; tests and
+ * benchmarks use `InMemoryTransport` (src/sip/transport/in-memory-transport.ts).
+ */
+export interface TransactionTransport {
+  on(event: 'message', listener: (msg: SipMessage, source: Source) => void): unknown;
+  off(event: 'message', listener: (msg: SipMessage, source: Source) => void): unknown;
+  /** Sends serialized bytes to `target` (retransmissions reuse the buffer). */
+  sendRaw(data: Buffer, target: Endpoint): Promise<void>;
+  /** Sends a serialized response back along the request path (§18.2.2, RFC 3581). */
+  sendResponseRaw(data: Buffer, res: SipResponse, source?: Source): Promise<void>;
+  /** Via value with sent-by and the given branch for a request to `target`. */
+  viaValue(target: Endpoint, branch: string, rport?: boolean): string;
+}
+
+/** Implemented by the layer above (UA core, proxy core). */
+export interface TransactionUser {
+  /**
+   * A new request. `tx` is the server transaction to answer through; it is undefined for an ACK
+   * that matched no transaction (the ACK to a 2xx, RFC 3261 §17.2.3 / RFC 6026 §8.4).
+   */
+  onRequest(req: SipRequest, tx: ServerTransaction | undefined, source: Source): void;
+  /** A response matching no client transaction (2xx retransmissions after Timer M, forks). */
+  onStrayResponse?(res: SipResponse, source: Source): void;
+}
+
+export interface ClientTransactionHandlers {
+  /** 101-199 responses (100 Trying too). */
+  onProvisional?(res: SipResponse): void;
+  /** The first final response. */
+  onFinal?(res: SipResponse): void;
+  /**
+   * INVITE only, RFC 6026 Accepted state: every further 2xx during Timer M (retransmissions,
+   * or 2xx from other forks with another To tag). The TU re-sends its ACK for each.
+   */
+  onAdditional2xx?(res: SipResponse): void;
+  /** Timer B/F fired (RFC 3261 §8.1.3.1: treat as 408 Request Timeout). */
+  onTimeout?(): void;
+  /** The transport could not send (§8.1.3.1: treat as 503 Service Unavailable). */
+  onTransportError?(err: Error): void;
+}
+
+export type TransactionState =
+  | 'Calling'
+  | 'Trying'
+  | 'Proceeding'
+  | 'Completed'
+  | 'Accepted'
+  | 'Confirmed'
+  | 'Terminated';
+
+export interface TransactionOptions {
+  /** RTT estimate (RFC 3261 §17.1.1.1). @default 500 */
+  t1Ms?: number;
+  /** Maximum retransmit interval for non-INVITE requests and INVITE responses. @default 4000 */
+  t2Ms?: number;
+  /** Maximum time a message remains in the network. @default 5000 */
+  t4Ms?: number;
+  /** Timer wheel driving every transaction timer. @default the shared real-time wheel */
+  wheel?: TimerWheel;
+  /**
+   * An INVITE server transaction sends `100 Trying` if the TU has not answered within this
+   * many ms (§17.2.1 says 200 ms); 0 sends it at once, -1 never.
+   * @default 200
+   */
+  autoTryingMs?: number;
+  /**
+   * An INVITE client transaction in Proceeding with no final response for this long ends with
+   * onTimeout (like Timer C, §16.6 step 11), so a lost final response cannot leak it.
+   * @default 180000
+   */
+  inviteProceedingTimeoutMs?: number;
+  /**
+   * A server transaction whose TU never answers is removed after this long (INVITE) or
+   * 64*T1 (non-INVITE: the client has given up by then).
+   * @default 300000
+   */
+  inviteServerTimeoutMs?: number;
+}
+
+export interface ServerTransactionEvents {
+  /** A CANCEL matched this INVITE transaction before its final response; the layer already answered it 200. */
+  cancel: [cancel: SipRequest];
+  /** Timer H: no ACK for a non-2xx final response; or the TU never answered. */
+  timeout: [];
+  transportError: [err: Error];
+  terminated: [];
+}
+
+export interface ServerTransaction {
+  readonly request: SipRequest;
+  readonly source: Source;
+  readonly state: TransactionState;
+  readonly isInvite: boolean;
+  /** True once a CANCEL matched (INVITE only). */
+  readonly cancelled: boolean;
+  /** Sends a response (provisional or final) through the transaction. */
+  respond(res: SipResponse): void;
+  on<K extends keyof ServerTransactionEvents>(event: K, fn: (...args: ServerTransactionEvents[K]) => void): this;
+  off<K extends keyof ServerTransactionEvents>(event: K, fn: (...args: ServerTransactionEvents[K]) => void): this;
+}
+
+export interface ClientTransaction {
+  readonly request: SipRequest;
+  readonly target: Endpoint;
+  readonly state: TransactionState;
+  readonly isInvite: boolean;
+}
+
+/** @internal What a transaction needs from the layer that owns it. */
+export interface TxContext {
+  readonly wheel: TimerWheel;
+  readonly t1: number;
+  readonly t2: number;
+  readonly t4: number;
+  readonly transport: TransactionTransport;
+  readonly opts: Required<Omit<TransactionOptions, 'wheel' | 't1Ms' | 't2Ms' | 't4Ms'>>;
+  removeClient(key: string): void;
+  removeServer(key: string): void;
+  /** Emits diagnostics (`sip:transaction:*` channel). */
+  diag(event: string, tx: object): void;
+}

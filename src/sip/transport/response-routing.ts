@@ -1,0 +1,65 @@
+import { isIP } from 'node:net';
+import { DEFAULT_PORTS, isReliable, transportFromVia, type Endpoint, type Source, type TransportName } from './types.js';
+
+/** The parts of a Via header that response routing reads. */
+export interface ViaLike {
+  transport: string;
+  host: string;
+  port?: number;
+  params: Map<string, string | null>;
+  received?: string;
+  rport?: number | null;
+}
+
+/** IPv6 references are written `[::1]` in SIP; sockets want `::1`. */
+export function bareHost(host: string): string {
+  return host.length > 1 && host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+/** `::1` -> `[::1]` for use in a Via/URI host. */
+export function hostForHeader(host: string): string {
+  return isIP(host) === 6 ? `[${host}]` : host;
+}
+
+function viaParam(via: ViaLike, name: string): string | null | undefined {
+  const v = via.params.get(name);
+  return v === undefined ? undefined : v;
+}
+
+/**
+ * Where a response goes, from the top Via of the request (RFC 3261 §18.2.2, RFC 3581 §4):
+ *
+ * - reliable transport: the connection the request came on if it is still open (the caller
+ *   checks `connectionId`), else the address in `received` (or sent-by host) and sent-by port;
+ * - `maddr`: that address, sent-by port (default 5060);
+ * - RFC 3581 `rport` with a value: the source IP and port of the request;
+ * - `received`: that address, sent-by port;
+ * - otherwise sent-by host and port.
+ */
+export function responseDestination(via: ViaLike, source?: Source): Endpoint | undefined {
+  const transport: TransportName | undefined = transportFromVia(via.transport);
+  if (!transport) return undefined;
+  const received = via.received ?? (viaParam(via, 'received') || undefined);
+  const sentByPort = via.port ?? DEFAULT_PORTS[transport];
+  if (isReliable(transport)) {
+    const dest: Endpoint = { transport, address: bareHost(received ?? via.host), port: sentByPort };
+    if (source?.connectionId !== undefined) dest.connectionId = source.connectionId;
+    return dest;
+  }
+  const maddr = viaParam(via, 'maddr');
+  if (maddr) return { transport, address: bareHost(maddr), port: sentByPort };
+  let rport: number | null | undefined = via.rport;
+  if (rport === undefined) {
+    const raw = viaParam(via, 'rport');
+    rport = raw === undefined ? undefined : raw === null || raw === '' ? null : Number(raw);
+  }
+  if (typeof rport === 'number' && Number.isInteger(rport) && rport > 0 && rport < 65536) {
+    return { transport, address: bareHost(received ?? source?.address ?? via.host), port: rport };
+  }
+  if (rport === null && source) {
+    // rport asked for but not filled in (message built locally): the source port is the answer.
+    return { transport, address: source.address, port: source.port };
+  }
+  if (received) return { transport, address: bareHost(received), port: sentByPort };
+  return { transport, address: bareHost(via.host), port: sentByPort };
+}

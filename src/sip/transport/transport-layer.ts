@@ -1,0 +1,540 @@
+/**
+ * SIP transport layer (RFC 3261 §18, RFC 3581, RFC 5626 §3.5.1): UDP (IPv4/IPv6), TCP and TLS
+ * listeners, outgoing connections reused by remote address, framing of streams by
+ * Content-Length, keep-alive pongs, `received`/`rport` stamping and response routing.
+ *
+ * Every socket callback is a boundary: peer bytes can make it drop, count and log, never throw.
+ */
+import dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import os from 'node:os';
+import tls from 'node:tls';
+import { safeEmit } from '../../util/safe-emit.js';
+import { sharedTimerWheel, type TimerHandle, type TimerWheel } from '../../util/timer-wheel.js';
+import { createResponse } from '../message/builders.js';
+import { parseMessage } from '../message/parser.js';
+import { formatVia } from '../message/header-values.js';
+import { SipRequest, SipResponse, type SipMessage } from '../message/sip-message.js';
+import { reportBadInput, reportTransportEvent, statusForParseError } from './bad-input.js';
+import { bareHost, hostForHeader, responseDestination } from './response-routing.js';
+import { StreamFramer } from './stream-framer.js';
+import {
+  DEFAULT_PORTS,
+  type Endpoint,
+  type ListeningPoint,
+  type ListenSpec,
+  type Source,
+  type TransportName,
+  type TransportOptions,
+} from './types.js';
+
+export type { Endpoint, ListeningPoint, ListenSpec, Source, TransportName, TransportOptions } from './types.js';
+
+/** Events: `message` (msg, source) for every well-formed message; `error` (err) for listener failures. */
+export interface TransportLayerEvents {
+  message: [msg: SipMessage, source: Source];
+  error: [err: Error];
+}
+
+interface UdpEntry {
+  lp: ListeningPoint;
+  socket: dgram.Socket;
+  family: 4 | 6;
+}
+
+interface ServerEntry {
+  lp: ListeningPoint;
+  server: net.Server;
+}
+
+let nextConnectionId = 1;
+
+class StreamConnection {
+  readonly id = nextConnectionId++;
+  readonly framer: StreamFramer;
+  readonly source: Source;
+  readonly keys: string[] = [];
+  lastActivity: number;
+  idleTimer: TimerHandle | undefined;
+  closed = false;
+
+  constructor(
+    readonly transport: 'tcp' | 'tls',
+    readonly socket: net.Socket,
+    readonly outgoing: boolean,
+    framer: StreamFramer,
+    now: number,
+  ) {
+    this.framer = framer;
+    this.lastActivity = now;
+    this.source = {
+      transport,
+      address: normalizeAddress(socket.remoteAddress ?? ''),
+      port: socket.remotePort ?? 0,
+      localAddress: normalizeAddress(socket.localAddress ?? ''),
+      localPort: socket.localPort ?? 0,
+      connectionId: this.id,
+    };
+  }
+
+  get label(): string {
+    return `${this.transport}:${hostForHeader(this.source.address)}:${this.source.port}`;
+  }
+}
+
+/** `::ffff:1.2.3.4` (IPv4-mapped, from dual-stack sockets) -> `1.2.3.4`. */
+function normalizeAddress(a: string): string {
+  return a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
+}
+
+function connKey(transport: TransportName, address: string, port: number): string {
+  return `${transport}|${bareHost(address)}|${port}`;
+}
+
+function isWildcard(address: string): boolean {
+  return address === '0.0.0.0' || address === '::' || address === '';
+}
+
+function firstInterfaceAddress(family: 4 | 6): string {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const ni of list ?? []) {
+      if (!ni.internal && (ni.family === 'IPv4' ? 4 : 6) === family) return ni.address;
+    }
+  }
+  return family === 4 ? '127.0.0.1' : '::1';
+}
+
+export class TransportLayer extends EventEmitter<TransportLayerEvents> {
+  readonly listeningPoints: ListeningPoint[] = [];
+  readonly #opts: Required<Omit<TransportOptions, 'tlsClient' | 'wheel'>>;
+  readonly #tlsClient: tls.ConnectionOptions;
+  readonly #wheel: TimerWheel;
+  readonly #udp: UdpEntry[] = [];
+  readonly #servers: ServerEntry[] = [];
+  readonly #conns = new Map<number, StreamConnection>();
+  readonly #byKey = new Map<string, StreamConnection>();
+  readonly #pending = new Map<string, Promise<StreamConnection>>();
+  #closed = false;
+
+  constructor(opts: TransportOptions = {}) {
+    super();
+    this.#opts = {
+      maxMessageBytes: opts.maxMessageBytes ?? 65536,
+      maxConnections: opts.maxConnections ?? 4096,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 120_000,
+      maxBufferedBytesPerConnection: opts.maxBufferedBytesPerConnection ?? 262_144,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+    };
+    this.#tlsClient = opts.tlsClient ?? {};
+    this.#wheel = opts.wheel ?? sharedTimerWheel();
+  }
+
+  /** Open stream connections (incoming and outgoing). */
+  get connectionCount(): number {
+    return this.#conns.size;
+  }
+
+  /** Binds a listening point; port 0 picks a free one (read it from the result). */
+  async listen(spec: ListenSpec): Promise<ListeningPoint> {
+    const family: 4 | 6 = net.isIPv6(spec.address) ? 6 : 4;
+    const makeLp = (port: number): ListeningPoint => ({
+      transport: spec.transport,
+      address: spec.address,
+      port,
+      host: spec.advertise ?? (isWildcard(spec.address) ? firstInterfaceAddress(family) : spec.address),
+      sentByPort: spec.advertisePort ?? port,
+    });
+    if (spec.transport === 'udp') {
+      const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(spec.port, spec.address, () => {
+          socket.off('error', reject);
+          resolve();
+        });
+      });
+      try {
+        socket.setRecvBufferSize(4 * 1024 * 1024);
+        socket.setSendBufferSize(4 * 1024 * 1024);
+      } catch {
+        // kernel limits; defaults work
+      }
+      const lp = makeLp(socket.address().port);
+      const entry: UdpEntry = { lp, socket, family };
+      socket.on('message', (buf, rinfo) => this.#onDatagram(entry, buf, rinfo));
+      socket.on('error', (err) => reportTransportEvent('udp_socket_error', `udp:${spec.address}`, err));
+      this.#udp.push(entry);
+      this.listeningPoints.push(lp);
+      return lp;
+    }
+    let server: net.Server;
+    if (spec.transport === 'tls') {
+      if (!spec.tls) throw new Error('SIP_ERR_TLS_CONFIG: tls listen needs key and cert');
+      const tlsServer = tls.createServer({ key: spec.tls.key, cert: spec.tls.cert }, (socket) =>
+        this.#onIncoming('tls', socket),
+      );
+      tlsServer.on('tlsClientError', (err, socket) => {
+        reportTransportEvent('tls_handshake_error', `tls:${socket.remoteAddress}:${socket.remotePort}`, err);
+      });
+      server = tlsServer;
+    } else {
+      server = net.createServer((socket) => this.#onIncoming('tcp', socket));
+    }
+    server.on('error', (err) => reportTransportEvent('server_error', `${spec.transport}:${spec.address}`, err));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(spec.port, spec.address, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = server.address() as net.AddressInfo;
+    const lp = makeLp(addr.port);
+    this.#servers.push({ lp, server });
+    this.listeningPoints.push(lp);
+    return lp;
+  }
+
+  /**
+   * Sent-by for a Via header on a request to `target`: the listening point of the same
+   * transport and address family. IPv6 hosts come bracketed (`[::1]`), ready for a header.
+   */
+  viaFor(target: Endpoint): { transport: string; host: string; port: number } {
+    const lp = this.#listeningPointFor(target.transport, target.address);
+    return { transport: target.transport.toUpperCase(), host: hostForHeader(lp.host), port: lp.sentByPort };
+  }
+
+  /** A full Via value (`SIP/2.0/UDP host:port;branch=...;rport`) for a request to `target`. */
+  viaValue(target: Endpoint, branch: string, rport = true): string {
+    const v = this.viaFor(target);
+    return `SIP/2.0/${v.transport} ${v.host}:${v.port};branch=${branch}${rport ? ';rport' : ''}`;
+  }
+
+  /** The listening point used to reach `address` over `transport` (throws when none is bound). */
+  listeningPointFor(transport: TransportName, address: string): ListeningPoint {
+    return this.#listeningPointFor(transport, address);
+  }
+
+  #listeningPointFor(transport: TransportName, address: string): ListeningPoint {
+    const family = net.isIPv6(bareHost(address)) ? 6 : 4;
+    const same = this.listeningPoints.filter((lp) => lp.transport === transport);
+    const lp =
+      same.find((p) => (net.isIPv6(p.address) ? 6 : 4) === family) ??
+      same[0] ??
+      this.listeningPoints.find((p) => (net.isIPv6(p.address) ? 6 : 4) === family) ??
+      this.listeningPoints[0];
+    if (!lp) throw new Error('SIP_ERR_NO_TRANSPORT: no listening point');
+    return lp;
+  }
+
+  /** Sends a message to `target` (opens or reuses a TCP/TLS connection). Rejects on failure. */
+  async send(msg: SipMessage, target: Endpoint): Promise<void> {
+    const data = msg.toBuffer();
+    await this.sendRaw(data, target);
+  }
+
+  /** Sends already serialized bytes (retransmissions reuse the same buffer). */
+  async sendRaw(data: Buffer, target: Endpoint, local?: { localAddress: string; localPort: number }): Promise<void> {
+    if (this.#closed) throw new Error('SIP_ERR_TRANSPORT_CLOSED: transport closed');
+    if (target.transport === 'udp') {
+      const entry = this.#udpFor(target.address, local);
+      const address = bareHost(target.address);
+      await new Promise<void>((resolve, reject) => {
+        entry.socket.send(data, target.port, address, (err) => (err ? reject(err) : resolve()));
+      });
+      return;
+    }
+    const conn = await this.#connectionFor(target);
+    await this.#write(conn, data);
+  }
+
+  /**
+   * Sends a response back along the request's path (RFC 3261 §18.2.2, RFC 3581 §4): over the
+   * request's connection when still open, else per the top Via (`maddr`, `rport`, `received`,
+   * sent-by).
+   */
+  async sendResponse(res: SipResponse, source?: Source): Promise<void> {
+    await this.sendResponseRaw(res.toBuffer(), res, source);
+  }
+
+  /** `sendResponse` with bytes already serialized (server transactions retransmit them). */
+  async sendResponseRaw(data: Buffer, res: SipResponse, source?: Source): Promise<void> {
+    const dest = responseDestination(res.topVia, source);
+    if (!dest) throw new Error(`SIP_ERR_NO_TRANSPORT: cannot send response over ${res.topVia.transport}`);
+    const local = source && source.transport === dest.transport ? source : undefined;
+    await this.sendRaw(data, dest, local);
+  }
+
+  /** Closes every socket and connection. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const conn of [...this.#conns.values()]) this.#closeConnection(conn, undefined);
+    await Promise.all([
+      ...this.#udp.map((e) => new Promise<void>((resolve) => e.socket.close(() => resolve()))),
+      ...this.#servers.map((e) => new Promise<void>((resolve) => e.server.close(() => resolve()))),
+    ]);
+    this.#udp.length = 0;
+    this.#servers.length = 0;
+  }
+
+  // ---- receive path ---------------------------------------------------------------------
+
+  #onDatagram(entry: UdpEntry, buf: Buffer, rinfo: dgram.RemoteInfo): void {
+    try {
+      // Keep-alive CRLFs and empty datagrams carry no message (RFC 3261 §7.5).
+      if (buf.length <= 4 && buf.every((b) => b === 0x0d || b === 0x0a)) return;
+      const source: Source = {
+        transport: 'udp',
+        address: normalizeAddress(rinfo.address),
+        port: rinfo.port,
+        localAddress: entry.lp.address,
+        localPort: entry.lp.port,
+      };
+      this.#onBytes(buf, source, false, undefined);
+    } catch (err) {
+      reportTransportEvent('handler_fault', `udp:${rinfo.address}:${rinfo.port}`, err);
+    }
+  }
+
+  #onIncoming(transport: 'tcp' | 'tls', socket: net.Socket): void {
+    try {
+      if (this.#closed || this.#conns.size >= this.#opts.maxConnections) {
+        reportTransportEvent('connection_limit', `${transport}:${socket.remoteAddress}:${socket.remotePort}`);
+        socket.destroy();
+        return;
+      }
+      const conn = this.#register(transport, socket, false);
+      this.#addKey(conn, connKey(transport, conn.source.address, conn.source.port));
+    } catch (err) {
+      reportTransportEvent('handler_fault', `${transport}:${socket.remoteAddress}`, err);
+      socket.destroy();
+    }
+  }
+
+  #register(transport: 'tcp' | 'tls', socket: net.Socket, outgoing: boolean): StreamConnection {
+    const framer = new StreamFramer({
+      maxMessageBytes: this.#opts.maxMessageBytes,
+      maxBufferedBytes: Math.max(this.#opts.maxBufferedBytesPerConnection, this.#opts.maxMessageBytes),
+    });
+    const conn = new StreamConnection(transport, socket, outgoing, framer, this.#wheel.now());
+    this.#conns.set(conn.id, conn);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onStreamData(conn, chunk));
+    socket.on('error', (err) => {
+      reportTransportEvent('connection_error', conn.label, err);
+      this.#closeConnection(conn, undefined);
+    });
+    socket.on('close', () => this.#closeConnection(conn, undefined));
+    socket.on('end', () => this.#closeConnection(conn, undefined));
+    this.#armIdle(conn, this.#opts.idleTimeoutMs);
+    return conn;
+  }
+
+  #addKey(conn: StreamConnection, key: string): void {
+    if (this.#byKey.has(key)) return;
+    this.#byKey.set(key, conn);
+    conn.keys.push(key);
+  }
+
+  #armIdle(conn: StreamConnection, delayMs: number): void {
+    conn.idleTimer = this.#wheel.schedule(delayMs, () => {
+      if (conn.closed) return;
+      const idle = this.#wheel.now() - conn.lastActivity;
+      if (idle >= this.#opts.idleTimeoutMs) {
+        reportTransportEvent('idle_close', conn.label);
+        this.#closeConnection(conn, undefined);
+      } else {
+        this.#armIdle(conn, this.#opts.idleTimeoutMs - idle);
+      }
+    });
+  }
+
+  #closeConnection(conn: StreamConnection, lastWords: Buffer | undefined): void {
+    if (conn.closed) return;
+    conn.closed = true;
+    this.#wheel.cancel(conn.idleTimer);
+    this.#conns.delete(conn.id);
+    for (const key of conn.keys) if (this.#byKey.get(key) === conn) this.#byKey.delete(key);
+    if (lastWords) conn.socket.end(lastWords);
+    else conn.socket.destroy();
+  }
+
+  #onStreamData(conn: StreamConnection, chunk: Buffer): void {
+    try {
+      conn.lastActivity = this.#wheel.now();
+      for (const ev of conn.framer.push(chunk)) {
+        if (conn.closed) return;
+        if (ev.kind === 'ping') {
+          // RFC 5626 §3.5.1: a CRLFCRLF ping is answered with a CRLF pong.
+          conn.socket.write('\r\n');
+        } else if (ev.kind === 'message') {
+          this.#onBytes(ev.data, conn.source, true, conn);
+        } else {
+          reportBadInput(ev.code, ev.reason, ev.data, conn.label);
+          let lastWords: Buffer | undefined;
+          if (ev.data) lastWords = this.#errorResponseBytes(ev.data, ev.code, ev.reason, conn.source);
+          reportTransportEvent('framing_close', conn.label);
+          this.#closeConnection(conn, lastWords);
+          return;
+        }
+      }
+    } catch (err) {
+      reportTransportEvent('handler_fault', conn.label, err);
+      this.#closeConnection(conn, undefined);
+    }
+  }
+
+  /** Builds the 4xx/5xx for a request whose framing failed, when its header parses far enough. */
+  #errorResponseBytes(head: Buffer, code: string, reason: string, source: Source): Buffer | undefined {
+    const r = parseMessage(head, { maxBytes: this.#opts.maxMessageBytes, stream: false });
+    const req = r.ok ? r.value : r.partial;
+    if (!(req instanceof SipRequest) || req.method === 'ACK') return undefined;
+    this.#stampVia(req, source);
+    const { status, reason: phrase } = statusForParseError(code, reason);
+    return createResponse(req, status, phrase).toBuffer();
+  }
+
+  #onBytes(buf: Buffer, source: Source, stream: boolean, conn: StreamConnection | undefined): void {
+    const r = parseMessage(buf, { maxBytes: this.#opts.maxMessageBytes, stream });
+    const from = `${source.transport}:${hostForHeader(source.address)}:${source.port}`;
+    if (!r.ok) {
+      reportBadInput(r.code, r.reason, buf, from);
+      const partial = r.partial;
+      // Only requests are answered, never an ACK (RFC 3261 §17.2.3); bad responses are dropped.
+      if (partial instanceof SipRequest && partial.method !== 'ACK') {
+        try {
+          this.#stampVia(partial, source);
+          const { status, reason } = statusForParseError(r.code, r.reason);
+          const res = createResponse(partial, status, reason);
+          this.sendResponse(res, source).catch((err) => reportTransportEvent('send_error', from, err));
+        } catch (err) {
+          reportTransportEvent('bad_request_unanswerable', from, err);
+        }
+      }
+      return;
+    }
+    const msg = r.value;
+    if (msg instanceof SipRequest) {
+      this.#stampVia(msg, source);
+      if (conn) this.#learnAlias(conn, msg);
+    } else if (!(msg instanceof SipResponse)) {
+      return;
+    }
+    safeEmit(this, 'message', msg, source);
+  }
+
+  /**
+   * RFC 3261 §18.2.1: add `received` when the sent-by host differs from the source address;
+   * RFC 3581 §4: fill an empty `rport` with the source port (and then always add `received`).
+   */
+  #stampVia(req: SipRequest, source: Source): void {
+    const via = req.topVia;
+    const host = bareHost(via.host);
+    const rportAsked = via.rport === null || via.params.get('rport') === null || via.params.get('rport') === '';
+    const needReceived = rportAsked || host !== source.address;
+    if (!needReceived) return;
+    const params = new Map<string, string | null>(via.params);
+    params.set('received', source.address);
+    if (rportAsked) params.set('rport', String(source.port));
+    const text = formatVia({ ...via, params });
+    req.removeFirst('Via');
+    req.prepend('Via', text);
+  }
+
+  /**
+   * Requests to a peer reuse the connection it opened to us: besides its source address, the
+   * connection is keyed by the Via sent-by when that names the same IP (RFC 5923 spirit,
+   * without trusting a sent-by that points elsewhere).
+   */
+  #learnAlias(conn: StreamConnection, req: SipRequest): void {
+    const via = req.topVia;
+    const host = bareHost(via.host);
+    if (host !== conn.source.address) return;
+    const port = via.port ?? DEFAULT_PORTS[conn.transport];
+    this.#addKey(conn, connKey(conn.transport, host, port));
+  }
+
+  // ---- send path ------------------------------------------------------------------------
+
+  #udpFor(address: string, local?: { localAddress: string; localPort: number }): UdpEntry {
+    if (local) {
+      const exact = this.#udp.find((e) => e.lp.port === local.localPort && e.lp.address === local.localAddress);
+      if (exact) return exact;
+    }
+    const family = net.isIPv6(bareHost(address)) ? 6 : 4;
+    const entry = this.#udp.find((e) => e.family === family) ?? this.#udp[0];
+    if (!entry) throw new Error('SIP_ERR_NO_TRANSPORT: no UDP listening point');
+    return entry;
+  }
+
+  async #connectionFor(target: Endpoint): Promise<StreamConnection> {
+    if (target.transport === 'udp') throw new Error('not a stream transport');
+    if (target.connectionId !== undefined) {
+      const c = this.#conns.get(target.connectionId);
+      if (c && !c.closed) return c;
+    }
+    const key = connKey(target.transport, target.address, target.port);
+    const existing = this.#byKey.get(key);
+    if (existing && !existing.closed) return existing;
+    const pending = this.#pending.get(key);
+    if (pending) return pending;
+    const p = this.#connect(target.transport, bareHost(target.address), target.port, key).finally(() => {
+      this.#pending.delete(key);
+    });
+    this.#pending.set(key, p);
+    return p;
+  }
+
+  #connect(transport: 'tcp' | 'tls', host: string, port: number, key: string): Promise<StreamConnection> {
+    if (this.#conns.size >= this.#opts.maxConnections) {
+      reportTransportEvent('connection_limit', `${transport}:${host}:${port}`);
+      return Promise.reject(new Error('SIP_ERR_CONNECTION_LIMIT: too many connections'));
+    }
+    return new Promise<StreamConnection>((resolve, reject) => {
+      let socket: net.Socket;
+      const onError = (err: Error) => {
+        this.#wheel.cancel(timer);
+        socket.destroy();
+        reject(err);
+      };
+      const onConnected = () => {
+        this.#wheel.cancel(timer);
+        socket.off('error', onError);
+        if (this.#closed) {
+          socket.destroy();
+          reject(new Error('SIP_ERR_TRANSPORT_CLOSED: transport closed'));
+          return;
+        }
+        const conn = this.#register(transport, socket, true);
+        this.#addKey(conn, key);
+        resolve(conn);
+      };
+      if (transport === 'tls') {
+        const opts: tls.ConnectionOptions = { host, port, ...this.#tlsClient };
+        if (!net.isIP(host) && opts.servername === undefined) opts.servername = host;
+        socket = tls.connect(opts, onConnected);
+      } else {
+        socket = net.connect({ host, port }, onConnected);
+      }
+      socket.once('error', onError);
+      const timer = this.#wheel.schedule(this.#opts.connectTimeoutMs, () =>
+        onError(new Error(`SIP_ERR_CONNECT_TIMEOUT: ${transport}:${host}:${port}`)),
+      );
+    });
+  }
+
+  #write(conn: StreamConnection, data: Buffer): Promise<void> {
+    if (conn.closed) return Promise.reject(new Error('SIP_ERR_CONNECTION_CLOSED: connection closed'));
+    // A peer that does not read cannot make us buffer without bound.
+    if (conn.socket.writableLength + data.length > this.#opts.maxBufferedBytesPerConnection) {
+      reportTransportEvent('write_overflow', conn.label);
+      this.#closeConnection(conn, undefined);
+      return Promise.reject(new Error('SIP_ERR_BUFFER_OVERFLOW: peer not reading'));
+    }
+    conn.lastActivity = this.#wheel.now();
+    return new Promise<void>((resolve, reject) => {
+      conn.socket.write(data, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+}

@@ -1,0 +1,95 @@
+/** Transport protocols Tandem speaks (RFC 3261 §18). */
+export type TransportName = 'udp' | 'tcp' | 'tls';
+
+/** Where to send a message. */
+export interface Endpoint {
+  transport: TransportName;
+  /** IP address (IPv6 without brackets) or host name. */
+  address: string;
+  port: number;
+  /** Stream transports: send over this connection when it is still open (see `Source`). */
+  connectionId?: number;
+}
+
+/** Where a message came from, and on which local socket. */
+export interface Source extends Endpoint {
+  localAddress: string;
+  localPort: number;
+  /** Set for TCP/TLS: the connection the message arrived on. */
+  connectionId?: number;
+}
+
+export interface ListenSpec {
+  transport: TransportName;
+  /** Address to bind (`127.0.0.1`, `::1`, `0.0.0.0`, `::`). */
+  address: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** TLS server certificate and key (PEM). Required for `tls`. */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  /**
+   * Host written into Via sent-by (and usable for Contact/Record-Route) instead of the bound
+   * address, e.g. a virtual IP. Default: the bound address (a wildcard bind picks the first
+   * non-internal interface address).
+   */
+  advertise?: string;
+  /** Port for sent-by instead of the bound port. */
+  advertisePort?: number;
+}
+
+export interface ListeningPoint {
+  transport: TransportName;
+  /** Bound address. */
+  address: string;
+  /** Bound port (the real one when 0 was asked). */
+  port: number;
+  /** sent-by host (advertised address or bound address). */
+  host: string;
+  /** sent-by port. */
+  sentByPort: number;
+}
+
+export interface TransportOptions {
+  /**
+   * Largest SIP message accepted, bytes (RFC 3261 §18.1.1 leaves it to the implementation).
+   * @default 65536
+   */
+  maxMessageBytes?: number;
+  /**
+   * Most open TCP/TLS connections (incoming + outgoing); further incoming ones are closed at once.
+   * @default 4096
+   */
+  maxConnections?: number;
+  /**
+   * A stream connection with no traffic for this long is closed.
+   * @default 120000
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Bytes buffered per connection, in (an incomplete message) or out (a peer that does not read);
+   * past it the connection is closed.
+   * @default 262144
+   */
+  maxBufferedBytesPerConnection?: number;
+  /**
+   * Timeout for opening an outgoing TCP/TLS connection.
+   * @default 10000
+   */
+  connectTimeoutMs?: number;
+  /** Options for outgoing TLS connections (ca, rejectUnauthorized, servername, cert/key for mutual TLS). */
+  tlsClient?: import('node:tls').ConnectionOptions;
+  /** Timer wheel for idle timeouts (default: the shared real-time wheel). */
+  wheel?: import('../../util/timer-wheel.js').TimerWheel;
+}
+
+export const DEFAULT_PORTS: Record<TransportName, number> = { udp: 5060, tcp: 5060, tls: 5061 };
+
+export function isReliable(t: TransportName): boolean {
+  return t !== 'udp';
+}
+
+/** Maps a Via transport token (`UDP`, `TCP`, `TLS`) to ours; undefined for others (SCTP, WS). */
+export function transportFromVia(token: string): TransportName | undefined {
+  const t = token.toLowerCase();
+  return t === 'udp' || t === 'tcp' || t === 'tls' ? t : undefined;
+}

@@ -1,0 +1,295 @@
+import { describe, expect, it } from 'vitest';
+import { TimerWheel } from '../../../../src/util/timer-wheel.js';
+import { createRequest, createResponse } from '../../../../src/sip/message/builders.js';
+import { parseMessage } from '../../../../src/sip/message/parser.js';
+import type { SipRequest, SipResponse } from '../../../../src/sip/message/sip-message.js';
+import { InMemoryNetwork, InMemoryTransport } from '../../../../src/sip/transport/in-memory-transport.js';
+import type { Endpoint, Source } from '../../../../src/sip/transport/types.js';
+import { TransactionLayer } from '../../../../src/sip/transaction/transaction-layer.js';
+import type { ServerTransaction, TransactionUser } from '../../../../src/sip/transaction/types.js';
+
+const T1 = 500;
+
+function setup(opts: { autoTryingMs?: number } = {}) {
+  const wheel = new TimerWheel({ manual: true, tickMs: 10 });
+  const net = new InMemoryNetwork();
+  net.sync = true;
+  net.recordTraffic = true;
+  const a = new InMemoryTransport(net, '10.0.0.1', 5060);
+  const b = new InMemoryTransport(net, '10.0.0.2', 5060);
+  const uac = new TransactionLayer(a, { wheel, autoTryingMs: opts.autoTryingMs ?? -1 });
+  const uas = new TransactionLayer(b, { wheel, autoTryingMs: opts.autoTryingMs ?? -1 });
+  const seen: { req: SipRequest; tx: ServerTransaction | undefined }[] = [];
+  let onReq: (req: SipRequest, tx: ServerTransaction | undefined, src: Source) => void = () => {};
+  const tu: TransactionUser = {
+    onRequest(req, tx, src) {
+      seen.push({ req, tx });
+      onReq(req, tx, src);
+    },
+  };
+  uas.setUser(tu);
+  uac.setUser({ onRequest() {} });
+  const target: Endpoint = { transport: 'udp', address: '10.0.0.2', port: 5060 };
+  /** Times (fake clock) at which messages matching `re` crossed the network from `from`. */
+  const sends = (from: string, re: RegExp) =>
+    net.traffic.filter((t) => t.from === from && re.test(t.data.toString('latin1', 0, 40))).length;
+  return {
+    wheel, net, a, b, uac, uas, seen, target, sends,
+    handle(fn: typeof onReq) {
+      onReq = fn;
+    },
+  };
+}
+
+function req(method: string, extra: [string, string][] = []): SipRequest {
+  return createRequest({
+    method,
+    uri: 'sip:bob@10.0.0.2',
+    from: '<sip:alice@10.0.0.1>',
+    to: '<sip:bob@10.0.0.2>',
+    cseq: 1,
+    headers: extra,
+  });
+}
+
+describe('non-INVITE transactions', () => {
+  it('retransmits per Timer E (T1 doubling to T2) and times out with Timer F, then leaves nothing behind', () => {
+    const s = setup();
+    s.net.filter = () => false; // total loss
+    let timedOut = 0;
+    const times: number[] = [];
+    s.net.filter = (data) => {
+      times.push(s.wheel.now());
+      void data;
+      return false;
+    };
+    s.uac.sendRequest(req('OPTIONS'), s.target, { onTimeout: () => timedOut++ });
+    s.wheel.advance(64 * T1 + 10);
+    expect(times.slice(0, 7)).toEqual([0, 500, 1500, 3500, 7500, 11500, 15500]);
+    expect(timedOut).toBe(1);
+    expect(s.uac.size).toBe(0);
+    expect(s.wheel.size).toBe(0);
+  });
+
+  it('server answers retransmissions with the final response, Timer J and K clean up', () => {
+    const s = setup();
+    let finals = 0;
+    s.handle((r, tx) => tx!.respond(createResponse(r, 200)));
+    // drop the first 200 so the client retransmits and the server re-sends its final
+    let dropped = false;
+    s.net.filter = (data) => {
+      if (!dropped && data.toString('latin1', 0, 12) === 'SIP/2.0 200 ') {
+        dropped = true;
+        return false;
+      }
+      return true;
+    };
+    s.uac.sendRequest(req('OPTIONS'), s.target, { onFinal: () => finals++ });
+    expect(s.seen.length).toBe(1);
+    s.wheel.advance(500);
+    expect(finals).toBe(1);
+    expect(s.seen.length).toBe(1); // retransmission absorbed by the server transaction
+    expect(s.sends('10.0.0.2:5060', /^SIP\/2.0 200/)).toBe(2);
+    s.wheel.advance(5000); // Timer K (T4)
+    expect(s.uac.size).toBe(0);
+    expect(s.uas.size).toBe(1); // Timer J = 64*T1
+    s.wheel.advance(64 * T1);
+    expect(s.uas.size).toBe(0);
+  });
+
+  it('provisional moves to Proceeding and Timer E continues at T2', () => {
+    const s = setup();
+    let prov = 0;
+    let server: ServerTransaction | undefined;
+    s.handle((r, tx) => {
+      server = tx;
+      tx!.respond(createResponse(r, 100));
+    });
+    const times: number[] = [];
+    s.net.filter = (data) => {
+      if (data.toString('latin1', 0, 7) === 'OPTIONS') times.push(s.wheel.now());
+      return true;
+    };
+    const tx = s.uac.sendRequest(req('OPTIONS'), s.target, { onProvisional: () => prov++ });
+    expect(tx.state).toBe('Proceeding');
+    s.wheel.advance(9000);
+    expect(times).toEqual([0, 500, 4500, 8500]);
+    expect(prov).toBe(4); // each retransmission is answered with the 100 again, passed up in Proceeding
+    server!.respond(createResponse(server!.request, 404));
+    expect(tx.state).toBe('Completed');
+  });
+
+  it('reports transport errors to the TU and removes the transaction', async () => {
+    const s = setup();
+    s.a.failSends = true;
+    const errors: Error[] = [];
+    s.uac.sendRequest(req('OPTIONS'), s.target, { onTransportError: (e) => errors.push(e) });
+    await new Promise((r) => setImmediate(r));
+    expect(errors.length).toBe(1);
+    expect(s.uac.size).toBe(0);
+  });
+
+  it('matches RFC 2543 requests (no magic cookie) and absorbs their retransmissions', () => {
+    const s = setup();
+    s.handle(() => {});
+    const raw = Buffer.from(
+      'MESSAGE sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=old1\r\nFrom: <sip:a@x>;tag=1\r\n' +
+        'To: <sip:bob@10.0.0.2>\r\nCall-ID: c2543\r\nCSeq: 7 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n',
+    );
+    const src: Source = { transport: 'udp', address: '10.0.0.1', port: 5060, localAddress: '10.0.0.2', localPort: 5060 };
+    for (let i = 0; i < 3; i++) s.uas.receive((parseMessage(raw) as { value: SipRequest }).value, src);
+    expect(s.seen.length).toBe(1);
+    s.seen[0]!.tx!.respond(createResponse(s.seen[0]!.req, 200));
+    s.wheel.advance(64 * T1);
+    expect(s.uas.size).toBe(0);
+  });
+});
+
+describe('INVITE transactions', () => {
+  it('non-2xx: client ACKs (same branch, To tag of the response), absorbs retransmissions, Timer D/I clean up', () => {
+    const s = setup();
+    const finals: SipResponse[] = [];
+    s.handle((r, tx) => tx!.respond(createResponse(r, 486)));
+    const tx = s.uac.sendRequest(req('INVITE'), s.target, { onFinal: (r) => finals.push(r) });
+    expect(finals.map((r) => r.status)).toEqual([486]);
+    const ack = s.net.traffic.find((t) => t.data.toString('latin1', 0, 4) === 'ACK ')!;
+    const parsed = (parseMessage(ack.data) as { value: SipRequest }).value;
+    expect(parsed.topVia.branch).toBe(tx.request.topVia.branch);
+    expect(parsed.toTag).toBe(finals[0]!.toTag);
+    expect(parsed.cseq).toEqual({ seq: 1, method: 'ACK' });
+    expect(parsed.vias.length).toBe(1);
+    expect(s.seen.length).toBe(1); // the ACK was absorbed by the server transaction
+    const istState = s.seen[0]!.tx!.state;
+    expect(istState).toBe('Confirmed');
+    s.wheel.advance(5000); // Timer I
+    expect(s.uas.size).toBe(0);
+    s.wheel.advance(64 * T1); // Timer D
+    expect(s.uac.size).toBe(0);
+    expect(s.wheel.size).toBe(0);
+  });
+
+  it('server retransmits a non-2xx per Timer G until ACK, gives up at Timer H', () => {
+    const s = setup();
+    const times: number[] = [];
+    s.net.filter = (data) => {
+      const head = data.toString('latin1', 0, 12);
+      if (head === 'SIP/2.0 486 ') times.push(s.wheel.now());
+      return head !== 'SIP/2.0 486 '; // the client never sees the 486
+    };
+    let timeouts = 0;
+    s.handle((r, tx) => {
+      tx!.on('timeout', () => timeouts++);
+      tx!.respond(createResponse(r, 486));
+    });
+    s.uac.sendRequest(req('INVITE'), s.target, {});
+    s.wheel.advance(64 * T1 + 10);
+    // Timer G: 500, 1000, 2000, 4000, 4000, ... (plus answers to INVITE retransmissions)
+    expect(times.slice(0, 3)).toEqual([0, 500, 500]);
+    expect(timeouts).toBe(1);
+    expect(s.uas.size).toBe(0);
+  });
+
+  it('2xx: RFC 6026 Accepted on both sides, 2xx retransmissions reach the client TU, ACK reaches the server TU', () => {
+    const s = setup();
+    let server: ServerTransaction | undefined;
+    s.handle((r, tx) => {
+      if (r.method === 'INVITE') server = tx;
+    });
+    const finals: SipResponse[] = [];
+    const extra: SipResponse[] = [];
+    const tx = s.uac.sendRequest(req('INVITE'), s.target, { onFinal: (r) => finals.push(r), onAdditional2xx: (r) => extra.push(r) });
+    const ok = createResponse(server!.request, 200, 'OK', { toTag: 'srv' });
+    server!.respond(ok);
+    expect(server!.state).toBe('Accepted');
+    expect(tx.state).toBe('Accepted');
+    server!.respond(ok); // TU retransmits the 2xx (§13.3.1.4): passed to the transport
+    expect(finals.length).toBe(1);
+    expect(extra.length).toBe(1);
+    // ACK for the 2xx is end-to-end: new branch, goes to the server TU with no transaction
+    const ack = createRequest({ method: 'ACK', uri: 'sip:bob@10.0.0.2', from: tx.request.get('From')!, to: finals[0]!.get('To')!, callId: tx.request.callId, cseq: 1, via: s.a.viaValue(s.target, 'z9hG4bKack1') });
+    void s.uac.sendStateless(ack, s.target);
+    const got = s.seen.find((x) => x.req.method === 'ACK');
+    expect(got?.tx).toBeUndefined();
+    // INVITE retransmission in Accepted is absorbed
+    s.uas.receive(tx.request, { transport: 'udp', address: '10.0.0.1', port: 5060, localAddress: '10.0.0.2', localPort: 5060 });
+    expect(s.seen.filter((x) => x.req.method === 'INVITE').length).toBe(1);
+    s.wheel.advance(64 * T1); // Timers L and M
+    expect(s.uac.size + s.uas.size).toBe(0);
+  });
+
+  it('sends 100 Trying when the TU is silent for 200 ms', () => {
+    const s = setup({ autoTryingMs: 200 });
+    s.handle(() => {});
+    const prov: number[] = [];
+    s.uac.sendRequest(req('INVITE'), s.target, { onProvisional: (r) => prov.push(r.status) });
+    s.wheel.advance(190);
+    expect(prov).toEqual([]);
+    s.wheel.advance(10);
+    expect(prov).toEqual([100]);
+  });
+
+  it('CANCEL: waits for a provisional, matches the INVITE server tx, 200 to CANCEL, 487 to INVITE', () => {
+    const s = setup();
+    let inviteTx: ServerTransaction | undefined;
+    const cancels: SipRequest[] = [];
+    s.handle((r, tx) => {
+      if (r.method !== 'INVITE') return;
+      inviteTx = tx;
+      tx!.on('cancel', (c) => {
+        cancels.push(c);
+        tx!.respond(createResponse(r, 487));
+      });
+    });
+    // Hold back the first transmission of the INVITE so the client stays in Calling.
+    let first = true;
+    s.net.filter = (data) => {
+      if (first && data.toString('latin1', 0, 6) === 'INVITE') {
+        first = false;
+        return false;
+      }
+      return true;
+    };
+    const finals: number[] = [];
+    const cancelFinals: number[] = [];
+    const tx = s.uac.sendRequest(req('INVITE'), s.target, { onFinal: (r) => finals.push(r.status) });
+    expect(s.uac.cancel(tx, { onFinal: (r) => cancelFinals.push(r.status) })).toBe(true);
+    expect(s.sends('10.0.0.1:5060', /^CANCEL/)).toBe(0); // no CANCEL before a provisional
+    s.wheel.advance(500); // INVITE retransmitted, arrives
+    inviteTx!.respond(createResponse(inviteTx!.request, 180, 'Ringing', { toTag: 'x' }));
+    expect(s.sends('10.0.0.1:5060', /^CANCEL/)).toBe(1);
+    expect(cancels.length).toBe(1);
+    expect(cancelFinals).toEqual([200]);
+    expect(finals).toEqual([487]);
+    expect(inviteTx!.cancelled).toBe(true);
+    s.wheel.advance(64 * T1 + 5000);
+    expect(s.uac.size + s.uas.size).toBe(0);
+  });
+
+  it('CANCEL without a matching transaction gets 481', () => {
+    const s = setup();
+    const finals: number[] = [];
+    const inv = req('INVITE', [['Via', 'SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKnothere']]);
+    const cancel = createRequest({ method: 'CANCEL', uri: inv.uri, from: inv.get('From')!, to: inv.get('To')!, callId: inv.callId, cseq: 1 });
+    s.uac.sendRequest(cancel, s.target, { onFinal: (r) => finals.push(r.status) });
+    expect(finals).toEqual([481]);
+  });
+
+  it('no transaction leaks: 500 mixed transactions all end', () => {
+    const s = setup({ autoTryingMs: 200 });
+    s.handle((r, tx) => {
+      const n = Number(r.callId.length) % 3;
+      if (r.method === 'INVITE') tx!.respond(createResponse(r, n === 0 ? 200 : 486));
+      else if (n !== 2) tx!.respond(createResponse(r, 200));
+      // n === 2 non-INVITE: TU never answers; the layer must still retire it
+    });
+    let loss = 0;
+    s.net.filter = () => ++loss % 7 !== 0;
+    s.net.recordTraffic = false;
+    for (let i = 0; i < 500; i++) s.uac.sendRequest(req(i % 2 ? 'INVITE' : 'OPTIONS'), s.target, {});
+    expect(s.uac.size).toBeGreaterThan(0);
+    s.wheel.advance(200_000);
+    expect(s.uac.size).toBe(0);
+    expect(s.uas.size).toBe(0);
+    expect(s.wheel.size).toBe(0);
+  });
+});
