@@ -1,9 +1,212 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
+import { startAdminServer } from '../../admin/admin-server.js';
+import { dispatcherRoutes } from '../../admin/dispatcher-routes.js';
+import { startMediaNode, type MediaNode } from '../../media/media-node.js';
+import { parseListen } from '../../signalling/config-schema.js';
+import { DispatcherService, DISPATCHER_SERVICE } from '../../signalling/dispatcher/service.js';
+import { loadUsersFile, MapUserDirectory } from '../../signalling/auth/user-file.js';
+import { NgMediaControl } from '../../signalling/media-control/ng-media-control.js';
+import type { RouteHook } from '../../signalling/proxy/types.js';
+import { SignallingNode } from '../../signalling/signalling-node.js';
+import type { ListenSpec } from '../../sip/transport/types.js';
+import { logger, setLogLevel } from '../../util/logger.js';
+import { readConfigFile, setPath, validateConfig, type TandemConfig } from '../config.js';
 
-/** Placeholder until the owning feature lands. */
+interface StartCliOptions {
+  config?: string;
+  sip?: string[];
+  domain?: string[];
+  users?: string;
+  auth?: boolean;
+  admin?: string;
+  logLevel?: string;
+  mediaNg?: string[];
+  media?: boolean;
+  route?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
+
+/** Applies flags over the file's values (flags win), before validation. */
+function applyFlags(raw: Record<string, unknown>, o: StartCliOptions): void {
+  if (o.sip?.length) setPath(raw, ['signalling', 'listen'], o.sip);
+  if (o.domain?.length) setPath(raw, ['signalling', 'domains'], o.domain);
+  if (o.users) setPath(raw, ['signalling', 'users'], o.users);
+  if (o.auth === false) setPath(raw, ['signalling', 'auth', 'enabled'], false);
+  if (o.admin) raw['admin'] = o.admin;
+  if (o.logLevel) raw['logLevel'] = o.logLevel;
+  if (o.mediaNg?.length) setPath(raw, ['signalling', 'mediaControl', 'ng'], o.mediaNg);
+  if (o.media === false) setPath(raw, ['signalling', 'mediaControl', 'enabled'], false);
+  if (o.route) setPath(raw, ['signalling', 'routeScript'], o.route);
+  if (o.tlsCert || o.tlsKey) setPath(raw, ['signalling', 'tls'], { cert: o.tlsCert ?? '', key: o.tlsKey ?? '' });
+}
+
+async function loadRouteHook(path: string): Promise<RouteHook> {
+  const mod = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown; route?: unknown };
+  const fn = typeof mod.route === 'function' ? mod.route : mod.default;
+  if (typeof fn !== 'function') throw new Error(`${path}: expected an exported function route(request, context) (named "route" or default)`);
+  return fn as RouteHook;
+}
+
+function splitHostPort(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
+}
+
+/**
+ * `tandem start`: the single-machine node — registrar, digest auth, stateful proxy, dispatcher,
+ * and (unless --no-media or --media-ng) an in-process media node relaying every call's RTP.
+ * Prints `tandem: listening ...` on stdout once it serves. SIGTERM/SIGINT: new calls get 503,
+ * live transactions finish, the process exits within a few seconds.
+ */
 export function registerStartCommand(program: Command): void {
-  program.command('start').description('not yet implemented').action(() => {
-    console.error('tandem start: not yet implemented');
-    process.exit(2);
+  program
+    .command('start')
+    .description('run the signalling node (registrar, proxy) with an in-process media relay')
+    .option('--config <file>', 'YAML config file')
+    .option('--sip <transport:addr:port>', 'SIP listening point, e.g. udp:127.0.0.1:5060 (repeatable)', collect)
+    .option('--domain <name>', 'SIP domain served (repeatable)', collect)
+    .option('--users <file>', 'users file (CSV user,password or YAML)')
+    .option('--no-auth', 'do not challenge requests (digest authentication off)')
+    .option('--admin <host:port>', 'admin HTTP: /health, /metrics, dispatcher API')
+    .option('--log-level <level>', 'trace, debug, info, warn, error')
+    .option('--media-ng <host:port>', 'external media node ng address (repeatable; one chosen per call)', collect)
+    .option('--no-media', 'do not relay media (SDP passes unchanged)')
+    .option('--route <file>', 'routing script exporting route(request, context)')
+    .option('--tls-cert <file>', 'certificate (PEM) for tls listening points')
+    .option('--tls-key <file>', 'private key (PEM) for tls listening points')
+    .action(async (o: StartCliOptions) => {
+      const file = readConfigFile(o.config);
+      if (!file.ok) {
+        for (const e of file.errors) console.error(`tandem start: config: ${e}`);
+        process.exit(2);
+      }
+      const raw = file.value;
+      applyFlags(raw, o);
+      const v = validateConfig(raw);
+      if (!v.ok) {
+        console.error(`tandem start: invalid configuration${o.config ? ` in ${o.config}` : ''}:`);
+        for (const e of v.errors) console.error(`  ${e}`);
+        process.exit(2);
+      }
+      try {
+        await run(v.value);
+      } catch (err) {
+        console.error(`tandem start: ${err instanceof Error ? err.message : String(err)}`);
+        process.exit(1);
+      }
+    });
+}
+
+async function run(cfg: Readonly<TandemConfig>): Promise<void> {
+  setLogLevel(cfg.logLevel);
+  const s = cfg.signalling;
+  let users: MapUserDirectory | undefined;
+  if (s.users) {
+    const r = loadUsersFile(s.users);
+    if (!r.ok) throw new Error(r.reason);
+    users = r.value;
+  }
+  if (s.auth.enabled && !users) logger.warn('authentication is on but no users file is configured: every local user will be refused');
+  let tls: ListenSpec['tls'];
+  if (s.tls) tls = { cert: readFileSync(s.tls.cert), key: readFileSync(s.tls.key) };
+  const listen: ListenSpec[] = s.listen.map((l) => {
+    const p = parseListen(l)!;
+    return { ...p, ...(p.transport === 'tls' && tls ? { tls } : {}), ...(s.advertise ? { advertise: s.advertise } : {}) };
   });
+
+  let mediaNode: MediaNode | undefined;
+  let mediaControl: NgMediaControl | undefined;
+  if (s.mediaControl.enabled) {
+    let nodes = s.mediaControl.ng.map(splitHostPort);
+    if (nodes.length === 0) {
+      // Port 0 for ng by default in-process: nothing else needs to reach it.
+      mediaNode = await startMediaNode({ ...cfg.media, ng: cfg.media.ng === '127.0.0.1:2223' ? '127.0.0.1:0' : cfg.media.ng });
+      nodes = [{ host: mediaNode.ngHost, port: mediaNode.ngPort }];
+    }
+    mediaControl = new NgMediaControl({ nodes, timeoutMs: s.mediaControl.timeoutMs });
+  }
+
+  const routeHook = s.routeScript ? await loadRouteHook(s.routeScript) : undefined;
+  const services: Record<string, unknown> = {};
+  const domains = s.domains.length ? [...s.domains] : [];
+  const node = new SignallingNode({
+    listen,
+    domains,
+    auth: {
+      enabled: s.auth.enabled,
+      ...(s.auth.realm ? { realm: s.auth.realm } : {}),
+      ...(s.auth.secret ? { secret: s.auth.secret } : {}),
+      nonceLifetimeSec: s.auth.nonceLifetimeSec,
+      algorithms: [...s.auth.algorithms],
+      maxFailures: s.auth.maxFailures,
+      failureWindowSec: s.auth.failureWindowSec,
+      blockSec: s.auth.blockSec,
+    },
+    ...(users ? { users } : {}),
+    registrar: { ...s.registrar },
+    proxy: { ...s.proxy },
+    transaction: { ...s.transaction },
+    ...(routeHook ? { routeHook } : {}),
+    ...(mediaControl ? { media: mediaControl } : {}),
+    services,
+  });
+  const lps = await node.start();
+  const ds = new DispatcherService({ config: cfg.dispatcher, stack: node.stack, callLoad: node.dialogs });
+  services[DISPATCHER_SERVICE] = ds;
+
+  const routes = [dispatcherRoutes(ds.dispatcher, ds.prober)];
+  if (mediaNode) routes.push(mediaNode.adminRoutes);
+  routes.push((app) => {
+    app.get('/signalling/status', async () => ({
+      bindings: node.location.size(),
+      aors: node.location.aorCount(),
+      transactions: node.transactions.size,
+      dialogs: node.dialogs.counts(),
+      draining: node.draining,
+    }));
+  });
+  let admin: Awaited<ReturnType<typeof startAdminServer>> | undefined;
+  if (cfg.admin) {
+    const a = splitHostPort(cfg.admin);
+    admin = await startAdminServer({ host: a.host, port: a.port, routes });
+  }
+
+  const realm = s.auth.realm ?? domains[0] ?? lps[0]?.host ?? 'tandem';
+  const first = lps[0]!;
+  const where = lps.map((lp) => `${lp.transport}:${lp.address}:${lp.port}`).join(' ');
+  const mediaText = !mediaControl ? 'off' : mediaNode ? `in-process ng 127.0.0.1:${mediaNode.ngPort}` : mediaControl.nodeNames.join(',');
+  process.stdout.write(
+    `tandem: listening ${where} domain=${domains[0] ?? first.host} auth=${s.auth.enabled ? 'on' : 'off'} media=${mediaText}${admin ? ` admin=http://${cfg.admin?.split(':')[0]}:${admin.port}` : ''} pid=${process.pid}\n`,
+  );
+  process.stdout.write(
+    `tandem: point a softphone at it: SIP server ${first.host}:${first.sentByPort} (${first.transport.toUpperCase()}), domain ${domains[0] ?? first.host}, auth realm ${realm}` +
+      `${users ? `, users from ${s.users} (${users.size} users)` : ''}\n`,
+  );
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: refusing new calls, letting transactions finish');
+    const hard = setTimeout(() => process.exit(0), s.shutdownGraceMs + 2000);
+    hard.unref();
+    try {
+      ds.close();
+      await node.shutdown(s.shutdownGraceMs);
+      await admin?.close();
+      await mediaNode?.close();
+    } catch (err) {
+      logger.error({ err }, 'error while shutting down');
+    }
+    process.stdout.write('tandem: stopped\n');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 }

@@ -1,0 +1,113 @@
+/**
+ * The `signalling` section of the Tandem config (registrar, auth, proxy, transports).
+ * Validated once at start by src/cli/config.ts; flags of `tandem start` feed the same schema.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/** `udp:127.0.0.1:5060`, `tcp:[::1]:5060`, `tls:0.0.0.0:5061`. */
+export function parseListen(text: string): { transport: 'udp' | 'tcp' | 'tls'; address: string; port: number } | undefined {
+  const m = /^(udp|tcp|tls):(\[[^\]]+\]|[^:]+):(\d{1,5})$/i.exec(text.trim());
+  if (!m) return undefined;
+  const address = m[2]!.replace(/^\[|\]$/g, '');
+  const port = Number(m[3]);
+  if (port > 65535 || isIP(address) === 0) return undefined;
+  return { transport: m[1]!.toLowerCase() as 'udp' | 'tcp' | 'tls', address, port };
+}
+
+const listenSchema = z.string().refine((s) => parseListen(s) !== undefined, { message: 'expected transport:address:port, e.g. udp:127.0.0.1:5060 (transport udp, tcp or tls; address an IP literal)' });
+const hostPortSchema = z.string().regex(/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port');
+
+export const signallingConfigSchema = z
+  .object({
+    /** SIP listening points. @default ['udp:127.0.0.1:5060'] */
+    listen: z.array(listenSchema).min(1).default(['udp:127.0.0.1:5060']),
+    /** Host written into Via/Record-Route instead of the bound address (VIP). @default the bound address */
+    advertise: z.string().optional(),
+    /** Certificate and key files (PEM) for tls listening points. */
+    tls: z.object({ cert: z.string(), key: z.string() }).strict().optional(),
+    /** SIP domains served; the listening addresses are always served too. @default [] */
+    domains: z.array(z.string().min(1)).default([]),
+    /** Users file (CSV `user,password` / `user,ha1`, or YAML). */
+    users: z.string().optional(),
+    /** Routing script: a TypeScript/JavaScript module exporting `route(request, context)`. */
+    routeScript: z.string().optional(),
+    auth: z
+      .object({
+        /** Challenge REGISTER (401) and requests from local users (407). @default true */
+        enabled: z.boolean().default(true),
+        /** Digest realm. @default the first domain, else the first listening address */
+        realm: z.string().optional(),
+        /** HMAC secret for stateless nonces; share it across a cluster. @default random per process */
+        secret: z.string().min(16, 'at least 16 characters').optional(),
+        /** Nonce lifetime, seconds; older nonces get stale=true. @default 300 */
+        nonceLifetimeSec: z.number().int().min(1).max(86_400).default(300),
+        /** Digest algorithms offered, most preferred first. @default ['SHA-256', 'MD5'] */
+        algorithms: z.array(z.enum(['SHA-256', 'MD5', 'SHA-256-sess', 'MD5-sess'])).min(1).default(['SHA-256', 'MD5']),
+        /** Failed authentications per source within failureWindowSec before it is blocked. @default 10 */
+        maxFailures: z.number().int().min(1).default(10),
+        /** @default 60 */
+        failureWindowSec: z.number().int().min(1).default(60),
+        /** How long a blocked source is ignored, seconds. @default 300 */
+        blockSec: z.number().int().min(1).default(300),
+      })
+      .strict()
+      .default({ enabled: true, nonceLifetimeSec: 300, algorithms: ['SHA-256', 'MD5'], maxFailures: 10, failureWindowSec: 60, blockSec: 300 }),
+    registrar: z
+      .object({
+        /** Shorter non-zero registrations get 423 Interval Too Brief. @default 60 */
+        minExpiresSec: z.number().int().min(1).default(60),
+        /** Longer registrations are shortened to this. @default 3600 */
+        maxExpiresSec: z.number().int().min(1).default(3600),
+        /** When the REGISTER gives no expiry. @default 3600 */
+        defaultExpiresSec: z.number().int().min(1).default(3600),
+        /** Contacts per address-of-record. @default 10 */
+        maxContactsPerAor: z.number().int().min(1).max(1000).default(10),
+      })
+      .strict()
+      .default({ minExpiresSec: 60, maxExpiresSec: 3600, defaultExpiresSec: 3600, maxContactsPerAor: 10 }),
+    proxy: z
+      .object({
+        /** Record-Route dialog-creating requests. @default true */
+        recordRoute: z.boolean().default(true),
+        /** Timer C: a ringing branch without a final response is cancelled after this, ms. @default 180000 */
+        timerCMs: z.number().int().min(1000).default(180_000),
+      })
+      .strict()
+      .default({ recordRoute: true, timerCMs: 180_000 }),
+    transaction: z
+      .object({
+        /** @default 500 */
+        t1Ms: z.number().int().min(10).default(500),
+        /** @default 4000 */
+        t2Ms: z.number().int().min(10).default(4000),
+        /** @default 5000 */
+        t4Ms: z.number().int().min(10).default(5000),
+      })
+      .strict()
+      .default({ t1Ms: 500, t2Ms: 4000, t4Ms: 5000 }),
+    mediaControl: z
+      .object({
+        /** Relay every call's media through a media node. @default true */
+        enabled: z.boolean().default(true),
+        /** External media nodes (ng UDP host:port); empty means the in-process node. @default [] */
+        ng: z.array(hostPortSchema).default([]),
+        /** ng request timeout, ms. @default 2000 */
+        timeoutMs: z.number().int().min(100).default(2000),
+      })
+      .strict()
+      .default({ enabled: true, ng: [], timeoutMs: 2000 }),
+    /** SIGTERM: how long live transactions get to finish, ms. @default 3000 */
+    shutdownGraceMs: z.number().int().min(0).max(60_000).default(3000),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const needsTls = cfg.listen.some((l) => l.toLowerCase().startsWith('tls:'));
+    if (needsTls && !cfg.tls) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'tls listening point needs tls.cert and tls.key' });
+    if (cfg.registrar.minExpiresSec > cfg.registrar.maxExpiresSec) {
+      ctx.addIssue({ code: 'custom', path: ['registrar', 'minExpiresSec'], message: 'must not exceed registrar.maxExpiresSec' });
+    }
+  });
+
+export type SignallingConfig = z.infer<typeof signallingConfigSchema>;
+export type SignallingConfigInput = z.input<typeof signallingConfigSchema>;

@@ -1,0 +1,28 @@
+/**
+ * How the proxy asks a media node to relay a call's RTP. Implemented over the ng protocol
+ * (`ng-media-control.ts`); signalling never imports media code, even in one process.
+ */
+import type { Result } from '../../util/result.js';
+
+export interface MediaOfferInput {
+  callId: string;
+  fromTag: string;
+  sdp: Buffer;
+  /** Source address of the signalling peer that sent the SDP. */
+  sourceAddress?: string;
+  viaBranch?: string;
+}
+
+export interface MediaAnswerInput extends MediaOfferInput {
+  toTag: string;
+}
+
+export interface MediaControl {
+  /** Offer SDP (INVITE/re-INVITE) -> SDP pointing at the relay. */
+  offer(input: MediaOfferInput): Promise<Result<Buffer>>;
+  /** Answer SDP (183/2xx) -> SDP pointing at the relay. */
+  answer(input: MediaAnswerInput): Promise<Result<Buffer>>;
+  /** Releases the call's media session (BYE, CANCEL, failure). Never throws. */
+  delete(callId: string, fromTag?: string): Promise<void>;
+  close(): Promise<void>;
+}

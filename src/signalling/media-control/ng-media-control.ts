@@ -1,0 +1,132 @@
+/**
+ * MediaControl over the ng protocol: one NgClient per media node. Each call is pinned to the
+ * node that took its offer (answer and delete go there); new calls go round-robin over the
+ * nodes that are up. A node that times out or reports `load limit` is skipped for
+ * `downForMs` and the offer is retried on the next one.
+ */
+import { NgClient } from '../../ng/ng-client.js';
+import { counter } from '../../util/metrics.js';
+import { createLogger, rateLimitedLog } from '../../util/logger.js';
+import { fail, ok, type Result } from '../../util/result.js';
+import type { MediaAnswerInput, MediaControl, MediaOfferInput } from './media-control.js';
+
+const log = createLogger('media-control');
+const ngErrors = counter('tandem_media_control_errors_total', 'ng commands to media nodes that failed, by node and code', ['node', 'code']);
+
+export interface NgMediaControlOptions {
+  /** Media nodes, `host:port` of their ng UDP socket. */
+  nodes: Array<{ host: string; port: number }>;
+  /**
+   * How long a node that failed is skipped for new calls.
+   * @default 10000
+   */
+  downForMs?: number;
+  /**
+   * ng request timeout per node (retransmitting every 500 ms).
+   * @default 2000
+   */
+  timeoutMs?: number;
+  /** ng flags sent with every offer/answer. @default ['SIP-source-address'] is not used: SDP addresses are trusted on loopback */
+  flags?: string[];
+}
+
+interface NodeState {
+  client: NgClient;
+  name: string;
+  downUntil: number;
+}
+
+export class NgMediaControl implements MediaControl {
+  #nodes: NodeState[];
+  #byCall = new Map<string, NodeState>();
+  #rr = 0;
+  #downForMs: number;
+  #flags: string[];
+
+  constructor(opts: NgMediaControlOptions) {
+    const timeoutMs = opts.timeoutMs ?? 2000;
+    this.#nodes = opts.nodes.map((n) => ({
+      client: new NgClient({ host: n.host, port: n.port, retransmitIntervalMs: 500, retransmits: Math.max(0, Math.ceil(timeoutMs / 500) - 1), timeoutMs }),
+      name: `${n.host}:${n.port}`,
+      downUntil: 0,
+    }));
+    this.#downForMs = opts.downForMs ?? 10_000;
+    this.#flags = opts.flags ?? ['trust-address'];
+  }
+
+  get nodeNames(): string[] {
+    return this.#nodes.map((n) => n.name);
+  }
+
+  async offer(input: MediaOfferInput): Promise<Result<Buffer>> {
+    const existing = this.#byCall.get(input.callId);
+    const order = existing ? [existing] : this.#candidates();
+    let last = 'no media node available';
+    for (const node of order) {
+      const r = await node.client.offer({
+        callId: input.callId,
+        fromTag: input.fromTag,
+        sdp: input.sdp.toString('utf8'),
+        flags: this.#flags,
+        replace: ['origin', 'session-connection'],
+        ...(input.sourceAddress ? { receivedFrom: input.sourceAddress } : {}),
+        ...(input.viaBranch ? { viaBranch: input.viaBranch } : {}),
+      });
+      if (r.ok) {
+        this.#byCall.set(input.callId, node);
+        if (this.#byCall.size > 1_000_000) this.#byCall.clear();
+        return ok(Buffer.from(r.value.sdp, 'utf8'));
+      }
+      ngErrors.inc({ node: node.name, code: r.code });
+      last = `${node.name}: ${r.reason}`;
+      if (r.code === 'NG_ERR_TIMEOUT' || r.code === 'NG_ERR_LOAD_LIMIT' || r.code === 'NG_ERR_SEND') {
+        node.downUntil = Date.now() + this.#downForMs;
+        rateLimitedLog(`ng-down-${node.name}`, (s) => log.warn({ node: node.name, code: r.code, suppressed: s }, 'media node skipped'));
+        if (existing) break;
+        continue;
+      }
+      break;
+    }
+    return fail('MEDIA_ERR_OFFER', last);
+  }
+
+  async answer(input: MediaAnswerInput): Promise<Result<Buffer>> {
+    const node = this.#byCall.get(input.callId);
+    if (!node) return fail('MEDIA_ERR_NO_SESSION', 'no offer for this call');
+    const r = await node.client.answer({
+      callId: input.callId,
+      fromTag: input.fromTag,
+      toTag: input.toTag,
+      sdp: input.sdp.toString('utf8'),
+      flags: this.#flags,
+      replace: ['origin', 'session-connection'],
+      ...(input.sourceAddress ? { receivedFrom: input.sourceAddress } : {}),
+    });
+    if (!r.ok) {
+      ngErrors.inc({ node: node.name, code: r.code });
+      return fail('MEDIA_ERR_ANSWER', `${node.name}: ${r.reason}`);
+    }
+    return ok(Buffer.from(r.value.sdp, 'utf8'));
+  }
+
+  async delete(callId: string, fromTag?: string): Promise<void> {
+    const node = this.#byCall.get(callId);
+    if (!node) return;
+    this.#byCall.delete(callId);
+    const r = await node.client.delete({ callId, fromTag: fromTag ?? '' });
+    if (!r.ok && r.code !== 'NG_ERR_REMOTE') ngErrors.inc({ node: node.name, code: r.code });
+  }
+
+  async close(): Promise<void> {
+    for (const n of this.#nodes) n.client.close();
+  }
+
+  /** Nodes to try for a new call: those up, round-robin, then those down as a last resort. */
+  #candidates(): NodeState[] {
+    const now = Date.now();
+    const n = this.#nodes.length;
+    const start = this.#rr++ % Math.max(1, n);
+    const rotated = [...this.#nodes.slice(start), ...this.#nodes.slice(0, start)];
+    return [...rotated.filter((x) => x.downUntil <= now), ...rotated.filter((x) => x.downUntil > now)];
+  }
+}

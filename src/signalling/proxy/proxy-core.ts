@@ -1,0 +1,703 @@
+/**
+ * Stateful proxy (RFC 3261 §16): request validation and preprocessing, forwarding to one target,
+ * parallel forking or serial failover, response processing and best-response aggregation,
+ * CANCEL propagation, and media anchoring over ng.
+ *
+ * Per INVITE the proxy keeps a `ProxyContext` (the "response context" of §16.2) holding the
+ * server transaction and one `Branch` per client transaction.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { SipRequest, SipResponse } from '../../sip/message/sip-message.js';
+import { createResponse } from '../../sip/message/builders.js';
+import { formatUri, parseNameAddr, parseUri, type SipUri } from '../../sip/uri/sip-uri.js';
+import type { Endpoint, Source, TransportName } from '../../sip/transport/types.js';
+import { counter } from '../../util/metrics.js';
+import { createLogger, rateLimitedLog } from '../../util/logger.js';
+import type { DialogTracker } from '../dialogs/dialog-tracker.js';
+import type { MediaControl } from '../media-control/media-control.js';
+import type { ProxyClientTransaction, ProxyServerTransaction, ProxyStack, LocalInterface } from './proxy-stack.js';
+import type { BranchFailureReason, RouteResult, SerialRoute, Target, TargetSupplier } from './types.js';
+
+const log = createLogger('proxy');
+const forwardedCounter = counter('tandem_proxy_forwarded_requests_total', 'Requests forwarded by the proxy, by method', ['method']);
+const finalCounter = counter('tandem_proxy_final_responses_total', 'Final responses sent upstream by the proxy, by status class', ['class']);
+const failoverCounter = counter('tandem_proxy_failovers_total', 'Serial branches abandoned, by reason', ['reason']);
+const mediaErrors = counter('tandem_proxy_media_errors_total', 'Media node (ng) failures seen by the proxy', ['op']);
+
+/** Methods whose forwarded requests get a Record-Route (they may create a dialog). */
+const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
+const BRANCH_MAGIC = 'z9hG4bK';
+const LOOP_TAG = 'tdm';
+
+export interface ProxyCoreOptions {
+  stack: ProxyStack;
+  isLocalDomain: (host: string) => boolean;
+  /**
+   * Insert Record-Route on dialog-creating requests (double when the interface changes).
+   * @default true
+   */
+  recordRoute?: boolean;
+  /**
+   * Timer C (§16.6 step 11): a ringing parallel branch with no final response for this long is
+   * CANCELled; the caller then gets 480.
+   * @default 180000
+   */
+  timerCMs?: number;
+  dialogs?: DialogTracker;
+  media?: MediaControl;
+}
+
+export interface ResolvedRoute {
+  route: Exclude<RouteResult, { kind: 'default' }>;
+}
+
+/** One client transaction of a context. */
+interface Branch {
+  target: Target;
+  request: SipRequest;
+  tx: ProxyClientTransaction | undefined;
+  /** Provisional (101-199) received. */
+  provisional: boolean;
+  /** Anything at all received (incl. 100). */
+  anyResponse: boolean;
+  final: SipResponse | undefined;
+  /** Abandoned by us (timer, cancel); later responses are ignored except to CANCEL. */
+  abandoned: boolean;
+  cancelSent: boolean;
+  timer: NodeJS.Timeout | undefined;
+  /** Status to count this branch as when it was abandoned by a timer. */
+  synthetic?: number;
+}
+
+/** Parses a Via sent-by/URI host:port:transport into an endpoint. */
+export function endpointOfUri(uri: SipUri): Endpoint | undefined {
+  if (uri.scheme === 'tel' || !uri.host) return undefined;
+  const t = uri.params.get('transport');
+  let transport: TransportName = uri.scheme === 'sips' ? 'tls' : 'udp';
+  if (t) {
+    const l = t.toLowerCase();
+    if (l === 'tcp' || l === 'tls' || l === 'udp') transport = l;
+    else return undefined;
+  }
+  const maddr = uri.params.get('maddr');
+  const host = (maddr || uri.host).replace(/^\[|\]$/g, '');
+  return { transport, address: host, port: uri.port ?? (transport === 'tls' ? 5061 : 5060) };
+}
+
+function isFailoverStatus(status: number, list: SerialRoute['failoverStatuses']): boolean {
+  const l = list ?? ['5xx', 408, 503];
+  for (const s of l) {
+    if (typeof s === 'number' && s === status) return true;
+    if (s === '5xx' && status >= 500 && status < 600) return true;
+    if (s === '4xx' && status >= 400 && status < 500) return true;
+    if (s === '6xx' && status >= 600) return true;
+  }
+  return false;
+}
+
+function isSdp(msg: SipRequest | SipResponse): boolean {
+  return msg.body.length > 0 && (msg.contentType ?? '').toLowerCase().startsWith('application/sdp');
+}
+
+/** Hash of the fields RFC 3261 §16.6 step 8 lists for loop detection. */
+function loopHash(req: SipRequest): string {
+  const h = createHash('md5');
+  h.update(req.uri).update('\0').update(req.fromTag ?? '').update('\0').update(req.toTag ?? '').update('\0');
+  h.update(req.callId).update('\0').update(String(req.cseq.seq)).update('\0');
+  for (const r of req.getAll('Route')) h.update(r).update('\0');
+  for (const r of req.getAll('Proxy-Require')) h.update(r).update('\0');
+  return h.digest('base64url').slice(0, 12);
+}
+
+export class ProxyCore {
+  readonly stack: ProxyStack;
+  #isLocal: (host: string) => boolean;
+  #recordRoute: boolean;
+  #timerCMs: number;
+  #dialogs: DialogTracker | undefined;
+  #media: MediaControl | undefined;
+  #branchSeq = 0;
+  #branchPrefix = randomBytes(4).toString('hex');
+
+  constructor(opts: ProxyCoreOptions) {
+    this.stack = opts.stack;
+    this.#isLocal = opts.isLocalDomain;
+    this.#recordRoute = opts.recordRoute ?? true;
+    this.#timerCMs = opts.timerCMs ?? 180_000;
+    this.#dialogs = opts.dialogs;
+    this.#media = opts.media;
+  }
+
+  get dialogs(): DialogTracker | undefined {
+    return this.#dialogs;
+  }
+
+  /**
+   * §16.3 validation steps the node does before routing: Max-Forwards (483) and loop
+   * detection (482). Returns a status to answer with, or undefined.
+   */
+  validate(req: SipRequest): { status: number; reason: string } | undefined {
+    const mf = req.maxForwards;
+    if (mf !== undefined && mf <= 0) return { status: 483, reason: 'Too Many Hops' };
+    // §16.3 step 4: a Via with our sent-by whose branch carries the hash of this very request
+    // means the request came back unchanged: a loop (a spiral changes the Request-URI).
+    let ours = false;
+    for (const v of req.vias) {
+      if (v.branch && v.branch.includes(`.${LOOP_TAG}.`) && this.stack.isOwnAddress(v.host, v.port, v.transport)) {
+        ours = true;
+        break;
+      }
+    }
+    if (ours) {
+      const h = loopHash(req);
+      for (const v of req.vias) {
+        if (v.branch?.includes(`.${LOOP_TAG}.${h}.`) && this.stack.isOwnAddress(v.host, v.port, v.transport)) {
+          return { status: 482, reason: 'Loop Detected' };
+        }
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * §16.4 route information preprocessing. Mutates `req`: strict-router compatibility (our
+   * address in the Request-URI) and removal of our own Route values. Returns true when the
+   * request was addressed to us by a Route (i.e. it was record-routed through us).
+   */
+  preprocessRoutes(req: SipRequest): boolean {
+    // "If the Request-URI of the request contains a value this proxy previously placed into a
+    // Record-Route header field, the proxy MUST replace the Request-URI in the request with the
+    // last value from the Route header field, and remove that value from the Route header field."
+    const ruri = req.requestUriOrUndefined;
+    if (ruri && !ruri.user && this.#isOwnUri(ruri)) {
+      const routes = req.getAll('Route');
+      if (routes.length) {
+        const last = routes[routes.length - 1]!;
+        const na = parseNameAddr(last);
+        if (na.ok) {
+          req.remove('Route');
+          for (const r of routes.slice(0, -1)) req.append('Route', r);
+          req.setUri(formatUri(na.value.uri));
+        }
+      }
+    }
+    // "If the first value in the Route header field indicates this proxy, the proxy MUST remove
+    // that value from the request." Both values of a double Record-Route are ours.
+    let wasRouted = false;
+    for (let i = 0; i < 2; i++) {
+      const top = req.getAll('Route')[0];
+      if (top === undefined) break;
+      const na = parseNameAddr(top);
+      if (!na.ok || !this.#isOwnUri(na.value.uri)) break;
+      req.removeFirst('Route');
+      wasRouted = true;
+    }
+    return wasRouted;
+  }
+
+  #isOwnUri(uri: SipUri): boolean {
+    if (uri.scheme === 'tel') return false;
+    return this.stack.isOwnAddress(uri.host.replace(/^\[|\]$/g, ''), uri.port, uri.params.get('transport') ?? undefined);
+  }
+
+  /** ACK for a 2xx (no transaction): forwarded end to end, statelessly (§16.11 / §13.2.2.4). */
+  forwardAck(req: SipRequest, source: Source): void {
+    const target: Target = { uri: req.uri };
+    const prepared = this.#prepare(req, target, source, false);
+    if (!prepared) return;
+    this.stack.sendStateless(prepared.request, prepared.nextHop);
+  }
+
+  /**
+   * Forwards a request statefully according to `route` (after validation, preprocessing and
+   * authentication). Sends 100 Trying for INVITE first.
+   */
+  async forward(req: SipRequest, stx: ProxyServerTransaction, source: Source, route: Exclude<RouteResult, { kind: 'default' }>): Promise<void> {
+    if (route.kind === 'reply') {
+      const res = createResponse(req, route.status, route.reason, route.headers ? { headers: route.headers } : {});
+      stx.respond(res);
+      return;
+    }
+    const ctx = new ProxyContext(this, req, stx, source, route);
+    await ctx.start();
+  }
+
+  /** @internal */
+  prepareBranch(req: SipRequest, target: Target, source: Source, loopKey: string): { request: SipRequest; nextHop: Endpoint } | undefined {
+    return this.#prepare(req, target, source, true, loopKey);
+  }
+
+  /**
+   * §16.6 steps 1-8: copy, Request-URI, Max-Forwards, Record-Route, Route (Path), strict-route
+   * compatibility, next hop, Via.
+   */
+  #prepare(orig: SipRequest, target: Target, source: Source, stateful: boolean, loopKey?: string): { request: SipRequest; nextHop: Endpoint } | undefined {
+    const req = orig.clone();
+    req.setUri(target.uri);
+    const mf = req.maxForwards;
+    req.set('Max-Forwards', String(mf === undefined ? 70 : Math.max(0, mf - 1)));
+    if (target.route?.length) {
+      for (let i = target.route.length - 1; i >= 0; i--) req.prepend('Route', target.route[i]!);
+    }
+    // §16.6 step 6 (strict routing compatibility): the next hop is a strict router.
+    const routes = req.getAll('Route');
+    let hopUri: SipUri | undefined;
+    if (routes.length) {
+      const na = parseNameAddr(routes[0]!);
+      if (!na.ok) return undefined;
+      hopUri = na.value.uri;
+      if (!na.value.uri.params.has('lr')) {
+        req.remove('Route');
+        for (const r of routes.slice(1)) req.append('Route', r);
+        req.append('Route', `<${req.uri}>`);
+        req.setUri(formatUri(na.value.uri));
+      }
+    }
+    let nextHop = target.nextHop;
+    if (!nextHop) {
+      const u = hopUri ?? req.requestUriOrUndefined;
+      nextHop = u ? endpointOfUri(u) : undefined;
+    }
+    if (!nextHop) return undefined;
+    const out = this.stack.interfaceFor(nextHop);
+    if (stateful && this.#recordRoute && DIALOG_CREATING.has(req.method) && !req.toTag) {
+      const inbound = this.stack.interfaceOf(source);
+      // §16.6 step 4 + RFC 5658: when the request leaves on another transport or interface, put
+      // one Record-Route per interface so each side reaches us on the interface facing it.
+      req.prepend('Record-Route', rrValue(inbound));
+      if (inbound.transport !== out.transport || inbound.host !== out.host || inbound.port !== out.port) {
+        req.prepend('Record-Route', rrValue(out));
+      }
+    }
+    // §16.6 step 8: our Via with a branch that also carries the loop-detection hash.
+    const branch = `${BRANCH_MAGIC}.${this.#branchPrefix}${(++this.#branchSeq).toString(36)}.${LOOP_TAG}.${loopKey ?? 'x'}.`;
+    const hostText = out.host.includes(':') ? `[${out.host}]` : out.host;
+    req.prepend('Via', `SIP/2.0/${out.transport.toUpperCase()} ${hostText}:${out.port};branch=${stateful ? branch : ackBranch(orig)};rport`);
+    forwardedCounter.inc({ method: req.method });
+    return { request: req, nextHop };
+  }
+
+  get media(): MediaControl | undefined {
+    return this.#media;
+  }
+
+  get timerCMs(): number {
+    return this.#timerCMs;
+  }
+
+  /** Loop key for a received request (computed before it is modified). */
+  loopKeyOf(req: SipRequest): string {
+    return loopHash(req);
+  }
+}
+
+/**
+ * ACKs for 2xx are stateless; RFC 3261 §16.11 "a stateless proxy ... the branch is computed so
+ * that retransmissions get the same one": derive it from the upstream branch.
+ */
+function ackBranch(req: SipRequest): string {
+  const up = req.topVia.branch ?? req.callId;
+  return `${BRANCH_MAGIC}.ack.${createHash('md5').update(up).digest('base64url').slice(0, 16)}`;
+}
+
+function rrValue(i: LocalInterface): string {
+  const host = i.host.includes(':') ? `[${i.host}]` : i.host;
+  return `<sip:${host}:${i.port}${i.transport === 'udp' ? '' : `;transport=${i.transport}`};lr>`;
+}
+
+/** The response context of one forwarded request (§16.2). */
+class ProxyContext {
+  #proxy: ProxyCore;
+  #req: SipRequest;
+  #stx: ProxyServerTransaction;
+  #source: Source;
+  #route: Exclude<RouteResult, { kind: 'default' | 'reply' }>;
+  #branches: Branch[] = [];
+  #finalSent = false;
+  #cancelled = false;
+  #isInvite: boolean;
+  #loopKey: string;
+  /** Serial state. */
+  #tried: Target[] = [];
+  #attempt = 0;
+  #bestFinal: SipResponse | undefined;
+  /** Upstream responses are relayed in order even when media rewriting is async. */
+  #chain: Promise<void> = Promise.resolve();
+  #mediaUsed = false;
+  #answered = false;
+
+  constructor(proxy: ProxyCore, req: SipRequest, stx: ProxyServerTransaction, source: Source, route: Exclude<RouteResult, { kind: 'default' | 'reply' }>) {
+    this.#proxy = proxy;
+    this.#req = req;
+    this.#stx = stx;
+    this.#source = source;
+    this.#route = route;
+    this.#isInvite = req.method === 'INVITE';
+    this.#loopKey = proxy.loopKeyOf(req);
+  }
+
+  async start(): Promise<void> {
+    if (this.#isInvite) {
+      // §16.2: "the proxy MUST ... send a 100 (Trying)" when it will not answer within 200 ms.
+      this.#stx.respond(createResponse(this.#req, 100, 'Trying'));
+      this.#stx.onCancel(() => this.#onCancel());
+    }
+    const media = this.#proxy.media;
+    if (media && this.#req.method === 'INVITE' && isSdp(this.#req)) {
+      const r = await media.offer({
+        callId: this.#req.callId,
+        fromTag: this.#req.fromTag ?? '',
+        sdp: this.#req.body,
+        sourceAddress: this.#source.address,
+      });
+      if (!r.ok) {
+        mediaErrors.inc({ op: 'offer' });
+        rateLimitedLog('proxy-media-offer', (s) => log.warn({ reason: r.reason, suppressed: s }, 'media offer failed'));
+        this.#sendFinal(createResponse(this.#req, 503, 'Media Relay Unavailable'));
+        return;
+      }
+      this.#mediaUsed = true;
+      const copy = this.#req.clone();
+      copy.body = r.value;
+      this.#req = copy;
+      if (this.#cancelled) {
+        this.#finishCancelled();
+        return;
+      }
+    }
+    if (this.#route.kind === 'parallel') {
+      const targets = [...this.#route.targets].sort((a, b) => (b.q ?? 1) - (a.q ?? 1));
+      if (targets.length === 0) {
+        this.#sendFinal(createResponse(this.#req, 480, 'Temporarily Unavailable'));
+        return;
+      }
+      for (const t of targets) this.#startBranch(t);
+      this.#checkDone();
+    } else {
+      this.#nextSerial();
+    }
+  }
+
+  #serial(): SerialRoute | undefined {
+    return this.#route.kind === 'serial' ? this.#route : undefined;
+  }
+
+  #nextSerial(): void {
+    const s = this.#serial()!;
+    if (this.#cancelled || this.#finalSent) return;
+    let target: Target | undefined;
+    if (typeof s.targets === 'function') {
+      try {
+        target = (s.targets as TargetSupplier)(this.#attempt, this.#tried);
+      } catch (err) {
+        log.error({ err }, 'target supplier threw');
+        target = undefined;
+      }
+    } else {
+      target = (s.targets as readonly Target[])[this.#attempt];
+    }
+    this.#attempt++;
+    if (!target) {
+      // Every target failed: the best final received if it is not a failover status, else 503.
+      const best = this.#bestFinal;
+      if (best && !isFailoverStatus(best.status, s.failoverStatuses)) this.#sendFinal(stripVia(best));
+      else this.#sendFinal(createResponse(this.#req, s.exhaustedStatus ?? 503, undefined));
+      return;
+    }
+    this.#tried.push(target);
+    this.#startBranch(target);
+  }
+
+  #startBranch(target: Target): void {
+    const prepared = this.#proxy.prepareBranch(this.#req, target, this.#source, this.#loopKey);
+    const branch: Branch = {
+      target,
+      request: prepared?.request ?? this.#req,
+      tx: undefined,
+      provisional: false,
+      anyResponse: false,
+      final: undefined,
+      abandoned: false,
+      cancelSent: false,
+      timer: undefined,
+    };
+    this.#branches.push(branch);
+    if (!prepared) {
+      this.#branchFailed(branch, { kind: 'transport', error: 'unresolvable target' }, 502);
+      return;
+    }
+    if (this.#isInvite) this.#proxy.dialogs?.early(this.#req.callId, this.#req.fromTag ?? '', target.destinationKey);
+    const s = this.#serial();
+    if (s && this.#isInvite) {
+      branch.timer = setTimeout(() => this.#onFrTimer(branch), s.frTimerMs ?? 4000);
+    } else if (s) {
+      branch.timer = setTimeout(() => this.#onFrTimer(branch), s.frTimerMs ?? 4000);
+    }
+    try {
+      branch.tx = this.#proxy.stack.sendRequest(prepared.request, prepared.nextHop, {
+        onProvisional: (res) => this.#onProvisional(branch, res),
+        onFinal: (res) => this.#onFinal(branch, res),
+        onAdditional2xx: (res) => this.#onFinal(branch, res),
+        onTimeout: () => this.#branchFailed(branch, { kind: 'timeout' }, 408),
+        onTransportError: (err) => this.#branchFailed(branch, { kind: 'transport', error: err.message }, 503),
+      });
+    } catch (err) {
+      this.#branchFailed(branch, { kind: 'transport', error: err instanceof Error ? err.message : String(err) }, 503);
+    }
+  }
+
+  #clearTimer(b: Branch): void {
+    if (b.timer) clearTimeout(b.timer);
+    b.timer = undefined;
+  }
+
+  /** fr_timer (no provisional) or fr_inv_timer (provisional, no final) for a serial branch. */
+  #onFrTimer(b: Branch): void {
+    b.timer = undefined;
+    if (b.final || b.abandoned) return;
+    if (b.provisional) {
+      failoverCounter.inc({ reason: 'no-answer' });
+      this.#abandon(b);
+      this.#branchFailed(b, { kind: 'no-answer' }, 480);
+    } else {
+      failoverCounter.inc({ reason: 'timeout' });
+      this.#abandon(b);
+      this.#branchFailed(b, { kind: 'timeout' }, 408);
+    }
+  }
+
+  /** Timer C for parallel INVITE branches that ring. */
+  #onTimerC(b: Branch): void {
+    b.timer = undefined;
+    if (b.final || b.abandoned) return;
+    b.synthetic = 480;
+    this.#sendCancel(b);
+  }
+
+  #abandon(b: Branch): void {
+    b.abandoned = true;
+    this.#clearTimer(b);
+    // §9.1: a CANCEL only after a provisional; the transaction layer holds it until one comes
+    // (a branch that never answers just times out).
+    this.#sendCancel(b);
+  }
+
+  #sendCancel(b: Branch): void {
+    if (b.cancelSent || !b.tx || !this.#isInvite) return;
+    b.cancelSent = true;
+    try {
+      this.#proxy.stack.cancel(b.tx);
+    } catch (err) {
+      log.debug({ err }, 'cancel failed');
+    }
+  }
+
+  #onProvisional(b: Branch, res: SipResponse): void {
+    b.anyResponse = true;
+    if (b.abandoned || this.#cancelled) {
+      if (res.status > 100) this.#sendCancel(b);
+      return;
+    }
+    if (res.status === 100) return; // §16.7 step 3: 100 is not forwarded
+    this.#serial()?.onBranchResponded?.(b.target, res);
+    if (!b.provisional) {
+      b.provisional = true;
+      this.#clearTimer(b);
+      const s = this.#serial();
+      if (s && this.#isInvite) b.timer = setTimeout(() => this.#onFrTimer(b), s.frInvTimerMs ?? 60_000);
+      else if (this.#isInvite) b.timer = setTimeout(() => this.#onTimerC(b), this.#proxy.timerCMs);
+    }
+    if (this.#finalSent) return;
+    const out = stripVia(res);
+    this.#relay(out, b);
+  }
+
+  #onFinal(b: Branch, res: SipResponse): void {
+    b.anyResponse = true;
+    this.#clearTimer(b);
+    const first = !b.final;
+    b.final = res;
+    if (!first) {
+      // Additional 2xx from the same branch (transaction layer passes retransmissions of 2xx).
+      if (res.status >= 200 && res.status < 300 && this.#isInvite) this.#relay(stripVia(res), b);
+      return;
+    }
+    if (b.abandoned && !(res.status >= 200 && res.status < 300)) {
+      this.#checkDone();
+      return;
+    }
+    const s = this.#serial();
+    s?.onBranchResponded?.(b.target, res);
+    if (res.status >= 200 && res.status < 300) {
+      // §16.7 step 5: 2xx are forwarded immediately; the other branches are cancelled.
+      this.#answered = true;
+      s?.onBranchAnswered?.(b.target, res);
+      if (this.#isInvite) this.#proxy.dialogs?.confirm(this.#req.callId, res.toTag);
+      for (const o of this.#branches) if (o !== b && !o.final) this.#abandonQuietly(o);
+      this.#relay(stripVia(res), b, true);
+      return;
+    }
+    if (s && !this.#cancelled && isFailoverStatus(res.status, s.failoverStatuses)) {
+      failoverCounter.inc({ reason: 'status' });
+      this.#branchFailed(b, { kind: 'status', status: res.status, response: res }, res.status, res);
+      return;
+    }
+    if (s) {
+      // 4xx/6xx not in the failover list go back to the caller.
+      this.#bestFinal = res;
+      this.#sendFinal(stripVia(res));
+      return;
+    }
+    // Parallel: §16.7 step 4/6 — collect; a 6xx ends the search and cancels the others.
+    if (res.status >= 600) for (const o of this.#branches) if (o !== b && !o.final) this.#abandonQuietly(o);
+    this.#checkDone();
+  }
+
+  #abandonQuietly(b: Branch): void {
+    if (b.abandoned) return;
+    b.abandoned = true;
+    this.#clearTimer(b);
+    this.#sendCancel(b);
+  }
+
+  #branchFailed(b: Branch, reason: BranchFailureReason, status: number, res?: SipResponse): void {
+    this.#clearTimer(b);
+    const s = this.#serial();
+    if (!b.final) {
+      b.synthetic = b.synthetic ?? status;
+      if (!res) b.abandoned = true;
+    }
+    if (s) {
+      if (this.#finalSent || this.#answered) return;
+      if (res && (!this.#bestFinal || better(res, this.#bestFinal))) this.#bestFinal = res;
+      try {
+        s.onBranchFailed?.(b.target, reason);
+      } catch (err) {
+        log.error({ err }, 'onBranchFailed threw');
+      }
+      if (this.#cancelled) {
+        this.#finishCancelled();
+        return;
+      }
+      this.#nextSerial();
+      return;
+    }
+    this.#checkDone();
+  }
+
+  /** Parallel: when every branch is done, send the best response (§16.7 step 6). */
+  #checkDone(): void {
+    if (this.#finalSent || this.#answered || this.#serial()) return;
+    for (const b of this.#branches) if (!b.final && !b.abandoned && b.synthetic === undefined) return;
+    if (this.#cancelled) {
+      this.#finishCancelled();
+      return;
+    }
+    let best: SipResponse | undefined;
+    let bestSynthetic: number | undefined;
+    const challenges: SipResponse[] = [];
+    for (const b of this.#branches) {
+      if (b.final && b.final.status >= 300 && b.synthetic === undefined) {
+        if (b.final.status === 401 || b.final.status === 407) challenges.push(b.final);
+        if (!best || better(b.final, best)) best = b.final;
+      } else if (b.synthetic !== undefined) {
+        if (bestSynthetic === undefined || b.synthetic > bestSynthetic) bestSynthetic = b.synthetic;
+      }
+    }
+    let out: SipResponse;
+    if (best) {
+      out = stripVia(best);
+      // §16.7 step 6: a 503 chosen as best is sent as 500.
+      if (out.status === 503) {
+        out = createResponse(this.#req, 500, 'Server Internal Error', { ...(best.toTag ? { toTag: best.toTag } : {}) });
+      }
+      // §16.7 step 7: collect every challenge into the 401/407 sent upstream.
+      if ((out.status === 401 || out.status === 407) && challenges.length > 1) {
+        for (const c of challenges) {
+          if (c === best) continue;
+          for (const v of c.getAll('WWW-Authenticate')) out.append('WWW-Authenticate', v);
+          for (const v of c.getAll('Proxy-Authenticate')) out.append('Proxy-Authenticate', v);
+        }
+      }
+    } else {
+      const st = bestSynthetic ?? 408;
+      out = createResponse(this.#req, st, st === 480 ? 'Temporarily Unavailable' : undefined);
+    }
+    this.#sendFinal(out);
+  }
+
+  #onCancel(): void {
+    if (this.#finalSent || this.#answered) return;
+    this.#cancelled = true;
+    let waiting = false;
+    for (const b of this.#branches) {
+      if (b.final) continue;
+      this.#clearTimer(b);
+      this.#sendCancel(b);
+      if (b.provisional) waiting = true;
+      b.abandoned = true;
+    }
+    // Branches that never answered cannot be CANCELled yet (§9.1): answer 487 now rather than
+    // keep the caller waiting for their timeouts.
+    if (!waiting) this.#finishCancelled();
+  }
+
+  #finishCancelled(): void {
+    if (this.#finalSent) return;
+    this.#sendFinal(createResponse(this.#req, 487, 'Request Terminated'));
+  }
+
+  /** Sends a response upstream, passing SDP through the media node first when needed. */
+  #relay(res: SipResponse, b: Branch, final = false): void {
+    const media = this.#proxy.media;
+    const needsMedia = media && this.#mediaUsed && this.#isInvite && isSdp(res) && (res.status === 183 || res.status === 180 || (res.status >= 200 && res.status < 300));
+    this.#chain = this.#chain.then(async () => {
+      if (needsMedia && media) {
+        const r = await media.answer({ callId: this.#req.callId, fromTag: this.#req.fromTag ?? '', toTag: res.toTag ?? '', sdp: res.body, sourceAddress: b.target.nextHop?.address ?? '' });
+        if (r.ok) res.body = r.value;
+        else {
+          mediaErrors.inc({ op: 'answer' });
+          rateLimitedLog('proxy-media-answer', (s) => log.warn({ reason: r.reason, suppressed: s }, 'media answer failed'));
+        }
+      }
+      if (final) this.#finalSent = true;
+      this.#stx.respond(res);
+      if (final) finalCounter.inc({ class: `${Math.floor(res.status / 100)}xx` });
+    });
+  }
+
+  #sendFinal(res: SipResponse): void {
+    if (this.#finalSent) return;
+    this.#finalSent = true;
+    for (const b of this.#branches) if (!b.final) this.#abandonQuietly(b);
+    if (this.#isInvite && res.status >= 300) {
+      this.#proxy.dialogs?.end(this.#req.callId, this.#cancelled ? 'cancel' : 'failure');
+      if (this.#mediaUsed) void this.#proxy.media?.delete(this.#req.callId);
+    }
+    this.#chain = this.#chain.then(() => {
+      this.#stx.respond(res);
+      finalCounter.inc({ class: `${Math.floor(res.status / 100)}xx` });
+    });
+  }
+}
+
+/** §16.7 step 6 preference: 6xx first, then the lowest class; a real response over a synthetic one. */
+function better(a: SipResponse, b: SipResponse): boolean {
+  const ca = Math.floor(a.status / 100);
+  const cb = Math.floor(b.status / 100);
+  if (ca === 6 && cb !== 6) return true;
+  if (cb === 6) return false;
+  if (ca !== cb) return ca < cb;
+  // Same class: prefer a specific answer over a generic timeout/unavailable.
+  const generic = (s: number) => s === 408 || s === 480 || s === 500 || s === 503;
+  return generic(b.status) && !generic(a.status);
+}
+
+/** §16.7 step 3: remove our topmost Via before relaying a response upstream. */
+function stripVia(res: SipResponse): SipResponse {
+  const c = res.clone();
+  c.removeFirst('Via');
+  return c;
+}
+
+export { parseUri };

@@ -1,0 +1,254 @@
+/**
+ * Registrar (RFC 3261 §10.3, RFC 3327 Path). SIP logic only: bindings are read and written
+ * through the `LocationStore` interface.
+ */
+import type { SipRequest, SipResponse } from '../../sip/message/sip-message.js';
+import { createResponse } from '../../sip/message/builders.js';
+import { formatUri, parseUri, urisEqual, type SipUri } from '../../sip/uri/sip-uri.js';
+import type { Source } from '../../sip/transport/types.js';
+import type { Binding, LocationStore } from '../../state/store.js';
+import { counter } from '../../util/metrics.js';
+import { aorKey } from '../location/aor.js';
+
+export interface RegistrarOptions {
+  store: LocationStore;
+  /** Domains this registrar is responsible for (lower-case). */
+  isLocalDomain: (host: string) => boolean;
+  /**
+   * Shortest accepted registration; shorter non-zero ones get 423 with Min-Expires (§10.3 step 7).
+   * @default 60
+   */
+  minExpiresSec?: number;
+  /**
+   * Longest registration; longer ones are shortened to this.
+   * @default 3600
+   */
+  maxExpiresSec?: number;
+  /**
+   * Used when neither the Contact `expires` parameter nor the Expires header is present.
+   * @default 3600
+   */
+  defaultExpiresSec?: number;
+  /**
+   * Most contacts one AOR may hold; a REGISTER that would exceed it is refused with 403.
+   * @default 10
+   */
+  maxContactsPerAor?: number;
+  /** Node name recorded as the owner of bindings. */
+  nodeName?: string;
+  now?: () => number;
+}
+
+const registerCounter = counter('tandem_registrar_requests_total', 'REGISTER requests handled by the registrar, by result status', ['status']);
+
+interface ParsedContact {
+  uri: SipUri;
+  text: string;
+  expiresSec: number;
+  q: number;
+  instanceId?: string;
+}
+
+/**
+ * Handles REGISTER requests that passed authentication. Returns the response to send; the caller
+ * owns the server transaction. Concurrent REGISTERs for one AOR are serialised so the §10.3
+ * read-modify-write is atomic per AOR in this process.
+ */
+export class Registrar {
+  readonly store: LocationStore;
+  #opts: Required<Omit<RegistrarOptions, 'store' | 'isLocalDomain' | 'nodeName' | 'now'>>;
+  #isLocal: (host: string) => boolean;
+  #node: string | undefined;
+  #now: () => number;
+  #locks = new Map<string, Promise<unknown>>();
+
+  constructor(opts: RegistrarOptions) {
+    this.store = opts.store;
+    this.#isLocal = opts.isLocalDomain;
+    this.#node = opts.nodeName;
+    this.#now = opts.now ?? Date.now;
+    this.#opts = {
+      minExpiresSec: opts.minExpiresSec ?? 60,
+      maxExpiresSec: opts.maxExpiresSec ?? 3600,
+      defaultExpiresSec: opts.defaultExpiresSec ?? 3600,
+      maxContactsPerAor: opts.maxContactsPerAor ?? 10,
+    };
+  }
+
+  /**
+   * `authUser`: the authenticated user name (undefined when authentication is off). A user may
+   * only register its own AOR (§10.3 step 3).
+   */
+  async handle(req: SipRequest, source: Source, authUser?: string): Promise<SipResponse> {
+    const res = await this.#handle(req, source, authUser);
+    registerCounter.inc({ status: String(res.status) });
+    return res;
+  }
+
+  async #handle(req: SipRequest, source: Source, authUser?: string): Promise<SipResponse> {
+    // §10.3 step 1: the Request-URI names the domain of the registrar.
+    const ruri = parseUri(req.uri);
+    if (!ruri.ok || ruri.value.scheme === 'tel') return createResponse(req, 416, 'Unsupported URI Scheme');
+    if (!this.#isLocal(ruri.value.host)) return createResponse(req, 404, 'Domain Not Served Here');
+
+    // §10.3 step 2: Require with extensions we do not support -> 420.
+    const unsupported = req.getAll('Require').filter((o) => o.toLowerCase() !== 'path');
+    if (unsupported.length) return createResponse(req, 420, 'Bad Extension', { headers: [['Unsupported', unsupported.join(', ')]] });
+
+    // §10.3 step 5: the AOR is the To URI.
+    let to;
+    try {
+      to = req.to;
+    } catch {
+      return createResponse(req, 400, 'Bad To Header');
+    }
+    if (to.uri.scheme === 'tel' || !to.uri.user) return createResponse(req, 404, 'Not Found');
+    if (!this.#isLocal(to.uri.host)) return createResponse(req, 404, 'Not Found');
+    const aor = aorKey(to.uri);
+    // §10.3 step 4: is the authenticated user allowed to modify this AOR?
+    if (authUser !== undefined && authUser !== unescapeUser(to.uri.user)) return createResponse(req, 403, 'Forbidden (AOR Does Not Match User)');
+
+    let contacts;
+    try {
+      contacts = req.contacts;
+    } catch {
+      return createResponse(req, 400, 'Bad Contact Header');
+    }
+    const callId = req.callId;
+    const cseq = req.cseq.seq;
+    const nowMs = this.#now();
+    const headerExpires = parseExpires(req.get('Expires'));
+    if (headerExpires === 'bad') return createResponse(req, 400, 'Bad Expires Header');
+
+    return this.#withLock(aor, async () => {
+      const current = await this.store.getBindings(aor);
+      if (contacts.length === 0) return this.#ok(req, current, nowMs);
+
+      // §10.3 step 6: Contact: * only with Expires: 0 and alone.
+      if (contacts.some((c) => c === '*')) {
+        if (contacts.length !== 1 || headerExpires !== 0) return createResponse(req, 400, 'Invalid Wildcard Contact');
+        for (const b of current) {
+          if (b.callId === callId && cseq <= b.cseq) return createResponse(req, 400, 'Out Of Order CSeq');
+        }
+        await this.store.setBindings(aor, []);
+        return this.#ok(req, [], nowMs);
+      }
+
+      const parsed: ParsedContact[] = [];
+      for (const c of contacts) {
+        if (c === '*') continue;
+        const ce = c.params.get('expires');
+        let exp: number | 'bad' | undefined = ce === undefined ? undefined : parseExpires(ce ?? '');
+        if (exp === 'bad') exp = undefined; // §10.3: an unparsable expires param is ignored
+        let expiresSec = exp ?? (typeof headerExpires === 'number' ? headerExpires : this.#opts.defaultExpiresSec);
+        // §10.3 step 7: "If and only if the requested expiration interval is greater than zero
+        // AND smaller than one hour AND less than a registrar-configured minimum, the registrar
+        // MAY reject the registration with a response of 423".
+        if (expiresSec > 0 && expiresSec < this.#opts.minExpiresSec) {
+          return createResponse(req, 423, 'Interval Too Brief', { headers: [['Min-Expires', String(this.#opts.minExpiresSec)]] });
+        }
+        if (expiresSec > this.#opts.maxExpiresSec) expiresSec = this.#opts.maxExpiresSec;
+        const qText = c.params.get('q');
+        let q = 1;
+        if (qText !== undefined && qText !== null) {
+          const n = Number(qText);
+          if (!Number.isFinite(n) || n < 0 || n > 1) return createResponse(req, 400, 'Bad q-value');
+          q = n;
+        }
+        const pc: ParsedContact = { uri: c.uri, text: formatUri(c.uri), expiresSec, q };
+        const inst = c.params.get('+sip.instance');
+        if (inst) pc.instanceId = inst;
+        parsed.push(pc);
+      }
+
+      const next = current.slice();
+      const path = req.getAll('Path');
+      const flow = { transport: source.transport, address: source.address, port: source.port, localAddress: source.localAddress, localPort: source.localPort, ...(source.connectionId !== undefined ? { connectionId: source.connectionId } : {}) };
+      const userAgent = req.get('User-Agent');
+      for (const pc of parsed) {
+        const idx = next.findIndex((b) => sameContact(b.contact, pc.uri));
+        if (idx >= 0) {
+          const b = next[idx]!;
+          // §10.3 step 7: same Call-ID requires a higher CSeq, else the update is aborted.
+          if (b.callId === callId && cseq <= b.cseq) return createResponse(req, 400, 'Out Of Order CSeq');
+          if (pc.expiresSec === 0) {
+            next.splice(idx, 1);
+            continue;
+          }
+        } else if (pc.expiresSec === 0) {
+          continue;
+        }
+        const binding: Binding = {
+          aor,
+          contact: pc.text,
+          q: pc.q,
+          expiresAtMs: nowMs + pc.expiresSec * 1000,
+          callId,
+          cseq,
+          received: flow,
+          updatedAtMs: nowMs,
+        };
+        if (path.length) binding.path = path;
+        if (pc.instanceId) binding.instanceId = pc.instanceId;
+        if (userAgent) binding.userAgent = userAgent;
+        if (this.#node) binding.owner = this.#node;
+        if (idx >= 0) next[idx] = binding;
+        else next.push(binding);
+      }
+      if (next.length > this.#opts.maxContactsPerAor) return createResponse(req, 403, 'Too Many Registered Contacts');
+      await this.store.setBindings(aor, next);
+      const res = this.#ok(req, next, nowMs);
+      // RFC 3327 §5.3: return the Path the registrar stored when the UA supports it.
+      if (path.length && req.getAll('Supported').some((s) => s.toLowerCase() === 'path')) {
+        for (const p of path) res.append('Path', p);
+      }
+      return res;
+    });
+  }
+
+  /** §10.3 step 8: 200 with every current binding and its remaining expiry, plus Date. */
+  #ok(req: SipRequest, bindings: Binding[], nowMs: number): SipResponse {
+    const res = createResponse(req, 200, 'OK');
+    for (const b of bindings) {
+      const left = Math.max(0, Math.round((b.expiresAtMs - nowMs) / 1000));
+      if (left <= 0) continue;
+      res.append('Contact', `<${b.contact}>;expires=${left}${b.q !== 1 ? `;q=${b.q}` : ''}`);
+    }
+    res.set('Date', new Date(nowMs).toUTCString());
+    return res;
+  }
+
+  async #withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#locks.get(key);
+    const run = prev ? prev.then(fn, fn) : fn();
+    const tail = run.catch(() => undefined);
+    this.#locks.set(key, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.#locks.get(key) === tail) this.#locks.delete(key);
+    }
+  }
+}
+
+function sameContact(stored: string, uri: SipUri): boolean {
+  if (stored === formatUri(uri)) return true;
+  const p = parseUri(stored);
+  return p.ok && urisEqual(p.value, uri);
+}
+
+function parseExpires(v: string | undefined): number | 'bad' | undefined {
+  if (v === undefined) return undefined;
+  const t = v.trim();
+  if (!/^\d{1,10}$/.test(t)) return 'bad';
+  // RFC 3261 §20.19: values above 2^32-1 are treated as 2^32-1.
+  return Math.min(Number(t), 4294967295);
+}
+
+function unescapeUser(u: string): string {
+  try {
+    return decodeURIComponent(u);
+  } catch {
+    return u;
+  }
+}

@@ -1,0 +1,432 @@
+/**
+ * The signalling node: SIP transports and transactions, registrar, digest authentication,
+ * stateful proxy with a routing hook, dialog tracking and media anchoring over ng. `tandem start`
+ * builds one of these from its config.
+ */
+import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { TransportLayer } from '../sip/transport/transport-layer.js';
+import type { Endpoint, ListeningPoint, ListenSpec, Source } from '../sip/transport/types.js';
+import { TransactionLayer } from '../sip/transaction/transaction-layer.js';
+import type { ServerTransaction, TransactionUser } from '../sip/transaction/types.js';
+import type { SipRequest, SipResponse } from '../sip/message/sip-message.js';
+import { createResponse } from '../sip/message/builders.js';
+import { AuthFailureTracker, DigestAuthenticator, randomSecret, type UserDirectory } from '../sip/auth/digest-server.js';
+import type { DigestAlgorithm } from '../sip/auth/digest.js';
+import type { LocationStore } from '../state/store.js';
+import { MemoryLocationStore } from '../state/memory/memory-location-store.js';
+import { counter, gauge } from '../util/metrics.js';
+import { createLogger, rateLimitedLog } from '../util/logger.js';
+import { Registrar } from './registrar/registrar.js';
+import { aorKey } from './location/aor.js';
+import { ProxyCore } from './proxy/proxy-core.js';
+import type { LocalInterface, ProxyClientTransaction, ProxyStack } from './proxy/proxy-stack.js';
+import type { RouteContext, RouteHook, RouteResult, Target } from './proxy/types.js';
+import { DialogTracker } from './dialogs/dialog-tracker.js';
+import type { MediaControl } from './media-control/media-control.js';
+
+const log = createLogger('signalling');
+const authCounter = counter('tandem_auth_results_total', 'Digest authentication outcomes', ['result']);
+const droppedBlocked = counter('tandem_auth_blocked_requests_total', 'Requests dropped because their source is blocked after failed authentications');
+const requestsCounter = counter('tandem_signalling_requests_total', 'Requests received by the signalling node, by method', ['method']);
+
+export interface SignallingNodeOptions {
+  listen: ListenSpec[];
+  /** Domains served (registrar + local users). The listening addresses are always served too. */
+  domains: string[];
+  auth: {
+    enabled: boolean;
+    realm?: string;
+    secret?: string;
+    nonceLifetimeSec?: number;
+    algorithms?: DigestAlgorithm[];
+    maxFailures?: number;
+    failureWindowSec?: number;
+    blockSec?: number;
+  };
+  users?: UserDirectory;
+  registrar?: { minExpiresSec?: number; maxExpiresSec?: number; defaultExpiresSec?: number; maxContactsPerAor?: number };
+  proxy?: { recordRoute?: boolean; timerCMs?: number };
+  transaction?: { t1Ms?: number; t2Ms?: number; t4Ms?: number };
+  routeHook?: RouteHook;
+  media?: MediaControl;
+  locationStore?: LocationStore;
+  /** Services visible to route hooks as `context.services` (the dispatcher registers itself here). */
+  services?: Record<string, unknown>;
+  nodeName?: string;
+}
+
+export class SignallingNode implements TransactionUser {
+  readonly transport: TransportLayer;
+  readonly transactions: TransactionLayer;
+  readonly location: LocationStore;
+  readonly registrar: Registrar;
+  readonly dialogs: DialogTracker;
+  readonly proxy: ProxyCore;
+  readonly services: Record<string, unknown>;
+  readonly stack: ProxyStack;
+  #opts: SignallingNodeOptions;
+  #auth: DigestAuthenticator | undefined;
+  #failures: AuthFailureTracker;
+  #domains: Set<string>;
+  #ownHosts = new Set<string>();
+  #draining = false;
+  #routeHook: RouteHook | undefined;
+
+  constructor(opts: SignallingNodeOptions) {
+    this.#opts = opts;
+    this.services = opts.services ?? {};
+    this.#domains = new Set(opts.domains.map((d) => d.toLowerCase()));
+    this.transport = new TransportLayer({});
+    this.transactions = new TransactionLayer(this.transport, { ...(opts.transaction ?? {}), autoTryingMs: -1 });
+    this.transactions.setUser(this);
+    this.location = opts.locationStore ?? new MemoryLocationStore();
+    const isLocal = (h: string) => this.isLocalDomain(h);
+    this.registrar = new Registrar({ store: this.location, isLocalDomain: isLocal, ...(opts.registrar ?? {}), ...(opts.nodeName ? { nodeName: opts.nodeName } : {}) });
+    this.dialogs = new DialogTracker();
+    this.stack = this.#makeStack();
+    this.proxy = new ProxyCore({
+      stack: this.stack,
+      isLocalDomain: isLocal,
+      dialogs: this.dialogs,
+      ...(opts.media ? { media: opts.media } : {}),
+      ...(opts.proxy?.recordRoute !== undefined ? { recordRoute: opts.proxy.recordRoute } : {}),
+      ...(opts.proxy?.timerCMs !== undefined ? { timerCMs: opts.proxy.timerCMs } : {}),
+    });
+    if (opts.auth.enabled) {
+      this.#auth = new DigestAuthenticator({
+        realm: opts.auth.realm ?? opts.domains[0] ?? 'tandem',
+        secret: opts.auth.secret ?? randomSecret(),
+        users: opts.users ?? { lookup: () => undefined },
+        ...(opts.auth.nonceLifetimeSec !== undefined ? { nonceLifetimeSec: opts.auth.nonceLifetimeSec } : {}),
+        ...(opts.auth.algorithms ? { algorithms: opts.auth.algorithms } : {}),
+      });
+    }
+    this.#failures = new AuthFailureTracker({
+      ...(opts.auth.maxFailures !== undefined ? { maxFailures: opts.auth.maxFailures } : {}),
+      ...(opts.auth.failureWindowSec !== undefined ? { windowSec: opts.auth.failureWindowSec } : {}),
+      ...(opts.auth.blockSec !== undefined ? { blockSec: opts.auth.blockSec } : {}),
+    });
+    this.#routeHook = opts.routeHook;
+    const self = this;
+    gauge('tandem_location_bindings', 'Registered contacts in the location store', [], function () {
+      this.set(self.location.size());
+    });
+    gauge('tandem_sip_transactions', 'Live SIP transactions', [], function () {
+      this.set(self.transactions.size);
+    });
+    // A dialog that times out or fails also releases its media session.
+    this.dialogs.onEnded((rec, reason) => {
+      if (reason === 'timeout') void this.#opts.media?.delete(rec.callId);
+    });
+  }
+
+  /** Binds every listening point; returns them. */
+  async start(): Promise<ListeningPoint[]> {
+    for (const spec of this.#opts.listen) await this.transport.listen(spec);
+    for (const lp of this.transport.listeningPoints) {
+      this.#ownHosts.add(lp.host.toLowerCase());
+      this.#ownHosts.add(lp.address.toLowerCase());
+      if (lp.address === '0.0.0.0' || lp.address === '::') {
+        for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) this.#ownHosts.add(i.address.toLowerCase());
+      }
+    }
+    return this.transport.listeningPoints;
+  }
+
+  isLocalDomain(host: string): boolean {
+    const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+    return this.#domains.has(h) || this.#ownHosts.has(h);
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** SIGTERM: refuse new calls (503), let live transactions finish, then close (bounded by graceMs). */
+  async shutdown(graceMs = 3000): Promise<void> {
+    this.#draining = true;
+    const until = Date.now() + graceMs;
+    while (this.transactions.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    this.dialogs.close();
+    await this.location.close();
+    await this.transport.close();
+    await this.#opts.media?.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // TransactionUser
+
+  onRequest(req: SipRequest, tx: ServerTransaction | undefined, source: Source): void {
+    requestsCounter.inc({ method: req.method });
+    this.#onRequest(req, tx, source).catch((err: unknown) => {
+      rateLimitedLog('signalling-request-error', (s) => log.error({ err, suppressed: s, method: req.method }, 'request handling failed'));
+      if (tx && req.method !== 'ACK') {
+        try {
+          tx.respond(createResponse(req, 500, 'Server Internal Error'));
+        } catch {
+          /* transaction already answered */
+        }
+      }
+    });
+  }
+
+  onStrayResponse(res: SipResponse): void {
+    // A 2xx retransmission after the client transaction ended: relay it statelessly upstream
+    // (§16.7: our Via on top is removed, the next one says where to send it).
+    const top = res.topVia;
+    if (!top.branch?.includes('.tdm.') || !this.stack.isOwnAddress(top.host, top.port, top.transport)) return;
+    const c = res.clone();
+    c.removeFirst('Via');
+    if (c.vias.length === 0) return;
+    this.stack.sendResponseStateless(c);
+  }
+
+  async #onRequest(req: SipRequest, tx: ServerTransaction | undefined, source: Source): Promise<void> {
+    const method = req.method;
+    if (!tx) {
+      // ACK to a 2xx: end to end, no transaction (§16.11 / RFC 6026).
+      if (method !== 'ACK') return;
+      if (this.proxy.validate(req)) return;
+      this.proxy.preprocessRoutes(req);
+      const ruri = req.requestUriOrUndefined;
+      if (req.getAll('Route').length === 0 && ruri && !ruri.user && this.stack.isOwnAddress(ruri.host, ruri.port)) return;
+      this.proxy.forwardAck(req, source);
+      return;
+    }
+    if (method === 'CANCEL') {
+      // A CANCEL that matched an INVITE transaction was answered by the transaction layer.
+      tx.respond(createResponse(req, 481, 'Call/Transaction Does Not Exist'));
+      return;
+    }
+    if (method === 'ACK') return;
+    if (this.#failures.isBlocked(source.address)) {
+      droppedBlocked.inc();
+      return;
+    }
+    const ruri = req.requestUriOrUndefined;
+    const toSelf = ruri !== undefined && ruri.scheme !== 'tel' && !ruri.user && this.isLocalDomain(ruri.host) && req.getAll('Route').length === 0;
+    // §16.3 step 3: OPTIONS with Max-Forwards 0 may be answered by the proxy; and OPTIONS to
+    // the proxy itself is answered locally (health checks).
+    if (method === 'OPTIONS' && (toSelf || req.maxForwards === 0)) {
+      tx.respond(
+        createResponse(req, 200, 'OK', {
+          headers: [
+            ['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, PRACK, SUBSCRIBE, NOTIFY, REFER, MESSAGE'],
+            ['Accept', 'application/sdp'],
+            ['Supported', 'path'],
+          ],
+        }),
+      );
+      return;
+    }
+    const invalid = this.proxy.validate(req);
+    if (invalid) {
+      tx.respond(createResponse(req, invalid.status, invalid.reason));
+      return;
+    }
+    const inDialog = req.toTag !== undefined;
+    if (this.#draining && !inDialog) {
+      tx.respond(createResponse(req, 503, 'Service Unavailable (Shutting Down)', { headers: [['Retry-After', '5']] }));
+      return;
+    }
+    const wasRouted = this.proxy.preprocessRoutes(req);
+    const ruri2 = req.requestUriOrUndefined;
+    if (!ruri2) {
+      tx.respond(createResponse(req, 416, 'Unsupported URI Scheme'));
+      return;
+    }
+
+    if (method === 'REGISTER' && !wasRouted && ruri2.scheme !== 'tel' && this.isLocalDomain(ruri2.host)) {
+      const user = this.#authenticate(req, tx, source, 'registrar');
+      if (user === null) return;
+      tx.respond(await this.registrar.handle(req, source, user));
+      return;
+    }
+
+    let authUser: string | undefined;
+    if (!inDialog && this.#auth && this.#fromLocalUser(req)) {
+      const user = this.#authenticate(req, tx, source, 'proxy');
+      if (user === null) return;
+      authUser = user;
+      const fromUser = req.from.uri.user;
+      if (user !== undefined && fromUser !== undefined && decodeURIComponentSafe(fromUser) !== user) {
+        tx.respond(createResponse(req, 403, 'Forbidden (From Does Not Match User)'));
+        return;
+      }
+      // RFC 3261 §22.3: credentials for this proxy's realm are consumed.
+      req.remove('Proxy-Authorization');
+    }
+
+    if (inDialog && method === 'BYE') {
+      this.dialogs.end(req.callId, 'bye');
+      void this.#opts.media?.delete(req.callId);
+    }
+
+    let route: RouteResult = { kind: 'default' };
+    if (this.#routeHook) {
+      try {
+        route = await this.#routeHook(req, this.#routeContext(source, authUser, inDialog));
+      } catch (err) {
+        rateLimitedLog('route-hook-error', (s) => log.error({ err, suppressed: s }, 'route hook threw'));
+        tx.respond(createResponse(req, 500, 'Routing Error'));
+        return;
+      }
+    }
+    if (route.kind === 'default') route = await this.defaultRoute(req, inDialog, wasRouted);
+    await this.proxy.forward(req, wrapServerTx(tx), source, route);
+  }
+
+  /**
+   * The built-in route: in-dialog and foreign requests go to the Request-URI (or Route);
+   * dispatcher prefix routes; requests for local users go to their registered contacts
+   * (parallel fork by q), 404 for unknown users, 480 for users with no binding.
+   */
+  async defaultRoute(req: SipRequest, inDialog: boolean, wasRouted: boolean): Promise<Exclude<RouteResult, { kind: 'default' }>> {
+    const ruri = req.requestUri;
+    if (inDialog || req.getAll('Route').length > 0 || ruri.scheme === 'tel' || !this.isLocalDomain(ruri.host)) {
+      return { kind: 'parallel', targets: [{ uri: req.uri }] };
+    }
+    const ds = this.services['dispatcher'] as { routeByPrefix?: (r: SipRequest) => RouteResult | undefined } | undefined;
+    if (!inDialog && req.method === 'INVITE' && ds?.routeByPrefix) {
+      const r = ds.routeByPrefix(req);
+      if (r && r.kind !== 'default') return r;
+    }
+    if (!ruri.user) return { kind: 'reply', status: 404, reason: 'Not Found' };
+    void wasRouted;
+    const aor = aorKey(ruri);
+    const targets = await this.lookup(aor);
+    if (targets.length === 0) {
+      const user = decodeURIComponentSafe(ruri.user);
+      const known = this.#opts.users?.lookup(user) !== undefined;
+      return known ? { kind: 'reply', status: 480, reason: 'Temporarily Unavailable' } : { kind: 'reply', status: 404, reason: 'Not Found' };
+    }
+    return { kind: 'parallel', targets };
+  }
+
+  /** Registered contacts of an AOR as targets: to the NAT flow the REGISTER came from, with Path. */
+  async lookup(aor: string): Promise<Target[]> {
+    const bindings = await this.location.getBindings(aor);
+    return bindings
+      .map((b) => {
+        const t: Target = { uri: b.contact, q: b.q };
+        if (b.path?.length) t.route = b.path;
+        else if (b.received) {
+          t.nextHop = {
+            transport: b.received.transport,
+            address: b.received.address,
+            port: b.received.port,
+            ...(b.received.connectionId !== undefined ? { connectionId: b.received.connectionId } : {}),
+          };
+        }
+        return t;
+      })
+      .sort((a, b) => (b.q ?? 1) - (a.q ?? 1));
+  }
+
+  #routeContext(source: Source, authUser: string | undefined, inDialog: boolean): RouteContext {
+    return {
+      source,
+      authUser,
+      inDialog,
+      isLocalDomain: (h) => this.isLocalDomain(h),
+      lookup: (aor) => this.lookup(aor),
+      bindings: (aor) => this.location.getBindings(aor),
+      services: this.services,
+    };
+  }
+
+  #fromLocalUser(req: SipRequest): boolean {
+    const from = req.fromOrUndefined;
+    return from !== undefined && from.uri.scheme !== 'tel' && this.isLocalDomain(from.uri.host);
+  }
+
+  /**
+   * Digest check. Returns the user name, undefined when auth is off, or null when a response
+   * was sent (challenge or refusal) or the request was dropped.
+   */
+  #authenticate(req: SipRequest, tx: ServerTransaction, source: Source, role: 'registrar' | 'proxy'): string | undefined | null {
+    const auth = this.#auth;
+    if (!auth) return undefined;
+    const header = role === 'registrar' ? 'Authorization' : 'Proxy-Authorization';
+    const r = auth.verify(req.getAll(header), req.method);
+    if (r.ok) {
+      authCounter.inc({ result: 'ok' });
+      this.#failures.recordSuccess(source.address);
+      return r.username;
+    }
+    authCounter.inc({ result: r.failure });
+    if (r.failure === 'bad-response' || r.failure === 'unknown-user' || r.failure === 'bad-nonce' || r.failure === 'replay') {
+      if (this.#failures.recordFailure(source.address)) {
+        log.warn({ source: source.address }, 'source blocked after repeated failed authentications');
+      }
+      if (this.#failures.isBlocked(source.address)) {
+        droppedBlocked.inc();
+        return null;
+      }
+    }
+    const status = role === 'registrar' ? 401 : 407;
+    const chHeader = role === 'registrar' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
+    const headers: [string, string][] = auth.challenges(r.failure === 'stale').map((c) => [chHeader, c]);
+    tx.respond(createResponse(req, status, undefined, { headers }));
+    return null;
+  }
+
+  #makeStack(): ProxyStack {
+    const tl = this.transactions;
+    const tp = this.transport;
+    const toIface = (lp: ListeningPoint): LocalInterface => ({ transport: lp.transport, host: lp.host, port: lp.sentByPort, boundAddress: lp.address, boundPort: lp.port });
+    const sendErrors = counter('tandem_proxy_send_errors_total', 'Stateless sends that failed');
+    return {
+      sendRequest: (req, target, h) => tl.sendRequest(req, target, h) as ProxyClientTransaction,
+      cancel: (tx) => tl.cancel(tx as never),
+      sendStateless: (req, target: Endpoint) => {
+        tp.send(req, target).catch(() => sendErrors.inc());
+      },
+      sendResponseStateless: (res) => {
+        tp.sendResponse(res).catch(() => sendErrors.inc());
+      },
+      interfaceFor: (target) => toIface(tp.listeningPointFor(target.transport, target.address)),
+      interfaceOf: (source) => {
+        const lp =
+          tp.listeningPoints.find((p) => p.transport === source.transport && p.port === source.localPort && (p.address === source.localAddress || p.address === '0.0.0.0' || p.address === '::')) ??
+          tp.listeningPointFor(source.transport, source.address);
+        return toIface(lp);
+      },
+      isOwnAddress: (host, port, transport) => {
+        const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+        const t = transport?.toLowerCase();
+        for (const lp of tp.listeningPoints) {
+          const p = port ?? (lp.transport === 'tls' ? 5061 : 5060);
+          if (p !== lp.sentByPort && p !== lp.port) continue;
+          if (t && t !== lp.transport && !(t === 'udp' && lp.transport !== 'udp' && port !== undefined)) {
+            // Transport mismatch on the same port still names us when another LP shares it.
+            if (!tp.listeningPoints.some((o) => o.transport === t && (o.port === p || o.sentByPort === p))) continue;
+          }
+          if (h === lp.host.toLowerCase() || h === lp.address || ((lp.address === '0.0.0.0' || lp.address === '::') && this.#ownHosts.has(h))) return true;
+          if (isIP(h) === 0 && this.#domains.has(h)) return true;
+        }
+        return false;
+      },
+    };
+  }
+}
+
+function wrapServerTx(tx: ServerTransaction): import('./proxy/proxy-stack.js').ProxyServerTransaction {
+  return {
+    request: tx.request,
+    respond: (res) => tx.respond(res),
+    onCancel: (fn) => {
+      if (tx.cancelled) queueMicrotask(fn);
+      else tx.on('cancel', () => fn());
+    },
+  };
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}

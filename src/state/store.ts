@@ -1,0 +1,86 @@
+/**
+ * State store interfaces. SIP logic (registrar, proxy, dialog tracker) uses these and never
+ * touches a database, like a registrar vs its user-location storage. `memory/` implements them
+ * for one process; a Redis implementation shares them across a cluster.
+ *
+ * Methods return promises so a networked store fits the same interface; the memory store
+ * resolves at once.
+ */
+
+/** How a binding's contact is reached: the transport flow the REGISTER came in on. */
+export interface FlowEndpoint {
+  transport: 'udp' | 'tcp' | 'tls';
+  address: string;
+  port: number;
+  /** Local listening address/port the REGISTER arrived on. */
+  localAddress?: string;
+  localPort?: number;
+  connectionId?: number;
+}
+
+/** One registered contact of an address-of-record (RFC 3261 §10). */
+export interface Binding {
+  /** Canonical AOR, e.g. `sip:alice@example.com`. */
+  aor: string;
+  /** Contact URI as registered (without name-addr parameters). */
+  contact: string;
+  /** q-value 0..1 (RFC 3261 §20.10). @default 1 */
+  q: number;
+  /** Absolute expiry, ms since the epoch. */
+  expiresAtMs: number;
+  callId: string;
+  cseq: number;
+  /** Where the REGISTER actually came from (received/rport): the path to the contact behind NAT. */
+  received?: FlowEndpoint;
+  /** Path header values, top first (RFC 3327): requests to this contact get them as Route. */
+  path?: string[];
+  /** +sip.instance (RFC 5626), when present. */
+  instanceId?: string;
+  userAgent?: string;
+  /** Node that accepted the binding (cluster). */
+  owner?: string;
+  updatedAtMs: number;
+}
+
+export interface LocationStoreEvents {
+  expired: (binding: Binding) => void;
+}
+
+export interface LocationStore {
+  /** Current, unexpired bindings of an AOR. */
+  getBindings(aor: string): Promise<Binding[]>;
+  /** Replaces the whole binding set of an AOR (empty array removes it). */
+  setBindings(aor: string, bindings: Binding[]): Promise<void>;
+  /** Number of stored bindings. */
+  size(): number;
+  /** Number of AORs with at least one binding. */
+  aorCount(): number;
+  /** Called for every binding removed because it expired. */
+  onExpired(listener: (binding: Binding) => void): void;
+  close(): Promise<void>;
+}
+
+/** A dialog as the proxy tracks it (for counts, media cleanup and failover). */
+export interface DialogRecord {
+  /** Call-ID + from-tag + to-tag (to-tag empty while early). */
+  id: string;
+  callId: string;
+  fromTag: string;
+  toTag?: string;
+  state: 'early' | 'confirmed';
+  /** Destination key (e.g. dispatcher destination URI) the call went to. */
+  destination?: string;
+  /** Media node (ng address) handling this call's media. */
+  mediaNode?: string;
+  createdAtMs: number;
+  updatedAtMs: number;
+  owner?: string;
+}
+
+export interface DialogStore {
+  get(id: string): Promise<DialogRecord | undefined>;
+  put(record: DialogRecord): Promise<void>;
+  delete(id: string): Promise<void>;
+  size(): number;
+  close(): Promise<void>;
+}
