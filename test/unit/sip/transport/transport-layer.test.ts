@@ -1,0 +1,189 @@
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { metricsRegistry } from '../../../../src/util/metrics.js';
+import { TimerWheel } from '../../../../src/util/timer-wheel.js';
+import { createRequest, createResponse, newBranch } from '../../../../src/sip/message/builders.js';
+import type { SipMessage, SipRequest, SipResponse } from '../../../../src/sip/message/sip-message.js';
+import { TransportLayer } from '../../../../src/sip/transport/transport-layer.js';
+import type { Endpoint, Source, TransportName, TransportOptions } from '../../../../src/sip/transport/types.js';
+import { ipv6Available, makeTestCert, waitFor } from '../../../integration/sip-core/helpers.js';
+
+const open: TransportLayer[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((t) => t.close()));
+});
+
+const cert = makeTestCert();
+
+async function layer(transport: TransportName, address = '127.0.0.1', opts: TransportOptions = {}) {
+  const t = new TransportLayer({ tlsClient: { ca: cert.cert }, ...opts });
+  open.push(t);
+  const lp = await t.listen({ transport, address, port: 0, ...(transport === 'tls' ? { tls: cert } : {}) });
+  const got: { msg: SipMessage; source: Source }[] = [];
+  t.on('message', (msg, source) => got.push({ msg, source }));
+  return { t, lp, got };
+}
+
+function options(t: TransportLayer, target: Endpoint, rport = true): SipRequest {
+  return createRequest({
+    method: 'OPTIONS',
+    uri: `sip:x@${target.address.includes(':') ? `[${target.address}]` : target.address}:${target.port}`,
+    from: '<sip:a@example.com>',
+    to: '<sip:x@example.com>',
+    via: t.viaValue(target, newBranch(), rport),
+  });
+}
+
+async function metric(reason: string): Promise<number> {
+  const m = (await metricsRegistry.getSingleMetric('tandem_sip_parse_errors_total')?.get())?.values ?? [];
+  return m.find((v) => v.labels.reason === reason)?.value ?? 0;
+}
+
+describe.each(['udp', 'tcp', 'tls'] as const)('%s round trip on loopback', (transport) => {
+  it('delivers a request, stamps the Via, routes the response back', async () => {
+    const a = await layer(transport);
+    const b = await layer(transport);
+    const target: Endpoint = { transport, address: '127.0.0.1', port: b.lp.port };
+    await a.t.send(options(a.t, target), target);
+    const { msg, source } = await waitFor(() => b.got[0]);
+    const req = msg as SipRequest;
+    expect(req.method).toBe('OPTIONS');
+    expect(source.address).toBe('127.0.0.1');
+    expect(req.topVia.rport).toBe(source.port); // RFC 3581: rport filled, received added
+    expect(req.topVia.received).toBe('127.0.0.1');
+    await b.t.sendResponse(createResponse(req, 200), source);
+    const res = (await waitFor(() => a.got[0])).msg as SipResponse;
+    expect(res.status).toBe(200);
+    if (transport !== 'udp') {
+      // one connection each way, reused: a second request and its response open nothing new
+      await a.t.send(options(a.t, target), target);
+      await waitFor(() => b.got[1]);
+      await b.t.sendResponse(createResponse(b.got[1]!.msg as SipRequest, 200), b.got[1]!.source);
+      await waitFor(() => a.got[1]);
+      expect(a.t.connectionCount).toBe(1);
+      expect(b.t.connectionCount).toBe(1);
+      expect(b.got[1]!.source.connectionId).toBe(source.connectionId);
+      // a request from b to a's listening port reuses the connection a opened (Via sent-by alias)
+      const back: Endpoint = { transport, address: '127.0.0.1', port: a.lp.port };
+      await b.t.send(options(b.t, back), back);
+      await waitFor(() => a.got.find((g) => (g.msg as SipRequest).method === 'OPTIONS'));
+      expect(b.t.connectionCount).toBe(1);
+      expect(a.t.connectionCount).toBe(1);
+    }
+  });
+});
+
+describe('IPv6', () => {
+  it('UDP over ::1', async (ctx) => {
+    if (!(await ipv6Available())) ctx.skip();
+    const a = await layer('udp', '::1');
+    const b = await layer('udp', '::1');
+    const target: Endpoint = { transport: 'udp', address: '::1', port: b.lp.port };
+    expect(a.t.viaFor(target).host).toBe('[::1]');
+    await a.t.send(options(a.t, target), target);
+    const { msg, source } = await waitFor(() => b.got[0]);
+    expect(source.address).toBe('::1');
+    await b.t.sendResponse(createResponse(msg as SipRequest, 200), source);
+    expect(((await waitFor(() => a.got[0])).msg as SipResponse).status).toBe(200);
+  });
+});
+
+describe('received / rport', () => {
+  it('adds received when the sent-by host is not the source address, routes the response to sent-by port', async () => {
+    const b = await layer('udp');
+    const peer = dgram.createSocket('udp4');
+    await new Promise<void>((r) => peer.bind(0, '127.0.0.1', () => r()));
+    const port = peer.address().port;
+    const replies: string[] = [];
+    peer.on('message', (m) => replies.push(m.toString()));
+    const raw =
+      `OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP client.invalid:${port};branch=z9hG4bKr1\r\n` +
+      'From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: r1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n';
+    peer.send(raw, b.lp.port, '127.0.0.1');
+    const { msg, source } = await waitFor(() => b.got[0]);
+    const via = (msg as SipRequest).topVia;
+    expect(via.received).toBe('127.0.0.1');
+    expect(via.rport).toBeUndefined();
+    await b.t.sendResponse(createResponse(msg as SipRequest, 200), source);
+    await waitFor(() => replies[0]);
+    expect(replies[0]).toMatch(/^SIP\/2.0 200/);
+    peer.close();
+  });
+});
+
+describe('bad input at the transport boundary', () => {
+  async function udpPeer() {
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    const replies: string[] = [];
+    s.on('message', (m) => replies.push(m.toString('latin1')));
+    return { s, replies, port: s.address().port };
+  }
+
+  it('answers a malformed request 400 with a reason, never answers ACK, drops bad responses and garbage', async () => {
+    const b = await layer('udp');
+    const p = await udpPeer();
+    const before = await metric('SIP_ERR_MISSING_HEADER');
+    const noCallId = (method: string) =>
+      `${method} sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${p.port};branch=z9hG4bKbad;rport\r\n` +
+      `From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCSeq: 1 ${method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`;
+    p.s.send(noCallId('ACK'), b.lp.port, '127.0.0.1');
+    p.s.send('SIP/2.0 200 OK\r\nVia: nonsense\r\n\r\n', b.lp.port, '127.0.0.1');
+    p.s.send(Buffer.from([0, 1, 2, 3, 255, 13, 10, 13, 10, 0x41]), b.lp.port, '127.0.0.1');
+    p.s.send(noCallId('OPTIONS'), b.lp.port, '127.0.0.1');
+    const reply = await waitFor(() => p.replies[0]);
+    expect(reply).toMatch(/^SIP\/2.0 400 Missing Call-ID\r\n/);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(p.replies.length).toBe(1); // nothing for the ACK, the bad response or the garbage
+    expect(b.got.length).toBe(0);
+    expect(await metric('SIP_ERR_MISSING_HEADER')).toBe(before + 2);
+    p.s.close();
+  });
+
+  it('TCP: missing Content-Length gets 400 and the connection closes; an endless header closes it', async () => {
+    const b = await layer('tcp', '127.0.0.1', { maxMessageBytes: 4096, maxBufferedBytesPerConnection: 8192 });
+    const sock = net.connect(b.lp.port, '127.0.0.1');
+    let data = '';
+    sock.on('data', (d) => (data += d.toString('latin1')));
+    const closed = new Promise<void>((r) => sock.on('close', () => r()));
+    sock.write(
+      'OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKcl\r\nFrom: <sip:a@b>;tag=1\r\n' +
+        'To: <sip:x@y>\r\nCall-ID: cl1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n\r\n',
+    );
+    await closed;
+    expect(data).toMatch(/^SIP\/2.0 400 Missing Content-Length/);
+    const s2 = net.connect(b.lp.port, '127.0.0.1');
+    s2.on('error', () => {});
+    const closed2 = new Promise<void>((r) => s2.on('close', () => r()));
+    await new Promise<void>((r) => s2.on('connect', () => r()));
+    for (let i = 0; i < 10 && !s2.destroyed; i++) s2.write(Buffer.alloc(1024, 0x41));
+    await closed2;
+    await waitFor(() => (b.t.connectionCount === 0 ? true : undefined));
+  });
+
+  it('answers CRLFCRLF keep-alive pings with CRLF (RFC 5626 §3.5.1)', async () => {
+    const b = await layer('tcp');
+    const sock = net.connect(b.lp.port, '127.0.0.1');
+    let data = '';
+    sock.on('data', (d) => (data += d.toString('latin1')));
+    sock.write('\r\n\r\n');
+    await waitFor(() => (data === '\r\n' ? true : undefined));
+    sock.write('\r\n\r\n');
+    await waitFor(() => (data === '\r\n\r\n' ? true : undefined));
+    sock.destroy();
+  });
+
+  it('enforces max connections and the idle timeout', async () => {
+    const wheel = new TimerWheel({ tickMs: 5 });
+    const b = await layer('tcp', '127.0.0.1', { maxConnections: 2, idleTimeoutMs: 150, wheel });
+    const socks = [0, 1, 2].map(() => net.connect(b.lp.port, '127.0.0.1').on('error', () => {}));
+    const closedAt = socks.map((s) => new Promise<number>((r) => s.on('close', () => r(Date.now()))));
+    const first = await Promise.race(closedAt.map((p, i) => p.then(() => i)));
+    expect(first).toBe(2); // the third is refused at once ...
+    expect(b.t.connectionCount).toBe(2); // ... while the other two are still open
+    await Promise.all(closedAt); // the other two close when idle
+    expect(b.t.connectionCount).toBe(0);
+    wheel.stop();
+  });
+});
