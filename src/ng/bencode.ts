@@ -137,44 +137,75 @@ export function bdecode(buf: Buffer, opts: DecodeOptions = {}): Result<BValue> {
 
 /**
  * Encodes a value. Strings are written in `stringEncoding` (use `latin1` to send back strings
- * that were decoded with `latin1`). Dictionary keys are sorted as the bencode spec asks;
- * `undefined`/`null` dictionary entries are skipped; booleans become 1/0; non-integral
- * numbers are truncated.
+ * that were decoded with `latin1`). Dictionary keys are sorted as the bencode spec asks (by
+ * UTF-16 code units, which is byte order for latin1 and for UTF-8 outside astral characters);
+ * `undefined`/`null` entries are skipped; booleans become 1/0; non-integral numbers are truncated.
  */
 export function bencode(value: unknown, stringEncoding: 'latin1' | 'utf8' = 'utf8'): Buffer {
-  const parts: Buffer[] = [];
-  const put = (v: unknown, depth: number): void => {
+  const w = new Writer(stringEncoding);
+  w.value(value, 0);
+  return w.result();
+}
+
+/** Appends into one growing buffer: no per-token allocations on the hot path. */
+class Writer {
+  #buf = Buffer.allocUnsafe(1024);
+  #pos = 0;
+  constructor(readonly enc: 'latin1' | 'utf8') {}
+
+  #reserve(n: number): void {
+    if (this.#pos + n <= this.#buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#pos + n));
+    this.#buf.copy(next, 0, 0, this.#pos);
+    this.#buf = next;
+  }
+
+  #ascii(s: string): void {
+    this.#reserve(s.length);
+    this.#pos += this.#buf.write(s, this.#pos, 'latin1');
+  }
+
+  string(s: string): void {
+    const len = this.enc === 'latin1' ? s.length : Buffer.byteLength(s, 'utf8');
+    this.#ascii(`${len}:`);
+    this.#reserve(len);
+    this.#pos += this.#buf.write(s, this.#pos, this.enc);
+  }
+
+  bytes(b: Uint8Array): void {
+    this.#ascii(`${b.length}:`);
+    this.#reserve(b.length);
+    this.#buf.set(b, this.#pos);
+    this.#pos += b.length;
+  }
+
+  value(v: unknown, depth: number): void {
     if (depth > 64) throw new Error('bencode: value nested too deeply');
-    if (typeof v === 'string') {
-      const b = Buffer.from(v, stringEncoding);
-      parts.push(Buffer.from(`${b.length}:`, 'latin1'), b);
-    } else if (Buffer.isBuffer(v) || v instanceof Uint8Array) {
-      parts.push(Buffer.from(`${v.length}:`, 'latin1'), Buffer.from(v));
-    } else if (typeof v === 'number') {
-      parts.push(Buffer.from(`i${Number.isFinite(v) ? Math.trunc(v) : 0}e`, 'latin1'));
-    } else if (typeof v === 'bigint') {
-      parts.push(Buffer.from(`i${v}e`, 'latin1'));
-    } else if (typeof v === 'boolean') {
-      parts.push(Buffer.from(v ? 'i1e' : 'i0e', 'latin1'));
-    } else if (Array.isArray(v)) {
-      parts.push(Buffer.from('l', 'latin1'));
-      for (const item of v) if (item !== undefined && item !== null) put(item, depth + 1);
-      parts.push(Buffer.from('e', 'latin1'));
+    if (typeof v === 'string') this.string(v);
+    else if (typeof v === 'number') this.#ascii(`i${Number.isFinite(v) ? Math.trunc(v) : 0}e`);
+    else if (typeof v === 'bigint') this.#ascii(`i${v}e`);
+    else if (typeof v === 'boolean') this.#ascii(v ? 'i1e' : 'i0e');
+    else if (v instanceof Uint8Array) this.bytes(v);
+    else if (Array.isArray(v)) {
+      this.#ascii('l');
+      for (const item of v) if (item !== undefined && item !== null) this.value(item, depth + 1);
+      this.#ascii('e');
     } else if (v !== null && typeof v === 'object') {
-      parts.push(Buffer.from('d', 'latin1'));
-      const keys = Object.keys(v).sort((a, b) => Buffer.compare(Buffer.from(a, stringEncoding), Buffer.from(b, stringEncoding)));
+      this.#ascii('d');
+      const keys = Object.keys(v).sort();
       for (const k of keys) {
         const item = (v as Record<string, unknown>)[k];
         if (item === undefined || item === null) continue;
-        const kb = Buffer.from(k, stringEncoding);
-        parts.push(Buffer.from(`${kb.length}:`, 'latin1'), kb);
-        put(item, depth + 1);
+        this.string(k);
+        this.value(item, depth + 1);
       }
-      parts.push(Buffer.from('e', 'latin1'));
+      this.#ascii('e');
     } else {
       throw new Error(`bencode: cannot encode ${typeof v}`);
     }
-  };
-  put(value, 0);
-  return Buffer.concat(parts);
+  }
+
+  result(): Buffer {
+    return Buffer.from(this.#buf.subarray(0, this.#pos));
+  }
 }

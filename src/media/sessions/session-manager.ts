@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { createLogger } from '../../util/logger.js';
+import { createLogger, rateLimitedLog } from '../../util/logger.js';
 import { counter, gauge } from '../../util/metrics.js';
 import type { NgRequest } from '../../ng/ng-request.js';
 import { describeSdp, parseSdp, rewriteSdp, serializeSdp, type AddressFamily, type SdpDocument, type SdpMediaInfo } from '../../sdp/sdp.js';
@@ -218,7 +218,7 @@ export class SessionManager {
         for (const s of call.media) if (s.pairId !== undefined && fresh.includes(s.pairId)) delete s.pairId, delete s.ports;
         this.totals.rejected++;
         mRejected.inc({ reason: r.code });
-        log.warn({ callId: req.callId, code: r.code, reason: r.reason }, 'offer failed: no media ports');
+        rateLimitedLog(`offer-${r.code}`, (n) => log.warn({ callId: req.callId, code: r.code, reason: r.reason, suppressed: n }, 'offer failed: no media ports'));
         return error(r.code === 'NG_ERR_PORTS_EXHAUSTED' ? 'Ran out of ports' : r.reason);
       }
       fresh.push(r.value.id);
