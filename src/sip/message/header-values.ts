@@ -102,6 +102,11 @@ export function parseViaList(value: string, out: Via[]): string | undefined {
     if (pos >= n) return out.length === 0 ? 'Bad Via' : undefined;
     const r = parseViaAt(value, pos);
     if (typeof r === 'string') return r;
+    if (r.error !== undefined) {
+      // sent-protocol and sent-by parsed but the parameters did not: keep what can route a response
+      out.push(r.via);
+      return r.error;
+    }
     out.push(r.via);
     pos = skipWs(value, r.end);
     if (pos >= n) return undefined;
@@ -110,7 +115,7 @@ export function parseViaList(value: string, out: Via[]): string | undefined {
   }
 }
 
-function parseViaAt(s: string, pos: number): { via: Via; end: number } | string {
+function parseViaAt(s: string, pos: number): { via: Via; end: number; error?: string } | string {
   // sent-protocol: name / version / transport
   let e = readToken(s, pos);
   if (e === pos) return 'Bad Via';
@@ -164,9 +169,12 @@ function parseViaAt(s: string, pos: number): { via: Via; end: number } | string 
   }
   const params = new Map<string, string | null>();
   const pe = parseHeaderParams(s, pos, params, true);
-  if (pe === -1) return 'Bad Via';
   const via: Via = { protocol: `${name}/${version}`, transport, host, params };
   if (port !== undefined) via.port = port;
+  if (pe === -1) {
+    params.clear();
+    return { via, end: s.length, error: 'Bad Via' };
+  }
   const branch = params.get('branch');
   if (branch !== undefined) {
     if (branch === null) return 'Bad Via';

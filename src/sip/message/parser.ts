@@ -134,6 +134,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
 
   // ---- start line fields
   let msg: SipRequest | SipResponse;
+  let startFault: { code: SipErrorCode; reason: string } | undefined;
   let body = buf.subarray(bodyStart);
   const raw = { buf, src: s, startLineEnd, bodyStart, body };
   if (s.startsWith('SIP/', 0)) {
@@ -149,41 +150,55 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     if (/[\x80-\xff]/.test(reason)) reason = Buffer.from(reason, 'latin1').toString('utf8');
     msg = new SipResponse(status, reason, headers, body, raw);
   } else {
-    // Request-Line = Method SP Request-URI SP SIP-Version CRLF (single SPs, §25.1)
+    // Request-Line = Method SP Request-URI SP SIP-Version CRLF (single SPs, §25.1). A request
+    // whose method can be read is still examined below, so that it can be answered (400/505).
     const sp1 = s.indexOf(' ', 0);
-    if (sp1 <= 0 || sp1 > slEnd) return err('SIP_ERR_BAD_START_LINE', 'Bad request line');
+    if (sp1 <= 0 || sp1 > slEnd || !isToken(s, 0, sp1)) return err('SIP_ERR_BAD_START_LINE', 'Bad request line');
     const sp2 = s.lastIndexOf(' ', slEnd - 1);
-    if (sp2 <= sp1 + 1) return err('SIP_ERR_BAD_START_LINE', 'Bad request line');
-    if (!isToken(s, 0, sp1)) return err('SIP_ERR_BAD_START_LINE', 'Bad method');
-    for (let i = sp1 + 1; i < sp2; i++) {
-      const c = s.charCodeAt(i);
-      if (c <= 32 || c >= 127) return err('SIP_ERR_BAD_START_LINE', 'Bad Request-URI');
+    let uri: string;
+    if (sp2 <= sp1) {
+      uri = s.slice(sp1 + 1, slEnd);
+      startFault = { code: 'SIP_ERR_BAD_START_LINE', reason: 'Bad request line' };
+    } else {
+      uri = s.slice(sp1 + 1, sp2);
+      if (!isSip20(s, sp2 + 1, slEnd)) {
+        startFault = /^SIP\/\d+\.\d+$/i.test(s.slice(sp2 + 1, slEnd))
+          ? { code: 'SIP_ERR_BAD_VERSION', reason: 'Version Not Supported' }
+          : { code: 'SIP_ERR_BAD_START_LINE', reason: 'Bad SIP version' };
+      } else {
+        for (let i = 0; i < uri.length; i++) {
+          const c = uri.charCodeAt(i);
+          if (c <= 32 || c >= 127) {
+            startFault = { code: 'SIP_ERR_BAD_URI', reason: 'Bad Request-URI' };
+            break;
+          }
+        }
+      }
     }
-    if (!isSip20(s, sp2 + 1, slEnd)) {
-      if (/^SIP\/\d+\.\d+$/i.test(s.slice(sp2 + 1, slEnd))) return err('SIP_ERR_BAD_VERSION', 'Version Not Supported');
-      return err('SIP_ERR_BAD_START_LINE', 'Bad SIP version');
-    }
-    msg = new SipRequest(s.slice(0, sp1), s.slice(sp1 + 1, sp2), headers, body, raw);
+    msg = new SipRequest(s.slice(0, sp1), uri, headers, body, raw);
   }
 
   // ---- routing-critical headers, validated at once
   const isReq = msg instanceof SipRequest;
   const vias: Via[] = [];
   let viaCount = 0;
-  let fault: { code: SipErrorCode; reason: string } | undefined;
+  let fault = startFault;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
     if (e.key === 'via') {
       viaCount++;
       const ve = parseViaList(e.value, vias);
-      if (ve !== undefined) return failed(msg, 'SIP_ERR_BAD_VIA', ve, false);
+      // The response goes to the top Via's sent-by: a request can be answered when that much parsed.
+      if (ve !== undefined) return failed(msg, fault?.code ?? 'SIP_ERR_BAD_VIA', fault?.reason ?? ve, vias.length > 0);
     }
   }
-  if (viaCount === 0) return failed(msg, 'SIP_ERR_MISSING_HEADER', 'Missing Via', false);
+  if (viaCount === 0) return failed(msg, fault?.code ?? 'SIP_ERR_MISSING_HEADER', fault?.reason ?? 'Missing Via', false);
   msg.primeVias(vias);
   // From / To / Call-ID / CSeq: a request failing here can still be answered (its Via parsed).
   const from = headers.first('from');
-  if (from === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing From' };
+  if (fault !== undefined) {
+    /* keep the start-line fault */
+  } else if (from === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing From' };
   else if (headers.count('from') > 1 || !parseNameAddr(from.value).ok) fault = { code: 'SIP_ERR_BAD_FROM', reason: 'Bad From' };
   const to = headers.first('to');
   if (fault !== undefined) {
@@ -230,6 +245,8 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
   if (fault === undefined && isReq) {
     const u = parseUri((msg as SipRequest).uri);
     if (!u.ok) fault = { code: u.code as SipErrorCode, reason: u.code === 'SIP_ERR_UNSUPPORTED_URI_SCHEME' ? 'Unsupported URI Scheme' : 'Bad Request-URI' };
+    // §19.1.1: headers are not allowed in a Request-URI
+    else if (u.value.headers.size > 0) fault = { code: 'SIP_ERR_BAD_URI', reason: 'Bad Request-URI' };
   }
   if (fault !== undefined) return failed(msg, fault.code, fault.reason, true);
   return { ok: true, value: msg };

@@ -501,6 +501,8 @@ export function parseNameAddrAt(text: string, pos: number, list: boolean): { val
     }
     uriText = text.slice(pos, i);
     end = i;
+    // §20.10: a URI containing ',', '?' or ';' must be enclosed in <> (';' already ends it here)
+    if (uriText.indexOf('?') !== -1) return 'Bad address: URI with ? not enclosed in <>';
   }
   const uri = parseUri(uriText);
   if (!uri.ok) return uri.reason;
