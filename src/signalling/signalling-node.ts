@@ -23,6 +23,7 @@ import { ProxyCore } from './proxy/proxy-core.js';
 import type { LocalInterface, ProxyClientTransaction, ProxyStack } from './proxy/proxy-stack.js';
 import type { RouteContext, RouteHook, RouteResult, Target } from './proxy/types.js';
 import { DialogTracker } from './dialogs/dialog-tracker.js';
+import { copyResponse } from './proxy/copy-message.js';
 import type { MediaControl } from './media-control/media-control.js';
 
 const log = createLogger('signalling');
@@ -176,7 +177,7 @@ export class SignallingNode implements TransactionUser {
     // (§16.7: our Via on top is removed, the next one says where to send it).
     const top = res.topVia;
     if (!top.branch?.includes('.tdm.') || !this.stack.isOwnAddress(top.host, top.port, top.transport)) return;
-    const c = res.clone();
+    const c = copyResponse(res);
     c.removeFirst('Via');
     if (c.vias.length === 0) return;
     this.stack.sendResponseStateless(c);

@@ -16,6 +16,7 @@ import { createLogger, rateLimitedLog } from '../../util/logger.js';
 import type { DialogTracker } from '../dialogs/dialog-tracker.js';
 import type { MediaControl } from '../media-control/media-control.js';
 import type { ProxyClientTransaction, ProxyServerTransaction, ProxyStack, LocalInterface } from './proxy-stack.js';
+import { copyRequest, copyResponse } from './copy-message.js';
 import type { BranchFailureReason, RouteResult, SerialRoute, Target, TargetSupplier } from './types.js';
 
 const log = createLogger('proxy');
@@ -232,7 +233,7 @@ export class ProxyCore {
    * compatibility, next hop, Via.
    */
   #prepare(orig: SipRequest, target: Target, source: Source, stateful: boolean, loopKey?: string): { request: SipRequest; nextHop: Endpoint } | undefined {
-    const req = orig.clone();
+    const req = copyRequest(orig);
     req.setUri(target.uri);
     const mf = req.maxForwards;
     req.set('Max-Forwards', String(mf === undefined ? 70 : Math.max(0, mf - 1)));
@@ -357,7 +358,7 @@ class ProxyContext {
         return;
       }
       this.#mediaUsed = true;
-      const copy = this.#req.clone();
+      const copy = copyRequest(this.#req);
       copy.body = r.value;
       this.#req = copy;
       if (this.#cancelled) {
@@ -695,7 +696,7 @@ function better(a: SipResponse, b: SipResponse): boolean {
 
 /** §16.7 step 3: remove our topmost Via before relaying a response upstream. */
 function stripVia(res: SipResponse): SipResponse {
-  const c = res.clone();
+  const c = copyResponse(res);
   c.removeFirst('Via');
   return c;
 }
