@@ -203,6 +203,7 @@ export class NgClient {
   }
 
   /** `delete`: the reply carries the call's final statistics. */
+  /** `deleteDelaySec` is whole seconds (bencode has only integers). */
   delete(ref: NgCallRef & { flags?: string[]; deleteDelaySec?: number }): Promise<Result<BDict>> {
     return this.command({
       command: 'delete',

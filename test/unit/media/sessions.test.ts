@@ -1,0 +1,163 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startMediaNode, type MediaNode } from '../../../src/media/media-node.js';
+import { NgClient } from '../../../src/ng/ng-client.js';
+import { estimateMosX10 } from '../../../src/media/sessions/mos.js';
+import { validateMediaConfig } from '../../../src/media/config-schema.js';
+import { audioSdp, randomRtpRange, rtpPacket, sdpMedia, sendTo, sleep, udpPeer, waitFor } from '../../integration/media/media-harness.js';
+
+const H = '127.0.0.1';
+let node: MediaNode;
+let ng: NgClient;
+
+beforeAll(async () => {
+  node = await startMediaNode({ ng: `${H}:0`, rtpPorts: randomRtpRange(400), workers: 1, noMediaTimeoutSec: 0.6, portQuarantineMs: 0 });
+  ng = new NgClient({ host: H, port: node.ngPort, retransmitIntervalMs: 500, retransmits: 2 });
+});
+afterAll(async () => {
+  ng?.close();
+  await node?.close();
+});
+
+const twoStreams = (p1: number, p2: number): string =>
+  ['v=0', `o=- 5 5 IN IP4 ${H}`, 's=-', 't=0 0', `m=audio ${p1} RTP/AVP 0`, `c=IN IP4 ${H}`, 'a=rtcp-mux', `m=video ${p2} RTP/AVP 96`, `c=IN IP4 ${H}`, 'a=rtpmap:96 H264/90000', ''].join('\r\n');
+
+describe('sessions', () => {
+  it('re-INVITE from the callee swaps roles and keeps the ports', async () => {
+    const callId = 'reinv';
+    const o = await ng.offer({ callId, fromTag: 'A', sdp: audioSdp(4000), flags: ['trust-address'] });
+    const a = await ng.answer({ callId, fromTag: 'A', toTag: 'B', sdp: audioSdp(5000), flags: ['trust-address'] });
+    if (!o.ok || !a.ok) throw new Error('offer/answer failed');
+    const toB = sdpMedia(o.value.sdp).port;
+    const toA = sdpMedia(a.value.sdp).port;
+    // Callee re-INVITEs: from-tag B offers, A answers.
+    const ro = await ng.offer({ callId, fromTag: 'B', toTag: 'A', sdp: audioSdp(5002), flags: ['trust-address'] });
+    const ra = await ng.answer({ callId, fromTag: 'B', toTag: 'A', sdp: audioSdp(4002), flags: ['trust-address'] });
+    if (!ro.ok || !ra.ok) throw new Error('re-offer failed');
+    expect(sdpMedia(ro.value.sdp).port).toBe(toA); // toward A: A's leg
+    expect(sdpMedia(ra.value.sdp).port).toBe(toB); // toward B: B's leg
+    const q = await ng.query({ callId });
+    expect(q.ok && Object.keys(q.value['tags'] as object).sort()).toEqual(['A', 'B']);
+    await ng.delete({ callId, fromTag: 'A' });
+  });
+
+  it('several m= lines, rtcp-mux, rejected stream (port 0) left alone', async () => {
+    const callId = 'multi';
+    const o = await ng.offer({ callId, fromTag: 'A', sdp: twoStreams(4000, 0), flags: ['trust-address'] });
+    if (!o.ok) throw new Error(o.reason);
+    const ports = [...o.value.sdp.matchAll(/^m=\S+ (\d+) /gm)].map((m) => Number(m[1]));
+    expect(ports[0]).not.toBe(4000);
+    expect(ports[1]).toBe(0);
+    expect(o.value.sdp).toContain('a=rtcp-mux');
+    expect(o.value.sdp.match(/c=IN IP4/g)?.length).toBe(2);
+    const o2 = await ng.offer({ callId, fromTag: 'A', sdp: twoStreams(4000, 4010), flags: ['trust-address'] });
+    if (!o2.ok) throw new Error(o2.reason);
+    const ports2 = [...o2.value.sdp.matchAll(/^m=\S+ (\d+) /gm)].map((m) => Number(m[1]));
+    expect(ports2[0]).toBe(ports[0]);
+    expect(ports2[1]).toBeGreaterThan(0);
+    await ng.delete({ callId, fromTag: 'A' });
+  });
+
+  it('hold (c=0.0.0.0) leaves the peer unknown; packets to it are dropped, not sent to 0.0.0.0', async () => {
+    const callId = 'hold';
+    const b = await udpPeer();
+    try {
+      const o = await ng.offer({ callId, fromTag: 'A', sdp: audioSdp(4000, '0.0.0.0'), flags: ['trust-address'] });
+      const a = await ng.answer({ callId, fromTag: 'A', toTag: 'B', sdp: audioSdp(b.port), flags: ['trust-address'] });
+      if (!o.ok || !a.ok) throw new Error('failed');
+      expect(o.value.sdp).toContain(`c=IN IP4 ${node.advertisedAddress}`);
+      await sendTo(b.sock, rtpPacket(1, 1), sdpMedia(o.value.sdp).port);
+      await sleep(50);
+      const q = await ng.query({ callId });
+      expect(q.ok && (q.value['totals'] as { RTP: { errors: number } }).RTP.errors).toBe(1);
+    } finally {
+      b.close();
+      await ng.delete({ callId, fromTag: 'A' });
+    }
+  });
+
+  it('answer for an unknown call, delete fatal, delete with unknown tag, delete delay', async () => {
+    expect(await ng.answer({ callId: 'nope', fromTag: 'a', toTag: 'b', sdp: audioSdp(1) })).toMatchObject({ ok: false, reason: 'Unknown call-id' });
+    expect(await ng.delete({ callId: 'nope', fromTag: 'a', flags: ['fatal'] })).toMatchObject({ ok: false, reason: 'Unknown call-id' });
+    await ng.offer({ callId: 'dd', fromTag: 'A', sdp: audioSdp(4000) });
+    const wrongTag = await ng.delete({ callId: 'dd', fromTag: 'X' });
+    expect(wrongTag.ok && wrongTag.value['warning']).toMatch(/not found/);
+    const d = await ng.delete({ callId: 'dd', fromTag: 'A', deleteDelaySec: 1 });
+    expect(d.ok && d.value['created']).toBeGreaterThan(0);
+    expect((await ng.query({ callId: 'dd' })).ok).toBe(true);
+    await sleep(1200);
+    expect((await ng.query({ callId: 'dd' })).ok).toBe(false);
+  });
+
+  it('a call without media is torn down after the no-media timeout; one with media is not', async () => {
+    const a = await udpPeer();
+    const b = await udpPeer();
+    try {
+      await ng.offer({ callId: 'idle', fromTag: 'A', sdp: audioSdp(4000) });
+      const o = await ng.offer({ callId: 'busy', fromTag: 'A', sdp: audioSdp(a.port), flags: ['trust-address'] });
+      await ng.answer({ callId: 'busy', fromTag: 'A', toTag: 'B', sdp: audioSdp(b.port), flags: ['trust-address'] });
+      if (!o.ok) throw new Error(o.reason);
+      const toB = sdpMedia(o.value.sdp).port;
+      const deadline = Date.now() + 1500;
+      let seq = 0;
+      while (Date.now() < deadline) {
+        await sendTo(b.sock, rtpPacket(seq++, 9), toB);
+        await sleep(40);
+      }
+      expect((await ng.query({ callId: 'idle' })).ok).toBe(false);
+      expect((await ng.query({ callId: 'busy' })).ok).toBe(true);
+      expect(node.sessions.totals.timeout).toBeGreaterThanOrEqual(1);
+      await ng.delete({ callId: 'busy', fromTag: 'A' });
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('port exhaustion answers an error and the node keeps serving', async () => {
+    const small = await startMediaNode({ ng: `${H}:0`, rtpPorts: randomRtpRange(8), workers: 1 });
+    const c = new NgClient({ host: H, port: small.ngPort, retransmitIntervalMs: 500, retransmits: 1 });
+    try {
+      expect((await c.offer({ callId: 'x1', fromTag: 'a', sdp: audioSdp(4000) })).ok).toBe(true);
+      expect((await c.offer({ callId: 'x2', fromTag: 'a', sdp: audioSdp(4000) })).ok).toBe(true);
+      const r = await c.offer({ callId: 'x3', fromTag: 'a', sdp: audioSdp(4000) });
+      expect(r).toMatchObject({ ok: false, code: 'NG_ERR_REMOTE', reason: 'Ran out of ports' });
+      expect((await c.ping()).ok).toBe(true);
+      const l = await c.list();
+      expect(l.ok && l.value['calls']).toEqual(['x1', 'x2']);
+    } finally {
+      c.close();
+      await small.close();
+    }
+  });
+
+  it('statistics reports sessions and control counters', async () => {
+    const s = await ng.statistics();
+    expect(s.ok).toBe(true);
+    if (!s.ok) return;
+    const st = s.value['statistics'] as Record<string, Record<string, unknown>>;
+    expect(st['currentstatistics']).toHaveProperty('sessionsown');
+    expect(st['totalstatistics']!['managedsessions']).toBeGreaterThan(0);
+    expect((st['controlstatistics']!['proxies'] as Array<Record<string, number>>)[0]!['offercount']).toBeGreaterThan(0);
+  });
+});
+
+describe('MOS estimate', () => {
+  it('is about 4.4 for a clean G.711 stream and falls with loss and jitter', () => {
+    expect(estimateMosX10(0, 0)).toBe(44);
+    expect(estimateMosX10(10, 20)).toBeLessThan(36);
+    expect(estimateMosX10(30, 100)).toBeLessThan(25);
+    expect(estimateMosX10(100, 1000)).toBe(10);
+  });
+});
+
+describe('media config', () => {
+  it('applies defaults and lists every problem', () => {
+    const ok = validateMediaConfig({});
+    expect(ok.ok && ok.value.rtpPorts).toBe('30000-39999');
+    expect(ok.ok && ok.value.noMediaTimeoutSec).toBe(60);
+    const bad = validateMediaConfig({ ng: 'nope', rtpPorts: '5-4', interface: 'x' } as never);
+    expect(bad.ok).toBe(false);
+    if (!bad.ok) expect(bad.reason.split('\n').length).toBe(3);
+    expect(validateMediaConfig({ bogus: 1 } as never).ok).toBe(false);
+  });
+});
