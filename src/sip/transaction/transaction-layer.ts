@@ -105,6 +105,10 @@ export class TransactionLayer {
     return this.#ctx.t1;
   }
 
+  get t2Ms(): number {
+    return this.#ctx.t2;
+  }
+
   get wheel(): TimerWheel {
     return this.#ctx.wheel;
   }

@@ -15,6 +15,8 @@ export interface TransactionTransport {
   sendResponseRaw(data: Buffer, res: SipResponse, source?: Source): Promise<void>;
   /** Via value with sent-by and the given branch for a request to `target`. */
   viaValue(target: Endpoint, branch: string, rport?: boolean): string;
+  /** Sent-by (host ready for a header, port) used for requests to `target`; also the UA's Contact. */
+  viaFor(target: Endpoint): { transport: string; host: string; port: number };
 }
 
 /** Implemented by the layer above (UA core, proxy core). */
