@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `npm start`: runs Tandem on this machine with the sample users (examples/users.csv):
+# SIP on udp+tcp 127.0.0.1:5060, digest auth on, media relayed by the in-process media node.
+# Extra arguments are passed to `tandem start` (e.g. --sip udp:0.0.0.0:5060 --domain pbx.lan).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -d node_modules ]; then
+  echo "tandem: installing dependencies (npm ci)..."
+  npm ci --no-audit --no-fund
+fi
+cat <<'TXT'
+tandem: starting. Point a softphone (baresip, Linphone, Zoiper, ...) at it:
+  SIP server / registrar / outbound proxy : 127.0.0.1:5060 (UDP or TCP)
+  domain / realm                          : 127.0.0.1
+  accounts (examples/users.csv)           : alice / alice-secret, bob / bob-secret, 1000 / secret1000
+  e.g. baresip account line: <sip:alice@127.0.0.1>;auth_pass=alice-secret
+Register two accounts, call one from the other (sip:bob@127.0.0.1). Ctrl-C stops it.
+TXT
+exec node bin/tandem.mjs start --sip udp:127.0.0.1:5060 --sip tcp:127.0.0.1:5060 --users examples/users.csv "$@"

@@ -1,0 +1,89 @@
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startTandem, tempFile, type TandemProcess } from './helpers/tandem-process.js';
+import { SAMPLE_SDP, TestCall, TestUa } from './helpers/test-ua.js';
+import type { SipResponse } from '../../../src/sip/message/sip-message.js';
+
+const ROOT = resolve(import.meta.dirname, '../../..');
+const DOMAIN = 'example.test';
+const users = tempFile('users.csv', 'alice,alice-secret\nbob,bob-secret\n');
+const procs: TandemProcess[] = [];
+const uas: TestUa[] = [];
+
+afterAll(async () => {
+  for (const u of uas) u.close();
+  for (const p of procs) await p.stop('SIGKILL');
+});
+
+async function pair(t: TandemProcess): Promise<[TestUa, TestUa]> {
+  const mk = (user: string) => TestUa.create({ transport: 'udp', proxy: { host: '127.0.0.1', port: t.ports['udp']! }, user, password: `${user}-secret`, domain: DOMAIN });
+  const a = await mk('alice');
+  const b = await mk('bob');
+  uas.push(a, b);
+  expect((await a.register()).status).toBe(200);
+  expect((await b.register()).status).toBe(200);
+  return [a, b];
+}
+
+describe('tandem start as a process', () => {
+  it('rejects a bad config, printing every error with its field path', () => {
+    const bad = tempFile('bad.yaml', 'signalling:\n  listen: [udp:nowhere:5060]\n  auth: { nonceLifetimeSec: 0 }\n  bogus: 1\n');
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/tandem.mjs'), 'start', '--config', bad], { encoding: 'utf8', env: { ...process.env, TANDEM_FROM_SOURCE: '1' }, timeout: 20000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('signalling.listen.0: expected transport:address:port');
+    expect(r.stderr).toContain('signalling.auth.nonceLifetimeSec');
+    expect(r.stderr).toContain('signalling.bogus: unknown option');
+  });
+
+  it('relays media through the in-process media node: both SDPs point at the relay', async () => {
+    const t = await startTandem(['--sip', 'udp:127.0.0.1:0', '--domain', DOMAIN, '--users', users]);
+    procs.push(t);
+    const [alice, bob] = await pair(t);
+    const call = new TestCall(alice, 'bob');
+    const calleeP = (async () => {
+      const inv = await bob.waitRequest('INVITE');
+      bob.send(bob.response(inv, 180, 'Ringing', { toTag: 'b1' }));
+      bob.send(bob.response(inv, 200, 'OK', { toTag: 'b1', body: SAMPLE_SDP(41000) }));
+      return inv;
+    })();
+    let res = await call.invite({ sdp: SAMPLE_SDP(40000) });
+    const inv = await calleeP;
+    const offerPort = Number(/m=audio (\d+)/.exec(inv.body.toString())?.[1]);
+    expect(offerPort).toBeGreaterThan(0);
+    expect(offerPort).not.toBe(40000);
+    if (res.status < 200) res = await alice.waitResponse(call.callId, 'INVITE', (s) => s === 200);
+    const answerPort = Number(/m=audio (\d+)/.exec(res.body.toString())?.[1]);
+    expect(answerPort).toBeGreaterThan(0);
+    expect(answerPort).not.toBe(41000);
+    call.learn(res as SipResponse);
+    call.ack2xx();
+    await bob.waitRequest('ACK', 5000, call.callId);
+    const byeP = bob.waitRequest('BYE', 5000, call.callId).then((bye) => bob.send(bob.response(bye, 200, 'OK')));
+    expect((await call.bye()).status).toBe(200);
+    await byeP;
+  });
+
+  it('SIGTERM: new calls get 503 while a ringing call finishes, then the process exits', async () => {
+    const t = await startTandem(['--sip', 'udp:127.0.0.1:0', '--domain', DOMAIN, '--users', users, '--no-media']);
+    procs.push(t);
+    const [alice, bob] = await pair(t);
+    const call = new TestCall(alice, 'bob');
+    const invP = bob.waitRequest('INVITE');
+    const first = call.invite();
+    const inv = await invP;
+    bob.send(bob.response(inv, 180, 'Ringing', { toTag: 'b2' }));
+    expect((await first).status).toBe(180);
+    const started = Date.now();
+    t.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 150));
+    const second = new TestCall(alice, 'bob');
+    expect((await second.invite()).status).toBe(503);
+    bob.send(bob.response(inv, 200, 'OK', { toTag: 'b2', body: SAMPLE_SDP(41000) }));
+    const ok = await alice.waitResponse(call.callId, 'INVITE', (s) => s === 200);
+    expect(ok.status).toBe(200);
+    const code = await t.stop();
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(8000);
+  });
+});
