@@ -104,7 +104,7 @@ async function main(): Promise<void> {
   const [tMin, tMax] = range();
   const tandem = spawn(process.execPath, [resolve(ROOT, 'bin/tandem.mjs'), 'media', '--ng', `${H}:0`, '--interface', H, '--rtp-ports', `${tMin}-${tMax}`, '--workers', '1'], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, TANDEM_LOG_LEVEL: 'warn' },
+    env: { ...process.env, TANDEM_FROM_SOURCE: '1', TANDEM_LOG_LEVEL: 'warn' },
   });
   const port = await new Promise<number>((res, rej) => {
     let out = '';

@@ -162,10 +162,11 @@ export function parseNgRequest(dict: BDict): Result<NgRequest> {
     unknown: [],
     raw,
   };
-  req.callId = str(raw['call-id']);
-  req.fromTag = str(raw['from-tag']);
-  req.toTag = str(raw['to-tag']);
-  req.viaBranch = str(raw['via-branch']);
+  // An empty identifier is the same as none (a controller may send `from-tag: ""` when it has no tag).
+  req.callId = str(raw['call-id']) || undefined;
+  req.fromTag = str(raw['from-tag']) || undefined;
+  req.toTag = str(raw['to-tag']) || undefined;
+  req.viaBranch = str(raw['via-branch']) || undefined;
   req.sdp = str(raw['sdp']);
   req.label = str(raw['label']);
   req.transportProtocol = str(raw['transport-protocol']);

@@ -26,7 +26,7 @@ export async function spawnMediaNode(args: string[]): Promise<SpawnedMediaNode> 
   const proc = spawn(process.execPath, [resolve(ROOT, 'bin/tandem.mjs'), 'media', ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, TANDEM_LOG_LEVEL: process.env.TANDEM_LOG_LEVEL ?? 'warn' },
+    env: { ...process.env, TANDEM_FROM_SOURCE: '1', TANDEM_LOG_LEVEL: process.env.TANDEM_LOG_LEVEL ?? 'warn' },
   });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => {

@@ -109,3 +109,31 @@ describe('key and flag normalisation', () => {
     expect(parseNgRequest({ 'call-id': 'x' })).toMatchObject({ ok: false, code: 'NG_ERR_NO_COMMAND' });
   });
 });
+
+describe('robustness', () => {
+  it('empty tags count as absent', () => {
+    const r = parseNgRequest({ command: 'delete', 'call-id': 'c', 'from-tag': '' });
+    expect(r.ok && r.value.fromTag).toBeUndefined();
+  });
+
+  it('parseNgMessage and parseNgRequest never throw on random input', async () => {
+    const fc = (await import('fast-check')).default;
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        const m = parseNgMessage(Buffer.concat([Buffer.from('ck '), Buffer.from(bytes)]));
+        if (m.ok) parseNgRequest(m.value.dict);
+      }),
+      { numRuns: 2000 },
+    );
+    const value = fc.letrec((tie) => ({
+      v: fc.oneof({ depthSize: 'small' }, fc.string(), fc.integer(), fc.array(tie('v'), { maxLength: 3 }), fc.dictionary(fc.string(), tie('v'), { maxKeys: 3 })),
+    })).v;
+    const keys = fc.constantFrom('command', 'call-id', 'from-tag', 'flags', 'replace', 'received from', 'rtpp-flags', 'ICE', 'supports', 'delete delay', 'limit', 'direction', 'sdp');
+    fc.assert(
+      fc.property(fc.dictionary(keys, value, { maxKeys: 8 }), (dict) => {
+        parseNgRequest(dict as never);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
