@@ -467,7 +467,10 @@ function mediaEntry(slot: MediaSlot, ps: PairStats | undefined, side: Side): Rec
     const ch = leg?.[kind];
     const port = slot.ports ? (kind === 'rtp' ? slot.ports[side].rtpPort : slot.ports[side].rtcpPort) : 0;
     const sflags = [kind === 'rtp' ? 'RTP' : 'RTCP', ...(ch?.endpoint ? ['filled'] : []), ...(ch?.latched ? ['confirmed'] : []), 'no kernel support'];
+    // Kamailio's rtpengine module reads `SSRC` from a tag's first stream to find that party's MOS (label lookup).
+    const ssrc = kind === 'rtp' && leg?.ssrcs[0] ? { SSRC: leg.ssrcs[0].ssrc >>> 0 } : {};
     return {
+      ...ssrc,
       'local port': port,
       ...(ch?.endpoint ? { endpoint: endpointDict(ch.endpoint) } : {}),
       ...(slot.advertised[side] ? { 'advertised endpoint': endpointDict(kind === 'rtp' ? slot.advertised[side] : { address: slot.advertised[side]!.address, port: slot.advertised[side]!.port + 1 }) } : {}),

@@ -198,6 +198,10 @@ describe.skipIf(skip)('Kamailio (rtpengine module) with tandem media as its rela
         ['CSeq', '2 BYE'],
       ]), sipPort);
       expect(await waitFor(() => uaB.received.some((r) => r.msg.toString().startsWith('BYE')), 5000), kamailioLog).toBe(true);
+      // Kamailio read Tandem's query/delete statistics: $rtpstat (totals) and the MOS pvs (SSRC dict, label lookup).
+      const bye = parseSip(uaB.received.find((r) => r.msg.toString().startsWith('BYE'))!.msg.toString());
+      expect(hdr(bye, 'X-RTP-Stat')[0]).toBe('RTP: 8600 bytes, 50 packets, 0 errors; RTCP: 0 bytes, 0 packets, 0 errors');
+      expect(hdr(bye, 'X-MOS')[0]).toBe('avg=4.4 min=4.4 samples=1 caller=4.4');
       const gone = await ng.query({ callId });
       expect(gone).toMatchObject({ ok: false, code: 'NG_ERR_REMOTE', reason: 'Unknown call-id' });
     } finally {
