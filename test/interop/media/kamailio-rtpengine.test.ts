@@ -53,64 +53,78 @@ function sipMessage(firstLine: string, headers: Array<[string, string]>, body = 
 
 const skip = !existsSync(KAMAILIO);
 
-describe.skipIf(skip)('Kamailio (rtpengine module) with tandem media as its relay', () => {
-  let media: SpawnedMediaNode;
-  let kamailio: ChildProcess;
-  let kamailioLog = '';
-  let sipPort: number;
-  let dir: string;
+interface RunningKamailio {
+  sipPort: number;
+  log: () => string;
+  stop: () => Promise<void>;
+}
 
-  beforeAll(async () => {
-    media = await spawnMediaNode(['--ng', `${H}:0`, '--interface', MEDIA_ADDR, '--rtp-ports', randomRtpRange(), '--workers', '1']);
-    sipPort = await freeUdpPort();
-    dir = mkdtempSync(join(tmpdir(), 'tandem-kamailio-'));
-    const cfg = readFileSync(FIXTURE, 'utf8').replaceAll('__SIP_PORT__', String(sipPort)).replaceAll('__NG_PORT__', String(media.ngPort));
-    writeFileSync(join(dir, 'kamailio.cfg'), cfg);
-    kamailio = spawn(KAMAILIO, ['-f', join(dir, 'kamailio.cfg'), '-DD', '-E', '-Y', dir, '-m', '32', '-M', '8'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    kamailio.stderr!.on('data', (d: Buffer) => (kamailioLog = (kamailioLog + d.toString()).slice(-50_000)));
-    kamailio.stdout!.on('data', (d: Buffer) => (kamailioLog = (kamailioLog + d.toString()).slice(-50_000)));
-    // Ready when it forwards an OPTIONS to us.
-    const probe = await udpPeer();
-    try {
-      const ok = await waitFor(() => {
-        if (probe.received.length > 0) return true;
-        const msg = sipMessage(`OPTIONS sip:probe@${H}:${probe.port} SIP/2.0`, [
-          ['Via', `SIP/2.0/UDP ${H}:${probe.port};branch=z9hG4bK-probe${Date.now()}`],
-          ['Max-Forwards', '70'],
-          ['From', `<sip:probe@${H}>;tag=p`],
-          ['To', `<sip:probe@${H}>`],
-          ['Call-ID', `probe-${Date.now()}`],
-          ['CSeq', '1 OPTIONS'],
-        ]);
-        probe.sock.send(msg, sipPort, H);
-        return false;
-      }, 15_000);
-      if (!ok) throw new Error(`kamailio did not start:\n${kamailioLog}`);
-    } finally {
-      probe.close();
-    }
-  }, 30_000);
-
-  afterAll(async () => {
-    if (kamailio?.pid && kamailio.exitCode === null) {
-      const exited = new Promise((r) => kamailio.once('exit', r));
-      try {
-        process.kill(-kamailio.pid, 'SIGTERM');
-      } catch {
-        /* gone */
-      }
-      const t = setTimeout(() => {
+/** Starts Kamailio with the fixture config and the given rtpengine_sock value; resolves once it forwards an OPTIONS. */
+async function startKamailio(ngSocks: string): Promise<RunningKamailio> {
+  const sipPort = await freeUdpPort();
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-kamailio-'));
+  const cfg = readFileSync(FIXTURE, 'utf8').replaceAll('__SIP_PORT__', String(sipPort)).replaceAll('__NG_SOCKS__', ngSocks);
+  writeFileSync(join(dir, 'kamailio.cfg'), cfg);
+  const proc: ChildProcess = spawn(KAMAILIO, ['-f', join(dir, 'kamailio.cfg'), '-DD', '-E', '-Y', dir, '-m', '32', '-M', '8'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let log = '';
+  proc.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-50_000)));
+  proc.stdout!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-50_000)));
+  const stop = async (): Promise<void> => {
+    if (proc.pid && proc.exitCode === null) {
+      const exited = new Promise((r) => proc.once('exit', r));
+      const kill = (sig: NodeJS.Signals): void => {
         try {
-          process.kill(-kamailio.pid!, 'SIGKILL');
+          process.kill(-proc.pid!, sig);
         } catch {
           /* gone */
         }
-      }, 3000);
+      };
+      kill('SIGTERM');
+      const t = setTimeout(() => kill('SIGKILL'), 3000);
       await exited;
       clearTimeout(t);
     }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const probe = await udpPeer();
+  try {
+    const ok = await waitFor(() => {
+      if (probe.received.length > 0) return true;
+      const msg = sipMessage(`OPTIONS sip:probe@${H}:${probe.port} SIP/2.0`, [
+        ['Via', `SIP/2.0/UDP ${H}:${probe.port};branch=z9hG4bK-probe${Date.now()}`],
+        ['Max-Forwards', '70'],
+        ['From', `<sip:probe@${H}>;tag=p`],
+        ['To', `<sip:probe@${H}>`],
+        ['Call-ID', `probe-${Date.now()}`],
+        ['CSeq', '1 OPTIONS'],
+      ]);
+      probe.sock.send(msg, sipPort, H);
+      return false;
+    }, 15_000);
+    if (!ok) {
+      await stop();
+      throw new Error(`kamailio did not start:\n${log}`);
+    }
+  } finally {
+    probe.close();
+  }
+  return { sipPort, log: () => log, stop };
+}
+
+describe.skipIf(skip)('Kamailio (rtpengine module) with tandem media as its relay', () => {
+  let media: SpawnedMediaNode;
+  let kam: RunningKamailio;
+  let sipPort: number;
+
+  beforeAll(async () => {
+    media = await spawnMediaNode(['--ng', `${H}:0`, '--interface', MEDIA_ADDR, '--rtp-ports', randomRtpRange(), '--workers', '1']);
+    kam = await startKamailio(`udp:${H}:${media.ngPort}`);
+    sipPort = kam.sipPort;
+  }, 30_000);
+
+  afterAll(async () => {
+    await kam?.stop();
     expect(await media?.stop()).toBe(0);
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('uac-uas-call-media-anchored-on-tandem: SDP rewritten by Tandem, RTP flows through it, BYE deletes the session', async () => {
@@ -133,7 +147,7 @@ describe.skipIf(skip)('Kamailio (rtpengine module) with tandem media as its rela
       await sendTo(uaA.sock, invite, sipPort);
 
       // Callee gets the INVITE with Tandem's address and port in the SDP.
-      expect(await waitFor(() => uaB.received.some((r) => r.msg.toString().startsWith('INVITE')), 5000), kamailioLog).toBe(true);
+      expect(await waitFor(() => uaB.received.some((r) => r.msg.toString().startsWith('INVITE')), 5000), kam.log()).toBe(true);
       const inv = parseSip(uaB.received.find((r) => r.msg.toString().startsWith('INVITE'))!.msg.toString());
       const offered = sdpMedia(inv.body);
       expect(offered.address).toBe(MEDIA_ADDR);
@@ -153,7 +167,7 @@ describe.skipIf(skip)('Kamailio (rtpengine module) with tandem media as its rela
       ], audioSdp(rtpB.port));
       await sendTo(uaB.sock, ok200, sipPort);
 
-      expect(await waitFor(() => uaA.received.some((r) => r.msg.toString().startsWith('SIP/2.0 200')), 5000), kamailioLog).toBe(true);
+      expect(await waitFor(() => uaA.received.some((r) => r.msg.toString().startsWith('SIP/2.0 200')), 5000), kam.log()).toBe(true);
       const resp = parseSip(uaA.received.find((r) => r.msg.toString().startsWith('SIP/2.0 200'))!.msg.toString());
       const answered = sdpMedia(resp.body);
       expect(answered.address).toBe(MEDIA_ADDR);
@@ -197,7 +211,7 @@ describe.skipIf(skip)('Kamailio (rtpengine module) with tandem media as its rela
         ['Call-ID', callId],
         ['CSeq', '2 BYE'],
       ]), sipPort);
-      expect(await waitFor(() => uaB.received.some((r) => r.msg.toString().startsWith('BYE')), 5000), kamailioLog).toBe(true);
+      expect(await waitFor(() => uaB.received.some((r) => r.msg.toString().startsWith('BYE')), 5000), kam.log()).toBe(true);
       // Kamailio read Tandem's query/delete statistics: $rtpstat (totals) and the MOS pvs (SSRC dict, label lookup).
       const bye = parseSip(uaB.received.find((r) => r.msg.toString().startsWith('BYE'))!.msg.toString());
       expect(hdr(bye, 'X-RTP-Stat')[0]).toBe('RTP: 8600 bytes, 50 packets, 0 errors; RTCP: 0 bytes, 0 packets, 0 errors');
@@ -207,6 +221,58 @@ describe.skipIf(skip)('Kamailio (rtpengine module) with tandem media as its rela
     } finally {
       ng.close();
       for (const p of [uaA, uaB, rtpA, rtpB]) p.close();
+    }
+  });
+});
+
+describe.skipIf(skip)('Kamailio with two media nodes, the first at its session limit', () => {
+  let full: SpawnedMediaNode;
+  let spare: SpawnedMediaNode;
+  let kam: RunningKamailio;
+
+  beforeAll(async () => {
+    full = await spawnMediaNode(['--ng', `${H}:0`, '--rtp-ports', randomRtpRange(40), '--workers', '1', '--max-sessions', '1']);
+    spare = await spawnMediaNode(['--ng', `${H}:0`, '--interface', MEDIA_ADDR, '--rtp-ports', randomRtpRange(40), '--workers', '1']);
+    // The first node gets (almost) every call by weight.
+    kam = await startKamailio(`udp:${H}:${full.ngPort}=1000 udp:${H}:${spare.ngPort}=1`);
+  }, 30_000);
+
+  afterAll(async () => {
+    await kam?.stop();
+    expect(await full?.stop()).toBe(0);
+    expect(await spare?.stop()).toBe(0);
+  });
+
+  it('proxy-fails-over-on-load-limit: the call is anchored on the second node', async () => {
+    const ngFull = new NgClient({ host: H, port: full.ngPort, retransmitIntervalMs: 500, retransmits: 2 });
+    const ngSpare = new NgClient({ host: H, port: spare.ngPort, retransmitIntervalMs: 500, retransmits: 2 });
+    const uaA = await udpPeer();
+    const uaB = await udpPeer();
+    const callId = `kam-ll-${Date.now()}@test`;
+    try {
+      expect((await ngFull.offer({ callId: 'filler', fromTag: 'f', sdp: audioSdp(4000) })).ok).toBe(true);
+      await sendTo(uaA.sock, sipMessage(`INVITE sip:bob@${H}:${uaB.port} SIP/2.0`, [
+        ['Via', `SIP/2.0/UDP ${H}:${uaA.port};branch=z9hG4bK-ll1;rport`],
+        ['Max-Forwards', '70'],
+        ['From', `<sip:alice@${H}>;tag=alice2`],
+        ['To', `<sip:bob@${H}>`],
+        ['Call-ID', callId],
+        ['CSeq', '1 INVITE'],
+        ['Contact', `<sip:alice@${H}:${uaA.port}>`],
+      ], audioSdp(4100)), kam.sipPort);
+      expect(await waitFor(() => uaB.received.some((r) => r.msg.toString().startsWith('INVITE')), 5000), kam.log()).toBe(true);
+      const inv = parseSip(uaB.received.find((r) => r.msg.toString().startsWith('INVITE'))!.msg.toString());
+      expect(sdpMedia(inv.body).address).toBe(MEDIA_ADDR);
+      const onSpare = await ngSpare.list();
+      expect(onSpare.ok && onSpare.value['calls']).toEqual([callId]);
+      const onFull = await ngFull.list();
+      expect(onFull.ok && onFull.value['calls']).toEqual(['filler']);
+      expect(kam.log()).toMatch(/load limit/);
+    } finally {
+      ngFull.close();
+      ngSpare.close();
+      uaA.close();
+      uaB.close();
     }
   });
 });
