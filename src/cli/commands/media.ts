@@ -15,6 +15,7 @@ interface MediaCliOptions {
   workers?: string;
   maxSessions?: string;
   timeout?: string;
+  maxDuration?: string;
   logLevel?: string;
 }
 
@@ -38,7 +39,8 @@ export function registerMediaCommand(program: Command): void {
     .option('--admin <host:port>', 'admin HTTP (health, metrics, sessions)')
     .option('--workers <n>', 'forwarding worker threads (default: one per core)')
     .option('--max-sessions <n>', 'calls beyond this many get "load limit" (0 = unlimited)')
-    .option('--timeout <sec>', 'tear down calls with no media for this long', undefined)
+    .option('--timeout <sec>', 'tear down calls with no media for this long (default 60)')
+    .option('--max-duration <sec>', 'hard limit on a call\'s duration (default 10800)')
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)')
     .action(async (o: MediaCliOptions) => {
       if (o.logLevel) setLogLevel(o.logLevel);
@@ -52,6 +54,7 @@ export function registerMediaCommand(program: Command): void {
         ...(o.workers ? { workers: Number(o.workers) } : {}),
         ...(o.maxSessions ? { maxSessions: Number(o.maxSessions) } : {}),
         ...(o.timeout ? { noMediaTimeoutSec: Number(o.timeout) } : {}),
+        ...(o.maxDuration ? { maxSessionSec: Number(o.maxDuration) } : {}),
       };
       const admin = o.admin ? parseHostPort(o.admin) : undefined;
       if (o.admin && !admin) {

@@ -140,11 +140,19 @@ export class NgServer {
     }
     this.#conns.add(conn);
     conn.setNoDelay(true);
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     const reply = (b: Buffer): void => {
       if (!conn.destroyed) conn.write(b);
     };
     conn.on('data', (chunk) => {
+      try {
+        onData(chunk);
+      } catch (err) {
+        rateLimitedLog('ng-tcp-handler', (n) => log.error({ err, suppressed: n }, 'ng TCP handler threw'));
+        conn.destroy();
+      }
+    });
+    const onData = (chunk: Buffer): void => {
       buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
       if (buf.length > TCP_MAX_BUFFER) {
         this.#drop('too-large', source, buf);
@@ -187,13 +195,9 @@ export class NgServer {
         }
         const msg = buf.subarray(start, end);
         buf = buf.subarray(end);
-        try {
-          this.#onMessage(Buffer.from(msg), source, reply);
-        } catch (err) {
-          rateLimitedLog('ng-tcp-handler', (n) => log.error({ err, suppressed: n }, 'ng message handler threw'));
-        }
+        this.#onMessage(Buffer.from(msg), source, reply);
       }
-    });
+    };
     conn.on('error', () => conn.destroy());
     conn.on('close', () => this.#conns.delete(conn));
   }

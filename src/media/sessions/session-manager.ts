@@ -26,7 +26,7 @@ export interface SessionManagerOptions {
   noMediaTimeoutMs?: number;
   /** Hard limit on a call's life, ms. @default 10_800_000 (3 h) */
   maxSessionMs?: number;
-  /** How often timeouts are checked, ms. @default min(5000, noMediaTimeoutMs / 2) */
+  /** How often timeouts are checked, ms. @default min(5000, noMediaTimeoutMs / 2, maxSessionMs / 2), at least 100 */
   sweepIntervalMs?: number;
 }
 
@@ -94,11 +94,12 @@ export class SessionManager {
   constructor(opts: SessionManagerOptions) {
     this.#relay = opts.relay;
     const noMediaTimeoutMs = opts.noMediaTimeoutMs ?? 60_000;
+    const maxSessionMs = opts.maxSessionMs ?? 3 * 3600_000;
     this.#opts = {
       maxSessions: opts.maxSessions ?? 0,
       noMediaTimeoutMs,
-      maxSessionMs: opts.maxSessionMs ?? 3 * 3600_000,
-      sweepIntervalMs: opts.sweepIntervalMs ?? Math.max(100, Math.min(5000, noMediaTimeoutMs / 2)),
+      maxSessionMs,
+      sweepIntervalMs: opts.sweepIntervalMs ?? Math.max(100, Math.min(5000, noMediaTimeoutMs / 2, maxSessionMs / 2)),
     };
     this.#address = opts.advertisedAddress ?? opts.relay.advertisedAddress;
     this.#family = isIP(this.#address) === 6 ? 'IP6' : 'IP4';

@@ -113,6 +113,19 @@ describe('sessions', () => {
     }
   });
 
+  it('a call reaching the hard session limit is torn down even with media', async () => {
+    const short = await startMediaNode({ ng: `${H}:0`, rtpPorts: randomRtpRange(8), workers: 1, maxSessionSec: 0.5, noMediaTimeoutSec: 60 });
+    const c = new NgClient({ host: H, port: short.ngPort, retransmitIntervalMs: 500, retransmits: 1 });
+    try {
+      expect((await c.offer({ callId: 'long', fromTag: 'a', sdp: audioSdp(4000) })).ok).toBe(true);
+      expect(await waitFor(() => short.sessions.size === 0, 4000)).toBe(true);
+      expect(short.sessions.totals.hardLimit).toBe(1);
+    } finally {
+      c.close();
+      await short.close();
+    }
+  });
+
   it('port exhaustion answers an error and the node keeps serving', async () => {
     const small = await startMediaNode({ ng: `${H}:0`, rtpPorts: randomRtpRange(8), workers: 1 });
     const c = new NgClient({ host: H, port: small.ngPort, retransmitIntervalMs: 500, retransmits: 1 });
