@@ -115,7 +115,20 @@ export function parseViaList(value: string, out: Via[]): string | undefined {
   }
 }
 
+const TRANSPORTS = ['UDP', 'TCP', 'TLS', 'WS', 'WSS', 'SCTP'];
+
 function parseViaAt(s: string, pos: number): { via: Via; end: number; error?: string } | string {
+  // fast path: "SIP/2.0/UDP " and friends, as nearly every Via is written
+  if (s.startsWith('SIP/2.0/', pos)) {
+    const ts = pos + 8;
+    const te = readToken(s, ts);
+    if (te < s.length && (s.charCodeAt(te) === 32 || s.charCodeAt(te) === 9)) {
+      for (let i = 0; i < TRANSPORTS.length; i++) {
+        const t = TRANSPORTS[i]!;
+        if (t.length === te - ts && s.startsWith(t, ts)) return parseSentBy(s, te, 'SIP/2.0', t);
+      }
+    }
+  }
   // sent-protocol: name / version / transport
   let e = readToken(s, pos);
   if (e === pos) return 'Bad Via';
@@ -132,7 +145,10 @@ function parseViaAt(s: string, pos: number): { via: Via; end: number; error?: st
   e = readToken(s, pos);
   if (e === pos) return 'Bad Via';
   const transport = s.slice(pos, e).toUpperCase();
-  pos = e;
+  return parseSentBy(s, e, `${name}/${version}`, transport);
+}
+
+function parseSentBy(s: string, pos: number, protocol: string, transport: string): { via: Via; end: number; error?: string } | string {
   if (pos >= s.length || !isWs(s.charCodeAt(pos))) return 'Bad Via';
   pos = skipWs(s, pos);
   // sent-by = host [ COLON port ]
@@ -169,8 +185,18 @@ function parseViaAt(s: string, pos: number): { via: Via; end: number; error?: st
   }
   const params = new Map<string, string | null>();
   const pe = parseHeaderParams(s, pos, params, true);
-  const via: Via = { protocol: `${name}/${version}`, transport, host, params };
-  if (port !== undefined) via.port = port;
+  const via: Via = {
+    protocol,
+    transport,
+    host,
+    port,
+    params,
+    branch: undefined,
+    received: undefined,
+    rport: undefined,
+    maddr: undefined,
+    ttl: undefined,
+  };
   if (pe === -1) {
     params.clear();
     return { via, end: s.length, error: 'Bad Via' };

@@ -6,11 +6,11 @@
  * Via, From, To, Call-ID, CSeq, Max-Forwards, Content-Length (and the Request-URI) — are
  * validated here, so an `ok` message always has valid ones. Nothing here throws on peer input.
  */
-import { parseNameAddr, parseUri } from '../uri/sip-uri.js';
+import { parseNameAddr, parseUri, type NameAddr, type SipUri } from '../uri/sip-uri.js';
 import type { SipErrorCode } from './errors.js';
 import { HeaderEntry, HeaderList } from './header-list.js';
 import { headerKey } from './header-names.js';
-import { parseCSeq, parseDigits, parseViaList, validCallId, type Via } from './header-values.js';
+import { parseCSeq, parseDigits, parseViaList, validCallId, type CSeq, type Via } from './header-values.js';
 import { SipRequest, SipResponse, type SipMessage } from './sip-message.js';
 
 export interface ParseOptions {
@@ -178,60 +178,90 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     msg = new SipRequest(s.slice(0, sp1), uri, headers, body, raw);
   }
 
-  // ---- routing-critical headers, validated at once
+  // ---- routing-critical headers, validated at once (one pass to find them)
   const isReq = msg instanceof SipRequest;
   const vias: Via[] = [];
   let viaCount = 0;
   let fault = startFault;
+  let eFrom: HeaderEntry | undefined;
+  let eTo: HeaderEntry | undefined;
+  let eCallId: HeaderEntry | undefined;
+  let eCSeq: HeaderEntry | undefined;
+  let eMaxFwd: HeaderEntry | undefined;
+  let eLength: HeaderEntry | undefined;
+  let dup = 0;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
-    if (e.key === 'via') {
+    const k = e.key;
+    if (k === 'via') {
       viaCount++;
       const ve = parseViaList(e.value, vias);
       // The response goes to the top Via's sent-by: a request can be answered when that much parsed.
       if (ve !== undefined) return failed(msg, fault?.code ?? 'SIP_ERR_BAD_VIA', fault?.reason ?? ve, vias.length > 0);
+    } else if (k === 'from') {
+      if (eFrom === undefined) eFrom = e;
+      else dup |= DUP_FROM;
+    } else if (k === 'to') {
+      if (eTo === undefined) eTo = e;
+      else dup |= DUP_TO;
+    } else if (k === 'call-id') {
+      if (eCallId === undefined) eCallId = e;
+      else dup |= DUP_CALL_ID;
+    } else if (k === 'cseq') {
+      if (eCSeq === undefined) eCSeq = e;
+      else dup |= DUP_CSEQ;
+    } else if (k === 'max-forwards') {
+      if (eMaxFwd === undefined) eMaxFwd = e;
+      else dup |= DUP_MAX_FORWARDS;
+    } else if (k === 'content-length') {
+      if (eLength === undefined) eLength = e;
+      else dup |= DUP_CONTENT_LENGTH;
     }
   }
   if (viaCount === 0) return failed(msg, fault?.code ?? 'SIP_ERR_MISSING_HEADER', fault?.reason ?? 'Missing Via', false);
-  msg.primeVias(vias);
   // From / To / Call-ID / CSeq: a request failing here can still be answered (its Via parsed).
-  const from = headers.first('from');
+  let from: NameAddr | undefined;
+  let to: NameAddr | undefined;
+  let cseq: CSeq | undefined;
   if (fault !== undefined) {
     /* keep the start-line fault */
-  } else if (from === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing From' };
-  else if (headers.count('from') > 1 || !parseNameAddr(from.value).ok) fault = { code: 'SIP_ERR_BAD_FROM', reason: 'Bad From' };
-  const to = headers.first('to');
+  } else if (eFrom === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing From' };
+  else {
+    const r = (dup & DUP_FROM) === 0 ? parseNameAddr(eFrom.value) : undefined;
+    if (r === undefined || !r.ok) fault = { code: 'SIP_ERR_BAD_FROM', reason: 'Bad From' };
+    else from = r.value;
+  }
   if (fault !== undefined) {
     /* keep the first fault */
-  } else if (to === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing To' };
-  else if (headers.count('to') > 1 || !parseNameAddr(to.value).ok) fault = { code: 'SIP_ERR_BAD_TO', reason: 'Bad To' };
-  if (fault === undefined) {
-    const cid = headers.first('call-id');
-    if (cid === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing Call-ID' };
-    else if (headers.count('call-id') > 1 || !validCallId(cid.value)) fault = { code: 'SIP_ERR_BAD_CALL_ID', reason: 'Bad Call-ID' };
+  } else if (eTo === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing To' };
+  else {
+    const r = (dup & DUP_TO) === 0 ? parseNameAddr(eTo.value) : undefined;
+    if (r === undefined || !r.ok) fault = { code: 'SIP_ERR_BAD_TO', reason: 'Bad To' };
+    else to = r.value;
   }
   if (fault === undefined) {
-    const cs = headers.first('cseq');
-    if (cs === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing CSeq' };
+    if (eCallId === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing Call-ID' };
+    else if ((dup & DUP_CALL_ID) !== 0 || !validCallId(eCallId.value)) fault = { code: 'SIP_ERR_BAD_CALL_ID', reason: 'Bad Call-ID' };
+  }
+  if (fault === undefined) {
+    if (eCSeq === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing CSeq' };
     else {
-      const r = headers.count('cseq') > 1 ? 'Bad CSeq' : parseCSeq(cs.value);
+      const r = (dup & DUP_CSEQ) !== 0 ? 'Bad CSeq' : parseCSeq(eCSeq.value);
       if (typeof r === 'string') fault = { code: 'SIP_ERR_BAD_CSEQ', reason: r };
       else if (isReq && r.method !== (msg as SipRequest).method) fault = { code: 'SIP_ERR_BAD_CSEQ', reason: 'CSeq method mismatch' };
+      else cseq = r;
     }
   }
-  if (fault === undefined) {
-    const mf = headers.first('max-forwards');
-    if (mf !== undefined && (headers.count('max-forwards') > 1 || parseDigits(mf.value) === undefined || parseDigits(mf.value)! > 255)) {
-      fault = { code: 'SIP_ERR_BAD_MAX_FORWARDS', reason: 'Bad Max-Forwards' };
-    }
+  if (fault === undefined && eMaxFwd !== undefined) {
+    const mf = (dup & DUP_MAX_FORWARDS) !== 0 ? undefined : parseDigits(eMaxFwd.value);
+    if (mf === undefined || mf > 255) fault = { code: 'SIP_ERR_BAD_MAX_FORWARDS', reason: 'Bad Max-Forwards' };
   }
   // Content-Length (§18.3, §20.14)
   if (fault === undefined) {
-    const cl = headers.first('content-length');
-    if (cl === undefined) {
+    if (eLength === undefined) {
       if (stream) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing Content-Length' };
     } else {
-      const len = headers.count('content-length') > 1 ? undefined : parseDigits(cl.value);
+      const len = (dup & DUP_CONTENT_LENGTH) !== 0 ? undefined : parseDigits(eLength.value);
       if (len === undefined) fault = { code: 'SIP_ERR_BAD_CONTENT_LENGTH', reason: 'Bad Content-Length' };
       else if (len > body.length) fault = { code: 'SIP_ERR_BAD_CONTENT_LENGTH', reason: 'Content-Length exceeds body' };
       else if (len < body.length) {
@@ -242,15 +272,27 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
       }
     }
   }
+  let requestUri: SipUri | undefined;
   if (fault === undefined && isReq) {
     const u = parseUri((msg as SipRequest).uri);
     if (!u.ok) fault = { code: u.code as SipErrorCode, reason: u.code === 'SIP_ERR_UNSUPPORTED_URI_SCHEME' ? 'Unsupported URI Scheme' : 'Bad Request-URI' };
     // §19.1.1: headers are not allowed in a Request-URI
     else if (u.value.headers.size > 0) fault = { code: 'SIP_ERR_BAD_URI', reason: 'Bad Request-URI' };
+    else requestUri = u.value;
   }
+  // keep what was parsed, so that the typed getters do not parse it again
+  msg.primeParsed(vias, from, to, cseq);
+  if (requestUri !== undefined) (msg as SipRequest).primeRequestUri(requestUri);
   if (fault !== undefined) return failed(msg, fault.code, fault.reason, true);
   return { ok: true, value: msg };
 }
+
+const DUP_FROM = 1;
+const DUP_TO = 2;
+const DUP_CALL_ID = 4;
+const DUP_CSEQ = 8;
+const DUP_MAX_FORWARDS = 16;
+const DUP_CONTENT_LENGTH = 32;
 
 function failed(msg: SipMessage, code: SipErrorCode, reason: string, answerable: boolean): ParseResult {
   if (!(msg instanceof SipRequest)) return { ok: false, code, reason, response: true };

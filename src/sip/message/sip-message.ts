@@ -334,11 +334,14 @@ export abstract class SipMessage {
 
   protected abstract copyStartLine(from: SipMessage): void;
 
-  /** @internal Used by the parser: records the eager parse of Via so it is not repeated. */
-  primeVias(vias: Via[]): void {
+  /** @internal Used by the parser: keeps the eager parse results so getters do not repeat them. */
+  primeParsed(vias: Via[], from: NameAddr | undefined, to: NameAddr | undefined, cseq: CSeq | undefined): void {
     const c = this.#c();
     c.vias = vias;
     c.viaError = undefined;
+    if (from !== undefined) c.from = from;
+    if (to !== undefined) c.to = to;
+    if (cseq !== undefined) c.cseq = cseq;
   }
 }
 
@@ -379,6 +382,11 @@ export class SipRequest extends SipMessage {
   /** Request-URI parsed; a placeholder `sip:invalid` when it is not a sip/sips/tel URI. */
   get requestUri(): SipUri {
     return this.requestUriOrUndefined ?? placeholderUri();
+  }
+
+  /** @internal Used by the parser. */
+  primeRequestUri(uri: SipUri): void {
+    this.#parsedUri = { text: this.uri, uri };
   }
 
   get requestUriOrUndefined(): SipUri | undefined {

@@ -51,24 +51,43 @@ function cleanUriChars(s: string): boolean {
   return true;
 }
 
-const HOSTNAME_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?$/;
 const IPV4_RE = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const IPV6_CHARS_RE = /^[0-9A-Fa-f:.]+$/;
 
-/** RFC 3261 §25.1 host: hostname / IPv4address / IPv6reference. */
+/** RFC 3261 §25.1 host: hostname / IPv4address / IPv6reference. One pass, no allocation. */
 export function isValidHost(host: string): boolean {
-  if (host.length === 0 || host.length > 255) return false;
-  const c0 = host.charCodeAt(0);
-  if (c0 === C_LBRACK) {
-    return host.charCodeAt(host.length - 1) === C_RBRACK && isValidIpv6(host.slice(1, -1));
+  const n = host.length;
+  if (n === 0 || n > 255) return false;
+  if (host.charCodeAt(0) === C_LBRACK) {
+    return host.charCodeAt(n - 1) === C_RBRACK && isValidIpv6(host.slice(1, -1));
   }
-  if (c0 >= 48 && c0 <= 57 && IPV4_RE.test(host)) return true;
-  if (!HOSTNAME_RE.test(host)) return false;
-  // toplabel must start with a letter (RFC 3261 §25.1) — reject all-numeric dotted strings such as 1.2.3.256.
-  const last = host.endsWith('.') ? host.slice(0, -1) : host;
-  const top = last.slice(last.lastIndexOf('.') + 1);
-  const t = top.charCodeAt(0);
-  return (t >= 65 && t <= 90) || (t >= 97 && t <= 122);
+  let labelStart = 0;
+  let lastLabel = 0;
+  let digitsAndDots = true;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? host.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (i === labelStart) {
+        if (i === n && n > 1) break; // one trailing dot (FQDN) is allowed
+        return false;
+      }
+      if (host.charCodeAt(labelStart) === 45 || host.charCodeAt(i - 1) === 45) return false;
+      lastLabel = labelStart;
+      labelStart = i + 1;
+      continue;
+    }
+    if (c >= 48 && c <= 57) continue;
+    const l = c | 0x20;
+    if ((l >= 97 && l <= 122) || c === 45) {
+      digitsAndDots = false;
+      continue;
+    }
+    return false;
+  }
+  if (digitsAndDots) return IPV4_RE.test(host);
+  // toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum
+  const t = host.charCodeAt(lastLabel) | 0x20;
+  return t >= 97 && t <= 122;
 }
 
 export function isValidIpv6(a: string): boolean {
@@ -141,19 +160,22 @@ function parseUriHeaders(text: string, headers: Map<string, string>): boolean {
 export function parseUri(text: string): Result<SipUri> {
   const colon = text.indexOf(':');
   if (colon <= 0) return fail(URI_ERR, 'Bad URI');
-  const schemeRaw = text.slice(0, colon);
   let scheme: 'sip' | 'sips' | 'tel';
-  if (schemeRaw === 'sip' || schemeRaw === 'SIP' || schemeRaw.toLowerCase() === 'sip') scheme = 'sip';
-  else if (schemeRaw.toLowerCase() === 'sips') scheme = 'sips';
-  else if (schemeRaw.toLowerCase() === 'tel') scheme = 'tel';
+  const c0 = text.charCodeAt(0) | 0x20;
+  const c1 = text.charCodeAt(1) | 0x20;
+  const c2 = text.charCodeAt(2) | 0x20;
+  if (colon === 3 && c0 === 115 && c1 === 105 && c2 === 112) scheme = 'sip';
+  else if (colon === 4 && c0 === 115 && c1 === 105 && c2 === 112 && (text.charCodeAt(3) | 0x20) === 115) scheme = 'sips';
+  else if (colon === 3 && c0 === 116 && c1 === 101 && c2 === 108) scheme = 'tel';
   else {
+    const schemeRaw = text.slice(0, colon);
     if (!/^[A-Za-z][A-Za-z0-9+.-]*$/.test(schemeRaw) || !cleanUriChars(text)) return fail(URI_ERR, 'Bad URI');
     return fail(URI_SCHEME_ERR, 'Unsupported URI Scheme');
   }
-  if (!cleanUriChars(text)) return fail(URI_ERR, 'Bad URI');
   const params = new Map<string, string | null>();
   const headers = new Map<string, string>();
   if (scheme === 'tel') {
+    if (!cleanUriChars(text)) return fail(URI_ERR, 'Bad URI');
     const rest = text.slice(colon + 1);
     const semi = rest.indexOf(';');
     const number = semi === -1 ? rest : rest.slice(0, semi);
@@ -161,20 +183,27 @@ export function parseUri(text: string): Result<SipUri> {
       return fail(URI_ERR, 'Bad tel URI');
     }
     if (semi !== -1 && !parseUriParams(rest.slice(semi + 1), params)) return fail(URI_ERR, 'Bad URI parameter');
-    return ok({ scheme, user: number, host: '', params, headers });
+    return ok({ scheme, user: number, password: undefined, host: '', port: undefined, params, headers });
   }
   let pos = colon + 1;
-  const uri: SipUri = { scheme, host: '', params, headers };
-  const at = text.indexOf('@', pos);
+  // one pass: forbidden characters, and the '@' that ends userinfo (user/password cannot hold a raw '@')
+  let at = -1;
+  for (let i = pos; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c <= 32 || c === 127 || c === 60 || c === 62 || c === 34) return fail(URI_ERR, 'Bad URI');
+    if (c === C_AT && at === -1) at = i;
+  }
+  // all fields present from the start: one object shape for every URI
+  const uri: SipUri = { scheme, user: undefined, password: undefined, host: '', port: undefined, params, headers };
   if (at !== -1) {
-    const userinfo = text.slice(pos, at);
-    const pc = userinfo.indexOf(':');
-    const user = pc === -1 ? userinfo : userinfo.slice(0, pc);
-    if (user.length === 0) return fail(URI_ERR, 'Bad URI user');
+    const pc = text.indexOf(':', pos);
+    const userEnd = pc !== -1 && pc < at ? pc : at;
+    if (userEnd === pos) return fail(URI_ERR, 'Bad URI user');
+    const user = text.slice(pos, userEnd);
     if (!validEscapes(user)) return fail(URI_ERR, 'Bad URI user');
     uri.user = user;
-    if (pc !== -1) {
-      const password = userinfo.slice(pc + 1);
+    if (userEnd !== at) {
+      const password = text.slice(userEnd + 1, at);
       if (!validEscapes(password)) return fail(URI_ERR, 'Bad URI password');
       uri.password = password;
     }
@@ -373,9 +402,14 @@ export function parseHeaderParams(text: string, pos: number, params: Map<string,
     pos++;
     while (pos < n && isWs(text.charCodeAt(pos))) pos++;
     const ns = pos;
-    while (pos < n && isTokenChar(text.charCodeAt(pos))) pos++;
+    let upper = false;
+    for (; pos < n; pos++) {
+      const ch = text.charCodeAt(pos);
+      if (!isTokenChar(ch)) break;
+      if (ch >= 65 && ch <= 90) upper = true;
+    }
     if (pos === ns) return -1;
-    const name = text.slice(ns, pos).toLowerCase();
+    const name = upper ? text.slice(ns, pos).toLowerCase() : text.slice(ns, pos);
     let p2 = pos;
     while (p2 < n && isWs(text.charCodeAt(p2))) p2++;
     let value: string | null = null;
@@ -476,12 +510,20 @@ export function parseNameAddrAt(text: string, pos: number, list: boolean): { val
       if (ch === C_SEMI || ch === 44 || ch === 34) break;
       i++;
     }
-    if (lt !== -1) {
-      const dn = text.slice(pos, lt).trim();
-      // display-name = *(token LWS) — tokens separated by whitespace
-      if (dn.length > 0) {
-        for (const tok of dn.split(/[ \t\r\n]+/)) if (!isToken(tok)) return 'Bad display name';
-        displayName = dn.replace(/[ \t\r\n]+/g, ' ');
+    if (lt !== -1 && lt > pos) {
+      // display-name = *(token LWS): tokens separated by whitespace, collapsed to one space
+      let end = lt;
+      while (end > pos && isWs(text.charCodeAt(end - 1))) end--;
+      let collapse = false;
+      for (let j = pos; j < end; j++) {
+        const ch = text.charCodeAt(j);
+        if (isWs(ch)) {
+          if (ch !== 32 || isWs(text.charCodeAt(j + 1))) collapse = true;
+        } else if (!isTokenChar(ch)) return 'Bad display name';
+      }
+      if (end > pos) {
+        const dn = text.slice(pos, end);
+        displayName = collapse ? dn.replace(/[ \t\r\n]+/g, ' ') : dn;
       }
     }
   }
