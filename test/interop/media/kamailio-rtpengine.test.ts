@@ -223,6 +223,59 @@ describe.skipIf(skip)('Kamailio (rtpengine module) with tandem media as its rela
       for (const p of [uaA, uaB, rtpA, rtpB]) p.close();
     }
   });
+
+  it('uac-behind-nat-media-to-sip-source: without trust-address the SIP source address replaces the SDP address', async () => {
+    const uaA = await udpPeer();
+    const uaB = await udpPeer();
+    const rtpA = await udpPeer();
+    const rtpB = await udpPeer();
+    const ng = new NgClient({ host: H, port: media.ngPort, retransmitIntervalMs: 500, retransmits: 2 });
+    const callId = `kam-nat-${Date.now()}@test`;
+    const flags = 'replace-origin ICE=remove';
+    try {
+      // Both phones put unreachable private addresses in their SDP (as behind NAT).
+      await sendTo(uaA.sock, sipMessage(`INVITE sip:bob@${H}:${uaB.port} SIP/2.0`, [
+        ['Via', `SIP/2.0/UDP ${H}:${uaA.port};branch=z9hG4bK-nat1;rport`],
+        ['Max-Forwards', '70'],
+        ['From', `<sip:alice@${H}>;tag=alice3`],
+        ['To', `<sip:bob@${H}>`],
+        ['Call-ID', callId],
+        ['CSeq', '1 INVITE'],
+        ['Contact', `<sip:alice@${H}:${uaA.port}>`],
+        ['X-Rtpe-Flags', flags],
+      ], audioSdp(rtpA.port, '10.99.99.1')), sipPort);
+      expect(await waitFor(() => uaB.received.some((r) => r.msg.toString().startsWith('INVITE')), 5000), kam.log()).toBe(true);
+      const inv = parseSip(uaB.received.find((r) => r.msg.toString().startsWith('INVITE'))!.msg.toString());
+      const offered = sdpMedia(inv.body);
+      expect(offered.address).toBe(MEDIA_ADDR);
+      await sendTo(uaB.sock, sipMessage('SIP/2.0 200 OK', [
+        ...hdr(inv, 'Via').map((v) => ['Via', v] as [string, string]),
+        ...hdr(inv, 'Record-Route').map((v) => ['Record-Route', v] as [string, string]),
+        ['From', hdr(inv, 'From')[0]!],
+        ['To', `${hdr(inv, 'To')[0]!};tag=bob3`],
+        ['Call-ID', callId],
+        ['CSeq', '1 INVITE'],
+        ['Contact', `<sip:bob@${H}:${uaB.port}>`],
+        ['X-Rtpe-Flags', flags],
+      ], audioSdp(rtpB.port, '10.99.99.2')), sipPort);
+      expect(await waitFor(() => uaA.received.some((r) => r.msg.toString().startsWith('SIP/2.0 200')), 5000), kam.log()).toBe(true);
+      const resp = parseSip(uaA.received.find((r) => r.msg.toString().startsWith('SIP/2.0 200'))!.msg.toString());
+      const answered = sdpMedia(resp.body);
+      expect(answered.address).toBe(MEDIA_ADDR);
+      // The callee speaks first: Tandem must send to the caller's SIP source address (127.0.0.1), not 10.99.99.1.
+      await sendTo(rtpB.sock, rtpPacket(1, 0xb3), offered.port, MEDIA_ADDR);
+      expect(await waitFor(() => rtpA.received.length === 1)).toBe(true);
+      await sendTo(rtpA.sock, rtpPacket(1, 0xa3), answered.port, MEDIA_ADDR);
+      expect(await waitFor(() => rtpB.received.length === 1)).toBe(true);
+      const q = await ng.query({ callId });
+      const tags = q.ok ? (q.value['tags'] as Record<string, { medias: Array<{ streams: Array<{ 'advertised endpoint': { address: string } }> }> }>) : {};
+      expect(tags['alice3']?.medias[0]?.streams[0]?.['advertised endpoint'].address).toBe(H);
+      expect((await ng.delete({ callId, fromTag: 'alice3' })).ok).toBe(true);
+    } finally {
+      ng.close();
+      for (const p of [uaA, uaB, rtpA, rtpB]) p.close();
+    }
+  });
 });
 
 describe.skipIf(skip)('Kamailio with two media nodes, the first at its session limit', () => {
