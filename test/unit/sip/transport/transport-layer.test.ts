@@ -89,6 +89,33 @@ describe('IPv6', () => {
   });
 });
 
+describe('IPv6 TCP', () => {
+  it('TCP over ::1', async (ctx) => {
+    if (!(await ipv6Available())) ctx.skip();
+    const a = await layer('tcp', '::1');
+    const b = await layer('tcp', '::1');
+    const target: Endpoint = { transport: 'tcp', address: '::1', port: b.lp.port };
+    await a.t.send(options(a.t, target), target);
+    const { msg, source } = await waitFor(() => b.got[0]);
+    expect((msg as SipRequest).topVia.host).toBe('[::1]');
+    await b.t.sendResponse(createResponse(msg as SipRequest, 200), source);
+    expect(((await waitFor(() => a.got[0])).msg as SipResponse).status).toBe(200);
+  });
+});
+
+describe('transport errors', () => {
+  it('rejects a send to a closed TCP port (the transaction layer turns it into onTransportError)', async () => {
+    const a = await layer('tcp');
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const target: Endpoint = { transport: 'tcp', address: '127.0.0.1', port };
+    await expect(a.t.send(options(a.t, target), target)).rejects.toThrow(/ECONNREFUSED/);
+    expect(a.t.connectionCount).toBe(0);
+  });
+});
+
 describe('received / rport', () => {
   it('adds received when the sent-by host is not the source address, routes the response to sent-by port', async () => {
     const b = await layer('udp');
