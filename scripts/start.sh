@@ -16,4 +16,4 @@ tandem: starting. Point a softphone (baresip, Linphone, Zoiper, ...) at it:
   e.g. baresip account line: <sip:alice@127.0.0.1>;auth_pass=alice-secret
 Register two accounts, call one from the other (sip:bob@127.0.0.1). Ctrl-C stops it.
 TXT
-exec node bin/tandem.mjs start --sip udp:127.0.0.1:5060 --sip tcp:127.0.0.1:5060 --users examples/users.csv "$@"
+exec node bin/tandem.mjs start --config examples/tandem.yaml --sip udp:127.0.0.1:5060 --sip tcp:127.0.0.1:5060 --users examples/users.csv "$@"

@@ -42,8 +42,14 @@ export const signallingConfigSchema = z
         secret: z.string().min(16, 'at least 16 characters').optional(),
         /** Nonce lifetime, seconds; older nonces get stale=true. @default 300 */
         nonceLifetimeSec: z.number().int().min(1).max(86_400).default(300),
-        /** Digest algorithms offered, most preferred first. @default ['SHA-256', 'MD5'] */
-        algorithms: z.array(z.enum(['SHA-256', 'MD5', 'SHA-256-sess', 'MD5-sess'])).min(1).default(['SHA-256', 'MD5']),
+        /**
+         * Digest algorithms offered, one challenge each, in this order (RFC 8760 §2.4: a UAC uses
+         * the first it supports). MD5 comes first by default for older UAs. Some (libre-based UAs
+         * such as Debian's baresip 1.0) fail on any SHA-256 challenge at all: use `[MD5]` for them,
+         * `[SHA-256]` when every phone supports it.
+         * @default ['MD5', 'SHA-256']
+         */
+        algorithms: z.array(z.enum(['SHA-256', 'MD5', 'SHA-256-sess', 'MD5-sess'])).min(1).default(['MD5', 'SHA-256']),
         /** Failed authentications per source within failureWindowSec before it is blocked. @default 10 */
         maxFailures: z.number().int().min(1).default(10),
         /** @default 60 */
@@ -52,7 +58,7 @@ export const signallingConfigSchema = z
         blockSec: z.number().int().min(1).default(300),
       })
       .strict()
-      .default({ enabled: true, nonceLifetimeSec: 300, algorithms: ['SHA-256', 'MD5'], maxFailures: 10, failureWindowSec: 60, blockSec: 300 }),
+      .default({ enabled: true, nonceLifetimeSec: 300, algorithms: ['MD5', 'SHA-256'], maxFailures: 10, failureWindowSec: 60, blockSec: 300 }),
     registrar: z
       .object({
         /** Shorter non-zero registrations get 423 Interval Too Brief. @default 60 */

@@ -238,7 +238,7 @@ export class SignallingNode implements TransactionUser {
       return;
     }
 
-    if (method === 'REGISTER' && !wasRouted && ruri2.scheme !== 'tel' && this.isLocalDomain(ruri2.host)) {
+    if (method === 'REGISTER' && req.getAll('Route').length === 0 && ruri2.scheme !== 'tel' && this.isLocalDomain(ruri2.host)) {
       const user = this.#authenticate(req, tx, source, 'registrar');
       if (user === null) return;
       tx.respond(await this.registrar.handle(req, source, user));
