@@ -35,6 +35,7 @@ export function dispatcherRoutes(dispatcher: Dispatcher, prober?: Prober): (app:
     app.get<{ Params: { set: string } }>('/dispatcher/sets/:set', async (req, reply) => {
       const s = dispatcher.sets.get(req.params.set);
       if (!s) return reply.code(404).send({ error: 'no such set' });
+      dispatcher.refreshLoad(s);
       return s.toJSON();
     });
 
@@ -66,8 +67,9 @@ export function dispatcherRoutes(dispatcher: Dispatcher, prober?: Prober): (app:
 
     app.post<{ Params: { set: string; uri: string; action: string } }>('/dispatcher/sets/:set/destinations/:uri/:action', async (req, reply) => {
       const { set, uri, action } = req.params;
-      const d = dispatcher.sets.get(set)?.find(uri);
-      if (!d) return reply.code(404).send({ error: 'no such destination' });
+      const s = dispatcher.sets.get(set);
+      const d = s?.find(uri);
+      if (!s || !d) return reply.code(404).send({ error: 'no such destination' });
       switch (action) {
         case 'enable':
           dispatcher.setAdminState(set, uri, 'enabled');
@@ -85,6 +87,7 @@ export function dispatcherRoutes(dispatcher: Dispatcher, prober?: Prober): (app:
         default:
           return reply.code(400).send({ error: 'action must be enable, disable, drain, up or down' });
       }
+      dispatcher.refreshLoad(s);
       return d.toJSON();
     });
 

@@ -90,7 +90,7 @@ export async function startTandem(configYaml: string, extraArgs: string[] = []):
   const dir = mkdtempSync(join(tmpdir(), 'tandem-ds-'));
   const cfg = join(dir, 'tandem.yaml');
   writeFileSync(cfg, configYaml);
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/tandem.mjs'), 'start', '--config', cfg, '--no-auth', '--sip', 'udp:127.0.0.1:0', '--admin', '127.0.0.1:0', ...extraArgs], {
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/tandem.mjs'), 'start', '--config', cfg, '--no-auth', '--sip', 'udp:127.0.0.1:0', '--admin', '127.0.0.1:0', '--no-media', ...extraArgs], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, TANDEM_LOG_LEVEL: process.env.TANDEM_LOG_LEVEL ?? 'info' },
@@ -198,7 +198,7 @@ export class TestUac {
   }
 
   /** INVITE -> final; ACK; hold; BYE. `to` is the Request-URI. */
-  async call(proxyPort: number, to: string, holdMs = 0): Promise<CallResult> {
+  async call(proxyPort: number, to: string, holdMs = 0, opts: { byeTimeoutMs?: number } = {}): Promise<CallResult> {
     const via = () => `SIP/2.0/UDP 127.0.0.1:${this.port};branch=${newBranch()};rport`;
     const invite = createRequest({
       method: 'INVITE',
@@ -258,7 +258,7 @@ export class TestUac {
     if (backend) result.backend = backend;
     if (final.status >= 200 && final.status < 300) {
       if (holdMs > 0) await sleep(holdMs);
-      result.byeOk = await this.#bye(invite, final, proxyPort);
+      result.byeOk = await this.#bye(invite, final, proxyPort, opts.byeTimeoutMs ?? 64 * 500);
     }
     // keep absorbing 2xx retransmissions for a moment, then forget the call
     setTimeout(() => this.#pending.delete(`${callId} INVITE`), 8000).unref();
@@ -289,7 +289,7 @@ export class TestUac {
     return { uri, routes };
   }
 
-  async #bye(invite: SipRequest, ok: SipResponse, proxyPort: number): Promise<boolean> {
+  async #bye(invite: SipRequest, ok: SipResponse, proxyPort: number, timeoutMs: number): Promise<boolean> {
     const { uri, routes } = this.#dialogTarget(ok);
     const bye = createRequest({
       method: 'BYE',
@@ -313,7 +313,7 @@ export class TestUac {
         tE = setTimeout(timerE, interval);
       };
       let tE = setTimeout(timerE, interval);
-      const tF = setTimeout(() => finish(undefined), 64 * 500);
+      const tF = setTimeout(() => finish(undefined), timeoutMs);
       const finish = (r: SipResponse | undefined) => {
         if (done) return;
         done = true;
