@@ -125,6 +125,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       idleTimeoutMs: opts.idleTimeoutMs ?? 120_000,
       maxBufferedBytesPerConnection: opts.maxBufferedBytesPerConnection ?? 262_144,
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      verifyResponseSentBy: opts.verifyResponseSentBy ?? false,
     };
     this.#tlsClient = opts.tlsClient ?? {};
     this.#wheel = opts.wheel ?? sharedTimerWheel();
@@ -420,8 +421,24 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       if (conn) this.#learnAlias(conn, msg);
     } else if (!(msg instanceof SipResponse)) {
       return;
+    } else if (this.#opts.verifyResponseSentBy && !this.#isOurSentBy(msg)) {
+      reportBadInput('SIP_ERR_VIA_MISMATCH', 'Via sent-by is not ours', buf, from);
+      return;
     }
     safeEmit(this, 'message', msg, source);
+  }
+
+  /** §18.1.2: "If the value of the "sent-by" parameter in that header field value does not correspond to a value that the client transport is configured to insert into requests, the response MUST be silently discarded." */
+  #isOurSentBy(res: SipResponse): boolean {
+    const via = res.topVia;
+    const host = bareHost(via.host).toLowerCase();
+    const transport = via.transport.toLowerCase();
+    return this.listeningPoints.some(
+      (lp) =>
+        (via.port ?? DEFAULT_PORTS[lp.transport]) === lp.sentByPort &&
+        (lp.transport === transport || (transport !== 'udp' && lp.transport !== 'udp')) &&
+        (bareHost(lp.host).toLowerCase() === host || lp.address.toLowerCase() === host),
+    );
   }
 
   /**

@@ -78,6 +78,13 @@ export interface TransportOptions {
   connectTimeoutMs?: number;
   /** Options for outgoing TLS connections (ca, rejectUnauthorized, servername, cert/key for mutual TLS). */
   tlsClient?: import('node:tls').ConnectionOptions;
+  /**
+   * RFC 3261 §18.1.2: drop a response whose top Via sent-by is not one of our listening points
+   * (host or advertised host, and sent-by port). Off by default because layers above may write
+   * their own Via with addresses the transport does not know.
+   * @default false
+   */
+  verifyResponseSentBy?: boolean;
   /** Timer wheel for idle timeouts (default: the shared real-time wheel). */
   wheel?: import('../../util/timer-wheel.js').TimerWheel;
 }

@@ -168,6 +168,22 @@ describe('bad input at the transport boundary', () => {
     p.s.close();
   });
 
+  it('verifyResponseSentBy drops responses whose top Via is not ours (§18.1.2)', async () => {
+    const a = await layer('udp', '127.0.0.1', { verifyResponseSentBy: true });
+    const p = await udpPeer();
+    const res = (sentBy: string) =>
+      `SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP ${sentBy};branch=z9hG4bKv\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>;tag=2\r\n` +
+      'Call-ID: v1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n';
+    const before = await metric('SIP_ERR_VIA_MISMATCH');
+    p.s.send(res('192.0.2.1:5060'), a.lp.port, '127.0.0.1');
+    p.s.send(res(`127.0.0.1:${a.lp.port}`), a.lp.port, '127.0.0.1');
+    await waitFor(() => a.got[0]);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(a.got.length).toBe(1);
+    expect(await metric('SIP_ERR_VIA_MISMATCH')).toBe(before + 1);
+    p.s.close();
+  });
+
   it('TCP: missing Content-Length gets 400 and the connection closes; an endless header closes it', async () => {
     const b = await layer('tcp', '127.0.0.1', { maxMessageBytes: 4096, maxBufferedBytesPerConnection: 8192 });
     const sock = net.connect(b.lp.port, '127.0.0.1');
