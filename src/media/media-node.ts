@@ -169,6 +169,7 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
     close: () =>
       (closing ??= (async () => {
         await ngServer.close();
+        if (metricsRelay === relay) metricsRelay = undefined;
         sessions.close();
         await relay.stop();
         log.info('media node stopped');
