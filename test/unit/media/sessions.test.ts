@@ -10,7 +10,7 @@ let node: MediaNode;
 let ng: NgClient;
 
 beforeAll(async () => {
-  node = await startMediaNode({ ng: `${H}:0`, rtpPorts: randomRtpRange(400), workers: 1, noMediaTimeoutSec: 0.6, portQuarantineMs: 0 });
+  node = await startMediaNode({ ng: `${H}:0`, rtpPorts: randomRtpRange(600), workers: 2, noMediaTimeoutSec: 0.6, portQuarantineMs: 0 });
   ng = new NgClient({ host: H, port: node.ngPort, retransmitIntervalMs: 500, retransmits: 2 });
 });
 afterAll(async () => {
@@ -141,6 +141,32 @@ describe('sessions', () => {
       c.close();
       await small.close();
     }
+  });
+
+  it('concurrent offers/answers/deletes (bounded) all succeed and leave no call behind', async () => {
+    const before = node.sessions.size;
+    let next = 0;
+    const failures: string[] = [];
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < 200) {
+          const i = next++;
+          const callId = `stress-${i}`;
+          // Two offers for the same call at once must not allocate twice.
+          const [o1, o2] = await Promise.all([
+            ng.offer({ callId, fromTag: 'a', sdp: audioSdp(4000) }),
+            ng.offer({ callId, fromTag: 'a', sdp: audioSdp(4000) }),
+          ]);
+          const a = await ng.answer({ callId, fromTag: 'a', toTag: 'b', sdp: audioSdp(5000) });
+          if (!o1.ok || !o2.ok || !a.ok) failures.push(callId);
+          else if (sdpMedia(o1.value.sdp).port !== sdpMedia(o2.value.sdp).port) failures.push(`${callId}: two allocations`);
+          const d = await ng.delete({ callId, fromTag: 'a' });
+          if (!d.ok) failures.push(`${callId}: delete`);
+        }
+      }),
+    );
+    expect(failures).toEqual([]);
+    expect(node.sessions.size).toBe(before);
   });
 
   it('statistics reports sessions and control counters', async () => {
