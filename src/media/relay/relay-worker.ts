@@ -35,6 +35,27 @@ function literalLookup(address: string, _family: unknown, cb: (err: Error | null
   cb(null, address, 4);
 }
 
+function newSocket(): Socket {
+  return createSocket({
+    type: 'udp4',
+    reuseAddr: true,
+    recvBufferSize: socketBufferBytes,
+    sendBufferSize: socketBufferBytes,
+    lookup: literalLookup as never,
+  });
+}
+
+function closeQuietly(sock: Socket): void {
+  try {
+    sock.close();
+  } catch {
+    // not bound yet or already closed
+  }
+}
+
+/** Set when the worker stops: no new sockets. */
+let closing = false;
+
 /** One socket of a leg (its RTP or its RTCP port) and the peer behind it. */
 class Channel {
   readonly kind: number;
@@ -42,6 +63,9 @@ class Channel {
   readonly side: Side;
   readonly localPort: number;
   socket: Socket;
+  /** Connected twin of `socket` (same local port), once the peer address is settled. */
+  conn: Socket | null = null;
+  connPending: Socket | null = null;
   /** The channel of the same kind on the other leg: what arrives here goes out of there. */
   other!: Channel;
   /** Where this channel's peer is; what the other leg receives is sent here. Port 0 = unknown. */
@@ -67,38 +91,127 @@ class Channel {
     this.side = side;
     this.kind = kind;
     this.localPort = localPort;
-    this.socket = createSocket({
-      type: 'udp4',
-      recvBufferSize: socketBufferBytes,
-      sendBufferSize: socketBufferBytes,
-      lookup: literalLookup as never,
-    });
+    this.socket = newSocket();
     this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
   }
 
   /** After a successful bind: later socket errors are logged, never fatal. */
   guard(): void {
-    this.socket.on('error', (err) => {
-      rateLimitedLog(`relay-sock-err-${workerIndex}`, (suppressed) => log.warn({ err, port: this.localPort, suppressed }, 'media socket error'));
-    });
+    this.socket.on('error', (err) => this.onSocketError(err));
   }
 
+  onSocketError(err: Error): void {
+    rateLimitedLog(`relay-sock-err-${workerIndex}`, (suppressed) => log.warn({ err, port: this.localPort, suppressed }, 'media socket error'));
+  }
+
+  /**
+   * Once the peer's address is settled (latched, or fixed by SDP when not latching), a second
+   * socket is bound to the same local port (SO_REUSEADDR) and connected to the peer. Sends go
+   * out of it (the kernel keeps the route; no per-packet address parsing), and the kernel
+   * delivers the peer's packets to it in preference to the unconnected socket, so they skip the
+   * source checks. Packets from anyone else still reach the unconnected socket.
+   */
+  connectPeer(): void {
+    this.disconnectPeer();
+    if (this.peerPort === 0 || closing) return;
+    const sock = newSocket();
+    const address = this.peerAddress;
+    const peerPort = this.peerPort;
+    this.connPending = sock;
+    sock.on('error', (err) => this.onSocketError(err));
+    // Until connected, whatever reaches this socket is checked like any other packet.
+    sock.on('message', (msg, rinfo) => (this.conn === sock ? this.onPeerMessage(msg) : this.onMessage(msg, rinfo)));
+    try {
+      sock.bind({ address: bindAddress, port: this.localPort, exclusive: true }, () => {
+        if (this.connPending !== sock) return;
+        sock.connect(peerPort, address, (err?: Error) => {
+          if (this.connPending !== sock) return;
+          this.connPending = null;
+          if (err) {
+            this.onSocketError(err);
+            closeQuietly(sock);
+            return;
+          }
+          this.conn = sock;
+        });
+      });
+    } catch (err) {
+      this.connPending = null;
+      this.onSocketError(err as Error);
+      closeQuietly(sock);
+    }
+  }
+
+  disconnectPeer(): void {
+    if (this.conn) closeQuietly(this.conn);
+    if (this.connPending) closeQuietly(this.connPending);
+    this.conn = null;
+    this.connPending = null;
+  }
+
+  /** Fast path: a packet on the connected socket, so from the peer itself. */
+  onPeerMessage(msg: Buffer): void {
+    try {
+      const len = msg.length;
+      if (len < 8 || (msg[0]! & 0xc0) !== 0x80) return this.dropFromPeer(DROP_MALFORMED, msg);
+      const b1 = msg[1]!;
+      const rtcpType = b1 >= 192 && b1 <= 223;
+      if (this.kind === KIND_RTP) {
+        if (rtcpType) this.rtcpMuxPackets++;
+        else if (len < 12) return this.dropFromPeer(DROP_MALFORMED, msg);
+      } else if (!rtcpType) return this.dropFromPeer(DROP_MALFORMED, msg);
+      this.accept(msg, len, this.kind === KIND_RTP && !rtcpType);
+      const o = this.other;
+      const c = o.conn;
+      if (c !== null) c.send(msg);
+      else if (o.peerPort !== 0) o.socket.send(msg, o.peerPort, o.peerAddress);
+      else return void this.dropped[DROP_NO_PEER]!++;
+      this.forwarded++;
+    } catch (err) {
+      this.sendFailed(err, this.peerAddress, this.peerPort);
+    }
+  }
+
+  accept(msg: Buffer, len: number, rtp: boolean): void {
+    const now = performance.now();
+    this.packets++;
+    this.bytes += len;
+    this.lastArrivalMs = now;
+    if (rtp) {
+      const ssrc = ((msg[8]! << 24) | (msg[9]! << 16) | (msg[10]! << 8) | msg[11]!) >>> 0;
+      let s = this.lastStream;
+      if (s === null || s.ssrc !== ssrc) s = this.stream(ssrc, msg[1]! & 0x7f);
+      s.update((msg[2]! << 8) | msg[3]!, ((msg[4]! << 24) | (msg[5]! << 16) | (msg[6]! << 8) | msg[7]!) >>> 0, len, now);
+    }
+  }
+
+  sendFailed(err: unknown, address: string, port: number): void {
+    this.dropped[DROP_SEND]!++;
+    rateLimitedLog(`relay-fwd-${workerIndex}`, (suppressed) =>
+      log.warn({ err, from: `${address}:${port}`, port: this.localPort, suppressed }, 'media packet not forwarded'),
+    );
+  }
+
+  dropFromPeer(reason: number, msg: Buffer): void {
+    this.dropped[reason]!++;
+    rateLimitedLog(`relay-drop-${workerIndex}-${reason}`, (suppressed) =>
+      log.debug({ from: `${this.peerAddress}:${this.peerPort}`, port: this.localPort, reason, snippet: escapeSnippet(msg, 24), suppressed }, 'media packet dropped'),
+    );
+  }
+
+  /** A packet on the unconnected socket: source checks and latching apply. */
   onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     try {
       const len = msg.length;
-      // RTP needs 12 octets, RTCP 8; both are version 2 (RFC 3550 5.1, 6.4.1).
+      // RTP needs 12 octets, RTCP 8; both are version 2 (RFC 3550 5.1, 6.4.1). On the RTP port,
+      // RTCP types (second octet 192..223) are multiplexed RTCP (RFC 5761 4).
       if (len < 8 || (msg[0]! & 0xc0) !== 0x80) return this.drop(DROP_MALFORMED, msg, rinfo);
-      let rtp = false;
+      const b1 = msg[1]!;
+      const rtcpType = b1 >= 192 && b1 <= 223;
       if (this.kind === KIND_RTP) {
-        const b1 = msg[1]!;
-        if (b1 < 192 || b1 > 223) {
-          if (len < 12) return this.drop(DROP_MALFORMED, msg, rinfo);
-          rtp = true;
-        } else this.rtcpMuxPackets++;
-      } else {
-        const b1 = msg[1]!;
-        if (b1 < 192 || b1 > 223) return this.drop(DROP_MALFORMED, msg, rinfo);
-      }
+        if (rtcpType) this.rtcpMuxPackets++;
+        else if (len < 12) return this.drop(DROP_MALFORMED, msg, rinfo);
+      } else if (!rtcpType) return this.drop(DROP_MALFORMED, msg, rinfo);
       if (this.latched) {
         if (this.strict && (rinfo.port !== this.peerPort || rinfo.address !== this.peerAddress)) return this.drop(DROP_STRICT, msg, rinfo);
       } else if (this.latch) {
@@ -106,28 +219,19 @@ class Channel {
         this.peerPort = rinfo.port;
         this.latched = true;
         this.notifyLatched();
+        this.connectPeer();
       } else if (this.strict && (rinfo.port !== this.peerPort || rinfo.address !== this.peerAddress)) {
         return this.drop(DROP_STRICT, msg, rinfo);
       }
-      const now = performance.now();
-      this.packets++;
-      this.bytes += len;
-      this.lastArrivalMs = now;
-      if (rtp) {
-        const ssrc = ((msg[8]! << 24) | (msg[9]! << 16) | (msg[10]! << 8) | msg[11]!) >>> 0;
-        let s = this.lastStream;
-        if (s === null || s.ssrc !== ssrc) s = this.stream(ssrc, msg[1]! & 0x7f);
-        s.update((msg[2]! << 8) | msg[3]!, ((msg[4]! << 24) | (msg[5]! << 16) | (msg[6]! << 8) | msg[7]!) >>> 0, len, now);
-      }
+      this.accept(msg, len, this.kind === KIND_RTP && !rtcpType);
       const o = this.other;
-      if (o.peerPort === 0) return this.drop(DROP_NO_PEER, msg, rinfo);
-      o.socket.send(msg, o.peerPort, o.peerAddress);
+      const c = o.conn;
+      if (c !== null) c.send(msg);
+      else if (o.peerPort !== 0) o.socket.send(msg, o.peerPort, o.peerAddress);
+      else return this.drop(DROP_NO_PEER, msg, rinfo);
       this.forwarded++;
     } catch (err) {
-      this.dropped[DROP_SEND]!++;
-      rateLimitedLog(`relay-fwd-${workerIndex}`, (suppressed) =>
-        log.warn({ err, from: `${rinfo.address}:${rinfo.port}`, port: this.localPort, suppressed }, 'media packet not forwarded'),
-      );
+      this.sendFailed(err, rinfo.address, rinfo.port);
     }
   }
 
@@ -167,17 +271,21 @@ class Channel {
   }
 
   setPeer(ep: Endpoint | undefined, latch: boolean, strict: boolean, clockRate: number): void {
+    const wasLatch = this.latch;
     this.latch = latch;
     this.strict = strict;
     this.clockRate = clockRate;
     if (ep) {
       // A new SDP address restarts latching (re-INVITE, media moved).
-      if (!this.latched || ep.address !== this.sdpAddress || ep.port !== this.sdpPort) {
+      if (!this.latched || ep.address !== this.sdpAddress || ep.port !== this.sdpPort || wasLatch !== latch) {
         this.sdpAddress = ep.address;
         this.sdpPort = ep.port;
         this.peerAddress = ep.address;
         this.peerPort = ep.port;
         this.latched = false;
+        this.disconnectPeer();
+        // Asymmetric: the SDP address is final.
+        if (!latch) this.connectPeer();
       }
     }
   }
@@ -264,6 +372,7 @@ class Pair {
   }
 
   async close(): Promise<void> {
+    for (const ch of this.channels) ch.disconnectPeer();
     await Promise.all(
       this.channels.map(
         (ch) =>
@@ -364,6 +473,7 @@ async function handle(msg: ControlToWorker): Promise<void> {
       reply(msg.req, counters());
       return;
     case 'stop': {
+      closing = true;
       await Promise.all([...pairs.values()].map((p) => closePair(p)));
       reply(msg.req, counters());
       return;

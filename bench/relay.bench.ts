@@ -1,0 +1,791 @@
+/**
+ * RTP relay benchmark: Tandem's media node against Debian's rtpengine (userspace forwarding),
+ * driven the same way and measured in the same run.
+ *
+ *   node --import tsx bench/relay.bench.ts [--budget-sec 150] [--duration-ms 3000] [--only tandem|rtpengine]
+ *                                         [--tandem engine|ng] [--gen-threads 2] [--cpu-prof]
+ *
+ * Each relay runs as its own process so its CPU is attributable (/proc/<pid>/stat: all threads).
+ * Tandem is driven either through its RelayEngine in a small child process (`--tandem engine`,
+ * the default: measures the forwarding engine alone) or as `tandem media` over ng (`--tandem ng`,
+ * exactly like rtpengine). rtpengine is always driven over ng: offer + answer per call, bencode
+ * written here directly.
+ *
+ * Generator: worker threads in this process, each with a few UDP sockets per side. Every call
+ * has two streams (A -> relay -> B and B -> relay -> A) of G.711-sized packets (12-octet RTP
+ * header + 160 octets) every 20 ms, i.e. 100 packets/s through the relay per call. Sends are
+ * spread evenly over time. A step runs N calls for a fixed time, waits for stragglers, and
+ * compares packets received with packets sent. N is stepped up until loss reaches 0.1%.
+ *
+ * Figures are from a shared 2-core machine: the generator, the relay and other people's work
+ * compete for the same cores, so the absolute numbers are a floor and the ratio is the figure
+ * to read. Runs at the same N alternate between the two relays to share the noise.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { createInterface } from 'node:readline';
+
+const LO = '127.0.0.1';
+const PACKET_BYTES = 172;
+const STREAM_PPS = 50;
+const CALL_PPS = 2 * STREAM_PPS;
+const LOSS_LIMIT = 0.001;
+/** A relay whose last packets arrive this long after sending stopped has fallen behind real time. */
+const SETTLE_LIMIT_MS = 500;
+
+function passes(r: { loss: number; settleMs: number }): boolean {
+  return r.loss < LOSS_LIMIT && r.settleMs <= SETTLE_LIMIT_MS;
+}
+
+/** Packets forwarded per second of relay CPU (all its threads). */
+function perCore(r: { recv: number; relayCpuSec: number }): number {
+  return r.recv / Math.max(r.relayCpuSec, 0.01);
+}
+const here = fileURLToPath(import.meta.url);
+const repo = join(dirname(here), '..');
+
+function literalLookup(address: string, _f: unknown, cb: (e: Error | null, a: string, f: number) => void): void {
+  cb(null, address, 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generator worker
+// ---------------------------------------------------------------------------------------------
+
+interface GenCall {
+  sock: number;
+  /** Relay port where side A sends (and B receives from). */
+  toA: number;
+  /** Relay port where side B sends. */
+  toB: number;
+}
+type GenIn = { t: 'run'; calls: GenCall[]; durationMs: number; ssrcBase: number } | { t: 'collect' } | { t: 'exit' };
+
+async function generatorWorker(): Promise<void> {
+  const { sockets: nSock } = workerData as { sockets: number };
+  const port = parentPort!;
+  const mk = async (): Promise<Socket> => {
+    const s = createSocket({ type: 'udp4', recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalLookup as never });
+    await new Promise<void>((res) => s.bind(0, LO, () => res()));
+    return s;
+  };
+  const aSocks: Socket[] = [];
+  const bSocks: Socket[] = [];
+  for (let i = 0; i < nSock; i++) {
+    aSocks.push(await mk());
+    bSocks.push(await mk());
+  }
+  let recv = 0;
+  for (const s of [...aSocks, ...bSocks]) {
+    s.on('message', () => {
+      recv++;
+    });
+    s.on('error', () => undefined);
+  }
+  port.postMessage({ t: 'ready', a: aSocks.map((s) => s.address().port), b: bSocks.map((s) => s.address().port) });
+
+  let sent = 0;
+  let sendErrors = 0;
+  port.on('message', (m: GenIn) => {
+    if (m.t === 'exit') {
+      for (const s of [...aSocks, ...bSocks]) s.close();
+      port.close();
+      return;
+    }
+    if (m.t === 'collect') {
+      port.postMessage({ t: 'result', sent, recv, sendErrors });
+      return;
+    }
+    // One stream per call direction, each with its own packet buffer.
+    const n = m.calls.length * 2;
+    const socks: Socket[] = [];
+    const dests = new Int32Array(n);
+    const bufs: Buffer[] = [];
+    const seqs = new Uint16Array(n);
+    const tss = new Uint32Array(n);
+    m.calls.forEach((c, i) => {
+      socks.push(aSocks[c.sock]!, bSocks[c.sock]!);
+      dests[2 * i] = c.toA;
+      dests[2 * i + 1] = c.toB;
+    });
+    for (let i = 0; i < n; i++) {
+      const b = Buffer.alloc(PACKET_BYTES, 0xd5); // PCMA silence
+      b[0] = 0x80;
+      b[1] = 8;
+      b.writeUInt32BE((m.ssrcBase + i) >>> 0, 8);
+      bufs.push(b);
+      seqs[i] = (Math.random() * 65536) | 0;
+    }
+    sent = 0;
+    recv = 0;
+    sendErrors = 0;
+    const ratePerMs = (n * STREAM_PPS) / 1000;
+    const total = Math.floor(ratePerMs * m.durationMs);
+    const start = performance.now();
+    let next = 0;
+    const tick = (): void => {
+      const due = Math.min(total, Math.floor((performance.now() - start) * ratePerMs));
+      while (sent < due) {
+        const i = next;
+        next = next + 1 === n ? 0 : next + 1;
+        const b = bufs[i]!;
+        const seq = seqs[i]!;
+        b[2] = seq >> 8;
+        b[3] = seq & 0xff;
+        seqs[i] = seq + 1;
+        const ts = tss[i]!;
+        b.writeUInt32BE(ts, 4);
+        tss[i] = ts + 160;
+        try {
+          socks[i]!.send(b, dests[i]!, LO);
+        } catch {
+          sendErrors++;
+        }
+        sent++;
+      }
+      if (sent >= total) {
+        clearInterval(timer);
+        port.postMessage({ t: 'sent', sent });
+      }
+    };
+    const timer = setInterval(tick, 1);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tandem engine child process (--tandem engine)
+// ---------------------------------------------------------------------------------------------
+
+async function relayChild(): Promise<void> {
+  const opts = JSON.parse(process.argv[3]!) as { portMin: number; portMax: number; workers?: number };
+  const { RelayEngine } = await import('../src/media/relay/relay-engine.js');
+  const engine = new RelayEngine({ interface: LO, portMin: opts.portMin, portMax: opts.portMax, quarantineMs: 1000, ...(opts.workers ? { workers: opts.workers } : {}) });
+  await engine.start();
+  const out = (o: unknown): boolean => process.stdout.write(JSON.stringify(o) + '\n');
+  out({ t: 'ready', pid: process.pid, workers: engine.workerCount });
+  const rl = createInterface({ input: process.stdin });
+  for await (const line of rl) {
+    const m = JSON.parse(line) as { t: string; req: number; a?: number; b?: number; id?: number };
+    if (m.t === 'call') {
+      // Like an offer/answer with symmetric latching: peers known from SDP.
+      const r = await engine.allocatePair(`call-${m.req}`);
+      if (!r.ok) {
+        out({ t: 'reply', req: m.req, error: r.code });
+        continue;
+      }
+      engine.setPeer(r.value.id, 'a', { rtp: { address: LO, port: m.a! } }, { latch: true, strictSource: false });
+      engine.setPeer(r.value.id, 'b', { rtp: { address: LO, port: m.b! } }, { latch: true, strictSource: false });
+      out({ t: 'reply', req: m.req, id: r.value.id, toA: r.value.a.rtpPort, toB: r.value.b.rtpPort });
+    } else if (m.t === 'totals') {
+      out({ t: 'reply', req: m.req, totals: await engine.totals() });
+    } else if (m.t === 'exit') {
+      await engine.stop();
+      process.exit(0);
+    }
+  }
+  await engine.stop();
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Relay drivers
+// ---------------------------------------------------------------------------------------------
+
+interface CallTargets {
+  toA: number;
+  toB: number;
+}
+
+interface Relay {
+  name: string;
+  pid: number;
+  /** Sets up one call whose A side is at `a` and B side at `b`; returns where each side sends. */
+  call(i: number, a: number, b: number): Promise<CallTargets>;
+  portMin: number;
+  portMax: number;
+  /** Offer+answer (or engine) round trips measured, ms. */
+  rtts: number[];
+  stop(): Promise<void>;
+}
+
+function waitLine(child: ChildProcess, pred: (o: Record<string, unknown>) => boolean, ms: number): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    const timer = setTimeout(() => {
+      rl.close();
+      reject(new Error('timed out waiting for child'));
+    }, ms);
+    rl.on('line', (line) => {
+      try {
+        const o = JSON.parse(line) as Record<string, unknown>;
+        if (pred(o)) {
+          clearTimeout(timer);
+          rl.close();
+          resolve(o);
+        }
+      } catch {
+        /* not ours */
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`child exited with ${code}`)));
+  });
+}
+
+function killChild(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+async function startTandemEngine(portMin: number, portMax: number, cpuProf: boolean, workers?: number): Promise<Relay> {
+  const child = spawn(process.execPath, [...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir=/tmp/relay-prof'] : []), '--import', 'tsx', here, '--relay-child', JSON.stringify({ portMin, portMax, ...(workers ? { workers } : {}) })], {
+    cwd: repo,
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, TANDEM_LOG_LEVEL: 'warn' },
+  });
+  const ready = await waitLine(child, (o) => o.t === 'ready', 20_000);
+  const pending = new Map<number, (o: Record<string, unknown>) => void>();
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    const o = JSON.parse(line) as Record<string, unknown>;
+    const done = pending.get(o.req as number);
+    if (done) {
+      pending.delete(o.req as number);
+      done(o);
+    }
+  });
+  let req = 0;
+  const rtts: number[] = [];
+  const ask = (m: Record<string, unknown>): Promise<Record<string, unknown>> =>
+    new Promise((resolve) => {
+      const r = ++req;
+      pending.set(r, resolve);
+      child.stdin!.write(JSON.stringify({ ...m, req: r }) + '\n');
+    });
+  return {
+    name: `Tandem (engine, ${String(ready.workers)} workers)`,
+    pid: child.pid!,
+    portMin,
+    portMax,
+    rtts,
+    async call(_i, a, b) {
+      const t0 = performance.now();
+      const r = await ask({ t: 'call', a, b });
+      rtts.push(performance.now() - t0);
+      if (r.error) throw new Error(String(r.error));
+      return { toA: r.toA as number, toB: r.toB as number };
+    },
+    async stop() {
+      child.stdin!.write(JSON.stringify({ t: 'exit', req: 0 }) + '\n');
+      await Promise.race([new Promise((r) => child.once('exit', r)), new Promise((r) => setTimeout(r, 3000))]);
+      await killChild(child);
+    },
+  };
+}
+
+// --- minimal bencode (requests we write, replies we read) ---
+
+function bencode(v: unknown): string {
+  if (typeof v === 'number') return `i${Math.trunc(v)}e`;
+  if (typeof v === 'string') return `${Buffer.byteLength(v)}:${v}`;
+  if (Array.isArray(v)) return `l${v.map(bencode).join('')}e`;
+  const o = v as Record<string, unknown>;
+  return `d${Object.keys(o)
+    .sort()
+    .map((k) => bencode(k) + bencode(o[k]))
+    .join('')}e`;
+}
+
+function bdecode(buf: Buffer, pos = { i: 0 }): unknown {
+  const c = buf[pos.i]!;
+  if (c === 0x69) {
+    const end = buf.indexOf(0x65, pos.i);
+    const n = Number(buf.subarray(pos.i + 1, end).toString());
+    pos.i = end + 1;
+    return n;
+  }
+  if (c === 0x6c || c === 0x64) {
+    pos.i++;
+    const list: unknown[] = [];
+    while (buf[pos.i] !== 0x65) list.push(bdecode(buf, pos));
+    pos.i++;
+    if (c === 0x6c) return list;
+    const o: Record<string, unknown> = {};
+    for (let k = 0; k < list.length; k += 2) o[String(list[k])] = list[k + 1];
+    return o;
+  }
+  const colon = buf.indexOf(0x3a, pos.i);
+  const len = Number(buf.subarray(pos.i, colon).toString());
+  const s = buf.subarray(colon + 1, colon + 1 + len).toString();
+  pos.i = colon + 1 + len;
+  return s;
+}
+
+class NgClient {
+  readonly #sock = createSocket('udp4');
+  readonly #pending = new Map<string, (o: Record<string, unknown>) => void>();
+  #n = 0;
+  constructor(readonly port: number) {
+    this.#sock.on('message', (m) => {
+      const sp = m.indexOf(0x20);
+      if (sp < 0) return;
+      const cookie = m.subarray(0, sp).toString();
+      const done = this.#pending.get(cookie);
+      if (!done) return;
+      this.#pending.delete(cookie);
+      try {
+        done(bdecode(m.subarray(sp + 1)) as Record<string, unknown>);
+      } catch {
+        done({ result: 'error', 'error-reason': 'undecodable reply' });
+      }
+    });
+  }
+  async open(): Promise<void> {
+    await new Promise<void>((res) => this.#sock.bind(0, LO, () => res()));
+  }
+  send(msg: Record<string, unknown>, timeoutMs = 2000): Promise<Record<string, unknown>> {
+    const cookie = `b${process.pid}_${++this.#n}`;
+    const data = Buffer.from(`${cookie} ${bencode(msg)}`);
+    return new Promise((resolve, reject) => {
+      let tries = 0;
+      const attempt = (): void => {
+        if (tries++ >= 3) {
+          this.#pending.delete(cookie);
+          reject(new Error(`ng ${String(msg.command)} timed out`));
+          return;
+        }
+        this.#sock.send(data, this.port, LO);
+        timer = setTimeout(attempt, timeoutMs);
+      };
+      let timer: NodeJS.Timeout | undefined;
+      this.#pending.set(cookie, (o) => {
+        clearTimeout(timer);
+        resolve(o);
+      });
+      attempt();
+    });
+  }
+  close(): void {
+    this.#sock.close();
+  }
+}
+
+function sdp(port: number, id: number): string {
+  return ['v=0', `o=- ${id} 1 IN IP4 ${LO}`, 's=-', `c=IN IP4 ${LO}`, 't=0 0', `m=audio ${port} RTP/AVP 8 0 101`, 'a=rtpmap:101 telephone-event/8000', 'a=sendrecv', ''].join('\r\n');
+}
+
+function sdpPort(s: unknown): number {
+  const m = /m=audio (\d+)/.exec(String(s));
+  if (!m) throw new Error(`no m=audio in reply SDP: ${String(s).slice(0, 200)}`);
+  return Number(m[1]);
+}
+
+async function ngRelay(name: string, child: ChildProcess, ngPort: number, portMin: number, portMax: number): Promise<Relay> {
+  const ng = new NgClient(ngPort);
+  await ng.open();
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const pong = await ng.send({ command: 'ping' }, 300).catch(() => undefined);
+    if (pong?.result === 'pong') break;
+    if (Date.now() > deadline) throw new Error(`${name} does not answer ng ping`);
+  }
+  const rtts: number[] = [];
+  const tag = `${process.pid}`;
+  return {
+    name,
+    pid: child.pid!,
+    portMin,
+    portMax,
+    rtts,
+    async call(i, a, b) {
+      const callId = `bench-${tag}-${i}`;
+      const t0 = performance.now();
+      const offer = await ng.send({ command: 'offer', 'call-id': callId, 'from-tag': `ft${i}`, sdp: sdp(a, i), flags: ['trust-address'], replace: ['origin'] });
+      if (offer.result !== 'ok') throw new Error(`${name} offer: ${JSON.stringify(offer)}`);
+      const answer = await ng.send({ command: 'answer', 'call-id': callId, 'from-tag': `ft${i}`, 'to-tag': `tt${i}`, sdp: sdp(b, i), flags: ['trust-address'], replace: ['origin'] });
+      if (answer.result !== 'ok') throw new Error(`${name} answer: ${JSON.stringify(answer)}`);
+      rtts.push(performance.now() - t0);
+      // The offer's rewritten SDP goes to B: B sends there. The answer's goes to A.
+      return { toA: sdpPort(answer.sdp), toB: sdpPort(offer.sdp) };
+    },
+    async stop() {
+      ng.close();
+      await killChild(child);
+    },
+  };
+}
+
+async function startRtpengine(ngPort: number, portMin: number, portMax: number): Promise<Relay> {
+  const child = spawn(
+    '/usr/bin/rtpengine',
+    [
+      '--config-file=none',
+      '--foreground',
+      `--interface=${LO}`,
+      `--listen-ng=${LO}:${ngPort}`,
+      `--port-min=${portMin}`,
+      `--port-max=${portMax}`,
+      '--table=-1',
+      '--log-stderr',
+      '--log-level=4',
+      '--num-threads=2',
+      '--timeout=3600',
+      '--delete-delay=0',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let errText = '';
+  child.stderr!.on('data', (d: Buffer) => (errText = (errText + d.toString()).slice(-2000)));
+  try {
+    return await ngRelay('rtpengine (userspace, 2 threads)', child, ngPort, portMin, portMax);
+  } catch (err) {
+    await killChild(child);
+    throw new Error(`${(err as Error).message}; stderr: ${errText}`);
+  }
+}
+
+async function startTandemNg(portMin: number, portMax: number, cpuProf: boolean): Promise<Relay> {
+  const child = spawn(
+    process.execPath,
+    [...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir=/tmp/relay-prof'] : []), '--import', 'tsx', join(repo, 'src/cli/main.ts'), 'media', '--ng', `${LO}:0`, '--interface', LO, '--rtp-ports', `${portMin}-${portMax}`, '--timeout', '3600', '--log-level', 'warn'],
+    { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const ready = await waitLine(child, (o) => o.event === 'ready', 20_000);
+  return ngRelay('Tandem (tandem media over ng)', child, ready.ngPort as number, portMin, portMax);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurement
+// ---------------------------------------------------------------------------------------------
+
+const TICKS = 100; // USER_HZ on Linux
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / TICKS; // utime, stime (fields 14, 15)
+}
+
+/** Kernel receive-buffer drops summed over UDP sockets on 127.0.0.1, split by a port predicate. */
+function udpDrops(isRelayPort: (port: number) => boolean): { relay: number; other: number; relayQueued: number; otherQueued: number } {
+  const out = { relay: 0, other: 0, relayQueued: 0, otherQueued: 0 };
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 13) continue;
+    const port = parseInt(f[1]!.split(':')[1]!, 16);
+    const drops = Number(f[12]);
+    const queued = parseInt(f[4]!.split(':')[1]!, 16);
+    if (isRelayPort(port)) {
+      out.relay += drops;
+      out.relayQueued += queued;
+    } else {
+      out.other += drops;
+      out.otherQueued += queued;
+    }
+  }
+  return out;
+}
+
+/** /proc/net/softnet_stat column 2: packets dropped because a CPU's input backlog was full. */
+function softnetDrops(): number {
+  return readFileSync('/proc/net/softnet_stat', 'utf8')
+    .trim()
+    .split('\n')
+    .reduce((s, l) => s + parseInt(l.trim().split(/\s+/)[1] ?? '0', 16), 0);
+}
+
+function machineCpu(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = line[3]! + (line[4] ?? 0);
+  const total = line.reduce((s, x) => s + x, 0);
+  return { busy: (total - idle) / TICKS, total: total / TICKS };
+}
+
+interface Gen {
+  worker: Worker;
+  a: number[];
+  b: number[];
+}
+
+async function startGenerators(threads: number, sockets: number): Promise<Gen[]> {
+  const tsxDir = dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
+  const tsxApi = pathToFileURL(join(tsxDir, 'dist/esm/api/index.mjs')).href;
+  const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(here).href)}); })`;
+  return Promise.all(
+    Array.from({ length: threads }, async () => {
+      const worker = new Worker(code, { eval: true, workerData: { role: 'gen', sockets } });
+      const ready = await new Promise<{ a: number[]; b: number[] }>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      return { worker, a: ready.a, b: ready.b };
+    }),
+  );
+}
+
+interface StepResult {
+  relay: string;
+  calls: number;
+  offeredPps: number;
+  sent: number;
+  recv: number;
+  loss: number;
+  forwardedPps: number;
+  /** Relay CPU (all threads) over the sending window, in cores. */
+  relayCores: number;
+  /** Relay CPU seconds from the start of sending until the last packet arrived. */
+  relayCpuSec: number;
+  /** Octets waiting in relay / generator socket receive queues when sending ended. */
+  queuedAtEnd: string;
+  machineBusyCores: number;
+  /** Kernel drops during the step at the relay's sockets and elsewhere (generator sockets). */
+  dropsRelay: number;
+  dropsOther: number;
+  /** Packets dropped by the kernel's per-CPU input backlog (loopback under CPU saturation). */
+  backlogDrops: number;
+  /** Time until the last packets of the step arrived after sending ended. */
+  settleMs: number;
+}
+
+/** Calls set up so far on each relay, by generator: grown as N steps up, reused between steps. */
+class CallPool {
+  readonly perGen: GenCall[][];
+  count = 0;
+  constructor(
+    readonly relay: Relay,
+    readonly gens: Gen[],
+  ) {
+    this.perGen = gens.map(() => []);
+  }
+  async grow(n: number): Promise<void> {
+    const todo: number[] = [];
+    for (let i = this.count; i < n; i++) todo.push(i);
+    let next = 0;
+    const workers = Array.from({ length: 16 }, async () => {
+      while (next < todo.length) {
+        const i = todo[next++]!;
+        const g = i % this.gens.length;
+        const gen = this.gens[g]!;
+        const sock = Math.floor(i / this.gens.length) % gen.a.length;
+        const t = await this.relay.call(i, gen.a[sock]!, gen.b[sock]!);
+        this.perGen[g]!.push({ sock, toA: t.toA, toB: t.toB });
+      }
+    });
+    await Promise.all(workers);
+    this.count = n;
+  }
+}
+
+async function runStep(pool: CallPool, calls: number, durationMs: number): Promise<StepResult> {
+  await pool.grow(calls);
+  // Each generator takes its share of the first `calls` calls.
+  const shares = pool.gens.map((_, g) => pool.perGen[g]!.slice(0, Math.ceil((calls - g) / pool.gens.length)));
+  const genPorts = new Set(pool.gens.flatMap((g) => [...g.a, ...g.b]));
+  const isRelayPort = (p: number): boolean => p >= pool.relay.portMin && p <= pool.relay.portMax && !genPorts.has(p);
+  const d0 = udpDrops(isRelayPort);
+  const n0 = softnetDrops();
+  const cpu0 = cpuSeconds(pool.relay.pid);
+  const m0 = machineCpu();
+  const t0 = performance.now();
+  await Promise.all(
+    pool.gens.map(
+      (gen, g) =>
+        new Promise<void>((resolve) => {
+          const onMsg = (m: { t: string }): void => {
+            if (m.t === 'sent') {
+              gen.worker.off('message', onMsg);
+              resolve();
+            }
+          };
+          gen.worker.on('message', onMsg);
+          gen.worker.postMessage({ t: 'run', calls: shares[g], durationMs, ssrcBase: g << 24 });
+        }),
+    ),
+  );
+  const sendWall = (performance.now() - t0) / 1000;
+  const atEnd = udpDrops(isRelayPort);
+  const collect = (): Promise<{ sent: number; recv: number }[]> =>
+    Promise.all(
+      pool.gens.map(
+        (gen) =>
+          new Promise<{ sent: number; recv: number }>((resolve) => {
+            const onMsg = (m: { t: string; sent: number; recv: number }): void => {
+              if (m.t === 'result') {
+                gen.worker.off('message', onMsg);
+                resolve(m);
+              }
+            };
+            gen.worker.on('message', onMsg);
+            gen.worker.postMessage({ t: 'collect' });
+          }),
+      ),
+    );
+  // Stragglers: wait until nothing more arrives (100 ms quiet), at most 3 s, so that no packet
+  // of this step is counted in the next one.
+  let results = await collect();
+  const quietUntil = Date.now() + 3000;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 100));
+    const again = await collect();
+    const same = again.every((r, i) => r.recv === results[i]!.recv);
+    results = again;
+    if (same || Date.now() > quietUntil) break;
+  }
+  const settleMs = 3000 - (quietUntil - Date.now());
+  const wall = (performance.now() - t0) / 1000;
+  const cpu1 = cpuSeconds(pool.relay.pid);
+  const m1 = machineCpu();
+  const d1 = udpDrops(isRelayPort);
+  const sent = results.reduce((s, r) => s + r.sent, 0);
+  const recv = results.reduce((s, r) => s + r.recv, 0);
+  void sendWall;
+  return {
+    relay: pool.relay.name,
+    calls,
+    offeredPps: calls * CALL_PPS,
+    sent,
+    recv,
+    loss: sent === 0 ? 1 : Math.max(0, 1 - recv / sent),
+    forwardedPps: recv / (durationMs / 1000),
+    relayCores: (cpu1 - cpu0) / sendWall,
+    relayCpuSec: cpu1 - cpu0,
+    queuedAtEnd: `${(atEnd.relayQueued / 1024).toFixed(0)}k/${(atEnd.otherQueued / 1024).toFixed(0)}k`,
+    machineBusyCores: (m1.busy - m0.busy) / wall,
+    settleMs,
+    backlogDrops: softnetDrops() - n0,
+    dropsRelay: d1.relay - d0.relay,
+    dropsOther: d1.other - d0.other,
+  };
+}
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : dflt;
+}
+
+function pct(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+async function main(): Promise<void> {
+  const budgetMs = Number(arg('--budget-sec', '150')) * 1000;
+  const durationMs = Number(arg('--duration-ms', '3000'));
+  const only = arg('--only', '');
+  const tandemMode = arg('--tandem', 'engine');
+  const genThreads = Number(arg('--gen-threads', '2'));
+  const cpuProf = process.argv.includes('--cpu-prof');
+  const levels = arg('--levels', '100,200,300,400,500,650,800,1000,1200,1400,1700,2000,2400,2800,3300,4000,5000')
+    .split(',')
+    .map(Number);
+  const started = Date.now();
+
+  const gens = await startGenerators(genThreads, 8);
+  const relays: Relay[] = [];
+  const base = 20000 + 2 * Math.floor(Math.random() * 1000);
+  try {
+    if (only !== 'rtpengine') {
+      relays.push(tandemMode === 'ng' ? await startTandemNg(base, base + 17999, cpuProf) : await startTandemEngine(base, base + 17999, cpuProf, Number(arg('--workers', '0')) || undefined));
+    }
+    if (only !== 'tandem') {
+      relays.push(await startRtpengine(40000 + Math.floor(Math.random() * 2000), base + 20000, base + 37999));
+    }
+    const pools = relays.map((r) => new CallPool(r, gens));
+    const results: StepResult[] = [];
+    const best = new Map<string, StepResult>();
+    const failures = new Map<string, number>();
+    console.log(`relay bench: ${PACKET_BYTES}-octet packets, ${STREAM_PPS} pps per stream, ${CALL_PPS} pps per call, ${durationMs} ms per step, ${genThreads} generator threads`);
+    console.log('relay                               calls  offered pps  fwd pps   loss%  relay cores  pps/core  machine busy  settle ms  queued relay/gen  drops relay/gen/backlog');
+    outer: for (const calls of levels) {
+      for (const pool of pools) {
+        const name = pool.relay.name;
+        if ((failures.get(name) ?? 0) >= 2) continue;
+        if (Date.now() - started > budgetMs) break outer;
+        let r: StepResult;
+        try {
+          r = await runStep(pool, calls, durationMs);
+        } catch (err) {
+          console.log(`${name}: step ${calls} calls failed: ${(err as Error).message}`);
+          failures.set(name, 2);
+          continue;
+        }
+        results.push(r);
+        console.log(
+          `${name.padEnd(35)} ${String(calls).padStart(5)}  ${String(r.offeredPps).padStart(11)}  ${r.forwardedPps.toFixed(0).padStart(7)}  ${(r.loss * 100).toFixed(3).padStart(6)}  ${r.relayCores.toFixed(2).padStart(11)}  ${perCore(r).toFixed(0).padStart(8)}  ${r.machineBusyCores.toFixed(2).padStart(12)}  ${String(r.settleMs).padStart(9)}  ${r.queuedAtEnd.padStart(16)}  ${r.dropsRelay}/${r.dropsOther}/${r.backlogDrops}`,
+        );
+        if (passes(r)) {
+          const prev = best.get(name);
+          if (!prev || r.forwardedPps > prev.forwardedPps) best.set(name, r);
+        } else {
+          // One retry at a failing level: the machine is shared and noisy.
+          failures.set(name, (failures.get(name) ?? 0) + 1);
+        }
+      }
+      if (pools.every((p) => (failures.get(p.relay.name) ?? 0) >= 2)) break;
+    }
+
+    console.log(`\nsummary (highest rate with < 0.1% loss and last packet within ${SETTLE_LIMIT_MS} ms; machine: 2 cores shared with generator and other work, figures noisy)`);
+    for (const r of relays) {
+      const b = best.get(r.name);
+      const rtt = `ng/control RTT p50 ${pct(r.rtts, 50).toFixed(2)} ms, p99 ${pct(r.rtts, 99).toFixed(2)} ms (${r.rtts.length} calls)`;
+      if (!b) {
+        console.log(`  ${r.name}: no step under the loss limit; ${rtt}`);
+        continue;
+      }
+      console.log(
+        `  ${r.name}: ${b.forwardedPps.toFixed(0)} pkt/s forwarded (${b.calls} concurrent calls at ${CALL_PPS} pkt/s), loss ${(b.loss * 100).toFixed(3)}%, relay CPU ${(b.relayCores * 100).toFixed(0)}% of a core (${perCore(b).toFixed(0)} pkt/s per core); ${rtt}`,
+      );
+    }
+    if (relays.length === 2) {
+      const [t, e] = relays.map((r) => best.get(r.name));
+      if (t && e) {
+        console.log(`  ratio Tandem/rtpengine (max pkt/s under 0.1% loss): ${(t.forwardedPps / e.forwardedPps).toFixed(2)}`);
+      }
+      // Efficiency over every passing step of each relay (more steps, less noise).
+      const eff = relays.map((r) => {
+        const ok = results.filter((x) => x.relay === r.name && passes(x));
+        const recv = ok.reduce((s, x) => s + x.recv, 0);
+        const cpu = ok.reduce((s, x) => s + x.relayCpuSec, 0);
+        return cpu > 0 ? recv / cpu : NaN;
+      });
+      if (Number.isFinite(eff[0]) && Number.isFinite(eff[1])) {
+        console.log(`  pkt/s per relay core over all passing steps: Tandem ${eff[0]!.toFixed(0)}, rtpengine ${eff[1]!.toFixed(0)}; ratio ${(eff[0]! / eff[1]!).toFixed(2)}`);
+      }
+      // CPU at equal load: the highest level both passed.
+      const both = results.filter((r) => passes(r));
+      const levelsBoth = [...new Set(both.map((r) => r.calls))].filter((c) => both.filter((r) => r.calls === c).length === 2);
+      const top = Math.max(...levelsBoth);
+      if (Number.isFinite(top)) {
+        const [tt, ee] = relays.map((r) => both.find((x) => x.calls === top && x.relay === r.name)!);
+        console.log(`  CPU at equal load (${top} calls, ${top * CALL_PPS} pkt/s): Tandem ${(tt!.relayCores * 100).toFixed(0)}%, rtpengine ${(ee!.relayCores * 100).toFixed(0)}% of a core; ratio rtpengine/Tandem ${(ee!.relayCores / Math.max(tt!.relayCores, 0.001)).toFixed(2)}`);
+      }
+    }
+    console.log(`total time ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  } finally {
+    for (const r of relays) await r.stop().catch(() => undefined);
+    for (const g of gens) {
+      g.worker.postMessage({ t: 'exit' });
+      await Promise.race([new Promise((r) => g.worker.once('exit', r)), new Promise((r) => setTimeout(r, 1000))]);
+      await g.worker.terminate();
+    }
+  }
+}
+
+if (process.argv[2] === '--relay-child') {
+  await relayChild();
+} else if (!isMainThread && (workerData as { role?: string } | null)?.role === 'gen') {
+  await generatorWorker();
+} else if (isMainThread) {
+  await main();
+}
