@@ -1,0 +1,127 @@
+/**
+ * End-to-end load generator benchmark: `tandem load` UAC (worker threads) against its own UAS on
+ * loopback. Prints
+ *   1. the highest call rate sustained with no failures (rate stepped up, short calls, no RTP);
+ *   2. the most concurrent G.711 calls with RTP both ways (UAS echoes) at < 0.1% loss and no
+ *      sender lateness (concurrency stepped up).
+ * Bounded to about two minutes. Figures depend on the machine and on whatever else runs on it.
+ *
+ *   node --import tsx bench/loadgen.bench.ts [--quick]
+ */
+import { cpus } from 'node:os';
+import { runLoad } from '../src/loadgen/run-load.js';
+import { startUas } from '../src/loadgen/uas.js';
+
+const quick = process.argv.includes('--quick');
+const budgetMs = quick ? 40_000 : 120_000;
+const started = Date.now();
+const left = (): number => budgetMs - (Date.now() - started);
+
+console.log(`loadgen bench: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version} (cores shared with other work: figures are noisy)`);
+
+async function rateStep(rate: number, seconds: number, workers: number): Promise<{ ok: boolean; achieved: number; line: string }> {
+  const uas = await startUas({ listen: { address: '127.0.0.1', port: 0 } });
+  const calls = Math.round(rate * seconds);
+  let genSec = 0;
+  let t0 = -1;
+  let g0 = 0;
+  const r = await runLoad({
+    scenario: 'call',
+    target: uas.address,
+    transport: 'udp',
+    localAddress: '127.0.0.1',
+    rate,
+    calls,
+    durationMs: 0,
+    timeoutMs: 8000,
+    stopAfterMs: seconds * 1000 + 8000,
+    workers,
+    progress: 'none',
+    reportMs: 100,
+    onProgress: (p) => {
+      if (p.generated > 0 && t0 < 0) {
+        t0 = p.elapsedSec;
+        g0 = p.generated;
+      }
+      if (p.generated >= calls && genSec === 0) genSec = p.elapsedSec;
+    },
+  });
+  await uas.close();
+  const f = r.figures;
+  // calls/s over the generation window only (the run also waits for the last calls to end)
+  if (genSec === 0) genSec = f.elapsedSec;
+  const achieved = genSec > t0 && t0 >= 0 ? (calls - g0) / (genSec - t0) : f.generated / f.elapsedSec;
+  const ok = f.failed === 0 && f.successful === calls && achieved >= rate * 0.95;
+  const line =
+    `  rate ${String(rate).padStart(5)}/s (achieved ${achieved.toFixed(0)}): ${f.successful}/${calls} ok, ${f.failed} failed, ${f.retransmissions} retrans, ` +
+    `setup p50 ${f.setupP50Ms.toFixed(2)} p99 ${f.setupP99Ms.toFixed(1)} max ${f.setupMaxMs.toFixed(0)} ms, ${f.elapsedSec.toFixed(1)} s` +
+    (Object.keys(r.failures).length ? ` ${JSON.stringify(r.failures)}` : '');
+  return { ok, achieved, line };
+}
+
+async function concurrencyStep(limit: number, workers: number): Promise<{ ok: boolean; line: string }> {
+  const uas = await startUas({ listen: { address: '127.0.0.1', port: 0 }, rtp: 'echo' });
+  const rate = 500;
+  const holdMs = Math.ceil((limit / rate) * 1000) + (quick ? 3000 : 5000);
+  const r = await runLoad({
+    scenario: 'call',
+    target: uas.address,
+    transport: 'udp',
+    localAddress: '127.0.0.1',
+    rate,
+    calls: limit,
+    limit,
+    durationMs: holdMs,
+    timeoutMs: 10_000,
+    stopAfterMs: holdMs + limit / rate * 1000 + 15_000,
+    rtp: true,
+    workers,
+    progress: 'none',
+  });
+  const u = uas.snapshot();
+  await uas.close();
+  const f = r.figures;
+  const lateShare = f.rtpSent > 0 ? f.rtpSendLate / (f.rtpSent + f.rtpSendLate) : 0;
+  const uasLoss = u.rtp.packetsExpected > 0 ? u.rtp.packetsLost / u.rtp.packetsExpected : 0;
+  // packets a sender had to skip (its thread fell > 100 ms behind) count as lost here
+  const lossShare = (f.rtpLost + u.rtp.packetsLost + f.rtpSendLate) / Math.max(1, f.rtpSent + u.rtp.packetsExpected + f.rtpSendLate);
+  const ok = f.failed === 0 && f.successful === limit && lossShare < 0.001;
+  const line =
+    `  ${String(limit).padStart(5)} calls: ${f.successful} ok, ${f.failed} failed; RTP sent ${f.rtpSent} recv ${f.rtpReceived} ` +
+    `loss ${f.rtpLossPct.toFixed(3)}% (UAS side ${(uasLoss * 100).toFixed(3)}%), skipped late ${(lateShare * 100).toFixed(3)}% => ${(lossShare * 100).toFixed(3)}%, ` +
+    `jitter p99 ${f.rtpJitterP99Ms.toFixed(1)} ms, worst gap ${f.rtpWorstGapMs.toFixed(0)} ms` +
+    (Object.keys(r.failures).length ? ` ${JSON.stringify(r.failures)}` : '');
+  return { ok, line };
+}
+
+const workers = Math.max(1, cpus().length);
+
+console.log(`\n1. call rate (INVITE-100-180-200-ACK-BYE-200, no hold, no RTP), UAC ${workers} workers, UAS 1 thread`);
+let bestRate = 0;
+const rates = quick ? [200, 500, 1000] : [250, 500, 750, 1000, 1250, 1500, 2000, 2500];
+for (const rate of rates) {
+  if (left() < 70_000 && !quick) break;
+  const s = await rateStep(rate, quick ? 3 : 4, workers);
+  console.log(s.line);
+  if (!s.ok) break;
+  bestRate = rate;
+}
+console.log(`  => highest rate sustained with no failures: ${bestRate} calls/s`);
+
+console.log(`\n2. concurrent calls with G.711 RTP both ways (UAS echoes), UAC ${workers} workers, UAS 1 thread`);
+let bestConc = 0;
+const levels = quick ? [250, 500] : [500, 1000, 1500, 2000, 2500, 3000];
+for (const limit of levels) {
+  const needMs = (limit / 500) * 2000 + 8000;
+  if (left() < needMs) {
+    console.log(`  (time budget reached before ${limit})`);
+    break;
+  }
+  const s = await concurrencyStep(limit, workers);
+  console.log(s.line);
+  if (!s.ok) break;
+  bestConc = limit;
+}
+console.log(`  => most concurrent calls with RTP both ways at < 0.1% loss: ${bestConc}`);
+console.log(`\nloadgen bench done in ${((Date.now() - started) / 1000).toFixed(0)} s: ${bestRate} calls/s, ${bestConc} concurrent RTP calls`);
+process.exit(0);
