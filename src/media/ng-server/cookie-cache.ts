@@ -12,7 +12,7 @@ export class CookieCache {
   readonly #maxEntries: number;
 
   constructor(opts: { generationMs?: number; maxEntries?: number } = {}) {
-    this.#maxEntries = opts.maxEntries ?? 200_000;
+    this.#maxEntries = opts.maxEntries ?? 100_000;
     this.#timer = setInterval(() => this.rotate(), opts.generationMs ?? 30_000);
     this.#timer.unref();
   }
