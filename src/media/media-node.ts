@@ -1,4 +1,6 @@
-import type { FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { NG_MAX_MESSAGE_BYTES } from '../ng/ng-message.js';
 import { createLogger } from '../util/logger.js';
 import { gauge } from '../util/metrics.js';
 import type { NgRequest } from '../ng/ng-request.js';
@@ -22,7 +24,7 @@ export interface MediaNode {
   config: MediaConfig;
   sessions: SessionManager;
   relay: RelayEngine;
-  /** Adds `GET /sessions` and `GET /media/statistics` to an admin HTTP server. */
+  /** Adds `GET /sessions`, `GET /media/statistics` and ng over HTTP (`POST /ng`, `POST /ng-plain`, `GET /ping`) to an admin HTTP server. */
   adminRoutes: (app: FastifyInstance) => void;
   /** Stops ng, ends all calls, stops the relay workers. */
   close: () => Promise<void>;
@@ -165,6 +167,28 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
     adminRoutes: (app) => {
       app.get('/sessions', async () => ({ sessions: sessions.summaries() }));
       app.get('/media/statistics', async () => (await statistics())['statistics']);
+      // ng over HTTP as rtpengine serves it: POST /ng (cookie + dictionary), POST /ng-plain (dictionary
+      // only, bencode or JSON), GET /ping. Same allow-list, cache and metrics as UDP.
+      app.get('/ping', async (_req, reply) => reply.type('text/plain').send('pong'));
+      void app.register(async (sub) => {
+        sub.removeAllContentTypeParsers();
+        sub.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: NG_MAX_MESSAGE_BYTES }, (_req, body, done) => done(null, body));
+        const source = (req: FastifyRequest): NgSource => ({ address: req.ip, port: req.socket.remotePort ?? 0, transport: 'http' });
+        sub.post('/ng', async (req, reply) => {
+          const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+          const out = await ngServer.handle(body, source(req));
+          if (!out) return reply.code(403).send();
+          return reply.type('application/x-rtpengine-ng').send(out);
+        });
+        sub.post('/ng-plain', async (req, reply) => {
+          const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+          const cookie = `http-${randomUUID()}`;
+          const out = await ngServer.handle(Buffer.concat([Buffer.from(`${cookie} `, 'latin1'), body]), source(req));
+          if (!out) return reply.code(403).send();
+          const dict = out.subarray(cookie.length + 1);
+          return reply.type(dict[0] === 0x7b ? 'application/json' : 'application/x-rtpengine-ng').send(dict);
+        });
+      });
     },
     close: () =>
       (closing ??= (async () => {

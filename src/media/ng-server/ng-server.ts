@@ -22,7 +22,7 @@ const mDuration = histogram('tandem_ng_request_duration_seconds', 'ng command ha
 export interface NgSource {
   address: string;
   port: number;
-  transport: 'udp' | 'tcp';
+  transport: 'udp' | 'tcp' | 'http';
 }
 
 /** Runs one parsed command; returns the reply dictionary (with `result`). May throw: that becomes an error reply. */
@@ -202,15 +202,32 @@ export class NgServer {
     conn.on('close', () => this.#conns.delete(conn));
   }
 
-  #drop(reason: string, source: NgSource, msg: Buffer): void {
+  #drop(reason: string, source: NgSource, msg: Buffer): false {
     this.droppedCount++;
     mDropped.inc({ reason });
     rateLimitedLog(`ng-drop-${reason}`, (n) =>
       log.warn({ reason, source: `${source.address}:${source.port}`, snippet: escapeSnippet(msg, 80), suppressed: n }, 'ng message dropped'),
     );
+    return false;
   }
 
-  #onMessage(msg: Buffer, source: NgSource, send: (b: Buffer) => void): void {
+  /**
+   * Handles one framed message from another transport (HTTP `POST /ng`): same allow-list, cookie
+   * cache and metrics as UDP. Resolves to the reply, or undefined when the message is dropped.
+   */
+  handle(msg: Buffer, source: NgSource): Promise<Buffer | undefined> {
+    return new Promise((resolve) => {
+      let replied = false;
+      const willReply = this.#onMessage(msg, source, (b) => {
+        replied = true;
+        resolve(b);
+      });
+      if (!willReply && !replied) resolve(undefined);
+    });
+  }
+
+  /** Returns false when the message is dropped (no reply will come). */
+  #onMessage(msg: Buffer, source: NgSource, send: (b: Buffer) => void): boolean {
     if (!this.#acl.allows(source.address)) return this.#drop('forbidden-source', source, msg);
     if (msg.length > NG_MAX_MESSAGE_BYTES) return this.#drop('too-large', source, msg);
     const parsed = parseNgMessage(msg);
@@ -221,7 +238,7 @@ export class NgServer {
     if (cached) {
       mRetrans.inc();
       cached.then(send, () => undefined);
-      return;
+      return true;
     }
     const encoding: NgEncoding = parsed.ok ? parsed.value.encoding : (parsed.encoding ?? 'bencode');
     const replyP = (async (): Promise<Buffer> => {
@@ -240,10 +257,16 @@ export class NgServer {
       if (result === 'error') this.errorCount++;
       mRequests.inc({ command, result });
       mDuration.observe({ command }, Number(process.hrtime.bigint() - started) / 1e9);
-      return formatNgMessage(cookie, encoding, dict);
+      try {
+        return formatNgMessage(cookie, encoding, dict);
+      } catch (err) {
+        rateLimitedLog('ng-encode', (n) => log.error({ err, command, suppressed: n }, 'ng reply could not be encoded'));
+        return formatNgMessage(cookie, encoding, { result: 'error', 'error-reason': 'Internal error' });
+      }
     })();
     this.#cache.set(key, replyP);
     replyP.then(send, (err) => rateLimitedLog('ng-reply', (n) => log.error({ err, suppressed: n }, 'ng reply failed')));
+    return true;
   }
 
   async #run(raw: Record<string, unknown>, source: NgSource, setCommand: (c: string) => void): Promise<Record<string, unknown>> {

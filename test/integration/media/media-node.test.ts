@@ -237,6 +237,21 @@ describe('tandem media driven by rtpengine-client', () => {
     }
   });
 
+  it('ng over HTTP: POST /ng (cookie + bencode), POST /ng-plain (JSON), GET /ping', async () => {
+    const base = `http://${H}:${node.adminPort}`;
+    const r1 = await fetch(`${base}/ng`, { method: 'POST', headers: { 'content-type': 'application/x-rtpengine-ng' }, body: 'h1 d7:command4:pinge' });
+    expect(r1.status).toBe(200);
+    expect(await r1.text()).toBe('h1 d6:result4:ponge');
+    const r2 = await fetch(`${base}/ng-plain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ command: 'list' }) });
+    expect(await r2.json()).toMatchObject({ result: 'ok', calls: expect.any(Array) });
+    const r3 = await fetch(`${base}/ping`);
+    expect(await r3.text()).toBe('pong');
+    const r4 = await fetch(`${base}/ng`, { method: 'POST', headers: { 'content-type': 'application/x-rtpengine-ng' }, body: 'no-cookie' });
+    expect(r4.status).toBe(403);
+    // Other admin routes still parse JSON normally.
+    expect((await fetch(`${base}/health`)).status).toBe(200);
+  });
+
   it('admin /sessions lists calls', async () => {
     const callId = `adm-${Date.now()}`;
     await client.offer(node.ngPort, H, { 'call-id': callId, 'from-tag': 'a', sdp: audioSdp(4002) });
