@@ -316,23 +316,15 @@ export abstract class SipMessage {
   }
 
   /** Copy with its own header list (body buffer shared; buffers are treated as immutable). */
-  clone(): this {
-    const c = Object.create(Object.getPrototypeOf(this) as object) as this;
-    c.#init(this);
+  abstract clone(): this;
+
+  /** @internal copies headers and wire form into a fresh instance made by a subclass's clone(). */
+  protected copyInto<T extends SipMessage>(c: T): T {
+    c.headers = this.headers.clone();
+    c.body = this.body;
+    c.#raw = this.#raw;
     return c;
   }
-
-  #init(from: SipMessage): void {
-    this.headers = from.headers.clone();
-    this.body = from.body;
-    this.#raw = from.#raw;
-    this.#cache = {};
-    this.#cacheList = undefined;
-    this.#cacheVersion = -1;
-    this.copyStartLine(from);
-  }
-
-  protected abstract copyStartLine(from: SipMessage): void;
 
   /** @internal Used by the parser: keeps the eager parse results so getters do not repeat them. */
   primeParsed(vias: Via[], from: NameAddr | undefined, to: NameAddr | undefined, cseq: CSeq | undefined): void {
@@ -406,13 +398,11 @@ export class SipRequest extends SipMessage {
     }
   }
 
-  protected override copyStartLine(from: SipMessage): void {
-    const f = from as SipRequest;
-    this.method = f.method;
-    this.uri = f.uri;
-    this.#origMethod = f.#origMethod;
-    this.#origUri = f.#origUri;
-    this.#parsedUri = undefined;
+  override clone(): this {
+    const c = new SipRequest(this.method, this.uri);
+    c.#origMethod = this.#origMethod;
+    c.#origUri = this.#origUri;
+    return this.copyInto(c) as this;
   }
 }
 
@@ -444,12 +434,11 @@ export class SipResponse extends SipMessage {
     return this.status !== this.#origStatus || this.reason !== this.#origReason;
   }
 
-  protected override copyStartLine(from: SipMessage): void {
-    const f = from as SipResponse;
-    this.status = f.status;
-    this.reason = f.reason;
-    this.#origStatus = f.#origStatus;
-    this.#origReason = f.#origReason;
+  override clone(): this {
+    const c = new SipResponse(this.status, this.reason);
+    c.#origStatus = this.#origStatus;
+    c.#origReason = this.#origReason;
+    return this.copyInto(c) as this;
   }
 }
 
