@@ -89,6 +89,7 @@ async function inMemory(): Promise<void> {
   await flush();
   const completeMs = performance.now() - t0;
   pending.length = 0;
+  const completed = mem(); // both sides Completed, waiting for Timers K and J
 
   // Timers K and J retire everything.
   t0 = performance.now();
@@ -106,6 +107,7 @@ async function inMemory(): Promise<void> {
   console.log(`  live transactions at peak:         ${liveAtPeak.toLocaleString('en-US')}  (final responses ${finals.toLocaleString('en-US')})`);
   console.log(`  memory per client transaction:     ${Math.round(clientBytes)} bytes (heap + buffers, incl. request)`);
   console.log(`  memory per server transaction:     ${Math.round(serverBytes)} bytes (incl. parsed request)`);
+  console.log(`  memory per completed tx pair:      ${Math.round((completed - base) / N)} bytes (client in Timer K + server in Timer J)`);
   console.log(`  left after retire: client ${uac.size}, server ${uas.size}, timers ${wheel.size}`);
   if (!gc) console.log('  (run with --expose-gc for exact memory figures)');
 }

@@ -27,7 +27,7 @@ export class InviteClientTransaction implements ClientTransaction {
   #retransmit: TimerHandle | undefined;
   #timeout: TimerHandle | undefined;
   #ack: Buffer | undefined;
-  readonly #data: Buffer;
+  #data: Buffer | undefined;
   readonly #reliable: boolean;
 
   constructor(
@@ -47,7 +47,7 @@ export class InviteClientTransaction implements ClientTransaction {
     const w = this.ctx.wheel;
     if (!this.#reliable) this.#retransmit = w.schedule(this.#interval, () => this.#timerA());
     this.#timeout = w.schedule(64 * this.ctx.t1, () => this.#timerB());
-    this.#send(this.#data);
+    this.#send(this.#data!);
   }
 
   #send(data: Buffer): void {
@@ -55,7 +55,7 @@ export class InviteClientTransaction implements ClientTransaction {
   }
 
   #timerA(): void {
-    if (this.state !== 'Calling') return;
+    if (this.state !== 'Calling' || !this.#data) return;
     this.#send(this.#data);
     this.#interval *= 2;
     this.#retransmit = this.ctx.wheel.schedule(this.#interval, () => this.#timerA());
@@ -95,6 +95,7 @@ export class InviteClientTransaction implements ClientTransaction {
       if (this.state === 'Calling') {
         w.cancel(this.#retransmit);
         this.#retransmit = undefined;
+        this.#data = undefined;
       }
       this.state = 'Proceeding';
       this.armProceedingGuard(this.ctx.opts.inviteProceedingTimeoutMs);
@@ -133,6 +134,7 @@ export class InviteClientTransaction implements ClientTransaction {
   }
 
   #stopTimers(): void {
+    this.#data = undefined; // only Timer A retransmits the INVITE
     this.ctx.wheel.cancel(this.#retransmit);
     this.ctx.wheel.cancel(this.#timeout);
     this.#retransmit = this.#timeout = undefined;

@@ -97,7 +97,7 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
   }
 
   #send(res: SipResponse, data: Buffer): void {
-    this.ctx.transport.sendResponseRaw(data, res, this.source).catch((err: Error) => {
+    this.ctx.transport.sendResponseRaw(data, res.topVia, this.source).catch((err: Error) => {
       if (this.state === 'Terminated') return;
       this.ctx.diag('transport-error', this);
       this.terminate();

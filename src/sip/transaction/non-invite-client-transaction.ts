@@ -21,7 +21,7 @@ export class NonInviteClientTransaction implements ClientTransaction {
   #interval: number;
   #retransmit: TimerHandle | undefined;
   #timeout: TimerHandle | undefined;
-  readonly #data: Buffer;
+  #data: Buffer | undefined;
   readonly #reliable: boolean;
 
   constructor(
@@ -45,6 +45,7 @@ export class NonInviteClientTransaction implements ClientTransaction {
   }
 
   #send(): void {
+    if (!this.#data) return;
     this.ctx.transport.sendRaw(this.#data, this.target).catch((err: Error) => this.#transportError(err));
   }
 
@@ -79,6 +80,7 @@ export class NonInviteClientTransaction implements ClientTransaction {
     }
     if (this.state !== 'Trying' && this.state !== 'Proceeding') return; // retransmitted final: absorbed
     this.state = 'Completed';
+    this.#data = undefined; // no more retransmissions
     const w = this.ctx.wheel;
     w.cancel(this.#retransmit);
     w.cancel(this.#timeout);

@@ -1,5 +1,6 @@
 import type { TimerHandle } from '../../util/timer-wheel.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
+import type { ViaLike } from '../transport/response-routing.js';
 import type { Source } from '../transport/types.js';
 import { TxEmitter } from './tx-emitter.js';
 import type { ServerTransaction, ServerTransactionEvents, TransactionState, TxContext } from './types.js';
@@ -21,7 +22,8 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
   readonly cancelled = false;
   state: TransactionState = 'Trying';
   #last: Buffer | undefined;
-  #lastRes: SipResponse | undefined;
+  #via: ViaLike | undefined;
+  #lastStatus: number | undefined;
   #timer: TimerHandle | undefined;
 
   constructor(
@@ -40,31 +42,32 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
     });
   }
 
-  /** The last response sent (undefined before the TU answered). */
-  get lastResponse(): SipResponse | undefined {
-    return this.#lastRes;
+  /** Status of the last response sent (undefined before the TU answered). */
+  get lastStatus(): number | undefined {
+    return this.#lastStatus;
   }
 
   respond(res: SipResponse): void {
     if (this.state === 'Completed' || this.state === 'Terminated') return;
-    this.#lastRes = res;
+    // Only the bytes and the top Via are kept for retransmissions, not the response object.
     this.#last = res.toBuffer();
+    this.#via = res.topVia;
+    this.#lastStatus = res.status;
     if (res.status < 200) {
       this.state = 'Proceeding';
-      this.#send(res);
+      this.#send();
       return;
     }
     this.state = 'Completed';
     this.ctx.wheel.cancel(this.#timer);
     this.#timer = undefined;
     if (this.source.transport === 'udp') this.#timer = this.ctx.wheel.schedule(64 * this.ctx.t1, () => this.terminate()); // Timer J
-    this.#send(res);
+    this.#send();
     if (this.source.transport !== 'udp') this.terminate();
   }
 
-  #send(res: SipResponse): void {
-    const data = this.#last!;
-    this.ctx.transport.sendResponseRaw(data, res, this.source).catch((err: Error) => {
+  #send(): void {
+    this.ctx.transport.sendResponseRaw(this.#last!, this.#via!, this.source).catch((err: Error) => {
       if (this.state === 'Terminated') return;
       this.ctx.diag('transport-error', this);
       this.terminate();
@@ -74,7 +77,7 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
 
   /** A retransmission of the request matched this transaction. */
   receiveRequest(_req: SipRequest): void {
-    if ((this.state === 'Proceeding' || this.state === 'Completed') && this.#lastRes) this.#send(this.#lastRes);
+    if ((this.state === 'Proceeding' || this.state === 'Completed') && this.#last) this.#send();
   }
 
   terminate(): void {
@@ -82,6 +85,7 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
     this.state = 'Terminated';
     this.ctx.wheel.cancel(this.#timer);
     this.#timer = undefined;
+    this.#last = this.#via = undefined;
     this.ctx.removeServer(this.key);
     this.emit('terminated');
   }

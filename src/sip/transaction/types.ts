@@ -1,5 +1,6 @@
 import type { TimerWheel } from '../../util/timer-wheel.js';
 import type { SipMessage, SipRequest, SipResponse } from '../message/sip-message.js';
+import type { ViaLike } from '../transport/response-routing.js';
 import type { Endpoint, Source } from '../transport/types.js';
 
 /**
@@ -11,8 +12,8 @@ export interface TransactionTransport {
   off(event: 'message', listener: (msg: SipMessage, source: Source) => void): unknown;
   /** Sends serialized bytes to `target` (retransmissions reuse the buffer). */
   sendRaw(data: Buffer, target: Endpoint): Promise<void>;
-  /** Sends a serialized response back along the request path (§18.2.2, RFC 3581). */
-  sendResponseRaw(data: Buffer, res: SipResponse, source?: Source): Promise<void>;
+  /** Sends a serialized response, routed by its top Via, back along the request path (§18.2.2, RFC 3581). */
+  sendResponseRaw(data: Buffer, via: ViaLike, source?: Source): Promise<void>;
   /** Via value with sent-by and the given branch for a request to `target`. */
   viaValue(target: Endpoint, branch: string, rport?: boolean): string;
   /** Sent-by (host ready for a header, port) used for requests to `target`; also the UA's Contact. */

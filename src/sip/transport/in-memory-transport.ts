@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { parseMessage } from '../message/parser.js';
 import type { SipMessage, SipResponse } from '../message/sip-message.js';
-import { responseDestination } from './response-routing.js';
+import { responseDestination, type ViaLike } from './response-routing.js';
 import type { Endpoint, Source, TransportName } from './types.js';
 
 export class InMemoryNetwork {
@@ -81,14 +81,14 @@ export class InMemoryTransport extends EventEmitter<{ message: [SipMessage, Sour
     return this.sendRaw(msg.toBuffer(), target);
   }
 
-  sendResponseRaw(data: Buffer, res: SipResponse, source?: Source): Promise<void> {
-    const dest = responseDestination(res.topVia, source);
+  sendResponseRaw(data: Buffer, via: ViaLike, source?: Source): Promise<void> {
+    const dest = responseDestination(via, source);
     if (!dest) return Promise.reject(new Error('SIP_ERR_NO_TRANSPORT: unroutable response'));
     return this.sendRaw(data, dest);
   }
 
   sendResponse(res: SipResponse, source?: Source): Promise<void> {
-    return this.sendResponseRaw(res.toBuffer(), res, source);
+    return this.sendResponseRaw(res.toBuffer(), res.topVia, source);
   }
 
   viaValue(target: Endpoint, branch: string, rport = true): string {

@@ -17,7 +17,7 @@ import { parseMessage } from '../message/parser.js';
 import { formatVia } from '../message/header-values.js';
 import { SipRequest, SipResponse, type SipMessage } from '../message/sip-message.js';
 import { reportBadInput, reportTransportEvent, statusForParseError } from './bad-input.js';
-import { bareHost, hostForHeader, responseDestination } from './response-routing.js';
+import { bareHost, hostForHeader, responseDestination, type ViaLike } from './response-routing.js';
 import { StreamFramer } from './stream-framer.js';
 import {
   DEFAULT_PORTS,
@@ -256,13 +256,16 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
    * sent-by).
    */
   async sendResponse(res: SipResponse, source?: Source): Promise<void> {
-    await this.sendResponseRaw(res.toBuffer(), res, source);
+    await this.sendResponseRaw(res.toBuffer(), res.topVia, source);
   }
 
-  /** `sendResponse` with bytes already serialized (server transactions retransmit them). */
-  async sendResponseRaw(data: Buffer, res: SipResponse, source?: Source): Promise<void> {
-    const dest = responseDestination(res.topVia, source);
-    if (!dest) throw new Error(`SIP_ERR_NO_TRANSPORT: cannot send response over ${res.topVia.transport}`);
+  /**
+   * `sendResponse` with bytes already serialized and the response's top Via (server
+   * transactions keep only these two for retransmissions).
+   */
+  async sendResponseRaw(data: Buffer, via: ViaLike, source?: Source): Promise<void> {
+    const dest = responseDestination(via, source);
+    if (!dest) throw new Error(`SIP_ERR_NO_TRANSPORT: cannot send response over ${via.transport}`);
     const local = source && source.transport === dest.transport ? source : undefined;
     await this.sendRaw(data, dest, local);
   }
