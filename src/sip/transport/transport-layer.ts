@@ -172,8 +172,9 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     let server: net.Server;
     if (spec.transport === 'tls') {
       if (!spec.tls) throw new Error('SIP_ERR_TLS_CONFIG: tls listen needs key and cert');
-      const tlsServer = tls.createServer({ key: spec.tls.key, cert: spec.tls.cert }, (socket) =>
-        this.#onIncoming('tls', socket),
+      const tlsServer = tls.createServer(
+        { key: spec.tls.key, cert: spec.tls.cert, handshakeTimeout: this.#opts.connectTimeoutMs },
+        (socket) => this.#onIncoming('tls', socket),
       );
       tlsServer.on('tlsClientError', (err, socket) => {
         reportTransportEvent('tls_handshake_error', `tls:${socket.remoteAddress}:${socket.remotePort}`, err);
@@ -182,6 +183,9 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     } else {
       server = net.createServer((socket) => this.#onIncoming('tcp', socket));
     }
+    // Also counts sockets still in the TLS handshake (not yet in #conns): a peer that opens
+    // sockets and never completes the handshake cannot exhaust memory.
+    server.maxConnections = this.#opts.maxConnections;
     server.on('error', (err) => reportTransportEvent('server_error', `${spec.transport}:${spec.address}`, err));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

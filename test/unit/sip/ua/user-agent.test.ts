@@ -148,6 +148,32 @@ describe('UserAgent', () => {
     expect(seen[3]!.callId).toBe(seen[0]!.callId);
   });
 
+  it('INVITE answers a 407 once: the ICT ACKs the 407, the new INVITE has CSeq 2 and Proxy-Authorization', async () => {
+    const s = setup();
+    const auth = new DigestAuthenticator({
+      realm: 'proxy.test',
+      secret: 'k',
+      users: { lookup: (u) => (u === 'alice' ? { username: 'alice', password: 'secret' } : undefined) },
+    });
+    const invites: SipRequest[] = [];
+    s.bob.onInvite((call) => {
+      invites.push(call.request);
+      const v = auth.verify(call.request.getAll('Proxy-Authorization'), 'INVITE');
+      if (v.ok) void call.answer();
+      else {
+        call.tx.respond(createResponse(call.request, 407, undefined, { toTag: call.localTag, headers: auth.challenges().map((c) => ['Proxy-Authenticate', c] as [string, string]) }));
+      }
+    });
+    const call = s.alice.invite({ uri: 'sip:bob@10.0.0.2' });
+    expect((await call.final).status).toBe(200);
+    expect(invites.map((r) => r.cseq.seq)).toEqual([1, 2]);
+    expect(invites[1]!.callId).toBe(invites[0]!.callId);
+    expect(invites[1]!.fromTag).toBe(invites[0]!.fromTag);
+    const acks = s.sent('10.0.0.1:5060', /^ACK/);
+    expect(acks.map((a) => a.cseq.seq)).toEqual([1, 2]); // ACK for the 407 (tx), then for the 200 (UA)
+    await call.bye();
+  });
+
   it('answers in-dialog requests for unknown dialogs with 481 and out-of-order CSeq with 500', async () => {
     const s = setup();
     s.bob.onInvite((call) => void call.answer());
