@@ -123,6 +123,7 @@ describe.skipIf(skip)('Kamailio (rtpengine module) with tandem media as its rela
   }, 30_000);
 
   afterAll(async () => {
+    if (process.env.KAMAILIO_LOG) writeFileSync(process.env.KAMAILIO_LOG, kam?.log() ?? '');
     await kam?.stop();
     expect(await media?.stop()).toBe(0);
   });
