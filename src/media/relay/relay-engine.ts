@@ -27,6 +27,8 @@ const log = createLogger('relay');
 /** Default quarantine of released ports: longer than any jitter buffer or late retransmission. */
 export const DEFAULT_QUARANTINE_MS = 10_000;
 const DEFAULT_SOCKET_BUFFER_BYTES = 262_144;
+/** Pause before a crashed worker is replaced. */
+const WORKER_RESTART_DELAY_MS = 1000;
 /** Attempts at other ports when a bind fails because something outside the engine holds a port. */
 const BIND_ATTEMPTS = 8;
 
@@ -62,7 +64,7 @@ export class RelayEngine {
   readonly #ports: PortAllocator;
   readonly #workers: WorkerSlot[] = [];
   readonly #pairs = new Map<number, PairRecord>();
-  readonly #pending = new Map<number, (msg: WorkerToControl) => void>();
+  readonly #pending = new Map<number, { slot: WorkerSlot; done: (msg: WorkerToControl | undefined) => void }>();
   #nextId = 1;
   #nextReq = 1;
   #started = false;
@@ -102,31 +104,35 @@ export class RelayEngine {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    await Promise.all(Array.from({ length: this.#opts.workers }, (_, index) => this.#spawn(index)));
+  }
+
+  /** Starts worker `index` (again, after a crash) and resolves once it serves control messages. */
+  #spawn(index: number): Promise<void> {
     const entry = workerEntry();
-    const ready: Promise<void>[] = [];
-    for (let index = 0; index < this.#opts.workers; index++) {
-      const worker = new Worker(entry.url, {
-        execArgv: entry.execArgv,
-        eval: entry.eval,
-        workerData: { index, bindAddress: this.#opts.interface, socketBufferBytes: this.#opts.socketBufferBytes },
+    const worker = new Worker(entry.url, {
+      execArgv: entry.execArgv,
+      eval: entry.eval,
+      workerData: { index, bindAddress: this.#opts.interface, socketBufferBytes: this.#opts.socketBufferBytes },
+    });
+    const slot: WorkerSlot = { index, worker, pairs: 0, alive: false };
+    this.#workers[index] = slot;
+    return new Promise<void>((resolve, reject) => {
+      worker.on('message', (msg: WorkerToControl) => {
+        if (msg.t === 'ready') {
+          slot.alive = !this.#stopping;
+          resolve();
+        } else this.#onWorkerMessage(slot, msg);
       });
-      const slot: WorkerSlot = { index, worker, pairs: 0, alive: true };
-      this.#workers.push(slot);
-      ready.push(
-        new Promise<void>((resolve, reject) => {
-          const onError = (err: Error): void => reject(err);
-          worker.once('error', onError);
-          worker.once('online', () => {
-            worker.off('error', onError);
-            resolve();
-          });
-        }),
-      );
-      worker.on('message', (msg: WorkerToControl) => this.#onWorkerMessage(slot, msg));
-      worker.on('error', (err) => log.error({ err, worker: index }, 'relay worker error'));
-      worker.on('exit', (code) => this.#onWorkerExit(slot, code));
-    }
-    await Promise.all(ready);
+      worker.on('error', (err) => {
+        log.error({ err, worker: index }, 'relay worker error');
+        reject(err);
+      });
+      worker.on('exit', (code) => {
+        reject(new Error(`relay worker ${index} exited with code ${code}`));
+        this.#onWorkerExit(slot, code);
+      });
+    });
   }
 
   /** Closes every socket and stops the workers. Pending requests resolve as failures. */
@@ -135,16 +141,20 @@ export class RelayEngine {
     this.#stopping = true;
     await Promise.all(
       this.#workers.map(async (w) => {
-        if (!w.alive) return;
-        const counters = await this.#request<WorkerCounters | undefined>(w, (req) => ({ t: 'stop', req }), 2000).catch(() => undefined);
-        if (counters) addCounters(this.#retired, counters);
+        if (w.alive) {
+          const counters = await this.#request<WorkerCounters | undefined>(w, (req) => ({ t: 'stop', req }), 2000).catch(() => undefined);
+          if (counters) addCounters(this.#retired, counters);
+        }
         w.alive = false;
         await w.worker.terminate();
       }),
     );
-    for (const p of this.#pairs.values()) this.#ports.release(p.slots[0], 0), this.#ports.release(p.slots[1], 0);
+    for (const p of this.#pairs.values()) {
+      this.#ports.release(p.slots[0], 0);
+      this.#ports.release(p.slots[1], 0);
+    }
     this.#pairs.clear();
-    for (const done of this.#pending.values()) done({ t: 'reply', req: -1, value: undefined });
+    for (const p of this.#pending.values()) p.done(undefined);
     this.#pending.clear();
   }
 
@@ -311,10 +321,13 @@ export class RelayEngine {
         reject(new Error('relay worker did not answer'));
       }, timeoutMs);
       timer.unref();
-      this.#pending.set(req, (msg) => {
-        clearTimeout(timer);
-        if (msg.t === 'reply' && msg.req === -1) reject(new Error('relay stopped'));
-        else resolve((msg as { value: T }).value);
+      this.#pending.set(req, {
+        slot: w,
+        done: (msg) => {
+          clearTimeout(timer);
+          if (msg === undefined) reject(new Error('relay worker stopped'));
+          else resolve((msg as { value: T }).value);
+        },
       });
       w.worker.postMessage(make(req));
     });
@@ -323,10 +336,10 @@ export class RelayEngine {
   #onWorkerMessage(w: WorkerSlot, msg: WorkerToControl): void {
     try {
       if (msg.t === 'reply') {
-        const done = this.#pending.get(msg.req);
-        if (done) {
+        const p = this.#pending.get(msg.req);
+        if (p) {
           this.#pending.delete(msg.req);
-          done(msg);
+          p.done(msg);
         }
       } else if (msg.t === 'latched') {
         const p = this.#pairs.get(msg.id);
@@ -340,22 +353,31 @@ export class RelayEngine {
   #onWorkerExit(w: WorkerSlot, code: number): void {
     const wasAlive = w.alive;
     w.alive = false;
-    if (this.#stopping) return;
-    if (wasAlive) {
-      log.error({ worker: w.index, code }, 'relay worker exited; its calls lost media');
-      for (const [id, p] of this.#pairs) {
-        if (p.worker === w) {
-          this.#pairs.delete(id);
-          this.#ports.release(p.slots[0], this.#opts.quarantineMs);
-          this.#ports.release(p.slots[1], this.#opts.quarantineMs);
-        }
-      }
-      try {
-        this.#onEvent?.({ type: 'worker-exit', worker: w.index, code });
-      } catch (err) {
-        log.error({ err }, 'relay event handler threw');
+    for (const [req, p] of this.#pending) {
+      if (p.slot === w) {
+        this.#pending.delete(req);
+        p.done(undefined);
       }
     }
+    if (this.#stopping || !wasAlive) return;
+    log.error({ worker: w.index, code }, 'relay worker exited; its calls lost media; starting a new one');
+    for (const [id, p] of this.#pairs) {
+      if (p.worker === w) {
+        this.#pairs.delete(id);
+        this.#ports.release(p.slots[0], this.#opts.quarantineMs);
+        this.#ports.release(p.slots[1], this.#opts.quarantineMs);
+      }
+    }
+    try {
+      this.#onEvent?.({ type: 'worker-exit', worker: w.index, code });
+    } catch (err) {
+      log.error({ err }, 'relay event handler threw');
+    }
+    // Replace it after a pause, so a worker that keeps crashing cannot spin.
+    const t = setTimeout(() => {
+      if (!this.#stopping) this.#spawn(w.index).catch((err: unknown) => log.error({ err, worker: w.index }, 'relay worker restart failed'));
+    }, WORKER_RESTART_DELAY_MS);
+    t.unref();
   }
 }
 

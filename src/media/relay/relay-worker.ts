@@ -32,12 +32,12 @@ const KIND_RTCP = 1;
 
 /** dgram calls this for every send to a non-connected socket; peers are always IP literals. */
 function literalLookup(address: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
-  cb(null, address, 4);
+  cb(null, address, address.includes(':') ? 6 : 4);
 }
 
 function newSocket(): Socket {
   return createSocket({
-    type: 'udp4',
+    type: socketType,
     reuseAddr: true,
     recvBufferSize: socketBufferBytes,
     sendBufferSize: socketBufferBytes,
@@ -52,6 +52,8 @@ function closeQuietly(sock: Socket): void {
     // not bound yet or already closed
   }
 }
+
+const socketType = bindAddress.includes(':') ? 'udp6' : 'udp4';
 
 /** Set when the worker stops: no new sockets. */
 let closing = false;
@@ -487,3 +489,5 @@ port.on('message', (msg: ControlToWorker) => {
     if ('req' in msg) reply(msg.req, undefined);
   });
 });
+const ready: WorkerToControl = { t: 'ready' };
+port.postMessage(ready);

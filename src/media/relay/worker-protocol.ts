@@ -11,6 +11,7 @@ export type ControlToWorker =
   | { t: 'stop'; req: number };
 
 export type WorkerToControl =
+  | { t: 'ready' }
   | { t: 'reply'; req: number; value: unknown }
   | { t: 'latched'; id: number; side: Side; kind: 'rtp' | 'rtcp'; endpoint: Endpoint };
 

@@ -124,6 +124,20 @@ describe('RelayEngine over real UDP sockets', () => {
     engine.release(pr.id);
   });
 
+  it('forwards RTCP multiplexed on the RTP port (RFC 5761) without counting it as an RTP stream', async () => {
+    const [A, B] = [await mk(), await mk()];
+    const pr = await pair('mux');
+    engine.setPeer(pr.id, 'a', { rtp: { address: LO, port: A.port } }, { latch: true, strictSource: false });
+    engine.setPeer(pr.id, 'b', { rtp: { address: LO, port: B.port } }, { latch: true, strictSource: false });
+    await send(A, Buffer.from('80c8000101020304', 'hex'), pr.a.rtpPort); // 8-octet SR header on the RTP port
+    await send(A, rtp(1, 0, 7), pr.a.rtpPort);
+    await until(() => B.got.length === 2);
+    const st = (await engine.stats(pr.id))!;
+    expect(st.a.rtp.packets).toBe(2);
+    expect(st.a.ssrcs.map((s) => s.ssrc)).toEqual([7]);
+    engine.release(pr.id);
+  });
+
   it('latches to a NATed source and, with strict-source, drops a stranger', async () => {
     const [nat, B, stranger] = [await mk(), await mk(), await mk()];
     const pr = await pair('nat');
