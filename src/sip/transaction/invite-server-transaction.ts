@@ -100,6 +100,11 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
     this.ctx.transport.sendResponseRaw(data, res.topVia, this.source).catch((err: Error) => {
       if (this.state === 'Terminated') return;
       this.ctx.diag('transport-error', this);
+      if (this.state === 'Accepted') {
+        // Accepted only ends with Timer L; the TU learns of the failed 2xx and may end the dialog.
+        this.emit('transportError', err);
+        return;
+      }
       this.terminate();
       this.emit('transportError', err);
     });

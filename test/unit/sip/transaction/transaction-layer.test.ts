@@ -146,6 +146,25 @@ describe('non-INVITE transactions', () => {
 });
 
 describe('INVITE transactions', () => {
+  it('RFC 2543 INVITE: retransmission absorbed, ACK matched by To tag of our response', () => {
+    const s = setup();
+    s.handle((r, tx) => tx?.respond(createResponse(r, 486, 'Busy Here', { toTag: 'srv486' })));
+    const msg = (method: string, toTag = '') =>
+      (parseMessage(Buffer.from(
+        `${method} sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060\r\nFrom: <sip:a@x>;tag=1\r\n` +
+          `To: <sip:bob@10.0.0.2>${toTag}\r\nCall-ID: c2543i\r\nCSeq: 3 ${method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`,
+      )) as { value: SipRequest }).value;
+    const src: Source = { transport: 'udp', address: '10.0.0.1', port: 5060, localAddress: '10.0.0.2', localPort: 5060 };
+    s.uas.receive(msg('INVITE'), src);
+    s.uas.receive(msg('INVITE'), src);
+    expect(s.seen.length).toBe(1);
+    s.uas.receive(msg('ACK', ';tag=other'), src); // wrong To tag: not ours, goes to the TU
+    expect(s.seen.length).toBe(2);
+    s.uas.receive(msg('ACK', ';tag=srv486'), src);
+    expect(s.seen.length).toBe(2);
+    expect(s.seen[0]!.tx!.state).toBe('Confirmed');
+  });
+
   it('non-2xx: client ACKs (same branch, To tag of the response), absorbs retransmissions, Timer D/I clean up', () => {
     const s = setup();
     const finals: SipResponse[] = [];
