@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { NG_MAX_MESSAGE_BYTES } from '../ng/ng-message.js';
 import { createLogger } from '../util/logger.js';
 import { gauge } from '../util/metrics.js';
@@ -24,7 +25,7 @@ export interface MediaNode {
   config: MediaConfig;
   sessions: SessionManager;
   relay: RelayEngine;
-  /** Adds `GET /sessions`, `GET /media/statistics` and ng over HTTP (`POST /ng`, `POST /ng-plain`, `GET /ping`) to an admin HTTP server. */
+  /** Adds `GET /sessions`, `GET /media/statistics`, ng over HTTP (`POST /ng`, `POST /ng-plain`, `GET /ping`) and WebSocket (`ng.rtpengine.com`) to an admin HTTP server. */
   adminRoutes: (app: FastifyInstance) => void;
   /** Stops ng, ends all calls, stops the relay workers. */
   close: () => Promise<void>;
@@ -155,6 +156,32 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
   registerRelayMetrics(relay);
   log.info({ ng: `${udp.host}:${ngServer.udpPort}`, ngTcp: ngServer.tcpPort, interface: config.interface, advertise: relay.advertisedAddress, rtpPorts: config.rtpPorts }, 'media node started');
 
+  const wsServers: WebSocketServer[] = [];
+  /** ng over WebSocket (subprotocols `ng.rtpengine.com` and `ng-plain.rtpengine.com`) on an HTTP server. */
+  const attachWebSocket = (app: FastifyInstance): void => {
+    const wss = new WebSocketServer({ noServer: true, maxPayload: NG_MAX_MESSAGE_BYTES });
+    wsServers.push(wss);
+    app.server.on('upgrade', (req, socket, head) => {
+      const offered = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+      const proto = offered.find((p) => p === 'ng.rtpengine.com' || p === 'ng-plain.rtpengine.com');
+      if (!proto) return; // another role's upgrade, or none: not ours
+      wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+        const src: NgSource = { address: req.socket.remoteAddress ?? '', port: req.socket.remotePort ?? 0, transport: 'ws' };
+        const plain = proto === 'ng-plain.rtpengine.com';
+        ws.on('message', (data, isBinary) => {
+          const buf = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+          const cookie = plain ? `ws-${randomUUID()}` : '';
+          const msg = plain ? Buffer.concat([Buffer.from(`${cookie} `, 'latin1'), buf]) : buf;
+          void ngServer.handle(msg, src).then((out) => {
+            if (!out) return ws.close(1008, 'forbidden');
+            if (ws.readyState === ws.OPEN) ws.send(plain ? out.subarray(cookie.length + 1) : out, { binary: isBinary });
+          });
+        });
+        ws.on('error', () => ws.terminate());
+      });
+    });
+  };
+
   let closing: Promise<void> | undefined;
   return {
     ngPort: ngServer.udpPort!,
@@ -170,6 +197,7 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
       // ng over HTTP as rtpengine serves it: POST /ng (cookie + dictionary), POST /ng-plain (dictionary
       // only, bencode or JSON), GET /ping. Same allow-list, cache and metrics as UDP.
       app.get('/ping', async (_req, reply) => reply.type('text/plain').send('pong'));
+      attachWebSocket(app);
       void app.register(async (sub) => {
         sub.removeAllContentTypeParsers();
         sub.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: NG_MAX_MESSAGE_BYTES }, (_req, body, done) => done(null, body));
@@ -193,6 +221,10 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
     close: () =>
       (closing ??= (async () => {
         await ngServer.close();
+        for (const wss of wsServers) {
+          for (const c of wss.clients) c.terminate();
+          wss.close();
+        }
         if (metricsRelay === relay) metricsRelay = undefined;
         sessions.close();
         await relay.stop();

@@ -22,7 +22,7 @@ const mDuration = histogram('tandem_ng_request_duration_seconds', 'ng command ha
 export interface NgSource {
   address: string;
   port: number;
-  transport: 'udp' | 'tcp' | 'http';
+  transport: 'udp' | 'tcp' | 'http' | 'ws';
 }
 
 /** Runs one parsed command; returns the reply dictionary (with `result`). May throw: that becomes an error reply. */
@@ -212,7 +212,7 @@ export class NgServer {
   }
 
   /**
-   * Handles one framed message from another transport (HTTP `POST /ng`): same allow-list, cookie
+   * Handles one framed message from another transport (HTTP, WebSocket): same allow-list, cookie
    * cache and metrics as UDP. Resolves to the reply, or undefined when the message is dropped.
    */
   handle(msg: Buffer, source: NgSource): Promise<Buffer | undefined> {

@@ -252,6 +252,21 @@ describe('tandem media driven by rtpengine-client', () => {
     expect((await fetch(`${base}/health`)).status).toBe(200);
   });
 
+  it('ng over WebSocket (subprotocol ng.rtpengine.com and ng-plain.rtpengine.com)', async () => {
+    const { WebSocket } = await import('ws');
+    for (const [proto, msg, expected] of [
+      ['ng.rtpengine.com', 'w1 d7:command4:pinge', 'w1 d6:result4:ponge'],
+      ['ng-plain.rtpengine.com', '{"command":"ping"}', '{"result":"pong"}'],
+    ] as const) {
+      const ws = new WebSocket(`ws://${H}:${node.adminPort}/`, proto);
+      await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
+      const reply = new Promise<string>((r) => ws.once('message', (d) => r(d.toString())));
+      ws.send(msg);
+      expect(await reply).toBe(expected);
+      ws.close();
+    }
+  });
+
   it('admin /sessions lists calls', async () => {
     const callId = `adm-${Date.now()}`;
     await client.offer(node.ngPort, H, { 'call-id': callId, 'from-tag': 'a', sdp: audioSdp(4002) });
