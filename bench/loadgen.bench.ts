@@ -78,8 +78,8 @@ async function concurrencyStep(limit: number, workers: number): Promise<{ ok: bo
     workers,
     progress: 'none',
   });
-  const u = uas.snapshot();
   await uas.close();
+  const u = uas.snapshot();
   const f = r.figures;
   const lateShare = f.rtpSent > 0 ? f.rtpSendLate / (f.rtpSent + f.rtpSendLate) : 0;
   const uasLoss = u.rtp.packetsExpected > 0 ? u.rtp.packetsLost / u.rtp.packetsExpected : 0;

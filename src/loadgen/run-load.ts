@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { spawnWorker } from './spawn-worker.js';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { figuresOf, formatSummary, progressLine, StatsFile, type LoadFigures } from './report.js';
@@ -41,25 +42,10 @@ function share(total: number | undefined, n: number, i: number): number | undefi
   return Math.floor(total / n) + (i < total % n ? 1 : 0);
 }
 
-function workerEntry(): { code: string; eval: boolean } | { url: URL; eval: false } {
-  const self = import.meta.url;
-  if (self.endsWith('.ts')) {
-    // running from TypeScript through tsx: the worker registers the same loader first
-    const workerUrl = new URL('./load-worker.ts', self).href;
-    const tsx = import.meta.resolve('tsx/esm/api');
-    return {
-      code: `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(workerUrl)}); }).catch((e) => { console.error(e); process.exit(1); });`,
-      eval: true,
-    };
-  }
-  return { url: new URL('./load-worker.js', self), eval: false };
-}
-
 function startWorkers(opts: RunLoadOptions, n: number, reportMs: number): Runner {
   const latest: LoadSnapshot[] = Array.from({ length: n }, () => emptySnapshot());
   const rates: number[] = Array.from({ length: n }, () => 0);
   const workers: Worker[] = [];
-  const entry = workerEntry();
   const finished: Promise<void>[] = [];
   for (let i = 0; i < n; i++) {
     const engine: UacEngineOptions = {
@@ -78,7 +64,7 @@ function startWorkers(opts: RunLoadOptions, n: number, reportMs: number): Runner
     void _s;
     void _p;
     const init: WorkerInit = { engine: plain, reportMs };
-    const w = 'url' in entry ? new Worker(entry.url, { workerData: init }) : new Worker(entry.code, { eval: true, workerData: init });
+    const w = spawnWorker('load-worker', init);
     workers.push(w);
     finished.push(
       new Promise<void>((resolve) => {

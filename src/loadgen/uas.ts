@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DigestAuthenticator } from '../sip/auth/digest-server.js';
 import { createLogger, escapeSnippet, rateLimitedLog } from '../util/logger.js';
-import { RtpMedia, type RtpStream } from './rtp/rtp-media.js';
+import { LocalUasMedia, WorkerUasMedia, type UasMediaBackend } from './rtp/uas-media.js';
 import type { G711Audio } from './rtp/wav.js';
 import {
   buildResponse,
@@ -49,6 +49,8 @@ export interface UasOptions {
   t1Ms?: number;
   /** @default 4000 */
   t2Ms?: number;
+  /** Worker threads for RTP streams (0 = in the SIP thread). @default 0 */
+  rtpWorkers?: number;
 }
 
 interface InviteTx {
@@ -60,7 +62,7 @@ interface InviteTx {
   /** RFC 3261 §17.2.1 states; `accepted` = 2xx sent, waiting for the ACK (RFC 6026). */
   state: 'proceeding' | 'completed' | 'accepted' | 'confirmed' | 'terminated';
   last?: Buffer;
-  rtp?: RtpStream;
+  rtp?: { id: number; port: number };
   ringTimer?: NodeJS.Timeout;
   retransTimer?: NodeJS.Timeout;
   giveUpTimer?: NodeJS.Timeout;
@@ -74,7 +76,7 @@ interface InviteTx {
  */
 export class UasServer {
   readonly stats = new StatsCollector();
-  readonly media: RtpMedia | undefined;
+  readonly media: UasMediaBackend | undefined;
   readonly #o: Required<Omit<UasOptions, 'audio' | 'authUsers' | 'rtpPortMin' | 'rtpPortMax'>> & UasOptions;
   #ep!: SipEndpoint;
   #byBranch = new Map<string, InviteTx>();
@@ -95,15 +97,18 @@ export class UasServer {
       realm: 'tandem',
       t1Ms: 500,
       t2Ms: 4000,
+      rtpWorkers: 0,
       ...opts,
     };
     if (this.#o.rtp !== 'off') {
-      this.media = new RtpMedia({
+      const n = this.#o.rtpWorkers;
+      const mediaOpts = {
         address: opts.listen.address,
         ...(opts.audio ? { audio: opts.audio } : {}),
         ...(opts.rtpPortMin ? { portMin: opts.rtpPortMin } : {}),
         ...(opts.rtpPortMax ? { portMax: opts.rtpPortMax } : {}),
-      });
+      };
+      this.media = n > 0 ? new WorkerUasMedia(mediaOpts, n) : new LocalUasMedia(mediaOpts);
     }
     if (opts.authUsers?.length) {
       const users = new Map(opts.authUsers.map((u) => [u.user, { username: u.user, password: u.password }]));
@@ -146,7 +151,7 @@ export class UasServer {
     for (const tx of this.#byBranch.values()) this.#clearTimers(tx);
     this.#byBranch.clear();
     this.#byCallId.clear();
-    this.media?.close();
+    await this.media?.shutdown();
     await this.#ep.close();
   }
 
@@ -235,7 +240,7 @@ export class UasServer {
       this.media.open().then(
         (s) => {
           if (tx.state !== 'proceeding') {
-            s.close();
+            this.media?.close(s.id);
             return;
           }
           tx.rtp = s;
@@ -274,14 +279,14 @@ export class UasServer {
     // RFC 3261 §12.1.1: a 2xx copies the Record-Route values of the request
     for (const rr of tx.req.headers.get('record-route') ?? []) extra.push(['Record-Route', rr]);
     extra.push(['Contact', this.#contact()], ['Content-Type', 'application/sdp']);
-    const pt = this.media?.audio.payloadType ?? 0;
+    const pt = this.media?.payloadType ?? 0;
     const sdp = buildSdp(this.#ep.local.address, tx.rtp?.port ?? 9, pt, Math.floor(Math.random() * 1e9));
     tx.last = this.#reply(tx.req, tx.source, 200, tx.toTag, extra, sdp);
     tx.state = 'accepted';
     if (tx.rtp) {
       const remote = sdpAudioTarget(tx.req.body);
-      if (this.#o.rtp === 'echo') tx.rtp.start('echo');
-      else if (remote) tx.rtp.start('send', remote);
+      if (this.#o.rtp === 'echo') this.media?.start(tx.rtp.id, 'echo');
+      else if (remote) this.media?.start(tx.rtp.id, 'send', remote);
     }
     this.#armRetransmit(tx);
   }
@@ -294,7 +299,7 @@ export class UasServer {
     else tx.last = this.#reply(tx.req, tx.source, status, tx.toTag);
     tx.state = 'completed';
     this.#byCallId.delete(tx.callId);
-    tx.rtp?.close();
+    if (tx.rtp) this.media?.close(tx.rtp.id);
     tx.rtp = undefined;
     this.#armRetransmit(tx);
   }
@@ -337,7 +342,7 @@ export class UasServer {
   }
 
   #endDialog(tx: InviteTx): void {
-    tx.rtp?.close();
+    if (tx.rtp) this.media?.close(tx.rtp.id);
     tx.rtp = undefined;
     if (this.#byCallId.get(tx.callId) === tx) this.#byCallId.delete(tx.callId);
   }

@@ -154,9 +154,16 @@ interface UasFlags {
   authUsers?: string;
   realm: string;
   stopAfter?: string;
+  workers?: number;
   progress?: 'tty' | 'lines' | 'none';
   reportInterval: string;
   summary: 'text' | 'json';
+}
+
+function rtpWorkersOf(f: UasFlags): number {
+  const rtpOn = (f.rtp ?? (f.rtpFile ? 'send' : 'off')) !== 'off';
+  if (!rtpOn) return 0;
+  return f.workers ?? availableParallelism();
 }
 
 async function runUasCommand(f: UasFlags): Promise<void> {
@@ -169,6 +176,7 @@ async function runUasCommand(f: UasFlags): Promise<void> {
     ringForever: !!f.ringForever,
     answerStatus: f.answerStatus,
     realm: f.realm,
+    rtpWorkers: rtpWorkersOf(f),
   };
   if (f.rtpFile) opts.audio = must(readWavFile(f.rtpFile));
   if (f.rtpPorts) {
@@ -199,8 +207,8 @@ async function runUasCommand(f: UasFlags): Promise<void> {
   });
   clearInterval(timer);
   if (progress === 'tty') process.stderr.write('\n');
+  await uas.close(); // collects the RTP workers' final figures
   const s = uas.snapshot();
-  await uas.close();
   const elapsed = (Date.now() - started) / 1000;
   const fig = figuresOf(s, elapsed, s.generated / Math.max(elapsed, 0.001), 0);
   if (f.summary === 'json') console.log(JSON.stringify({ ...fig, failures: s.failures, requests: s.requests }));
@@ -235,6 +243,7 @@ export function registerLoadCommand(program: Command): void {
     .option('--auth-users <file>', 'challenge INVITE and REGISTER with digest against these users (same CSV format as --users)')
     .option('--realm <realm>', 'digest realm', 'tandem')
     .option('--stop-after <dur>', 'exit after this long (default: run until SIGINT/SIGTERM)')
+    .option('--workers <n>', 'worker threads for RTP streams when --rtp is on (0 = in the SIP thread; default cores)', num('workers', 0))
     .addOption(new Option('--progress <mode>', 'tty, lines or none (default: tty on a terminal)').choices(['tty', 'lines', 'none']))
     .option('--report-interval <dur>', 'period of progress lines', '1s')
     .addOption(new Option('--summary <format>', 'summary format on exit').choices(['text', 'json']).default('text'))

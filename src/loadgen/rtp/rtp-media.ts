@@ -50,7 +50,9 @@ export class RtpMedia {
 
   constructor(opts: RtpMediaOptions) {
     this.#opts = { tickMs: 10, ptimeMs: 20, maxBurst: 5, ...opts };
-    this.#audio = opts.audio ?? { payloadType: 0, data: generateTone() };
+    const a = opts.audio;
+    // audio that crossed a thread boundary arrives as a plain Uint8Array
+    this.#audio = a ? { payloadType: a.payloadType, data: Buffer.isBuffer(a.data) ? a.data : Buffer.from(a.data as Uint8Array) } : { payloadType: 0, data: generateTone() };
     this.#nextPort = opts.portMin ?? 0;
   }
 
