@@ -21,6 +21,71 @@ afterAll(async () => {
 const twoStreams = (p1: number, p2: number): string =>
   ['v=0', `o=- 5 5 IN IP4 ${H}`, 's=-', 't=0 0', `m=audio ${p1} RTP/AVP 0`, `c=IN IP4 ${H}`, 'a=rtcp-mux', `m=video ${p2} RTP/AVP 96`, `c=IN IP4 ${H}`, 'a=rtpmap:96 H264/90000', ''].join('\r\n');
 
+/** Replaces the relay's port numbers with PORT so SDP can be compared as text. */
+function withPlaceholders(sdp: string, ports: number[]): string {
+  let out = sdp;
+  for (const p of ports) out = out.replaceAll(String(p), 'PORT');
+  return out;
+}
+
+describe('SDP returned by offer/answer (text with PORT placeholders)', () => {
+  it('offer-rewrites-connection-ports-rtcp-drops-ice', async () => {
+    const sdp = [
+      'v=0',
+      'o=alice 2890844526 2890844527 IN IP4 192.0.2.10',
+      's=Talk',
+      'c=IN IP4 192.0.2.10',
+      'b=AS:84',
+      't=0 0',
+      'a=ice-options:trickle',
+      'm=audio 49170 RTP/AVP 8 0 101',
+      'a=rtpmap:8 PCMA/8000',
+      'a=rtpmap:0 PCMU/8000',
+      'a=rtpmap:101 telephone-event/8000',
+      'a=fmtp:101 0-16',
+      'a=ptime:20',
+      'a=rtcp:49171',
+      'a=ice-ufrag:F7gI',
+      'a=ice-pwd:x9cml/YzichV2+XlhiMu8g',
+      'a=candidate:1 1 UDP 2130706431 192.0.2.10 49170 typ host',
+      'a=sendrecv',
+      '',
+    ].join('\r\n');
+    const o = await ng.offer({ callId: 'golden', fromTag: 'A', sdp, flags: ['trust-address'], replace: ['origin', 'session-connection'], ice: 'remove' });
+    if (!o.ok) throw new Error(o.reason);
+    const port = sdpMedia(o.value.sdp).port;
+    expect(withPlaceholders(o.value.sdp, [port, port + 1])).toBe(
+      [
+        'v=0',
+        `o=alice 2890844526 2890844527 IN IP4 ${H}`,
+        's=Talk',
+        `c=IN IP4 ${H}`,
+        'b=AS:84',
+        't=0 0',
+        'm=audio PORT RTP/AVP 8 0 101',
+        'a=rtpmap:8 PCMA/8000',
+        'a=rtpmap:0 PCMU/8000',
+        'a=rtpmap:101 telephone-event/8000',
+        'a=fmtp:101 0-16',
+        'a=ptime:20',
+        'a=rtcp:PORT',
+        'a=sendrecv',
+        '',
+      ].join('\r\n'),
+    );
+    const answer = ['v=0', 'o=bob 1 1 IN IP4 198.51.100.7', 's=-', 'c=IN IP4 198.51.100.7', 't=0 0', 'm=audio 3456 RTP/AVP 8 101', 'a=rtpmap:8 PCMA/8000', 'a=rtpmap:101 telephone-event/8000', 'a=sendrecv', ''].join('\n');
+    const a = await ng.answer({ callId: 'golden', fromTag: 'A', toTag: 'B', sdp: answer, flags: ['trust-address'] });
+    if (!a.ok) throw new Error(a.reason);
+    const aport = sdpMedia(a.value.sdp).port;
+    expect(aport).not.toBe(port);
+    // No replace-origin on the answer: o= kept; LF line endings kept.
+    expect(withPlaceholders(a.value.sdp, [aport])).toBe(
+      ['v=0', 'o=bob 1 1 IN IP4 198.51.100.7', 's=-', `c=IN IP4 ${H}`, 't=0 0', 'm=audio PORT RTP/AVP 8 101', 'a=rtpmap:8 PCMA/8000', 'a=rtpmap:101 telephone-event/8000', 'a=sendrecv', ''].join('\n'),
+    );
+    await ng.delete({ callId: 'golden', fromTag: 'A' });
+  });
+});
+
 describe('sessions', () => {
   it('re-INVITE from the callee swaps roles and keeps the ports', async () => {
     const callId = 'reinv';
