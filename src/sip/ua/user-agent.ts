@@ -389,12 +389,22 @@ export class UserAgent implements TransactionUser, DialogHost {
     if (!tx) return; // stray ACK
     if (req.method === 'INVITE') {
       const call = new IncomingCall(this, req, tx, source);
-      if (this.#inviteHandler) this.#inviteHandler(call);
-      else call.reject(480);
+      if (!this.#inviteHandler) return call.reject(480);
+      try {
+        this.#inviteHandler(call);
+      } catch (err) {
+        call.reject(500, 'Server Internal Error');
+        throw err;
+      }
       return;
     }
     if (this.#requestHandler) {
-      this.#requestHandler(req, tx, source);
+      try {
+        this.#requestHandler(req, tx, source);
+      } catch (err) {
+        if (tx.state === 'Trying') tx.respond(createResponse(req, 500, 'Server Internal Error'));
+        throw err;
+      }
       return;
     }
     const allow: [string, string][] = [['Allow', 'INVITE, ACK, CANCEL, BYE, OPTIONS']];
@@ -490,11 +500,15 @@ export class OutgoingCall {
       }
     }
     if (res.status >= 200 && res.status < 300) {
-      const d = this.ua.createUacDialog(this.request, res, this.target);
-      this.dialog = d;
-      this.ua.rememberAck(d, d.sendAck(this.request.cseq.seq));
-      // §15: a 2xx that crossed our CANCEL still makes a dialog; end it at once.
-      if (this.#cancelRequested) void d.bye();
+      try {
+        const d = this.ua.createUacDialog(this.request, res, this.target);
+        this.dialog = d;
+        this.ua.rememberAck(d, d.sendAck(this.request.cseq.seq));
+        // §15: a 2xx that crossed our CANCEL still makes a dialog; end it at once.
+        if (this.#cancelRequested) d.bye().catch(() => {});
+      } catch {
+        // A 2xx whose Contact/Record-Route cannot be routed: the caller still gets the response.
+      }
     }
     this.#resolve(res);
   }
@@ -502,9 +516,13 @@ export class OutgoingCall {
   #onAnother2xx(res: SipResponse): void {
     if (this.ua.resendAck(res)) return;
     // A 2xx from another fork (§13.2.2.4): ACK it, then end that dialog with BYE.
-    const d = this.ua.createUacDialog(this.request, res, this.target);
-    d.sendAck(this.request.cseq.seq);
-    void d.bye();
+    try {
+      const d = this.ua.createUacDialog(this.request, res, this.target);
+      d.sendAck(this.request.cseq.seq);
+      d.bye().catch(() => {});
+    } catch {
+      // unroutable fork: nothing to ACK it with
+    }
   }
 
   /** CANCELs the INVITE (sent once a provisional response has arrived, §9.1). */
@@ -609,7 +627,7 @@ export class IncomingCall {
       this.state = 'ended';
       wheel.cancel(this.#retransmit);
       this.#ackWait?.reject(new Error('SIP_ERR_NO_ACK: no ACK for 2xx'));
-      void d.bye().catch(() => {});
+      d.bye().catch(() => {});
     });
     return promise;
   }
