@@ -58,6 +58,8 @@ export const MediaConfigSchema = z
     noMediaTimeoutSec: z.number().positive().default(60),
     /** Hard limit on a call's duration, seconds. @default 10800 (3 h) */
     maxSessionSec: z.number().positive().default(10_800),
+    /** Relay pairs bound ahead of need so offers do not wait for a worker; they use ports from the range. @default 4 */
+    sparePairs: z.number().int().min(0).max(64).default(4),
     /** A released media port is not reused for this long, ms. @default 10000 */
     portQuarantineMs: z.number().int().min(0).default(10_000),
     /** ng reply cache generation, seconds (replies kept 1-2 generations). @default 30 */

@@ -59,6 +59,7 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
   const sessions = new SessionManager({
     relay,
     maxSessions: config.maxSessions,
+    sparePairs: config.sparePairs,
     noMediaTimeoutMs: config.noMediaTimeoutSec * 1000,
     maxSessionMs: config.maxSessionSec * 1000,
   });

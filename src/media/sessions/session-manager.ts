@@ -3,7 +3,8 @@ import { createLogger, rateLimitedLog } from '../../util/logger.js';
 import { counter, gauge } from '../../util/metrics.js';
 import type { NgRequest } from '../../ng/ng-request.js';
 import { describeSdp, parseSdp, rewriteSdp, serializeSdp, type AddressFamily, type SdpDocument, type SdpMediaInfo } from '../../sdp/sdp.js';
-import type { RelayEngine, PairStats, LegStats, Endpoint, Side, LegPorts } from '../relay/relay-engine.js';
+import type { RelayEngine, PairStats, LegStats, Endpoint, Side, LegPorts, AllocatedPair } from '../relay/relay-engine.js';
+import type { Result } from '../../util/result.js';
 import { estimateMosX10 } from './mos.js';
 
 const log = createLogger('sessions');
@@ -26,6 +27,12 @@ export interface SessionManagerOptions {
   noMediaTimeoutMs?: number;
   /** Hard limit on a call's life, ms. @default 10_800_000 (3 h) */
   maxSessionMs?: number;
+  /**
+   * Relay pairs kept allocated ahead of need, so an offer does not wait for a worker to bind
+   * sockets. They count against the port range like any pair. 0 disables.
+   * @default 0
+   */
+  sparePairs?: number;
   /** How often timeouts are checked, ms. @default min(5000, noMediaTimeoutMs / 2, maxSessionMs / 2), at least 100 */
   sweepIntervalMs?: number;
 }
@@ -97,6 +104,7 @@ export class SessionManager {
     const maxSessionMs = opts.maxSessionMs ?? 3 * 3600_000;
     this.#opts = {
       maxSessions: opts.maxSessions ?? 0,
+      sparePairs: opts.sparePairs ?? 0,
       noMediaTimeoutMs,
       maxSessionMs,
       sweepIntervalMs: opts.sweepIntervalMs ?? Math.max(100, Math.min(5000, noMediaTimeoutMs / 2, maxSessionMs / 2)),
@@ -104,6 +112,7 @@ export class SessionManager {
     this.#address = opts.advertisedAddress ?? opts.relay.advertisedAddress;
     this.#family = isIP(this.#address) === 6 ? 'IP6' : 'IP4';
     this.#sweepTimer = setInterval(() => void this.#sweep(), this.#opts.sweepIntervalMs);
+    this.#refill();
     this.#sweepTimer.unref();
     const g = gauge('tandem_media_sessions', 'media sessions (calls) now');
     g.set(0);
@@ -136,6 +145,42 @@ export class SessionManager {
       answered: c.answered,
       media: c.media.map((m) => ({ type: m.type, ...(m.ports ? { a: m.ports.a, b: m.ports.b } : {}) })),
     }));
+  }
+
+  readonly #spare: AllocatedPair[] = [];
+  #refilling = false;
+  #closed = false;
+
+  /** A pair for a new m= line: a spare one if any (then refilled in the background), else a fresh one. */
+  async #takePair(callKey: string): Promise<Result<AllocatedPair>> {
+    const spare = this.#spare.shift();
+    if (spare) {
+      this.#refill();
+      return { ok: true, value: spare };
+    }
+    const r = await this.#relay.allocatePair(callKey);
+    if (r.ok) this.#refill();
+    return r;
+  }
+
+  /** Tops the spare pairs up to `sparePairs`; stops at the first failure (range exhausted). */
+  #refill(): void {
+    if (this.#refilling || this.#closed || this.#spare.length >= this.#opts.sparePairs) return;
+    this.#refilling = true;
+    void (async () => {
+      try {
+        while (!this.#closed && this.#spare.length < this.#opts.sparePairs) {
+          const r = await this.#relay.allocatePair('spare');
+          if (!r.ok) break;
+          if (this.#closed) this.#relay.release(r.value.id);
+          else this.#spare.push(r.value);
+        }
+      } catch (err) {
+        log.warn({ err }, 'spare pair allocation failed');
+      } finally {
+        this.#refilling = false;
+      }
+    })();
   }
 
   #withLock<T>(callId: string, fn: () => Promise<T>): Promise<T> {
@@ -213,7 +258,7 @@ export class SessionManager {
       const slot = call.media[m.index];
       if (m.port === 0) continue;
       if (slot?.pairId !== undefined) continue;
-      const r = await this.#relay.allocatePair(req.callId!);
+      const r = await this.#takePair(req.callId!);
       if (!r.ok) {
         for (const id of fresh) this.#relay.release(id);
         for (const s of call.media) if (s.pairId !== undefined && fresh.includes(s.pairId)) delete s.pairId, delete s.ports;
@@ -356,6 +401,7 @@ export class SessionManager {
     if (call.deleteTimer) clearTimeout(call.deleteTimer);
     for (const m of call.media) if (m.pairId !== undefined) this.#relay.release(m.pairId);
     if (this.#calls.get(call.callId) === call) this.#calls.delete(call.callId);
+    this.#refill();
     this.#gauge.set(this.#calls.size);
     mEnded.inc({ reason });
     if (reason === 'deleted') this.totals.deleted++;
@@ -442,6 +488,8 @@ export class SessionManager {
 
   /** Ends every call (node shutdown). */
   close(): void {
+    this.#closed = true;
+    for (const p of this.#spare.splice(0)) this.#relay.release(p.id);
     clearInterval(this.#sweepTimer);
     for (const call of [...this.#calls.values()]) this.#end(call, 'shutdown');
   }
