@@ -6,13 +6,14 @@
  *      sender lateness (concurrency stepped up).
  * Bounded to about two minutes. Figures depend on the machine and on whatever else runs on it.
  *
- *   node --import tsx bench/loadgen.bench.ts [--quick]
+ *   node --import tsx bench/loadgen.bench.ts [--quick] [--rtp-only]
  */
 import { cpus } from 'node:os';
 import { runLoad } from '../src/loadgen/run-load.js';
 import { startUas } from '../src/loadgen/uas.js';
 
 const quick = process.argv.includes('--quick');
+const rtpOnly = process.argv.includes('--rtp-only');
 const budgetMs = quick ? 40_000 : 120_000;
 const started = Date.now();
 const left = (): number => budgetMs - (Date.now() - started);
@@ -60,7 +61,7 @@ async function rateStep(rate: number, seconds: number, workers: number): Promise
 }
 
 async function concurrencyStep(limit: number, workers: number): Promise<{ ok: boolean; line: string }> {
-  const uas = await startUas({ listen: { address: '127.0.0.1', port: 0 }, rtp: 'echo' });
+  const uas = await startUas({ listen: { address: '127.0.0.1', port: 0 }, rtp: 'echo', rtpWorkers: workers });
   const rate = 500;
   const holdMs = Math.ceil((limit / rate) * 1000) + (quick ? 3000 : 5000);
   const r = await runLoad({
@@ -99,7 +100,7 @@ const workers = Math.max(1, cpus().length);
 console.log(`\n1. call rate (INVITE-100-180-200-ACK-BYE-200, no hold, no RTP), UAC ${workers} workers, UAS 1 thread`);
 let bestRate = 0;
 const rates = quick ? [200, 500, 1000] : [250, 500, 750, 1000, 1250, 1500, 2000, 2500];
-for (const rate of rates) {
+for (const rate of rtpOnly ? [] : rates) {
   if (left() < 70_000 && !quick) break;
   const s = await rateStep(rate, quick ? 3 : 4, workers);
   console.log(s.line);
@@ -108,7 +109,7 @@ for (const rate of rates) {
 }
 console.log(`  => highest rate sustained with no failures: ${bestRate} calls/s`);
 
-console.log(`\n2. concurrent calls with G.711 RTP both ways (UAS echoes), UAC ${workers} workers, UAS 1 thread`);
+console.log(`\n2. concurrent calls with G.711 RTP both ways (UAS echoes), UAC ${workers} workers, UAS SIP 1 thread + RTP ${workers} workers`);
 let bestConc = 0;
 const levels = quick ? [250, 500] : [500, 1000, 1500, 2000, 2500, 3000];
 for (const limit of levels) {

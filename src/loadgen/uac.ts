@@ -354,7 +354,7 @@ export class UacEngine {
   }
 
   get #targetUri(): string {
-    return `sip:${this.#o.service}@${this.#hostPort(this.#o.target)}`;
+    return `sip:${this.#o.service}@${this.#o.domain ?? this.#hostPort(this.#o.target)}`;
   }
 
   #fromUser(call: Call): string {

@@ -73,7 +73,7 @@ function addUacOptions(cmd: Command, scenario: LoadScenario): Command {
     .addOption(new Option('--transport <t>', 'SIP transport').choices(['udp', 'tcp']).default('udp'))
     .option('--users <file>', 'injection CSV: optional SEQUENTIAL line, then user;password or user,password rows (From user and digest credentials)')
     .option('--service <user>', 'Request-URI user', 'service')
-    .option('--domain <domain>', 'domain of REGISTER AORs and Request-URI (default: target)')
+    .option('--domain <domain>', 'domain of the Request-URI, To and REGISTER AORs (default: the target host:port)')
     .option('--expires <sec>', 'REGISTER Expires', num('expires'), 3600)
     .option('--workers <n>', 'worker threads sharing the calls', num('workers', 0), availableParallelism())
     .option('--stats-file <file>', 'periodic and final figures: .csv or .json')
