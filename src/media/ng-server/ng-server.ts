@@ -43,6 +43,10 @@ export interface NgServerOptions {
 
 /** Largest TCP receive buffer per connection before it is closed, bytes. */
 const TCP_MAX_BUFFER = 256 * 1024;
+/** Concurrent ng TCP connections accepted. */
+const TCP_MAX_CONNECTIONS = 1024;
+/** A TCP connection with no traffic for this long is closed, ms. */
+const TCP_IDLE_TIMEOUT_MS = 300_000;
 
 /**
  * ng control server (UDP and TCP). Each message is `<cookie> <dictionary>`; the reply carries
@@ -138,8 +142,15 @@ export class NgServer {
       conn.destroy();
       return;
     }
+    if (this.#conns.size >= TCP_MAX_CONNECTIONS) {
+      this.#drop('too-many-connections', source, Buffer.alloc(0));
+      conn.destroy();
+      return;
+    }
     this.#conns.add(conn);
     conn.setNoDelay(true);
+    // A controller keeps its connection busy with pings; an idle or half-sent one is closed.
+    conn.setTimeout(TCP_IDLE_TIMEOUT_MS, () => conn.destroy());
     let buf: Buffer = Buffer.alloc(0);
     const reply = (b: Buffer): void => {
       if (!conn.destroyed) conn.write(b);
