@@ -64,6 +64,8 @@ async function concurrencyStep(limit: number, workers: number): Promise<{ ok: bo
   const uas = await startUas({ listen: { address: '127.0.0.1', port: 0 }, rtp: 'echo', rtpWorkers: workers });
   const rate = 500;
   const holdMs = Math.ceil((limit / rate) * 1000) + (quick ? 3000 : 5000);
+  const cpu0 = process.cpuUsage();
+  const t0 = Date.now();
   const r = await runLoad({
     scenario: 'call',
     target: uas.address,
@@ -81,6 +83,9 @@ async function concurrencyStep(limit: number, workers: number): Promise<{ ok: bo
   });
   await uas.close();
   const u = uas.snapshot();
+  const cpu = process.cpuUsage(cpu0);
+  // every thread of this process (UAC workers, UAS SIP and RTP workers) over the step
+  const coresUsed = (cpu.user + cpu.system) / 1000 / Math.max(1, Date.now() - t0);
   const f = r.figures;
   const lateShare = f.rtpSent > 0 ? f.rtpSendLate / (f.rtpSent + f.rtpSendLate) : 0;
   const uasLoss = u.rtp.packetsExpected > 0 ? u.rtp.packetsLost / u.rtp.packetsExpected : 0;
@@ -90,7 +95,7 @@ async function concurrencyStep(limit: number, workers: number): Promise<{ ok: bo
   const line =
     `  ${String(limit).padStart(5)} calls: ${f.successful} ok, ${f.failed} failed; RTP sent ${f.rtpSent} recv ${f.rtpReceived} ` +
     `loss ${f.rtpLossPct.toFixed(3)}% (UAS side ${(uasLoss * 100).toFixed(3)}%), skipped late ${(lateShare * 100).toFixed(3)}% => ${(lossShare * 100).toFixed(3)}%, ` +
-    `jitter p99 ${f.rtpJitterP99Ms.toFixed(1)} ms, worst gap ${f.rtpWorstGapMs.toFixed(0)} ms` +
+    `jitter p99 ${f.rtpJitterP99Ms.toFixed(1)} ms, worst gap ${f.rtpWorstGapMs.toFixed(0)} ms, CPU ${coresUsed.toFixed(2)} cores` +
     (Object.keys(r.failures).length ? ` ${JSON.stringify(r.failures)}` : '');
   return { ok, line };
 }
