@@ -234,6 +234,18 @@ describe('sessions', () => {
     expect(node.sessions.size).toBe(before);
   });
 
+  it('IPv6: ng over [::1], media advertised as IP6', async () => {
+    const v6 = await startMediaNode({ ng: '[::1]:0', interface: '::1', rtpPorts: randomRtpRange(16), workers: 1 });
+    const c = new NgClient({ host: '::1', port: v6.ngPort, retransmitIntervalMs: 500, retransmits: 1 });
+    try {
+      const o = await c.offer({ callId: 'v6', fromTag: 'a', sdp: 'v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n' });
+      expect(o.ok && o.value.sdp).toMatch(/^c=IN IP6 ::1\r$/m);
+    } finally {
+      c.close();
+      await v6.close();
+    }
+  });
+
   it('statistics reports sessions and control counters', async () => {
     const s = await ng.statistics();
     expect(s.ok).toBe(true);
