@@ -47,7 +47,11 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
   if (!v.ok) throw new Error(v.reason);
   const config = v.value;
   const [portMin, portMax] = config.rtpPorts.split('-').map(Number) as [number, number];
+  let sessionsRef: SessionManager | undefined;
   const relay = new RelayEngine({
+    onEvent: (e) => {
+      if (e.type === 'worker-exit') sessionsRef?.onWorkerExit(e.worker);
+    },
     interface: config.interface,
     ...(config.advertise ? { advertisedAddress: config.advertise } : {}),
     portMin,
@@ -63,6 +67,7 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
     noMediaTimeoutMs: config.noMediaTimeoutSec * 1000,
     maxSessionMs: config.maxSessionSec * 1000,
   });
+  sessionsRef = sessions;
   const startedMs = Date.now();
   let lastSample: { atMs: number; totals: RelayTotals } | undefined;
 

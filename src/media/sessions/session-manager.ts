@@ -45,6 +45,8 @@ interface MediaSlot {
   type: string;
   protocol: string;
   pairId?: number;
+  /** Relay worker that owns the pair's sockets. */
+  worker?: number;
   ports?: { a: LegPorts; b: LegPorts };
   /** Peer addresses as last signalled (SDP or received-from) per side. */
   advertised: { a?: Endpoint; b?: Endpoint };
@@ -273,6 +275,7 @@ export class SessionManager {
         type: m.type,
         protocol: m.proto,
         pairId: r.value.id,
+        worker: r.value.worker,
         ports: { a: r.value.a, b: r.value.b },
         advertised: slot?.advertised ?? {},
         rtcpMux: m.rtcpMux,
@@ -395,7 +398,7 @@ export class SessionManager {
   }
 
   /** Tears a call down: releases its ports and forgets it. */
-  #end(call: Call, reason: 'deleted' | 'timeout' | 'hard-limit' | 'shutdown'): void {
+  #end(call: Call, reason: 'deleted' | 'timeout' | 'hard-limit' | 'shutdown' | 'relay-failure'): void {
     if (call.ended) return;
     call.ended = true;
     if (call.deleteTimer) clearTimeout(call.deleteTimer);
@@ -407,7 +410,7 @@ export class SessionManager {
     if (reason === 'deleted') this.totals.deleted++;
     else if (reason === 'timeout') this.totals.timeout++;
     else if (reason === 'hard-limit') this.totals.hardLimit++;
-    if (reason === 'timeout' || reason === 'hard-limit') log.info({ callId: call.callId, reason }, 'call torn down');
+    if (reason !== 'deleted' && reason !== 'shutdown') log.info({ callId: call.callId, reason }, 'call torn down');
   }
 
   async #sweep(): Promise<void> {
@@ -484,6 +487,19 @@ export class SessionManager {
       tags,
       totals,
     };
+  }
+
+  /**
+   * A relay worker died: its sockets (and so the media of its calls) are gone and the engine has
+   * dropped its pairs. Those calls are ended (counted as `relay-failure`) so that controllers
+   * see the loss instead of a call that can never time out, and spare pairs on it are forgotten.
+   */
+  onWorkerExit(worker: number): void {
+    for (let i = this.#spare.length - 1; i >= 0; i--) if (this.#spare[i]!.worker === worker) this.#spare.splice(i, 1);
+    for (const call of [...this.#calls.values()]) {
+      if (call.media.some((m) => m?.pairId !== undefined && m.worker === worker)) this.#end(call, 'relay-failure');
+    }
+    this.#refill();
   }
 
   /** Ends every call (node shutdown). */

@@ -246,6 +246,22 @@ describe('sessions', () => {
     }
   });
 
+  it('calls on a relay worker that died are ended', async () => {
+    const one = await startMediaNode({ ng: `${H}:0`, rtpPorts: randomRtpRange(16), workers: 1 });
+    const c = new NgClient({ host: H, port: one.ngPort, retransmitIntervalMs: 500, retransmits: 1 });
+    try {
+      expect((await c.offer({ callId: 'w0', fromTag: 'a', sdp: audioSdp(4000) })).ok).toBe(true);
+      one.sessions.onWorkerExit(1); // another worker: untouched
+      expect(one.sessions.size).toBe(1);
+      one.sessions.onWorkerExit(0);
+      expect(one.sessions.size).toBe(0);
+      expect(await c.query({ callId: 'w0' })).toMatchObject({ ok: false, reason: 'Unknown call-id' });
+    } finally {
+      c.close();
+      await one.close();
+    }
+  });
+
   it('statistics reports sessions and control counters', async () => {
     const s = await ng.statistics();
     expect(s.ok).toBe(true);
