@@ -205,6 +205,33 @@ describe('bad input at the transport boundary', () => {
     await waitFor(() => (b.t.connectionCount === 0 ? true : undefined));
   });
 
+  it('closes a connection whose peer does not read once the send buffer is over the limit', async () => {
+    const b = await layer('tcp', '127.0.0.1', { maxBufferedBytesPerConnection: 65536 });
+    const sock = net.connect(b.lp.port, '127.0.0.1');
+    sock.on('error', () => {});
+    const closed = new Promise<void>((r) => sock.on('close', () => r()));
+    await new Promise<void>((r) => sock.on('connect', () => r()));
+    sock.write(
+      'OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKslow\r\nFrom: <sip:a@b>;tag=1\r\n' +
+        'To: <sip:x@y>\r\nCall-ID: slow1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n',
+    );
+    sock.pause(); // never read what the server sends
+    const { msg, source } = await waitFor(() => b.got[0]);
+    const body = Buffer.alloc(16_000, 0x61);
+    let error: Error | undefined;
+    const res = createResponse(msg as SipRequest, 200, 'OK', { body, contentType: 'text/plain' });
+    for (let i = 0; i < 4000 && !error; i++) {
+      // not awaited: a write to a peer that does not read completes only when it drains
+      b.t.sendResponse(res, source).catch((e: Error) => (error ??= e));
+      if (i % 20 === 19) await new Promise((r) => setImmediate(r));
+    }
+    await waitFor(() => error);
+    expect(error?.message).toMatch(/SIP_ERR_BUFFER_OVERFLOW|SIP_ERR_CONNECTION_CLOSED|ECONNRESET|EPIPE/);
+    sock.destroy();
+    await closed;
+    await waitFor(() => (b.t.connectionCount === 0 ? true : undefined));
+  });
+
   it('answers CRLFCRLF keep-alive pings with CRLF (RFC 5626 §3.5.1)', async () => {
     const b = await layer('tcp');
     const sock = net.connect(b.lp.port, '127.0.0.1');
