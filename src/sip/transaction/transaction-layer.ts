@@ -89,6 +89,7 @@ export class TransactionLayer {
         autoTryingMs: opts.autoTryingMs ?? 200,
         inviteProceedingTimeoutMs: opts.inviteProceedingTimeoutMs ?? 180_000,
         inviteServerTimeoutMs: opts.inviteServerTimeoutMs ?? 300_000,
+        udpMaxRequestBytes: opts.udpMaxRequestBytes ?? 0,
       },
       removeClient: (key) => this.#client.delete(key),
       removeServer: (key) => this.#server.delete(key),
@@ -140,6 +141,10 @@ export class TransactionLayer {
    */
   sendRequest(req: SipRequest, target: Endpoint, h: ClientTransactionHandlers = {}): ClientTransaction {
     if (req.method === 'ACK') throw new Error('SIP_ERR_ACK_NOT_A_TRANSACTION: send ACK with sendStateless()');
+    const limit = this.#ctx.opts.udpMaxRequestBytes;
+    if (limit > 0 && target.transport === 'udp' && req.toBuffer().length + (req.has('Via') ? 0 : 80) > limit) {
+      return this.#sendOverTcp(req, target, h);
+    }
     if (!req.has('Via')) {
       req.prepend('Via', this.#transport.viaValue(target, newBranch()));
     } else {
@@ -151,6 +156,47 @@ export class TransactionLayer {
         req.prepend('Via', formatVia({ ...top, params }));
       }
     }
+    return this.#send(req, target, h);
+  }
+
+  /**
+   * RFC 3261 §18.1.1: "If a request is within 200 bytes of the path MTU, or if it is larger than
+   * 1300 bytes and the path MTU is unknown, the request MUST be sent using an RFC 2914 congestion
+   * controlled transport protocol, such as TCP. If this causes a change in the transport protocol
+   * from the one indicated in the top Via, the value in the top Via MUST be changed." and "If
+   * ... the connection attempt fails, the client SHOULD retry the request, using UDP".
+   * The retry is a new transaction; the handle returned is the TCP one.
+   */
+  #sendOverTcp(req: SipRequest, udpTarget: Endpoint, h: ClientTransactionHandlers): ClientTransaction {
+    const tcpTarget: Endpoint = { transport: 'tcp', address: udpTarget.address, port: udpTarget.port };
+    const setViaTransport = (transport: 'TCP' | 'UDP'): void => {
+      if (!req.has('Via')) {
+        req.prepend('Via', this.#transport.viaValue(transport === 'TCP' ? tcpTarget : udpTarget, newBranch()));
+        return;
+      }
+      const top = req.topVia;
+      const params = new Map(top.params);
+      if (top.branch === undefined || !top.branch.startsWith(MAGIC_COOKIE)) params.set('branch', newBranch());
+      req.removeFirst('Via');
+      req.prepend('Via', formatVia({ ...top, transport, params }));
+    };
+    setViaTransport('TCP');
+    const retry: ClientTransactionHandlers = {
+      ...h,
+      onTransportError: () => {
+        // A new branch: the failed transaction is gone, the retry is a new one.
+        const top = req.topVia;
+        const params = new Map(top.params);
+        params.set('branch', newBranch());
+        req.removeFirst('Via');
+        req.prepend('Via', formatVia({ ...top, transport: 'UDP', params }));
+        this.#send(req, udpTarget, h);
+      },
+    };
+    return this.#send(req, tcpTarget, retry);
+  }
+
+  #send(req: SipRequest, target: Endpoint, h: ClientTransactionHandlers): ClientTransaction {
     const key = clientKey(req.topVia.branch!, req.method);
     if (this.#client.has(key)) throw new Error('SIP_ERR_DUPLICATE_TRANSACTION: branch already in use');
     const tx =

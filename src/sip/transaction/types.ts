@@ -83,6 +83,14 @@ export interface TransactionOptions {
    * @default 300000
    */
   inviteServerTimeoutMs?: number;
+  /**
+   * RFC 3261 §18.1.1: a request bigger than this many bytes that would go over UDP is sent over
+   * TCP to the same address and port (top Via changed to TCP), falling back to UDP if the
+   * connection fails. The RFC's figure is 1300 when the path MTU is unknown; 0 turns it off
+   * (many phones take no TCP).
+   * @default 0
+   */
+  udpMaxRequestBytes?: number;
 }
 
 export interface ServerTransactionEvents {

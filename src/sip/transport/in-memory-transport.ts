@@ -49,6 +49,8 @@ export class InMemoryNetwork {
 export class InMemoryTransport extends EventEmitter<{ message: [SipMessage, Source] }> {
   /** Make every send fail (transport error injection). */
   failSends = false;
+  /** Make sends over this transport protocol fail (e.g. 'tcp': no TCP listener at the peer). */
+  failSendsOver: TransportName | undefined;
   /** Messages that failed to parse. */
   parseErrors = 0;
 
@@ -72,7 +74,7 @@ export class InMemoryTransport extends EventEmitter<{ message: [SipMessage, Sour
   }
 
   sendRaw(data: Buffer, target: Endpoint): Promise<void> {
-    if (this.failSends) return Promise.reject(new Error('SIP_ERR_SEND_FAILED: injected failure'));
+    if (this.failSends || this.failSendsOver === target.transport) return Promise.reject(new Error('SIP_ERR_SEND_FAILED: injected failure'));
     this.network.deliver(data, this, target);
     return Promise.resolve();
   }

@@ -145,6 +145,35 @@ describe('non-INVITE transactions', () => {
   });
 });
 
+describe('RFC 3261 §18.1.1 large requests', () => {
+  it('goes over TCP (Via changed) above udpMaxRequestBytes and falls back to UDP when TCP fails', async () => {
+    const wheel = new TimerWheel({ manual: true, tickMs: 10 });
+    const net = new InMemoryNetwork();
+    net.sync = true;
+    const a = new InMemoryTransport(net, '10.0.0.1', 5060);
+    const b = new InMemoryTransport(net, '10.0.0.2', 5060);
+    const uac = new TransactionLayer(a, { wheel, udpMaxRequestBytes: 1300 });
+    const uas = new TransactionLayer(b, { wheel });
+    const got: { via: string; transport: string }[] = [];
+    uas.setUser({
+      onRequest(r, tx, src) {
+        got.push({ via: r.topVia.transport, transport: src.transport });
+        tx!.respond(createResponse(r, 200));
+      },
+    });
+    const big = () => createRequest({ method: 'MESSAGE', uri: 'sip:bob@10.0.0.2', from: '<sip:a@10.0.0.1>', to: '<sip:bob@10.0.0.2>', body: Buffer.alloc(1400, 0x61), contentType: 'text/plain' });
+    const finals: number[] = [];
+    uac.sendRequest(big(), { transport: 'udp', address: '10.0.0.2', port: 5060 }, { onFinal: (r) => finals.push(r.status) });
+    uac.sendRequest(req('MESSAGE'), { transport: 'udp', address: '10.0.0.2', port: 5060 }, { onFinal: (r) => finals.push(r.status) });
+    expect(got).toEqual([{ via: 'TCP', transport: 'tcp' }, { via: 'UDP', transport: 'udp' }]);
+    a.failSendsOver = 'tcp';
+    uac.sendRequest(big(), { transport: 'udp', address: '10.0.0.2', port: 5060 }, { onFinal: (r) => finals.push(r.status) });
+    await new Promise((r) => setImmediate(r));
+    expect(got[2]).toEqual({ via: 'UDP', transport: 'udp' });
+    expect(finals).toEqual([200, 200, 200]);
+  });
+});
+
 describe('INVITE transactions', () => {
   it('RFC 2543 INVITE: retransmission absorbed, ACK matched by To tag of our response', () => {
     const s = setup();
