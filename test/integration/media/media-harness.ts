@@ -15,10 +15,21 @@ export interface SpawnedMediaNode {
   stop: () => Promise<number | null>;
 }
 
-/** A port range unlikely to collide with other suites running at the same time. */
+const RANGE_LOW = 16_000;
+const RANGE_HIGH = 32_000; // below the kernel's ephemeral ports (32768+), where port-0 sockets land
+let nextRangeStart = RANGE_LOW + 2 * Math.floor(Math.random() * ((RANGE_HIGH - RANGE_LOW) / 2));
+
+/**
+ * A media port range: ranges handed out in one process never overlap (they advance from a random
+ * start), so nodes in one test file cannot steal each other's ports; other processes pick other
+ * random starts.
+ */
 export function randomRtpRange(size = 200): string {
-  const base = 20000 + 2 * Math.floor(Math.random() * 5000);
-  return `${base}-${base + size - 1}`;
+  const even = size + (size % 2);
+  if (nextRangeStart + even > RANGE_HIGH) nextRangeStart = RANGE_LOW;
+  const base = nextRangeStart;
+  nextRangeStart += even + 2;
+  return `${base}-${base + even - 1}`;
 }
 
 /** Spawns `node bin/tandem.mjs media ...` and waits for its ready line. */
