@@ -97,7 +97,8 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
   }
 
   #send(res: SipResponse, data: Buffer): void {
-    this.ctx.transport.sendResponseRaw(data, res.topVia, this.source).catch((err: Error) => {
+    // The response's Via list is the request's (§8.2.6), already parsed: route by it.
+    this.ctx.transport.sendResponseRaw(data, this.request.topVia, this.source).catch((err: Error) => {
       if (this.state === 'Terminated') return;
       this.ctx.diag('transport-error', this);
       if (this.state === 'Accepted') {

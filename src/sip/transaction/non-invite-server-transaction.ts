@@ -51,7 +51,8 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
     if (this.state === 'Completed' || this.state === 'Terminated') return;
     // Only the bytes and the top Via are kept for retransmissions, not the response object.
     this.#last = res.toBuffer();
-    this.#via = res.topVia;
+    // The response's Via list is the request's (§8.2.6), already parsed: route by it.
+    this.#via = this.request.topVia;
     this.#lastStatus = res.status;
     if (res.status < 200) {
       this.state = 'Proceeding';
