@@ -5,6 +5,7 @@ import { RtpMedia, type RtpStream } from './rtp/rtp-media.js';
 import type { G711Audio } from './rtp/wav.js';
 import {
   buildMessage,
+  buildResponse,
   buildSdp,
   header,
   headerList,
@@ -134,6 +135,7 @@ export class UacEngine {
   #doneTx = new Map<string, ClientTx>();
   #doneTxOld = new Map<string, ClientTx>();
   #calls = new Set<Call>();
+  #byCallId = new Map<string, Call>();
   #pacer: NodeJS.Timeout | undefined;
   #rotator: NodeJS.Timeout | undefined;
   #startMs = 0;
@@ -304,6 +306,7 @@ export class UacEngine {
       authNc: 0,
     };
     this.#calls.add(call);
+    this.#byCallId.set(call.callId, call);
     if (o.scenario === 'call') {
       if (this.media) {
         this.media.open().then(
@@ -732,8 +735,33 @@ export class UacEngine {
     this.#succeed(call);
   }
 
+  /**
+   * Requests toward the UAC: a BYE ends its call (answered 200, counted as `remote BYE`),
+   * OPTIONS gets 200, an unknown dialog 481, anything else 501; ACK is never answered.
+   */
   #onRequest(msg: LeanMessage, from: Peer): void {
-    // the UAC expects no requests; answer 481/405 would need more state: drop and count
+    if (msg.method === 'ACK') return;
+    const call = this.#byCallId.get(header(msg, 'call-id') ?? '');
+    const via = parseVia(header(msg, 'via'));
+    // RFC 3261 §18.2.2 / RFC 3581: source address; source port when rport was asked
+    const to = this.#o.transport === 'udp' && via && !via.rport ? { address: from.address, port: via.port ?? 5060 } : from;
+    if (msg.method === 'BYE') {
+      if (!call || call.state === 'done') {
+        this.#ep!.send(buildResponse(msg, 481, undefined), to);
+        return;
+      }
+      this.#ep!.send(buildResponse(msg, 200, undefined), to);
+      if (call.holdTimer) clearTimeout(call.holdTimer);
+      call.holdTimer = undefined;
+      call.state = 'done';
+      this.#failCall(call, 'remote BYE');
+      return;
+    }
+    if (msg.method === 'OPTIONS') {
+      this.#ep!.send(buildResponse(msg, 200, newTag()), to);
+      return;
+    }
+    this.#ep!.send(buildResponse(msg, call ? 501 : 481, newTag()), to);
     this.#stray(Buffer.from(`${msg.method} ${msg.uri}`), from, 'unexpected request');
   }
 
@@ -770,6 +798,7 @@ export class UacEngine {
 
   #cleanup(call: Call): void {
     call.state = 'done';
+    this.#byCallId.delete(call.callId);
     if (call.holdTimer) clearTimeout(call.holdTimer);
     if (call.tx && !call.tx.done) this.#endTx(call.tx);
     call.rtp?.close();

@@ -147,6 +147,33 @@ describe('uac-call-expect-failures-with-reasons: bad responses', () => {
     }
   }, 40_000);
 
+  it('far end hangs up first: its BYE answered 200, the call counted as remote BYE', async () => {
+    const socket = createSocket('udp4');
+    const byeAnswers: string[] = [];
+    socket.on('message', (msg, rinfo) => {
+      const req = msg.toString('latin1');
+      if (req.startsWith('SIP/2.0 ')) {
+        byeAnswers.push(req.split('\r\n')[0]!);
+        return;
+      }
+      if (!req.startsWith('INVITE ')) return;
+      const ok = response(req, '200 OK').replace('Content-Length: 0', `Contact: <sip:pbx@127.0.0.1:${socket.address().port}>\r\nContent-Length: 0`);
+      socket.send(ok, rinfo.port, rinfo.address);
+      const bye =
+        `BYE sip:tandem@127.0.0.1:${rinfo.port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:${socket.address().port};branch=z9hG4bKbye${Math.random()}\r\n` +
+        `From: ${hdr(req, 'To')};tag=bad1\r\nTo: ${hdr(req, 'From')}\r\nCall-ID: ${hdr(req, 'Call-ID')}\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n`;
+      setTimeout(() => socket.send(bye, rinfo.port, rinfo.address), 100);
+    });
+    await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+    try {
+      const { summary: s } = await runLoadCli(['call', '--target', `127.0.0.1:${socket.address().port}`, '--rate', '10', '--calls', '2', '--duration', '5s', '--workers', '1']);
+      expect(s).toMatchObject({ generated: 2, failed: 2, failures: { 'remote BYE': 2 } });
+      expect(byeAnswers).toEqual(['SIP/2.0 200 OK', 'SIP/2.0 200 OK']);
+    } finally {
+      socket.close();
+    }
+  }, 30_000);
+
   it('UAS answering 503: failures counted as status 503', async () => {
     const uas = await startUas(['--answer-status', '503']);
     const { summary: s } = await runLoadCli(['call', '--target', `127.0.0.1:${uas.port}`, '--rate', '20', '--calls', '10', '--workers', '2']);

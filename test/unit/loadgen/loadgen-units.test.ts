@@ -173,3 +173,33 @@ describe('lean SIP codec', () => {
     }
   });
 });
+
+import fc from 'fast-check';
+
+describe('property: parsers return results, never throw', () => {
+  it('parseSip on arbitrary and SIP-shaped input', () => {
+    const line = fc.stringMatching(/^[ -~]{0,60}$/);
+    const sipish = fc
+      .tuple(fc.constantFrom('SIP/2.0 200 OK', 'INVITE sip:a@b SIP/2.0', 'SIP/2.0 99 X', 'BYE x SIP/2.0'), fc.array(line, { maxLength: 12 }), fc.string({ maxLength: 80 }))
+      .map(([start, hdrs, body]) => Buffer.from(`${start}\r\n${hdrs.join('\r\n')}\r\n\r\n${body}`, 'latin1'));
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 600 }).map((u) => Buffer.from(u)), sipish), (buf) => {
+        const r = parseSip(buf);
+        expect(typeof r.ok).toBe('boolean');
+      }),
+      { numRuns: 2000 },
+    );
+  });
+  it('RTP stats and WAV/users parsers on arbitrary bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.string({ maxLength: 200 }), (bytes, text) => {
+        const s = new RtpStreamStats();
+        s.onPacket(Buffer.from(bytes), 1);
+        expect(s.lost).toBeGreaterThanOrEqual(0);
+        expect(typeof parseWav(Buffer.from(bytes)).ok).toBe('boolean');
+        expect(typeof parseUsersCsv(text).ok).toBe('boolean');
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
