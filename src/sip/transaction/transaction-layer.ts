@@ -4,7 +4,7 @@
  */
 import diagnostics_channel from 'node:diagnostics_channel';
 import { createLogger, rateLimitedLog } from '../../util/logger.js';
-import { counter } from '../../util/metrics.js';
+import { counter, gauge } from '../../util/metrics.js';
 import { sharedTimerWheel, type TimerWheel } from '../../util/timer-wheel.js';
 import { createResponse, newBranch } from '../message/builders.js';
 import { formatVia } from '../message/header-values.js';
@@ -42,6 +42,19 @@ function channel(event: string): diagnostics_channel.Channel {
 }
 
 const txErrors = counter('tandem_sip_transaction_events_total', 'SIP transaction timeouts, transport errors, faults', ['event']);
+
+/** Live layers, for the gauge below (removed by close()). */
+const liveLayers = new Set<TransactionLayer>();
+gauge('tandem_sip_transactions', 'Live SIP transactions', ['side'], function collect() {
+  let client = 0;
+  let server = 0;
+  for (const l of liveLayers) {
+    client += l.clientCount;
+    server += l.serverCount;
+  }
+  this.set({ side: 'client' }, client);
+  this.set({ side: 'server' }, server);
+});
 
 type ClientTx = InviteClientTransaction | NonInviteClientTransaction;
 type ServerTx = InviteServerTransaction | NonInviteServerTransaction;
@@ -100,6 +113,7 @@ export class TransactionLayer {
       },
     };
     transport.on('message', this.#onMessage);
+    liveLayers.add(this);
   }
 
   get t1Ms(): number {
@@ -309,6 +323,7 @@ export class TransactionLayer {
 
   /** Ends every transaction (no callbacks) and detaches from the transport. */
   close(): void {
+    liveLayers.delete(this);
     this.#transport.off('message', this.#onMessage);
     for (const tx of [...this.#client.values()]) tx.terminate();
     for (const tx of [...this.#server.values()]) tx.terminate();

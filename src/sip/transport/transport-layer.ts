@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import os from 'node:os';
 import tls from 'node:tls';
+import { gauge } from '../../util/metrics.js';
 import { safeEmit } from '../../util/safe-emit.js';
 import { sharedTimerWheel, type TimerHandle, type TimerWheel } from '../../util/timer-wheel.js';
 import { createResponse } from '../message/builders.js';
@@ -49,6 +50,14 @@ interface ServerEntry {
 }
 
 let nextConnectionId = 1;
+
+/** Live transport layers, for the connection gauge (removed by close()). */
+const liveTransports = new Set<TransportLayer>();
+gauge('tandem_sip_connections', 'Open SIP TCP/TLS connections', [], function collect() {
+  let n = 0;
+  for (const t of liveTransports) n += t.connectionCount;
+  this.set(n);
+});
 
 class StreamConnection {
   readonly id = nextConnectionId++;
@@ -129,6 +138,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     };
     this.#tlsClient = opts.tlsClient ?? {};
     this.#wheel = opts.wheel ?? sharedTimerWheel();
+    liveTransports.add(this);
   }
 
   /** Open stream connections (incoming and outgoing). */
@@ -277,6 +287,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
   /** Closes every socket and connection. */
   async close(): Promise<void> {
     this.#closed = true;
+    liveTransports.delete(this);
     for (const conn of [...this.#conns.values()]) this.#closeConnection(conn, undefined);
     await Promise.all([
       ...this.#udp.map((e) => new Promise<void>((resolve) => e.socket.close(() => resolve()))),

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { metricsRegistry } from '../../../../src/util/metrics.js';
 import { TimerWheel } from '../../../../src/util/timer-wheel.js';
 import { createRequest, createResponse } from '../../../../src/sip/message/builders.js';
 import { parseMessage } from '../../../../src/sip/message/parser.js';
@@ -322,7 +323,7 @@ describe('INVITE transactions', () => {
     expect(finals).toEqual([481]);
   });
 
-  it('no transaction leaks: 500 mixed transactions all end', () => {
+  it('no transaction leaks: 500 mixed transactions all end', async () => {
     const s = setup({ autoTryingMs: 200 });
     s.handle((r, tx) => {
       const n = Number(r.callId.length) % 3;
@@ -333,11 +334,16 @@ describe('INVITE transactions', () => {
     let loss = 0;
     s.net.filter = () => ++loss % 7 !== 0;
     s.net.recordTraffic = false;
+    const gauge = async () =>
+      (await metricsRegistry.getSingleMetric('tandem_sip_transactions')!.get()).values.reduce((n, v) => n + v.value, 0);
+    const before = await gauge(); // other tests' layers in this file
     for (let i = 0; i < 500; i++) s.uac.sendRequest(req(i % 2 ? 'INVITE' : 'OPTIONS'), s.target, {});
     expect(s.uac.size).toBeGreaterThan(0);
+    expect(await gauge()).toBe(before + s.uac.size + s.uas.size);
     s.wheel.advance(200_000);
     expect(s.uac.size).toBe(0);
     expect(s.uas.size).toBe(0);
     expect(s.wheel.size).toBe(0);
+    expect(await gauge()).toBe(before);
   });
 });
