@@ -183,6 +183,27 @@ describe('uac-call-expect-failures-with-reasons: bad responses', () => {
   }, 30_000);
 });
 
+describe('pacing', () => {
+  it('ramp raises the rate every interval up to the max; --limit caps calls in progress', async () => {
+    const uas = await startUas([]);
+    const json = join(dir, 'ramp.json');
+    const { summary: s } = await runLoadCli(
+      ['call', '--target', `127.0.0.1:${uas.port}`, '--rate', '20', '--rate-increase', '20', '--rate-interval', '1s', '--rate-max', '60',
+        '--limit', '15', '--duration', '1s', '--stop-after', '3500ms', '--workers', '2', '--stats-file', json, '--report-interval', '250ms'],
+      30_000,
+    );
+    await uas.stop();
+    const doc = JSON.parse(readFileSync(json, 'utf8')) as { periods: { targetRate: number; active: number }[] };
+    const rates = doc.periods.map((p) => p.targetRate).filter((r) => r > 0);
+    expect(Math.min(...rates)).toBe(20);
+    expect(Math.max(...rates)).toBe(60);
+    expect(rates).toEqual([...rates].sort((a, b) => a - b)); // never decreases
+    expect(Math.max(...doc.periods.map((p) => p.active))).toBeLessThanOrEqual(15);
+    expect(s.failed).toBe(0);
+    expect(s.successful).toBe(s.generated);
+  }, 40_000);
+});
+
 describe('bounded runs', () => {
   it('--stop-after ends an open-ended run against a UAS that rings forever', async () => {
     const uas = await startUas(['--ring-forever']);
