@@ -10,5 +10,7 @@ export default defineConfig({
     maxWorkers: 2,
     minWorkers: 1,
     reporters: ['default'],
+    // Child `tandem` processes run from source, never from a stale dist/.
+    env: { TANDEM_FROM_SOURCE: '1' },
   },
 });
