@@ -17,7 +17,7 @@ async function agent(transport: TransportName, opts: ConstructorParameters<typeo
     transport,
     transportOptions: { tlsClient: { ca: cert.cert } },
     // Short timers so every transaction ends within the test; the state machines are the real ones.
-    transactionOptions: { t1Ms: 20, t4Ms: 100 },
+    transactionOptions: { t1Ms: 50, t4Ms: 100 },
   });
   uas.push(ua);
   return ua;
@@ -71,7 +71,7 @@ describe.each(['udp', 'tcp', 'tls'] as const)('user agents over %s on loopback',
     expect((await call3.final).status).toBe(487);
 
     expect(alice.dialogCount + bob.dialogCount).toBe(0);
-    await waitFor(() => (alice.layer.size + bob.layer.size === 0 ? true : undefined), 5000);
+    await waitFor(() => (alice.layer.size + bob.layer.size === 0 ? true : undefined), 15_000);
     if (transport !== 'udp') expect(alice.transportLayer!.connectionCount).toBe(1); // one connection reused for everything
   });
 });
