@@ -114,14 +114,12 @@ export class SessionManager {
     this.#address = opts.advertisedAddress ?? opts.relay.advertisedAddress;
     this.#family = isIP(this.#address) === 6 ? 'IP6' : 'IP4';
     this.#sweepTimer = setInterval(() => void this.#sweep(), this.#opts.sweepIntervalMs);
-    this.#refill();
     this.#sweepTimer.unref();
-    const g = gauge('tandem_media_sessions', 'media sessions (calls) now');
-    g.set(0);
-    this.#gauge = g;
+    this.#gauge.set(0);
+    this.#refill();
   }
 
-  readonly #gauge: ReturnType<typeof gauge>;
+  readonly #gauge = gauge('tandem_media_sessions', 'media sessions (calls) now');
 
   get size(): number {
     return this.#calls.size;
@@ -263,7 +261,13 @@ export class SessionManager {
       const r = await this.#takePair(req.callId!);
       if (!r.ok) {
         for (const id of fresh) this.#relay.release(id);
-        for (const s of call.media) if (s.pairId !== undefined && fresh.includes(s.pairId)) delete s.pairId, delete s.ports;
+        for (const s of call.media) {
+          if (s?.pairId !== undefined && fresh.includes(s.pairId)) {
+            delete s.pairId;
+            delete s.ports;
+            delete s.worker;
+          }
+        }
         this.totals.rejected++;
         mRejected.inc({ reason: r.code });
         rateLimitedLog(`offer-${r.code}`, (n) => log.warn({ callId: req.callId, code: r.code, reason: r.reason, suppressed: n }, 'offer failed: no media ports'));
