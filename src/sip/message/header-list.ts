@@ -24,9 +24,21 @@ export class HeaderEntry {
   readonly vs: number;
   ve: number;
   folded: boolean;
+  /** The source bytes are all ASCII: no UTF-8 decoding needed. */
+  readonly ascii: boolean;
   #value: string | undefined;
 
-  constructor(name: string, key: string, src: string | undefined, rs: number, re: number, vs: number, ve: number, value?: string) {
+  constructor(
+    name: string,
+    key: string,
+    src: string | undefined,
+    rs: number,
+    re: number,
+    vs: number,
+    ve: number,
+    value?: string,
+    ascii = false,
+  ) {
     this.name = name;
     this.key = key;
     this.src = src;
@@ -35,6 +47,7 @@ export class HeaderEntry {
     this.vs = vs;
     this.ve = ve;
     this.folded = false;
+    this.ascii = ascii;
     this.#value = value;
   }
 
@@ -48,7 +61,7 @@ export class HeaderEntry {
     if (v === undefined) {
       v = this.src!.slice(this.vs, this.ve);
       if (this.folded) v = v.replace(FOLD, ' ');
-      if (HIGH_BYTES.test(v)) v = Buffer.from(v, 'latin1').toString('utf8');
+      if (!this.ascii && HIGH_BYTES.test(v)) v = Buffer.from(v, 'latin1').toString('utf8');
       this.#value = v;
     }
     return v;

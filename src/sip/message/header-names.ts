@@ -96,3 +96,42 @@ export function canonicalName(name: string): string {
 export function isListHeader(key: string): boolean {
   return LIST_HEADERS.has(key);
 }
+
+/** A header name spelled exactly as it is usually written, with its lookup key. */
+export interface KnownName {
+  name: string;
+  key: string;
+}
+
+const USUAL_SPELLINGS = [
+  ...CANONICAL_LIST,
+  ...Object.keys(COMPACT),
+  ...Object.keys(COMPACT).map((c) => c.toUpperCase()),
+  'Call-Id', 'Cseq', 'CSEQ', 'Www-Authenticate', 'Mime-Version', 'Rseq', 'Rack', 'Min-Se',
+  'Diversion', 'Remote-Party-ID', 'Security-Client', 'Security-Server', 'Security-Verify',
+];
+
+/** First char code -> names starting with it (exact spelling). */
+const KNOWN_BY_FIRST: (KnownName[] | undefined)[] = new Array<KnownName[] | undefined>(128).fill(undefined);
+for (const spelling of USUAL_SPELLINGS) {
+  const c = spelling.charCodeAt(0);
+  const list = (KNOWN_BY_FIRST[c] ??= []);
+  if (!list.some((k) => k.name === spelling)) list.push({ name: spelling, key: headerKey(spelling) });
+}
+
+/**
+ * Recognizes a usual header name at s[start, end) without allocating. Returns undefined for
+ * anything else (the caller then slices, validates and looks the name up).
+ */
+export function matchKnownName(s: string, start: number, end: number): KnownName | undefined {
+  const c = s.charCodeAt(start);
+  if (c >= 128) return undefined;
+  const list = KNOWN_BY_FIRST[c];
+  if (list === undefined) return undefined;
+  const len = end - start;
+  for (let i = 0; i < list.length; i++) {
+    const k = list[i]!;
+    if (k.name.length === len && s.startsWith(k.name, start)) return k;
+  }
+  return undefined;
+}

@@ -4,7 +4,7 @@
  */
 import {
   isTokenChar,
-  isValidHost,
+  isValidHostRange,
   parseHeaderParams,
   parseNameAddrAt,
   quotedStringEnd,
@@ -91,24 +91,37 @@ function readToken(s: string, i: number): number {
 }
 
 /**
+ * Number of Via values whose sent-protocol and sent-by were valid in the last parseViaList /
+ * validateViaList call (a response can be routed to the first one even when its parameters
+ * are broken). Read right after the call.
+ */
+export let viaSentByCount = 0;
+
+/**
  * Parses every Via in one header value (which may be a comma list), appending to `out`.
  * via-parm = sent-protocol LWS sent-by *( SEMI via-params ); LWS allowed around '/'.
+ * On a Via whose parameters are malformed, the Via is still appended (without parameters)
+ * so that a response can be routed, and the error is returned.
  */
 export function parseViaList(value: string, out: Via[]): string | undefined {
+  return viaList(value, out);
+}
+
+/** parseViaList without building anything (eager validation in the parser). */
+export function validateViaList(value: string): string | undefined {
+  return viaList(value, undefined);
+}
+
+function viaList(value: string, out: Via[] | undefined): string | undefined {
   let pos = 0;
   const n = value.length;
+  viaSentByCount = 0;
   for (;;) {
     pos = skipWs(value, pos);
-    if (pos >= n) return out.length === 0 ? 'Bad Via' : undefined;
-    const r = parseViaAt(value, pos);
+    if (pos >= n) return viaSentByCount === 0 ? 'Bad Via' : undefined;
+    const r = viaAt(value, pos, out);
     if (typeof r === 'string') return r;
-    if (r.error !== undefined) {
-      // sent-protocol and sent-by parsed but the parameters did not: keep what can route a response
-      out.push(r.via);
-      return r.error;
-    }
-    out.push(r.via);
-    pos = skipWs(value, r.end);
+    pos = skipWs(value, r);
     if (pos >= n) return undefined;
     if (value.charCodeAt(pos) !== 44) return 'Bad Via';
     pos++;
@@ -117,7 +130,7 @@ export function parseViaList(value: string, out: Via[]): string | undefined {
 
 const TRANSPORTS = ['UDP', 'TCP', 'TLS', 'WS', 'WSS', 'SCTP'];
 
-function parseViaAt(s: string, pos: number): { via: Via; end: number; error?: string } | string {
+function viaAt(s: string, pos: number, out: Via[] | undefined): number | string {
   // fast path: "SIP/2.0/UDP " and friends, as nearly every Via is written
   if (s.startsWith('SIP/2.0/', pos)) {
     const ts = pos + 8;
@@ -125,33 +138,36 @@ function parseViaAt(s: string, pos: number): { via: Via; end: number; error?: st
     if (te < s.length && (s.charCodeAt(te) === 32 || s.charCodeAt(te) === 9)) {
       for (let i = 0; i < TRANSPORTS.length; i++) {
         const t = TRANSPORTS[i]!;
-        if (t.length === te - ts && s.startsWith(t, ts)) return parseSentBy(s, te, 'SIP/2.0', t);
+        if (t.length === te - ts && s.startsWith(t, ts)) return sentBy(s, te, 'SIP/2.0', t, out);
       }
     }
   }
   // sent-protocol: name / version / transport
   let e = readToken(s, pos);
   if (e === pos) return 'Bad Via';
-  const name = s.slice(pos, e);
+  const ns = pos;
+  const ne = e;
   pos = skipWs(s, e);
   if (s.charCodeAt(pos) !== 47) return 'Bad Via';
   pos = skipWs(s, pos + 1);
   e = readToken(s, pos);
   if (e === pos) return 'Bad Via';
-  const version = s.slice(pos, e);
+  const vs = pos;
+  const ve = e;
   pos = skipWs(s, e);
   if (s.charCodeAt(pos) !== 47) return 'Bad Via';
   pos = skipWs(s, pos + 1);
   e = readToken(s, pos);
   if (e === pos) return 'Bad Via';
-  const transport = s.slice(pos, e).toUpperCase();
-  return parseSentBy(s, e, `${name}/${version}`, transport);
+  if (out === undefined) return sentBy(s, e, '', '', undefined);
+  return sentBy(s, e, `${s.slice(ns, ne)}/${s.slice(vs, ve)}`, s.slice(pos, e).toUpperCase(), out);
 }
 
-function parseSentBy(s: string, pos: number, protocol: string, transport: string): { via: Via; end: number; error?: string } | string {
+function sentBy(s: string, pos: number, protocol: string, transport: string, out: Via[] | undefined): number | string {
   if (pos >= s.length || !isWs(s.charCodeAt(pos))) return 'Bad Via';
   pos = skipWs(s, pos);
   // sent-by = host [ COLON port ]
+  const hs = pos;
   let hostEnd: number;
   if (s.charCodeAt(pos) === 91) {
     const rb = s.indexOf(']', pos);
@@ -165,8 +181,7 @@ function parseSentBy(s: string, pos: number, protocol: string, transport: string
       hostEnd++;
     }
   }
-  const host = s.slice(pos, hostEnd);
-  if (!isValidHost(host)) return 'Bad Via';
+  if (!isValidHostRange(s, hs, hostEnd)) return 'Bad Via';
   pos = skipWs(s, hostEnd);
   let port: number | undefined;
   if (s.charCodeAt(pos) === 58) {
@@ -183,55 +198,42 @@ function parseSentBy(s: string, pos: number, protocol: string, transport: string
     if (pos === ps) return 'Bad Via';
     port = p;
   }
-  const params = new Map<string, string | null>();
-  const pe = parseHeaderParams(s, pos, params, true);
+  viaSentByCount++;
+  const params = out === undefined ? undefined : new Map<string, string | null>();
+  const pe = parseHeaderParams(s, pos, params, true, true);
+  if (out === undefined) return pe === -1 ? 'Bad Via' : pe;
   const via: Via = {
     protocol,
     transport,
-    host,
+    host: s.slice(hs, hostEnd),
     port,
-    params,
+    params: params!,
     branch: undefined,
     received: undefined,
     rport: undefined,
     maddr: undefined,
     ttl: undefined,
   };
+  out.push(via);
   if (pe === -1) {
-    params.clear();
-    return { via, end: s.length, error: 'Bad Via' };
+    // keep the sent-by so that a response can still be routed
+    params!.clear();
+    return 'Bad Via';
   }
-  const branch = params.get('branch');
-  if (branch !== undefined) {
-    if (branch === null) return 'Bad Via';
-    via.branch = branch;
+  // parseHeaderParams checked branch/received/maddr have values, rport and ttl are numbers
+  const branch = params!.get('branch');
+  if (branch) via.branch = branch;
+  const received = params!.get('received');
+  if (received) via.received = received;
+  if (params!.has('rport')) {
+    const rp = params!.get('rport');
+    via.rport = rp === null || rp === undefined ? null : parseDigits(rp);
   }
-  const received = params.get('received');
-  if (received !== undefined) {
-    if (received === null) return 'Bad Via';
-    via.received = received;
-  }
-  if (params.has('rport')) {
-    const rp = params.get('rport');
-    if (rp === null || rp === undefined) via.rport = null;
-    else {
-      const v = parseDigits(rp);
-      if (v === undefined || v > 65535) return 'Bad Via';
-      via.rport = v;
-    }
-  }
-  const maddr = params.get('maddr');
-  if (maddr !== undefined) {
-    if (maddr === null) return 'Bad Via';
-    via.maddr = maddr;
-  }
-  const ttl = params.get('ttl');
-  if (ttl !== undefined) {
-    const t = ttl === null ? undefined : parseDigits(ttl);
-    if (t === undefined || t > 255) return 'Bad Via';
-    via.ttl = t;
-  }
-  return { via, end: pe };
+  const maddr = params!.get('maddr');
+  if (maddr) via.maddr = maddr;
+  const ttl = params!.get('ttl');
+  if (ttl) via.ttl = parseDigits(ttl);
+  return pe;
 }
 
 /** Renders a Via value. */

@@ -6,11 +6,12 @@
  * Via, From, To, Call-ID, CSeq, Max-Forwards, Content-Length (and the Request-URI) — are
  * validated here, so an `ok` message always has valid ones. Nothing here throws on peer input.
  */
-import { parseNameAddr, parseUri, type NameAddr, type SipUri } from '../uri/sip-uri.js';
+import { validateNameAddr, validateUri } from '../uri/sip-uri.js';
+import { isAscii } from 'node:buffer';
 import type { SipErrorCode } from './errors.js';
 import { HeaderEntry, HeaderList } from './header-list.js';
-import { headerKey } from './header-names.js';
-import { parseCSeq, parseDigits, parseViaList, validCallId, type CSeq, type Via } from './header-values.js';
+import { headerKey, matchKnownName } from './header-names.js';
+import { parseCSeq, parseDigits, validateViaList, validCallId, viaSentByCount, type CSeq } from './header-values.js';
 import { SipRequest, SipResponse, type SipMessage } from './sip-message.js';
 
 export interface ParseOptions {
@@ -59,7 +60,8 @@ function isToken(s: string, from: number, to: number): boolean {
 const latin1 = (b: Buffer, start: number, end: number): string =>
   (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(start, end);
 
-const knownNameOk = new Set<string>();
+/** Header names already seen and known to be tokens -> lookup key (bounded). */
+const validNameKeys = new Map<string, string>();
 
 /**
  * Parses one SIP message from `buf` (a whole UDP datagram, or one frame cut by `frameStream`).
@@ -76,6 +78,8 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
   if (skip > 0) buf = buf.subarray(skip);
   const n = buf.length;
   const s = latin1(buf, 0, n);
+  // pure ASCII (the common case): header values need no UTF-8 decoding check
+  const ascii = isAscii(buf);
 
   // ---- start line
   let le = s.indexOf('\n');
@@ -117,15 +121,25 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     if (colon === -1 || colon > le) return headerError(s, pos, le);
     let ne = colon;
     while (ne > pos && (s.charCodeAt(ne - 1) === 32 || s.charCodeAt(ne - 1) === 9)) ne--;
-    const name = s.slice(pos, ne);
-    if (!knownNameOk.has(name)) {
-      if (!isToken(s, pos, ne)) return headerError(s, pos, le);
-      if (knownNameOk.size < 1024) knownNameOk.add(name);
+    let name: string;
+    let key: string | undefined;
+    const known = matchKnownName(s, pos, ne);
+    if (known !== undefined) {
+      name = known.name;
+      key = known.key;
+    } else {
+      name = s.slice(pos, ne);
+      key = validNameKeys.get(name);
+      if (key === undefined) {
+        if (!isToken(s, pos, ne)) return headerError(s, pos, le);
+        key = headerKey(name);
+        if (validNameKeys.size < 2048) validNameKeys.set(name, key);
+      }
     }
     let vs = colon + 1;
     while (vs < ve && (s.charCodeAt(vs) === 32 || s.charCodeAt(vs) === 9)) vs++;
     while (ve > vs && (s.charCodeAt(ve - 1) === 32 || s.charCodeAt(ve - 1) === 9)) ve--;
-    last = new HeaderEntry(name, headerKey(name), s, pos, le + 1, vs, ve);
+    last = new HeaderEntry(name, key, s, pos, le + 1, vs, ve, undefined, ascii);
     entries.push(last);
     pos = le + 1;
   }
@@ -147,7 +161,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
       return { ok: false, code: 'SIP_ERR_BAD_START_LINE', reason: 'Bad status code', response: true };
     }
     let reason = sp1 + 5 <= slEnd ? s.slice(sp1 + 5, slEnd) : '';
-    if (/[\x80-\xff]/.test(reason)) reason = Buffer.from(reason, 'latin1').toString('utf8');
+    if (!ascii && /[\x80-\xff]/.test(reason)) reason = Buffer.from(reason, 'latin1').toString('utf8');
     msg = new SipResponse(status, reason, headers, body, raw);
   } else {
     // Request-Line = Method SP Request-URI SP SIP-Version CRLF (single SPs, §25.1). A request
@@ -180,7 +194,6 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
 
   // ---- routing-critical headers, validated at once (one pass to find them)
   const isReq = msg instanceof SipRequest;
-  const vias: Via[] = [];
   let viaCount = 0;
   let fault = startFault;
   let eFrom: HeaderEntry | undefined;
@@ -194,10 +207,10 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     const e = entries[i]!;
     const k = e.key;
     if (k === 'via') {
-      viaCount++;
-      const ve = parseViaList(e.value, vias);
+      const ve = validateViaList(e.value);
       // The response goes to the top Via's sent-by: a request can be answered when that much parsed.
-      if (ve !== undefined) return failed(msg, fault?.code ?? 'SIP_ERR_BAD_VIA', fault?.reason ?? ve, vias.length > 0);
+      if (ve !== undefined) return failed(msg, fault?.code ?? 'SIP_ERR_BAD_VIA', fault?.reason ?? ve, viaCount > 0 || viaSentByCount > 0);
+      viaCount++;
     } else if (k === 'from') {
       if (eFrom === undefined) eFrom = e;
       else dup |= DUP_FROM;
@@ -220,25 +233,15 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
   }
   if (viaCount === 0) return failed(msg, fault?.code ?? 'SIP_ERR_MISSING_HEADER', fault?.reason ?? 'Missing Via', false);
   // From / To / Call-ID / CSeq: a request failing here can still be answered (its Via parsed).
-  let from: NameAddr | undefined;
-  let to: NameAddr | undefined;
   let cseq: CSeq | undefined;
   if (fault !== undefined) {
     /* keep the start-line fault */
   } else if (eFrom === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing From' };
-  else {
-    const r = (dup & DUP_FROM) === 0 ? parseNameAddr(eFrom.value) : undefined;
-    if (r === undefined || !r.ok) fault = { code: 'SIP_ERR_BAD_FROM', reason: 'Bad From' };
-    else from = r.value;
-  }
+  else if ((dup & DUP_FROM) !== 0 || validateNameAddr(eFrom.value) !== undefined) fault = { code: 'SIP_ERR_BAD_FROM', reason: 'Bad From' };
   if (fault !== undefined) {
     /* keep the first fault */
   } else if (eTo === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing To' };
-  else {
-    const r = (dup & DUP_TO) === 0 ? parseNameAddr(eTo.value) : undefined;
-    if (r === undefined || !r.ok) fault = { code: 'SIP_ERR_BAD_TO', reason: 'Bad To' };
-    else to = r.value;
-  }
+  else if ((dup & DUP_TO) !== 0 || validateNameAddr(eTo.value) !== undefined) fault = { code: 'SIP_ERR_BAD_TO', reason: 'Bad To' };
   if (fault === undefined) {
     if (eCallId === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing Call-ID' };
     else if ((dup & DUP_CALL_ID) !== 0 || !validCallId(eCallId.value)) fault = { code: 'SIP_ERR_BAD_CALL_ID', reason: 'Bad Call-ID' };
@@ -272,17 +275,17 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
       }
     }
   }
-  let requestUri: SipUri | undefined;
   if (fault === undefined && isReq) {
-    const u = parseUri((msg as SipRequest).uri);
-    if (!u.ok) fault = { code: u.code as SipErrorCode, reason: u.code === 'SIP_ERR_UNSUPPORTED_URI_SCHEME' ? 'Unsupported URI Scheme' : 'Bad Request-URI' };
-    // §19.1.1: headers are not allowed in a Request-URI
-    else if (u.value.headers.size > 0) fault = { code: 'SIP_ERR_BAD_URI', reason: 'Bad Request-URI' };
-    else requestUri = u.value;
+    const u = validateUri((msg as SipRequest).uri);
+    if (typeof u !== 'number') {
+      fault = { code: u.code as SipErrorCode, reason: u.code === 'SIP_ERR_UNSUPPORTED_URI_SCHEME' ? 'Unsupported URI Scheme' : 'Bad Request-URI' };
+    } else if (u === 1) {
+      // §19.1.1: headers are not allowed in a Request-URI
+      fault = { code: 'SIP_ERR_BAD_URI', reason: 'Bad Request-URI' };
+    }
   }
   // keep what was parsed, so that the typed getters do not parse it again
-  msg.primeParsed(vias, from, to, cseq);
-  if (requestUri !== undefined) (msg as SipRequest).primeRequestUri(requestUri);
+  if (cseq !== undefined) msg.primeCSeq(cseq);
   if (fault !== undefined) return failed(msg, fault.code, fault.reason, true);
   return { ok: true, value: msg };
 }

@@ -326,14 +326,9 @@ export abstract class SipMessage {
     return c;
   }
 
-  /** @internal Used by the parser: keeps the eager parse results so getters do not repeat them. */
-  primeParsed(vias: Via[], from: NameAddr | undefined, to: NameAddr | undefined, cseq: CSeq | undefined): void {
-    const c = this.#c();
-    c.vias = vias;
-    c.viaError = undefined;
-    if (from !== undefined) c.from = from;
-    if (to !== undefined) c.to = to;
-    if (cseq !== undefined) c.cseq = cseq;
+  /** @internal Used by the parser: keeps the CSeq it parsed. */
+  primeCSeq(cseq: CSeq): void {
+    this.#c().cseq = cseq;
   }
 }
 
@@ -374,11 +369,6 @@ export class SipRequest extends SipMessage {
   /** Request-URI parsed; a placeholder `sip:invalid` when it is not a sip/sips/tel URI. */
   get requestUri(): SipUri {
     return this.requestUriOrUndefined ?? placeholderUri();
-  }
-
-  /** @internal Used by the parser. */
-  primeRequestUri(uri: SipUri): void {
-    this.#parsedUri = { text: this.uri, uri };
   }
 
   get requestUriOrUndefined(): SipUri | undefined {

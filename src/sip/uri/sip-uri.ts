@@ -54,21 +54,26 @@ function cleanUriChars(s: string): boolean {
 const IPV4_RE = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const IPV6_CHARS_RE = /^[0-9A-Fa-f:.]+$/;
 
-/** RFC 3261 §25.1 host: hostname / IPv4address / IPv6reference. One pass, no allocation. */
+/** RFC 3261 §25.1 host: hostname / IPv4address / IPv6reference. */
 export function isValidHost(host: string): boolean {
-  const n = host.length;
-  if (n === 0 || n > 255) return false;
-  if (host.charCodeAt(0) === C_LBRACK) {
-    return host.charCodeAt(n - 1) === C_RBRACK && isValidIpv6(host.slice(1, -1));
+  return isValidHostRange(host, 0, host.length);
+}
+
+/** isValidHost on host[start, end), one pass, no allocation for hostnames. */
+export function isValidHostRange(host: string, start: number, end: number): boolean {
+  const n = end - start;
+  if (n <= 0 || n > 255) return false;
+  if (host.charCodeAt(start) === C_LBRACK) {
+    return host.charCodeAt(end - 1) === C_RBRACK && isValidIpv6(host.slice(start + 1, end - 1));
   }
-  let labelStart = 0;
-  let lastLabel = 0;
+  let labelStart = start;
+  let lastLabel = start;
   let digitsAndDots = true;
-  for (let i = 0; i <= n; i++) {
-    const c = i < n ? host.charCodeAt(i) : 46;
+  for (let i = start; i <= end; i++) {
+    const c = i < end ? host.charCodeAt(i) : 46;
     if (c === 46) {
       if (i === labelStart) {
-        if (i === n && n > 1) break; // one trailing dot (FQDN) is allowed
+        if (i === end && n > 1) break; // one trailing dot (FQDN) is allowed
         return false;
       }
       if (host.charCodeAt(labelStart) === 45 || host.charCodeAt(i - 1) === 45) return false;
@@ -84,7 +89,7 @@ export function isValidHost(host: string): boolean {
     }
     return false;
   }
-  if (digitsAndDots) return IPV4_RE.test(host);
+  if (digitsAndDots) return IPV4_RE.test(start === 0 && end === host.length ? host : host.slice(start, end));
   // toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum
   const t = host.charCodeAt(lastLabel) | 0x20;
   return t >= 97 && t <= 122;
@@ -120,35 +125,62 @@ export function isValidIpv6(a: string): boolean {
   return count < needGroups;
 }
 
+type UriFailure = { ok: false; reason: string; code: string };
+const F_URI = Object.freeze(fail(URI_ERR, 'Bad URI'));
+const F_SCHEME = Object.freeze(fail(URI_SCHEME_ERR, 'Unsupported URI Scheme'));
+const F_TEL = Object.freeze(fail(URI_ERR, 'Bad tel URI'));
+const F_USER = Object.freeze(fail(URI_ERR, 'Bad URI user'));
+const F_PASSWORD = Object.freeze(fail(URI_ERR, 'Bad URI password'));
+const F_HOST = Object.freeze(fail(URI_ERR, 'Bad URI host'));
+const F_PORT = Object.freeze(fail(URI_ERR, 'Bad URI port'));
+const F_PARAM = Object.freeze(fail(URI_ERR, 'Bad URI parameter'));
+const F_HEADER = Object.freeze(fail(URI_ERR, 'Bad URI header'));
+
 /**
- * Splits `;name=value;flag` into `params`. Returns false on an empty or malformed name.
- * `text` must start right after the first ';' (or be empty).
+ * Scans `;name=value;flag` in text[start, end) (start is just after the first ';'); fills
+ * `params` when given. False on an empty name or an empty value after '='.
  */
-function parseUriParams(text: string, params: Map<string, string | null>): boolean {
-  if (text.length === 0) return false;
-  let i = 0;
-  while (i <= text.length) {
-    let end = text.indexOf(';', i);
-    if (end === -1) end = text.length;
-    const part = text.slice(i, end);
-    const eq = part.indexOf('=');
-    const name = (eq === -1 ? part : part.slice(0, eq)).toLowerCase();
-    if (name.length === 0) return false;
-    const value = eq === -1 ? null : part.slice(eq + 1);
-    if (value !== null && value.length === 0) return false;
-    if (!params.has(name)) params.set(name, value);
-    i = end + 1;
-    if (end === text.length) break;
+function scanUriParams(text: string, start: number, end: number, params: Map<string, string | null> | undefined): boolean {
+  if (start >= end) return false;
+  let i = start;
+  for (;;) {
+    let e = text.indexOf(';', i);
+    if (e === -1 || e > end) e = end;
+    let eq = -1;
+    for (let j = i; j < e; j++) {
+      if (text.charCodeAt(j) === C_EQ) {
+        eq = j;
+        break;
+      }
+    }
+    const nameEnd = eq === -1 ? e : eq;
+    if (nameEnd === i || eq + 1 === e) return false;
+    if (params !== undefined) {
+      const name = text.slice(i, nameEnd).toLowerCase();
+      if (!params.has(name)) params.set(name, eq === -1 ? null : text.slice(eq + 1, e));
+    }
+    if (e === end) return true;
+    i = e + 1;
   }
-  return true;
 }
 
-function parseUriHeaders(text: string, headers: Map<string, string>): boolean {
-  for (const part of text.split('&')) {
-    if (part.length === 0) continue;
-    const eq = part.indexOf('=');
-    if (eq <= 0) return false;
-    headers.set(part.slice(0, eq).toLowerCase(), part.slice(eq + 1));
+function scanUriHeaders(text: string, start: number, end: number, headers: Map<string, string> | undefined): boolean {
+  let i = start;
+  while (i < end) {
+    let e = text.indexOf('&', i);
+    if (e === -1 || e > end) e = end;
+    if (e > i) {
+      let eq = -1;
+      for (let j = i; j < e; j++) {
+        if (text.charCodeAt(j) === C_EQ) {
+          eq = j;
+          break;
+        }
+      }
+      if (eq <= i) return false;
+      if (headers !== undefined) headers.set(text.slice(i, eq).toLowerCase(), text.slice(eq + 1, e));
+    }
+    i = e + 1;
   }
   return true;
 }
@@ -158,54 +190,82 @@ function parseUriHeaders(text: string, headers: Map<string, string>): boolean {
  * Other schemes fail with `SIP_ERR_UNSUPPORTED_URI_SCHEME` (a UAS answers 416).
  */
 export function parseUri(text: string): Result<SipUri> {
-  const colon = text.indexOf(':');
-  if (colon <= 0) return fail(URI_ERR, 'Bad URI');
-  let scheme: 'sip' | 'sips' | 'tel';
-  const c0 = text.charCodeAt(0) | 0x20;
-  const c1 = text.charCodeAt(1) | 0x20;
-  const c2 = text.charCodeAt(2) | 0x20;
-  if (colon === 3 && c0 === 115 && c1 === 105 && c2 === 112) scheme = 'sip';
-  else if (colon === 4 && c0 === 115 && c1 === 105 && c2 === 112 && (text.charCodeAt(3) | 0x20) === 115) scheme = 'sips';
-  else if (colon === 3 && c0 === 116 && c1 === 101 && c2 === 108) scheme = 'tel';
-  else {
-    const schemeRaw = text.slice(0, colon);
-    if (!/^[A-Za-z][A-Za-z0-9+.-]*$/.test(schemeRaw) || !cleanUriChars(text)) return fail(URI_ERR, 'Bad URI');
-    return fail(URI_SCHEME_ERR, 'Unsupported URI Scheme');
+  // all fields present from the start: one object shape for every URI
+  const uri: SipUri = {
+    scheme: 'sip',
+    user: undefined,
+    password: undefined,
+    host: '',
+    port: undefined,
+    params: new Map<string, string | null>(),
+    headers: new Map<string, string>(),
+  };
+  const r = scanUri(text, 0, text.length, uri);
+  return typeof r === 'number' ? ok(uri) : r;
+}
+
+/**
+ * Checks text[start, end) against the URI grammar without building anything (the parser's
+ * eager validation). Returns 0 (valid), 1 (valid, has ?headers) or the failure.
+ */
+export function validateUri(text: string, start = 0, end = text.length): number | UriFailure {
+  return scanUri(text, start, end, undefined);
+}
+
+function scanUri(text: string, start: number, end: number, uri: SipUri | undefined): number | UriFailure {
+  let colon = -1;
+  for (let i = start; i < end; i++) {
+    if (text.charCodeAt(i) === C_COLON) {
+      colon = i;
+      break;
+    }
   }
-  const params = new Map<string, string | null>();
-  const headers = new Map<string, string>();
+  if (colon <= start) return F_URI;
+  let scheme: 'sip' | 'sips' | 'tel';
+  const c0 = text.charCodeAt(start) | 0x20;
+  const c1 = text.charCodeAt(start + 1) | 0x20;
+  const c2 = text.charCodeAt(start + 2) | 0x20;
+  const slen = colon - start;
+  if (slen === 3 && c0 === 115 && c1 === 105 && c2 === 112) scheme = 'sip';
+  else if (slen === 4 && c0 === 115 && c1 === 105 && c2 === 112 && (text.charCodeAt(start + 3) | 0x20) === 115) scheme = 'sips';
+  else if (slen === 3 && c0 === 116 && c1 === 101 && c2 === 108) scheme = 'tel';
+  else {
+    const whole = text.slice(start, end);
+    if (!/^[A-Za-z][A-Za-z0-9+.-]*$/.test(text.slice(start, colon)) || !cleanUriChars(whole)) return F_URI;
+    return F_SCHEME;
+  }
+  if (uri !== undefined) uri.scheme = scheme;
   if (scheme === 'tel') {
-    if (!cleanUriChars(text)) return fail(URI_ERR, 'Bad URI');
-    const rest = text.slice(colon + 1);
+    const rest = text.slice(colon + 1, end);
+    if (!cleanUriChars(rest)) return F_URI;
     const semi = rest.indexOf(';');
     const number = semi === -1 ? rest : rest.slice(0, semi);
-    if (!/^(?:\+[0-9().-]*[0-9][0-9().-]*|[0-9A-Fa-f*#().-]*[0-9A-Fa-f*#][0-9A-Fa-f*#().-]*)$/.test(number)) {
-      return fail(URI_ERR, 'Bad tel URI');
-    }
-    if (semi !== -1 && !parseUriParams(rest.slice(semi + 1), params)) return fail(URI_ERR, 'Bad URI parameter');
-    return ok({ scheme, user: number, password: undefined, host: '', port: undefined, params, headers });
+    if (!/^(?:\+[0-9().-]*[0-9][0-9().-]*|[0-9A-Fa-f*#().-]*[0-9A-Fa-f*#][0-9A-Fa-f*#().-]*)$/.test(number)) return F_TEL;
+    if (semi !== -1 && !scanUriParams(rest, semi + 1, rest.length, uri?.params)) return F_PARAM;
+    if (uri !== undefined) uri.user = number;
+    return 0;
   }
   let pos = colon + 1;
   // one pass: forbidden characters, and the '@' that ends userinfo (user/password cannot hold a raw '@')
   let at = -1;
-  for (let i = pos; i < text.length; i++) {
+  for (let i = pos; i < end; i++) {
     const c = text.charCodeAt(i);
-    if (c <= 32 || c === 127 || c === 60 || c === 62 || c === 34) return fail(URI_ERR, 'Bad URI');
+    if (c <= 32 || c === 127 || c === 60 || c === 62 || c === 34) return F_URI;
     if (c === C_AT && at === -1) at = i;
   }
-  // all fields present from the start: one object shape for every URI
-  const uri: SipUri = { scheme, user: undefined, password: undefined, host: '', port: undefined, params, headers };
   if (at !== -1) {
-    const pc = text.indexOf(':', pos);
-    const userEnd = pc !== -1 && pc < at ? pc : at;
-    if (userEnd === pos) return fail(URI_ERR, 'Bad URI user');
-    const user = text.slice(pos, userEnd);
-    if (!validEscapes(user)) return fail(URI_ERR, 'Bad URI user');
-    uri.user = user;
-    if (userEnd !== at) {
-      const password = text.slice(userEnd + 1, at);
-      if (!validEscapes(password)) return fail(URI_ERR, 'Bad URI password');
-      uri.password = password;
+    let userEnd = at;
+    for (let i = pos; i < at; i++) {
+      if (text.charCodeAt(i) === C_COLON) {
+        userEnd = i;
+        break;
+      }
+    }
+    if (userEnd === pos || !validEscapes(text, pos, userEnd)) return F_USER;
+    if (userEnd !== at && !validEscapes(text, userEnd + 1, at)) return F_PASSWORD;
+    if (uri !== undefined) {
+      uri.user = text.slice(pos, userEnd);
+      if (userEnd !== at) uri.password = text.slice(userEnd + 1, at);
     }
     pos = at + 1;
   }
@@ -213,54 +273,55 @@ export function parseUri(text: string): Result<SipUri> {
   let hostEnd: number;
   if (text.charCodeAt(pos) === C_LBRACK) {
     const rb = text.indexOf(']', pos);
-    if (rb === -1) return fail(URI_ERR, 'Bad URI host');
+    if (rb === -1 || rb >= end) return F_HOST;
     hostEnd = rb + 1;
   } else {
     hostEnd = pos;
-    while (hostEnd < text.length) {
+    while (hostEnd < end) {
       const c = text.charCodeAt(hostEnd);
       if (c === C_COLON || c === C_SEMI || c === C_QMARK) break;
       hostEnd++;
     }
   }
-  const host = text.slice(pos, hostEnd);
-  if (!isValidHost(host)) return fail(URI_ERR, 'Bad URI host');
-  uri.host = host;
+  if (!isValidHostRange(text, pos, hostEnd)) return F_HOST;
+  if (uri !== undefined) uri.host = text.slice(pos, hostEnd);
   pos = hostEnd;
-  if (text.charCodeAt(pos) === C_COLON) {
+  if (pos < end && text.charCodeAt(pos) === C_COLON) {
     let pEnd = pos + 1;
     let port = 0;
-    while (pEnd < text.length) {
+    while (pEnd < end) {
       const c = text.charCodeAt(pEnd);
       if (c < 48 || c > 57) break;
       port = port * 10 + (c - 48);
-      if (port > 65535) return fail(URI_ERR, 'Bad URI port');
+      if (port > 65535) return F_PORT;
       pEnd++;
     }
-    if (pEnd === pos + 1) return fail(URI_ERR, 'Bad URI port');
-    uri.port = port;
+    if (pEnd === pos + 1) return F_PORT;
+    if (uri !== undefined) uri.port = port;
     pos = pEnd;
   }
-  if (pos < text.length && text.charCodeAt(pos) === C_SEMI) {
-    let pEnd = text.indexOf('?', pos);
-    if (pEnd === -1) pEnd = text.length;
-    if (!parseUriParams(text.slice(pos + 1, pEnd), params)) return fail(URI_ERR, 'Bad URI parameter');
+  if (pos < end && text.charCodeAt(pos) === C_SEMI) {
+    let pEnd = pos + 1;
+    while (pEnd < end && text.charCodeAt(pEnd) !== C_QMARK) pEnd++;
+    if (!scanUriParams(text, pos + 1, pEnd, uri?.params)) return F_PARAM;
     pos = pEnd;
   }
-  if (pos < text.length && text.charCodeAt(pos) === C_QMARK) {
-    if (!parseUriHeaders(text.slice(pos + 1), headers)) return fail(URI_ERR, 'Bad URI header');
-    pos = text.length;
+  let hasHeaders = 0;
+  if (pos < end && text.charCodeAt(pos) === C_QMARK) {
+    if (!scanUriHeaders(text, pos + 1, end, uri?.headers)) return F_HEADER;
+    hasHeaders = pos + 1 < end ? 1 : 0;
+    pos = end;
   }
-  if (pos !== text.length) return fail(URI_ERR, 'Bad URI');
-  return ok(uri);
+  if (pos !== end) return F_URI;
+  return hasHeaders;
 }
 
-function validEscapes(s: string): boolean {
-  let i = s.indexOf('%');
-  while (i !== -1) {
-    if (i + 2 >= s.length) return false;
-    if (!isHex(s.charCodeAt(i + 1)) || !isHex(s.charCodeAt(i + 2))) return false;
-    i = s.indexOf('%', i + 3);
+function validEscapes(s: string, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    if (s.charCodeAt(i) === 37 /* % */) {
+      if (i + 2 >= end || !isHex(s.charCodeAt(i + 1)) || !isHex(s.charCodeAt(i + 2))) return false;
+      i += 2;
+    }
   }
   return true;
 }
@@ -391,7 +452,13 @@ export function isToken(s: string): boolean {
  * or the end, after optional whitespace). gen-value = token / host / quoted-string.
  * Returns the end position, or -1 when malformed.
  */
-export function parseHeaderParams(text: string, pos: number, params: Map<string, string | null>, stopAtComma = false): number {
+export function parseHeaderParams(
+  text: string,
+  pos: number,
+  params: Map<string, string | null> | undefined,
+  stopAtComma = false,
+  viaRules = false,
+): number {
   const n = text.length;
   for (;;) {
     while (pos < n && isWs(text.charCodeAt(pos))) pos++;
@@ -409,20 +476,19 @@ export function parseHeaderParams(text: string, pos: number, params: Map<string,
       if (ch >= 65 && ch <= 90) upper = true;
     }
     if (pos === ns) return -1;
-    const name = upper ? text.slice(ns, pos).toLowerCase() : text.slice(ns, pos);
+    const nameEnd = pos;
     let p2 = pos;
     while (p2 < n && isWs(text.charCodeAt(p2))) p2++;
-    let value: string | null = null;
+    let vs = -1;
     if (p2 < n && text.charCodeAt(p2) === C_EQ) {
       p2++;
       while (p2 < n && isWs(text.charCodeAt(p2))) p2++;
+      vs = p2;
       if (p2 < n && text.charCodeAt(p2) === 34) {
         const qe = quotedStringEnd(text, p2);
         if (qe === -1) return -1;
-        value = text.slice(p2, qe);
         p2 = qe;
       } else {
-        const vs = p2;
         while (p2 < n) {
           const ch = text.charCodeAt(p2);
           // token / host (IPv6 reference)
@@ -430,11 +496,53 @@ export function parseHeaderParams(text: string, pos: number, params: Map<string,
           else break;
         }
         if (p2 === vs) return -1;
-        value = text.slice(vs, p2);
       }
       pos = p2;
     }
-    if (!params.has(name)) params.set(name, value);
+    if (viaRules && !viaParamOk(text, ns, nameEnd, vs, pos)) return -1;
+    if (params !== undefined) {
+      const name = upper ? text.slice(ns, nameEnd).toLowerCase() : text.slice(ns, nameEnd);
+      if (!params.has(name)) params.set(name, vs === -1 ? null : text.slice(vs, pos));
+    }
+  }
+}
+
+/** text[start, end) equals `lower` ignoring ASCII case. */
+function eqLower(text: string, start: number, end: number, lower: string): boolean {
+  if (end - start !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) if ((text.charCodeAt(start + i) | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
+}
+
+function digitsUpTo(text: string, start: number, end: number, max: number): boolean {
+  if (start >= end || end - start > 5) return false;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+    v = v * 10 + c - 48;
+  }
+  return v <= max;
+}
+
+/**
+ * RFC 3261 §20.42 via-params: branch, received and maddr need a value; rport (RFC 3581) is a
+ * port or empty; ttl is 0-255. `vs` is -1 when there is no value.
+ */
+function viaParamOk(text: string, ns: number, ne: number, vs: number, ve: number): boolean {
+  switch (ne - ns) {
+    case 6:
+      return vs !== -1 || !eqLower(text, ns, ne, 'branch');
+    case 8:
+      return vs !== -1 || !eqLower(text, ns, ne, 'received');
+    case 5:
+      if (eqLower(text, ns, ne, 'maddr')) return vs !== -1;
+      if (eqLower(text, ns, ne, 'rport')) return vs === -1 || digitsUpTo(text, vs, ve, 65535);
+      return true;
+    case 3:
+      return !eqLower(text, ns, ne, 'ttl') || (vs !== -1 && digitsUpTo(text, vs, ve, 255));
+    default:
+      return true;
   }
 }
 
@@ -481,16 +589,29 @@ export function parseNameAddr(text: string): Result<NameAddr> {
  * the position. Returns an error string on failure.
  */
 export function parseNameAddrAt(text: string, pos: number, list: boolean): { value: NameAddr; end: number } | string {
+  const value: NameAddr = { displayName: undefined, uri: PENDING_URI, params: new Map<string, string | null>() };
+  const r = nameAddrAt(text, pos, list, value);
+  return typeof r === 'string' ? r : { value, end: r };
+}
+
+/** Checks a name-addr / addr-spec (with header params) without building it: undefined when valid. */
+export function validateNameAddr(text: string): string | undefined {
+  const r = nameAddrAt(text, 0, false, undefined);
+  return typeof r === 'string' ? r : undefined;
+}
+
+const PENDING_URI: SipUri = Object.freeze({ scheme: 'sip', host: '', params: new Map(), headers: new Map() }) as SipUri;
+
+/** Scans one name-addr at `pos`; fills `out` when given. Returns the end position or an error. */
+function nameAddrAt(text: string, pos: number, list: boolean, out: NameAddr | undefined): number | string {
   const n = text.length;
   while (pos < n && isWs(text.charCodeAt(pos))) pos++;
   if (pos >= n) return 'Empty address';
-  let displayName: string | undefined;
-  let uriText: string;
   let c = text.charCodeAt(pos);
   if (c === 34) {
     const qe = quotedStringEnd(text, pos);
     if (qe === -1) return 'Unterminated quoted string';
-    displayName = unquote(text.slice(pos, qe));
+    if (out !== undefined) out.displayName = unquote(text.slice(pos, qe));
     pos = qe;
     while (pos < n && isWs(text.charCodeAt(pos))) pos++;
     if (text.charCodeAt(pos) !== 60) return 'Missing <';
@@ -499,7 +620,7 @@ export function parseNameAddrAt(text: string, pos: number, list: boolean): { val
   let lt = -1;
   if (c === 60) lt = pos;
   else {
-    // display-name as tokens, or an addr-spec: look for '<' before any ';' ',' or addr-spec ':'
+    // display-name as tokens, or an addr-spec: look for '<' before any ';' ',' or '"'
     let i = pos;
     while (i < n) {
       const ch = text.charCodeAt(i);
@@ -521,17 +642,20 @@ export function parseNameAddrAt(text: string, pos: number, list: boolean): { val
           if (ch !== 32 || isWs(text.charCodeAt(j + 1))) collapse = true;
         } else if (!isTokenChar(ch)) return 'Bad display name';
       }
-      if (end > pos) {
+      if (end > pos && out !== undefined) {
         const dn = text.slice(pos, end);
-        displayName = collapse ? dn.replace(/[ \t\r\n]+/g, ' ') : dn;
+        out.displayName = collapse ? dn.replace(/[ \t\r\n]+/g, ' ') : dn;
       }
     }
   }
+  let uriStart: number;
+  let uriEnd: number;
   let end: number;
   if (lt !== -1) {
     const gt = text.indexOf('>', lt + 1);
     if (gt === -1) return 'Missing >';
-    uriText = text.slice(lt + 1, gt);
+    uriStart = lt + 1;
+    uriEnd = gt;
     end = gt + 1;
   } else {
     // addr-spec: the URI runs to the first ';' (params belong to the header), ',' in lists, or whitespace
@@ -539,21 +663,25 @@ export function parseNameAddrAt(text: string, pos: number, list: boolean): { val
     while (i < n) {
       const ch = text.charCodeAt(i);
       if (ch === C_SEMI || (list && ch === 44) || isWs(ch)) break;
+      // §20.10: a URI containing ',', '?' or ';' must be enclosed in <> (';' ends it here)
+      if (ch === C_QMARK) return 'Bad address: URI with ? not enclosed in <>';
       i++;
     }
-    uriText = text.slice(pos, i);
+    uriStart = pos;
+    uriEnd = i;
     end = i;
-    // §20.10: a URI containing ',', '?' or ';' must be enclosed in <> (';' already ends it here)
-    if (uriText.indexOf('?') !== -1) return 'Bad address: URI with ? not enclosed in <>';
   }
-  const uri = parseUri(uriText);
-  if (!uri.ok) return uri.reason;
-  const params = new Map<string, string | null>();
-  const pe = parseHeaderParams(text, end, params, list);
+  if (out !== undefined) {
+    const uri = parseUri(text.slice(uriStart, uriEnd));
+    if (!uri.ok) return uri.reason;
+    out.uri = uri.value;
+  } else {
+    const v = validateUri(text, uriStart, uriEnd);
+    if (typeof v !== 'number') return v.reason;
+  }
+  const pe = parseHeaderParams(text, end, out?.params, list);
   if (pe === -1) return 'Bad header parameter';
-  const value: NameAddr = { uri: uri.value, params };
-  if (displayName !== undefined) value.displayName = displayName;
-  return { value, end: pe };
+  return pe;
 }
 
 /** Renders name-addr form (always with `<>`), display name quoted when present. */
