@@ -3,23 +3,33 @@
  * driven the same way and measured in the same run.
  *
  *   node --import tsx bench/relay.bench.ts [--budget-sec 150] [--duration-ms 3000] [--only tandem|rtpengine]
- *                                         [--tandem engine|ng] [--gen-threads 2] [--cpu-prof]
+ *        [--tandem engine|ng] [--workers N] [--gen native|node] [--gen-threads 2] [--levels 100,200,...] [--cpu-prof]
  *
  * Each relay runs as its own process so its CPU is attributable (/proc/<pid>/stat: all threads).
  * Tandem is driven either through its RelayEngine in a small child process (`--tandem engine`,
- * the default: measures the forwarding engine alone) or as `tandem media` over ng (`--tandem ng`,
+ * the default: the forwarding engine alone) or as `tandem media` over ng (`--tandem ng`,
  * exactly like rtpengine). rtpengine is always driven over ng: offer + answer per call, bencode
  * written here directly.
  *
- * Generator: worker threads in this process, each with a few UDP sockets per side. Every call
- * has two streams (A -> relay -> B and B -> relay -> A) of G.711-sized packets (12-octet RTP
- * header + 160 octets) every 20 ms, i.e. 100 packets/s through the relay per call. Sends are
- * spread evenly over time. A step runs N calls for a fixed time, waits for stragglers, and
- * compares packets received with packets sent. N is stepped up until loss reaches 0.1%.
+ * Generator: every call has two streams (A -> relay -> B and B -> relay -> A) of G.711-sized
+ * packets (12-octet RTP header + 160 octets) every 20 ms, i.e. 100 packets/s through the relay
+ * per call, spread evenly over time (1 ms or finer). `--gen native` (default) is a small C
+ * program embedded below, built with the system compiler, batching with sendmmsg/recvmmsg so it
+ * takes a fraction of a core; `--gen node` uses worker threads with one dgram send per packet
+ * (about as costly as the relay itself, so on 2 cores it is the bottleneck). A step runs N calls
+ * for a fixed time, waits until nothing more arrives, and compares packets received with
+ * packets sent. A step passes with < 0.1% loss and the last packet within 500 ms of the end
+ * (a relay that is seconds behind is not forwarding in real time). N steps up; one retry at a
+ * failing level.
+ *
+ * Columns: relay cores = relay CPU over the sending window; pps/core = packets received per
+ * relay CPU-second (the efficiency figure); queued = octets waiting in relay / generator socket
+ * queues when sending ended (where the backlog is); drops = kernel drops at relay sockets /
+ * other sockets / per-CPU input backlog.
  *
  * Figures are from a shared 2-core machine: the generator, the relay and other people's work
- * compete for the same cores, so the absolute numbers are a floor and the ratio is the figure
- * to read. Runs at the same N alternate between the two relays to share the noise.
+ * compete for the same cores, so absolute numbers are a floor and noisy. Runs at the same N
+ * alternate between the two relays to share the noise.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
@@ -509,17 +519,25 @@ function machineCpu(): { busy: number; total: number } {
   return { busy: (total - idle) / TICKS, total: total / TICKS };
 }
 
-interface Gen {
-  worker: Worker;
-  a: number[];
-  b: number[];
+/** A traffic generator: `slots` are its sending/receiving socket pairs (one per thread). */
+interface Generator {
+  name: string;
+  /** OS process to charge CPU to when it is not this one. */
+  pid?: number;
+  slots: { a: number[]; b: number[] }[];
+  /** Starts every slot's share of calls; resolves when all packets of the step have been sent. */
+  run(perSlot: GenCall[][], durationMs: number): Promise<void>;
+  /** Packets sent and received so far in this step. */
+  collect(): Promise<{ sent: number; recv: number }>;
+  stop(): Promise<void>;
 }
 
-async function startGenerators(threads: number, sockets: number): Promise<Gen[]> {
+/** Node generator: worker threads in this process, one dgram send per packet. */
+async function startNodeGenerator(threads: number, sockets: number): Promise<Generator> {
   const tsxDir = dirname(createRequire(import.meta.url).resolve('tsx/package.json'));
   const tsxApi = pathToFileURL(join(tsxDir, 'dist/esm/api/index.mjs')).href;
   const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(here).href)}); })`;
-  return Promise.all(
+  const workers = await Promise.all(
     Array.from({ length: threads }, async () => {
       const worker = new Worker(code, { eval: true, workerData: { role: 'gen', sockets } });
       const ready = await new Promise<{ a: number[]; b: number[] }>((resolve, reject) => {
@@ -529,6 +547,313 @@ async function startGenerators(threads: number, sockets: number): Promise<Gen[]>
       return { worker, a: ready.a, b: ready.b };
     }),
   );
+  const ask = <T>(w: Worker, msg: unknown, reply: string): Promise<T> =>
+    new Promise<T>((resolve) => {
+      const onMsg = (m: { t: string }): void => {
+        if (m.t === reply) {
+          w.off('message', onMsg);
+          resolve(m as T);
+        }
+      };
+      w.on('message', onMsg);
+      w.postMessage(msg);
+    });
+  return {
+    name: `${threads} Node worker threads`,
+    slots: workers.map((w) => ({ a: w.a, b: w.b })),
+    async run(perSlot, durationMs) {
+      await Promise.all(workers.map((w, g) => ask(w.worker, { t: 'run', calls: perSlot[g], durationMs, ssrcBase: g << 24 }, 'sent')));
+    },
+    async collect() {
+      const rs = await Promise.all(workers.map((w) => ask<{ sent: number; recv: number }>(w.worker, { t: 'collect' }, 'result')));
+      return { sent: rs.reduce((x, r) => x + r.sent, 0), recv: rs.reduce((x, r) => x + r.recv, 0) };
+    },
+    async stop() {
+      for (const w of workers) {
+        w.worker.postMessage({ t: 'exit' });
+        await Promise.race([new Promise((r) => w.worker.once('exit', r)), new Promise((r) => setTimeout(r, 1000))]);
+        await w.worker.terminate();
+      }
+    },
+  };
+}
+
+/**
+ * Native generator: a small C program (source below, built with the system compiler on first
+ * use) that batches sends with sendmmsg and receives with recvmmsg, so it needs several times
+ * less CPU than the relays under test and leaves the shared cores to them.
+ */
+const GEN_C = String.raw`#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PKT 172
+#define BATCH 64
+#define MAXT 16
+
+typedef struct {
+  int sa, sb, port_a, port_b;
+  int ncalls;
+  unsigned short *to_a, *to_b, *seq;
+  unsigned int *ts;
+  long total;
+  double per_ns;
+  struct timespec start;
+  atomic_long sent, recv;
+  atomic_int run, done;
+} gen_t;
+
+static gen_t gens[MAXT];
+static int nthreads = 2;
+static atomic_int quit;
+
+static long ns_since(struct timespec *a) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - a->tv_sec) * 1000000000L + (now.tv_nsec - a->tv_nsec);
+}
+
+static int mksock(int *port) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  int sz = 4 << 20;
+  setsockopt(s, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) { perror("bind"); exit(1); }
+  socklen_t l = sizeof a;
+  getsockname(s, (struct sockaddr *)&a, &l);
+  *port = ntohs(a.sin_port);
+  return s;
+}
+
+static void *loop(void *arg) {
+  gen_t *g = arg;
+  static __thread unsigned char bufs[2][BATCH][PKT];
+  static __thread struct sockaddr_in addrs[2][BATCH];
+  static __thread struct iovec iov[2][BATCH];
+  static __thread struct mmsghdr msgs[2][BATCH];
+  static __thread unsigned char rb[BATCH][2048];
+  static __thread struct iovec riov[BATCH];
+  static __thread struct mmsghdr rmsgs[BATCH];
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; i < BATCH; i++) {
+      memset(bufs[k][i], 0xd5, PKT);
+      bufs[k][i][0] = 0x80;
+      bufs[k][i][1] = 8;
+      iov[k][i].iov_base = bufs[k][i];
+      iov[k][i].iov_len = PKT;
+      addrs[k][i].sin_family = AF_INET;
+      addrs[k][i].sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      memset(&msgs[k][i], 0, sizeof msgs[k][i]);
+      msgs[k][i].msg_hdr.msg_iov = &iov[k][i];
+      msgs[k][i].msg_hdr.msg_iovlen = 1;
+      msgs[k][i].msg_hdr.msg_name = &addrs[k][i];
+      msgs[k][i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+    }
+  for (int i = 0; i < BATCH; i++) {
+    riov[i].iov_base = rb[i];
+    riov[i].iov_len = sizeof rb[i];
+    memset(&rmsgs[i], 0, sizeof rmsgs[i]);
+    rmsgs[i].msg_hdr.msg_iov = &riov[i];
+    rmsgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  long cursor = 0, sent = 0;
+  int was_running = 0;
+  while (!atomic_load(&quit)) {
+    int busy = 0;
+    if (atomic_load(&g->run)) {
+      if (!was_running) { cursor = 0; sent = 0; was_running = 1; }
+      long streams = 2L * g->ncalls;
+      long due = (long)(ns_since(&g->start) * g->per_ns);
+      if (due > g->total) due = g->total;
+      while (sent < due && streams > 0) {
+        int n[2] = {0, 0};
+        long want = due - sent;
+        if (want > BATCH) want = BATCH;
+        for (long k = 0; k < want; k++) {
+          long st = cursor;
+          cursor = cursor + 1 == streams ? 0 : cursor + 1;
+          int side = st & 1;
+          long call = st >> 1;
+          int j = n[side]++;
+          unsigned char *b = bufs[side][j];
+          unsigned short seq = g->seq[st]++;
+          unsigned int ts = g->ts[st];
+          g->ts[st] = ts + 160;
+          b[2] = seq >> 8; b[3] = seq & 0xff;
+          b[4] = ts >> 24; b[5] = ts >> 16; b[6] = ts >> 8; b[7] = ts;
+          unsigned int ssrc = (unsigned int)st + 1;
+          b[8] = ssrc >> 24; b[9] = ssrc >> 16; b[10] = ssrc >> 8; b[11] = ssrc;
+          addrs[side][j].sin_port = htons(side == 0 ? g->to_a[call] : g->to_b[call]);
+        }
+        int stalled = 0;
+        for (int side = 0; side < 2; side++) {
+          int off = 0;
+          while (off < n[side]) {
+            int r = sendmmsg(side == 0 ? g->sa : g->sb, msgs[side] + off, n[side] - off, 0);
+            if (r <= 0) { stalled = 1; break; }
+            off += r;
+          }
+          sent += off;
+          if (off < n[side]) sent += 0;
+        }
+        atomic_store(&g->sent, sent);
+        busy = 1;
+        if (stalled) break;
+      }
+      if (sent >= g->total) {
+        atomic_store(&g->run, 0);
+        atomic_store(&g->done, 1);
+        was_running = 0;
+      }
+    }
+    for (int side = 0; side < 2; side++) {
+      for (;;) {
+        int r = recvmmsg(side == 0 ? g->sa : g->sb, rmsgs, BATCH, MSG_DONTWAIT, NULL);
+        if (r <= 0) break;
+        atomic_fetch_add(&g->recv, r);
+        busy = 1;
+        if (r < BATCH) break;
+      }
+    }
+    if (!busy) {
+      struct pollfd p[2] = {{.fd = g->sa, .events = POLLIN}, {.fd = g->sb, .events = POLLIN}};
+      struct timespec t = {0, atomic_load(&g->run) ? 500000 : 20000000};
+      ppoll(p, 2, &t, NULL);
+    }
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1) nthreads = atoi(argv[1]);
+  if (nthreads < 1 || nthreads > MAXT) nthreads = 2;
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  pthread_t th[MAXT];
+  for (int t = 0; t < nthreads; t++) {
+    gens[t].sa = mksock(&gens[t].port_a);
+    gens[t].sb = mksock(&gens[t].port_b);
+    printf("ports %d %d %d\n", t, gens[t].port_a, gens[t].port_b);
+    pthread_create(&th[t], NULL, loop, &gens[t]);
+  }
+  printf("ready\n");
+  char line[256];
+  while (fgets(line, sizeof line, stdin)) {
+    long dur; int ncalls;
+    if (sscanf(line, "run %ld %d", &dur, &ncalls) == 2) {
+      int *tt = malloc(sizeof(int) * ncalls);
+      unsigned short *ta = malloc(2 * ncalls), *tb = malloc(2 * ncalls);
+      for (int i = 0; i < ncalls; i++) {
+        if (!fgets(line, sizeof line, stdin)) return 1;
+        int a, b, t;
+        sscanf(line, "%d %d %d", &t, &a, &b);
+        tt[i] = t % nthreads; ta[i] = a; tb[i] = b;
+      }
+      for (int t = 0; t < nthreads; t++) {
+        gen_t *g = &gens[t];
+        free(g->to_a); free(g->to_b); free(g->seq); free(g->ts);
+        int n = 0;
+        for (int i = 0; i < ncalls; i++) n += tt[i] == t;
+        g->ncalls = n;
+        g->to_a = malloc(2 * (n + 1)); g->to_b = malloc(2 * (n + 1));
+        g->seq = malloc(2 * 2 * (n + 1)); g->ts = malloc(4 * 2 * (n + 1));
+        for (int i = 0, k = 0; i < ncalls; i++) if (tt[i] == t) { g->to_a[k] = ta[i]; g->to_b[k] = tb[i]; k++; }
+        for (int s = 0; s < 2 * n; s++) { g->seq[s] = rand(); g->ts[s] = rand(); }
+        g->per_ns = 2.0 * n * 50 / 1e9;
+        g->total = (long)(2.0 * n * 50 * dur / 1000);
+        atomic_store(&g->sent, 0);
+        atomic_store(&g->recv, 0);
+        atomic_store(&g->done, g->total == 0);
+      }
+      free(tt); free(ta); free(tb);
+      for (int t = 0; t < nthreads; t++) {
+        clock_gettime(CLOCK_MONOTONIC, &gens[t].start);
+        if (gens[t].total > 0) atomic_store(&gens[t].run, 1);
+      }
+      for (;;) {
+        int all = 1;
+        for (int t = 0; t < nthreads; t++) all &= atomic_load(&gens[t].done);
+        if (all) break;
+        usleep(1000);
+      }
+      long s = 0;
+      for (int t = 0; t < nthreads; t++) s += atomic_load(&gens[t].sent);
+      printf("sent %ld\n", s);
+    } else if (strncmp(line, "collect", 7) == 0) {
+      long s = 0, r = 0;
+      for (int t = 0; t < nthreads; t++) { s += atomic_load(&gens[t].sent); r += atomic_load(&gens[t].recv); }
+      printf("result %ld %ld\n", s, r);
+    } else if (strncmp(line, "exit", 4) == 0) {
+      break;
+    }
+  }
+  atomic_store(&quit, 1);
+  for (int t = 0; t < nthreads; t++) pthread_join(th[t], NULL);
+  return 0;
+}
+`;
+
+async function startNativeGenerator(threads: number): Promise<Generator | undefined> {
+  const { createHash } = await import('node:crypto');
+  const { existsSync, writeFileSync } = await import('node:fs');
+  const { spawnSync } = await import('node:child_process');
+  const bin = `/tmp/tandem-relay-bench-gen-${createHash('sha1').update(GEN_C).digest('hex').slice(0, 12)}`;
+  if (!existsSync(bin)) {
+    writeFileSync(`${bin}.c`, GEN_C);
+    const cc = spawnSync('cc', ['-O2', '-pthread', '-o', bin, `${bin}.c`], { encoding: 'utf8' });
+    if (cc.status !== 0) {
+      console.log(`native generator not built (${(cc.error?.message ?? cc.stderr).slice(0, 200)}); using the Node generator`);
+      return undefined;
+    }
+  }
+  const child = spawn(bin, [String(threads)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const waiting: ((line: string) => void)[] = [];
+  const queued: string[] = [];
+  lines.on('line', (l) => {
+    const w = waiting.shift();
+    if (w) w(l);
+    else queued.push(l);
+  });
+  const next = (): Promise<string> => (queued.length ? Promise.resolve(queued.shift()!) : new Promise((r) => waiting.push(r)));
+  const slots: { a: number[]; b: number[] }[] = [];
+  for (;;) {
+    const l = await next();
+    if (l === 'ready') break;
+    const [, , a, b] = l.split(' ');
+    slots.push({ a: [Number(a)], b: [Number(b)] });
+  }
+  return {
+    name: `native (C, sendmmsg/recvmmsg), ${threads} threads`,
+    pid: child.pid!,
+    slots,
+    async run(perSlot, durationMs) {
+      const rows = perSlot.flatMap((calls, t) => calls.map((c) => `${t} ${c.toA} ${c.toB}`));
+      child.stdin!.write(`run ${durationMs} ${rows.length}\n${rows.join('\n')}${rows.length ? '\n' : ''}`);
+      const l = await next();
+      if (!l.startsWith('sent ')) throw new Error(`generator: ${l}`);
+    },
+    async collect() {
+      child.stdin!.write('collect\n');
+      const [, sent, recv] = (await next()).split(' ');
+      return { sent: Number(sent), recv: Number(recv) };
+    },
+    async stop() {
+      child.stdin!.write('exit\n');
+      await killChild(child);
+    },
+  };
 }
 
 interface StepResult {
@@ -546,6 +871,8 @@ interface StepResult {
   /** Octets waiting in relay / generator socket receive queues when sending ended. */
   queuedAtEnd: string;
   machineBusyCores: number;
+  /** Generator CPU in cores (native generator only). */
+  genCores: number;
   /** Kernel drops during the step at the relay's sockets and elsewhere (generator sockets). */
   dropsRelay: number;
   dropsOther: number;
@@ -561,9 +888,9 @@ class CallPool {
   count = 0;
   constructor(
     readonly relay: Relay,
-    readonly gens: Gen[],
+    readonly gen: Generator,
   ) {
-    this.perGen = gens.map(() => []);
+    this.perGen = gen.slots.map(() => []);
   }
   async grow(n: number): Promise<void> {
     const todo: number[] = [];
@@ -583,9 +910,9 @@ class CallPool {
     this.count = n;
   }
   async setup(i: number, timed: boolean): Promise<void> {
-    const g = i % this.gens.length;
-    const gen = this.gens[g]!;
-    const sock = Math.floor(i / this.gens.length) % gen.a.length;
+    const g = i % this.gen.slots.length;
+    const gen = this.gen.slots[g]!;
+    const sock = Math.floor(i / this.gen.slots.length) % gen.a.length;
     const t0 = performance.now();
     const t = await this.relay.call(i, gen.a[sock]!, gen.b[sock]!);
     if (timed) this.relay.rtts.push(performance.now() - t0);
@@ -595,57 +922,29 @@ class CallPool {
 
 async function runStep(pool: CallPool, calls: number, durationMs: number): Promise<StepResult> {
   await pool.grow(calls);
-  // Each generator takes its share of the first `calls` calls.
-  const shares = pool.gens.map((_, g) => pool.perGen[g]!.slice(0, Math.ceil((calls - g) / pool.gens.length)));
-  const genPorts = new Set(pool.gens.flatMap((g) => [...g.a, ...g.b]));
+  // Each generator slot takes its share of the first `calls` calls.
+  const n = pool.gen.slots.length;
+  const shares = pool.gen.slots.map((_, g) => pool.perGen[g]!.slice(0, Math.ceil((calls - g) / n)));
+  const genPorts = new Set(pool.gen.slots.flatMap((g) => [...g.a, ...g.b]));
   const isRelayPort = (p: number): boolean => p >= pool.relay.portMin && p <= pool.relay.portMax && !genPorts.has(p);
   const d0 = udpDrops(isRelayPort);
   const n0 = softnetDrops();
   const cpu0 = cpuSeconds(pool.relay.pid);
+  const g0 = pool.gen.pid ? cpuSeconds(pool.gen.pid) : 0;
   const m0 = machineCpu();
   const t0 = performance.now();
-  await Promise.all(
-    pool.gens.map(
-      (gen, g) =>
-        new Promise<void>((resolve) => {
-          const onMsg = (m: { t: string }): void => {
-            if (m.t === 'sent') {
-              gen.worker.off('message', onMsg);
-              resolve();
-            }
-          };
-          gen.worker.on('message', onMsg);
-          gen.worker.postMessage({ t: 'run', calls: shares[g], durationMs, ssrcBase: g << 24 });
-        }),
-    ),
-  );
+  await pool.gen.run(shares, durationMs);
   const sendWall = (performance.now() - t0) / 1000;
   const atEnd = udpDrops(isRelayPort);
-  const collect = (): Promise<{ sent: number; recv: number }[]> =>
-    Promise.all(
-      pool.gens.map(
-        (gen) =>
-          new Promise<{ sent: number; recv: number }>((resolve) => {
-            const onMsg = (m: { t: string; sent: number; recv: number }): void => {
-              if (m.t === 'result') {
-                gen.worker.off('message', onMsg);
-                resolve(m);
-              }
-            };
-            gen.worker.on('message', onMsg);
-            gen.worker.postMessage({ t: 'collect' });
-          }),
-      ),
-    );
   // Stragglers: wait until nothing more arrives (100 ms quiet), at most 3 s, so that no packet
   // of this step is counted in the next one.
-  let results = await collect();
+  let result = await pool.gen.collect();
   const quietUntil = Date.now() + 3000;
   for (;;) {
     await new Promise((r) => setTimeout(r, 100));
-    const again = await collect();
-    const same = again.every((r, i) => r.recv === results[i]!.recv);
-    results = again;
+    const again = await pool.gen.collect();
+    const same = again.recv === result.recv;
+    result = again;
     if (same || Date.now() > quietUntil) break;
   }
   const settleMs = 3000 - (quietUntil - Date.now());
@@ -653,9 +952,8 @@ async function runStep(pool: CallPool, calls: number, durationMs: number): Promi
   const cpu1 = cpuSeconds(pool.relay.pid);
   const m1 = machineCpu();
   const d1 = udpDrops(isRelayPort);
-  const sent = results.reduce((s, r) => s + r.sent, 0);
-  const recv = results.reduce((s, r) => s + r.recv, 0);
-  void sendWall;
+  const { sent, recv } = result;
+  const genCores = pool.gen.pid ? (cpuSeconds(pool.gen.pid) - g0) / wall : NaN;
   return {
     relay: pool.relay.name,
     calls,
@@ -668,6 +966,7 @@ async function runStep(pool: CallPool, calls: number, durationMs: number): Promi
     relayCpuSec: cpu1 - cpu0,
     queuedAtEnd: `${(atEnd.relayQueued / 1024).toFixed(0)}k/${(atEnd.otherQueued / 1024).toFixed(0)}k`,
     machineBusyCores: (m1.busy - m0.busy) / wall,
+    genCores,
     settleMs,
     backlogDrops: softnetDrops() - n0,
     dropsRelay: d1.relay - d0.relay,
@@ -698,7 +997,7 @@ async function main(): Promise<void> {
     .map(Number);
   const started = Date.now();
 
-  const gens = await startGenerators(genThreads, 8);
+  const gen = (arg('--gen', 'native') === 'native' ? await startNativeGenerator(genThreads) : undefined) ?? (await startNodeGenerator(genThreads, 8));
   const relays: Relay[] = [];
   const base = 20000 + 2 * Math.floor(Math.random() * 1000);
   try {
@@ -708,12 +1007,12 @@ async function main(): Promise<void> {
     if (only !== 'tandem') {
       relays.push(await startRtpengine(40000 + Math.floor(Math.random() * 2000), base + 20000, base + 37999));
     }
-    const pools = relays.map((r) => new CallPool(r, gens));
+    const pools = relays.map((r) => new CallPool(r, gen));
     const results: StepResult[] = [];
     const best = new Map<string, StepResult>();
     const failures = new Map<string, number>();
-    console.log(`relay bench: ${PACKET_BYTES}-octet packets, ${STREAM_PPS} pps per stream, ${CALL_PPS} pps per call, ${durationMs} ms per step, ${genThreads} generator threads`);
-    console.log('relay                               calls  offered pps  fwd pps   loss%  relay cores  pps/core  machine busy  settle ms  queued relay/gen  drops relay/gen/backlog');
+    console.log(`relay bench: ${PACKET_BYTES}-octet packets, ${STREAM_PPS} pps per stream, ${CALL_PPS} pps per call, ${durationMs} ms per step, generator: ${gen.name}`);
+    console.log('relay                               calls  offered pps  fwd pps   loss%  relay cores  pps/core  gen cores  machine busy  settle ms  queued relay/gen  drops relay/gen/backlog');
     outer: for (const calls of levels) {
       for (const pool of pools) {
         const name = pool.relay.name;
@@ -729,7 +1028,7 @@ async function main(): Promise<void> {
         }
         results.push(r);
         console.log(
-          `${name.padEnd(35)} ${String(calls).padStart(5)}  ${String(r.offeredPps).padStart(11)}  ${r.forwardedPps.toFixed(0).padStart(7)}  ${(r.loss * 100).toFixed(3).padStart(6)}  ${r.relayCores.toFixed(2).padStart(11)}  ${perCore(r).toFixed(0).padStart(8)}  ${r.machineBusyCores.toFixed(2).padStart(12)}  ${String(r.settleMs).padStart(9)}  ${r.queuedAtEnd.padStart(16)}  ${r.dropsRelay}/${r.dropsOther}/${r.backlogDrops}`,
+          `${name.padEnd(35)} ${String(calls).padStart(5)}  ${String(r.offeredPps).padStart(11)}  ${r.forwardedPps.toFixed(0).padStart(7)}  ${(r.loss * 100).toFixed(3).padStart(6)}  ${r.relayCores.toFixed(2).padStart(11)}  ${perCore(r).toFixed(0).padStart(8)}  ${(Number.isNaN(r.genCores) ? '-' : r.genCores.toFixed(2)).padStart(9)}  ${r.machineBusyCores.toFixed(2).padStart(12)}  ${String(r.settleMs).padStart(9)}  ${r.queuedAtEnd.padStart(16)}  ${r.dropsRelay}/${r.dropsOther}/${r.backlogDrops}`,
         );
         if (passes(r)) {
           const prev = best.get(name);
@@ -782,11 +1081,7 @@ async function main(): Promise<void> {
     console.log(`total time ${((Date.now() - started) / 1000).toFixed(0)} s`);
   } finally {
     for (const r of relays) await r.stop().catch(() => undefined);
-    for (const g of gens) {
-      g.worker.postMessage({ t: 'exit' });
-      await Promise.race([new Promise((r) => g.worker.once('exit', r)), new Promise((r) => setTimeout(r, 1000))]);
-      await g.worker.terminate();
-    }
+    await gen.stop().catch(() => undefined);
   }
 }
 
