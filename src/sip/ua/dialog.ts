@@ -133,7 +133,11 @@ export class Dialog {
   request(method: string, opts: { headers?: [string, string][]; body?: Buffer; contentType?: string } = {}): Promise<SipResponse> {
     if (this.state === 'terminated') return Promise.reject(new Error('SIP_ERR_DIALOG_TERMINATED: dialog ended'));
     const { req, target } = this.buildRequest(method, opts);
-    return this.#host.sendRequest(req, target);
+    return this.#host.sendRequest(req, target).then((res) => {
+      // A 401/407 retry went out with the next CSeq: keep counting from there.
+      if (res.cseq.seq > this.localSeq) this.localSeq = res.cseq.seq;
+      return res;
+    });
   }
 
   /** Ends the dialog with BYE (RFC 3261 §15.1.1); the dialog is gone whatever the answer. */
