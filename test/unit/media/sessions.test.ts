@@ -195,13 +195,20 @@ describe('sessions', () => {
     const small = await startMediaNode({ ng: `${H}:0`, rtpPorts: randomRtpRange(8), workers: 1 });
     const c = new NgClient({ host: H, port: small.ngPort, retransmitIntervalMs: 500, retransmits: 1 });
     try {
-      expect((await c.offer({ callId: 'x1', fromTag: 'a', sdp: audioSdp(4000) })).ok).toBe(true);
-      expect((await c.offer({ callId: 'x2', fromTag: 'a', sdp: audioSdp(4000) })).ok).toBe(true);
-      const r = await c.offer({ callId: 'x3', fromTag: 'a', sdp: audioSdp(4000) });
-      expect(r).toMatchObject({ ok: false, code: 'NG_ERR_REMOTE', reason: 'Ran out of ports' });
+      // 8 ports hold at most two calls (fewer if another process holds one of the ports).
+      const placed: string[] = [];
+      let refused: Awaited<ReturnType<typeof c.offer>> | undefined;
+      for (let i = 1; i <= 4 && !refused; i++) {
+        const r = await c.offer({ callId: `x${i}`, fromTag: 'a', sdp: audioSdp(4000) });
+        if (r.ok) placed.push(`x${i}`);
+        else refused = r;
+      }
+      expect(placed.length).toBeGreaterThanOrEqual(1);
+      expect(placed.length).toBeLessThanOrEqual(2);
+      expect(refused).toMatchObject({ ok: false, code: 'NG_ERR_REMOTE', reason: 'Ran out of ports' });
       expect((await c.ping()).ok).toBe(true);
       const l = await c.list();
-      expect(l.ok && l.value['calls']).toEqual(['x1', 'x2']);
+      expect(l.ok && l.value['calls']).toEqual(placed);
     } finally {
       c.close();
       await small.close();
