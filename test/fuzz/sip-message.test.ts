@@ -183,6 +183,55 @@ describe('parseMessage never throws', () => {
   });
 });
 
+describe('frameStream', () => {
+  const framed = corpus.filter((b) => {
+    const r = parseMessage(b, { stream: true });
+    return r.ok && r.value.body.length === b.length - b.indexOf('\r\n\r\n') - 4;
+  });
+  it('cuts a byte stream of valid messages and keep-alives back into the same messages, whatever the chunking', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.constantFrom(...framed), fc.constant(Buffer.from('\r\n\r\n'))), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 20 }),
+        (items, cuts) => {
+          const stream = Buffer.concat(items);
+          let pending = Buffer.alloc(0);
+          const got: Buffer[] = [];
+          let pos = 0;
+          let ci = 0;
+          while (pos < stream.length) {
+            const n = cuts[ci++ % cuts.length]!;
+            pending = Buffer.concat([pending, stream.subarray(pos, pos + n)]);
+            pos += n;
+            for (;;) {
+              const f = frameStream(pending);
+              if (f.type === 'need') break;
+              expect(f.type).not.toBe('error');
+              if (f.type === 'error') return;
+              got.push(pending.subarray(0, f.length));
+              pending = pending.subarray(f.length);
+            }
+          }
+          const want = items.filter((b) => b.length !== 4 || b.toString() !== '\r\n\r\n');
+          const messages = got.filter((b) => b[0] !== 13 && b[0] !== 10);
+          expect(messages.map((b) => b.toString('latin1'))).toEqual(want.map((b) => b.toString('latin1')));
+          for (const m of messages) expect(parseMessage(m, { stream: true }).ok).toBe(true);
+        },
+      ),
+      params(800),
+    );
+  });
+  it('keep-alives and errors', () => {
+    expect(frameStream(Buffer.from('\r\n\r\nINVITE'))).toEqual({ type: 'ping', length: 4 });
+    expect(frameStream(Buffer.from('\r\n'))).toEqual({ type: 'pong', length: 2 });
+    expect(frameStream(Buffer.from('\r\n\r'))).toEqual({ type: 'need' });
+    expect(frameStream(Buffer.from('OPTIONS sip:a SIP/2.0\r\nCall-ID: x\r\n\r\n'))).toMatchObject({ type: 'error', code: 'SIP_ERR_MISSING_HEADER' });
+    expect(frameStream(Buffer.from('OPTIONS sip:a SIP/2.0\r\nl: -1\r\n\r\n'))).toMatchObject({ type: 'error', code: 'SIP_ERR_BAD_CONTENT_LENGTH' });
+    expect(frameStream(Buffer.from('OPTIONS sip:a SIP/2.0\r\nl: 1\r\nContent-Length: 1\r\n\r\nx'))).toMatchObject({ type: 'error' });
+    expect(frameStream(Buffer.from('OPTIONS sip:a SIP/2.0\r\ncontent-length :  3\r\n\r\nabcdef'))).toEqual({ type: 'message', length: 49 });
+  });
+});
+
 describe('memory and time bounds', () => {
   it('refuses an oversize message without reading it', () => {
     const big = Buffer.alloc(1 << 20, 0x41);

@@ -334,7 +334,7 @@ export type FrameResult =
   | { type: 'error'; code: SipErrorCode; reason: string };
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
-const CL_RE = /(?:^|\n)[ \t]*(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)/gi;
+const CL_RE = /\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)/gi;
 
 /**
  * Finds the first message in a stream buffer (TCP/TLS) by its Content-Length (§18.3).
