@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import dgram from 'node:dgram';
 import { NgClient } from '../../../src/ng/ng-client.js';
+import { bdecode } from '../../../src/ng/bencode.js';
 
 const sockets: dgram.Socket[] = [];
 afterEach(() => {
@@ -59,6 +60,34 @@ describe('NgClient (real UDP)', () => {
     const c = new NgClient({ host: '127.0.0.1', port });
     expect(await c.query({ callId: 'x' })).toMatchObject({ ok: false, code: 'NG_ERR_REMOTE', reason: 'Unknown call-id' });
     expect(await c.offer({ callId: 'x', fromTag: 'y', sdp: 'v=0\r\n' })).toMatchObject({ ok: false, code: 'NG_ERR_LOAD_LIMIT', reason: 'full!' });
+    c.close();
+  });
+
+  it('offer goes out with rtpengine key spellings', async () => {
+    let seen: unknown;
+    const port = await fakeServer((m, r, s) => {
+      const idx = m.indexOf(0x20);
+      const d = bdecode(m.subarray(idx + 1), { strings: 'utf8' });
+      seen = d.ok ? d.value : undefined;
+      const sdp = 'v=0\r\n';
+      s.send(Buffer.concat([m.subarray(0, idx), Buffer.from(` d6:result2:ok3:sdp${sdp.length}:${sdp}e`)]), r.port, r.address);
+    });
+    const c = new NgClient({ host: '127.0.0.1', port });
+    const r = await c.offer({ callId: 'c1', fromTag: 'f1', viaBranch: 'z9hG4bK1', sdp: 'v=0\r\n', receivedFrom: '192.0.2.1', flags: ['trust-address'], replace: ['origin'], ice: 'remove', label: 'caller' });
+    expect(r).toMatchObject({ ok: true, value: { sdp: 'v=0\r\n' } });
+    expect(seen).toEqual({
+      command: 'offer',
+      'call-id': 'c1',
+      'from-tag': 'f1',
+      'via-branch': 'z9hG4bK1',
+      sdp: 'v=0\r\n',
+      supports: ['load limit'],
+      'received-from': ['IP4', '192.0.2.1'],
+      flags: ['trust-address'],
+      replace: ['origin'],
+      ICE: 'remove',
+      label: 'caller',
+    });
     c.close();
   });
 });
