@@ -7,8 +7,7 @@
 import { buildAuthorization, parseChallenge } from '../auth/digest.js';
 import type { TimerHandle } from '../../util/timer-wheel.js';
 import { createRequest, createResponse, newBranch, newCallId, newTag } from '../message/builders.js';
-import { parseMessage } from '../message/parser.js';
-import { SipRequest, type SipResponse } from '../message/sip-message.js';
+import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import { TransactionLayer } from '../transaction/transaction-layer.js';
 import type { ClientTransaction, ServerTransaction, TransactionOptions, TransactionUser } from '../transaction/types.js';
 import { TransportLayer } from '../transport/transport-layer.js';
@@ -84,15 +83,6 @@ function localResponse(req: SipRequest, status: number, reason: string): SipResp
   const res = createResponse(req, status, reason);
   localResponses.add(res);
   return res;
-}
-
-/**
- * An independent copy of a request. Made by re-parsing its bytes because SipMessage.clone()
- * currently fails (its Object.create copy lacks the private fields #init writes to).
- */
-function copyRequest(req: SipRequest): SipRequest | undefined {
-  const r = parseMessage(req.toBuffer());
-  return r.ok && r.value instanceof SipRequest ? r.value : undefined;
 }
 
 function toBuffer(b: Buffer | string | undefined): Buffer | undefined {
@@ -294,8 +284,7 @@ export class UserAgent implements TransactionUser, DialogHost {
       if (!ch.ok) continue;
       const auth = buildAuthorization(ch.value, creds, req.method, req.uri);
       if (!auth.ok) continue;
-      const next = copyRequest(req);
-      if (!next) return undefined;
+      const next = req.clone();
       next.remove('Via');
       next.set('CSeq', `${req.cseq.seq + 1} ${req.method}`);
       next.remove(proxy ? 'Proxy-Authorization' : 'Authorization');
