@@ -52,7 +52,7 @@ export class HeaderEntry {
   }
 
   static create(name: string, value: string): HeaderEntry {
-    return new HeaderEntry(canonicalName(name), headerKey(name), undefined, 0, 0, 0, 0, value);
+    return new HeaderEntry(canonicalName(name), headerKey(name), undefined, 0, 0, 0, 0, value.trim());
   }
 
   /** Header value: folding replaced by one space, UTF-8 decoded. */

@@ -107,6 +107,14 @@ export function parseViaList(value: string, out: Via[]): string | undefined {
   return viaList(value, out);
 }
 
+/** Parses only the first Via of a header value (what routing a response needs). */
+export function parseFirstVia(value: string, out: Via[]): string | undefined {
+  const pos = skipWs(value, 0);
+  if (pos >= value.length) return 'Bad Via';
+  const r = viaAt(value, pos, out);
+  return typeof r === 'string' ? r : undefined;
+}
+
 /** parseViaList without building anything (eager validation in the parser). */
 export function validateViaList(value: string): string | undefined {
   return viaList(value, undefined);

@@ -3,6 +3,7 @@ import { HeaderEntry, HeaderList } from './header-list.js';
 import { headerKey } from './header-names.js';
 import {
   parseCredentials,
+  parseFirstVia,
   parseCSeq,
   parseDigits,
   parseNameAddrList,
@@ -43,6 +44,8 @@ export interface RawSource {
 
 interface TypedCache {
   vias?: Via[] | undefined;
+  topVia?: Via | null;
+  callId?: string;
   viaError?: string | undefined;
   from?: NameAddr | null;
   to?: NameAddr | null;
@@ -148,20 +151,33 @@ export abstract class SipMessage {
     return this.#c().viaError;
   }
 
+  /** Top Via. Only the first value is parsed when the full list has not been asked for. */
   get topVia(): Via {
-    return this.vias[0] ?? placeholderVia();
+    const c = this.#c();
+    if (c.vias !== undefined) return c.vias[0] ?? placeholderVia();
+    if (c.topVia === undefined) {
+      const e = this.headers.first('via');
+      const one: Via[] = [];
+      if (e !== undefined) parseFirstVia(e.value, one);
+      c.topVia = one[0] ?? null;
+    }
+    return c.topVia ?? placeholderVia();
   }
 
   get callId(): string {
-    const v = this.headers.get('call-id');
-    return v !== undefined && validCallId(v.trim()) ? v.trim() : '';
+    const c = this.#c();
+    if (c.callId === undefined) {
+      const v = this.headers.first('call-id')?.value;
+      c.callId = v !== undefined && validCallId(v) ? v : '';
+    }
+    return c.callId;
   }
 
   /** CSeq, or `undefined` when missing/invalid (see `cseq`). */
   get cseqOrUndefined(): CSeq | undefined {
     const c = this.#c();
     if (c.cseq === undefined) {
-      const v = this.headers.get('cseq');
+      const v = this.headers.first('cseq')?.value;
       const r = v === undefined ? 'Missing CSeq' : parseCSeq(v);
       c.cseq = typeof r === 'string' ? null : r;
     }
@@ -210,8 +226,8 @@ export abstract class SipMessage {
   }
 
   get maxForwards(): number | undefined {
-    const v = this.headers.get('max-forwards');
-    return v === undefined ? undefined : parseDigits(v.trim());
+    const v = this.headers.first('max-forwards')?.value;
+    return v === undefined ? undefined : parseDigits(v);
   }
 
   /** Contact values; `[]` when absent or malformed (see `contactsValid`). */
@@ -259,18 +275,18 @@ export abstract class SipMessage {
   }
 
   get contentLength(): number | undefined {
-    const v = this.headers.get('content-length');
-    return v === undefined ? undefined : parseDigits(v.trim());
+    const v = this.headers.first('content-length')?.value;
+    return v === undefined ? undefined : parseDigits(v);
   }
 
   /** Content-Type value (media type with parameters), trimmed. */
   get contentType(): string | undefined {
-    return this.headers.get('content-type')?.trim();
+    return this.headers.first('content-type')?.value;
   }
 
   get expires(): number | undefined {
-    const v = this.headers.get('expires');
-    return v === undefined ? undefined : parseDigits(v.trim());
+    const v = this.headers.first('expires')?.value;
+    return v === undefined ? undefined : parseDigits(v);
   }
 
   /** Authorization / Proxy-Authorization / WWW-Authenticate / Proxy-Authenticate values, parsed. Malformed ones are skipped. */
