@@ -60,7 +60,7 @@ export class HeaderEntry {
     let v = this.#value;
     if (v === undefined) {
       v = this.src!.slice(this.vs, this.ve);
-      if (this.folded) v = v.replace(FOLD, ' ');
+      if (this.folded) v = v.replace(FOLD, ' ').trim();
       if (!this.ascii && HIGH_BYTES.test(v)) v = Buffer.from(v, 'latin1').toString('utf8');
       this.#value = v;
     }

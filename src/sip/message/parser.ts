@@ -28,7 +28,7 @@ export type ParseResult =
       code: SipErrorCode;
       /** Short text naming the fault, usable as a reason phrase (`Missing Call-ID`). */
       reason: string;
-      /** Set for a request whose Via parsed (and which is not an ACK): enough to answer it. */
+      /** Set for a request (not ACK) whose top Via sent-by parsed: enough to answer it (400/416/505). */
       partial?: SipRequest;
       /** True when the start line was a response (to be dropped, never answered). */
       response?: boolean;
@@ -118,7 +118,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
       continue;
     }
     const colon = s.indexOf(':', pos);
-    if (colon === -1 || colon > le) return headerError(s, pos, le);
+    if (colon === -1 || colon > le) return BAD_HEADER_LINE;
     let ne = colon;
     while (ne > pos && (s.charCodeAt(ne - 1) === 32 || s.charCodeAt(ne - 1) === 9)) ne--;
     let name: string;
@@ -131,7 +131,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
       name = s.slice(pos, ne);
       key = validNameKeys.get(name);
       if (key === undefined) {
-        if (!isToken(s, pos, ne)) return headerError(s, pos, le);
+        if (!isToken(s, pos, ne)) return BAD_HEADER_LINE;
         key = headerKey(name);
         if (validNameKeys.size < 2048) validNameKeys.set(name, key);
       }
@@ -303,12 +303,7 @@ function failed(msg: SipMessage, code: SipErrorCode, reason: string, answerable:
   return { ok: false, code, reason, partial: msg };
 }
 
-function headerError(s: string, pos: number, le: number): ParseResult {
-  void s;
-  void pos;
-  void le;
-  return err('SIP_ERR_BAD_HEADER', 'Bad header line');
-}
+const BAD_HEADER_LINE: ParseResult = Object.freeze({ ok: false, code: 'SIP_ERR_BAD_HEADER', reason: 'Bad header line' });
 
 function isSip20(s: string, from: number, to: number): boolean {
   if (to - from !== 7) return false;

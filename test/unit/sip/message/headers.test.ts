@@ -235,3 +235,12 @@ describe('bad input classification', () => {
     expect(parseMessage(crlf('SIP/2.0 200 OK\nVia: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\nCSeq: x\n\n'))).toMatchObject({ ok: false, response: true });
   });
 });
+
+describe('folding edge cases', () => {
+  it('a value that starts on the next line has no leading space', () => {
+    const m = req(base('Route:\n <sip:p1.example.com;lr>\nX-Empty:\n\t\n'));
+    expect(m.get('Route')).toBe('<sip:p1.example.com;lr>');
+    expect(m.get('X-Empty')).toBe('');
+    expect(serialize(m).toString()).toContain('Route:\r\n <sip:p1.example.com;lr>\r\n');
+  });
+});
