@@ -66,6 +66,9 @@ async function concurrencyStep(limit: number, workers: number): Promise<{ ok: bo
   const holdMs = Math.ceil((limit / rate) * 1000) + (quick ? 3000 : 5000);
   const cpu0 = process.cpuUsage();
   const t0 = Date.now();
+  // CPU over the steady part (every call up, before the first hangs up)
+  let steady: { cpu: NodeJS.CpuUsage; at: number } | undefined;
+  let steadyCores = 0;
   const r = await runLoad({
     scenario: 'call',
     target: uas.address,
@@ -80,6 +83,15 @@ async function concurrencyStep(limit: number, workers: number): Promise<{ ok: bo
     rtp: true,
     workers,
     progress: 'none',
+    reportMs: 500,
+    onProgress: (p) => {
+      const full = p.generated >= limit && p.active >= limit * 0.98;
+      if (full && !steady) steady = { cpu: process.cpuUsage(), at: Date.now() };
+      else if (steady && full && Date.now() - steady.at > 1500) {
+        const d = process.cpuUsage(steady.cpu);
+        steadyCores = (d.user + d.system) / 1000 / (Date.now() - steady.at);
+      }
+    },
   });
   await uas.close();
   const u = uas.snapshot();
@@ -98,7 +110,7 @@ async function concurrencyStep(limit: number, workers: number): Promise<{ ok: bo
   const line =
     `  ${String(limit).padStart(5)} calls: ${f.successful} ok, ${f.failed} failed; RTP sent ${f.rtpSent} recv ${f.rtpReceived} ` +
     `loss ${f.rtpLossPct.toFixed(3)}% (UAS side ${(uasLoss * 100).toFixed(3)}%), skipped late ${(lateShare * 100).toFixed(3)}% => ${(lossShare * 100).toFixed(3)}%, ` +
-    `jitter p99 ${f.rtpJitterP99Ms.toFixed(1)} ms, worst gap ${f.rtpWorstGapMs.toFixed(0)} ms, CPU ${coresUsed.toFixed(2)} cores` +
+    `jitter p99 ${f.rtpJitterP99Ms.toFixed(1)} ms, worst gap ${f.rtpWorstGapMs.toFixed(0)} ms, CPU ${coresUsed.toFixed(2)} cores (steady ${steadyCores.toFixed(2)})` +
     (Object.keys(r.failures).length ? ` ${JSON.stringify(r.failures)}` : '');
   return { ok, strict, line };
 }
