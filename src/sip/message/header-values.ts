@@ -6,6 +6,7 @@ import {
   isTokenChar,
   isValidHostRange,
   parseHeaderParams,
+  scanHostname,
   parseNameAddrAt,
   quotedStringEnd,
   unquote,
@@ -181,15 +182,13 @@ function sentBy(s: string, pos: number, protocol: string, transport: string, out
     const rb = s.indexOf(']', pos);
     if (rb === -1) return 'Bad Via';
     hostEnd = rb + 1;
+    if (!isValidHostRange(s, hs, hostEnd)) return 'Bad Via';
   } else {
-    hostEnd = pos;
-    while (hostEnd < s.length) {
-      const c = s.charCodeAt(hostEnd);
-      if (c === 58 || c === 59 || c === 44 || isWs(c)) break;
-      hostEnd++;
-    }
+    hostEnd = scanHostname(s, pos, s.length);
+    if (hostEnd === -1) return 'Bad Via';
+    const c = hostEnd < s.length ? s.charCodeAt(hostEnd) : 32;
+    if (c !== 58 && c !== 59 && c !== 44 && !isWs(c)) return 'Bad Via';
   }
-  if (!isValidHostRange(s, hs, hostEnd)) return 'Bad Via';
   pos = skipWs(s, hostEnd);
   let port: number | undefined;
   if (s.charCodeAt(pos) === 58) {

@@ -54,6 +54,65 @@ function cleanUriChars(s: string): boolean {
 const IPV4_RE = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const IPV6_CHARS_RE = /^[0-9A-Fa-f:.]+$/;
 
+/**
+ * Scans a hostname or IPv4address starting at `start` up to the first character that cannot
+ * be part of one (':' ';' '?' ',' whitespace ...). Returns the end, or -1 when what was
+ * scanned is not a valid host (RFC 3261 §25.1). One pass, no allocation.
+ */
+export function scanHostname(text: string, start: number, limit: number): number {
+  let labelStart = start;
+  let lastLabel = start;
+  let digitsAndDots = true;
+  let i = start;
+  for (; i < limit; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (i === labelStart || text.charCodeAt(labelStart) === 45 || text.charCodeAt(i - 1) === 45) return -1;
+      lastLabel = labelStart;
+      labelStart = i + 1;
+      continue;
+    }
+    if (c >= 48 && c <= 57) continue;
+    const l = c | 0x20;
+    if ((l >= 97 && l <= 122) || c === 45) {
+      digitsAndDots = false;
+      continue;
+    }
+    break;
+  }
+  const end = i;
+  if (end === start || end - start > 255) return -1;
+  if (labelStart < end) {
+    // last label (no trailing dot)
+    if (text.charCodeAt(labelStart) === 45 || text.charCodeAt(end - 1) === 45) return -1;
+    lastLabel = labelStart;
+  } else if (end - start < 2) return -1; // "." alone
+  if (digitsAndDots) return isIpv4(text, start, end) ? end : -1;
+  // toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum
+  const t = text.charCodeAt(lastLabel) | 0x20;
+  return t >= 97 && t <= 122 ? end : -1;
+}
+
+/** IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT, each at most 255. */
+function isIpv4(text: string, start: number, end: number): boolean {
+  let groups = 0;
+  let digits = 0;
+  let value = 0;
+  for (let i = start; i <= end; i++) {
+    const c = i < end ? text.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || value > 255) return false;
+      groups++;
+      digits = 0;
+      value = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      digits++;
+      value = value * 10 + c - 48;
+    } else return false;
+  }
+  return groups === 4;
+}
+
 /** RFC 3261 §25.1 host: hostname / IPv4address / IPv6reference. */
 export function isValidHost(host: string): boolean {
   return isValidHostRange(host, 0, host.length);
@@ -246,23 +305,24 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
     return 0;
   }
   let pos = colon + 1;
-  // one pass: forbidden characters, and the '@' that ends userinfo (user/password cannot hold a raw '@')
+  // one pass: forbidden characters, the '@' that ends userinfo (user/password cannot hold a raw
+  // '@'), the first ':' (user:password) and whether any '%' escape needs checking
   let at = -1;
+  let firstColon = -1;
+  let percent = false;
   for (let i = pos; i < end; i++) {
     const c = text.charCodeAt(i);
     if (c <= 32 || c === 127 || c === 60 || c === 62 || c === 34) return F_URI;
-    if (c === C_AT && at === -1) at = i;
+    if (c === C_AT) {
+      if (at === -1) at = i;
+    } else if (c === C_COLON) {
+      if (firstColon === -1) firstColon = i;
+    } else if (c === 37) percent = true;
   }
   if (at !== -1) {
-    let userEnd = at;
-    for (let i = pos; i < at; i++) {
-      if (text.charCodeAt(i) === C_COLON) {
-        userEnd = i;
-        break;
-      }
-    }
-    if (userEnd === pos || !validEscapes(text, pos, userEnd)) return F_USER;
-    if (userEnd !== at && !validEscapes(text, userEnd + 1, at)) return F_PASSWORD;
+    const userEnd = firstColon !== -1 && firstColon < at ? firstColon : at;
+    if (userEnd === pos || (percent && !validEscapes(text, pos, userEnd))) return F_USER;
+    if (userEnd !== at && percent && !validEscapes(text, userEnd + 1, at)) return F_PASSWORD;
     if (uri !== undefined) {
       uri.user = text.slice(pos, userEnd);
       if (userEnd !== at) uri.password = text.slice(userEnd + 1, at);
@@ -275,15 +335,11 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
     const rb = text.indexOf(']', pos);
     if (rb === -1 || rb >= end) return F_HOST;
     hostEnd = rb + 1;
+    if (!isValidHostRange(text, pos, hostEnd)) return F_HOST;
   } else {
-    hostEnd = pos;
-    while (hostEnd < end) {
-      const c = text.charCodeAt(hostEnd);
-      if (c === C_COLON || c === C_SEMI || c === C_QMARK) break;
-      hostEnd++;
-    }
+    hostEnd = scanHostname(text, pos, end);
+    if (hostEnd === -1) return F_HOST;
   }
-  if (!isValidHostRange(text, pos, hostEnd)) return F_HOST;
   if (uri !== undefined) uri.host = text.slice(pos, hostEnd);
   pos = hostEnd;
   if (pos < end && text.charCodeAt(pos) === C_COLON) {
