@@ -199,17 +199,22 @@ describe('frameStream', () => {
           const got: Buffer[] = [];
           let pos = 0;
           let ci = 0;
+          let searchFrom = 0;
           while (pos < stream.length) {
             const n = cuts[ci++ % cuts.length]!;
             pending = Buffer.concat([pending, stream.subarray(pos, pos + n)]);
             pos += n;
             for (;;) {
-              const f = frameStream(pending);
-              if (f.type === 'need') break;
+              const f = frameStream(pending, undefined, searchFrom);
+              if (f.type === 'need') {
+                searchFrom = f.searchFrom ?? 0;
+                break;
+              }
               expect(f.type).not.toBe('error');
               if (f.type === 'error') return;
               got.push(pending.subarray(0, f.length));
               pending = pending.subarray(f.length);
+              searchFrom = 0;
             }
           }
           const want = items.filter((b) => b.length !== 4 || b.toString() !== '\r\n\r\n');
@@ -225,6 +230,7 @@ describe('frameStream', () => {
     expect(frameStream(Buffer.from('\r\n\r\nINVITE'))).toEqual({ type: 'ping', length: 4 });
     expect(frameStream(Buffer.from('\r\n'))).toEqual({ type: 'pong', length: 2 });
     expect(frameStream(Buffer.from('\r\n\r'))).toEqual({ type: 'need' });
+    expect(frameStream(Buffer.from('OPTIONS sip:a SIP/2.0\r\nl: 5\r\n\r\nab'))).toEqual({ type: 'need', searchFrom: 27, total: 36 });
     expect(frameStream(Buffer.from('OPTIONS sip:a SIP/2.0\r\nCall-ID: x\r\n\r\n'))).toMatchObject({ type: 'error', code: 'SIP_ERR_MISSING_HEADER' });
     expect(frameStream(Buffer.from('OPTIONS sip:a SIP/2.0\r\nl: -1\r\n\r\n'))).toMatchObject({ type: 'error', code: 'SIP_ERR_BAD_CONTENT_LENGTH' });
     expect(frameStream(Buffer.from('OPTIONS sip:a SIP/2.0\r\nl: 1\r\nContent-Length: 1\r\n\r\nx'))).toMatchObject({ type: 'error' });

@@ -323,8 +323,12 @@ export type FrameResult =
   | { type: 'ping'; length: number }
   /** A lone CRLF (keep-alive pong): consume `length`. */
   | { type: 'pong'; length: number }
-  /** Not enough bytes yet. */
-  | { type: 'need' }
+  /**
+   * Not enough bytes yet. Pass `searchFrom` back on the next call so that the header end is not
+   * searched again from the start; `total` is the full message size once the header is known
+   * (no need to call again before that many bytes are buffered).
+   */
+  | { type: 'need'; searchFrom?: number; total?: number }
   /** Framing is impossible (no or bad Content-Length, too large): close the connection. */
   | { type: 'error'; code: SipErrorCode; reason: string };
 
@@ -335,7 +339,7 @@ const CL_RE = /\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)/gi;
  * Finds the first message in a stream buffer (TCP/TLS) by its Content-Length (§18.3).
  * Work is bounded by `maxBytes`: a head that has not ended within it is an error.
  */
-export function frameStream(buf: Buffer, maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES): FrameResult {
+export function frameStream(buf: Buffer, maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES, searchFrom = 0): FrameResult {
   if (buf.length === 0) return { type: 'need' };
   if (buf[0] === 13 || buf[0] === 10) {
     if (buf.length >= 4 && buf[0] === 13 && buf[1] === 10 && buf[2] === 13 && buf[3] === 10) return { type: 'ping', length: 4 };
@@ -348,10 +352,10 @@ export function frameStream(buf: Buffer, maxBytes: number = DEFAULT_MAX_MESSAGE_
     return { type: 'pong', length: 1 };
   }
   const limit = Math.min(buf.length, maxBytes);
-  const end = (buf.length > maxBytes + 4 ? buf.subarray(0, maxBytes + 4) : buf).indexOf(CRLFCRLF, 0);
+  const end = (buf.length > maxBytes + 4 ? buf.subarray(0, maxBytes + 4) : buf).indexOf(CRLFCRLF, Math.max(0, Math.min(searchFrom, buf.length - 4)));
   if (end === -1 || end + 4 > maxBytes) {
     if (limit >= maxBytes) return { type: 'error', code: 'SIP_ERR_TOO_LARGE', reason: 'Message Too Large' };
-    return { type: 'need' };
+    return { type: 'need', searchFrom: Math.max(0, buf.length - 3) };
   }
   const head = latin1(buf, 0, end + 2);
   let len: number | undefined;
@@ -366,6 +370,6 @@ export function frameStream(buf: Buffer, maxBytes: number = DEFAULT_MAX_MESSAGE_
   if (count > 1) return { type: 'error', code: 'SIP_ERR_BAD_CONTENT_LENGTH', reason: 'Bad Content-Length' };
   const total = end + 4 + len;
   if (total > maxBytes) return { type: 'error', code: 'SIP_ERR_TOO_LARGE', reason: 'Message Too Large' };
-  if (buf.length < total) return { type: 'need' };
+  if (buf.length < total) return { type: 'need', searchFrom: end, total };
   return { type: 'message', length: total };
 }

@@ -117,7 +117,7 @@ describe('frameStream', () => {
     const a = fixture('invite-typical.sip');
     const both = Buffer.concat([a, a]);
     expect(frameStream(both)).toEqual({ type: 'message', length: a.length });
-    expect(frameStream(a.subarray(0, 500))).toEqual({ type: 'need' });
+    expect(frameStream(a.subarray(0, 500))).toMatchObject({ type: 'need' });
     expect(frameStream(Buffer.from('\r\n\r\n'))).toEqual({ type: 'ping', length: 4 });
   });
 });
