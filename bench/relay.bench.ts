@@ -33,7 +33,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -485,7 +485,29 @@ function cpuSeconds(pid: number): number {
 }
 
 /** Kernel receive-buffer drops summed over UDP sockets on 127.0.0.1, split by a port predicate. */
-function udpDrops(isRelayPort: (port: number) => boolean): { relay: number; other: number; relayQueued: number; otherQueued: number } {
+/** Inodes of the sockets a process holds (/proc/<pid>/fd -> socket:[inode]). */
+function socketInodes(pid: number): Set<string> {
+  const out = new Set<string>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const l = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        if (l.startsWith('socket:[')) out.add(l.slice(8, -1));
+      } catch {
+        // closed meanwhile
+      }
+    }
+  } catch {
+    // process gone
+  }
+  return out;
+}
+
+/**
+ * Kernel receive drops and queued octets of the relay's and the generator's UDP sockets
+ * (/proc/net/udp, matched by inode so other people's sockets on this machine do not count).
+ */
+function udpDrops(relay: Set<string>, gen: (port: number) => boolean): { relay: number; other: number; relayQueued: number; otherQueued: number } {
   const out = { relay: 0, other: 0, relayQueued: 0, otherQueued: 0 };
   for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
@@ -493,10 +515,10 @@ function udpDrops(isRelayPort: (port: number) => boolean): { relay: number; othe
     const port = parseInt(f[1]!.split(':')[1]!, 16);
     const drops = Number(f[12]);
     const queued = parseInt(f[4]!.split(':')[1]!, 16);
-    if (isRelayPort(port)) {
+    if (relay.has(f[9]!)) {
       out.relay += drops;
       out.relayQueued += queued;
-    } else {
+    } else if (gen(port)) {
       out.other += drops;
       out.otherQueued += queued;
     }
@@ -926,8 +948,9 @@ async function runStep(pool: CallPool, calls: number, durationMs: number): Promi
   const n = pool.gen.slots.length;
   const shares = pool.gen.slots.map((_, g) => pool.perGen[g]!.slice(0, Math.ceil((calls - g) / n)));
   const genPorts = new Set(pool.gen.slots.flatMap((g) => [...g.a, ...g.b]));
-  const isRelayPort = (p: number): boolean => p >= pool.relay.portMin && p <= pool.relay.portMax && !genPorts.has(p);
-  const d0 = udpDrops(isRelayPort);
+  const isGenPort = (p: number): boolean => genPorts.has(p);
+  const inodes = socketInodes(pool.relay.pid);
+  const d0 = udpDrops(inodes, isGenPort);
   const n0 = softnetDrops();
   const cpu0 = cpuSeconds(pool.relay.pid);
   const g0 = pool.gen.pid ? cpuSeconds(pool.gen.pid) : 0;
@@ -935,7 +958,7 @@ async function runStep(pool: CallPool, calls: number, durationMs: number): Promi
   const t0 = performance.now();
   await pool.gen.run(shares, durationMs);
   const sendWall = (performance.now() - t0) / 1000;
-  const atEnd = udpDrops(isRelayPort);
+  const atEnd = udpDrops(socketInodes(pool.relay.pid), isGenPort);
   // Stragglers: wait until nothing more arrives (100 ms quiet), at most 3 s, so that no packet
   // of this step is counted in the next one.
   let result = await pool.gen.collect();
@@ -951,7 +974,7 @@ async function runStep(pool: CallPool, calls: number, durationMs: number): Promi
   const wall = (performance.now() - t0) / 1000;
   const cpu1 = cpuSeconds(pool.relay.pid);
   const m1 = machineCpu();
-  const d1 = udpDrops(isRelayPort);
+  const d1 = udpDrops(socketInodes(pool.relay.pid), isGenPort);
   const { sent, recv } = result;
   const genCores = pool.gen.pid ? (cpuSeconds(pool.gen.pid) - g0) / wall : NaN;
   return {

@@ -27,6 +27,8 @@ const log = createLogger('relay');
 /** Default quarantine of released ports: longer than any jitter buffer or late retransmission. */
 export const DEFAULT_QUARANTINE_MS = 10_000;
 const DEFAULT_SOCKET_BUFFER_BYTES = 262_144;
+/** Young generation of each forwarding worker's heap. */
+const YOUNG_GENERATION_MB = 64;
 /** Pause before a crashed worker is replaced. */
 const WORKER_RESTART_DELAY_MS = 1000;
 /** Attempts at other ports when a bind fails because something outside the engine holds a port. */
@@ -114,6 +116,9 @@ export class RelayEngine {
       execArgv: entry.execArgv,
       eval: entry.eval,
       workerData: { index, bindAddress: this.#opts.interface, socketBufferBytes: this.#opts.socketBufferBytes },
+      // Every packet leaves a short-lived Buffer and address object; a larger young generation
+      // means fewer scavenges (each cheap, as almost nothing survives).
+      resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
     });
     const slot: WorkerSlot = { index, worker, pairs: 0, alive: false };
     this.#workers[index] = slot;

@@ -87,6 +87,8 @@ class Channel {
   streams: Map<number, RtpStreamStats> | null = null;
   lastStream: RtpStreamStats | null = null;
   rtcpMuxPackets = 0;
+  /** Set when the pair is closed: no new twin sockets. */
+  dead = false;
 
   constructor(pair: Pair, side: Side, kind: number, localPort: number) {
     this.pair = pair;
@@ -115,7 +117,7 @@ class Channel {
    */
   connectPeer(): void {
     this.disconnectPeer();
-    if (this.peerPort === 0 || closing) return;
+    if (this.peerPort === 0 || this.dead || closing) return;
     const sock = newSocket();
     const address = this.peerAddress;
     const peerPort = this.peerPort;
@@ -374,7 +376,10 @@ class Pair {
   }
 
   async close(): Promise<void> {
-    for (const ch of this.channels) ch.disconnectPeer();
+    for (const ch of this.channels) {
+      ch.dead = true;
+      ch.disconnectPeer();
+    }
     await Promise.all(
       this.channels.map(
         (ch) =>
