@@ -44,7 +44,7 @@ function share(total: number | undefined, n: number, i: number): number | undefi
 
 function startWorkers(opts: RunLoadOptions, n: number, reportMs: number): Runner {
   const latest: LoadSnapshot[] = Array.from({ length: n }, () => emptySnapshot());
-  const rates: number[] = Array.from({ length: n }, () => 0);
+  const rates: number[] = Array.from({ length: n }, () => opts.rate / n);
   const workers: Worker[] = [];
   const finished: Promise<void>[] = [];
   for (let i = 0; i < n; i++) {

@@ -51,6 +51,8 @@ export interface UasOptions {
   t2Ms?: number;
   /** Worker threads for RTP streams (0 = in the SIP thread). @default 0 */
   rtpWorkers?: number;
+  /** A confirmed call never hung up is forgotten (and its RTP closed) after this long. @default 3600000 */
+  maxCallMs?: number;
 }
 
 interface InviteTx {
@@ -66,6 +68,7 @@ interface InviteTx {
   ringTimer?: NodeJS.Timeout;
   retransTimer?: NodeJS.Timeout;
   giveUpTimer?: NodeJS.Timeout;
+  maxTimer?: NodeJS.Timeout;
   intervalMs: number;
 }
 
@@ -98,6 +101,7 @@ export class UasServer {
       t1Ms: 500,
       t2Ms: 4000,
       rtpWorkers: 0,
+      maxCallMs: 3_600_000,
       ...opts,
     };
     if (this.#o.rtp !== 'off') {
@@ -149,6 +153,7 @@ export class UasServer {
   async close(): Promise<void> {
     if (this.#rotator) clearInterval(this.#rotator);
     for (const tx of this.#byBranch.values()) this.#clearTimers(tx);
+    for (const tx of this.#byCallId.values()) if (tx.maxTimer) clearTimeout(tx.maxTimer);
     this.#byBranch.clear();
     this.#byCallId.clear();
     await this.media?.shutdown();
@@ -235,6 +240,14 @@ export class UasServer {
     }
     this.stats.generated++;
     this.#byCallId.set(callId, tx);
+    // a call neither hung up nor cancelled (the caller vanished) is forgotten eventually
+    tx.maxTimer = setTimeout(() => {
+      tx.maxTimer = undefined;
+      this.stats.fail('max call duration');
+      this.#clearTimers(tx);
+      this.#byBranch.delete(tx.branch);
+      this.#endDialog(tx);
+    }, this.#o.maxCallMs);
     tx.last = this.#reply(msg, from, 100, undefined);
     if (this.media) {
       this.media.open().then(
@@ -299,6 +312,8 @@ export class UasServer {
     else tx.last = this.#reply(tx.req, tx.source, status, tx.toTag);
     tx.state = 'completed';
     this.#byCallId.delete(tx.callId);
+    if (tx.maxTimer) clearTimeout(tx.maxTimer);
+    tx.maxTimer = undefined;
     if (tx.rtp) this.media?.close(tx.rtp.id);
     tx.rtp = undefined;
     this.#armRetransmit(tx);
@@ -342,6 +357,8 @@ export class UasServer {
   }
 
   #endDialog(tx: InviteTx): void {
+    if (tx.maxTimer) clearTimeout(tx.maxTimer);
+    tx.maxTimer = undefined;
     if (tx.rtp) this.media?.close(tx.rtp.id);
     tx.rtp = undefined;
     if (this.#byCallId.get(tx.callId) === tx) this.#byCallId.delete(tx.callId);

@@ -155,6 +155,7 @@ interface UasFlags {
   realm: string;
   stopAfter?: string;
   workers?: number;
+  maxCall: string;
   progress?: 'tty' | 'lines' | 'none';
   reportInterval: string;
   summary: 'text' | 'json';
@@ -177,6 +178,7 @@ async function runUasCommand(f: UasFlags): Promise<void> {
     answerStatus: f.answerStatus,
     realm: f.realm,
     rtpWorkers: rtpWorkersOf(f),
+    maxCallMs: must(parseDurationMs(f.maxCall)),
   };
   if (f.rtpFile) opts.audio = must(readWavFile(f.rtpFile));
   if (f.rtpPorts) {
@@ -242,6 +244,7 @@ export function registerLoadCommand(program: Command): void {
     .option('--answer-status <code>', 'final status for INVITEs (200 answers; e.g. 486 or 503 rejects)', num('answer-status', 200), 200)
     .option('--auth-users <file>', 'challenge INVITE and REGISTER with digest against these users (same CSV format as --users)')
     .option('--realm <realm>', 'digest realm', 'tandem')
+    .option('--max-call <dur>', 'forget a call (and close its RTP) not hung up after this long', '1h')
     .option('--stop-after <dur>', 'exit after this long (default: run until SIGINT/SIGTERM)')
     .option('--workers <n>', 'worker threads for RTP streams when --rtp is on (0 = in the SIP thread; default cores)', num('workers', 0))
     .addOption(new Option('--progress <mode>', 'tty, lines or none (default: tty on a terminal)').choices(['tty', 'lines', 'none']))
