@@ -55,9 +55,9 @@ function touch(m: SipMessage): void {
   void m.credentials('Authorization');
   void m.credentials('WWW-Authenticate');
   if (m instanceof SipRequest) void m.requestUri;
-  for (const e of m.headers.entries) {
-    void m.get(e.name);
-    void m.getAll(e.name);
+  for (const key of new Set(m.headers.entries.map((e) => e.key))) {
+    void m.get(key);
+    void m.getAll(key);
   }
   void serialize(m);
 }
@@ -254,6 +254,37 @@ describe('memory and time bounds', () => {
     expect(frameStream(huge)).toMatchObject({ type: 'error', code: 'SIP_ERR_TOO_LARGE' });
     const hdr = Buffer.from('INVITE sip:a@b SIP/2.0\r\nContent-Length: 999999999\r\n\r\n');
     expect(frameStream(hdr)).toMatchObject({ type: 'error', code: 'SIP_ERR_TOO_LARGE' });
+  });
+
+  it('pathological 60 KiB shapes finish (no quadratic paths in parse, getters or framing)', () => {
+    const head = 'OPTIONS sip:a@b.example.com SIP/2.0\r\n';
+    const tail = 'From: <sip:a@b.c>;tag=1\r\nTo: <sip:a@b.c>\r\nCall-ID: 1\r\nCSeq: 1 OPTIONS\r\n';
+    const fill = (unit: string) => unit.repeat(Math.floor(58000 / unit.length));
+    const shapes = [
+      `${head}Via: SIP/2.0/UDP h.example.com${fill(';x=1')}\r\n${tail}\r\n`,
+      `${head}Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\nContact: ${fill('<sip:a@b>,')}<sip:c@d>\r\n${tail}\r\n`,
+      `${head}Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\nRoute: ${fill('"\\"')}\r\n${tail}\r\n`,
+      `${head}Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\nRoute: ${fill('<')}\r\n${tail}\r\n`,
+      `${head}Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\nX-Fold: a${fill('\r\n b')}\r\n${tail}\r\n`,
+      `${head}Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\n${fill('a:b\r\n')}${tail}\r\n`,
+      `${head}Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\n${tail}Supported: ${fill('x,')}\r\n\r\n`,
+      `${head}${fill('Via: SIP/2.0/UDP a.b, SIP/2.0/UDP c.d\r\n')}${tail}\r\n`,
+      `INVITE sip:${fill('a;')}b@c SIP/2.0\r\nVia: SIP/2.0/UDP h.example.com\r\n${tail.replace('OPTIONS', 'INVITE')}\r\n`,
+      `${head}${fill('x')}`,
+      `${head}Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\n${tail}${fill('\r')}`,
+    ];
+    for (const text of shapes) {
+      const b = Buffer.from(text, 'latin1');
+      expect(b.length).toBeLessThanOrEqual(65536);
+      checkResult(parseMessage(b));
+      checkResult(parseMessage(b, { stream: true }));
+      let from = 0;
+      for (let cut = 1000; cut < b.length; cut += 1000) {
+        const f = frameStream(b.subarray(0, cut), undefined, from);
+        if (f.type !== 'need') break;
+        from = f.searchFrom ?? 0;
+      }
+    }
   });
 
   it('many header lines (64 KiB of Via) still parse in bounded work', () => {

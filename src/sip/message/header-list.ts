@@ -75,6 +75,9 @@ export class HeaderEntry {
   }
 }
 
+const INDEX_FROM = 24;
+const NONE: readonly HeaderEntry[] = Object.freeze([]);
+
 /** Ordered header lines of a message. Names are matched case-insensitively, compact forms included. */
 export class HeaderList {
   entries: HeaderEntry[];
@@ -93,21 +96,68 @@ export class HeaderList {
 
   first(key: string): HeaderEntry | undefined {
     const e = this.entries;
+    if (e.length > INDEX_FROM) return this.#lookup(key)?.[0];
     for (let i = 0; i < e.length; i++) if (e[i]!.key === key) return e[i];
     return undefined;
   }
 
+  /** Lines with this key, in order (do not modify the returned array). */
+  all(key: string): readonly HeaderEntry[] {
+    const e = this.entries;
+    if (e.length > INDEX_FROM) return this.#lookup(key) ?? NONE;
+    const out: HeaderEntry[] = [];
+    for (let i = 0; i < e.length; i++) if (e[i]!.key === key) out.push(e[i]!);
+    return out;
+  }
+
   count(key: string): number {
-    let n = 0;
-    for (const e of this.entries) if (e.key === key) n++;
-    return n;
+    return this.all(key).length;
   }
 
   /** Line values of every line with this key, not split. */
   lines(key: string): string[] {
-    const out: string[] = [];
-    for (const e of this.entries) if (e.key === key) out.push(e.value);
-    return out;
+    return this.all(key).map((e) => e.value);
+  }
+
+  // Messages with many lines get a key -> lines index so that lookups stay O(1) and a peer
+  // sending thousands of header lines cannot make each lookup a scan. Rebuilt after changes.
+  #index: Map<string, HeaderEntry[]> | undefined;
+  #indexOf: HeaderEntry[] | undefined;
+  #indexLen = -1;
+  #indexVersion = -1;
+
+  #lookup(key: string): HeaderEntry[] | undefined {
+    const e = this.entries;
+    if (this.#index === undefined || this.#indexOf !== e || this.#indexLen !== e.length || this.#indexVersion !== this.modifications) {
+      const index = new Map<string, HeaderEntry[]>();
+      for (let i = 0; i < e.length; i++) {
+        const entry = e[i]!;
+        const list = index.get(entry.key);
+        if (list === undefined) index.set(entry.key, [entry]);
+        else list.push(entry);
+      }
+      this.#index = index;
+      this.#indexOf = e;
+      this.#indexLen = e.length;
+      this.#indexVersion = this.modifications;
+    }
+    return this.#index.get(key);
+  }
+
+  /** Replaces one line by another (same position). */
+  replace(old: HeaderEntry, entry: HeaderEntry): void {
+    const i = this.entries.indexOf(old);
+    if (i === -1) this.entries.push(entry);
+    else this.entries[i] = entry;
+    this.modified = true;
+    this.modifications++;
+  }
+
+  /** Adds a prepared line at the end. */
+  push(entry: HeaderEntry): void {
+    this.entries.push(entry);
+    this.modified = true;
+    this.modifications++;
   }
 
   get(name: string): string | undefined {
@@ -123,8 +173,7 @@ export class HeaderList {
     const key = headerKey(name);
     const list = isListHeader(key);
     const out: string[] = [];
-    for (const e of this.entries) {
-      if (e.key !== key) continue;
+    for (const e of this.all(key)) {
       if (list) {
         for (const v of splitList(e.value)) out.push(v);
       } else out.push(e.value);

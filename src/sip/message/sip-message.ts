@@ -134,8 +134,7 @@ export abstract class SipMessage {
     if (c.vias === undefined) {
       const out: Via[] = [];
       let err: string | undefined;
-      for (const e of this.headers.entries) {
-        if (e.key !== 'via') continue;
+      for (const e of this.headers.all('via')) {
         err = parseViaList(e.value, out);
         if (err !== undefined) break;
       }
@@ -236,8 +235,7 @@ export abstract class SipMessage {
     if (c.contacts === undefined) {
       const out: Contact[] = [];
       let bad = false;
-      for (const e of this.headers.entries) {
-        if (e.key !== 'contact') continue;
+      for (const e of this.headers.all('contact')) {
         if (parseNameAddrList(e.value, out, true) !== undefined) {
           bad = true;
           break;
@@ -256,8 +254,7 @@ export abstract class SipMessage {
 
   #addrList(key: 'route' | 'record-route'): NameAddr[] {
     const out: NameAddr[] = [];
-    for (const e of this.headers.entries) {
-      if (e.key !== key) continue;
+    for (const e of this.headers.all(key)) {
       if (parseNameAddrList(e.value, out, false) !== undefined) return [];
     }
     return out;
@@ -312,10 +309,8 @@ export abstract class SipMessage {
     const cl = this.headers.first('content-length');
     if (cl === undefined || parseDigits(cl.value.trim()) !== body.length) {
       const entry = new HeaderEntry(cl?.name ?? 'Content-Length', 'content-length', undefined, 0, 0, 0, 0, String(body.length));
-      if (cl === undefined) this.headers.entries.push(entry);
-      else this.headers.entries[this.headers.entries.indexOf(cl)] = entry;
-      this.headers.modified = true;
-      this.headers.modifications++;
+      if (cl === undefined) this.headers.push(entry);
+      else this.headers.replace(cl, entry);
     }
     const raw = this.#raw;
     if (raw !== undefined && !this.headers.modified && body === raw.body && !this.startLineChanged()) {
