@@ -39,6 +39,10 @@ interface StressResult {
   peakActive: number;
   perBackend: Record<string, number>;
   proxyRetransmissions: string;
+  statuses: Record<string, number>;
+  healthChanges: string[];
+  setupP50: number;
+  setupP99: number;
 }
 
 async function proxyRetrans(node: Node): Promise<string> {
@@ -110,7 +114,14 @@ async function stress(killHalfway: boolean): Promise<StressResult> {
     peakActive: peak,
     perBackend,
     proxyRetransmissions: await proxyRetrans(node),
+    statuses: {},
+    healthChanges: String((await node.admin('/metrics')).json)
+      .split('\n')
+      .filter((l) => l.startsWith('tandem_dispatcher_health_changes_total')),
+    setupP50: pct(results.map((r) => r.setupMs), 0.5),
+    setupP99: pct(results.map((r) => r.setupMs), 0.99),
   };
+  for (const r of results) if (r.status !== 200) out.statuses[r.status] = (out.statuses[r.status] ?? 0) + 1;
   uac.close();
   await node.stop();
   backends.forEach((b) => b.kill());
@@ -119,8 +130,9 @@ async function stress(killHalfway: boolean): Promise<StressResult> {
 
 function printStress(name: string, r: StressResult): void {
   console.log(`${name}: generated ${r.generated} calls, avg ${r.avgRate.toFixed(1)} calls/s, avg active ${r.avgActive.toFixed(0)}, peak active ${r.peakActive}`);
-  console.log(`  successful ${r.ok}, failed ${r.failed} (BYE failed ${r.byeFailed}), UAC retransmissions ${r.retransmissions}, proxy retransmissions ${r.proxyRetransmissions}`);
-  console.log(`  answered per back-end: ${JSON.stringify(r.perBackend)}`);
+  console.log(`  successful ${r.ok}, failed ${r.failed} (call setup failed ${r.failed - r.byeFailed}; answered but BYE unanswered ${r.byeFailed}), UAC retransmissions ${r.retransmissions}, proxy retransmissions ${r.proxyRetransmissions}`);
+  console.log(`  answered per back-end: ${JSON.stringify(r.perBackend)}; failed INVITE statuses: ${JSON.stringify(r.statuses)}; setup p50 ${r.setupP50.toFixed(0)} ms, p99 ${r.setupP99.toFixed(0)} ms`);
+  for (const l of r.healthChanges) console.log(`  ${l.replace('tandem_dispatcher_health_changes_total', 'health change')}`);
 }
 
 /** Situation 1 / 2: the first destination never answers / rings forever; time until the caller gets 200 from the second. */
@@ -143,6 +155,12 @@ async function failoverDelay(mode: 'silent' | 'ring-forever', samples: number): 
   dead.kill();
   good.kill();
   return out;
+}
+
+function pct(xs: number[], q: number): number {
+  if (!xs.length) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 }
 
 const stats = (xs: number[]) => (xs.length ? `avg ${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(3)} s, min ${Math.min(...xs).toFixed(3)} s, max ${Math.max(...xs).toFixed(3)} s (n=${xs.length})` : 'no samples');

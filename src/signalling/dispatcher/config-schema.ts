@@ -72,9 +72,15 @@ export const dispatcherConfigSchema = z
         statuses: z.array(z.union([z.number().int().min(300).max(699), z.literal('5xx')])).default(['5xx', 408]),
         /** Also mark a destination down when fr_inv_timer expires on it. @default false */
         markDownOnInviteTimeout: z.boolean().default(false),
+        /**
+         * When every enabled destination of a set is down, try them anyway rather than answer 503
+         * (protects against an overload that times out every branch and marks all back-ends down).
+         * @default true
+         */
+        tryAllWhenAllDown: z.boolean().default(true),
       })
       .strict()
-      .default({ frTimerMs: 4000, frInvTimerMs: 60_000, statuses: ['5xx', 408], markDownOnInviteTimeout: false }),
+      .default({ frTimerMs: 4000, frInvTimerMs: 60_000, statuses: ['5xx', 408], markDownOnInviteTimeout: false, tryAllWhenAllDown: true }),
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -43,10 +43,26 @@ export class DestinationSet {
     return d;
   }
 
-  /** Picks the next destination not in `exclude` that may take a new call. */
-  choose(algorithm: Algorithm, exclude: ReadonlySet<Destination>, key: string | undefined, random: () => number): Destination | undefined {
+  /**
+   * Picks the next destination not in `exclude` that may take a new call. With `tryAllWhenAllDown`
+   * and no enabled destination up at all ("panic": the health signal says everything is dead,
+   * which after an overload is more likely wrong than right), enabled destinations are tried
+   * regardless of health instead of rejecting every call; `panic` is set on the result.
+   */
+  choose(
+    algorithm: Algorithm,
+    exclude: ReadonlySet<Destination>,
+    key: string | undefined,
+    random: () => number,
+    tryAllWhenAllDown = false,
+  ): { destination: Destination | undefined; panic: boolean } {
+    const ctx = { ...(key !== undefined ? { key } : {}), random };
     const candidates = this.destinations.filter((d) => d.available && !exclude.has(d));
-    return pick(algorithm, this.destinations, candidates, this.state, { ...(key !== undefined ? { key } : {}), random });
+    if (candidates.length > 0 || !tryAllWhenAllDown || this.destinations.some((d) => d.available)) {
+      return { destination: pick(algorithm, this.destinations, candidates, this.state, ctx), panic: false };
+    }
+    const enabled = this.destinations.filter((d) => d.admin === 'enabled' && !exclude.has(d));
+    return { destination: pick(algorithm, this.destinations, enabled, this.state, ctx), panic: enabled.length > 0 };
   }
 
   toJSON(): DestinationSetView {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { createLogger } from '../../util/logger.js';
+import { createLogger, rateLimitedLog } from '../../util/logger.js';
 import { counter, gauge } from '../../util/metrics.js';
 import { safeEmit } from '../../util/safe-emit.js';
 import type { Algorithm, HashKey } from './algorithms.js';
@@ -14,6 +14,7 @@ const selections = counter('tandem_dispatcher_selections_total', 'Destinations c
 const failovers = counter('tandem_dispatcher_failovers_total', 'Branches that failed over to the next destination', ['set', 'reason']);
 const exhausted = counter('tandem_dispatcher_no_destination_total', 'Calls for which a set had no (further) destination', ['set']);
 const probes = counter('tandem_dispatcher_probes_total', 'OPTIONS probe outcomes', ['destination', 'outcome']);
+const panics = counter('tandem_dispatcher_all_down_tries_total', 'Destinations tried although down because every destination of the set was down', ['set']);
 const adminChanges = counter('tandem_dispatcher_admin_changes_total', 'Run-time changes through the admin API', ['action']);
 
 /** Every live dispatcher, so the gauges below read current state at scrape time. */
@@ -97,6 +98,11 @@ export interface DispatcherOptions {
   thresholds?: ProbeThresholds;
   /** Also mark a destination down when fr_inv_timer expires on it. @default false */
   markDownOnInviteTimeout?: boolean;
+  /**
+   * When every enabled destination of a set is down, try them anyway (in algorithm order)
+   * instead of rejecting the call with 503. @default true
+   */
+  tryAllWhenAllDown?: boolean;
   /** Calls older than this are forgotten by the call-load counters (lost BYE). @default 7200 */
   maxCallDurationSec?: number;
   /** Injectable for tests. */
@@ -118,6 +124,7 @@ export class Dispatcher extends EventEmitter {
   readonly sets = new Map<string, DestinationSet>();
   readonly thresholds: ProbeThresholds;
   readonly #markDownOnInviteTimeout: boolean;
+  readonly #tryAllWhenAllDown: boolean;
   readonly #maxCallMs: number;
   readonly #random: () => number;
   readonly #now: () => number;
@@ -130,6 +137,7 @@ export class Dispatcher extends EventEmitter {
     super();
     this.thresholds = opts.thresholds ?? { downAfter: 3, upAfter: 2 };
     this.#markDownOnInviteTimeout = opts.markDownOnInviteTimeout ?? false;
+    this.#tryAllWhenAllDown = opts.tryAllWhenAllDown ?? true;
     this.#maxCallMs = (opts.maxCallDurationSec ?? 7200) * 1000;
     this.#random = opts.random ?? Math.random;
     this.#now = opts.now ?? Date.now;
@@ -305,7 +313,13 @@ export class Dispatcher extends EventEmitter {
   /** @internal used by DispatchPlan */
   choose(set: DestinationSet, algorithm: Algorithm, exclude: ReadonlySet<Destination>, key: string | undefined): Destination | undefined {
     if (algorithm === 'call-load') this.refreshLoad(set);
-    const d = set.choose(algorithm, exclude, key, this.#random);
+    const { destination: d, panic } = set.choose(algorithm, exclude, key, this.#random, this.#tryAllWhenAllDown);
+    if (panic && d) {
+      panics.inc({ set: set.name });
+      rateLimitedLog(`dispatcher-all-down:${set.name}`, (suppressed) =>
+        log.warn({ set: set.name, uri: d.uri, suppressed }, 'every destination of the set is down: trying one anyway'),
+      );
+    }
     if (d) {
       d.selected++;
       selections.inc({ set: set.name, destination: d.uri });

@@ -12,11 +12,12 @@ export type { Algorithm, HashKey } from './algorithms.js';
 export type { DestinationSpec, AdminState, Health } from './destination.js';
 
 /** Builds a dispatcher with the sets of a validated config section. */
-export function dispatcherFromConfig(cfg: DispatcherConfig, opts: Omit<DispatcherOptions, 'thresholds' | 'markDownOnInviteTimeout'> = {}): Dispatcher {
+export function dispatcherFromConfig(cfg: DispatcherConfig, opts: Omit<DispatcherOptions, 'thresholds' | 'markDownOnInviteTimeout' | 'tryAllWhenAllDown'> = {}): Dispatcher {
   const d = new Dispatcher({
     ...opts,
     thresholds: { downAfter: cfg.probing.downAfter, upAfter: cfg.probing.upAfter },
     markDownOnInviteTimeout: cfg.failover.markDownOnInviteTimeout,
+    tryAllWhenAllDown: cfg.failover.tryAllWhenAllDown,
   });
   for (const [name, set] of Object.entries(cfg.sets)) {
     d.defineSet(name, set.algorithm, set.hashKey);

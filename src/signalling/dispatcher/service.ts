@@ -150,7 +150,8 @@ export function dispatch(context: RouteContext, setName: string, request: SipReq
 function toFailure(r: BranchFailureReason): BranchFailure {
   switch (r.kind) {
     case 'timeout':
-      return { reason: 'fr-timer' };
+      // A destination that answered anything (e.g. only 100 Trying) is alive: do not mark it down.
+      return (r as { anyResponse?: boolean }).anyResponse === true ? { reason: 'fr-inv-timer' } : { reason: 'fr-timer' };
     case 'no-answer':
       return { reason: 'fr-inv-timer' };
     case 'status':

@@ -36,13 +36,32 @@ describe('round-robin', () => {
     expect(firstPicks(d, 'pbx', 3)).toEqual(['sip:a', 'sip:b', 'sip:d']);
   });
 
-  it('returns nothing when no destination is available', () => {
-    const d = disp();
+  it('returns nothing when no destination is available (tryAllWhenAllDown off)', () => {
+    const d = new Dispatcher({ tryAllWhenAllDown: false });
     d.defineSet('pbx', 'round-robin');
     d.addDestination('pbx', { uri: 'sip:a' });
     d.markDown('sip:a', 'branch-timeout');
     expect(d.plan('pbx')!.next()).toBeUndefined();
     expect(d.plan('nope')).toBeUndefined();
+  });
+});
+
+describe('every destination down', () => {
+  it('tries the enabled ones anyway, in algorithm order, never disabled or draining ones', () => {
+    const d = disp();
+    d.defineSet('pbx', 'priority');
+    d.addDestination('pbx', { uri: 'sip:a', priority: 2 });
+    d.addDestination('pbx', { uri: 'sip:b', priority: 1 });
+    d.addDestination('pbx', { uri: 'sip:c', priority: 0 });
+    d.setAdminState('pbx', 'sip:c', 'draining');
+    d.markDown('sip:a', 'branch-timeout');
+    d.markDown('sip:b', 'branch-timeout');
+    const plan = d.plan('pbx')!;
+    expect([plan.next()?.uri, plan.next()?.uri, plan.next()]).toEqual(['sip:b', 'sip:a', undefined]);
+    // one back up: only it is used again
+    d.setHealth('sip:a', 'up');
+    const p2 = d.plan('pbx')!;
+    expect([p2.next()?.uri, p2.next()]).toEqual(['sip:a', undefined]);
   });
 });
 

@@ -36,7 +36,7 @@ describe('dispatcher config section', () => {
 
 describe('dispatcher admin routes', () => {
   it('adds, disables, drains, removes at run time and shows state', async () => {
-    const d = dispatcherFromConfig(dispatcherConfigSchema.parse({ sets: { pbx: { destinations: [{ uri: 'sip:a' }] } } }));
+    const d = dispatcherFromConfig(dispatcherConfigSchema.parse({ sets: { pbx: { destinations: [{ uri: 'sip:a' }] } }, failover: { tryAllWhenAllDown: false } }));
     const app = Fastify();
     dispatcherRoutes(d)(app);
     await app.ready();
