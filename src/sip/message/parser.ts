@@ -106,7 +106,8 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     if (le === -1) return err('SIP_ERR_INCOMPLETE', 'Incomplete message');
     let ve = le > pos && s.charCodeAt(le - 1) === 13 ? le - 1 : le;
     if (c === 32 || c === 9) {
-      // continuation of the previous header line (LWS folding, §7.3.1)
+      // RFC 3261 §7.3.1: "Header fields can be extended over multiple lines by preceding each
+      // extra line with at least one SP or horizontal tab (HT)."
       if (last === undefined) return err('SIP_ERR_BAD_HEADER', 'Bad header folding');
       while (ve > pos && (s.charCodeAt(ve - 1) === 32 || s.charCodeAt(ve - 1) === 9)) ve--;
       if (ve > pos) {
@@ -259,7 +260,9 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     const mf = (dup & DUP_MAX_FORWARDS) !== 0 ? undefined : parseDigits(eMaxFwd.value);
     if (mf === undefined || mf > 255) fault = { code: 'SIP_ERR_BAD_MAX_FORWARDS', reason: 'Bad Max-Forwards' };
   }
-  // Content-Length (§18.3, §20.14)
+  // RFC 3261 §18.3: on stream transports "the Content-Length header field MUST be used to
+  // indicate the size of the message-body"; on datagrams "If the message is a request [and
+  // shorter than Content-Length], the server SHOULD respond with a 400".
   if (fault === undefined) {
     if (eLength === undefined) {
       if (stream) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing Content-Length' };
@@ -268,7 +271,8 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
       if (len === undefined) fault = { code: 'SIP_ERR_BAD_CONTENT_LENGTH', reason: 'Bad Content-Length' };
       else if (len > body.length) fault = { code: 'SIP_ERR_BAD_CONTENT_LENGTH', reason: 'Content-Length exceeds body' };
       else if (len < body.length) {
-        // UDP: octets beyond Content-Length are discarded (§18.3)
+        // §18.3: "any additional bytes in the transport packet beyond the end of the body
+        // MUST be discarded"
         body = body.subarray(0, len);
         msg.body = body;
         raw.body = body;
