@@ -11,6 +11,26 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { killAll, runLoadCli, startUas } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tandem-load-'));
+
+/** 16-bit mono PCM WAV of a 1 kHz sine. */
+function pcmWav(rate: number, frames: number): Buffer {
+  const data = Buffer.alloc(frames * 2);
+  for (let i = 0; i < frames; i++) data.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 1000 * i) / rate)), i * 2);
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0, 'latin1');
+  h.writeUInt32LE(36 + data.length, 4);
+  h.write('WAVEfmt ', 8, 'latin1');
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20);
+  h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(rate, 24);
+  h.writeUInt32LE(rate * 2, 28);
+  h.writeUInt16LE(2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write('data', 36, 'latin1');
+  h.writeUInt32LE(data.length, 40);
+  return Buffer.concat([h, data]);
+}
 afterAll(() => killAll());
 
 describe('uac-call-expect-all-succeed: UAC against its own UAS', () => {
@@ -46,10 +66,12 @@ describe('uac-call-expect-all-succeed: UAC against its own UAS', () => {
     expect(rows.length).toBeGreaterThanOrEqual(3);
   }, 60_000);
 
-  it('UAS sends its own stream: both directions measured', async () => {
+  it('UAS sends its own stream, UAC plays a WAV file: both directions measured', async () => {
+    const wav = join(dir, 'tone.wav');
+    writeFileSync(wav, pcmWav(8000, 4000)); // 0.5 s, looped
     const uas = await startUas(['--rtp', 'send', '--ring-delay', '200ms']);
     const json = join(dir, 'stats.json');
-    const { summary: s } = await runLoadCli(['call', '--target', `127.0.0.1:${uas.port}`, '--rate', '20', '--calls', '10', '--duration', '1s', '--rtp', '--workers', '1', '--stats-file', json]);
+    const { summary: s } = await runLoadCli(['call', '--target', `127.0.0.1:${uas.port}`, '--rate', '20', '--calls', '10', '--duration', '1s', '--rtp-file', wav, '--workers', '1', '--stats-file', json]);
     const u = await uas.stop();
     expect(s).toMatchObject({ generated: 10, successful: 10, failed: 0 });
     expect(s.setupP50Ms).toBeGreaterThanOrEqual(200); // ringing delay is inside call setup
