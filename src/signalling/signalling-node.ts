@@ -11,6 +11,7 @@ import { TransactionLayer } from '../sip/transaction/transaction-layer.js';
 import type { ServerTransaction, TransactionUser } from '../sip/transaction/types.js';
 import type { SipRequest, SipResponse } from '../sip/message/sip-message.js';
 import { createResponse } from '../sip/message/builders.js';
+import { parseUri } from '../sip/uri/sip-uri.js';
 import { AuthFailureTracker, DigestAuthenticator, randomSecret, type UserDirectory } from '../sip/auth/digest-server.js';
 import type { DigestAlgorithm } from '../sip/auth/digest.js';
 import type { LocationStore } from '../state/store.js';
@@ -312,7 +313,7 @@ export class SignallingNode implements TransactionUser {
       .map((b) => {
         const t: Target = { uri: b.contact, q: b.q };
         if (b.path?.length) t.route = b.path;
-        else if (b.received) {
+        else if (b.received && useFlow(b.contact, b.received)) {
           t.nextHop = {
             transport: b.received.transport,
             address: b.received.address,
@@ -422,6 +423,21 @@ function wrapServerTx(tx: ServerTransaction): import('./proxy/proxy-stack.js').P
       else tx.on('cancel', () => fn());
     },
   };
+}
+
+/**
+ * Whether to reach a contact through the flow its REGISTER came from rather than its Contact
+ * URI: always for TCP/TLS (a UA does not listen on its ephemeral port; the connection is reused,
+ * RFC 5626 style), and for UDP when the Contact's IP is not the address the REGISTER came from
+ * (the UA is behind NAT: send to received/rport). A Contact with the source IP but another port
+ * is a third-party registration or a separate listening port and is used as written.
+ */
+function useFlow(contact: string, flow: { transport: string; address: string; port: number }): boolean {
+  if (flow.transport !== 'udp') return true;
+  const u = parseUri(contact);
+  if (!u.ok) return true;
+  const host = u.value.host.replace(/^\[|\]$/g, '');
+  return host.toLowerCase() !== flow.address.toLowerCase();
 }
 
 function decodeURIComponentSafe(s: string): string {
