@@ -524,7 +524,9 @@ class ProxyContext {
       return;
     }
     if (b.abandoned && !(res.status >= 200 && res.status < 300)) {
-      this.#checkDone();
+      // After the caller's CANCEL: answer 487 once no cancelled branch is still ringing.
+      if (this.#cancelled && !this.#branches.some((o) => o.provisional && !o.final)) this.#finishCancelled();
+      else this.#checkDone();
       return;
     }
     const s = this.#serial();
