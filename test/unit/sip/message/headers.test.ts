@@ -244,3 +244,25 @@ describe('folding edge cases', () => {
     expect(serialize(m).toString()).toContain('Route:\r\n <sip:p1.example.com;lr>\r\n');
   });
 });
+
+describe('Via typed access', () => {
+  it('IPv6 sent-by, received, rport, maddr, ttl (RFC 3261 §20.42, RFC 3581, RFC 5118 §4.5)', () => {
+    const m = req(
+      base('').replace(
+        /Via:.*\n/,
+        'Via: SIP/2.0/UDP [2001:db8::9:1]:5070;branch=z9hG4bKas3-111;received=2001:db8::9:255;rport=5071;maddr=239.255.255.1;ttl=16\nVia: SIP / 2.0 / tcp h2.example.com ; branch = z9hG4bK2 ; rport\n',
+      ),
+    );
+    const [a, b] = m.vias;
+    expect(a).toMatchObject({ protocol: 'SIP/2.0', transport: 'UDP', host: '[2001:db8::9:1]', port: 5070, branch: 'z9hG4bKas3-111', received: '2001:db8::9:255', rport: 5071, maddr: '239.255.255.1', ttl: 16 });
+    expect(b).toMatchObject({ transport: 'TCP', host: 'h2.example.com', port: undefined, branch: 'z9hG4bK2', rport: null });
+    expect(m.topVia).toEqual(a);
+  });
+  it('bad via-params make the message invalid but keep the sent-by for answering', () => {
+    for (const bad of ['branch', 'rport=abc', 'ttl=300', 'received', 'maddr']) {
+      const r = parseMessage(crlf(base('').replace('branch=z9hG4bK1', bad)));
+      expect(r, bad).toMatchObject({ ok: false, code: 'SIP_ERR_BAD_VIA' });
+      expect(!r.ok && r.partial?.topVia.host).toBe('h1.example.com');
+    }
+  });
+});

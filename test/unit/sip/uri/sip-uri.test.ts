@@ -122,3 +122,25 @@ describe('parseNameAddr / formatNameAddr', () => {
     }
   });
 });
+
+describe('IPv6 references (RFC 5118 cases)', () => {
+  it('valid IPv6 references, with and without port', () => {
+    expect(uri('sip:[2001:db8::10]').host).toBe('[2001:db8::10]');
+    expect(uri('sip:user@[2001:db8::10]:5070').port).toBe(5070);
+    // §4.3: port-ambiguous — the last group is part of the address, there is no port
+    const amb = uri('sip:[2001:db8::10:5070]');
+    expect(amb.host).toBe('[2001:db8::10:5070]');
+    expect(amb.port).toBeUndefined();
+    expect(uri('sip:[::ffff:192.0.2.10]').host).toBe('[::ffff:192.0.2.10]');
+    expect(uri('sip:[1:2:3:4:5:6:7:8]').host).toBe('[1:2:3:4:5:6:7:8]');
+    expect(uri('sip:[::]').host).toBe('[::]');
+  });
+  it('invalid: unbracketed IPv6 (§4.2), malformed groups', () => {
+    for (const bad of ['sip:user@2001:db8::10', 'sip:[2001:db8::1::2]', 'sip:[1:2:3:4:5:6:7:8:9]', 'sip:[:1]', 'sip:[1:]', 'sip:[12345::1]', 'sip:[::ffff:192.0.2.256]']) {
+      expect(parseUri(bad).ok, bad).toBe(false);
+    }
+  });
+  it('comparison of IPv6 hosts is case-insensitive', () => {
+    expect(urisEqual(uri('sip:[2001:DB8::10]'), uri('sip:[2001:db8::10]'))).toBe(true);
+  });
+});
