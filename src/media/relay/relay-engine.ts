@@ -28,7 +28,7 @@ const log = createLogger('relay');
 export const DEFAULT_QUARANTINE_MS = 10_000;
 const DEFAULT_SOCKET_BUFFER_BYTES = 262_144;
 /** Young generation of each forwarding worker's heap. */
-const YOUNG_GENERATION_MB = 64;
+const YOUNG_GENERATION_MB = 32;
 /** Pause before a crashed worker is replaced. */
 const WORKER_RESTART_DELAY_MS = 1000;
 /** Attempts at other ports when a bind fails because something outside the engine holds a port. */

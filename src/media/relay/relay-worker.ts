@@ -45,6 +45,34 @@ function newSocket(): Socket {
   });
 }
 
+/** dgram keeps its UDP handle under this symbol (Node 12+); found once, by description. */
+let stateSymbol: symbol | undefined | null = null;
+
+/**
+ * Delivers each datagram of a bound `sock` to `fn`. Where the socket's UDP handle can be reached, its
+ * `onmessage` hook is set directly: that skips dgram's EventEmitter dispatch (a megamorphic
+ * lookup when sockets carry different listener sets) and its `rinfo.size` property addition,
+ * both measurable at 100k packets/s. Otherwise it falls back to the 'message' event. Receive
+ * errors still go to the socket's 'error' event as dgram would emit them.
+ */
+function onDatagram(sock: Socket, fn: (msg: Buffer, rinfo: RemoteInfo) => void): void {
+  if (stateSymbol === null) {
+    stateSymbol = Object.getOwnPropertySymbols(sock).find((s) => s.description === 'state symbol');
+  }
+  const handle = stateSymbol ? ((sock as unknown as Record<symbol, { handle?: { onmessage?: unknown } }>)[stateSymbol]?.handle) : undefined;
+  if (!handle || typeof handle.onmessage !== 'function') {
+    sock.on('message', fn);
+    return;
+  }
+  handle.onmessage = (nread: number, _handle: unknown, buf: Buffer, rinfo: RemoteInfo): void => {
+    if (nread < 0) {
+      sock.emit('error', Object.assign(new Error(`recvmsg failed (${nread})`), { errno: nread, syscall: 'recvmsg' }));
+      return;
+    }
+    fn(buf, rinfo);
+  };
+}
+
 function closeQuietly(sock: Socket): void {
   try {
     sock.close();
@@ -96,12 +124,12 @@ class Channel {
     this.kind = kind;
     this.localPort = localPort;
     this.socket = newSocket();
-    this.socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
   }
 
-  /** After a successful bind: later socket errors are logged, never fatal. */
+  /** After a successful bind: start receiving; later socket errors are logged, never fatal. */
   guard(): void {
     this.socket.on('error', (err) => this.onSocketError(err));
+    onDatagram(this.socket, (msg, rinfo) => this.onMessage(msg, rinfo));
   }
 
   onSocketError(err: Error): void {
@@ -123,10 +151,10 @@ class Channel {
     const peerPort = this.peerPort;
     this.connPending = sock;
     sock.on('error', (err) => this.onSocketError(err));
-    // Until connected, whatever reaches this socket is checked like any other packet.
-    sock.on('message', (msg, rinfo) => (this.conn === sock ? this.onPeerMessage(msg) : this.onMessage(msg, rinfo)));
     try {
       sock.bind({ address: bindAddress, port: this.localPort, exclusive: true }, () => {
+        // Until connected, whatever reaches this socket is checked like any other packet.
+        onDatagram(sock, (msg, rinfo) => (this.conn === sock ? this.onPeerMessage(msg) : this.onMessage(msg, rinfo)));
         if (this.connPending !== sock) return;
         sock.connect(peerPort, address, (err?: Error) => {
           if (this.connPending !== sock) return;
