@@ -34,22 +34,25 @@ interface StressResult {
   failed: number;
   byeFailed: number;
   retransmissions: number;
+  uacInvite: number;
+  uacBye: number;
+  backendRetrans: number;
+  backendResent: number;
+  txEvents: string;
   avgRate: number;
   avgActive: number;
   peakActive: number;
   perBackend: Record<string, number>;
-  proxyRetransmissions: string;
   statuses: Record<string, number>;
   healthChanges: string[];
   setupP50: number;
   setupP99: number;
 }
 
-async function proxyRetrans(node: Node): Promise<string> {
+async function txEvents(node: Node): Promise<string> {
   const text = String((await node.admin('/metrics')).json);
-  const lines = text.split('\n').filter((l) => /retrans/i.test(l) && !l.startsWith('#'));
-  const total = lines.reduce((s, l) => s + (Number(l.split(' ').pop()) || 0), 0);
-  return lines.length ? String(total) : 'n/a (no retransmission metric exposed)';
+  const lines = text.split('\n').filter((l) => l.startsWith('tandem_sip_transaction_events_total'));
+  return lines.map((l) => l.replace('tandem_sip_transaction_events_total', '')).join(' ') || 'none';
 }
 
 async function stress(killHalfway: boolean): Promise<StressResult> {
@@ -108,12 +111,16 @@ async function stress(killHalfway: boolean): Promise<StressResult> {
     ok: results.filter((r) => r.status === 200 && r.byeOk).length,
     failed: results.filter((r) => r.status !== 200 || !r.byeOk).length,
     byeFailed: results.filter((r) => r.status === 200 && !r.byeOk).length,
-    retransmissions: uac.retransmissions,
+    retransmissions: uac.retransmissions + backends.reduce((n, b) => n + b.retransReceived + b.finalsResent, 0),
+    uacInvite: uac.inviteRetransmissions,
+    uacBye: uac.byeRetransmissions,
+    backendRetrans: backends.reduce((n, b) => n + b.retransReceived, 0),
+    backendResent: backends.reduce((n, b) => n + b.finalsResent, 0),
+    txEvents: await txEvents(node),
     avgRate: results.length / elapsed,
     avgActive: samples ? activeSum / samples : 0,
     peakActive: peak,
     perBackend,
-    proxyRetransmissions: await proxyRetrans(node),
     statuses: {},
     healthChanges: String((await node.admin('/metrics')).json)
       .split('\n')
@@ -130,7 +137,10 @@ async function stress(killHalfway: boolean): Promise<StressResult> {
 
 function printStress(name: string, r: StressResult): void {
   console.log(`${name}: generated ${r.generated} calls, avg ${r.avgRate.toFixed(1)} calls/s, avg active ${r.avgActive.toFixed(0)}, peak active ${r.peakActive}`);
-  console.log(`  successful ${r.ok}, failed ${r.failed} (call setup failed ${r.failed - r.byeFailed}; answered but BYE unanswered ${r.byeFailed}), UAC retransmissions ${r.retransmissions}, proxy retransmissions ${r.proxyRetransmissions}`);
+  console.log(`  successful ${r.ok}, failed ${r.failed} (call setup failed ${r.failed - r.byeFailed}; answered but BYE unanswered ${r.byeFailed})`);
+  console.log(
+    `  retransmissions ${r.retransmissions}: UAC INVITE ${r.uacInvite} + UAC BYE ${r.uacBye} + received again by PBXs ${r.backendRetrans} + PBX finals re-sent ${r.backendResent}; proxy transaction events: ${r.txEvents}`,
+  );
   console.log(`  answered per back-end: ${JSON.stringify(r.perBackend)}; failed INVITE statuses: ${JSON.stringify(r.statuses)}; setup p50 ${r.setupP50.toFixed(0)} ms, p99 ${r.setupP99.toFixed(0)} ms`);
   for (const l of r.healthChanges) console.log(`  ${l.replace('tandem_dispatcher_health_changes_total', 'health change')}`);
 }

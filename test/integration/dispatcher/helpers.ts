@@ -35,6 +35,10 @@ export interface Backend {
   invites: string[];
   byes: string[];
   options: number;
+  /** Requests received again (INVITE / BYE retransmissions from the proxy). */
+  retransReceived: number;
+  /** Finals this back-end re-sent because the ACK was late. */
+  finalsResent: number;
   setMode(mode: 'answer' | 'ring-forever' | 'silent' | `${number}`): void;
   kill(): void;
 }
@@ -52,13 +56,15 @@ export async function startBackend(name: string, opts: { mode?: string; port?: n
     invites: [],
     byes: [],
     options: 0,
+    retransReceived: 0,
+    finalsResent: 0,
     setMode: (m) => proc.stdin!.write(`mode ${m}\n`),
     kill: () => proc.kill('SIGKILL'),
   };
   const ready = new Promise<void>((res, rej) => {
     proc.once('exit', (code) => rej(new Error(`backend ${name} exited ${code}`)));
     createInterface({ input: proc.stdout! }).on('line', (line) => {
-      let o: { listening?: number; invite?: string; bye?: string; options?: number };
+      let o: { listening?: number; invite?: string; bye?: string; options?: number; retrans?: string; resent?: string };
       try {
         o = JSON.parse(line);
       } catch {
@@ -71,6 +77,8 @@ export async function startBackend(name: string, opts: { mode?: string; port?: n
       } else if (o.invite) b.invites.push(o.invite);
       else if (o.bye) b.byes.push(o.bye);
       else if (o.options) b.options++;
+      else if (o.retrans) b.retransReceived++;
+      else if (o.resent) b.finalsResent++;
     });
   });
   await withTimeout(ready, 15_000, `backend ${name} start`);
@@ -171,6 +179,8 @@ export class TestUac {
   port = 0;
   /** Requests sent again by Timer A / E (the bench reports them). */
   retransmissions = 0;
+  inviteRetransmissions = 0;
+  byeRetransmissions = 0;
 
   async open(): Promise<void> {
     this.#sock.on('message', (buf) => {
@@ -218,6 +228,7 @@ export class TestUac {
       const timerA = () => {
         if (done || provisional) return;
         this.retransmissions++;
+        this.inviteRetransmissions++;
         this.#send(invite, proxyPort);
         interval *= 2;
         tA = setTimeout(timerA, interval);
@@ -308,6 +319,7 @@ export class TestUac {
       const timerE = () => {
         if (done) return;
         this.retransmissions++;
+        this.byeRetransmissions++;
         this.#send(bye, proxyPort);
         interval = Math.min(interval * 2, 4000);
         tE = setTimeout(timerE, interval);
