@@ -112,6 +112,7 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
     if (!r.ok) throw new Error(r.reason);
     users = r.value;
   }
+  if (cfg.redis) logger.warn({ redis: cfg.redis }, 'shared Redis state is not available in this version: location and dialogs stay in this process');
   if (s.auth.enabled && !users) logger.warn('authentication is on but no users file is configured: every local user will be refused');
   let tls: ListenSpec['tls'];
   if (s.tls) tls = { cert: readFileSync(s.tls.cert), key: readFileSync(s.tls.key) };

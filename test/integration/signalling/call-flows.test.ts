@@ -1,4 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
 import { startTandem, tempFile, type TandemProcess } from './helpers/tandem-process.js';
 import { SAMPLE_SDP, TestCall, TestUa } from './helpers/test-ua.js';
 import type { SipResponse } from '../../../src/sip/message/sip-message.js';
@@ -7,7 +9,7 @@ const DOMAIN = 'example.test';
 let tandem: TandemProcess;
 const uas: TestUa[] = [];
 
-async function ua(user: string, transport: 'udp' | 'tcp' = 'udp', password = `${user}-secret`): Promise<TestUa> {
+async function ua(user: string, transport: 'udp' | 'tcp' | 'tls' = 'udp', password = `${user}-secret`): Promise<TestUa> {
   const u = await TestUa.create({ transport, proxy: { host: '127.0.0.1', port: tandem.ports[transport]! }, user, password, domain: DOMAIN });
   uas.push(u);
   return u;
@@ -19,7 +21,13 @@ beforeAll(async () => {
     'tandem.yaml',
     `signalling:\n  auth:\n    nonceLifetimeSec: 2\n    maxFailures: 50\n  registrar:\n    minExpiresSec: 2\n    maxContactsPerAor: 20\n  proxy:\n    timerCMs: 3000\n`,
   );
-  tandem = await startTandem(['--config', config, '--sip', 'udp:127.0.0.1:0', '--sip', 'tcp:127.0.0.1:0', '--domain', DOMAIN, '--users', users, '--no-media']);
+  const key = join(dirname(config), 'key.pem');
+  const cert = join(dirname(config), 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+  tandem = await startTandem([
+    '--config', config, '--sip', 'udp:127.0.0.1:0', '--sip', 'tcp:127.0.0.1:0', '--sip', 'tls:127.0.0.1:0', '--tls-cert', cert, '--tls-key', key,
+    '--domain', DOMAIN, '--users', users, '--no-media',
+  ]);
 });
 
 afterEach(async () => {
@@ -193,6 +201,27 @@ describe('tandem start: calls through the proxy', () => {
     if (res.status < 200) res = await alice.waitResponse(call.callId, 'INVITE', (s) => s === 200);
     call.learn(res);
     expect(call.routeSet.length).toBe(2);
+    call.ack2xx();
+    await bob.waitRequest('ACK', 5000, call.callId);
+    const byeP = bob.waitRequest('BYE', 5000, call.callId).then((bye) => bob.send(bob.response(bye, 200, 'OK')));
+    expect((await call.bye()).status).toBe(200);
+    await byeP;
+  });
+
+  it('TLS caller to UDP callee: double Record-Route, answer and BYE over TLS', async () => {
+    const alice = await ua('alice', 'tls');
+    const bob = await ua('bob');
+    expect((await alice.register()).status).toBe(200);
+    expect((await bob.register()).status).toBe(200);
+    const call = new TestCall(alice, 'bob');
+    const calleeP = answerIncoming(bob, 200, 'OK');
+    let res = await call.invite();
+    const inv = await calleeP;
+    const rr = inv.getAll('Record-Route');
+    expect(rr.length).toBe(2);
+    expect(rr[1]).toContain('transport=tls');
+    if (res.status < 200) res = await alice.waitResponse(call.callId, 'INVITE', (s) => s === 200);
+    call.learn(res);
     call.ack2xx();
     await bob.waitRequest('ACK', 5000, call.callId);
     const byeP = bob.waitRequest('BYE', 5000, call.callId).then((bye) => bob.send(bob.response(bye, 200, 'OK')));

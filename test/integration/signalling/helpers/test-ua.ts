@@ -5,13 +5,14 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { parseMessage } from '../../../../src/sip/message/parser.js';
 import type { SipMessage, SipRequest, SipResponse } from '../../../../src/sip/message/sip-message.js';
 import { buildAuthorization } from '../../../../src/sip/auth/digest.js';
 
 export interface TestUaOptions {
-  transport: 'udp' | 'tcp';
+  transport: 'udp' | 'tcp' | 'tls';
   proxy: { host: string; port: number };
   user: string;
   password: string;
@@ -29,7 +30,7 @@ export class TestUa {
   readonly opts: TestUaOptions;
   port = 0;
   #udp: dgram.Socket | undefined;
-  #tcp: net.Socket | undefined;
+  #tcp: net.Socket | tls.TLSSocket | undefined;
   #tcpBuf = Buffer.alloc(0);
   #inbox: SipMessage[] = [];
   #waiters: Waiter[] = [];
@@ -57,10 +58,13 @@ export class TestUa {
       await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
       this.port = s.address().port;
     } else {
-      const sock = net.connect(this.opts.proxy.port, this.opts.proxy.host);
+      const isTls = this.opts.transport === 'tls';
+      const sock = isTls
+        ? tls.connect({ port: this.opts.proxy.port, host: this.opts.proxy.host, rejectUnauthorized: false })
+        : net.connect(this.opts.proxy.port, this.opts.proxy.host);
       this.#tcp = sock;
       await new Promise<void>((r, j) => {
-        sock.once('connect', () => r());
+        sock.once(isTls ? 'secureConnect' : 'connect', () => r());
         sock.once('error', j);
       });
       this.port = sock.localPort!;
@@ -110,7 +114,7 @@ export class TestUa {
   }
 
   get contact(): string {
-    return `sip:${this.opts.user}@127.0.0.1:${this.port}${this.opts.transport === 'tcp' ? ';transport=tcp' : ''}`;
+    return `sip:${this.opts.user}@127.0.0.1:${this.port}${this.opts.transport !== 'udp' ? `;transport=${this.opts.transport}` : ''}`;
   }
 
   via(branch = `z9hG4bK${rand()}`): string {
