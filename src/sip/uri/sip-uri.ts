@@ -125,33 +125,7 @@ export function isValidHostRange(host: string, start: number, end: number): bool
   if (host.charCodeAt(start) === C_LBRACK) {
     return host.charCodeAt(end - 1) === C_RBRACK && isValidIpv6(host.slice(start + 1, end - 1));
   }
-  let labelStart = start;
-  let lastLabel = start;
-  let digitsAndDots = true;
-  for (let i = start; i <= end; i++) {
-    const c = i < end ? host.charCodeAt(i) : 46;
-    if (c === 46) {
-      if (i === labelStart) {
-        if (i === end && n > 1) break; // one trailing dot (FQDN) is allowed
-        return false;
-      }
-      if (host.charCodeAt(labelStart) === 45 || host.charCodeAt(i - 1) === 45) return false;
-      lastLabel = labelStart;
-      labelStart = i + 1;
-      continue;
-    }
-    if (c >= 48 && c <= 57) continue;
-    const l = c | 0x20;
-    if ((l >= 97 && l <= 122) || c === 45) {
-      digitsAndDots = false;
-      continue;
-    }
-    return false;
-  }
-  if (digitsAndDots) return IPV4_RE.test(start === 0 && end === host.length ? host : host.slice(start, end));
-  // toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum
-  const t = host.charCodeAt(lastLabel) | 0x20;
-  return t >= 97 && t <= 122;
+  return scanHostname(host, start, end) === end;
 }
 
 export function isValidIpv6(a: string): boolean {
