@@ -264,7 +264,7 @@ async function startTandemEngine(portMin: number, portMax: number, cpuProf: bool
   const child = spawn(process.execPath, [...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir=/tmp/relay-prof'] : []), '--import', 'tsx', here, '--relay-child', JSON.stringify({ portMin, portMax, ...(workers ? { workers } : {}) })], {
     cwd: repo,
     stdio: ['pipe', 'pipe', 'inherit'],
-    env: { ...process.env, TANDEM_LOG_LEVEL: 'warn' },
+    env: { ...process.env, TANDEM_LOG_LEVEL: 'warn', ...tandemEnv() },
   });
   const ready = await waitLine(child, (o) => o.t === 'ready', 20_000);
   const pending = new Map<number, (o: Record<string, unknown>) => void>();
@@ -466,7 +466,7 @@ async function startTandemNg(portMin: number, portMax: number, cpuProf: boolean)
   const child = spawn(
     process.execPath,
     [...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir=/tmp/relay-prof'] : []), '--import', 'tsx', join(repo, 'src/cli/main.ts'), 'media', '--ng', `${LO}:0`, '--interface', LO, '--rtp-ports', `${portMin}-${portMax}`, '--timeout', '3600', '--log-level', 'warn'],
-    { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] },
+    { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...tandemEnv() } },
   );
   const ready = await waitLine(child, (o) => o.event === 'ready', 20_000);
   return ngRelay('Tandem (tandem media over ng)', child, ready.ngPort as number, portMin, portMax);
@@ -995,6 +995,18 @@ async function runStep(pool: CallPool, calls: number, durationMs: number): Promi
     dropsRelay: d1.relay - d0.relay,
     dropsOther: d1.other - d0.other,
   };
+}
+
+/** `--tandem-env K=V` (repeatable): extra environment for the Tandem process only (e.g. LD_PRELOAD of another malloc). */
+function tandemEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  process.argv.forEach((a, i) => {
+    if (a === '--tandem-env' && process.argv[i + 1]?.includes('=')) {
+      const kv = process.argv[i + 1]!;
+      out[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
+    }
+  });
+  return out;
 }
 
 function arg(name: string, dflt: string): string {
