@@ -1,6 +1,5 @@
 import { formatUri as formatUriText, parseNameAddr, parseUri, type NameAddr, type SipUri } from '../uri/sip-uri.js';
 import { HeaderEntry, HeaderList } from './header-list.js';
-import { headerKey } from './header-names.js';
 import {
   parseCredentials,
   parseFirstVia,
@@ -19,9 +18,9 @@ export type { Contact, Credentials, CSeq, Via } from './header-values.js';
 
 /**
  * Typed getters never throw. A message returned by `parseMessage` with `ok: true` has valid
- * Via, From, To, Call-ID, CSeq, Max-Forwards and Content-Length (checked while parsing). When a
- * header is missing or invalid — on a `partial` request, or after local code set a bad value —
- * the getters return these placeholders / `undefined` / `[]` instead.
+ * Via, From, To, Call-ID, CSeq, Max-Forwards and Content-Length (checked while parsing, built
+ * on first access). When a header is missing or invalid — on a `partial` request, or after
+ * local code set a bad value — the getters return these placeholders / `undefined` / `[]`.
  */
 export const PLACEHOLDER_HOST = 'invalid';
 const placeholderUri = (): SipUri => ({ scheme: 'sip', host: PLACEHOLDER_HOST, params: new Map(), headers: new Map() });
@@ -444,6 +443,3 @@ export class SipResponse extends SipMessage {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-/** Lower-case lookup key of a header name (compact forms expanded). */
-export { headerKey };
