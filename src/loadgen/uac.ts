@@ -40,6 +40,8 @@ export interface UacEngineOptions {
   /** Domain of REGISTER AORs. @default target address */
   domain?: string;
   localAddress: string;
+  /** Several local addresses (a range): one SIP socket each per thread, calls take them in turn. */
+  localAddresses?: string[];
   localPortMin?: number;
   localPortMax?: number;
   /** New calls per rate period. */
@@ -77,6 +79,7 @@ export interface UacEngineOptions {
 type CallState = 'starting' | 'inviting' | 'holding' | 'byeing' | 'registering' | 'refreshing' | 'optioning' | 'done';
 
 interface Call {
+  ep: SipEndpoint;
   callId: string;
   fromTag: string;
   toTag?: string;
@@ -127,9 +130,10 @@ interface ClientTx {
 export class UacEngine {
   readonly stats = new StatsCollector();
   readonly media: RtpMedia | undefined;
-  readonly #o: Required<Omit<UacEngineOptions, 'rateIncrease' | 'rateIntervalMs' | 'rateMax' | 'stopAfterMs' | 'audio' | 'rtpPortMin' | 'rtpPortMax' | 'users' | 'localPortMin' | 'localPortMax' | 'domain'>> &
+  readonly #o: Required<Omit<UacEngineOptions, 'localAddresses' | 'rateIncrease' | 'rateIntervalMs' | 'rateMax' | 'stopAfterMs' | 'audio' | 'rtpPortMin' | 'rtpPortMax' | 'users' | 'localPortMin' | 'localPortMax' | 'domain'>> &
     UacEngineOptions;
-  #ep: SipEndpoint | undefined;
+  #eps: SipEndpoint[] = [];
+  #epIdx = 0;
   #tx = new Map<string, ClientTx>();
   /** Finished transactions kept two generations (>= 64*T1) to absorb retransmitted finals. */
   #doneTx = new Map<string, ClientTx>();
@@ -176,7 +180,7 @@ export class UacEngine {
   }
 
   get local(): Peer | undefined {
-    return this.#ep?.local;
+    return this.#eps[0]?.local;
   }
 
   get currentRate(): number {
@@ -191,9 +195,19 @@ export class UacEngine {
   /** Opens the SIP socket and generates until the call count or stop time is reached. */
   async run(): Promise<LoadSnapshot> {
     const o = this.#o;
-    this.#ep = await SipEndpoint.open({ transport: o.transport, address: o.localAddress, port: o.localPortMin ?? 0, ...(o.localPortMax ? { portMax: o.localPortMax } : {}) });
-    this.#ep.onMessage = (buf, from) => this.#onMessage(buf, from);
-    this.#ep.onPeerError = (peer, err) => this.#onPeerError(peer, err);
+    const addresses = o.localAddresses?.length ? o.localAddresses : [o.localAddress];
+    try {
+      for (const address of addresses) {
+        const ep = await SipEndpoint.open({ transport: o.transport, address, port: o.localPortMin ?? 0, ...(o.localPortMax ? { portMax: o.localPortMax } : {}) });
+        ep.onMessage = (buf, from) => this.#onMessage(buf, from, ep);
+        ep.onPeerError = (peer, err) => this.#onPeerError(peer, err);
+        this.#eps.push(ep);
+      }
+    } catch (err) {
+      await Promise.all(this.#eps.map((e) => e.close()));
+      this.media?.close();
+      throw err;
+    }
     this.#startMs = performance.now();
     this.#lastPaceMs = this.#startMs;
     this.#credits = 1; // the first call goes at once
@@ -208,12 +222,15 @@ export class UacEngine {
     this.#pace();
     await done;
     this.#teardown();
-    await this.#ep.close();
+    await Promise.all(this.#eps.map((e) => e.close()));
     this.media?.close();
     return this.snapshot();
   }
 
-  /** Stops generating; calls in hold hang up now; whatever still runs after the grace period is aborted. */
+  /**
+   * Stops generating: calls in hold hang up now, ringing calls are cancelled (counted `aborted`),
+   * whatever still runs after the grace period is aborted.
+   */
   stop(): void {
     if (this.#stopping) return;
     this.#stopping = true;
@@ -222,8 +239,12 @@ export class UacEngine {
         clearTimeout(c.holdTimer);
         c.holdTimer = undefined;
         this.#hangUp(c);
-      } else if (c.state === 'starting') {
-        // not yet sent: nothing to abort on the wire
+      } else if (c.state === 'inviting' && c.tx && c.tx.method === 'INVITE' && c.tx.provisional && !c.tx.done) {
+        // ringing: cancel now (RFC 3261 §9.1) rather than wait for an answer that may never come
+        const tx = c.tx;
+        this.#endTx(tx);
+        this.#sendCancel(tx);
+        this.#failCall(c, 'aborted');
       }
     }
     this.#graceTimer = setTimeout(() => {
@@ -293,8 +314,10 @@ export class UacEngine {
   #startCall(): void {
     const o = this.#o;
     this.stats.generated++;
+    const ep = this.#eps[this.#epIdx++ % this.#eps.length]!;
     const call: Call = {
-      callId: newCallId(o.localAddress),
+      ep,
+      callId: newCallId(ep.local.address),
       fromTag: newTag(),
       cseq: 1,
       user: this.#nextUser(),
@@ -309,7 +332,7 @@ export class UacEngine {
     this.#byCallId.set(call.callId, call);
     if (o.scenario === 'call') {
       if (this.media) {
-        this.media.open().then(
+        this.media.open(ep.local.address).then(
           (s) => {
             if (call.state !== 'starting') {
               s.close();
@@ -344,14 +367,12 @@ export class UacEngine {
     return p.port ? `${h}:${p.port}` : h;
   }
 
-  #via(branch: string): string {
-    const ep = this.#ep!;
+  #via(branch: string, ep: SipEndpoint): string {
     const sentBy = this.#o.transport === 'tcp' ? this.#hostPort({ address: ep.local.address, port: 0 }) : this.#hostPort(ep.local);
     return `SIP/2.0/${this.#viaTransport} ${sentBy};branch=${branch};rport`;
   }
 
-  #contact(user: string): string {
-    const ep = this.#ep!;
+  #contact(user: string, ep: SipEndpoint): string {
     const t = this.#o.transport === 'tcp' ? ';transport=tcp' : '';
     return `<sip:${user}@${this.#hostPort(ep.local)}${t}>`;
   }
@@ -367,7 +388,7 @@ export class UacEngine {
   #sendInvite(call: Call): void {
     const o = this.#o;
     call.state = 'inviting';
-    const addr = o.localAddress;
+    const addr = call.ep.local.address;
     const sdp = buildSdp(addr, call.rtp?.port ?? 9, this.media?.audio.payloadType ?? 0, Math.floor(Math.random() * 1e9));
     const uri = this.#targetUri;
     const extra: [string, string][] = [
@@ -382,7 +403,7 @@ export class UacEngine {
       ['From', `<sip:${this.#fromUser(call)}@${this.#hostPort({ address: addr, port: 0 })}>;tag=${call.fromTag}`],
       ['To', `<${uri}>`],
       ['Call-ID', call.callId],
-      ['Contact', this.#contact(this.#fromUser(call))],
+      ['Contact', this.#contact(this.#fromUser(call), call.ep)],
       ...extra,
     ], sdp);
   }
@@ -402,7 +423,7 @@ export class UacEngine {
       ['From', `<sip:${user}@${domain}>;tag=${call.fromTag}`],
       ['To', `<sip:${user}@${domain}>`],
       ['Call-ID', call.callId],
-      ['Contact', this.#contact(user)],
+      ['Contact', this.#contact(user, call.ep)],
       ['Expires', String(o.expiresSec)],
       ...extra,
     ]);
@@ -411,7 +432,7 @@ export class UacEngine {
   #sendOptions(call: Call): void {
     const uri = this.#targetUri;
     this.#request(call, 'OPTIONS', uri, this.#o.target, [
-      ['From', `<sip:${this.#fromUser(call)}@${this.#hostPort({ address: this.#o.localAddress, port: 0 })}>;tag=${call.fromTag}`],
+      ['From', `<sip:${this.#fromUser(call)}@${this.#hostPort({ address: call.ep.local.address, port: 0 })}>;tag=${call.fromTag}`],
       ['To', `<${uri}>`],
       ['Call-ID', call.callId],
       ['Accept', 'application/sdp'],
@@ -437,7 +458,7 @@ export class UacEngine {
   /** Sends a new client transaction (RFC 3261 §17.1). */
   #request(call: Call, method: string, uri: string, peer: Peer, headers: [string, string][], body = '', cseq = call.cseq): void {
     const branch = newBranch();
-    const via = this.#via(branch);
+    const via = this.#via(branch, call.ep);
     const routes = call.routeSet;
     const all: [string, string][] = [['Via', via], ['Max-Forwards', '70']];
     for (const r of routes) all.push(['Route', r]);
@@ -462,7 +483,7 @@ export class UacEngine {
     call.tx = tx;
     if (method === 'INVITE') call.inviteTx = tx;
     this.#tx.set(branch, tx);
-    this.#send(tx.buf, peer, call);
+    this.#send(tx.buf, peer, call.ep, call);
     const udp = o.transport === 'udp';
     if (udp) tx.retransTimer = setTimeout(() => this.#retransmit(tx), tx.intervalMs);
     // Timer B / F: 64*T1 without a final (B stops at a provisional); the per-call timeout bounds the rest
@@ -475,8 +496,8 @@ export class UacEngine {
     }
   }
 
-  #send(buf: Buffer, peer: Peer, call: Call | undefined): void {
-    this.#ep!.send(buf, peer, (err) => {
+  #send(buf: Buffer, peer: Peer, ep: SipEndpoint, call?: Call): void {
+    ep.send(buf, peer, (err) => {
       rateLimitedLog('uac-send', (n) => log.warn({ err: err.message, suppressed: n }, 'SIP send failed'));
       if (call && this.#calls.has(call)) this.#failCall(call, 'transport error');
     });
@@ -491,7 +512,7 @@ export class UacEngine {
     if (tx.done || !this.#calls.has(tx.call)) return;
     if (tx.method === 'INVITE' && tx.provisional) return;
     this.stats.retransmissions++;
-    this.#send(tx.buf, tx.peer, tx.call);
+    this.#send(tx.buf, tx.peer, tx.call.ep, tx.call);
     if (tx.method === 'INVITE') tx.intervalMs *= 2;
     else tx.intervalMs = tx.provisional ? this.#o.t2Ms : Math.min(tx.intervalMs * 2, this.#o.t2Ms);
     tx.retransTimer = setTimeout(() => this.#retransmit(tx), tx.intervalMs);
@@ -530,7 +551,7 @@ export class UacEngine {
       ['Call-ID', c.callId],
       ['CSeq', `${tx.cseq} CANCEL`],
     );
-    this.#send(buildMessage(`CANCEL ${tx.uri} SIP/2.0`, lines), tx.peer, undefined);
+    this.#send(buildMessage(`CANCEL ${tx.uri} SIP/2.0`, lines), tx.peer, c.ep);
   }
 
   #fromHeaderOf(tx: ClientTx): string {
@@ -551,12 +572,12 @@ export class UacEngine {
       ['Call-ID', tx.call.callId],
       ['CSeq', `${tx.cseq} ACK`],
     );
-    this.#send(buildMessage(`ACK ${tx.uri} SIP/2.0`, lines), tx.peer, undefined);
+    this.#send(buildMessage(`ACK ${tx.uri} SIP/2.0`, lines), tx.peer, tx.call.ep);
   }
 
   // ---- responses ----
 
-  #onMessage(buf: Buffer, from: Peer): void {
+  #onMessage(buf: Buffer, from: Peer, ep: SipEndpoint): void {
     const parsed = parseSip(buf);
     if (!parsed.ok) {
       // garbage: attribute it to a call through its Via branch if one can be read, else count it
@@ -570,7 +591,7 @@ export class UacEngine {
     }
     const msg = parsed.value;
     if (msg.isRequest) {
-      this.#onRequest(msg, from);
+      this.#onRequest(msg, from, ep);
       return;
     }
     const via = parseVia(header(msg, 'via'));
@@ -583,7 +604,7 @@ export class UacEngine {
         // retransmitted final of a finished INVITE: ACK again (2xx through the dialog, others by the tx)
         if (msg.status < 300 && old.call.ackFor2xx && old.call.ackPeer) {
           this.stats.retransmissions++;
-          this.#send(old.call.ackFor2xx, old.call.ackPeer, undefined);
+          this.#send(old.call.ackFor2xx, old.call.ackPeer, old.call.ep);
         } else if (msg.status >= 300) this.#ackNon2xx(old, msg);
         return;
       }
@@ -670,11 +691,11 @@ export class UacEngine {
     call.remoteTarget = contact ? nameAddrUri(contact) : tx.uri;
     call.ackPeer = this.#nextHop(call);
     // §13.2.2.4: the ACK for a 2xx is its own transaction-less request with a new branch
-    const lines: [string, string][] = [['Via', this.#via(newBranch())], ['Max-Forwards', '70']];
+    const lines: [string, string][] = [['Via', this.#via(newBranch(), call.ep)], ['Max-Forwards', '70']];
     for (const r of call.routeSet) lines.push(['Route', r]);
     lines.push(['From', this.#fromHeaderOf(tx)], ['To', call.toHeader!], ['Call-ID', call.callId], ['CSeq', `${tx.cseq} ACK`]);
     call.ackFor2xx = buildMessage(`ACK ${call.remoteTarget} SIP/2.0`, lines);
-    this.#send(call.ackFor2xx, call.ackPeer, call);
+    this.#send(call.ackFor2xx, call.ackPeer, call.ep, call);
     if (call.rtp) {
       const remote = sdpAudioTarget(msg.body);
       if (remote) call.rtp.start('send', remote);
@@ -739,7 +760,7 @@ export class UacEngine {
    * Requests toward the UAC: a BYE ends its call (answered 200, counted as `remote BYE`),
    * OPTIONS gets 200, an unknown dialog 481, anything else 501; ACK is never answered.
    */
-  #onRequest(msg: LeanMessage, from: Peer): void {
+  #onRequest(msg: LeanMessage, from: Peer, ep: SipEndpoint): void {
     if (msg.method === 'ACK') return;
     const call = this.#byCallId.get(header(msg, 'call-id') ?? '');
     const via = parseVia(header(msg, 'via'));
@@ -747,10 +768,10 @@ export class UacEngine {
     const to = this.#o.transport === 'udp' && via && !via.rport ? { address: from.address, port: via.port ?? 5060 } : from;
     if (msg.method === 'BYE') {
       if (!call || call.state === 'done') {
-        this.#ep!.send(buildResponse(msg, 481, undefined), to);
+        ep.send(buildResponse(msg, 481, undefined), to);
         return;
       }
-      this.#ep!.send(buildResponse(msg, 200, undefined), to);
+      ep.send(buildResponse(msg, 200, undefined), to);
       if (call.holdTimer) clearTimeout(call.holdTimer);
       call.holdTimer = undefined;
       call.state = 'done';
@@ -758,10 +779,10 @@ export class UacEngine {
       return;
     }
     if (msg.method === 'OPTIONS') {
-      this.#ep!.send(buildResponse(msg, 200, newTag()), to);
+      ep.send(buildResponse(msg, 200, newTag()), to);
       return;
     }
-    this.#ep!.send(buildResponse(msg, call ? 501 : 481, newTag()), to);
+    ep.send(buildResponse(msg, call ? 501 : 481, newTag()), to);
     this.#stray(Buffer.from(`${msg.method} ${msg.uri}`), from, 'unexpected request');
   }
 
@@ -788,10 +809,10 @@ export class UacEngine {
     if (call.state === 'holding' && call.toTag) {
       const inv = call.inviteTx!;
       call.cseq++;
-      const lines: [string, string][] = [['Via', this.#via(newBranch())], ['Max-Forwards', '70']];
+      const lines: [string, string][] = [['Via', this.#via(newBranch(), call.ep)], ['Max-Forwards', '70']];
       for (const r of call.routeSet) lines.push(['Route', r]);
       lines.push(['From', this.#fromHeaderOf(inv)], ['To', call.toHeader!], ['Call-ID', call.callId], ['CSeq', `${call.cseq} BYE`]);
-      this.#send(buildMessage(`BYE ${call.remoteTarget} SIP/2.0`, lines), call.ackPeer ?? this.#o.target, undefined);
+      this.#send(buildMessage(`BYE ${call.remoteTarget} SIP/2.0`, lines), call.ackPeer ?? this.#o.target, call.ep);
     }
     this.#cleanup(call);
   }

@@ -250,7 +250,7 @@ export class UasServer {
     }, this.#o.maxCallMs);
     tx.last = this.#reply(msg, from, 100, undefined);
     if (this.media) {
-      this.media.open().then(
+      this.media.open(this.#o.rtp === 'echo').then(
         (s) => {
           if (tx.state !== 'proceeding') {
             this.media?.close(s.id);

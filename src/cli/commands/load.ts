@@ -68,8 +68,8 @@ function addUacOptions(cmd: Command, scenario: LoadScenario): Command {
     .option('--calls <n>', 'calls to generate, then stop (default 100 when --stop-after is not given)', num('calls', 0))
     .option('--duration <dur>', scenario === 'register' ? 'time before the refresh REGISTER (0 = no refresh)' : 'call hold time between ACK and BYE', scenario === 'call' ? '0s' : '0s')
     .option('--timeout <dur>', 'per-transaction bound until a final response (default 64*T1 = 32s)')
-    .option('--stop-after <dur>', 'global time bound: stop generating, hang up calls in hold, abort the rest after 5 s')
-    .option('--local <addr[:port[-port]]>', 'local address and optional SIP port range (one port per worker)', '127.0.0.1')
+    .option('--stop-after <dur>', 'global time bound: stop generating, hang up calls in hold, cancel ringing ones, abort the rest after 5 s')
+    .option('--local <addr[-addr][:port[-port]]>', 'local address (or IPv4 range, calls take them in turn) and optional SIP port range (one port per worker and address)', '127.0.0.1')
     .addOption(new Option('--transport <t>', 'SIP transport').choices(['udp', 'tcp']).default('udp'))
     .option('--users <file>', 'injection CSV: optional SEQUENTIAL line, then user;password or user,password rows (From user and digest credentials)')
     .option('--service <user>', 'Request-URI user', 'service')
@@ -106,6 +106,7 @@ async function runUac(scenario: LoadScenario, f: UacFlags): Promise<void> {
     workers: f.workers,
     reportMs: dur(f.reportInterval)!,
   };
+  if (local.addresses) opts.localAddresses = local.addresses;
   if (local.portMin) opts.localPortMin = local.portMin;
   if (local.portMax) opts.localPortMax = local.portMax;
   if (f.rateIncrease !== undefined) opts.rateIncrease = f.rateIncrease;

@@ -64,8 +64,8 @@ export class RtpMedia {
     return this.#open.size;
   }
 
-  /** Opens a socket for a new stream (port from the range, else any free port). */
-  async open(): Promise<RtpStream> {
+  /** Opens a socket for a new stream (port from the range, else any free port), on `address` if given. */
+  async open(address = this.#opts.address): Promise<RtpStream> {
     const { portMin, portMax } = this.#opts;
     const attempts = portMin && portMax ? Math.max(1, Math.floor((portMax - portMin) / 2) + 1) : 1;
     let lastErr: unknown;
@@ -77,7 +77,7 @@ export class RtpMedia {
         if (this.#nextPort > portMax) this.#nextPort = portMin;
       }
       try {
-        const socket = await bindSocket(this.#opts.address, port);
+        const socket = await bindSocket(address, port);
         const stream = new RtpStream(this, socket);
         this.#open.add(stream);
         return stream;

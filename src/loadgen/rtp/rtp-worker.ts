@@ -15,6 +15,8 @@ if (port) {
       case 'open':
         media.open().then(
           (s) => {
+            // echo from the first packet: the caller may start sending before 'start' arrives here
+            if (m.echo) s.start('echo');
             streams.set(m.id, s);
             send({ op: 'opened', id: m.id, port: s.port });
           },

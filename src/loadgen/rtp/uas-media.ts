@@ -6,8 +6,8 @@ import { RtpMedia, type RtpMediaOptions, type RtpStream } from './rtp-media.js';
 /** Where a UAS keeps its RTP streams: in its own thread or spread over worker threads. */
 export interface UasMediaBackend {
   readonly payloadType: number;
-  /** Opens a stream socket; resolves with its id and local port. */
-  open(): Promise<{ id: number; port: number }>;
+  /** Opens a stream socket (echoing from its first packet when `echo`); resolves with its id and local port. */
+  open(echo?: boolean): Promise<{ id: number; port: number }>;
   start(id: number, mode: 'echo' | 'send', remote?: { address: string; port: number }): void;
   close(id: number): void;
   snapshot(): RtpTotals;
@@ -28,8 +28,9 @@ export class LocalUasMedia implements UasMediaBackend {
     return this.#media.audio.payloadType;
   }
 
-  async open(): Promise<{ id: number; port: number }> {
+  async open(echo = false): Promise<{ id: number; port: number }> {
     const s = await this.#media.open();
+    if (echo) s.start('echo');
     const id = this.#nextId++;
     this.#streams.set(id, s);
     return { id, port: s.port };
@@ -56,7 +57,7 @@ export class LocalUasMedia implements UasMediaBackend {
 
 /** Messages between the UAS thread and its RTP workers. */
 export type RtpWorkerRequest =
-  | { op: 'open'; id: number }
+  | { op: 'open'; id: number; echo: boolean }
   | { op: 'start'; id: number; mode: 'echo' | 'send'; remote?: { address: string; port: number } }
   | { op: 'close'; id: number }
   | { op: 'snapshot' };
@@ -118,13 +119,13 @@ export class WorkerUasMedia implements UasMediaBackend {
     }
   }
 
-  open(): Promise<{ id: number; port: number }> {
+  open(echo = false): Promise<{ id: number; port: number }> {
     const id = this.#nextId++;
     const i = this.#rr++ % this.#workers.length;
     this.#owner.set(id, i);
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#workers[i]!.postMessage({ op: 'open', id } satisfies RtpWorkerRequest);
+      this.#workers[i]!.postMessage({ op: 'open', id, echo } satisfies RtpWorkerRequest);
     });
   }
 

@@ -44,13 +44,13 @@ describe('uac-call-expect-all-succeed: UAC against its own UAS', () => {
     const u = await uas.stop();
     expect(code).toBe(0);
     expect(s.workers).toBe(2);
-    expect(s).toMatchObject({ generated: 40, successful: 40, failed: 0, failures: {} });
+    expect(s, JSON.stringify(s)).toMatchObject({ generated: 40, successful: 40, failed: 0, failures: {} });
     expect(s.setupP50Ms).toBeGreaterThan(0);
     expect(s.setupP99Ms).toBeGreaterThanOrEqual(s.setupP50Ms);
     // one UAC stream per call; about 50 packets each over a 1 s hold, all echoed back
     expect(s.rtpStreams).toBe(40);
     expect(s.rtpSent).toBeGreaterThanOrEqual(40 * 40);
-    expect(s.rtpReceived).toBeGreaterThanOrEqual(s.rtpSent * 0.99);
+    expect(s.rtpReceived, JSON.stringify(s)).toBeGreaterThanOrEqual(s.rtpSent * 0.99);
     expect(s.rtpLossPct).toBeLessThan(1);
     expect(s.rtpWorstGapMs).toBeGreaterThan(0);
     // the UAS saw exactly those calls and echoed what it received
@@ -73,9 +73,9 @@ describe('uac-call-expect-all-succeed: UAC against its own UAS', () => {
     const json = join(dir, 'stats.json');
     const { summary: s } = await runLoadCli(['call', '--target', `127.0.0.1:${uas.port}`, '--rate', '20', '--calls', '10', '--duration', '1s', '--rtp-file', wav, '--workers', '1', '--stats-file', json]);
     const u = await uas.stop();
-    expect(s).toMatchObject({ generated: 10, successful: 10, failed: 0 });
+    expect(s, JSON.stringify(s)).toMatchObject({ generated: 10, successful: 10, failed: 0 });
     expect(s.setupP50Ms).toBeGreaterThanOrEqual(200); // ringing delay is inside call setup
-    expect(s.rtpReceived).toBeGreaterThan(10 * 30);
+    expect(s.rtpReceived, JSON.stringify(s)).toBeGreaterThan(10 * 30);
     expect(u.rtpReceived).toBeGreaterThan(10 * 30);
     expect(u.rtpSent).toBeGreaterThan(10 * 30);
     const doc = JSON.parse(readFileSync(json, 'utf8')) as { final: { successful: number }; periods: unknown[] };
@@ -88,7 +88,7 @@ describe('uac-call-expect-all-succeed: UAC against its own UAS', () => {
     const uas = await startUas(['--transport', 'tcp', '--auth-users', users]);
     const { summary: s } = await runLoadCli(['call', '--target', `127.0.0.1:${uas.port}`, '--transport', 'tcp', '--users', users, '--rate', '30', '--calls', '30', '--workers', '2']);
     const u = await uas.stop();
-    expect(s).toMatchObject({ generated: 30, successful: 30, failed: 0, retransmissions: 0 });
+    expect(s, JSON.stringify(s)).toMatchObject({ generated: 30, successful: 30, failed: 0, retransmissions: 0 });
     expect(u.requests).toMatchObject({ INVITE: 60, BYE: 30 }); // each INVITE challenged once
   }, 60_000);
 });
@@ -114,7 +114,7 @@ describe('uac-register-expect-digest-and-refresh', () => {
     const uas = await startUas([]);
     const { summary: s } = await runLoadCli(['options', '--target', `127.0.0.1:${uas.port}`, '--rate', '50', '--calls', '50']);
     await uas.stop();
-    expect(s).toMatchObject({ generated: 50, successful: 50, failed: 0 });
+    expect(s, JSON.stringify(s)).toMatchObject({ generated: 50, successful: 50, failed: 0 });
   }, 30_000);
 });
 
@@ -154,7 +154,7 @@ describe('uac-call-expect-failures-with-reasons: bad responses', () => {
     try {
       const { summary: s, code } = await runLoadCli(['call', '--target', `127.0.0.1:${r.port}`, '--rate', '20', '--calls', '5', '--workers', '1', '--timeout', '1500ms'], 30_000);
       expect(code).toBe(1);
-      expect(s).toMatchObject({ generated: 5, successful: 0, failed: 5 });
+      expect(s, JSON.stringify(s)).toMatchObject({ generated: 5, successful: 0, failed: 5 });
       expect(s.failures).toEqual({
         'bad response: garbled (bad status line)': 1,
         'bad response: wrong CSeq': 1,
@@ -189,7 +189,7 @@ describe('uac-call-expect-failures-with-reasons: bad responses', () => {
     await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
     try {
       const { summary: s } = await runLoadCli(['call', '--target', `127.0.0.1:${socket.address().port}`, '--rate', '10', '--calls', '2', '--duration', '5s', '--workers', '1']);
-      expect(s).toMatchObject({ generated: 2, failed: 2, failures: { 'remote BYE': 2 } });
+      expect(s, JSON.stringify(s)).toMatchObject({ generated: 2, failed: 2, failures: { 'remote BYE': 2 } });
       expect(byeAnswers).toEqual(['SIP/2.0 200 OK', 'SIP/2.0 200 OK']);
     } finally {
       socket.close();
@@ -200,9 +200,35 @@ describe('uac-call-expect-failures-with-reasons: bad responses', () => {
     const uas = await startUas(['--answer-status', '503']);
     const { summary: s } = await runLoadCli(['call', '--target', `127.0.0.1:${uas.port}`, '--rate', '20', '--calls', '10', '--workers', '2']);
     const u = await uas.stop();
-    expect(s).toMatchObject({ generated: 10, successful: 0, failed: 10, failures: { 'status 503': 10 } });
+    expect(s, JSON.stringify(s)).toMatchObject({ generated: 10, successful: 0, failed: 10, failures: { 'status 503': 10 } });
     expect(u.requests.ACK).toBe(10); // every non-2xx final was ACKed
   }, 30_000);
+});
+
+describe('local address range', () => {
+  it('calls take the local addresses in turn (SIP and RTP)', async () => {
+    const socket = createSocket('udp4');
+    const sources = new Set<string>();
+    socket.on('message', (msg, rinfo) => {
+      const req = msg.toString('latin1');
+      if (!req.startsWith('OPTIONS ')) return;
+      sources.add(rinfo.address);
+      socket.send(response(req, '200 OK'), rinfo.port, rinfo.address);
+    });
+    await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+    try {
+      const { summary: s } = await runLoadCli(['options', '--target', `127.0.0.1:${socket.address().port}`, '--local', '127.0.0.2-127.0.0.4', '--rate', '30', '--calls', '12', '--workers', '2']);
+      expect(s, JSON.stringify(s)).toMatchObject({ generated: 12, successful: 12, failed: 0 });
+      expect([...sources].sort()).toEqual(['127.0.0.2', '127.0.0.3', '127.0.0.4']);
+    } finally {
+      socket.close();
+    }
+    const uas = await startUas(['--rtp', 'echo']);
+    const { summary: c } = await runLoadCli(['call', '--target', `127.0.0.1:${uas.port}`, '--local', '127.0.0.2-127.0.0.3', '--rate', '20', '--calls', '6', '--duration', '500ms', '--rtp', '--workers', '1']);
+    await uas.stop();
+    expect(c).toMatchObject({ generated: 6, successful: 6, failed: 0 });
+    expect(c.rtpReceived).toBeGreaterThan(6 * 15);
+  }, 40_000);
 });
 
 describe('pacing', () => {
@@ -241,7 +267,7 @@ describe('bounded runs', () => {
     const uas = await startUas(['--ring-forever']);
     const { summary: s } = await runLoadCli(['call', '--target', `127.0.0.1:${uas.port}`, '--rate', '20', '--calls', '6', '--timeout', '1s', '--workers', '1'], 30_000);
     const u = await uas.stop();
-    expect(s).toMatchObject({ generated: 6, failed: 6, failures: { timeout: 6 } });
+    expect(s, JSON.stringify(s)).toMatchObject({ generated: 6, failed: 6, failures: { timeout: 6 } });
     expect(u.requests.CANCEL).toBe(6);
     expect(u.failures.cancelled).toBe(6);
   }, 30_000);
@@ -252,6 +278,6 @@ describe('bounded runs', () => {
     const port = sock.address().port;
     sock.close();
     const { summary: s } = await runLoadCli(['call', '--target', `127.0.0.1:${port}`, '--rate', '10', '--calls', '3', '--timeout', '1s', '--workers', '1'], 30_000);
-    expect(s).toMatchObject({ generated: 3, failed: 3 });
+    expect(s, JSON.stringify(s)).toMatchObject({ generated: 3, failed: 3 });
   }, 30_000);
 });

@@ -48,14 +48,14 @@ describe('uac-register-via-tandem-start', () => {
     writeFileSync(users, 'SEQUENTIAL\nu1;p1\nu2;p2\nu3,p3\nu4;p4\n');
     const { summary: s, code } = await runLoadCli(['register', '--target', `127.0.0.1:${port}`, '--domain', 'tandem.test', '--users', users, '--rate', '20', '--calls', '12', '--duration', '300ms', '--workers', '2']);
     expect(code).toBe(0);
-    expect(s).toMatchObject({ generated: 12, successful: 12, failed: 0 });
+    expect(s, JSON.stringify(s)).toMatchObject({ generated: 12, successful: 12, failed: 0 });
   }, 40_000);
 
   it('wrong password: failures with the status code', async () => {
     const users = join(dir, 'bad-users.csv');
     writeFileSync(users, 'u1;wrong\n');
     const { summary: s } = await runLoadCli(['register', '--target', `127.0.0.1:${port}`, '--domain', 'tandem.test', '--users', users, '--rate', '20', '--calls', '3', '--workers', '1']);
-    expect(s).toMatchObject({ generated: 3, successful: 0, failed: 3 });
+    expect(s, JSON.stringify(s)).toMatchObject({ generated: 3, successful: 0, failed: 3 });
     expect(Object.keys(s.failures)).toEqual(['status 401']);
   }, 30_000);
 });

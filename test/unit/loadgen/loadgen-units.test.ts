@@ -134,6 +134,11 @@ describe('options and users', () => {
     expect(parseHostPort('127.0.0.1:5060', 5060)).toEqual({ ok: true, value: { address: '127.0.0.1', port: 5060 } });
     expect(parseHostPort('[::1]', 5090)).toEqual({ ok: true, value: { address: '::1', port: 5090 } });
     expect(parseLocal('127.0.0.1:5070-5080')).toEqual({ ok: true, value: { address: '127.0.0.1', portMin: 5070, portMax: 5080 } });
+    expect(parseLocal('127.0.0.254-127.0.1.1:5070')).toEqual({
+      ok: true,
+      value: { address: '127.0.0.254', addresses: ['127.0.0.254', '127.0.0.255', '127.0.1.0', '127.0.1.1'], portMin: 5070, portMax: 5070 },
+    });
+    expect(parseLocal('127.0.0.9-127.0.0.1').ok).toBe(false);
   });
   it('reads SIPp-style injection files with ; or , separators', () => {
     const r = parseUsersCsv('SEQUENTIAL\nalice;pw1\n\nbob,pw2\n# comment\ncarol;pw;extra\n');
