@@ -1,16 +1,25 @@
 // SIP transaction layer benchmark.
-//   node --import tsx --expose-gc bench/sip-transaction.bench.ts [count] [udpSeconds]
-// 1. In memory (no sockets, fake clock so no retransmission fires): create 100,000 concurrent
+//   node --import tsx --expose-gc bench/sip-transaction.bench.ts [count] [udpSeconds] [sections]
+// sections: comma list of layer,memory,udp (default all three).
+// 1. Layer alone (no sockets, fake clock): the same cycle with messages parsed and serialized
+//    outside the timed sections, so only transaction work is timed (key, map, state machine,
+//    timers, hand-off to the transport): sendRequest, receive(request) -> server tx, respond,
+//    receive(response) -> match + complete.
+// 2. In memory (no sockets, fake clock so no retransmission fires): create 100,000 concurrent
 //    non-INVITE client transactions, deliver them to a server layer (100,000 server
 //    transactions, all live at once), answer every one, match the responses back, retire all.
-//    Prints transactions/s per phase and memory per live transaction.
-// 2. Real UDP on 127.0.0.1: OPTIONS from a client layer to a server layer with N transactions
+//    Includes serialize + parse + createResponse. Prints transactions/s per phase and memory
+//    per live transaction.
+// 3. Real UDP on 127.0.0.1: OPTIONS from a client layer to a server layer with N transactions
 //    in flight; prints completed transactions/s.
-// Bounded: the in-memory part is fixed work, the UDP part stops after `udpSeconds` (default 5).
+// Each figure is given per wall-clock second and per CPU second of this process (the machine is
+// shared: CPU time is the steadier figure when other processes compete for the cores).
+// Bounded: the in-memory parts are fixed work, the UDP part stops after `udpSeconds` (default 5).
 import { cpus } from 'node:os';
 import { TimerWheel } from '../src/util/timer-wheel.js';
 import { createRequest, createResponse } from '../src/sip/message/builders.js';
-import type { SipRequest } from '../src/sip/message/sip-message.js';
+import { parseMessage } from '../src/sip/message/parser.js';
+import { SipRequest, SipResponse } from '../src/sip/message/sip-message.js';
 import { InMemoryNetwork, InMemoryTransport } from '../src/sip/transport/in-memory-transport.js';
 import { TransportLayer } from '../src/sip/transport/transport-layer.js';
 import type { Endpoint, Source } from '../src/sip/transport/types.js';
@@ -19,6 +28,7 @@ import type { ServerTransaction } from '../src/sip/transaction/types.js';
 
 const N = Number(process.argv[2] ?? 100_000);
 const UDP_SECONDS = Number(process.argv[3] ?? 5);
+const SECTIONS = new Set((process.argv[4] ?? 'layer,memory,udp').split(','));
 const gc = (globalThis as { gc?: () => void }).gc;
 
 function mem(): number {
@@ -30,6 +40,110 @@ function mem(): number {
 
 function rate(count: number, ms: number): string {
   return `${Math.round((count / ms) * 1000).toLocaleString('en-US')} tx/s`;
+}
+
+/** Wall and CPU time of a section. */
+class Clock {
+  #t0 = 0;
+  #c0: NodeJS.CpuUsage = { user: 0, system: 0 };
+  wallMs = 0;
+  cpuMs = 0;
+  start(): this {
+    this.#t0 = performance.now();
+    this.#c0 = process.cpuUsage();
+    return this;
+  }
+  stop(): this {
+    this.wallMs += performance.now() - this.#t0;
+    const c = process.cpuUsage(this.#c0);
+    this.cpuMs += (c.user + c.system) / 1000;
+    return this;
+  }
+  add(o: Clock): this {
+    this.wallMs += o.wallMs;
+    this.cpuMs += o.cpuMs;
+    return this;
+  }
+  line(count: number): string {
+    return `${rate(count, this.wallMs).padStart(14)}  (${this.wallMs.toFixed(0)} ms) | ${rate(count, this.cpuMs).padStart(14)} per CPU s`;
+  }
+}
+
+function parsed<T>(data: Buffer): T {
+  const r = parseMessage(data);
+  if (!r.ok) throw new Error(`bench: unparsable message: ${r.reason}`);
+  return r.value as T;
+}
+
+/** Transaction work only: messages are built, serialized and parsed outside the timed sections. */
+async function layerAlone(): Promise<void> {
+  const wheel = new TimerWheel({ manual: true });
+  const net = new InMemoryNetwork();
+  const a = new InMemoryTransport(net, '10.0.0.1', 5060);
+  const b = new InMemoryTransport(net, '10.0.0.2', 5060);
+  const uac = new TransactionLayer(a, { wheel });
+  const uas = new TransactionLayer(b, { wheel });
+  const target: Endpoint = { transport: 'udp', address: '10.0.0.2', port: 5060 };
+  const held: Buffer[] = [];
+  net.filter = (data) => {
+    held.push(data);
+    return false;
+  };
+  const pending: ServerTransaction[] = [];
+  uas.setUser({ onRequest: (_req, tx) => tx && pending.push(tx) });
+  let finals = 0;
+  const handlers = { onFinal: () => void finals++ };
+  // Parsed requests that already carry their Via (sendRequest then sends their bytes as they are).
+  const requests: SipRequest[] = [];
+  for (let i = 0; i < N; i++) {
+    const built = createRequest({
+      method: 'OPTIONS',
+      uri: 'sip:bob@10.0.0.2',
+      from: '<sip:alice@10.0.0.1>',
+      to: '<sip:bob@10.0.0.2>',
+      cseq: 1,
+      via: a.viaValue(target, `z9hG4bK-bench-${i}`),
+      headers: [['Accept', 'application/sdp']],
+    });
+    requests.push(parsed<SipRequest>(built.toBuffer()));
+  }
+  const send = new Clock().start();
+  for (let i = 0; i < N; i++) uac.sendRequest(requests[i]!, target, handlers);
+  send.stop();
+  requests.length = 0;
+  const src: Source = { transport: 'udp', address: '10.0.0.1', port: 5060, localAddress: '10.0.0.2', localPort: 5060 };
+  const inbound = held.map((d) => parsed<SipRequest>(d));
+  held.length = 0;
+  const recv = new Clock().start();
+  for (let i = 0; i < inbound.length; i++) uas.receive(inbound[i]!, src);
+  recv.stop();
+  inbound.length = 0;
+  const responses = pending.map((tx) => parsed<SipResponse>(createResponse(tx.request, 200).toBuffer()));
+  const respond = new Clock().start();
+  for (let i = 0; i < pending.length; i++) pending[i]!.respond(responses[i]!);
+  respond.stop();
+  pending.length = 0;
+  responses.length = 0;
+  const back = held.map((d) => parsed<SipResponse>(d));
+  held.length = 0;
+  const srcB: Source = { transport: 'udp', address: '10.0.0.2', port: 5060, localAddress: '10.0.0.1', localPort: 5060 };
+  const match = new Clock().start();
+  for (let i = 0; i < back.length; i++) uac.receive(back[i]!, srcB);
+  match.stop();
+  back.length = 0;
+  const retire = new Clock().start();
+  wheel.advance(64 * 500 + 10);
+  retire.stop();
+  const all = new Clock().add(send).add(recv).add(respond).add(match);
+  console.log(`transaction layer alone, ${N.toLocaleString('en-US')} concurrent non-INVITE transactions (parse/serialize untimed)`);
+  console.log(`  sendRequest (client tx + send):    ${send.line(N)}`);
+  console.log(`  receive request -> server tx:      ${recv.line(N)}`);
+  console.log(`  respond (final, Timer J):          ${respond.line(N)}`);
+  console.log(`  receive response -> match, Timer K: ${match.line(N)}`);
+  console.log(`  whole cycle:                       ${all.line(N)}`);
+  console.log(`  retire all (timers K, J):          ${retire.wallMs.toFixed(0)} ms; finals ${finals.toLocaleString('en-US')}, left: ${uac.size + uas.size} tx, ${wheel.size} timers`);
+  uac.close();
+  uas.close();
 }
 
 const flush = () => new Promise<void>((r) => setImmediate(r));
@@ -67,42 +181,42 @@ async function inMemory(): Promise<void> {
     );
   }
   const base = mem();
-  let t0 = performance.now();
+  const create = new Clock().start();
   for (let i = 0; i < N; i++) uac.sendRequest(requests[i]!, target, handlers);
-  const createMs = performance.now() - t0;
+  create.stop();
   requests.length = 0;
   const afterClient = mem();
 
   // Deliver: parse + server transaction creation + TU callback.
   hold = false;
   const src: Source = { transport: 'udp', address: '10.0.0.1', port: 5060, localAddress: '10.0.0.2', localPort: 5060 };
-  t0 = performance.now();
+  const server = new Clock().start();
   for (const data of held) b.receiveBytes(data, src);
-  const serverMs = performance.now() - t0;
+  server.stop();
   held.length = 0;
   const peak = mem();
   const liveAtPeak = uac.size + uas.size;
 
   // Answer every request; responses are parsed and matched to their client transactions.
-  t0 = performance.now();
+  const complete = new Clock().start();
   for (const tx of pending) tx.respond(createResponse(tx.request, 200));
   await flush();
-  const completeMs = performance.now() - t0;
+  complete.stop();
   pending.length = 0;
   const completed = mem(); // both sides Completed, waiting for Timers K and J
 
   // Timers K and J retire everything.
-  t0 = performance.now();
+  const t0 = performance.now();
   wheel.advance(64 * 500 + 10);
   const retireMs = performance.now() - t0;
 
   const clientBytes = (afterClient - base) / N;
   const serverBytes = (peak - afterClient) / N;
   console.log(`in-memory, ${N.toLocaleString('en-US')} concurrent non-INVITE transactions (fake clock, serialize + parse included)`);
-  console.log(`  create client tx (send):           ${rate(N, createMs)}  (${createMs.toFixed(0)} ms)`);
-  console.log(`  receive + create server tx:        ${rate(N, serverMs)}  (${serverMs.toFixed(0)} ms)`);
-  console.log(`  respond + match + complete:        ${rate(N, completeMs)}  (${completeMs.toFixed(0)} ms)`);
-  console.log(`  whole cycle:                       ${rate(N, createMs + serverMs + completeMs)}`);
+  console.log(`  create client tx (send):           ${create.line(N)}`);
+  console.log(`  receive + create server tx:        ${server.line(N)}`);
+  console.log(`  respond + match + complete:        ${complete.line(N)}`);
+  console.log(`  whole cycle:                       ${new Clock().add(create).add(server).add(complete).line(N)}`);
   console.log(`  retire all (timers K, J):          ${retireMs.toFixed(0)} ms`);
   console.log(`  live transactions at peak:         ${liveAtPeak.toLocaleString('en-US')}  (final responses ${finals.toLocaleString('en-US')})`);
   console.log(`  memory per client transaction:     ${Math.round(clientBytes)} bytes (heap + buffers, incl. request)`);
@@ -125,7 +239,7 @@ async function udpLoopback(inFlight: number): Promise<void> {
   const deadline = performance.now() + UDP_SECONDS * 1000;
   let done = 0;
   let failed = 0;
-  const t0 = performance.now();
+  const clock = new Clock().start();
   await new Promise<void>((resolve) => {
     let active = 0;
     const next = (): void => {
@@ -145,8 +259,8 @@ async function udpLoopback(inFlight: number): Promise<void> {
     };
     next();
   });
-  const ms = performance.now() - t0;
-  console.log(`  ${String(inFlight).padStart(4)} in flight: ${rate(done, ms)}  (${done.toLocaleString('en-US')} OPTIONS/200 in ${(ms / 1000).toFixed(1)} s, ${failed} failed)`);
+  clock.stop();
+  console.log(`  ${String(inFlight).padStart(4)} in flight: ${clock.line(done)}  (${done.toLocaleString('en-US')} OPTIONS/200, ${failed} failed)`);
   uac.close();
   uas.close();
   await client.close();
@@ -154,7 +268,10 @@ async function udpLoopback(inFlight: number): Promise<void> {
 }
 
 console.log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`);
-await inMemory();
-console.log('UDP loopback, OPTIONS round trips (client and server layers in one process)');
-for (const n of [1, 50, 500]) await udpLoopback(n);
+if (SECTIONS.has('layer')) await layerAlone();
+if (SECTIONS.has('memory')) await inMemory();
+if (SECTIONS.has('udp')) {
+  console.log('UDP loopback, OPTIONS round trips (client and server layers in one process)');
+  for (const n of [1, 50, 500]) await udpLoopback(n);
+}
 process.exit(0);

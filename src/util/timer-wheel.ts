@@ -45,12 +45,14 @@ export interface TimerWheelOptions {
 
 class Timer implements TimerHandle {
   deadline = 0;
-  fn: (() => void) | null;
+  fn: ((arg: any) => void) | null;
+  arg: unknown;
   prev: Timer | null = null;
   next: Timer | null = null;
   slot = -1;
-  constructor(fn: () => void) {
+  constructor(fn: (arg: any) => void, arg: unknown) {
     this.fn = fn;
+    this.arg = arg;
   }
   get active(): boolean {
     return this.fn !== null;
@@ -100,11 +102,18 @@ export class TimerWheel {
     return this.#count;
   }
 
-  /** Runs `fn` once, no earlier than `delayMs` from now. O(1). */
-  schedule(delayMs: number, fn: () => void): TimerHandle {
-    const t = new Timer(fn);
-    if (!this.manual && this.#interval === undefined) this.#tick = Math.floor(this.now() / this.tickMs);
-    const due = this.now() + Math.max(0, delayMs);
+  /**
+   * Runs `fn(arg)` once, no earlier than `delayMs` from now. O(1). Hot paths pass a function
+   * shared by all callers plus the object it acts on as `arg`, so scheduling allocates no
+   * closure (only the timer itself).
+   */
+  schedule(delayMs: number, fn: () => void): TimerHandle;
+  schedule<A>(delayMs: number, fn: (arg: A) => void, arg: A): TimerHandle;
+  schedule(delayMs: number, fn: (arg: any) => void, arg?: unknown): TimerHandle {
+    const t = new Timer(fn, arg);
+    const now = this.now();
+    if (!this.manual && this.#interval === undefined) this.#tick = Math.floor(now / this.tickMs);
+    const due = now + (delayMs > 0 ? delayMs : 0);
     let d = Math.ceil(due / this.tickMs);
     if (d <= this.#tick) d = this.#tick + 1;
     t.deadline = d;
@@ -124,6 +133,7 @@ export class TimerWheel {
     if (!handle) return;
     const t = handle as Timer;
     t.fn = null;
+    t.arg = undefined;
     if (t.slot >= 0) this.#unlink(t);
   }
 
@@ -196,10 +206,12 @@ export class TimerWheel {
       for (let i = 0; i < due.length; i++) {
         const timer = due[i]!;
         const fn = timer.fn;
+        const arg = timer.arg;
         timer.fn = null;
+        timer.arg = undefined;
         if (fn) {
           try {
-            fn();
+            fn(arg);
           } catch (err) {
             this.#onError(err);
           }

@@ -45,20 +45,44 @@ export class InviteClientTransaction implements ClientTransaction {
   start(): void {
     // Timers first: a response may arrive before send() returns (in-process transports).
     const w = this.ctx.wheel;
-    if (!this.#reliable) this.#retransmit = w.schedule(this.#interval, () => this.#timerA());
-    this.#timeout = w.schedule(64 * this.ctx.t1, () => this.#timerB());
+    if (!this.#reliable) this.#retransmit = w.schedule(this.#interval, InviteClientTransaction.#onTimerA, this);
+    this.#timeout = w.schedule(64 * this.ctx.t1, InviteClientTransaction.#onTimerB, this);
     this.#send(this.#data!);
   }
 
+  // Shared callbacks with the transaction as argument: no closure per timer or send.
+  static #onTimerA(tx: InviteClientTransaction): void {
+    tx.#timerA();
+  }
+
+  static #onTimerB(tx: InviteClientTransaction): void {
+    tx.#timerB();
+  }
+
+  static #onGuard(tx: InviteClientTransaction): void {
+    if (tx.state !== 'Proceeding' && tx.state !== 'Calling') return;
+    tx.ctx.diag('timeout', tx);
+    tx.terminate();
+    tx.handlers.onTimeout?.();
+  }
+
+  static #onTerminate(tx: InviteClientTransaction): void {
+    tx.terminate();
+  }
+
+  static #onSendError(err: Error, tx: InviteClientTransaction): void {
+    tx.#transportError(err);
+  }
+
   #send(data: Buffer): void {
-    this.ctx.transport.sendRaw(data, this.target).catch((err: Error) => this.#transportError(err));
+    this.ctx.transport.transmit(data, this.target, InviteClientTransaction.#onSendError, this);
   }
 
   #timerA(): void {
     if (this.state !== 'Calling' || !this.#data) return;
     this.#send(this.#data);
     this.#interval *= 2;
-    this.#retransmit = this.ctx.wheel.schedule(this.#interval, () => this.#timerA());
+    this.#retransmit = this.ctx.wheel.schedule(this.#interval, InviteClientTransaction.#onTimerA, this);
   }
 
   #timerB(): void {
@@ -79,12 +103,7 @@ export class InviteClientTransaction implements ClientTransaction {
   armProceedingGuard(ms: number): void {
     if (this.state !== 'Proceeding') return;
     this.ctx.wheel.cancel(this.#timeout);
-    this.#timeout = this.ctx.wheel.schedule(ms, () => {
-      if (this.state !== 'Proceeding' && this.state !== 'Calling') return;
-      this.ctx.diag('timeout', this);
-      this.terminate();
-      this.handlers.onTimeout?.();
-    });
+    this.#timeout = this.ctx.wheel.schedule(ms, InviteClientTransaction.#onGuard, this);
   }
 
   receiveResponse(res: SipResponse): void {
@@ -114,7 +133,7 @@ export class InviteClientTransaction implements ClientTransaction {
       this.#stopTimers();
       this.state = 'Accepted';
       this.pendingCancel = undefined;
-      this.#timeout = w.schedule(64 * this.ctx.t1, () => this.terminate()); // Timer M
+      this.#timeout = w.schedule(64 * this.ctx.t1, InviteClientTransaction.#onTerminate, this); // Timer M
       this.handlers.onFinal?.(res);
       return;
     }
@@ -129,7 +148,7 @@ export class InviteClientTransaction implements ClientTransaction {
     this.#ack = buildNon2xxAck(this.request, res).toBuffer();
     this.#send(this.#ack);
     if (this.#reliable) this.terminate();
-    else this.#timeout = w.schedule(64 * this.ctx.t1, () => this.terminate()); // Timer D: 32 s at the default T1
+    else this.#timeout = w.schedule(64 * this.ctx.t1, InviteClientTransaction.#onTerminate, this); // Timer D: 32 s at the default T1
     this.handlers.onFinal?.(res);
   }
 

@@ -1,7 +1,8 @@
 import type { TimerHandle } from '../../util/timer-wheel.js';
 import { createResponse } from '../message/builders.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
-import type { Source } from '../transport/types.js';
+import { responseDestination } from '../transport/response-routing.js';
+import type { Endpoint, Source } from '../transport/types.js';
 import { TxEmitter } from './tx-emitter.js';
 import type { ServerTransaction, ServerTransactionEvents, TransactionState, TxContext } from './types.js';
 
@@ -32,6 +33,7 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
   #interval: number;
   #retransmit: TimerHandle | undefined;
   #timeout: TimerHandle | undefined;
+  #dest: Endpoint | undefined;
   readonly #reliable: boolean;
 
   constructor(
@@ -45,13 +47,44 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
     this.#interval = ctx.t1;
     const auto = ctx.opts.autoTryingMs;
     if (auto === 0) this.#trying();
-    else if (auto > 0) this.#retransmit = ctx.wheel.schedule(auto, () => this.#trying());
-    this.#timeout = ctx.wheel.schedule(ctx.opts.inviteServerTimeoutMs, () => {
-      if (this.state !== 'Proceeding') return;
-      this.ctx.diag('tu-timeout', this);
-      this.terminate();
-      this.emit('timeout');
-    });
+    else if (auto > 0) this.#retransmit = ctx.wheel.schedule(auto, InviteServerTransaction.#onTrying, this);
+    this.#timeout = ctx.wheel.schedule(ctx.opts.inviteServerTimeoutMs, InviteServerTransaction.#onTuTimeout, this);
+  }
+
+  // Shared callbacks with the transaction as argument: no closure per timer or send.
+  static #onTrying(tx: InviteServerTransaction): void {
+    tx.#trying();
+  }
+
+  static #onTuTimeout(tx: InviteServerTransaction): void {
+    if (tx.state !== 'Proceeding') return;
+    tx.ctx.diag('tu-timeout', tx);
+    tx.terminate();
+    tx.emit('timeout');
+  }
+
+  static #onTimerG(tx: InviteServerTransaction): void {
+    tx.#timerG();
+  }
+
+  static #onTimerH(tx: InviteServerTransaction): void {
+    tx.#timerH();
+  }
+
+  static #onTerminate(tx: InviteServerTransaction): void {
+    tx.terminate();
+  }
+
+  static #onSendError(err: Error, tx: InviteServerTransaction): void {
+    if (tx.state === 'Terminated') return;
+    tx.ctx.diag('transport-error', tx);
+    if (tx.state === 'Accepted') {
+      // Accepted only ends with Timer L; the TU learns of the failed 2xx and may end the dialog.
+      tx.emit('transportError', err);
+      return;
+    }
+    tx.terminate();
+    tx.emit('transportError', err);
   }
 
   /** The last response sent (undefined before any). */
@@ -72,7 +105,7 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
   respond(res: SipResponse): void {
     const s = res.status;
     if (this.state === 'Accepted') {
-      if (s >= 200 && s < 300) this.#send(res, res.toBuffer());
+      if (s >= 200 && s < 300) this.#send(res.toBuffer());
       return;
     }
     if (this.state !== 'Proceeding') return;
@@ -86,36 +119,36 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
       this.#retransmit = undefined;
       if (s < 300) {
         this.state = 'Accepted';
-        this.#timeout = w.schedule(64 * this.ctx.t1, () => this.terminate()); // Timer L
+        this.#timeout = w.schedule(64 * this.ctx.t1, InviteServerTransaction.#onTerminate, this); // Timer L
       } else {
         this.state = 'Completed';
-        if (!this.#reliable) this.#retransmit = w.schedule(this.#interval, () => this.#timerG());
-        this.#timeout = w.schedule(64 * this.ctx.t1, () => this.#timerH());
+        if (!this.#reliable) this.#retransmit = w.schedule(this.#interval, InviteServerTransaction.#onTimerG, this);
+        this.#timeout = w.schedule(64 * this.ctx.t1, InviteServerTransaction.#onTimerH, this);
       }
     }
-    this.#send(res, data);
+    this.#send(data);
   }
 
-  #send(res: SipResponse, data: Buffer): void {
-    // The response's Via list is the request's (§8.2.6), already parsed: route by it.
-    this.ctx.transport.sendResponseRaw(data, this.request.topVia, this.source).catch((err: Error) => {
-      if (this.state === 'Terminated') return;
-      this.ctx.diag('transport-error', this);
-      if (this.state === 'Accepted') {
-        // Accepted only ends with Timer L; the TU learns of the failed 2xx and may end the dialog.
-        this.emit('transportError', err);
+  #send(data: Buffer): void {
+    // The response's Via list is the request's (§8.2.6), already parsed: route by it, once.
+    let dest = this.#dest;
+    if (dest === undefined) {
+      dest = this.#dest = responseDestination(this.request.topVia, this.source);
+      if (dest === undefined) {
+        const err = new Error(`SIP_ERR_NO_TRANSPORT: cannot send response over ${this.request.topVia.transport}`);
+        queueMicrotask(() => InviteServerTransaction.#onSendError(err, this));
         return;
       }
-      this.terminate();
-      this.emit('transportError', err);
-    });
+    }
+    const source = this.source;
+    this.ctx.transport.transmit(data, dest, InviteServerTransaction.#onSendError, this, source.transport === dest.transport ? source : undefined);
   }
 
   #timerG(): void {
     if (this.state !== 'Completed') return;
-    this.#send(this.#lastRes!, this.#last!);
+    this.#send(this.#last!);
     this.#interval = Math.min(2 * this.#interval, this.ctx.t2);
-    this.#retransmit = this.ctx.wheel.schedule(this.#interval, () => this.#timerG());
+    this.#retransmit = this.ctx.wheel.schedule(this.#interval, InviteServerTransaction.#onTimerG, this);
   }
 
   #timerH(): void {
@@ -128,7 +161,7 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
   /** A retransmitted INVITE matched. */
   receiveRequest(_req: SipRequest): void {
     if ((this.state === 'Proceeding' || this.state === 'Completed') && this.#lastRes) {
-      this.#send(this.#lastRes, this.#last!);
+      this.#send(this.#last!);
     }
   }
 
@@ -145,7 +178,7 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
       this.#retransmit = undefined;
       this.state = 'Confirmed';
       if (this.#reliable) this.terminate();
-      else this.#timeout = w.schedule(this.ctx.t4, () => this.terminate()); // Timer I
+      else this.#timeout = w.schedule(this.ctx.t4, InviteServerTransaction.#onTerminate, this); // Timer I
     }
     return true;
   }

@@ -39,24 +39,44 @@ export class NonInviteClientTransaction implements ClientTransaction {
   start(): void {
     // Timers first: a response may arrive before send() returns (in-process transports).
     const w = this.ctx.wheel;
-    if (!this.#reliable) this.#retransmit = w.schedule(this.#interval, () => this.#timerE());
-    this.#timeout = w.schedule(64 * this.ctx.t1, () => this.#timerF());
+    if (!this.#reliable) this.#retransmit = w.schedule(this.#interval, NonInviteClientTransaction.#onTimerE, this);
+    this.#timeout = w.schedule(64 * this.ctx.t1, NonInviteClientTransaction.#onTimerF, this);
     this.#send();
+  }
+
+  // Timer and send-error callbacks are shared functions taking the transaction as argument:
+  // no closure is allocated per transaction, per send or per retransmission.
+  static #onTimerE(tx: NonInviteClientTransaction): void {
+    tx.#timerE();
+  }
+
+  static #onTimerF(tx: NonInviteClientTransaction): void {
+    tx.#timerF();
+  }
+
+  static #onTimerK(tx: NonInviteClientTransaction): void {
+    tx.terminate();
+  }
+
+  static #onSendError(err: Error, tx: NonInviteClientTransaction): void {
+    tx.#transportError(err);
   }
 
   #send(): void {
     if (!this.#data) return;
-    this.ctx.transport.sendRaw(this.#data, this.target).catch((err: Error) => this.#transportError(err));
+    this.ctx.transport.transmit(this.#data, this.target, NonInviteClientTransaction.#onSendError, this);
   }
 
   #timerE(): void {
+    this.#retransmit = undefined;
     if (this.state !== 'Trying' && this.state !== 'Proceeding') return;
     this.#send();
     this.#interval = this.state === 'Trying' ? Math.min(2 * this.#interval, this.ctx.t2) : this.ctx.t2;
-    this.#retransmit = this.ctx.wheel.schedule(this.#interval, () => this.#timerE());
+    this.#retransmit = this.ctx.wheel.schedule(this.#interval, NonInviteClientTransaction.#onTimerE, this);
   }
 
   #timerF(): void {
+    this.#timeout = undefined;
     if (this.state !== 'Trying' && this.state !== 'Proceeding') return;
     this.ctx.diag('timeout', this);
     this.terminate();
@@ -86,7 +106,7 @@ export class NonInviteClientTransaction implements ClientTransaction {
     w.cancel(this.#timeout);
     this.#retransmit = undefined;
     if (this.#reliable) this.terminate();
-    else this.#timeout = w.schedule(this.ctx.t4, () => this.terminate());
+    else this.#timeout = w.schedule(this.ctx.t4, NonInviteClientTransaction.#onTimerK, this); // Timer K
     this.handlers.onFinal?.(res);
   }
 

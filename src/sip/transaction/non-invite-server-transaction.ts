@@ -1,7 +1,8 @@
 import type { TimerHandle } from '../../util/timer-wheel.js';
+import { parseMessage } from '../message/parser.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
-import type { ViaLike } from '../transport/response-routing.js';
-import type { Source } from '../transport/types.js';
+import { responseDestination } from '../transport/response-routing.js';
+import type { Endpoint, Source } from '../transport/types.js';
 import { TxEmitter } from './tx-emitter.js';
 import type { ServerTransaction, ServerTransactionEvents, TransactionState, TxContext } from './types.js';
 
@@ -16,30 +17,45 @@ import type { ServerTransaction, ServerTransactionEvents, TransactionState, TxCo
  * a retransmission gets the last provisional response again; in Completed, the final response.
  * Timer J = 64*T1 for UDP, 0 for reliable transports. If the TU never answers, the transaction
  * is removed after 64*T1 (the client's Timer F has fired by then).
+ *
+ * Memory: in Completed (the 64*T1 of Timer J, the longest-lived state) the transaction keeps
+ * only the bytes of its last response, where they go, and the request's bytes; the parsed
+ * request is dropped and re-parsed from its bytes if `request` is read again.
  */
 export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvents> implements ServerTransaction {
   readonly isInvite = false;
   readonly cancelled = false;
   state: TransactionState = 'Trying';
+  #request: SipRequest | undefined;
+  /** The request's wire form, kept instead of `#request` once Completed. */
+  #requestBytes: Buffer | undefined;
   #last: Buffer | undefined;
-  #via: ViaLike | undefined;
+  /** Where responses go (§18.2.2, RFC 3581), computed once from the request's top Via. */
+  #dest: Endpoint | undefined;
   #lastStatus: number | undefined;
   #timer: TimerHandle | undefined;
 
   constructor(
     readonly ctx: TxContext,
     readonly key: string,
-    readonly request: SipRequest,
+    request: SipRequest,
     readonly source: Source,
   ) {
     super();
-    this.#timer = ctx.wheel.schedule(64 * ctx.t1, () => {
-      if (this.state === 'Trying' || this.state === 'Proceeding') {
-        this.ctx.diag('tu-timeout', this);
-        this.terminate();
-        this.emit('timeout');
-      }
-    });
+    this.#request = request;
+    this.#timer = ctx.wheel.schedule(64 * ctx.t1, NonInviteServerTransaction.#onTuTimeout, this);
+  }
+
+  /** The request that created the transaction (re-parsed from its bytes when read after it was dropped). */
+  get request(): SipRequest {
+    let r = this.#request;
+    if (r === undefined) {
+      const p = parseMessage(this.#requestBytes!);
+      // The bytes are our own serialization of a request that parsed: this cannot fail.
+      r = (p.ok ? p.value : p.partial) as SipRequest;
+      this.#request = r;
+    }
+    return r;
   }
 
   /** Status of the last response sent (undefined before the TU answered). */
@@ -47,12 +63,32 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
     return this.#lastStatus;
   }
 
+  static #onTuTimeout(tx: NonInviteServerTransaction): void {
+    tx.#timer = undefined;
+    if (tx.state === 'Trying' || tx.state === 'Proceeding') {
+      tx.ctx.diag('tu-timeout', tx);
+      tx.terminate();
+      tx.emit('timeout');
+    }
+  }
+
+  static #onTimerJ(tx: NonInviteServerTransaction): void {
+    tx.terminate();
+  }
+
+  static #onSendError(err: Error, tx: NonInviteServerTransaction): void {
+    if (tx.state === 'Terminated') return;
+    tx.ctx.diag('transport-error', tx);
+    tx.terminate();
+    tx.emit('transportError', err);
+  }
+
   respond(res: SipResponse): void {
     if (this.state === 'Completed' || this.state === 'Terminated') return;
-    // Only the bytes and the top Via are kept for retransmissions, not the response object.
+    // Only the bytes and the destination are kept for retransmissions, not the response object.
     this.#last = res.toBuffer();
     // The response's Via list is the request's (§8.2.6), already parsed: route by it.
-    this.#via = this.request.topVia;
+    this.#dest ??= responseDestination(this.request.topVia, this.source);
     this.#lastStatus = res.status;
     if (res.status < 200) {
       this.state = 'Proceeding';
@@ -60,20 +96,31 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
       return;
     }
     this.state = 'Completed';
-    this.ctx.wheel.cancel(this.#timer);
+    const w = this.ctx.wheel;
+    w.cancel(this.#timer);
     this.#timer = undefined;
-    if (this.source.transport === 'udp') this.#timer = this.ctx.wheel.schedule(64 * this.ctx.t1, () => this.terminate()); // Timer J
+    if (this.source.transport === 'udp') {
+      this.#timer = w.schedule(64 * this.ctx.t1, NonInviteServerTransaction.#onTimerJ, this); // Timer J
+      const req = this.#request!;
+      // Serializing has no side effect on the TU's object only when Content-Length is right.
+      if (req.contentLength === req.body.length) {
+        this.#requestBytes = req.toBuffer();
+        this.#request = undefined;
+      }
+    }
     this.#send();
     if (this.source.transport !== 'udp') this.terminate();
   }
 
   #send(): void {
-    this.ctx.transport.sendResponseRaw(this.#last!, this.#via!, this.source).catch((err: Error) => {
-      if (this.state === 'Terminated') return;
-      this.ctx.diag('transport-error', this);
-      this.terminate();
-      this.emit('transportError', err);
-    });
+    const dest = this.#dest;
+    if (dest === undefined) {
+      const err = new Error(`SIP_ERR_NO_TRANSPORT: cannot send response over ${this.request.topVia.transport}`);
+      queueMicrotask(() => NonInviteServerTransaction.#onSendError(err, this));
+      return;
+    }
+    const source = this.source;
+    this.ctx.transport.transmit(this.#last!, dest, NonInviteServerTransaction.#onSendError, this, source.transport === dest.transport ? source : undefined);
   }
 
   /** A retransmission of the request matched this transaction. */
@@ -86,7 +133,7 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
     this.state = 'Terminated';
     this.ctx.wheel.cancel(this.#timer);
     this.#timer = undefined;
-    this.#last = this.#via = undefined;
+    this.#last = this.#dest = undefined;
     this.ctx.removeServer(this.key);
     this.emit('terminated');
   }

@@ -12,6 +12,12 @@ export interface TransactionTransport {
   off(event: 'message', listener: (msg: SipMessage, source: Source) => void): unknown;
   /** Sends serialized bytes to `target` (retransmissions reuse the buffer). */
   sendRaw(data: Buffer, target: Endpoint): Promise<void>;
+  /**
+   * `sendRaw` without a Promise (the transactions' send path): a failure is reported through
+   * `onError(err, arg)`, never before `transmit` returns. `local` is the listening point to send
+   * from (a response leaves where its request came in).
+   */
+  transmit<A>(data: Buffer, target: Endpoint, onError: (err: Error, arg: A) => void, arg: A, local?: { localAddress: string; localPort: number }): void;
   /** Sends a serialized response, routed by its top Via, back along the request path (§18.2.2, RFC 3581). */
   sendResponseRaw(data: Buffer, via: ViaLike, source?: Source): Promise<void>;
   /** Via value with sent-by and the given branch for a request to `target`. */

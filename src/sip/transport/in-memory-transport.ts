@@ -29,9 +29,8 @@ export class InMemoryNetwork {
   }
 
   deliver(data: Buffer, from: InMemoryTransport, to: Endpoint): void {
-    const fromEp: Endpoint = { transport: to.transport, address: from.address, port: from.port };
     if (this.recordTraffic) this.traffic.push({ from: `${from.address}:${from.port}`, to: `${to.address}:${to.port}`, data });
-    if (this.filter && !this.filter(data, fromEp, to)) return;
+    if (this.filter && !this.filter(data, { transport: to.transport, address: from.address, port: from.port }, to)) return;
     const node = this.#nodes.get(`${to.address}:${to.port}`);
     if (!node) return;
     const source: Source = {
@@ -71,6 +70,16 @@ export class InMemoryTransport extends EventEmitter<{ message: [SipMessage, Sour
       return;
     }
     this.emit('message', r.value, source);
+  }
+
+  /** Fire-and-forget send; failures reach `onError(err, arg)` asynchronously (as on `TransportLayer`). */
+  transmit<A>(data: Buffer, target: Endpoint, onError: (err: Error, arg: A) => void, arg: A): void {
+    if (this.failSends || this.failSendsOver === target.transport) {
+      const err = new Error('SIP_ERR_SEND_FAILED: injected failure');
+      queueMicrotask(() => onError(err, arg));
+      return;
+    }
+    this.network.deliver(data, this, target);
   }
 
   sendRaw(data: Buffer, target: Endpoint): Promise<void> {

@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import tls from 'node:tls';
 import { gauge } from '../../util/metrics.js';
-import { safeEmit } from '../../util/safe-emit.js';
+import { logger } from '../../util/logger.js';
 import { sharedTimerWheel, type TimerHandle, type TimerWheel } from '../../util/timer-wheel.js';
 import { createResponse } from '../message/builders.js';
 import { parseMessage } from '../message/parser.js';
@@ -50,6 +50,17 @@ interface ServerEntry {
 }
 
 let nextConnectionId = 1;
+
+/** Local side to send from (a listening point's address and port). */
+export interface LocalAddress {
+  localAddress: string;
+  localPort: number;
+}
+
+/** Reports a send failure after the current call returns (callers may not be ready for it yet). */
+function deferError<A>(onError: (err: Error, arg: A) => void, err: Error, arg: A): void {
+  queueMicrotask(() => onError(err, arg));
+}
 
 /** Live transport layers, for the connection gauge (removed by close()). */
 const liveTransports = new Set<TransportLayer>();
@@ -92,6 +103,14 @@ class StreamConnection {
   }
 }
 
+function safeEmitFault(err: unknown): void {
+  logger.error({ err, event: 'message' }, 'event listener threw');
+}
+
+function sourceLabel(source: Source): string {
+  return `${source.transport}:${hostForHeader(source.address)}:${source.port}`;
+}
+
 /** `::ffff:1.2.3.4` (IPv4-mapped, from dual-stack sockets) -> `1.2.3.4`. */
 function normalizeAddress(a: string): string {
   return a.startsWith('::ffff:') && net.isIPv4(a.slice(7)) ? a.slice(7) : a;
@@ -125,6 +144,8 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
   readonly #byKey = new Map<string, StreamConnection>();
   readonly #pending = new Map<string, Promise<StreamConnection>>();
   #closed = false;
+  readonly #parseDatagram: { maxBytes: number; stream: boolean };
+  readonly #parseStream: { maxBytes: number; stream: boolean };
 
   constructor(opts: TransportOptions = {}) {
     super();
@@ -138,6 +159,8 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     };
     this.#tlsClient = opts.tlsClient ?? {};
     this.#wheel = opts.wheel ?? sharedTimerWheel();
+    this.#parseDatagram = { maxBytes: this.#opts.maxMessageBytes, stream: false };
+    this.#parseStream = { maxBytes: this.#opts.maxMessageBytes, stream: true };
     liveTransports.add(this);
   }
 
@@ -249,11 +272,45 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     await this.sendRaw(data, target);
   }
 
+  /**
+   * Fire-and-forget send of serialized bytes, the transaction layer's hot path: no Promise, no
+   * closure on UDP beyond the socket's completion callback. A failure is reported through
+   * `onError(err, arg)`, always asynchronously (never before `transmit` returns). `local` picks
+   * the listening point to send from (responses go out where the request came in).
+   */
+  transmit<A>(data: Buffer, target: Endpoint, onError: (err: Error, arg: A) => void, arg: A, local?: LocalAddress): void {
+    if (this.#closed) {
+      deferError(onError, new Error('SIP_ERR_TRANSPORT_CLOSED: transport closed'), arg);
+      return;
+    }
+    if (target.transport === 'udp') {
+      const entry = this.#udpFor(target.address, local);
+      if (!entry) {
+        deferError(onError, new Error('SIP_ERR_NO_TRANSPORT: no UDP listening point'), arg);
+        return;
+      }
+      entry.socket.send(data, target.port, bareHost(target.address), (err) => {
+        if (err) onError(err, arg);
+      });
+      return;
+    }
+    const conn = this.#openConnectionFor(target);
+    if (conn) {
+      this.#writeCb(conn, data, onError, arg);
+      return;
+    }
+    this.#connectionFor(target).then(
+      (c) => this.#writeCb(c, data, onError, arg),
+      (err: Error) => onError(err, arg),
+    );
+  }
+
   /** Sends already serialized bytes (retransmissions reuse the same buffer). */
-  async sendRaw(data: Buffer, target: Endpoint, local?: { localAddress: string; localPort: number }): Promise<void> {
+  async sendRaw(data: Buffer, target: Endpoint, local?: LocalAddress): Promise<void> {
     if (this.#closed) throw new Error('SIP_ERR_TRANSPORT_CLOSED: transport closed');
     if (target.transport === 'udp') {
       const entry = this.#udpFor(target.address, local);
+      if (!entry) throw new Error('SIP_ERR_NO_TRANSPORT: no UDP listening point');
       const address = bareHost(target.address);
       await new Promise<void>((resolve, reject) => {
         entry.socket.send(data, target.port, address, (err) => (err ? reject(err) : resolve()));
@@ -415,9 +472,9 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
   }
 
   #onBytes(buf: Buffer, source: Source, stream: boolean, conn: StreamConnection | undefined): void {
-    const r = parseMessage(buf, { maxBytes: this.#opts.maxMessageBytes, stream });
-    const from = `${source.transport}:${hostForHeader(source.address)}:${source.port}`;
+    const r = parseMessage(buf, stream ? this.#parseStream : this.#parseDatagram);
     if (!r.ok) {
+      const from = sourceLabel(source);
       reportBadInput(r.code, r.reason, buf, from);
       const partial = r.partial;
       // Only requests are answered, never an ACK (RFC 3261 §17.2.3); bad responses are dropped.
@@ -440,10 +497,15 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     } else if (!(msg instanceof SipResponse)) {
       return;
     } else if (this.#opts.verifyResponseSentBy && !this.#isOurSentBy(msg)) {
-      reportBadInput('SIP_ERR_VIA_MISMATCH', 'Via sent-by is not ours', buf, from);
+      reportBadInput('SIP_ERR_VIA_MISMATCH', 'Via sent-by is not ours', buf, sourceLabel(source));
       return;
     }
-    safeEmit(this, 'message', msg, source);
+    try {
+      this.emit('message', msg, source);
+    } catch (err) {
+      // A throwing listener must not break the socket handler (what safeEmit does, without its rest-args array).
+      safeEmitFault(err);
+    }
   }
 
   /** §18.1.2: "If the value of the "sent-by" parameter in that header field value does not correspond to a value that the client transport is configured to insert into requests, the response MUST be silently discarded." */
@@ -492,15 +554,25 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
 
   // ---- send path ------------------------------------------------------------------------
 
-  #udpFor(address: string, local?: { localAddress: string; localPort: number }): UdpEntry {
+  #udpFor(address: string, local?: LocalAddress): UdpEntry | undefined {
+    const udp = this.#udp;
+    if (udp.length === 1) return udp[0];
     if (local) {
       const exact = this.#udp.find((e) => e.lp.port === local.localPort && e.lp.address === local.localAddress);
       if (exact) return exact;
     }
     const family = net.isIPv6(bareHost(address)) ? 6 : 4;
-    const entry = this.#udp.find((e) => e.family === family) ?? this.#udp[0];
-    if (!entry) throw new Error('SIP_ERR_NO_TRANSPORT: no UDP listening point');
-    return entry;
+    return this.#udp.find((e) => e.family === family) ?? this.#udp[0];
+  }
+
+  /** An open connection for `target` without waiting (the request's own connection first). */
+  #openConnectionFor(target: Endpoint): StreamConnection | undefined {
+    if (target.connectionId !== undefined) {
+      const c = this.#conns.get(target.connectionId);
+      if (c && !c.closed) return c;
+    }
+    const existing = this.#byKey.get(connKey(target.transport, target.address, target.port));
+    return existing && !existing.closed ? existing : undefined;
   }
 
   async #connectionFor(target: Endpoint): Promise<StreamConnection> {
@@ -556,6 +628,24 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       const timer = this.#wheel.schedule(this.#opts.connectTimeoutMs, () =>
         onError(new Error(`SIP_ERR_CONNECT_TIMEOUT: ${transport}:${host}:${port}`)),
       );
+    });
+  }
+
+  /** `#write` for `transmit`: errors go to the callback, asynchronously. */
+  #writeCb<A>(conn: StreamConnection, data: Buffer, onError: (err: Error, arg: A) => void, arg: A): void {
+    if (conn.closed) {
+      deferError(onError, new Error('SIP_ERR_CONNECTION_CLOSED: connection closed'), arg);
+      return;
+    }
+    if (conn.socket.writableLength + data.length > this.#opts.maxBufferedBytesPerConnection) {
+      reportTransportEvent('write_overflow', conn.label);
+      this.#closeConnection(conn, undefined);
+      deferError(onError, new Error('SIP_ERR_BUFFER_OVERFLOW: peer not reading'), arg);
+      return;
+    }
+    conn.lastActivity = this.#wheel.now();
+    conn.socket.write(data, (err) => {
+      if (err) onError(err, arg);
     });
   }
 
