@@ -275,7 +275,7 @@ export class SignallingNode implements TransactionUser {
         return;
       }
     }
-    if (route.kind === 'default') route = await this.defaultRoute(req, inDialog, wasRouted);
+    if (route.kind === 'default') route = await this.defaultRoute(req, inDialog, wasRouted, source);
     await this.proxy.forward(req, wrapServerTx(tx), source, route);
   }
 
@@ -284,10 +284,11 @@ export class SignallingNode implements TransactionUser {
    * dispatcher prefix routes; requests for local users go to their registered contacts
    * (parallel fork by q), 404 for unknown users, 480 for users with no binding.
    */
-  async defaultRoute(req: SipRequest, inDialog: boolean, wasRouted: boolean): Promise<Exclude<RouteResult, { kind: 'default' }>> {
+  async defaultRoute(req: SipRequest, inDialog: boolean, wasRouted: boolean, source?: Source): Promise<Exclude<RouteResult, { kind: 'default' }>> {
     const ruri = req.requestUri;
     if (inDialog || req.getAll('Route').length > 0 || ruri.scheme === 'tel' || !this.isLocalDomain(ruri.host)) {
-      return { kind: 'parallel', targets: [{ uri: req.uri }] };
+      const flow = source ? this.proxy.flowNextHop(req, source) : undefined;
+      return { kind: 'parallel', targets: [{ uri: req.uri, ...(flow ? { nextHop: flow } : {}) }] };
     }
     const ds = this.services['dispatcher'] as { routeByPrefix?: (r: SipRequest) => RouteResult | undefined } | undefined;
     if (!inDialog && req.method === 'INVITE' && ds?.routeByPrefix) {
@@ -320,6 +321,7 @@ export class SignallingNode implements TransactionUser {
             port: b.received.port,
             ...(b.received.connectionId !== undefined ? { connectionId: b.received.connectionId } : {}),
           };
+          t.viaFlow = true;
         }
         return t;
       })

@@ -6,7 +6,7 @@
  * Per INVITE the proxy keeps a `ProxyContext` (the "response context" of §16.2) holding the
  * server transaction and one `Branch` per client transaction.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { SipRequest, SipResponse } from '../../sip/message/sip-message.js';
 import { createResponse } from '../../sip/message/builders.js';
 import { formatUri, parseNameAddr, parseUri, type SipUri } from '../../sip/uri/sip-uri.js';
@@ -46,6 +46,12 @@ export interface ProxyCoreOptions {
   timerCMs?: number;
   dialogs?: DialogTracker;
   media?: MediaControl;
+  /**
+   * Key for flow tokens (RFC 5626 §5.3 style): the Record-Route facing a UA behind NAT or on a
+   * TCP/TLS connection carries its flow, integrity-protected, so in-dialog requests towards that
+   * UA go back over the same flow. Share it across a cluster. @default random per process
+   */
+  flowTokenKey?: Buffer;
 }
 
 export interface ResolvedRoute {
@@ -119,6 +125,9 @@ export class ProxyCore {
   #media: MediaControl | undefined;
   #branchSeq = 0;
   #branchPrefix = randomBytes(4).toString('hex');
+  #flowKey: Buffer;
+  /** Flow named by our Route's flow token, per request being routed (set by preprocessRoutes). */
+  #flows = new WeakMap<SipRequest, Endpoint[]>();
 
   constructor(opts: ProxyCoreOptions) {
     this.stack = opts.stack;
@@ -127,7 +136,32 @@ export class ProxyCore {
     this.#timerCMs = opts.timerCMs ?? 180_000;
     this.#dialogs = opts.dialogs;
     this.#media = opts.media;
+    this.#flowKey = opts.flowTokenKey ?? randomBytes(16);
   }
+
+  /** Flow token for a flow: base64url(transport|address|port|connectionId|mac); carried as `;ft=` (caller) / `;ftc=` (callee) Record-Route parameters. */
+  flowToken(source: Endpoint): string {
+    const body = `${source.transport}|${source.address}|${source.port}|${source.connectionId ?? ''}`;
+    const mac = createHmac('sha256', this.#flowKey).update(body).digest().subarray(0, 8).toString('base64url');
+    return Buffer.from(`${body}|${mac}`, 'utf8').toString('base64url');
+  }
+
+  /** Decodes and checks a flow token; undefined when it is not one of ours. */
+  parseFlowToken(token: string): Endpoint | undefined {
+    if (token.length > 200) return undefined;
+    const text = Buffer.from(token, 'base64url').toString('utf8');
+    const parts = text.split('|');
+    if (parts.length !== 5) return undefined;
+    const [transport, address, portText, conn, mac] = parts as [string, string, string, string, string];
+    const body = `${transport}|${address}|${portText}|${conn}`;
+    const expect = createHmac('sha256', this.#flowKey).update(body).digest().subarray(0, 8).toString('base64url');
+    if (!safeEqualText(mac, expect)) return undefined;
+    if (transport !== 'udp' && transport !== 'tcp' && transport !== 'tls') return undefined;
+    const port = Number(portText);
+    if (!Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
+    return { transport, address, port, ...(conn ? { connectionId: Number(conn) } : {}) };
+  }
+
 
   get dialogs(): DialogTracker | undefined {
     return this.#dialogs;
@@ -192,8 +226,33 @@ export class ProxyCore {
       if (!na.ok || !this.#isOwnUri(na.value.uri)) break;
       req.removeFirst('Route');
       wasRouted = true;
+      for (const key of ['ft', 'ftc']) {
+        const tok = na.value.uri.params.get(key);
+        const flow = tok ? this.parseFlowToken(tok) : undefined;
+        if (flow) {
+          const list = this.#flows.get(req) ?? [];
+          list.push(flow);
+          this.#flows.set(req, list);
+        }
+      }
     }
     return wasRouted;
+  }
+
+  /**
+   * Next hop from a flow token, for a request with no Route left: only when the request does
+   * not itself come from that flow (then it travels the other way, RFC 5626 §5.3).
+   */
+  flowNextHop(req: SipRequest, source: Source): Endpoint | undefined {
+    const flows = this.#flows.get(req);
+    if (!flows || req.getAll('Route').length > 0) return undefined;
+    const same = (f: Endpoint) => f.transport === source.transport && f.address === source.address && (f.port === source.port || (f.connectionId !== undefined && f.connectionId === source.connectionId));
+    // The caller's and the callee's flows may both be recorded: the request goes to the one it
+    // did not come from. With a single recorded flow, only a request from elsewhere uses it.
+    const other = flows.filter((f) => !same(f));
+    if (other.length !== 1) return undefined;
+    if (flows.length === 2 && !flows.some(same)) return undefined;
+    return other[0];
   }
 
   #isOwnUri(uri: SipUri): boolean {
@@ -203,7 +262,8 @@ export class ProxyCore {
 
   /** ACK for a 2xx (no transaction): forwarded end to end, statelessly (§16.11 / §13.2.2.4). */
   forwardAck(req: SipRequest, source: Source): void {
-    const target: Target = { uri: req.uri };
+    const flow = this.flowNextHop(req, source);
+    const target: Target = { uri: req.uri, ...(flow ? { nextHop: flow } : {}) };
     const prepared = this.#prepare(req, target, source, false);
     if (!prepared) return;
     this.stack.sendStateless(prepared.request, prepared.nextHop);
@@ -265,9 +325,16 @@ export class ProxyCore {
       const inbound = this.stack.interfaceOf(source);
       // §16.6 step 4 + RFC 5658: when the request leaves on another transport or interface, put
       // one Record-Route per interface so each side reaches us on the interface facing it.
-      req.prepend('Record-Route', rrValue(inbound));
+      // The value facing a UA behind NAT or on a connection carries its flow token.
+      const via = orig.topVia;
+      const natted = source.transport !== 'udp' || via.host.replace(/^\[|\]$/g, '') !== source.address || (via.port ?? 5060) !== source.port;
+      const callerFt = natted ? `;ft=${this.flowToken(source)}` : '';
+      const calleeFt = target.viaFlow && target.nextHop ? `;ftc=${this.flowToken(target.nextHop)}` : '';
       if (inbound.transport !== out.transport || inbound.host !== out.host || inbound.port !== out.port) {
-        req.prepend('Record-Route', rrValue(out));
+        req.prepend('Record-Route', rrValue(inbound, callerFt));
+        req.prepend('Record-Route', rrValue(out, calleeFt));
+      } else {
+        req.prepend('Record-Route', rrValue(inbound, callerFt + calleeFt));
       }
     }
     // §16.6 step 8: our Via with a branch that also carries the loop-detection hash.
@@ -301,9 +368,15 @@ function ackBranch(req: SipRequest): string {
   return `${BRANCH_MAGIC}.ack.${createHash('md5').update(up).digest('base64url').slice(0, 16)}`;
 }
 
-function rrValue(i: LocalInterface): string {
+function rrValue(i: LocalInterface, params = ''): string {
   const host = i.host.includes(':') ? `[${i.host}]` : i.host;
-  return `<sip:${host}:${i.port}${i.transport === 'udp' ? '' : `;transport=${i.transport}`};lr>`;
+  return `<sip:${host}:${i.port}${i.transport === 'udp' ? '' : `;transport=${i.transport}`};lr${params}>`;
+}
+
+function safeEqualText(a: string, b: string): boolean {
+  const ba = Buffer.from(a);
+  const bb = Buffer.from(b);
+  return ba.length === bb.length && timingSafeEqual(ba, bb);
 }
 
 /** The response context of one forwarded request (§16.2). */

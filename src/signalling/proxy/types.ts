@@ -26,6 +26,11 @@ export interface Target {
   destinationKey?: string;
   /** Free-form data for the routing hook / dispatcher (e.g. the destination object). */
   data?: unknown;
+  /**
+   * `nextHop` is the flow a registration came over (NAT or TCP/TLS): the Record-Route then
+   * carries it so in-dialog requests reach the UA over the same flow.
+   */
+  viaFlow?: boolean;
 }
 
 /** Why a serial branch was abandoned. */

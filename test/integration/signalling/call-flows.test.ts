@@ -229,6 +229,63 @@ describe('tandem start: calls through the proxy', () => {
     await byeP;
   });
 
+  it('NAT: a UA advertising a private address is reached over its flow, in dialog too (both directions)', async () => {
+    const nat = await TestUa.create({ transport: 'udp', proxy: { host: '127.0.0.1', port: tandem.ports['udp']! }, user: 'carol', password: 'carol-secret', domain: DOMAIN, advertise: '10.99.0.1:5060' });
+    uas.push(nat);
+    const bob = await ua('bob');
+    expect((await nat.register()).status).toBe(200);
+    expect((await bob.register()).status).toBe(200);
+    // bob calls the NATed UA.
+    const call = new TestCall(bob, 'carol');
+    const calleeP = (async () => {
+      const inv = await nat.waitRequest('INVITE');
+      nat.send(nat.response(inv, 200, 'OK', { toTag: 'n1', body: SAMPLE_SDP(41000) }));
+      return inv;
+    })();
+    let res = await call.invite();
+    await calleeP;
+    if (res.status < 200) res = await bob.waitResponse(call.callId, 'INVITE', (s) => s === 200);
+    call.learn(res);
+    expect(call.remoteTarget).toContain('10.99.0.1');
+    call.ack2xx();
+    await nat.waitRequest('ACK', 5000, call.callId);
+    const byeP = nat.waitRequest('BYE', 5000, call.callId).then((bye) => nat.send(nat.response(bye, 200, 'OK')));
+    expect((await call.bye()).status).toBe(200);
+    await byeP;
+    // The NATed UA calls bob; bob hangs up towards the NATed UA.
+    const c2 = new TestCall(nat, 'bob');
+    const inv2P = bob.waitRequest('INVITE');
+    const first = c2.invite();
+    const inv2 = await inv2P;
+    bob.send(bob.response(inv2, 200, 'OK', { toTag: 'b9', body: SAMPLE_SDP(41000) }));
+    let r2 = await first;
+    if (r2.status < 200) r2 = await nat.waitResponse(c2.callId, 'INVITE', (s) => s === 200);
+    c2.learn(r2);
+    c2.ack2xx();
+    await bob.waitRequest('ACK', 5000, c2.callId);
+    const rr = inv2.getAll('Record-Route');
+    const contact = /<([^>]+)>/.exec(inv2.get('Contact') ?? '')?.[1] ?? '';
+    expect(contact).toContain('10.99.0.1');
+    bob.send(
+      [
+        `BYE ${contact} SIP/2.0`,
+        `Via: ${bob.via()}`,
+        'Max-Forwards: 70',
+        ...rr.map((r) => `Route: ${r}`),
+        `From: ${inv2.get('To')};tag=b9`,
+        `To: ${inv2.get('From')}`,
+        `Call-ID: ${inv2.callId}`,
+        'CSeq: 1 BYE',
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n'),
+    );
+    const bye2 = await nat.waitRequest('BYE', 5000, c2.callId);
+    nat.send(nat.response(bye2, 200, 'OK'));
+    expect((await bob.waitResponse(c2.callId, 'BYE')).status).toBe(200);
+  });
+
   it('answers OPTIONS to itself and 483 when Max-Forwards is exhausted', async () => {
     const u = await ua('alice');
     u.send(u.request({ method: 'OPTIONS', uri: `sip:127.0.0.1:${tandem.ports['udp']}`, callId: 'opt1', cseq: 1, fromTag: 'o1', to: `sip:127.0.0.1:${tandem.ports['udp']}` }));

@@ -80,4 +80,13 @@ describe('proxy routing (RFC 3261 §16.4, §16.6)', () => {
     const mf0 = req([...lines.slice(0, 6), 'Max-Forwards: 0']);
     expect(proxy.validate(mf0)).toMatchObject({ status: 483 });
   });
+
+  it('flow tokens round-trip and a forged one is refused', () => {
+    const { proxy } = setup();
+    const tok = proxy.flowToken({ transport: 'tcp', address: '198.51.100.7', port: 40123, connectionId: 9 });
+    expect(proxy.parseFlowToken(tok)).toEqual({ transport: 'tcp', address: '198.51.100.7', port: 40123, connectionId: 9 });
+    const forged = Buffer.from(Buffer.from(tok, 'base64url').toString().replace('198.51.100.7', '203.0.113.1')).toString('base64url');
+    expect(proxy.parseFlowToken(forged)).toBeUndefined();
+    expect(proxy.parseFlowToken('garbage!')).toBeUndefined();
+  });
 });

@@ -17,6 +17,8 @@ export interface TestUaOptions {
   user: string;
   password: string;
   domain: string;
+  /** Pretend to be behind NAT: this host:port goes into Via and Contact instead of the socket's. */
+  advertise?: string;
 }
 
 const rand = (n = 8) => randomBytes(n).toString('hex');
@@ -113,12 +115,16 @@ export class TestUa {
     return `sip:${this.opts.user}@${this.opts.domain}`;
   }
 
+  get hostPort(): string {
+    return this.opts.advertise ?? `127.0.0.1:${this.port}`;
+  }
+
   get contact(): string {
-    return `sip:${this.opts.user}@127.0.0.1:${this.port}${this.opts.transport !== 'udp' ? `;transport=${this.opts.transport}` : ''}`;
+    return `sip:${this.opts.user}@${this.hostPort}${this.opts.transport !== 'udp' ? `;transport=${this.opts.transport}` : ''}`;
   }
 
   via(branch = `z9hG4bK${rand()}`): string {
-    return `SIP/2.0/${this.transportToken} 127.0.0.1:${this.port};branch=${branch};rport`;
+    return `SIP/2.0/${this.transportToken} ${this.hostPort};branch=${branch};rport`;
   }
 
   send(text: string | Buffer): void {
