@@ -66,7 +66,16 @@ function touch(m: SipMessage): void {
 function checkResult(r: ParseResult): void {
   expect(typeof r.ok).toBe('boolean');
   if (r.ok) {
-    touch(r.value);
+    // the contract: what parseMessage validated, the lazy getters can build
+    const m = r.value;
+    expect(m.viaError).toBeUndefined();
+    expect(m.vias.length).toBeGreaterThan(0);
+    expect(m.fromOrUndefined).toBeDefined();
+    expect(m.toOrUndefined).toBeDefined();
+    expect(m.cseqOrUndefined).toBeDefined();
+    expect(m.callId).not.toBe('');
+    if (m instanceof SipRequest) expect(m.requestUriOrUndefined).toBeDefined();
+    touch(m);
     return;
   }
   expect(CODES.has(r.code)).toBe(true);

@@ -81,13 +81,13 @@ export function splitList(value: string): string[] {
   return out;
 }
 
-function skipWs(s: string, i: number): number {
-  while (i < s.length && isWs(s.charCodeAt(i))) i++;
+function skipWs(s: string, i: number, end = s.length): number {
+  while (i < end && isWs(s.charCodeAt(i))) i++;
   return i;
 }
 
-function readToken(s: string, i: number): number {
-  while (i < s.length && isTokenChar(s.charCodeAt(i))) i++;
+function readToken(s: string, i: number, end = s.length): number {
+  while (i < end && isTokenChar(s.charCodeAt(i))) i++;
   return i;
 }
 
@@ -105,32 +105,34 @@ export let viaSentByCount = 0;
  * so that a response can be routed, and the error is returned.
  */
 export function parseViaList(value: string, out: Via[]): string | undefined {
-  return viaList(value, out);
+  return viaList(value, 0, value.length, out);
 }
 
 /** Parses only the first Via of a header value (what routing a response needs). */
 export function parseFirstVia(value: string, out: Via[]): string | undefined {
   const pos = skipWs(value, 0);
   if (pos >= value.length) return 'Bad Via';
-  const r = viaAt(value, pos, out);
+  const r = viaAt(value, pos, value.length, out);
   return typeof r === 'string' ? r : undefined;
 }
 
-/** parseViaList without building anything (eager validation in the parser). */
-export function validateViaList(value: string): string | undefined {
-  return viaList(value, undefined);
+/**
+ * parseViaList without building anything (eager validation in the parser), on
+ * value[start, end) — the parser passes ranges of the received text to avoid slicing.
+ */
+export function validateViaList(value: string, start = 0, end = value.length): string | undefined {
+  return viaList(value, start, end, undefined);
 }
 
-function viaList(value: string, out: Via[] | undefined): string | undefined {
-  let pos = 0;
-  const n = value.length;
+function viaList(value: string, start: number, n: number, out: Via[] | undefined): string | undefined {
+  let pos = start;
   viaSentByCount = 0;
   for (;;) {
-    pos = skipWs(value, pos);
+    pos = skipWs(value, pos, n);
     if (pos >= n) return viaSentByCount === 0 ? 'Bad Via' : undefined;
-    const r = viaAt(value, pos, out);
+    const r = viaAt(value, pos, n, out);
     if (typeof r === 'string') return r;
-    pos = skipWs(value, r);
+    pos = skipWs(value, r, n);
     if (pos >= n) return undefined;
     if (value.charCodeAt(pos) !== 44) return 'Bad Via';
     pos++;
@@ -139,63 +141,63 @@ function viaList(value: string, out: Via[] | undefined): string | undefined {
 
 const TRANSPORTS = ['UDP', 'TCP', 'TLS', 'WS', 'WSS', 'SCTP'];
 
-function viaAt(s: string, pos: number, out: Via[] | undefined): number | string {
+function viaAt(s: string, pos: number, end: number, out: Via[] | undefined): number | string {
   // fast path: "SIP/2.0/UDP " and friends, as nearly every Via is written
-  if (s.startsWith('SIP/2.0/', pos)) {
+  if (pos + 8 < end && s.startsWith('SIP/2.0/', pos)) {
     const ts = pos + 8;
-    const te = readToken(s, ts);
-    if (te < s.length && (s.charCodeAt(te) === 32 || s.charCodeAt(te) === 9)) {
+    const te = readToken(s, ts, end);
+    if (te < end && (s.charCodeAt(te) === 32 || s.charCodeAt(te) === 9)) {
       for (let i = 0; i < TRANSPORTS.length; i++) {
         const t = TRANSPORTS[i]!;
-        if (t.length === te - ts && s.startsWith(t, ts)) return sentBy(s, te, 'SIP/2.0', t, out);
+        if (t.length === te - ts && s.startsWith(t, ts)) return sentBy(s, te, end, 'SIP/2.0', t, out);
       }
     }
   }
   // sent-protocol: name / version / transport
-  let e = readToken(s, pos);
+  let e = readToken(s, pos, end);
   if (e === pos) return 'Bad Via';
   const ns = pos;
   const ne = e;
-  pos = skipWs(s, e);
-  if (s.charCodeAt(pos) !== 47) return 'Bad Via';
-  pos = skipWs(s, pos + 1);
-  e = readToken(s, pos);
+  pos = skipWs(s, e, end);
+  if (pos >= end || s.charCodeAt(pos) !== 47) return 'Bad Via';
+  pos = skipWs(s, pos + 1, end);
+  e = readToken(s, pos, end);
   if (e === pos) return 'Bad Via';
   const vs = pos;
   const ve = e;
-  pos = skipWs(s, e);
-  if (s.charCodeAt(pos) !== 47) return 'Bad Via';
-  pos = skipWs(s, pos + 1);
-  e = readToken(s, pos);
+  pos = skipWs(s, e, end);
+  if (pos >= end || s.charCodeAt(pos) !== 47) return 'Bad Via';
+  pos = skipWs(s, pos + 1, end);
+  e = readToken(s, pos, end);
   if (e === pos) return 'Bad Via';
-  if (out === undefined) return sentBy(s, e, '', '', undefined);
-  return sentBy(s, e, `${s.slice(ns, ne)}/${s.slice(vs, ve)}`, s.slice(pos, e).toUpperCase(), out);
+  if (out === undefined) return sentBy(s, e, end, '', '', undefined);
+  return sentBy(s, e, end, `${s.slice(ns, ne)}/${s.slice(vs, ve)}`, s.slice(pos, e).toUpperCase(), out);
 }
 
-function sentBy(s: string, pos: number, protocol: string, transport: string, out: Via[] | undefined): number | string {
-  if (pos >= s.length || !isWs(s.charCodeAt(pos))) return 'Bad Via';
-  pos = skipWs(s, pos);
+function sentBy(s: string, pos: number, end: number, protocol: string, transport: string, out: Via[] | undefined): number | string {
+  if (pos >= end || !isWs(s.charCodeAt(pos))) return 'Bad Via';
+  pos = skipWs(s, pos, end);
   // sent-by = host [ COLON port ]
   const hs = pos;
   let hostEnd: number;
-  if (s.charCodeAt(pos) === 91) {
+  if (pos < end && s.charCodeAt(pos) === 91) {
     const rb = s.indexOf(']', pos);
-    if (rb === -1) return 'Bad Via';
+    if (rb === -1 || rb >= end) return 'Bad Via';
     hostEnd = rb + 1;
     if (!isValidHostRange(s, hs, hostEnd)) return 'Bad Via';
   } else {
-    hostEnd = scanHostname(s, pos, s.length);
+    hostEnd = scanHostname(s, pos, end);
     if (hostEnd === -1) return 'Bad Via';
-    const c = hostEnd < s.length ? s.charCodeAt(hostEnd) : 32;
+    const c = hostEnd < end ? s.charCodeAt(hostEnd) : 32;
     if (c !== 58 && c !== 59 && c !== 44 && !isWs(c)) return 'Bad Via';
   }
-  pos = skipWs(s, hostEnd);
+  pos = skipWs(s, hostEnd, end);
   let port: number | undefined;
-  if (s.charCodeAt(pos) === 58) {
-    pos = skipWs(s, pos + 1);
+  if (pos < end && s.charCodeAt(pos) === 58) {
+    pos = skipWs(s, pos + 1, end);
     const ps = pos;
     let p = 0;
-    while (pos < s.length) {
+    while (pos < end) {
       const c = s.charCodeAt(pos);
       if (c < 48 || c > 57) break;
       p = p * 10 + c - 48;
@@ -207,7 +209,7 @@ function sentBy(s: string, pos: number, protocol: string, transport: string, out
   }
   viaSentByCount++;
   const params = out === undefined ? undefined : new Map<string, string | null>();
-  const pe = parseHeaderParams(s, pos, params, true, true);
+  const pe = parseHeaderParams(s, pos, params, true, true, end);
   if (out === undefined) return pe === -1 ? 'Bad Via' : pe;
   const via: Via = {
     protocol,

@@ -208,7 +208,8 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     const e = entries[i]!;
     const k = e.key;
     if (k === 'via') {
-      const ve = validateViaList(e.value);
+      // validate on the received text itself (no substring) unless the line was folded
+      const ve = e.folded ? validateViaList(e.value) : validateViaList(s, e.vs, e.ve);
       // The response goes to the top Via's sent-by: a request can be answered when that much parsed.
       if (ve !== undefined) return failed(msg, fault?.code ?? 'SIP_ERR_BAD_VIA', fault?.reason ?? ve, viaCount > 0 || viaSentByCount > 0);
       viaCount++;
@@ -238,11 +239,11 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
   if (fault !== undefined) {
     /* keep the start-line fault */
   } else if (eFrom === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing From' };
-  else if ((dup & DUP_FROM) !== 0 || validateNameAddr(eFrom.value) !== undefined) fault = { code: 'SIP_ERR_BAD_FROM', reason: 'Bad From' };
+  else if ((dup & DUP_FROM) !== 0 || validateNameAddrOf(eFrom) !== undefined) fault = { code: 'SIP_ERR_BAD_FROM', reason: 'Bad From' };
   if (fault !== undefined) {
     /* keep the first fault */
   } else if (eTo === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing To' };
-  else if ((dup & DUP_TO) !== 0 || validateNameAddr(eTo.value) !== undefined) fault = { code: 'SIP_ERR_BAD_TO', reason: 'Bad To' };
+  else if ((dup & DUP_TO) !== 0 || validateNameAddrOf(eTo) !== undefined) fault = { code: 'SIP_ERR_BAD_TO', reason: 'Bad To' };
   if (fault === undefined) {
     if (eCallId === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing Call-ID' };
     else if ((dup & DUP_CALL_ID) !== 0 || !validCallId(eCallId.value)) fault = { code: 'SIP_ERR_BAD_CALL_ID', reason: 'Bad Call-ID' };
@@ -300,6 +301,11 @@ const DUP_CALL_ID = 4;
 const DUP_CSEQ = 8;
 const DUP_MAX_FORWARDS = 16;
 const DUP_CONTENT_LENGTH = 32;
+
+/** validateNameAddr on the received text of a parsed line (unfolded value for folded lines). */
+function validateNameAddrOf(e: HeaderEntry): string | undefined {
+  return e.folded || e.src === undefined ? validateNameAddr(e.value) : validateNameAddr(e.src, e.vs, e.ve);
+}
 
 function failed(msg: SipMessage, code: SipErrorCode, reason: string, answerable: boolean): ParseResult {
   if (!(msg instanceof SipRequest)) return { ok: false, code, reason, response: true };

@@ -488,8 +488,9 @@ export function parseHeaderParams(
   params: Map<string, string | null> | undefined,
   stopAtComma = false,
   viaRules = false,
+  end = text.length,
 ): number {
-  const n = text.length;
+  const n = end;
   for (;;) {
     while (pos < n && isWs(text.charCodeAt(pos))) pos++;
     if (pos >= n) return pos;
@@ -515,7 +516,7 @@ export function parseHeaderParams(
       while (p2 < n && isWs(text.charCodeAt(p2))) p2++;
       vs = p2;
       if (p2 < n && text.charCodeAt(p2) === 34) {
-        const qe = quotedStringEnd(text, p2);
+        const qe = quotedStringEnd(text, p2, n);
         if (qe === -1) return -1;
         p2 = qe;
       } else {
@@ -577,9 +578,9 @@ function viaParamOk(text: string, ns: number, ne: number, vs: number, ve: number
 }
 
 /** Given `text[start] === '"'`, returns the index after the closing quote, or -1. */
-export function quotedStringEnd(text: string, start: number): number {
+export function quotedStringEnd(text: string, start: number, end = text.length): number {
   let i = start + 1;
-  const n = text.length;
+  const n = end;
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === 92 /* \ */) {
@@ -624,27 +625,27 @@ export function parseNameAddrAt(text: string, pos: number, list: boolean): { val
   return typeof r === 'string' ? r : { value, end: r };
 }
 
-/** Checks a name-addr / addr-spec (with header params) without building it: undefined when valid. */
-export function validateNameAddr(text: string): string | undefined {
-  const r = nameAddrAt(text, 0, false, undefined);
+/** Checks a name-addr / addr-spec (with header params) in text[start, end) without building it: undefined when valid. */
+export function validateNameAddr(text: string, start = 0, end = text.length): string | undefined {
+  const r = nameAddrAt(text, start, false, undefined, end);
   return typeof r === 'string' ? r : undefined;
 }
 
 const PENDING_URI: SipUri = Object.freeze({ scheme: 'sip', host: '', params: new Map(), headers: new Map() }) as SipUri;
 
 /** Scans one name-addr at `pos`; fills `out` when given. Returns the end position or an error. */
-function nameAddrAt(text: string, pos: number, list: boolean, out: NameAddr | undefined): number | string {
-  const n = text.length;
+function nameAddrAt(text: string, pos: number, list: boolean, out: NameAddr | undefined, end = text.length): number | string {
+  const n = end;
   while (pos < n && isWs(text.charCodeAt(pos))) pos++;
   if (pos >= n) return 'Empty address';
   let c = text.charCodeAt(pos);
   if (c === 34) {
-    const qe = quotedStringEnd(text, pos);
+    const qe = quotedStringEnd(text, pos, n);
     if (qe === -1) return 'Unterminated quoted string';
     if (out !== undefined) out.displayName = unquote(text.slice(pos, qe));
     pos = qe;
     while (pos < n && isWs(text.charCodeAt(pos))) pos++;
-    if (text.charCodeAt(pos) !== 60) return 'Missing <';
+    if (pos >= n || text.charCodeAt(pos) !== 60) return 'Missing <';
   }
   c = text.charCodeAt(pos);
   let lt = -1;
@@ -663,30 +664,30 @@ function nameAddrAt(text: string, pos: number, list: boolean, out: NameAddr | un
     }
     if (lt !== -1 && lt > pos) {
       // display-name = *(token LWS): tokens separated by whitespace, collapsed to one space
-      let end = lt;
-      while (end > pos && isWs(text.charCodeAt(end - 1))) end--;
+      let dnEnd = lt;
+      while (dnEnd > pos && isWs(text.charCodeAt(dnEnd - 1))) dnEnd--;
       let collapse = false;
-      for (let j = pos; j < end; j++) {
+      for (let j = pos; j < dnEnd; j++) {
         const ch = text.charCodeAt(j);
         if (isWs(ch)) {
           if (ch !== 32 || isWs(text.charCodeAt(j + 1))) collapse = true;
         } else if (!isTokenChar(ch)) return 'Bad display name';
       }
-      if (end > pos && out !== undefined) {
-        const dn = text.slice(pos, end);
+      if (dnEnd > pos && out !== undefined) {
+        const dn = text.slice(pos, dnEnd);
         out.displayName = collapse ? dn.replace(/[ \t\r\n]+/g, ' ') : dn;
       }
     }
   }
   let uriStart: number;
   let uriEnd: number;
-  let end: number;
+  let after: number;
   if (lt !== -1) {
     const gt = text.indexOf('>', lt + 1);
-    if (gt === -1) return 'Missing >';
+    if (gt === -1 || gt >= n) return 'Missing >';
     uriStart = lt + 1;
     uriEnd = gt;
-    end = gt + 1;
+    after = gt + 1;
   } else {
     // addr-spec: the URI runs to the first ';' (params belong to the header), ',' in lists, or whitespace
     let i = pos;
@@ -699,7 +700,7 @@ function nameAddrAt(text: string, pos: number, list: boolean, out: NameAddr | un
     }
     uriStart = pos;
     uriEnd = i;
-    end = i;
+    after = i;
   }
   if (out !== undefined) {
     const uri = parseUri(text.slice(uriStart, uriEnd));
@@ -709,7 +710,7 @@ function nameAddrAt(text: string, pos: number, list: boolean, out: NameAddr | un
     const v = validateUri(text, uriStart, uriEnd);
     if (typeof v !== 'number') return v.reason;
   }
-  const pe = parseHeaderParams(text, end, out?.params, list);
+  const pe = parseHeaderParams(text, after, out?.params, list, false, n);
   if (pe === -1) return 'Bad header parameter';
   return pe;
 }
