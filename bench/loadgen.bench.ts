@@ -109,6 +109,7 @@ async function concurrencyStep(limit: number, workers: number): Promise<{ ok: bo
   const strict = ok && lossShare < 0.001;
   const line =
     `  ${String(limit).padStart(5)} calls: ${f.successful} ok, ${f.failed} failed; RTP sent ${f.rtpSent} recv ${f.rtpReceived} ` +
+    `(UAS recv ${u.rtp.packetsReceived}, echoed ${u.rtp.packetsSent}) ` +
     `loss ${f.rtpLossPct.toFixed(3)}% (UAS side ${(uasLoss * 100).toFixed(3)}%), skipped late ${(lateShare * 100).toFixed(3)}% => ${(lossShare * 100).toFixed(3)}%, ` +
     `jitter p99 ${f.rtpJitterP99Ms.toFixed(1)} ms, worst gap ${f.rtpWorstGapMs.toFixed(0)} ms, CPU ${coresUsed.toFixed(2)} cores (steady ${steadyCores.toFixed(2)})` +
     (Object.keys(r.failures).length ? ` ${JSON.stringify(r.failures)}` : '');
@@ -120,10 +121,10 @@ const uasRtpWorkers = process.env.LOADGEN_BENCH_UAS_RTP_WORKERS !== undefined ? 
 
 console.log(`\n1. call rate (INVITE-100-180-200-ACK-BYE-200, no hold, no RTP), UAC ${workers} workers, UAS 1 thread`);
 let bestRate = 0;
-const rates = quick ? [200, 500, 1000] : [250, 500, 750, 1000, 1250, 1500, 2000, 2500];
+const rates = quick ? [200, 500, 1000] : [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000];
 for (const rate of rtpOnly ? [] : rates) {
-  if (left() < 70_000 && !quick) break;
-  const s = await rateStep(rate, quick ? 3 : 4, workers);
+  if (left() < 80_000 && !quick) break;
+  const s = await rateStep(rate, 3, workers);
   console.log(s.line);
   if (!s.ok) break;
   bestRate = rate;
