@@ -51,6 +51,8 @@ export class Destination {
   lastProbe: { at: number; status?: number; outcome: 'ok' | 'bad-status' | 'timeout' | 'error' } | undefined;
   /** Total calls this destination was selected for (first try or failover). */
   selected = 0;
+  /** Last time (ms) any SIP response (call branch or probe) came back from it. */
+  lastResponseAt = 0;
   /** Smooth weighted round-robin running weight (see algorithms.ts). */
   currentWeight = 0;
 

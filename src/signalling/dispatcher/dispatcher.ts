@@ -14,6 +14,11 @@ const selections = counter('tandem_dispatcher_selections_total', 'Destinations c
 const failovers = counter('tandem_dispatcher_failovers_total', 'Branches that failed over to the next destination', ['set', 'reason']);
 const exhausted = counter('tandem_dispatcher_no_destination_total', 'Calls for which a set had no (further) destination', ['set']);
 const probes = counter('tandem_dispatcher_probes_total', 'OPTIONS probe outcomes', ['destination', 'outcome']);
+const aliveTimeouts = counter(
+  'tandem_dispatcher_timeouts_while_alive_total',
+  'Branch fr_timer expiries not marked down because the destination answered something else after the branch was sent',
+  ['set'],
+);
 const panics = counter('tandem_dispatcher_all_down_tries_total', 'Destinations tried although down because every destination of the set was down', ['set']);
 const adminChanges = counter('tandem_dispatcher_admin_changes_total', 'Run-time changes through the admin API', ['action']);
 
@@ -64,6 +69,8 @@ export interface DispatchTarget {
   readonly attrs: Readonly<Record<string, string>>;
   /** 1 for the first try, 2 for the first failover... */
   readonly attempt: number;
+  /** When the branch was handed to the proxy (ms, dispatcher clock). */
+  readonly sentAt: number;
   /** @internal */
   readonly destination: Destination;
 }
@@ -168,6 +175,11 @@ export class Dispatcher extends EventEmitter {
     return this.#closed;
   }
 
+  /** The dispatcher's clock (ms). */
+  now(): number {
+    return this.#now();
+  }
+
   // ---- configuration and admin --------------------------------------------------------------
 
   /** Creates a set (or changes the algorithm of an existing one). */
@@ -247,6 +259,7 @@ export class Dispatcher extends EventEmitter {
     const at = this.#now();
     for (const d of this.#byUri(uri)) {
       d.lastProbe = { at, outcome: o.outcome, ...('status' in o ? { status: o.status } : {}) };
+      if ('status' in o) d.lastResponseAt = at;
       const next = applyProbeOutcome(d, o, this.thresholds);
       if (next) this.#setHealth(d, next, next === 'up' ? 'probe-successes' : 'probe-failures');
     }
@@ -327,12 +340,31 @@ export class Dispatcher extends EventEmitter {
     return d;
   }
 
-  /** @internal a branch failed: count, and mark the destination down when it is presumed dead. */
-  branchFailed(set: DestinationSet, d: Destination, f: BranchFailure): void {
+  /** A response from `uri` came in now (any call or probe): it is alive. */
+  noteResponse(uri: string): void {
+    const at = this.#now();
+    for (const d of this.#byUri(uri)) d.lastResponseAt = at;
+  }
+
+  /**
+   * @internal a branch failed: count, and mark the destination down when it is presumed dead.
+   *
+   * fr_timer with no response marks the destination down unless it answered anything else
+   * (another call, a probe) after this branch was sent: an overloaded node fires timers late and
+   * before reading the responses already queued on its socket, and must not take a live PBX out
+   * of service for that. The check runs after pending I/O (setImmediate) for the same reason.
+   */
+  branchFailed(set: DestinationSet, d: Destination, f: BranchFailure, sentAt: number): void {
     if (f.reason !== 'cancelled') failovers.inc({ set: set.name, reason: f.reason });
-    if (f.reason === 'fr-timer') this.markDown(d.uri, 'branch-timeout');
-    else if (f.reason === 'transport-error') this.markDown(d.uri, 'transport-error');
-    else if (f.reason === 'fr-inv-timer' && this.#markDownOnInviteTimeout) this.markDown(d.uri, 'branch-timeout');
+    if (f.reason === 'fr-timer' || (f.reason === 'fr-inv-timer' && this.#markDownOnInviteTimeout)) {
+      setImmediate(() => {
+        if (d.lastResponseAt > sentAt && f.reason === 'fr-timer') {
+          aliveTimeouts.inc({ set: set.name });
+          return;
+        }
+        this.markDown(d.uri, 'branch-timeout');
+      });
+    } else if (f.reason === 'transport-error') this.markDown(d.uri, 'transport-error');
   }
 
   // ---- call-load bookkeeping (early + confirmed dialogs per destination) ----------------------
@@ -403,7 +435,7 @@ export class DispatchPlan {
     const d = this.#dispatcher.choose(this.set, this.algorithm, this.#tried, this.key);
     if (!d) return undefined;
     this.#tried.add(d);
-    const target: DispatchTarget = { uri: d.uri, set: this.set.name, attrs: d.attrs, attempt: this.tried.length + 1, destination: d };
+    const target: DispatchTarget = { uri: d.uri, set: this.set.name, attrs: d.attrs, attempt: this.tried.length + 1, sentAt: this.#dispatcher.now(), destination: d };
     this.tried.push(target);
     this.#current = target;
     this.#dispatcher.callStarted(this.#callId, d);
@@ -416,11 +448,17 @@ export class DispatchPlan {
       this.#dispatcher.callEnded(this.#callId);
       this.#current = undefined;
     }
-    this.#dispatcher.branchFailed(this.set, target.destination, f);
+    this.#dispatcher.branchFailed(this.set, target.destination, f, target.sentAt);
+  }
+
+  /** Any response (provisional or final) came back on the branch to `target`. */
+  responded(target: DispatchTarget): void {
+    this.#dispatcher.noteResponse(target.uri);
   }
 
   /** The branch was answered (2xx): the call keeps its slot until `Dispatcher.callEnded(callId)`. */
   answered(target: DispatchTarget): void {
+    this.#dispatcher.noteResponse(target.uri);
     if (this.#current === target) this.#current = undefined;
   }
 

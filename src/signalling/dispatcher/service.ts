@@ -122,6 +122,10 @@ export class DispatcherService {
         const t = target.data as DispatchTarget | undefined;
         if (t) plan.answered(t);
       },
+      onBranchResponded: (target) => {
+        const t = target.data as DispatchTarget | undefined;
+        if (t) plan.responded(t);
+      },
     };
     return route;
   }

@@ -32,7 +32,7 @@ function service(extra: object = {}): DispatcherService {
 }
 
 describe('DispatcherService', () => {
-  it('builds a serial route whose supplier fails over and marks a silent destination down', () => {
+  it('builds a serial route whose supplier fails over and marks a silent destination down', async () => {
     const s = service();
     const r = s.dispatch('pbx', invite('sip:9100@tandem.test')) as SerialRoute;
     expect(r).toMatchObject({ kind: 'serial', frTimerMs: 1000, frInvTimerMs: 5000, exhaustedStatus: 503 });
@@ -46,11 +46,27 @@ describe('DispatcherService', () => {
     const t3 = next(2, [t1, t2])!;
     expect(t3.destinationKey).toBe('sip:127.0.0.1:5073');
     expect(next(3, [t1, t2, t3])).toBeUndefined();
+    await new Promise((r) => setImmediate(r)); // the mark-down runs after pending I/O
     const view = s.dispatcher.view()[0]!.destinations;
     expect(view.map((d) => d.health)).toEqual(['down', 'up', 'up']);
     // a later call skips the dead one at once
     const r2 = s.dispatch('pbx', invite('sip:9100@tandem.test', 'c2@x')) as SerialRoute;
     expect((r2.targets as TargetSupplier)(0, [])!.destinationKey).not.toBe('sip:127.0.0.1:5071');
+  });
+
+  it('does not mark down on fr_timer when the destination answered something after the branch was sent', async () => {
+    const s = service();
+    const r = s.dispatch('pbx', invite('sip:9100@tandem.test')) as SerialRoute;
+    const t1 = (r.targets as TargetSupplier)(0, [])!;
+    await new Promise((res) => setTimeout(res, 5));
+    // another call's branch to the same destination got a response meanwhile
+    const other = s.dispatch('pbx', invite('sip:9100@tandem.test', 'c9@x')) as SerialRoute;
+    const o1 = (other.targets as TargetSupplier)(0, [])!;
+    expect(o1.destinationKey).not.toBe(t1.destinationKey); // round-robin moved on; report a response for t1's URI via a third plan
+    s.dispatcher.noteResponse(t1.destinationKey!);
+    r.onBranchFailed!(t1, { kind: 'timeout' });
+    await new Promise((res) => setImmediate(res));
+    expect(s.dispatcher.view()[0]!.destinations[0]!.health).toBe('up');
   });
 
   it('routes by prefix, answers 503 for unknown sets and without a dispatcher', () => {
