@@ -150,6 +150,8 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
   // ---- start line fields
   let msg: SipRequest | SipResponse;
   let startFault: { code: SipErrorCode; reason: string } | undefined;
+  let uriStart = 0;
+  let uriEnd = -1;
   let body = buf.subarray(bodyStart);
   const raw = { buf, src: s, startLineEnd, bodyStart, body };
   if (s.startsWith('SIP/', 0)) {
@@ -171,11 +173,13 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     if (sp1 <= 0 || sp1 > slEnd || !isToken(s, 0, sp1)) return err('SIP_ERR_BAD_START_LINE', 'Bad request line');
     const sp2 = s.lastIndexOf(' ', slEnd - 1);
     let uri: string;
+    uriStart = sp1 + 1;
     if (sp2 <= sp1) {
       uri = s.slice(sp1 + 1, slEnd);
       startFault = { code: 'SIP_ERR_BAD_START_LINE', reason: 'Bad request line' };
     } else {
       uri = s.slice(sp1 + 1, sp2);
+      uriEnd = sp2;
       if (!isSip20(s, sp2 + 1, slEnd)) {
         startFault = /^SIP\/\d+\.\d+$/i.test(s.slice(sp2 + 1, slEnd))
           ? { code: 'SIP_ERR_BAD_VERSION', reason: 'Version Not Supported' }
@@ -246,7 +250,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
   else if ((dup & DUP_TO) !== 0 || validateNameAddrOf(eTo) !== undefined) fault = { code: 'SIP_ERR_BAD_TO', reason: 'Bad To' };
   if (fault === undefined) {
     if (eCallId === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing Call-ID' };
-    else if ((dup & DUP_CALL_ID) !== 0 || !validCallId(eCallId.value)) fault = { code: 'SIP_ERR_BAD_CALL_ID', reason: 'Bad Call-ID' };
+    else if ((dup & DUP_CALL_ID) !== 0 || !validCallIdOf(eCallId)) fault = { code: 'SIP_ERR_BAD_CALL_ID', reason: 'Bad Call-ID' };
   }
   if (fault === undefined) {
     if (eCSeq === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing CSeq' };
@@ -258,7 +262,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     }
   }
   if (fault === undefined && eMaxFwd !== undefined) {
-    const mf = (dup & DUP_MAX_FORWARDS) !== 0 ? undefined : parseDigits(eMaxFwd.value);
+    const mf = (dup & DUP_MAX_FORWARDS) !== 0 ? undefined : digitsOf(eMaxFwd);
     if (mf === undefined || mf > 255) fault = { code: 'SIP_ERR_BAD_MAX_FORWARDS', reason: 'Bad Max-Forwards' };
   }
   // RFC 3261 §18.3: on stream transports "the Content-Length header field MUST be used to
@@ -268,7 +272,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     if (eLength === undefined) {
       if (stream) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing Content-Length' };
     } else {
-      const len = (dup & DUP_CONTENT_LENGTH) !== 0 ? undefined : parseDigits(eLength.value);
+      const len = (dup & DUP_CONTENT_LENGTH) !== 0 ? undefined : digitsOf(eLength);
       if (len === undefined) fault = { code: 'SIP_ERR_BAD_CONTENT_LENGTH', reason: 'Bad Content-Length' };
       else if (len > body.length) fault = { code: 'SIP_ERR_BAD_CONTENT_LENGTH', reason: 'Content-Length exceeds body' };
       else if (len < body.length) {
@@ -281,7 +285,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     }
   }
   if (fault === undefined && isReq) {
-    const u = validateUri((msg as SipRequest).uri);
+    const u = uriEnd !== -1 ? validateUri(s, uriStart, uriEnd) : validateUri((msg as SipRequest).uri);
     if (typeof u !== 'number') {
       fault = { code: u.code as SipErrorCode, reason: u.code === 'SIP_ERR_UNSUPPORTED_URI_SCHEME' ? 'Unsupported URI Scheme' : 'Bad Request-URI' };
     } else if (u === 1) {
@@ -301,6 +305,32 @@ const DUP_CALL_ID = 4;
 const DUP_CSEQ = 8;
 const DUP_MAX_FORWARDS = 16;
 const DUP_CONTENT_LENGTH = 32;
+
+/** Call-ID = word [ "@" word ]: non-empty, no whitespace or controls (on the received text). */
+function validCallIdOf(e: HeaderEntry): boolean {
+  if (e.folded || e.src === undefined) return validCallId(e.value);
+  const src = e.src;
+  if (e.ve <= e.vs) return false;
+  for (let i = e.vs; i < e.ve; i++) {
+    const c = src.charCodeAt(i);
+    if (c <= 32 || c === 127) return false;
+  }
+  return true;
+}
+
+/** 1*DIGIT value of a parsed line, undefined otherwise. */
+function digitsOf(e: HeaderEntry): number | undefined {
+  if (e.folded || e.src === undefined) return parseDigits(e.value);
+  const src = e.src;
+  if (e.ve <= e.vs || e.ve - e.vs > 15) return undefined;
+  let v = 0;
+  for (let i = e.vs; i < e.ve; i++) {
+    const c = src.charCodeAt(i);
+    if (c < 48 || c > 57) return undefined;
+    v = v * 10 + c - 48;
+  }
+  return v;
+}
 
 /** validateNameAddr on the received text of a parsed line (unfolded value for folded lines). */
 function validateNameAddrOf(e: HeaderEntry): string | undefined {
