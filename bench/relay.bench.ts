@@ -30,6 +30,20 @@
  * Figures are from a shared 2-core machine: the generator, the relay and other people's work
  * compete for the same cores, so absolute numbers are a floor and noisy. Runs at the same N
  * alternate between the two relays to share the noise.
+ *
+ * Recorded 2026-11-22, 2 vCPU VM shared with other builds and tests (load average 8-15, the
+ * machine 100% busy during most steps), Node 20.20, rtpengine 10.5.3.5 userspace:
+ *   native generator:  max under 0.1% loss Tandem 80k pkt/s (800 calls) vs rtpengine 120k
+ *                      (ratio 0.67); pkt/s per relay core over passing steps 123k vs 167k (0.73);
+ *                      fixed 60k pkt/s repeated 5x: 112-130k vs 112-143k per core (medians 0.82).
+ *   Node generator:    max 100k vs 120k (0.83); per core 132k vs 133k (0.99). The generator is
+ *                      the bottleneck here, packets arrive one by one, and both relays pay a
+ *                      wakeup per packet, which hides the difference in per-packet cost.
+ *   --tandem ng:       max 80k vs 100k (0.80); per core 0.61; ng offer+answer RTT p50 1.14 ms vs
+ *                      0.29 ms (one call at a time).
+ * Profile of a Tandem worker at 80k pkt/s (perf): ~57% kernel (sendmsg/recvmsg and scheduling),
+ * ~28% node's C++ (UDPWrap receive/send, rinfo objects, 64 KiB receive buffer per datagram),
+ * ~10% libc malloc/free, ~5% JavaScript. The per-datagram cost of Node's dgram is the gap.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';

@@ -354,3 +354,44 @@ describe('RelayEngine port range', () => {
     }
   });
 });
+
+describe('RelayEngine on IPv6', () => {
+  it('relays between two ::1 sockets', async () => {
+    const probe = createSocket('udp6');
+    const hasV6 = await new Promise<boolean>((res) => {
+      probe.once('error', () => res(false));
+      probe.bind(0, '::1', () => res(true));
+    });
+    probe.close();
+    if (!hasV6) return; // no IPv6 loopback on this host
+    const engine = new RelayEngine({ interface: '::1', ...range(20), workers: 1, quarantineMs: 0 });
+    await engine.start();
+    const socks: Socket[] = [];
+    try {
+      const mk6 = async (): Promise<{ sock: Socket; port: number; got: number }> => {
+        const sock = createSocket('udp6');
+        socks.push(sock);
+        const p = { sock, port: 0, got: 0 };
+        sock.on('message', () => p.got++);
+        await new Promise<void>((res) => sock.bind(0, '::1', () => res()));
+        p.port = sock.address().port;
+        return p;
+      };
+      const [A, B] = [await mk6(), await mk6()];
+      const r = await engine.allocatePair('v6');
+      expect(r.ok).toBe(true);
+      if (!r.ok) return;
+      expect(r.value.address).toBe('::1');
+      engine.setPeer(r.value.id, 'a', { rtp: { address: '::1', port: A.port } }, { latch: true, strictSource: false });
+      engine.setPeer(r.value.id, 'b', { rtp: { address: '::1', port: B.port } }, { latch: true, strictSource: false });
+      A.sock.send(rtp(1, 0, 1), r.value.a.rtpPort, '::1');
+      B.sock.send(rtp(1, 0, 2), r.value.b.rtpPort, '::1');
+      await until(() => A.got === 1 && B.got === 1);
+      const st = (await engine.stats(r.value.id))!;
+      expect(st.a.rtp.endpoint).toEqual({ address: '::1', port: A.port });
+    } finally {
+      for (const s of socks) s.close();
+      await engine.stop();
+    }
+  });
+});
