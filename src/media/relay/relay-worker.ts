@@ -1,7 +1,8 @@
 /**
  * Forwarding worker: owns the UDP sockets of the pairs the control thread gives it and relays
- * packets between the two legs of each pair. The per-packet path (Channel.onMessage) allocates
- * nothing itself, parses only the 12-octet fixed header, and never throws out of the handler.
+ * packets between the two legs of each pair. The per-packet path (Channel.onPeerMessage and
+ * Channel.onMessage) allocates nothing itself beyond a new SSRC's stats, parses only the
+ * 12-octet fixed header, and never throws out of the handler.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -101,6 +102,9 @@ class Channel {
   /** Where this channel's peer is; what the other leg receives is sent here. Port 0 = unknown. */
   peerAddress = '';
   peerPort = 0;
+  /** The peer's address from SDP (setPeer); latching may replace peerAddress/peerPort. */
+  sdpAddress = '';
+  sdpPort = 0;
   /** Latching: learn peerAddress/peerPort from the first packet received. Symmetric by default. */
   latch = true;
   strict = false;
@@ -321,9 +325,6 @@ class Channel {
       }
     }
   }
-
-  sdpAddress = '';
-  sdpPort = 0;
 
   droppedTotal(): number {
     const d = this.dropped;
