@@ -287,6 +287,9 @@ export class SignallingNode implements TransactionUser {
   async defaultRoute(req: SipRequest, inDialog: boolean, wasRouted: boolean, source?: Source): Promise<Exclude<RouteResult, { kind: 'default' }>> {
     const ruri = req.requestUri;
     if (inDialog || req.getAll('Route').length > 0 || ruri.scheme === 'tel' || !this.isLocalDomain(ruri.host)) {
+      // Not an open relay: a new request to a foreign domain must come from one of our users
+      // (authenticated when auth is on).
+      if (!inDialog && !wasRouted && !this.#fromLocalUser(req)) return { kind: 'reply', status: 403, reason: 'Not Relaying' };
       const flow = source ? this.proxy.flowNextHop(req, source) : undefined;
       return { kind: 'parallel', targets: [{ uri: req.uri, ...(flow ? { nextHop: flow } : {}) }] };
     }
@@ -296,7 +299,6 @@ export class SignallingNode implements TransactionUser {
       if (r && r.kind !== 'default') return r;
     }
     if (!ruri.user) return { kind: 'reply', status: 404, reason: 'Not Found' };
-    void wasRouted;
     const aor = aorKey(ruri);
     const targets = await this.lookup(aor);
     if (targets.length === 0) {

@@ -294,5 +294,9 @@ describe('tandem start: calls through the proxy', () => {
     const t = u.request({ method: 'MESSAGE', uri: `sip:bob@${DOMAIN}`, callId: 'mf0', cseq: 1, fromTag: 'm1', to: `sip:bob@${DOMAIN}` }).replace('Max-Forwards: 70', 'Max-Forwards: 0');
     u.send(t);
     expect((await u.waitResponse('mf0', 'MESSAGE')).status).toBe(483);
+    // Not an open relay: foreign From to a foreign domain.
+    const relay = u.request({ method: 'MESSAGE', uri: 'sip:x@elsewhere.example', callId: 'relay1', cseq: 1, fromTag: 'r1', to: 'sip:x@elsewhere.example' }).replace(`From: <${u.aor}>`, 'From: <sip:spam@spam.example>');
+    u.send(relay);
+    expect((await u.waitResponse('relay1', 'MESSAGE')).status).toBe(403);
   });
 });
