@@ -38,6 +38,20 @@ const C_AT = 64;
 const C_LBRACK = 91;
 const C_RBRACK = 93;
 
+// Character classes for the one-pass URI scan: 1 forbidden (controls, SP, < > "), 2 '@', 3 ':', 4 '%'.
+const URI_CLASS = (() => {
+  const t = new Uint8Array(256);
+  for (let c = 0; c <= 32; c++) t[c] = 1;
+  t[127] = 1;
+  t[60] = 1;
+  t[62] = 1;
+  t[34] = 1;
+  t[64] = 2;
+  t[58] = 3;
+  t[37] = 4;
+  return t;
+})();
+
 function isCtlOrSpace(c: number): boolean {
   return c <= 32 || c === 127;
 }
@@ -285,13 +299,14 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
   let firstColon = -1;
   let percent = false;
   for (let i = pos; i < end; i++) {
-    const c = text.charCodeAt(i);
-    if (c <= 32 || c === 127 || c === 60 || c === 62 || c === 34) return F_URI;
-    if (c === C_AT) {
+    const k = URI_CLASS[text.charCodeAt(i) & 0xff]!;
+    if (k === 0) continue;
+    if (k === 1) return F_URI;
+    if (k === 2) {
       if (at === -1) at = i;
-    } else if (c === C_COLON) {
+    } else if (k === 3) {
       if (firstColon === -1) firstColon = i;
-    } else if (c === 37) percent = true;
+    } else percent = true;
   }
   if (at !== -1) {
     const userEnd = firstColon !== -1 && firstColon < at ? firstColon : at;
@@ -466,6 +481,15 @@ const TOKEN_CHARS = (() => {
   return t;
 })();
 
+/** gen-value characters outside quotes: token / host (with IPv6 brackets and colons). */
+const PARAM_VALUE_CHARS = (() => {
+  const t = TOKEN_CHARS.slice();
+  t[C_LBRACK] = 1;
+  t[C_RBRACK] = 1;
+  t[C_COLON] = 1;
+  return t;
+})();
+
 /** RFC 3261 token characters. */
 export function isTokenChar(c: number): boolean {
   return c < 128 && TOKEN_CHARS[c] === 1;
@@ -523,7 +547,7 @@ export function parseHeaderParams(
         while (p2 < n) {
           const ch = text.charCodeAt(p2);
           // token / host (IPv6 reference)
-          if (isTokenChar(ch) || ch === C_LBRACK || ch === C_RBRACK || ch === C_COLON) p2++;
+          if (ch < 128 && PARAM_VALUE_CHARS[ch] === 1) p2++;
           else break;
         }
         if (p2 === vs) return -1;
