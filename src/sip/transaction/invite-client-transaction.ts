@@ -164,6 +164,6 @@ export class InviteClientTransaction implements ClientTransaction {
     this.state = 'Terminated';
     this.#stopTimers();
     this.pendingCancel = undefined;
-    this.ctx.removeClient(this.key);
+    this.ctx.removeClient(this.key, this);
   }
 }

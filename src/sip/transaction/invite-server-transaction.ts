@@ -3,6 +3,7 @@ import { createResponse } from '../message/builders.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import { responseDestination } from '../transport/response-routing.js';
 import type { Endpoint, Source } from '../transport/types.js';
+import { ownString } from './own-string.js';
 import { TxEmitter } from './tx-emitter.js';
 import type { ServerTransaction, ServerTransactionEvents, TransactionState, TxContext } from './types.js';
 
@@ -25,6 +26,10 @@ import type { ServerTransaction, ServerTransactionEvents, TransactionState, TxCo
  * retransmissions are absorbed, and an ACK is passed to the TU; Timer L = 64*T1.
  */
 export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> implements ServerTransaction {
+  /** §17.2.3 match data: the creating request's method and top Via sent-by. */
+  readonly method: string = 'INVITE';
+  readonly viaHost: string;
+  readonly viaPort: number | undefined;
   readonly isInvite = true;
   state: TransactionState = 'Proceeding';
   cancelled = false;
@@ -43,6 +48,9 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
     readonly source: Source,
   ) {
     super();
+    const via = request.topVia;
+    this.viaHost = ownString(via.host);
+    this.viaPort = via.port;
     this.#reliable = source.transport !== 'udp';
     this.#interval = ctx.t1;
     const auto = ctx.opts.autoTryingMs;
@@ -196,7 +204,7 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
     this.ctx.wheel.cancel(this.#retransmit);
     this.ctx.wheel.cancel(this.#timeout);
     this.#retransmit = this.#timeout = undefined;
-    this.ctx.removeServer(this.key);
+    this.ctx.removeServer(this.key, this);
     this.emit('terminated');
   }
 }

@@ -116,6 +116,6 @@ export class NonInviteClientTransaction implements ClientTransaction {
     this.ctx.wheel.cancel(this.#retransmit);
     this.ctx.wheel.cancel(this.#timeout);
     this.#retransmit = this.#timeout = undefined;
-    this.ctx.removeClient(this.key);
+    this.ctx.removeClient(this.key, this);
   }
 }

@@ -3,6 +3,7 @@ import { parseMessage } from '../message/parser.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import { responseDestination } from '../transport/response-routing.js';
 import type { Endpoint, Source } from '../transport/types.js';
+import { ownString } from './own-string.js';
 import { TxEmitter } from './tx-emitter.js';
 import type { ServerTransaction, ServerTransactionEvents, TransactionState, TxContext } from './types.js';
 
@@ -23,6 +24,10 @@ import type { ServerTransaction, ServerTransactionEvents, TransactionState, TxCo
  * request is dropped and re-parsed from its bytes if `request` is read again.
  */
 export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvents> implements ServerTransaction {
+  /** §17.2.3 match data: the creating request's method and top Via sent-by. */
+  readonly method: string;
+  readonly viaHost: string;
+  readonly viaPort: number | undefined;
   readonly isInvite = false;
   readonly cancelled = false;
   state: TransactionState = 'Trying';
@@ -43,6 +48,10 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
   ) {
     super();
     this.#request = request;
+    this.method = request.method;
+    const via = request.topVia;
+    this.viaHost = ownString(via.host);
+    this.viaPort = via.port;
     this.#timer = ctx.wheel.schedule(64 * ctx.t1, NonInviteServerTransaction.#onTuTimeout, this);
   }
 
@@ -134,7 +143,7 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
     this.ctx.wheel.cancel(this.#timer);
     this.#timer = undefined;
     this.#last = this.#dest = undefined;
-    this.ctx.removeServer(this.key);
+    this.ctx.removeServer(this.key, this);
     this.emit('terminated');
   }
 }

@@ -14,6 +14,7 @@ import { InviteClientTransaction } from './invite-client-transaction.js';
 import { InviteServerTransaction } from './invite-server-transaction.js';
 import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.js';
+import { ownString } from './own-string.js';
 import { buildCancel } from './request-builders.js';
 import type {
   ClientTransaction,
@@ -81,9 +82,27 @@ export function serverKey(req: SipRequest, method?: string): string {
   return `2543\n${req.uri}\n${req.fromTag ?? ''}\n${req.callId}\n${req.cseq.seq}\n${via.transport} ${via.host}:${via.port ?? ''};${branch ?? ''}\n${m}`;
 }
 
+/**
+ * Transactions are found by their branch alone in the common case (a cheap key, no string
+ * building per message); the rest of the §17.1.3 / §17.2.3 rule (CSeq method; sent-by and
+ * method) is compared on the transaction found. A transaction whose branch is already taken by
+ * another one (a CANCEL shares its INVITE's branch), or an RFC 2543 request without the magic
+ * cookie, is kept under the full key of `clientKey` / `serverKey` in a second map instead.
+ * Full keys contain a newline, branches never do (token characters only).
+ */
+function isFullKey(key: string): boolean {
+  return key.indexOf('\n') !== -1;
+}
+
 export class TransactionLayer {
+  /** Client transactions by branch. */
   readonly #client = new Map<string, ClientTx>();
+  /** Client transactions whose branch was taken, by `clientKey`. */
+  readonly #clientFull = new Map<string, ClientTx>();
+  /** Server transactions by branch (magic cookie). */
   readonly #server = new Map<string, ServerTx>();
+  /** Server transactions whose branch was taken, and RFC 2543 ones, by `serverKey`. */
+  readonly #serverFull = new Map<string, ServerTx>();
   readonly #ctx: TxContext;
   readonly #transport: TransactionTransport;
   readonly #onMessage = (msg: SipMessage, source: Source): void => this.receive(msg, source);
@@ -104,8 +123,14 @@ export class TransactionLayer {
         inviteServerTimeoutMs: opts.inviteServerTimeoutMs ?? 300_000,
         udpMaxRequestBytes: opts.udpMaxRequestBytes ?? 0,
       },
-      removeClient: (key) => this.#client.delete(key),
-      removeServer: (key) => this.#server.delete(key),
+      removeClient: (key, tx) => {
+        const map = isFullKey(key) ? this.#clientFull : this.#client;
+        if (map.get(key) === tx) map.delete(key);
+      },
+      removeServer: (key, tx) => {
+        const map = isFullKey(key) ? this.#serverFull : this.#server;
+        if (map.get(key) === tx) map.delete(key);
+      },
       diag: (event, tx) => {
         txErrors.inc({ event });
         const c = channel(event);
@@ -138,15 +163,15 @@ export class TransactionLayer {
 
   /** Live transactions (client + server). */
   get size(): number {
-    return this.#client.size + this.#server.size;
+    return this.clientCount + this.serverCount;
   }
 
   get clientCount(): number {
-    return this.#client.size;
+    return this.#client.size + this.#clientFull.size;
   }
 
   get serverCount(): number {
-    return this.#server.size;
+    return this.#server.size + this.#serverFull.size;
   }
 
   /**
@@ -211,13 +236,23 @@ export class TransactionLayer {
   }
 
   #send(req: SipRequest, target: Endpoint, h: ClientTransactionHandlers): ClientTransaction {
-    const key = clientKey(req.topVia.branch!, req.method);
-    if (this.#client.has(key)) throw new Error('SIP_ERR_DUPLICATE_TRANSACTION: branch already in use');
+    const branch = req.topVia.branch!;
+    const method = req.method;
+    const taken = this.#client.get(branch);
+    let key = branch;
+    if (taken !== undefined) {
+      if (taken.request.method === method) throw new Error('SIP_ERR_DUPLICATE_TRANSACTION: branch already in use');
+      key = clientKey(branch, method);
+    }
+    if (this.#clientFull.size !== 0 && this.#clientFull.has(key === branch ? clientKey(branch, method) : key)) {
+      throw new Error('SIP_ERR_DUPLICATE_TRANSACTION: branch already in use');
+    }
     const tx =
-      req.method === 'INVITE'
+      method === 'INVITE'
         ? new InviteClientTransaction(this.#ctx, key, req, target, h)
         : new NonInviteClientTransaction(this.#ctx, key, req, target, h);
-    this.#client.set(key, tx);
+    if (key === branch) this.#client.set(key, tx);
+    else this.#clientFull.set(key, tx);
     tx.start();
     return tx;
   }
@@ -262,35 +297,66 @@ export class TransactionLayer {
 
   #onResponse(res: SipResponse, source: Source): void {
     const branch = res.topVia.branch;
-    const tx = branch === undefined ? undefined : this.#client.get(clientKey(branch, res.cseq.method));
+    let tx: ClientTx | undefined;
+    if (branch !== undefined) {
+      const method = res.cseq.method;
+      tx = this.#client.get(branch);
+      if (tx !== undefined && tx.request.method !== method) tx = undefined;
+      if (tx === undefined && this.#clientFull.size !== 0) tx = this.#clientFull.get(clientKey(branch, method));
+    }
     if (tx) tx.receiveResponse(res);
     else this.#tu?.onStrayResponse?.(res, source);
   }
 
+  /** §17.2.3 lookup; `method` is the transaction's method (INVITE for an ACK). */
+  #findServer(req: SipRequest, method: string, magic: boolean): ServerTx | undefined {
+    if (magic) {
+      const via = req.topVia;
+      const tx = this.#server.get(via.branch!);
+      if (tx !== undefined && tx.method === method && tx.viaHost === via.host && tx.viaPort === via.port) return tx;
+      if (this.#serverFull.size === 0) return undefined;
+    }
+    return this.#serverFull.get(serverKey(req, method));
+  }
+
+  /** Key for a new server transaction: its branch when free, else the full key. */
+  #newServerKey(req: SipRequest, method: string, magic: boolean): string {
+    const branch = req.topVia.branch;
+    if (magic && !this.#server.has(branch!)) return ownString(branch!);
+    return serverKey(req, method);
+  }
+
+  #addServer(key: string, tx: ServerTx): void {
+    if (isFullKey(key)) this.#serverFull.set(key, tx);
+    else this.#server.set(key, tx);
+  }
+
   #onRequest(req: SipRequest, source: Source): void {
     const method = req.method;
-    const legacy = !(req.topVia.branch ?? '').startsWith(MAGIC_COOKIE);
+    const branch = req.topVia.branch;
+    const magic = branch !== undefined && branch.startsWith(MAGIC_COOKIE);
+    const legacy = !magic;
     if (method === 'ACK') {
-      const tx = this.#server.get(serverKey(req));
+      const tx = this.#findServer(req, 'INVITE', magic);
       if (tx instanceof InviteServerTransaction && (!legacy || this.#legacyAckMatches(tx, req)) && tx.receiveAck(req)) return;
       this.#tu?.onRequest(req, undefined, source);
       return;
     }
-    const key = serverKey(req);
-    const existing = this.#server.get(key);
+    const existing = this.#findServer(req, method, magic);
     if (existing && (!legacy || existing.request.toTag === req.toTag)) {
       existing.receiveRequest(req);
       return;
     }
+    const key = this.#newServerKey(req, method, magic);
     if (method === 'CANCEL') {
-      this.#onCancel(req, key, source);
+      this.#onCancel(req, key, source, magic);
       return;
     }
     const tx =
       method === 'INVITE'
         ? new InviteServerTransaction(this.#ctx, key, req, source)
         : new NonInviteServerTransaction(this.#ctx, key, req, source);
-    this.#server.set(key, tx);
+    this.#addServer(key, tx);
     if (this.#tu) this.#tu.onRequest(req, tx, source);
     else tx.respond(createResponse(req, 503, 'No Transaction User'));
   }
@@ -308,10 +374,10 @@ export class TransactionLayer {
    * the UAS answers the CANCEL request itself with a 200 (OK) response." The INVITE
    * transaction's TU learns of it through the `cancel` event and answers the INVITE (487).
    */
-  #onCancel(req: SipRequest, key: string, source: Source): void {
+  #onCancel(req: SipRequest, key: string, source: Source, magic: boolean): void {
     const tx = new NonInviteServerTransaction(this.#ctx, key, req, source);
-    this.#server.set(key, tx);
-    const inv = this.#server.get(serverKey(req, 'INVITE'));
+    this.#addServer(key, tx);
+    const inv = this.#findServer(req, 'INVITE', magic);
     if (!(inv instanceof InviteServerTransaction)) {
       tx.respond(createResponse(req, 481, 'Call/Transaction Does Not Exist'));
       return;
@@ -325,7 +391,7 @@ export class TransactionLayer {
   close(): void {
     liveLayers.delete(this);
     this.#transport.off('message', this.#onMessage);
-    for (const tx of [...this.#client.values()]) tx.terminate();
-    for (const tx of [...this.#server.values()]) tx.terminate();
+    for (const tx of [...this.#client.values(), ...this.#clientFull.values()]) tx.terminate();
+    for (const tx of [...this.#server.values(), ...this.#serverFull.values()]) tx.terminate();
   }
 }

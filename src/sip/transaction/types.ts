@@ -136,8 +136,9 @@ export interface TxContext {
   readonly t4: number;
   readonly transport: TransactionTransport;
   readonly opts: Required<Omit<TransactionOptions, 'wheel' | 't1Ms' | 't2Ms' | 't4Ms'>>;
-  removeClient(key: string): void;
-  removeServer(key: string): void;
+  /** Removes the transaction's map entry (only if the key still names this transaction). */
+  removeClient(key: string, tx: object): void;
+  removeServer(key: string, tx: object): void;
   /** Emits diagnostics (`sip:transaction:*` channel). */
   diag(event: string, tx: object): void;
 }

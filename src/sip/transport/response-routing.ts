@@ -18,7 +18,14 @@ export function bareHost(host: string): string {
 
 /** `::1` -> `[::1]` for use in a Via/URI host. */
 export function hostForHeader(host: string): string {
+  // IPv4 literals and host names never contain ':' (skips the IP regex on the hot path).
+  if (host.indexOf(':') === -1) return host;
   return isIP(host) === 6 ? `[${host}]` : host;
+}
+
+/** `net.isIPv6` with a fast answer for IPv4 literals and host names (no ':'). */
+export function isIPv6Literal(address: string): boolean {
+  return address.indexOf(':') !== -1 && isIP(address) === 6;
 }
 
 function viaParam(via: ViaLike, name: string): string | null | undefined {

@@ -6,6 +6,7 @@
  * Every socket callback is a boundary: peer bytes can make it drop, count and log, never throw.
  */
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import os from 'node:os';
@@ -18,7 +19,7 @@ import { parseMessage } from '../message/parser.js';
 import { formatVia } from '../message/header-values.js';
 import { SipRequest, SipResponse, type SipMessage } from '../message/sip-message.js';
 import { reportBadInput, reportTransportEvent, statusForParseError } from './bad-input.js';
-import { bareHost, hostForHeader, responseDestination, type ViaLike } from './response-routing.js';
+import { bareHost, hostForHeader, isIPv6Literal, responseDestination, type ViaLike } from './response-routing.js';
 import { StreamFramer } from './stream-framer.js';
 import {
   DEFAULT_PORTS,
@@ -103,6 +104,44 @@ class StreamConnection {
   }
 }
 
+/**
+ * dgram resolves the destination of every send through `lookup`; the default (dns.lookup) costs
+ * a regex and a nextTick per datagram even for an IP literal. SIP targets are nearly always IP
+ * literals: answer those at once, resolve names as before.
+ */
+function literalFirstLookup(
+  hostname: string,
+  options: number | dns.LookupOneOptions,
+  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  if (isIPv4Literal(hostname)) return callback(null, hostname, 4);
+  if (hostname.indexOf(':') !== -1 && net.isIPv6(hostname)) return callback(null, hostname, 6);
+  dns.lookup(hostname, typeof options === 'number' ? { family: options } : options, callback);
+}
+
+/** Dotted quad with each part 0-255 (no regex). */
+function isIPv4Literal(s: string): boolean {
+  const n = s.length;
+  if (n < 7 || n > 15) return false;
+  let parts = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i === n ? 46 : s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || value > 255) return false;
+      parts++;
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && value === 0) return false; // leading zero
+      value = value * 10 + (c - 48);
+      if (++digits > 3) return false;
+    } else return false;
+  }
+  return parts === 4;
+}
+
 function safeEmitFault(err: unknown): void {
   logger.error({ err, event: 'message' }, 'event listener threw');
 }
@@ -180,7 +219,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       sentByPort: spec.advertisePort ?? port,
     });
     if (spec.transport === 'udp') {
-      const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
+      const socket = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', lookup: literalFirstLookup });
       await new Promise<void>((resolve, reject) => {
         socket.once('error', reject);
         socket.bind(spec.port, spec.address, () => {
@@ -255,13 +294,17 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
   }
 
   #listeningPointFor(transport: TransportName, address: string): ListeningPoint {
-    const family = net.isIPv6(bareHost(address)) ? 6 : 4;
-    const same = this.listeningPoints.filter((lp) => lp.transport === transport);
+    const lps = this.listeningPoints;
+    // One listening point per transport (the usual case): no family lookup needed.
+    if (lps.length === 1) return lps[0]!;
+    const family = isIPv6Literal(bareHost(address)) ? 6 : 4;
+    const same = lps.filter((lp) => lp.transport === transport);
+    if (same.length === 1 && (isIPv6Literal(same[0]!.address) ? 6 : 4) === family) return same[0]!;
     const lp =
-      same.find((p) => (net.isIPv6(p.address) ? 6 : 4) === family) ??
+      same.find((p) => (isIPv6Literal(p.address) ? 6 : 4) === family) ??
       same[0] ??
-      this.listeningPoints.find((p) => (net.isIPv6(p.address) ? 6 : 4) === family) ??
-      this.listeningPoints[0];
+      lps.find((p) => (isIPv6Literal(p.address) ? 6 : 4) === family) ??
+      lps[0];
     if (!lp) throw new Error('SIP_ERR_NO_TRANSPORT: no listening point');
     return lp;
   }
@@ -561,7 +604,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       const exact = this.#udp.find((e) => e.lp.port === local.localPort && e.lp.address === local.localAddress);
       if (exact) return exact;
     }
-    const family = net.isIPv6(bareHost(address)) ? 6 : 4;
+    const family = isIPv6Literal(bareHost(address)) ? 6 : 4;
     return this.#udp.find((e) => e.family === family) ?? this.#udp[0];
   }
 

@@ -84,3 +84,19 @@ describe('TimerWheel (real clock)', () => {
     w.stop();
   });
 });
+
+describe('TimerWheel schedule with an argument', () => {
+  it('passes the argument to a shared callback and drops it on cancel', () => {
+    const w = new TimerWheel({ manual: true, tickMs: 10 });
+    const got: number[] = [];
+    const cb = (o: { n: number }) => got.push(o.n);
+    w.schedule(20, cb, { n: 1 });
+    const h = w.schedule(20, cb, { n: 2 });
+    w.schedule(30, cb, { n: 3 });
+    w.cancel(h);
+    expect(h.active).toBe(false);
+    w.advance(30);
+    expect(got).toEqual([1, 3]);
+    expect(w.size).toBe(0);
+  });
+});

@@ -347,3 +347,84 @@ describe('INVITE transactions', () => {
     expect(await gauge()).toBe(before);
   });
 });
+
+describe('matching keys and memory (branch-keyed maps, dropped request)', () => {
+  function viaReq(method: string, via: string, cseq = 1): SipRequest {
+    const r = createRequest({ method, uri: 'sip:bob@10.0.0.2', from: '<sip:alice@10.0.0.1>', to: '<sip:bob@10.0.0.2>', cseq, via });
+    return r;
+  }
+
+  it('server: same branch from two sent-by addresses, or with another method, makes separate transactions (§17.2.3)', () => {
+    const s = setup();
+    const answered: string[] = [];
+    s.handle((r, tx) => {
+      answered.push(`${r.method} ${r.topVia.host}`);
+      tx!.respond(createResponse(r, 200));
+    });
+    const src = (address: string): Source => ({ transport: 'udp', address, port: 5060, localAddress: '10.0.0.2', localPort: 5060 });
+    const deliver = (r: SipRequest, from: string) => s.uas.receive(parseMessage(r.toBuffer()).value as SipRequest, src(from));
+    deliver(viaReq('OPTIONS', 'SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKsame'), '10.0.0.1');
+    deliver(viaReq('OPTIONS', 'SIP/2.0/UDP 10.0.0.3:5060;branch=z9hG4bKsame'), '10.0.0.3');
+    deliver(viaReq('INFO', 'SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKsame'), '10.0.0.1');
+    expect(answered).toEqual(['OPTIONS 10.0.0.1', 'OPTIONS 10.0.0.3', 'INFO 10.0.0.1']);
+    expect(s.uas.serverCount).toBe(3);
+    // retransmissions match their own transaction and are absorbed (answered again, not passed up)
+    deliver(viaReq('OPTIONS', 'SIP/2.0/UDP 10.0.0.3:5060;branch=z9hG4bKsame'), '10.0.0.3');
+    deliver(viaReq('INFO', 'SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKsame'), '10.0.0.1');
+    expect(answered.length).toBe(3);
+    expect(s.uas.serverCount).toBe(3);
+    s.wheel.advance(64 * T1 + 10);
+    expect(s.uas.serverCount).toBe(0);
+    expect(s.wheel.size).toBe(0);
+  });
+
+  it('client: a branch is unique per method; a response matches by branch and CSeq method', () => {
+    const s = setup();
+    s.net.filter = () => false; // hold everything; responses are injected below
+    const finals: string[] = [];
+    const via = 'SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKclient1';
+    s.uac.sendRequest(viaReq('OPTIONS', via), s.target, { onFinal: (r) => finals.push(`OPTIONS ${r.status}`) });
+    s.uac.sendRequest(viaReq('INFO', via), s.target, { onFinal: (r) => finals.push(`INFO ${r.status}`) });
+    expect(() => s.uac.sendRequest(viaReq('INFO', via), s.target, {})).toThrow(/SIP_ERR_DUPLICATE_TRANSACTION/);
+    expect(() => s.uac.sendRequest(viaReq('OPTIONS', via), s.target, {})).toThrow(/SIP_ERR_DUPLICATE_TRANSACTION/);
+    expect(s.uac.clientCount).toBe(2);
+    const src: Source = { transport: 'udp', address: '10.0.0.2', port: 5060, localAddress: '10.0.0.1', localPort: 5060 };
+    const respond = (method: string, status: number) => {
+      const res = createResponse(viaReq(method, via), status);
+      s.uac.receive(parseMessage(res.toBuffer()).value as SipResponse, src);
+    };
+    respond('MESSAGE', 200); // same branch, no transaction with this method: stray
+    respond('INFO', 486);
+    respond('OPTIONS', 200);
+    expect(finals).toEqual(['INFO 486', 'OPTIONS 200']);
+    s.wheel.advance(5000 + 10); // Timer K
+    expect(s.uac.clientCount).toBe(0);
+  });
+
+  it('server non-INVITE tx in Timer J keeps answering retransmissions; its request is still readable', () => {
+    const s = setup();
+    let tx: ServerTransaction | undefined;
+    s.handle((r, t) => {
+      tx = t;
+      t!.respond(createResponse(r, 200));
+    });
+    const r = viaReq('OPTIONS', 'SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKdrop;rport');
+    const src: Source = { transport: 'udp', address: '10.0.0.1', port: 5070, localAddress: '10.0.0.2', localPort: 5060 };
+    const original = parseMessage(r.toBuffer()).value as SipRequest;
+    s.uas.receive(original, src);
+    expect(tx!.state).toBe('Completed');
+    const again = tx!.request;
+    expect(again.method).toBe('OPTIONS');
+    expect(again.callId).toBe(r.callId);
+    expect(again.topVia.branch).toBe('z9hG4bKdrop');
+    expect(tx!.request).toBe(again); // re-parsed once
+    const before = s.sends('10.0.0.2:5060', /^SIP\/2.0 200/);
+    s.uas.receive(parseMessage(r.toBuffer()).value as SipRequest, src);
+    expect(s.sends('10.0.0.2:5060', /^SIP\/2.0 200/)).toBe(before + 1);
+    // the response went to the source port (rport), as the first one did
+    expect(s.net.traffic.filter((t) => t.to === '10.0.0.1:5070').length).toBe(2);
+    expect(s.seen.length).toBe(1);
+    s.wheel.advance(64 * T1 + 10);
+    expect(s.uas.size).toBe(0);
+  });
+});

@@ -257,3 +257,28 @@ describe('bad input at the transport boundary', () => {
     wheel.stop();
   });
 });
+
+describe('transmit (callback send path) and UDP address resolution', () => {
+  it('sends to IP literals and host names; a failure reaches the callback after transmit returns', async () => {
+    const a = await layer('udp');
+    const b = await layer('udp');
+    const byIp: Endpoint = { transport: 'udp', address: '127.0.0.1', port: b.lp.port };
+    const byName: Endpoint = { transport: 'udp', address: 'localhost', port: b.lp.port };
+    const errors: Error[] = [];
+    const onError = (err: Error, list: Error[]) => list.push(err);
+    a.t.transmit(options(a.t, byIp).toBuffer(), byIp, onError, errors);
+    a.t.transmit(options(a.t, byName).toBuffer(), byName, onError, errors);
+    await waitFor(() => b.got.length === 2 || undefined);
+    expect(errors).toEqual([]);
+    // no TCP listener: the stream path reports through the callback, never synchronously
+    const tcpTarget: Endpoint = { transport: 'tcp', address: '127.0.0.1', port: b.lp.port };
+    a.t.transmit(Buffer.from('x'), tcpTarget, onError, errors);
+    expect(errors).toEqual([]);
+    await waitFor(() => errors[0]);
+    await a.t.close();
+    a.t.transmit(Buffer.from('x'), byIp, onError, errors);
+    expect(errors.length).toBe(1);
+    await waitFor(() => errors[1]);
+    expect(errors[1]!.message).toMatch(/SIP_ERR_TRANSPORT_CLOSED/);
+  });
+});
