@@ -135,9 +135,12 @@ export class UacEngine {
   #eps: SipEndpoint[] = [];
   #epIdx = 0;
   #tx = new Map<string, ClientTx>();
-  /** Finished transactions kept two generations (>= 64*T1) to absorb retransmitted finals. */
-  #doneTx = new Map<string, ClientTx>();
-  #doneTxOld = new Map<string, ClientTx>();
+  /**
+   * Finished transactions, kept two generations (16-32 s) to absorb retransmitted finals: the
+   * INVITE ones whole (to ACK again), others as a bare marker so memory stays small at high rates.
+   */
+  #doneTx = new Map<string, ClientTx | null>();
+  #doneTxOld = new Map<string, ClientTx | null>();
   #calls = new Set<Call>();
   #byCallId = new Map<string, Call>();
   #pacer: NodeJS.Timeout | undefined;
@@ -217,7 +220,7 @@ export class UacEngine {
     this.#rotator = setInterval(() => {
       this.#doneTxOld = this.#doneTx;
       this.#doneTx = new Map();
-    }, 40 * o.t1Ms);
+    }, 32 * o.t1Ms);
     if (o.stopAfterMs !== undefined) this.#stopTimer = setTimeout(() => this.stop(), o.stopAfterMs);
     this.#pace();
     await done;
@@ -528,7 +531,7 @@ export class UacEngine {
   #endTx(tx: ClientTx): void {
     tx.done = true;
     this.#clearTxTimers(tx);
-    if (this.#tx.delete(tx.branch)) this.#doneTx.set(tx.branch, tx);
+    if (this.#tx.delete(tx.branch)) this.#doneTx.set(tx.branch, tx.method === 'INVITE' ? tx : null);
   }
 
   #txTimeout(tx: ClientTx): void {
@@ -599,6 +602,7 @@ export class UacEngine {
     const tx = branch ? this.#tx.get(branch) : undefined;
     const cseq = parseCSeq(header(msg, 'cseq'));
     if (!tx) {
+      const known = branch !== undefined && (this.#doneTx.has(branch) || this.#doneTxOld.has(branch));
       const old = branch ? (this.#doneTx.get(branch) ?? this.#doneTxOld.get(branch)) : undefined;
       if (old && cseq?.method === 'INVITE' && cseq.seq === old.cseq && msg.status >= 200) {
         // retransmitted final of a finished INVITE: ACK again (2xx through the dialog, others by the tx)
@@ -608,7 +612,7 @@ export class UacEngine {
         } else if (msg.status >= 300) this.#ackNon2xx(old, msg);
         return;
       }
-      if (old || cseq?.method === 'CANCEL') return; // late response of a finished transaction
+      if (known || cseq?.method === 'CANCEL') return; // late response of a finished transaction
       this.#stray(buf, from, 'response matches no transaction');
       return;
     }
@@ -823,6 +827,7 @@ export class UacEngine {
     if (call.holdTimer) clearTimeout(call.holdTimer);
     if (call.tx && !call.tx.done) this.#endTx(call.tx);
     call.rtp?.close();
+    call.rtp = undefined;
     this.#checkDone();
     // a freed slot under the concurrency limit is refilled by the next pacer tick
   }
