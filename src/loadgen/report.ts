@@ -30,6 +30,9 @@ export interface LoadFigures {
   rtpJitterP99Ms: number;
   rtpJitterMaxMs: number;
   rtpWorstGapMs: number;
+  /** Per-stream longest gap: median and p99 over streams. */
+  rtpGapP50Ms: number;
+  rtpGapP99Ms: number;
   rtpSendLate: number;
   strayMessages: number;
 }
@@ -64,6 +67,8 @@ export function figuresOf(s: LoadSnapshot, elapsedSec: number, callsPerSec: numb
     rtpJitterP99Ms: r3(percentileOf(s.rtp.jitter, 0.99)),
     rtpJitterMaxMs: r3(s.rtp.jitter.maxMs),
     rtpWorstGapMs: r3(s.rtp.worstGapMs),
+    rtpGapP50Ms: r3(percentileOf(s.rtp.gaps, 0.5)),
+    rtpGapP99Ms: r3(percentileOf(s.rtp.gaps, 0.99)),
     rtpSendLate: s.rtp.sendLate,
     strayMessages: s.strayMessages,
   };
@@ -106,7 +111,7 @@ export function formatSummary(ctx: SummaryContext, f: LoadFigures, failures: Rec
     rows.push(`  RTP streams          ${String(f.rtpStreams).padStart(10)}   sent ${f.rtpSent}  received ${f.rtpReceived}`);
     rows.push(`  RTP loss             ${String(f.rtpLost).padStart(10)}   (${f.rtpLossPct.toFixed(3)}%)${f.rtpSendLate ? `  sender late ${f.rtpSendLate}` : ''}`);
     rows.push(`  RTP jitter ms        p50 ${ms(f.rtpJitterP50Ms)}  p99 ${ms(f.rtpJitterP99Ms)}  max ${ms(f.rtpJitterMaxMs)}`);
-    rows.push(`  RTP worst gap ms     ${ms(f.rtpWorstGapMs)}`);
+    rows.push(`  RTP gap ms           per-stream longest p50 ${ms(f.rtpGapP50Ms)}  p99 ${ms(f.rtpGapP99Ms)}  worst ${ms(f.rtpWorstGapMs)}`);
   }
   rows.push(line);
   return rows.join('\n');

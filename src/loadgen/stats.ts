@@ -12,6 +12,8 @@ export interface RtpTotals {
   jitter: HistogramSnapshot;
   /** Longest interval between two consecutive received packets of any one stream, ms. */
   worstGapMs: number;
+  /** Per stream (at its end): its longest interval between consecutive packets, ms. */
+  gaps: HistogramSnapshot;
   /** Packets the sender could not send on time (its tick was late by more than the catch-up budget). */
   sendLate: number;
 }
@@ -37,7 +39,7 @@ export interface LoadSnapshot {
 }
 
 export function emptyRtp(): RtpTotals {
-  return { streams: 0, packetsSent: 0, packetsReceived: 0, packetsLost: 0, packetsExpected: 0, jitter: emptyHistogram(), worstGapMs: 0, sendLate: 0 };
+  return { streams: 0, packetsSent: 0, packetsReceived: 0, packetsLost: 0, packetsExpected: 0, jitter: emptyHistogram(), worstGapMs: 0, gaps: emptyHistogram(), sendLate: 0 };
 }
 
 export function emptySnapshot(): LoadSnapshot {
@@ -71,6 +73,7 @@ export function mergeRtp(a: RtpTotals, b: RtpTotals): RtpTotals {
     packetsExpected: a.packetsExpected + b.packetsExpected,
     jitter: mergeHistograms(a.jitter, b.jitter),
     worstGapMs: Math.max(a.worstGapMs, b.worstGapMs),
+    gaps: mergeHistograms(a.gaps ?? emptyHistogram(), b.gaps ?? emptyHistogram()),
     sendLate: a.sendLate + b.sendLate,
   };
 }

@@ -17,7 +17,7 @@ import {
   type LeanMessage,
 } from './sip/lean-sip.js';
 import { SipEndpoint, type LoadTransport, type Peer } from './sip/sip-endpoint.js';
-import { StatsCollector, type LoadSnapshot } from './stats.js';
+import { StatsCollector, emptyRtp, type LoadSnapshot } from './stats.js';
 import type { LoadUser } from './users.js';
 
 const log = createLogger('loadgen-uas');
@@ -147,7 +147,7 @@ export class UasServer {
 
   snapshot(): LoadSnapshot {
     this.stats.active = this.#byCallId.size;
-    return this.stats.snapshot(this.media ? this.media.snapshot() : { streams: 0, packetsSent: 0, packetsReceived: 0, packetsLost: 0, packetsExpected: 0, jitter: { counts: [], count: 0, maxMs: 0, sumMs: 0 }, worstGapMs: 0, sendLate: 0 });
+    return this.stats.snapshot(this.media ? this.media.snapshot() : emptyRtp());
   }
 
   async close(): Promise<void> {

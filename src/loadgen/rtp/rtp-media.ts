@@ -47,6 +47,7 @@ export class RtpMedia {
   #nextPort: number;
   #closed = emptyRtp();
   #jitter = new LatencyHistogram();
+  #gaps = new LatencyHistogram();
 
   constructor(opts: RtpMediaOptions) {
     this.#opts = { tickMs: 10, ptimeMs: 20, maxBurst: 5, ...opts };
@@ -117,7 +118,10 @@ export class RtpMedia {
     c.packetsExpected += s.stats.expected;
     c.sendLate += s.sendLate;
     if (s.stats.maxGapMs > c.worstGapMs) c.worstGapMs = s.stats.maxGapMs;
-    if (s.stats.received > 1) this.#jitter.record(s.stats.jitterMs);
+    if (s.stats.received > 1) {
+      this.#jitter.record(s.stats.jitterMs);
+      this.#gaps.record(s.stats.maxGapMs);
+    }
   }
 
   #tick(): void {
@@ -134,7 +138,7 @@ export class RtpMedia {
 
   /** Closed streams' totals plus the open streams' counters so far (jitter from closed streams). */
   snapshot(): RtpTotals {
-    const t = { ...this.#closed, jitter: this.#jitter.snapshot() };
+    const t = { ...this.#closed, jitter: this.#jitter.snapshot(), gaps: this.#gaps.snapshot() };
     for (const s of this.#open) {
       t.packetsSent += s.sent;
       t.packetsReceived += s.stats.received;

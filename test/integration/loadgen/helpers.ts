@@ -39,6 +39,8 @@ export interface LoadSummary {
   rtpLost: number;
   rtpLossPct: number;
   rtpWorstGapMs: number;
+  rtpGapP50Ms: number;
+  rtpGapP99Ms: number;
   rtpJitterMaxMs: number;
   failures: Record<string, number>;
   workers: number;

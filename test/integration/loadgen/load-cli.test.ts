@@ -51,6 +51,8 @@ describe('uac-call-expect-all-succeed: UAC against its own UAS', () => {
     expect(s.rtpReceived, JSON.stringify(s)).toBeGreaterThanOrEqual(s.rtpSent * 0.99);
     expect(s.rtpLossPct).toBeLessThan(1);
     expect(s.rtpWorstGapMs).toBeGreaterThan(0);
+    expect(s.rtpGapP50Ms).toBeGreaterThan(0);
+    expect(s.rtpGapP99Ms).toBeLessThanOrEqual(s.rtpWorstGapMs);
     // the UAS saw exactly those calls and echoed what it received
     expect(u).toMatchObject({ generated: 40, successful: 40, failed: 0 });
     expect(u.requests).toMatchObject({ INVITE: 40, ACK: 40, BYE: 40 });
