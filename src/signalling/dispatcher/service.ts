@@ -146,8 +146,9 @@ export class DispatcherService {
  * Answers 503 when the node runs without a dispatcher.
  */
 export function dispatch(context: RouteContext, setName: string, request: SipRequest, opts?: DispatchRouteOptions): RouteResult {
-  const svc = context.services[DISPATCHER_SERVICE];
-  if (!(svc instanceof DispatcherService)) return { kind: 'reply', status: 503, reason: 'No Dispatcher' };
+  // Duck-typed: a route script may load its own copy of this module (source vs built output).
+  const svc = context.services[DISPATCHER_SERVICE] as Partial<Pick<DispatcherService, 'dispatch'>> | undefined;
+  if (typeof svc?.dispatch !== 'function') return { kind: 'reply', status: 503, reason: 'No Dispatcher' };
   return svc.dispatch(setName, request, opts);
 }
 

@@ -4,6 +4,8 @@
  * assertions are about which back-end got each call and in which order, not about timings,
  * except "waited at least fr_timer" lower bounds that hold on any machine.
  */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { dispatcherYaml, killAll, sleep, startBackend, startTandem, TestUac, waitFor, type Backend, type CallResult, type Node } from './helpers.js';
 
@@ -86,6 +88,25 @@ describe('distribution across three back-ends', () => {
     expect(count(r)).toEqual({ b1: 2, b2: 2, b3: 2 });
     await waitFor(async () => (await node.admin('/dispatcher/sets/pbx')).json.destinations.every((d: { activeCalls: number }) => d.activeCalls === 0), 5000, 'calls released');
   });
+});
+
+describe('route script', () => {
+  it('chooses the set and algorithm per call with dispatch(context, set, request, opts)', async () => {
+    const backends = await Promise.all(['b1', 'b2', 'b3'].map((n) => startBackend(n)));
+    const node = await startTandem(
+      dispatcherYaml({ algorithm: 'round-robin', backends: backends.map((b, i) => ({ uri: b.uri, priority: 3 - i })), intervalSec: 30 }),
+      ['--route', join(dirname(fileURLToPath(import.meta.url)), 'fixtures/route-dispatch.ts')],
+    );
+    try {
+      const byScript = await sequential(node, 6, (i) => `sip:8${100 + i}@127.0.0.1`);
+      expect(count(byScript)).toEqual({ b3: 6 }); // priority: lowest value (b3 = 1) first
+      const byPrefix = await sequential(node, 6, (i) => `sip:9${100 + i}@127.0.0.1`);
+      expect(count(byPrefix)).toEqual({ b1: 2, b2: 2, b3: 2 }); // the set's own round-robin
+    } finally {
+      await node.stop();
+      backends.forEach((b) => b.kill());
+    }
+  }, 30_000);
 });
 
 describe('failover', () => {
