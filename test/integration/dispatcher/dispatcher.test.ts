@@ -88,6 +88,26 @@ describe('distribution across three back-ends', () => {
     expect(count(r)).toEqual({ b1: 2, b2: 2, b3: 2 });
     await waitFor(async () => (await node.admin('/dispatcher/sets/pbx')).json.destinations.every((d: { activeCalls: number }) => d.activeCalls === 0), 5000, 'calls released');
   });
+
+  it('admin API at run time: drain, disable, remove and add back without a restart', async () => {
+    await node.admin('/dispatcher/sets/pbx', { method: 'PUT', body: { algorithm: 'round-robin' } });
+    const [b1, b2, b3] = backends as [Backend, Backend, Backend];
+    expect((await node.admin(`/dispatcher/sets/pbx/destinations/${enc(b1.uri)}/drain`, { method: 'POST' })).json).toMatchObject({ admin: 'draining' });
+    expect((await node.admin(`/dispatcher/sets/pbx/destinations/${enc(b2.uri)}/disable`, { method: 'POST' })).json).toMatchObject({ admin: 'disabled' });
+    expect(count(await sequential(node, 4))).toEqual({ b3: 4 });
+    await node.admin(`/dispatcher/sets/pbx/destinations/${enc(b1.uri)}/enable`, { method: 'POST' });
+    expect((await node.admin(`/dispatcher/sets/pbx/destinations/${enc(b3.uri)}`, { method: 'DELETE' })).status).toBe(200);
+    expect(count(await sequential(node, 4))).toEqual({ b1: 4 });
+    await node.admin(`/dispatcher/sets/pbx/destinations/${enc(b2.uri)}/enable`, { method: 'POST' });
+    expect((await node.admin('/dispatcher/sets/pbx/destinations', { method: 'POST', body: { uri: b3.uri } })).status).toBe(201);
+    const view = (await node.admin('/dispatcher/sets')).json.sets[0];
+    expect(view.destinations.map((d: { uri: string; admin: string }) => [d.uri, d.admin])).toEqual([
+      [b1.uri, 'enabled'],
+      [b2.uri, 'enabled'],
+      [b3.uri, 'enabled'],
+    ]);
+    expect(count(await sequential(node, 6))).toEqual({ b1: 2, b2: 2, b3: 2 });
+  });
 });
 
 describe('route script', () => {
