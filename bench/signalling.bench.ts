@@ -4,7 +4,8 @@
  *
  *  1. calls/s through the proxy: INVITE-100-180-200-ACK-BYE-200 (no media, no auth on INVITE;
  *     the callee is a `tandem load uas` registered as `service`, found by location lookup,
- *     Record-Route on). The rate is stepped up; the figure is the highest rate with 0 failed calls.
+ *     Record-Route on). The rate is stepped up; the figure is the highest achieved rate of a step
+ *     with 0 failed calls.
  *  2. REGISTER/s with digest auth (qop=auth, MD5) over 10,000 users, 0 failures, stepped up.
  *
  * CPU is the server's own (utime+stime from /proc/<pid>/stat, all Kamailio processes summed)
@@ -28,8 +29,8 @@ const ROOT = resolve(import.meta.dirname, '..');
 const DOMAIN = 'bench.test';
 const CLK_TCK = 100;
 const USERS = 10_000;
-const callRates = quick ? [200, 400] : [250, 500, 1000, 1500, 2000, 3000];
-const regRates = quick ? [500, 1000] : [1000, 2000, 3000, 4000, 6000];
+const callRates = quick ? [100, 200] : [100, 200, 400, 800, 1200, 1600, 2400];
+const regRates = quick ? [250, 500] : [250, 500, 1000, 2000, 3000, 4000, 6000];
 const stepSec = quick ? 3 : 5;
 const started = Date.now();
 const budgetMs = quick ? 120_000 : 300_000;
@@ -250,7 +251,7 @@ interface Step {
   line: string;
 }
 
-async function step(server: Server, scenario: 'call' | 'register', rate: number, uasPort?: number): Promise<Step> {
+async function step(server: Server, scenario: 'call' | 'register', rate: number): Promise<Step> {
   const total = Math.round(rate * stepSec);
   const pids = server.pids();
   const c0 = cpuTicks(pids);
@@ -287,8 +288,9 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number,
   const f = r.figures;
   if (genEnd === 0) genEnd = f.elapsedSec;
   const achieved = genEnd > genStart && genStart >= 0 ? (total - g0) / (genEnd - genStart) : f.generated / f.elapsedSec;
-  const ok = f.failed === 0 && f.successful === total && achieved >= rate * 0.9;
-  void uasPort;
+  // 0 failed calls is the criterion; the achieved rate is what the figure reports (the generator
+  // shares the 2 cores, so it may fall short of the asked rate).
+  const ok = f.failed === 0 && f.successful === total;
   const line =
     `  ${server.name.padEnd(8)} ${scenario.padEnd(8)} ${String(rate).padStart(5)}/s (achieved ${achieved.toFixed(0).padStart(5)}): ${f.successful}/${total} ok, ${f.failed} failed, ` +
     `${f.retransmissions} retrans, p50 ${f.responseP50Ms.toFixed(2)} p99 ${f.responseP99Ms.toFixed(1)} ms, server CPU ${cpuPct.toFixed(0)}%` +
@@ -297,45 +299,64 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number,
   return { rate, achieved, ok, cpuPct, line };
 }
 
-async function sweep(server: Server, scenario: 'call' | 'register', rates: number[], uasPort?: number): Promise<Step | undefined> {
-  let best: Step | undefined;
+/**
+ * Steps both servers through the same rates, alternating at each rate so both see the same
+ * background load; a server stops at its first step with failures.
+ */
+async function sweep(servers: Server[], scenario: 'call' | 'register', rates: number[]): Promise<Map<string, Step | undefined>> {
+  const best = new Map<string, Step | undefined>(servers.map((s) => [s.name, undefined]));
+  const active = new Set(servers.map((s) => s.name));
   for (const rate of rates) {
-    if (Date.now() - started > budgetMs) {
-      console.log('  (time budget reached)');
-      break;
+    for (const server of servers) {
+      if (!active.has(server.name)) continue;
+      if (Date.now() - started > budgetMs) {
+        console.log('  (time budget reached)');
+        return best;
+      }
+      const s = await step(server, scenario, rate);
+      const prev = best.get(server.name);
+      if (s.ok && (!prev || s.achieved > prev.achieved)) best.set(server.name, s);
+      // Stop at the first failure, or when the achieved rate falls well short (saturated).
+      if (!s.ok || s.achieved < rate * 0.7) active.delete(server.name);
+      await new Promise((r) => setTimeout(r, 500));
     }
-    const s = await step(server, scenario, rate, uasPort);
-    if (!s.ok) break;
-    best = s;
-    await new Promise((r) => setTimeout(r, 500));
+    if (active.size === 0) break;
   }
   return best;
 }
 
-const results: Record<string, { calls?: Step | undefined; register?: Step | undefined }> = {};
+const results: Record<string, { calls?: Step | undefined; register?: Step | undefined }> = { tandem: {}, ...(withKamailio ? { kamailio: {} } : {}) };
 const uas = await startUas({ listen: { address: '127.0.0.1', port: 0 } });
 const uasPort = uas.address.port;
+const running: Server[] = [];
 try {
-  for (const kind of ['tandem', ...(withKamailio ? ['kamailio'] : [])] as const) {
-    results[kind] = {};
-    // Calls: INVITEs are not authenticated (both servers), REGISTER of the callee is.
-    let server = kind === 'tandem' ? await startTandemServer(false) : await startKamailio();
-    const st = await registerService(server.port, uasPort);
-    if (st !== 200) throw new Error(`${kind}: registering the callee failed (${st})`);
-    results[kind]!.calls = await sweep(server, 'call', callRates, uasPort);
-    if (kind === 'tandem') {
-      await server.stop();
-      server = await startTandemServer(true);
-    }
-    results[kind]!.register = await sweep(server, 'register', regRates);
-    await server.stop();
+  // Calls: INVITEs are not authenticated (both servers); the callee `service` is registered.
+  const tandemCalls = await startTandemServer(false);
+  running.push(tandemCalls);
+  const callServers = [tandemCalls];
+  let kam: Server | undefined;
+  if (withKamailio) {
+    kam = await startKamailio();
+    running.push(kam);
+    callServers.push(kam);
   }
+  for (const srv of callServers) {
+    const st = await registerService(srv.port, uasPort);
+    if (st !== 200) throw new Error(`${srv.name}: registering the callee failed (${st})`);
+  }
+  for (const [k, v] of await sweep(callServers, 'call', callRates)) results[k]!.calls = v;
+  await tandemCalls.stop();
+  // REGISTER with digest auth over 10,000 users.
+  const tandemReg = await startTandemServer(true);
+  running.push(tandemReg);
+  for (const [k, v] of await sweep(kam ? [tandemReg, kam] : [tandemReg], 'register', regRates)) results[k]!.register = v;
 } finally {
+  for (const s of running) await s.stop();
   await uas.close();
 }
 
 const fmt = (s: Step | undefined) => (s ? `${s.achieved.toFixed(0)}/s (server CPU ${s.cpuPct.toFixed(0)}% of a core)` : 'no step passed');
-console.log('\nsignalling results (highest stepped rate with 0 failures):');
+console.log('\nsignalling results (highest achieved rate of a step with 0 failures):');
 for (const [k, v] of Object.entries(results)) {
   console.log(`  ${k.padEnd(8)} calls ${fmt(v.calls)}; REGISTER with digest over ${USERS} users ${fmt(v.register)}`);
 }

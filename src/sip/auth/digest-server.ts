@@ -139,6 +139,8 @@ export class DigestAuthenticator {
     }
     if (!creds) return { ok: false, failure: malformed ? 'malformed' : 'missing' };
     const username = creds.username;
+    // RFC 7616 §3.3: opaque "SHOULD be returned by the client unchanged".
+    if (creds.opaque !== undefined && creds.opaque !== this.#opaque) return { ok: false, failure: 'bad-nonce', username };
     const alg = normaliseAlgorithm(creds.algorithm);
     if (!alg || !this.algorithms.includes(alg)) return { ok: false, failure: 'bad-algorithm', username };
     const nonceState = this.#checkNonce(creds.nonce);

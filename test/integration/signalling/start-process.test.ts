@@ -87,3 +87,55 @@ describe('tandem start as a process', () => {
     expect(Date.now() - started).toBeLessThan(8000);
   });
 });
+
+describe('tandem start: route script and failed-auth blocking', () => {
+  it('runs the route script: local reply and a fixed target', async () => {
+    const script = tempFile(
+      'route.mjs',
+      `export function route(request, context) {
+  if (request.requestUri.user === 'blocked') return { kind: 'reply', status: 403, reason: 'Blocked By Script' };
+  if (request.requestUri.user === 'desk') return { kind: 'parallel', targets: [{ uri: 'sip:bob@127.0.0.1:' + process.env.DESK_PORT }] };
+  return { kind: 'default' };
+}
+`,
+    );
+    const dgram = await import('node:dgram');
+    const desk = dgram.createSocket('udp4');
+    await new Promise<void>((res) => desk.bind(0, '127.0.0.1', () => res()));
+    const deskPort = desk.address().port;
+    process.env.DESK_PORT = String(deskPort);
+    const t = await startTandem(['--sip', 'udp:127.0.0.1:0', '--domain', DOMAIN, '--users', users, '--no-media', '--route', script]);
+    procs.push(t);
+    const alice = await TestUa.create({ transport: 'udp', proxy: { host: '127.0.0.1', port: t.ports['udp']! }, user: 'alice', password: 'alice-secret', domain: DOMAIN });
+    uas.push(alice);
+    const blocked = new TestCall(alice, 'blocked');
+    const r = await blocked.invite();
+    expect(r.status).toBe(403);
+    expect(r.reason).toBe('Blocked By Script');
+    // The fixed target: a socket on DESK_PORT answers 486.
+    desk.on('message', (m, rinfo) => {
+      const text = m.toString('latin1');
+      if (!text.startsWith('INVITE')) return;
+      const head = text.split('\r\n');
+      const keep = head.filter((l) => /^(Via|From|To|Call-ID|CSeq):/i.test(l)).map((l) => (/^To:/i.test(l) ? `${l};tag=d1` : l));
+      desk.send(Buffer.from(['SIP/2.0 486 Busy Here', ...keep, 'Content-Length: 0', '', ''].join('\r\n')), rinfo.port, rinfo.address);
+    });
+    const c = new TestCall(alice, 'desk');
+    let res = await c.invite();
+    if (res.status < 200) res = await alice.waitResponse(c.callId, 'INVITE', (s) => s >= 200);
+    expect(res.status).toBe(486);
+    desk.close();
+  });
+
+  it('blocks a source after repeated failed authentications', async () => {
+    const cfg = tempFile('block.yaml', 'signalling:\n  auth:\n    maxFailures: 3\n    blockSec: 60\n');
+    const t = await startTandem(['--config', cfg, '--sip', 'udp:127.0.0.1:0', '--domain', DOMAIN, '--users', users, '--no-media']);
+    procs.push(t);
+    const u = await TestUa.create({ transport: 'udp', proxy: { host: '127.0.0.1', port: t.ports['udp']! }, user: 'alice', password: 'alice-secret', domain: DOMAIN });
+    uas.push(u);
+    for (let i = 0; i < 2; i++) expect((await u.register(600, { password: 'guess' + i })).status).toBe(401);
+    // The third failure blocks the source: no answer at all any more, even with the right password.
+    await expect(u.register(600, { password: 'guess3', timeoutMs: 1500 })).rejects.toThrow(/timed out/);
+    await expect(u.register(600, { timeoutMs: 1500 })).rejects.toThrow(/timed out/);
+  });
+});

@@ -201,7 +201,7 @@ export class TestUa {
   }
 
   /** REGISTER with digest: returns the final response (after the challenge when one came). */
-  async register(expires = 3600, opts: { password?: string; extraHeaders?: string[]; contactParams?: string } = {}): Promise<SipResponse> {
+  async register(expires = 3600, opts: { password?: string; extraHeaders?: string[]; contactParams?: string; timeoutMs?: number } = {}): Promise<SipResponse> {
     const uri = `sip:${this.opts.domain}`;
     const mk = (auth?: string) =>
       this.request({
@@ -214,11 +214,11 @@ export class TestUa {
         headers: [`Expires: ${expires}`, ...(auth ? [`Authorization: ${auth}`] : []), ...(opts.extraHeaders ?? [])],
       }).replace(`Contact: <${this.contact}>`, `Contact: <${this.contact}>${opts.contactParams ?? ''}`);
     this.send(mk());
-    let res = await this.waitResponse(this.callIdReg, 'REGISTER');
+    let res = await this.waitResponse(this.callIdReg, 'REGISTER', undefined, opts.timeoutMs);
     if (res.status === 401) {
       const auth = this.answer(res, 'WWW-Authenticate', 'REGISTER', uri, opts.password);
       this.send(mk(auth));
-      res = await this.waitResponse(this.callIdReg, 'REGISTER');
+      res = await this.waitResponse(this.callIdReg, 'REGISTER', undefined, opts.timeoutMs);
     }
     return res;
   }
