@@ -101,7 +101,7 @@ export async function startTandem(configYaml: string, extraArgs: string[] = []):
   const proc = spawn(process.execPath, [join(ROOT, 'bin/tandem.mjs'), 'start', '--config', cfg, '--no-auth', '--sip', 'udp:127.0.0.1:0', '--admin', '127.0.0.1:0', '--no-media', ...extraArgs], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, TANDEM_LOG_LEVEL: process.env.TANDEM_LOG_LEVEL ?? 'info' },
+    env: { ...process.env, TANDEM_LOG_LEVEL: process.env.TANDEM_LOG_LEVEL ?? 'warn' },
   });
   children.add(proc);
   let sipPort = 0;
