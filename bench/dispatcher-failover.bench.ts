@@ -7,6 +7,7 @@
  *   B. the same, one back-end SIGKILLed halfway
  *   C. failover delay, no response at all (default fr_timer 4000 ms), SAMPLES calls
  *   D. failover delay, provisional but no final (default fr_inv_timer 60000 ms), one call
+ *   E. failover delay when the PBX sent only 100 Trying (the proxy applies fr_timer then)
  *
  * Env: RATE (300), LIMIT (2000), HOLD_MS (6000), DURATION_SEC (60), SAMPLES (5), SKIP (e.g. "A,B").
  * Traffic source: the UDP test UAC of test/integration/dispatcher/helpers.ts (Timer A/E
@@ -146,7 +147,7 @@ function printStress(name: string, r: StressResult): void {
 }
 
 /** Situation 1 / 2: the first destination never answers / rings forever; time until the caller gets 200 from the second. */
-async function failoverDelay(mode: 'silent' | 'ring-forever', samples: number): Promise<number[]> {
+async function failoverDelay(mode: 'silent' | 'ring-forever' | 'trying-only', samples: number): Promise<number[]> {
   const dead: Backend = await startBackend('dead', { mode });
   const good = await startBackend('good');
   const node = await startTandem(dispatcherYaml({ algorithm: 'priority', backends: [{ uri: dead.uri, priority: 1 }, { uri: good.uri, priority: 2 }], intervalSec: 3600, downAfter: 100, frTimerMs: 4000, frInvTimerMs: 60_000 }));
@@ -181,7 +182,8 @@ try {
   if (!SKIP.has('A')) printStress('A. two back-ends', await stress(false));
   if (!SKIP.has('B')) printStress('B. one back-end killed halfway', await stress(true));
   if (!SKIP.has('C')) console.log(`C. failover, no response (fr_timer 4000 ms): ${stats(await failoverDelay('silent', SAMPLES))}   published 4.17 s`);
-  if (!SKIP.has('D')) console.log(`D. failover, provisional but no final (fr_inv_timer 60000 ms): ${stats(await failoverDelay('ring-forever', 1))}   published 63.04 s`);
+  if (!SKIP.has('D')) console.log(`D. failover, provisional (180) but no final (fr_inv_timer 60000 ms): ${stats(await failoverDelay('ring-forever', 1))}   published 63.04 s`);
+  if (!SKIP.has('E')) console.log(`E. failover, only 100 Trying then nothing (the paper's literal Situation 2): ${stats(await failoverDelay('trying-only', 1))}`);
 } finally {
   killAll();
 }

@@ -39,7 +39,7 @@ export interface Backend {
   retransReceived: number;
   /** Finals this back-end re-sent because the ACK was late. */
   finalsResent: number;
-  setMode(mode: 'answer' | 'ring-forever' | 'silent' | `${number}`): void;
+  setMode(mode: 'answer' | 'ring-forever' | 'trying-only' | 'silent' | `${number}`): void;
   kill(): void;
 }
 
