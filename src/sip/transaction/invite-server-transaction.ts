@@ -1,5 +1,6 @@
 import type { TimerHandle } from '../../util/timer-wheel.js';
 import { createResponse } from '../message/builders.js';
+import { parseMessage } from '../message/parser.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import { responseDestination } from '../transport/response-routing.js';
 import type { Endpoint, Source } from '../transport/types.js';
@@ -33,7 +34,10 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
   readonly isInvite = true;
   state: TransactionState = 'Proceeding';
   cancelled = false;
+  /** The last response while Proceeding; after the final one only its bytes (`#last`) are kept. */
   #lastRes: SipResponse | undefined;
+  #toTag: string | undefined;
+  #responded = false;
   #last: Buffer | undefined;
   #interval: number;
   #retransmit: TimerHandle | undefined;
@@ -97,17 +101,22 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
 
   /** The last response sent (undefined before any). */
   get lastResponse(): SipResponse | undefined {
+    if (this.#lastRes === undefined && this.#last !== undefined) {
+      // Dropped after the final response (memory during Timer L/H/I): re-parse its bytes once.
+      const p = parseMessage(this.#last);
+      if (p.ok) this.#lastRes = p.value as SipResponse;
+    }
     return this.#lastRes;
   }
 
   /** To tag of the last response carrying one (the CANCEL's 200 reuses it, §9.2). */
   get toTag(): string | undefined {
-    return this.#lastRes?.toTag;
+    return this.#toTag;
   }
 
   #trying(): void {
     this.#retransmit = undefined;
-    if (this.state === 'Proceeding' && this.#lastRes === undefined) this.respond(createResponse(this.request, 100));
+    if (this.state === 'Proceeding' && !this.#responded) this.respond(createResponse(this.request, 100));
   }
 
   respond(res: SipResponse): void {
@@ -119,6 +128,9 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
     if (this.state !== 'Proceeding') return;
     const w = this.ctx.wheel;
     this.#lastRes = res;
+    this.#responded = true;
+    const tag = res.toTag;
+    this.#toTag = tag === undefined ? undefined : ownString(tag);
     const data = (this.#last = res.toBuffer());
     if (s >= 200) {
       // State first, then send: the ACK may come back before send() returns.
@@ -133,6 +145,7 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
         if (!this.#reliable) this.#retransmit = w.schedule(this.#interval, InviteServerTransaction.#onTimerG, this);
         this.#timeout = w.schedule(64 * this.ctx.t1, InviteServerTransaction.#onTimerH, this);
       }
+      this.#lastRes = undefined; // Timer L/H: only the bytes are needed from here on
     }
     this.#send(data);
   }
@@ -168,7 +181,7 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
 
   /** A retransmitted INVITE matched. */
   receiveRequest(_req: SipRequest): void {
-    if ((this.state === 'Proceeding' || this.state === 'Completed') && this.#lastRes) {
+    if ((this.state === 'Proceeding' || this.state === 'Completed') && this.#last !== undefined) {
       this.#send(this.#last!);
     }
   }

@@ -434,4 +434,26 @@ describe('matching keys and memory (branch-keyed maps, dropped request)', () => 
     s.wheel.advance(64 * T1 + 10);
     expect(s.uas.size).toBe(0);
   });
+  it('INVITE server tx keeps only the bytes of its final response; lastResponse and toTag still answer', () => {
+    const s = setup();
+    let tx: ServerTransaction | undefined;
+    s.handle((r, t) => {
+      if (!t) return;
+      tx = t;
+      t.respond(createResponse(r, 180, undefined, { toTag: 'uas1' }));
+      t.respond(createResponse(r, 486, undefined, { toTag: 'uas1' }));
+    });
+    const inv = viaReq('INVITE', 'SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKinvdrop');
+    const src: Source = { transport: 'udp', address: '10.0.0.1', port: 5060, localAddress: '10.0.0.2', localPort: 5060 };
+    s.uas.receive(wire<SipRequest>(inv.toBuffer()), src);
+    const ist = tx as unknown as { lastResponse: SipResponse | undefined; toTag: string | undefined };
+    expect(ist.toTag).toBe('uas1');
+    expect(ist.lastResponse?.status).toBe(486);
+    expect(ist.lastResponse?.toTag).toBe('uas1');
+    const before = s.sends('10.0.0.2:5060', /^SIP\/2.0 486/);
+    s.uas.receive(wire<SipRequest>(inv.toBuffer()), src); // retransmitted INVITE: the 486 again
+    expect(s.sends('10.0.0.2:5060', /^SIP\/2.0 486/)).toBe(before + 1);
+    s.wheel.advance(64 * T1 + 10); // no ACK: Timer H
+    expect(s.uas.size).toBe(0);
+  });
 });
