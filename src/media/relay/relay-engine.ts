@@ -5,11 +5,13 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createLogger } from '../../util/logger.js';
 import { fail, ok, type Result } from '../../util/result.js';
+import { NativeForwarder, loadNativeForwarder } from './native-forwarder.js';
 import { PortAllocator } from './port-allocator.js';
 import {
   DROP_REASONS,
   type AllocatedPair,
   type AllocateOptions,
+  type ForwarderKind,
   type PairStats,
   type PeerOptions,
   type PeerSpec,
@@ -33,10 +35,13 @@ const YOUNG_GENERATION_MB = 32;
 const WORKER_RESTART_DELAY_MS = 1000;
 /** Attempts at other ports when a bind fails because something outside the engine holds a port. */
 const BIND_ATTEMPTS = 8;
+/** How often latching events are read from the native forwarder. */
+const NATIVE_EVENT_POLL_MS = 20;
 
 interface WorkerSlot {
   index: number;
-  worker: Worker;
+  /** The JS worker thread; null for a native forwarding thread. */
+  worker: Worker | null;
   pairs: number;
   alive: boolean;
 }
@@ -46,6 +51,7 @@ interface PairRecord {
   callKey: string;
   worker: WorkerSlot;
   slots: [number, number];
+  createdMs: number;
 }
 
 /**
@@ -62,6 +68,9 @@ interface PairRecord {
  */
 export class RelayEngine {
   readonly #opts: Required<Omit<RelayEngineOptions, 'onEvent' | 'advertisedAddress'>> & { advertisedAddress: string };
+  /** The native forwarder when it runs; then every slot is one of its threads. */
+  #native: NativeForwarder | undefined;
+  #eventTimer: NodeJS.Timeout | undefined;
   readonly #onEvent: ((e: RelayEvent) => void) | undefined;
   readonly #ports: PortAllocator;
   readonly #workers: WorkerSlot[] = [];
@@ -87,6 +96,7 @@ export class RelayEngine {
       workers,
       quarantineMs: opts.quarantineMs ?? DEFAULT_QUARANTINE_MS,
       socketBufferBytes: opts.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES,
+      forwarder: opts.forwarder ?? 'js',
     };
     this.#onEvent = opts.onEvent;
     this.#ports = new PortAllocator(opts.portMin, opts.portMax, this.#opts.quarantineMs);
@@ -102,11 +112,46 @@ export class RelayEngine {
     return this.#opts.workers;
   }
 
-  /** Starts the worker threads; resolves when all are ready. */
+  /** The forwarder in use: `native` or `js` (known once started). */
+  get forwarder(): Exclude<ForwarderKind, 'auto'> {
+    return this.#native ? 'native' : 'js';
+  }
+
+  /** Starts the forwarding threads (native or JS workers); resolves when all are ready. */
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    if (this.#opts.forwarder !== 'js' && (await this.#startNative())) return;
     await Promise.all(Array.from({ length: this.#opts.workers }, (_, index) => this.#spawn(index)));
+  }
+
+  /** Starts the native forwarder; false (after one warning) when it cannot be built or loaded. */
+  async #startNative(): Promise<boolean> {
+    const mod = await loadNativeForwarder();
+    const fwd = mod.ok ? NativeForwarder.create(mod.value, this.#opts.workers, this.#opts.interface, this.#opts.socketBufferBytes) : mod;
+    if (!fwd.ok) {
+      log.warn({ code: fwd.code, reason: fwd.reason, asked: this.#opts.forwarder }, 'native forwarder unavailable; using JS relay workers');
+      return false;
+    }
+    this.#native = fwd.value;
+    for (let index = 0; index < this.#opts.workers; index++) this.#workers[index] = { index, worker: null, pairs: 0, alive: true };
+    this.#eventTimer = setInterval(() => this.#drainNativeEvents(), NATIVE_EVENT_POLL_MS);
+    this.#eventTimer.unref();
+    return true;
+  }
+
+  #drainNativeEvents(): void {
+    const native = this.#native;
+    if (!native) return;
+    for (const e of native.events()) {
+      const p = this.#pairs.get(e.id);
+      if (!p) continue;
+      try {
+        this.#onEvent?.({ type: 'latched', id: e.id, callKey: p.callKey, side: e.side, kind: e.kind, endpoint: e.endpoint });
+      } catch (err) {
+        log.error({ err }, 'relay event handler threw');
+      }
+    }
   }
 
   /** Starts worker `index` (again, after a crash) and resolves once it serves control messages. */
@@ -144,6 +189,13 @@ export class RelayEngine {
   async stop(): Promise<void> {
     if (!this.#started || this.#stopping) return;
     this.#stopping = true;
+    if (this.#native) {
+      clearInterval(this.#eventTimer);
+      this.#drainNativeEvents();
+      addCounters(this.#retired, this.#native.totals());
+      this.#native.destroy();
+      for (const w of this.#workers) w.alive = false;
+    }
     await Promise.all(
       this.#workers.map(async (w) => {
         if (w.alive) {
@@ -151,7 +203,7 @@ export class RelayEngine {
           if (counters) addCounters(this.#retired, counters);
         }
         w.alive = false;
-        await w.worker.terminate();
+        await w.worker?.terminate();
       }),
     );
     for (const p of this.#pairs.values()) {
@@ -199,7 +251,10 @@ export class RelayEngine {
         this.#ports.portOf(slots[1]) + 1,
       ];
       worker.pairs++;
-      const res = await this.#request<{ ok: boolean; failedPort?: number; error?: string }>(worker, (req) => ({
+      const native = this.#native;
+      const res = native
+        ? native.open(worker.index, id, ports)
+        : await this.#request<{ ok: boolean; failedPort?: number; error?: string }>(worker, (req) => ({
         t: 'open',
         req,
         id,
@@ -207,7 +262,7 @@ export class RelayEngine {
         ports,
       })).catch((err: Error) => ({ ok: false, error: err.message, failedPort: undefined }));
       if (res?.ok) {
-        const record: PairRecord = { id, callKey, worker, slots };
+        const record: PairRecord = { id, callKey, worker, slots, createdMs: Date.now() };
         this.#pairs.set(id, record);
         this.#allocated++;
         return ok({
@@ -239,6 +294,10 @@ export class RelayEngine {
     const p = this.#pairs.get(id);
     if (!p) return;
     const rtcp = peer.rtcp ?? (peer.rtp ? { address: peer.rtp.address, port: peer.rtp.port + 1 } : undefined);
+    if (this.#native) {
+      this.#native.peer(id, side, peer.rtp, rtcp, opts.latch, opts.strictSource, opts.clockRate ?? 8000);
+      return;
+    }
     this.#post(p.worker, {
       t: 'peer',
       id,
@@ -259,6 +318,13 @@ export class RelayEngine {
     this.#released++;
     p.worker.pairs--;
     const q = this.#opts.quarantineMs;
+    if (this.#native) {
+      // Sockets are closed when this returns; the forwarding thread frees the memory later.
+      this.#native.close(id);
+      this.#ports.release(p.slots[0], q);
+      this.#ports.release(p.slots[1], q);
+      return;
+    }
     // Ports go back only after the worker has closed the sockets, so they never overlap.
     this.#request(p.worker, (req) => ({ t: 'close', req, id }))
       .catch(() => undefined)
@@ -272,11 +338,13 @@ export class RelayEngine {
   async stats(id: number): Promise<PairStats | undefined> {
     const p = this.#pairs.get(id);
     if (!p) return undefined;
+    if (this.#native) return this.#native.stats(id, p.callKey, p.createdMs);
     return this.#request<PairStats | undefined>(p.worker, (req) => ({ t: 'stats', req, id })).catch(() => undefined);
   }
 
   /** Ids of pairs with no accepted packet on any socket for `idleMs` (never-used pairs count from creation). */
   async idlePairs(idleMs: number): Promise<number[]> {
+    if (this.#native) return this.#stopping ? [] : this.#native.idle(idleMs);
     const lists = await Promise.all(
       this.#workers.filter((w) => w.alive).map((w) => this.#request<number[]>(w, (req) => ({ t: 'idle', req, idleMs })).catch(() => [])),
     );
@@ -287,8 +355,9 @@ export class RelayEngine {
   async totals(): Promise<RelayTotals> {
     const sum = emptyCounters();
     addCounters(sum, this.#retired);
+    if (this.#native && !this.#stopping) addCounters(sum, this.#native.totals());
     const per = await Promise.all(
-      this.#workers.filter((w) => w.alive).map((w) => this.#request<WorkerCounters>(w, (req) => ({ t: 'totals', req })).catch(() => undefined)),
+      this.#workers.filter((w) => w.alive && w.worker).map((w) => this.#request<WorkerCounters>(w, (req) => ({ t: 'totals', req })).catch(() => undefined)),
     );
     for (const c of per) if (c) addCounters(sum, c);
     const dropped = {} as RelayTotals['dropped'];
@@ -314,11 +383,12 @@ export class RelayEngine {
   }
 
   #post(w: WorkerSlot, msg: ControlToWorker): void {
-    if (w.alive) w.worker.postMessage(msg);
+    if (w.alive) w.worker?.postMessage(msg);
   }
 
   #request<T>(w: WorkerSlot, make: (req: number) => ControlToWorker, timeoutMs = 5000): Promise<T> {
-    if (!w.alive) return Promise.reject(new Error('worker not running'));
+    if (!w.alive || !w.worker) return Promise.reject(new Error('worker not running'));
+    const worker = w.worker;
     const req = this.#nextReq++;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -334,7 +404,7 @@ export class RelayEngine {
           else resolve((msg as { value: T }).value);
         },
       });
-      w.worker.postMessage(make(req));
+      worker.postMessage(make(req));
     });
   }
 

@@ -17,6 +17,9 @@ export interface LegPorts {
 
 export type Side = 'a' | 'b';
 
+/** Forwarding implementation asked for; see {@link RelayEngineOptions.forwarder}. */
+export type ForwarderKind = 'auto' | 'native' | 'js';
+
 /** Options of {@link RelayEngine}. */
 export interface RelayEngineOptions {
   /** Local address the media sockets bind to, e.g. `127.0.0.1` or `0.0.0.0`. */
@@ -47,6 +50,14 @@ export interface RelayEngineOptions {
    * @default 262_144
    */
   socketBufferBytes?: number;
+  /**
+   * What forwards packets: `native`, the C++ fast path (native/forwarder.cc; epoll threads with
+   * recvmmsg/sendmmsg, compiled on first use); `js`, worker threads with Node dgram sockets;
+   * `auto`, native when it builds and loads, else js. When native cannot be had the engine logs
+   * one warning and uses js.
+   * @default 'js'
+   */
+  forwarder?: ForwarderKind;
   /** Called on the control thread for rare engine events (latching); never for each packet. */
   onEvent?: (event: RelayEvent) => void;
 }

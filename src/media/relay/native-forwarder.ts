@@ -1,0 +1,255 @@
+/**
+ * The native forwarding fast path (native/forwarder.cc): a small N-API addon whose threads own
+ * the pairs' UDP sockets and relay with epoll + recvmmsg/sendmmsg. Same semantics as the JS
+ * relay worker (relay-worker.ts); the control thread calls it synchronously.
+ *
+ * The addon is compiled on first use with the system C++ compiler against Node's own headers
+ * and cached under node_modules/.cache/tandem-native/ keyed by source hash, Node ABI and
+ * architecture. When it cannot be built or loaded, {@link loadNativeForwarder} returns a failure
+ * and the engine uses the JS workers.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fail, ok, type Result } from '../../util/result.js';
+import type { ChannelStats, Endpoint, LegStats, PairStats, Side, SsrcStats } from './types.js';
+import type { WorkerCounters } from './worker-protocol.js';
+
+/** What native/forwarder.cc exports. */
+interface NativeModule {
+  create(threads: number, bindAddress: string, socketBufferBytes: number): unknown;
+  open(h: unknown, thread: number, id: number, p0: number, p1: number, p2: number, p3: number): string | undefined;
+  peer(
+    h: unknown,
+    id: number,
+    side: number,
+    rtpAddress: string | null,
+    rtpPort: number,
+    rtcpAddress: string | null,
+    rtcpPort: number,
+    latch: boolean,
+    strict: boolean,
+    clockRate: number,
+  ): void;
+  close(h: unknown, id: number): boolean;
+  stats(h: unknown, id: number): [number[], string[]] | undefined;
+  idle(h: unknown, idleMs: number): number[];
+  totals(h: unknown): number[] | undefined;
+  events(h: unknown): (number | string)[];
+  destroy(h: unknown): void;
+}
+
+/** A latching event read from the native threads. */
+export interface NativeLatch {
+  id: number;
+  side: Side;
+  kind: 'rtp' | 'rtcp';
+  endpoint: Endpoint;
+}
+
+const BUILD_TIMEOUT_MS = 120_000;
+const CHANNEL_VALUES = 8;
+const STREAM_VALUES = 10;
+
+let loading: Promise<Result<NativeModule>> | undefined;
+
+/** Compiles (once per process, cached on disk) and loads the addon. Never throws. */
+export function loadNativeForwarder(): Promise<Result<NativeModule>> {
+  loading ??= build().catch((err: unknown) => fail('NATIVE_ERR_BUILD', (err as Error)?.message ?? String(err)));
+  return loading;
+}
+
+/** Node's C headers: the first directory that has node_api.h. */
+function nodeIncludeDir(): string | undefined {
+  const vars = (process.config as { variables?: Record<string, unknown> }).variables ?? {};
+  const candidates: string[] = [];
+  if (typeof vars['nodedir'] === 'string') candidates.push(join(vars['nodedir'], 'include/node'));
+  if (process.env['npm_config_nodedir']) candidates.push(join(process.env['npm_config_nodedir'], 'include/node'));
+  candidates.push(join(dirname(process.execPath), '../include/node'));
+  if (typeof vars['node_prefix'] === 'string') candidates.push(join(vars['node_prefix'], 'include/node'));
+  const home = process.env['HOME'];
+  if (home) {
+    const v = process.versions.node;
+    candidates.push(join(home, '.cache/node-gyp', v, 'include/node'), join(home, '.node-gyp', v, 'include/node'));
+  }
+  candidates.push('/usr/include/node', '/usr/local/include/node');
+  return candidates.find((d) => existsSync(join(d, 'node_api.h')));
+}
+
+function cacheRoot(from: string): string {
+  let dir = from;
+  for (let i = 0; i < 8; i++) {
+    if (existsSync(join(dir, 'node_modules'))) return join(dir, 'node_modules/.cache/tandem-native');
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return join(tmpdir(), 'tandem-native');
+}
+
+async function build(): Promise<Result<NativeModule>> {
+  if (process.platform !== 'linux') return fail('NATIVE_ERR_PLATFORM', `native forwarder needs Linux (epoll, recvmmsg), not ${process.platform}`);
+  const here = dirname(fileURLToPath(import.meta.url));
+  // Running from compiled output, the source may sit in src/ beside it.
+  const source = [join(here, 'native/forwarder.cc'), join(here, '../../../../src/media/relay/native/forwarder.cc')].find((p) => existsSync(p));
+  if (!source) return fail('NATIVE_ERR_SOURCE', 'native/forwarder.cc not found');
+  const include = nodeIncludeDir();
+  if (!include) return fail('NATIVE_ERR_HEADERS', "Node's C headers (node_api.h) not found");
+  const cxx = process.env['CXX'] || 'g++';
+  const flags = ['-O2', '-std=c++17', '-shared', '-fPIC', '-pthread', '-DNODE_GYP_MODULE_NAME=tandem_forwarder', '-DNAPI_VERSION=8', `-I${include}`];
+  const code = readFileSync(source);
+  const key = createHash('sha256')
+    .update(code)
+    .update(JSON.stringify([process.versions.node, process.versions.modules, process.arch, cxx, flags]))
+    .digest('hex')
+    .slice(0, 16);
+  const dir = cacheRoot(here);
+  const out = join(dir, `forwarder-${key}.node`);
+  if (!existsSync(out)) {
+    mkdirSync(dir, { recursive: true });
+    // Parallel processes may build at once: each writes its own file, the rename is atomic.
+    const tmp = `${out}.${process.pid}.tmp`;
+    const res = await new Promise<Result<true>>((resolve) => {
+      execFile(cxx, [...flags, source, '-o', tmp], { timeout: BUILD_TIMEOUT_MS }, (err, _stdout, stderr) => {
+        if (err) resolve(fail('NATIVE_ERR_BUILD', `${cxx} failed: ${String(stderr || err.message).slice(0, 500)}`));
+        else resolve(ok(true));
+      });
+    });
+    if (!res.ok) {
+      rmSync(tmp, { force: true });
+      return res;
+    }
+    renameSync(tmp, out);
+  }
+  try {
+    const mod = createRequire(import.meta.url)(out) as NativeModule;
+    if (typeof mod.create !== 'function' || typeof mod.stats !== 'function') return fail('NATIVE_ERR_LOAD', 'native forwarder exports are missing');
+    return ok(mod);
+  } catch (err) {
+    return fail('NATIVE_ERR_LOAD', (err as Error).message);
+  }
+}
+
+/** One native forwarder: `threads` forwarding threads, sockets bound to `bindAddress`. */
+export class NativeForwarder {
+  readonly #mod: NativeModule;
+  #h: unknown;
+
+  private constructor(mod: NativeModule, h: unknown) {
+    this.#mod = mod;
+    this.#h = h;
+  }
+
+  static create(mod: NativeModule, threads: number, bindAddress: string, socketBufferBytes: number): Result<NativeForwarder> {
+    const h = mod.create(threads, bindAddress, socketBufferBytes);
+    if (typeof h === 'string' || h === undefined) return fail('NATIVE_ERR_CREATE', String(h ?? 'create failed'));
+    return ok(new NativeForwarder(mod, h));
+  }
+
+  /** Binds the four sockets of a pair on `thread`. */
+  open(thread: number, id: number, ports: [number, number, number, number]): { ok: boolean; failedPort?: number; error?: string } {
+    const err = this.#mod.open(this.#h, thread, id, ports[0], ports[1], ports[2], ports[3]);
+    if (err === undefined) return { ok: true };
+    const colon = err.indexOf(':');
+    return { ok: false, failedPort: Number(err.slice(0, colon)) || undefined, error: err.slice(colon + 1) };
+  }
+
+  peer(id: number, side: Side, rtp: Endpoint | undefined, rtcp: Endpoint | undefined, latch: boolean, strict: boolean, clockRate: number): void {
+    this.#mod.peer(this.#h, id, side === 'a' ? 0 : 1, rtp?.address ?? null, rtp?.port ?? 0, rtcp?.address ?? null, rtcp?.port ?? 0, latch, strict, clockRate);
+  }
+
+  close(id: number): void {
+    this.#mod.close(this.#h, id);
+  }
+
+  stats(id: number, callKey: string, createdMs: number): PairStats | undefined {
+    const r = this.#mod.stats(this.#h, id);
+    if (!r) return undefined;
+    const [v, addrs] = r;
+    const channel = (i: number): ChannelStats => {
+      const o = i * CHANNEL_VALUES;
+      const port = v[o + 5]!;
+      return {
+        packets: v[o]!,
+        bytes: v[o + 1]!,
+        errors: v[o + 2]!,
+        forwarded: v[o + 3]!,
+        lastPacketMs: v[o + 4]!,
+        ...(port !== 0 ? { endpoint: { address: addrs[i]!, port } } : {}),
+        latched: v[o + 6] === 1,
+      };
+    };
+    let o = 4 * CHANNEL_VALUES;
+    const leg = (side: 0 | 1): LegStats => {
+      const n = v[o++]!;
+      const ssrcs: SsrcStats[] = [];
+      for (let i = 0; i < n; i++, o += STREAM_VALUES) {
+        const jitter = v[o + 7]!;
+        const clockRate = v[o + 8]!;
+        ssrcs.push({
+          ssrc: v[o]!,
+          packets: v[o + 1]!,
+          bytes: v[o + 2]!,
+          lost: v[o + 3]!,
+          extendedHighestSeq: v[o + 4]!,
+          lastSeq: v[o + 5]!,
+          lastTimestamp: v[o + 6]!,
+          jitter: Math.round(jitter * 100) / 100,
+          jitterMs: Math.round((jitter / clockRate) * 1000 * 100) / 100,
+          clockRate,
+          lastPacketMs: v[o + 9]!,
+        });
+      }
+      const rtp = side * 2;
+      return { ports: { rtpPort: v[rtp * CHANNEL_VALUES + 7]!, rtcpPort: v[(rtp + 1) * CHANNEL_VALUES + 7]! }, rtp: channel(rtp), rtcp: channel(rtp + 1), ssrcs };
+    };
+    const a = leg(0);
+    const b = leg(1);
+    return { id, callKey, createdMs, a, b };
+  }
+
+  idle(idleMs: number): number[] {
+    return this.#mod.idle(this.#h, idleMs) ?? [];
+  }
+
+  totals(): WorkerCounters {
+    const v = this.#mod.totals(this.#h) ?? [];
+    const n = (i: number): number => v[i] ?? 0;
+    return {
+      rtpPackets: n(0),
+      rtpBytes: n(1),
+      rtpErrors: n(2),
+      rtcpPackets: n(3),
+      rtcpBytes: n(4),
+      rtcpErrors: n(5),
+      forwarded: n(6),
+      dropped: [n(7), n(8), n(9), n(10)],
+    };
+  }
+
+  /** Latching since the last call. */
+  events(): NativeLatch[] {
+    const v = this.#mod.events(this.#h) ?? [];
+    const out: NativeLatch[] = [];
+    for (let i = 0; i + 4 < v.length; i += 5) {
+      out.push({
+        id: v[i] as number,
+        side: v[i + 1] === 0 ? 'a' : 'b',
+        kind: v[i + 2] === 0 ? 'rtp' : 'rtcp',
+        endpoint: { address: v[i + 3] as string, port: v[i + 4] as number },
+      });
+    }
+    return out;
+  }
+
+  /** Closes every socket and joins the threads. */
+  destroy(): void {
+    if (this.#h === undefined) return;
+    this.#mod.destroy(this.#h);
+    this.#h = undefined;
+  }
+}
