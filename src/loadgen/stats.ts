@@ -1,4 +1,8 @@
+import { counter } from '../util/metrics.js';
 import { LatencyHistogram, emptyHistogram, mergeHistograms, type HistogramSnapshot } from './histogram.js';
+
+/** SIP messages the generator dropped (garbage, unmatched responses), by role and reason. */
+export const droppedMessages = counter('tandem_load_dropped_messages_total', 'SIP messages dropped by the load generator', ['role', 'reason']);
 
 /** RTP figures summed over streams (both directions of every call seen by one side). */
 export interface RtpTotals {

@@ -23,7 +23,7 @@ import {
   type LeanMessage,
 } from './sip/lean-sip.js';
 import { SipEndpoint, type LoadTransport, type Peer } from './sip/sip-endpoint.js';
-import { StatsCollector, emptyRtp, type LoadSnapshot } from './stats.js';
+import { StatsCollector, droppedMessages, emptyRtp, type LoadSnapshot } from './stats.js';
 import type { LoadUser } from './users.js';
 
 const log = createLogger('loadgen-uac');
@@ -797,6 +797,7 @@ export class UacEngine {
 
   #stray(buf: Buffer, from: Peer, why: string): void {
     this.stats.strayMessages++;
+    droppedMessages.inc({ role: 'uac', reason: why.startsWith('unparseable') ? 'unparseable' : why });
     rateLimitedLog(`uac-stray-${why}`, (n) => log.debug({ from, why, snippet: escapeSnippet(buf), suppressed: n }, 'dropping SIP message'));
   }
 

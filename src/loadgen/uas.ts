@@ -17,7 +17,7 @@ import {
   type LeanMessage,
 } from './sip/lean-sip.js';
 import { SipEndpoint, type LoadTransport, type Peer } from './sip/sip-endpoint.js';
-import { StatsCollector, emptyRtp, type LoadSnapshot } from './stats.js';
+import { StatsCollector, droppedMessages, emptyRtp, type LoadSnapshot } from './stats.js';
 import type { LoadUser } from './users.js';
 
 const log = createLogger('loadgen-uas');
@@ -164,12 +164,14 @@ export class UasServer {
     const parsed = parseSip(buf);
     if (!parsed.ok) {
       this.stats.strayMessages++;
+      droppedMessages.inc({ role: 'uas', reason: 'unparseable' });
       rateLimitedLog('uas-garbage', (n) => log.debug({ from, reason: parsed.reason, snippet: escapeSnippet(buf), suppressed: n }, 'dropping unparseable SIP message'));
       return;
     }
     const msg = parsed.value;
     if (!msg.isRequest) {
       this.stats.strayMessages++;
+      droppedMessages.inc({ role: 'uas', reason: 'response' });
       return;
     }
     this.stats.countRequest(msg.method);
