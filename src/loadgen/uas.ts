@@ -17,6 +17,7 @@ import {
   type LeanMessage,
 } from './sip/lean-sip.js';
 import { SipEndpoint, type LoadTransport, type Peer } from './sip/sip-endpoint.js';
+import { UasRegistration, type UasRegistrationOptions } from './uas-registration.js';
 import { StatsCollector, droppedMessages, emptyRtp, type LoadSnapshot } from './stats.js';
 import type { LoadUser } from './users.js';
 
@@ -53,6 +54,8 @@ export interface UasOptions {
   rtpWorkers?: number;
   /** A confirmed call never hung up is forgotten (and its RTP closed) after this long. @default 3600000 */
   maxCallMs?: number;
+  /** Register the UAS's contact at a registrar (kept refreshed, removed on close). */
+  register?: UasRegistrationOptions;
 }
 
 interface InviteTx {
@@ -80,7 +83,7 @@ interface InviteTx {
 export class UasServer {
   readonly stats = new StatsCollector();
   readonly media: UasMediaBackend | undefined;
-  readonly #o: Required<Omit<UasOptions, 'audio' | 'authUsers' | 'rtpPortMin' | 'rtpPortMax'>> & UasOptions;
+  readonly #o: Required<Omit<UasOptions, 'audio' | 'authUsers' | 'rtpPortMin' | 'rtpPortMax' | 'register'>> & UasOptions;
   #ep!: SipEndpoint;
   #byBranch = new Map<string, InviteTx>();
   #byCallId = new Map<string, InviteTx>();
@@ -89,6 +92,7 @@ export class UasServer {
   #cacheOld = new Map<string, Buffer>();
   #rotator: NodeJS.Timeout | undefined;
   #auth: DigestAuthenticator | undefined;
+  #registration: UasRegistration | undefined;
 
   private constructor(opts: UasOptions) {
     this.#o = {
@@ -133,6 +137,15 @@ export class UasServer {
       uas.#cacheOld = uas.#cache;
       uas.#cache = new Map();
     }, 40 * uas.#o.t1Ms);
+    if (opts.register) {
+      uas.#registration = new UasRegistration(uas.#ep, opts.register, uas.#o.t1Ms, uas.#o.t2Ms);
+      try {
+        await uas.#registration.register();
+      } catch (err) {
+        await uas.close();
+        throw err;
+      }
+    }
     return uas;
   }
 
@@ -151,6 +164,9 @@ export class UasServer {
   }
 
   async close(): Promise<void> {
+    const reg = this.#registration;
+    this.#registration = undefined;
+    await reg?.unregister();
     if (this.#rotator) clearInterval(this.#rotator);
     for (const tx of this.#byBranch.values()) this.#clearTimers(tx);
     for (const tx of this.#byCallId.values()) if (tx.maxTimer) clearTimeout(tx.maxTimer);
@@ -170,6 +186,7 @@ export class UasServer {
     }
     const msg = parsed.value;
     if (!msg.isRequest) {
+      if (this.#registration?.onResponse(msg)) return;
       this.stats.strayMessages++;
       droppedMessages.inc({ role: 'uas', reason: 'response' });
       return;

@@ -157,6 +157,11 @@ interface UasFlags {
   stopAfter?: string;
   workers?: number;
   maxCall: string;
+  register?: string;
+  user: string;
+  password?: string;
+  domain?: string;
+  expires: number;
   progress?: 'tty' | 'lines' | 'none';
   reportInterval: string;
   summary: 'text' | 'json';
@@ -188,9 +193,19 @@ async function runUasCommand(f: UasFlags): Promise<void> {
     opts.rtpPortMax = r.max;
   }
   if (f.authUsers) opts.authUsers = must(readUsersFile(f.authUsers));
-  const uas = await startUas(opts);
+  if (f.register) {
+    const registrar = must(parseHostPort(f.register, 5060));
+    opts.register = { registrar, domain: f.domain ?? f.register, user: f.user, password: f.password ?? '', expiresSec: f.expires };
+  }
+  let uas: Awaited<ReturnType<typeof startUas>>;
+  try {
+    uas = await startUas(opts);
+  } catch (err) {
+    console.error(`tandem load uas: ${(err as Error).message}`);
+    process.exit(1);
+  }
   const a = uas.address;
-  console.log(`tandem load uas listening ${f.transport} ${a.address}:${a.port}`);
+  console.log(`tandem load uas listening ${f.transport} ${a.address}:${a.port}${f.register ? ` registered as sip:${f.user}@${opts.register!.domain}` : ''}`);
   const started = Date.now();
   const progress = f.progress ?? (process.stderr.isTTY ? 'tty' : 'lines');
   const rtp = opts.rtp !== 'off';
@@ -246,6 +261,11 @@ export function registerLoadCommand(program: Command): void {
     .option('--auth-users <file>', 'challenge INVITE and REGISTER with digest against these users (same CSV format as --users)')
     .option('--realm <realm>', 'digest realm', 'tandem')
     .option('--max-call <dur>', 'forget a call (and close its RTP) not hung up after this long', '1h')
+    .option('--register <host:port>', 'register this UAS at a registrar (digest answered with --user/--password; refreshed; removed on exit)')
+    .option('--user <name>', 'user the UAS registers as', 'uas')
+    .option('--password <pw>', 'password for the registration')
+    .option('--domain <domain>', 'domain of the registered AOR (default: the registrar host:port)')
+    .option('--expires <sec>', 'registration expiry asked for', num('expires', 1), 300)
     .option('--stop-after <dur>', 'exit after this long (default: run until SIGINT/SIGTERM)')
     .option('--workers <n>', 'worker threads for RTP streams when --rtp is on (0 = in the SIP thread; default cores)', num('workers', 0))
     .addOption(new Option('--progress <mode>', 'tty, lines or none (default: tty on a terminal)').choices(['tty', 'lines', 'none']))
