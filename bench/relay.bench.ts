@@ -3,7 +3,8 @@
  * driven the same way and measured in the same run.
  *
  *   node --import tsx bench/relay.bench.ts [--budget-sec 150] [--duration-ms 3000] [--only tandem|rtpengine]
- *        [--tandem engine|ng] [--workers N] [--gen native|node] [--gen-threads 2] [--levels 100,200,...] [--cpu-prof]
+ *        [--tandem engine|ng] [--forwarders js,native] [--repeat N] [--workers N] [--gen native|node] [--gen-threads 2]
+ *        [--levels 100,200,...] [--cpu-prof]
  *
  * Each relay runs as its own process so its CPU is attributable (/proc/<pid>/stat: all threads).
  * Tandem is driven either through its RelayEngine in a small child process (`--tandem engine`,
@@ -188,12 +189,19 @@ async function generatorWorker(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 
 async function relayChild(): Promise<void> {
-  const opts = JSON.parse(process.argv[3]!) as { portMin: number; portMax: number; workers?: number };
+  const opts = JSON.parse(process.argv[3]!) as { portMin: number; portMax: number; workers?: number; forwarder: 'js' | 'native' };
   const { RelayEngine } = await import('../src/media/relay/relay-engine.js');
-  const engine = new RelayEngine({ interface: LO, portMin: opts.portMin, portMax: opts.portMax, quarantineMs: 1000, ...(opts.workers ? { workers: opts.workers } : {}) });
+  const engine = new RelayEngine({
+    interface: LO,
+    portMin: opts.portMin,
+    portMax: opts.portMax,
+    quarantineMs: 1000,
+    forwarder: opts.forwarder,
+    ...(opts.workers ? { workers: opts.workers } : {}),
+  });
   await engine.start();
   const out = (o: unknown): boolean => process.stdout.write(JSON.stringify(o) + '\n');
-  out({ t: 'ready', pid: process.pid, workers: engine.workerCount });
+  out({ t: 'ready', pid: process.pid, workers: engine.workerCount, forwarder: engine.forwarder });
   const rl = createInterface({ input: process.stdin });
   for await (const line of rl) {
     const m = JSON.parse(line) as { t: string; req: number; a?: number; b?: number; id?: number };
@@ -274,13 +282,18 @@ function killChild(child: ChildProcess): Promise<void> {
   });
 }
 
-async function startTandemEngine(portMin: number, portMax: number, cpuProf: boolean, workers?: number): Promise<Relay> {
-  const child = spawn(process.execPath, [...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir=/tmp/relay-prof'] : []), '--import', 'tsx', here, '--relay-child', JSON.stringify({ portMin, portMax, ...(workers ? { workers } : {}) })], {
+async function startTandemEngine(portMin: number, portMax: number, cpuProf: boolean, forwarder: 'js' | 'native', workers?: number): Promise<Relay> {
+  const child = spawn(process.execPath, [...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir=/tmp/relay-prof'] : []), '--import', 'tsx', here, '--relay-child', JSON.stringify({ portMin, portMax, forwarder, ...(workers ? { workers } : {}) })], {
     cwd: repo,
     stdio: ['pipe', 'pipe', 'inherit'],
     env: { ...process.env, TANDEM_LOG_LEVEL: 'warn', ...tandemEnv() },
   });
-  const ready = await waitLine(child, (o) => o.t === 'ready', 20_000);
+  // The first native start may compile the addon (a few seconds).
+  const ready = await waitLine(child, (o) => o.t === 'ready', 120_000);
+  if (ready.forwarder !== forwarder) {
+    await killChild(child);
+    throw new Error(`asked for the ${forwarder} forwarder, got ${String(ready.forwarder)}`);
+  }
   const pending = new Map<number, (o: Record<string, unknown>) => void>();
   createInterface({ input: child.stdout! }).on('line', (line) => {
     const o = JSON.parse(line) as Record<string, unknown>;
@@ -299,7 +312,7 @@ async function startTandemEngine(portMin: number, portMax: number, cpuProf: bool
       child.stdin!.write(JSON.stringify({ ...m, req: r }) + '\n');
     });
   return {
-    name: `Tandem (engine, ${String(ready.workers)} workers)`,
+    name: `Tandem ${forwarder} (engine, ${String(ready.workers)} thr)`,
     pid: child.pid!,
     portMin,
     portMax,
@@ -1039,6 +1052,8 @@ async function main(): Promise<void> {
   const durationMs = Number(arg('--duration-ms', '3000'));
   const only = arg('--only', '');
   const tandemMode = arg('--tandem', 'engine');
+  const forwarders = arg('--forwarders', 'js,native').split(',').filter((f): f is 'js' | 'native' => f === 'js' || f === 'native');
+  const rounds = Math.max(1, Number(arg('--repeat', '1')));
   const genThreads = Number(arg('--gen-threads', '2'));
   const cpuProf = process.argv.includes('--cpu-prof');
   const levels = arg('--levels', '100,200,300,400,500,650,800,1000,1200,1400,1700,2000,2400,2800,3300,4000,5000')
@@ -1048,87 +1063,123 @@ async function main(): Promise<void> {
 
   const gen = (arg('--gen', 'native') === 'native' ? await startNativeGenerator(genThreads) : undefined) ?? (await startNodeGenerator(genThreads, 8));
   const relays: Relay[] = [];
-  const base = 20000 + 2 * Math.floor(Math.random() * 1000);
+  // Three ranges of 12000 ports (3000 calls each): Tandem js, Tandem native, rtpengine.
+  const base = 20000 + 2 * Math.floor(Math.random() * 500);
   try {
     if (only !== 'rtpengine') {
-      relays.push(tandemMode === 'ng' ? await startTandemNg(base, base + 17999, cpuProf) : await startTandemEngine(base, base + 17999, cpuProf, Number(arg('--workers', '0')) || undefined));
+      if (tandemMode === 'ng') relays.push(await startTandemNg(base, base + 11999, cpuProf));
+      else {
+        for (const [k, f] of forwarders.entries()) {
+          try {
+            relays.push(await startTandemEngine(base + k * 12000, base + k * 12000 + 11999, cpuProf, f, Number(arg('--workers', '0')) || undefined));
+          } catch (err) {
+            console.log(`Tandem ${f} not run: ${(err as Error).message.slice(0, 300)}`);
+          }
+        }
+      }
     }
     if (only !== 'tandem') {
       try {
-        relays.push(await startRtpengine(40000 + Math.floor(Math.random() * 2000), base + 20000, base + 37999));
+        relays.push(await startRtpengine(40000 + Math.floor(Math.random() * 2000), base + 24000, base + 35999));
       } catch (err) {
         console.log(`rtpengine not run: ${(err as Error).message.slice(0, 300)}`);
       }
     }
     const pools = relays.map((r) => new CallPool(r, gen));
-    const results: StepResult[] = [];
-    const best = new Map<string, StepResult>();
-    const failures = new Map<string, number>();
-    console.log(`relay bench: ${PACKET_BYTES}-octet packets, ${STREAM_PPS} pps per stream, ${CALL_PPS} pps per call, ${durationMs} ms per step, generator: ${gen.name}`);
-    console.log('relay                               calls  offered pps  fwd pps   loss%  relay cores  pps/core  gen cores  machine busy  settle ms  queued relay/gen  drops relay/gen/backlog');
-    outer: for (const calls of levels) {
-      for (const pool of pools) {
-        const name = pool.relay.name;
-        if ((failures.get(name) ?? 0) >= 2) continue;
-        if (Date.now() - started > budgetMs) break outer;
-        let r: StepResult;
-        try {
-          r = await runStep(pool, calls, durationMs);
-        } catch (err) {
-          console.log(`${name}: step ${calls} calls failed: ${(err as Error).message}`);
-          failures.set(name, 2);
+    const isRtpengine = (r: Relay): boolean => r.name.startsWith('rtpengine');
+    const engineRelay = relays.find(isRtpengine);
+    /** Per relay, per round: max pkt/s under the loss limit and pkt/s per relay CPU-second over passing steps. */
+    const maxPps = new Map<string, number[]>();
+    const effPps = new Map<string, number[]>();
+    const push = (m: Map<string, number[]>, k: string, v: number): void => void (m.get(k) ?? m.set(k, []).get(k)!).push(v);
+    console.log(`relay bench: ${PACKET_BYTES}-octet packets, ${STREAM_PPS} pps per stream, ${CALL_PPS} pps per call, ${durationMs} ms per step, generator: ${gen.name}, ${rounds} round(s)`);
+    for (let round = 1; round <= rounds; round++) {
+      if (Date.now() - started > budgetMs) break;
+      const results: StepResult[] = [];
+      const best = new Map<string, StepResult>();
+      const failures = new Map<string, number>();
+      console.log(`\nround ${round}/${rounds}`);
+      console.log('relay                               calls  offered pps  fwd pps   loss%  relay cores  pps/core  gen cores  machine busy  settle ms  queued relay/gen  drops relay/gen/backlog');
+      outer: for (const calls of levels) {
+        for (const pool of pools) {
+          const name = pool.relay.name;
+          if ((failures.get(name) ?? 0) >= 2) continue;
+          if (Date.now() - started > budgetMs) break outer;
+          let r: StepResult;
+          try {
+            r = await runStep(pool, calls, durationMs);
+          } catch (err) {
+            console.log(`${name}: step ${calls} calls failed: ${(err as Error).message}`);
+            failures.set(name, 2);
+            continue;
+          }
+          results.push(r);
+          console.log(
+            `${name.padEnd(35)} ${String(calls).padStart(5)}  ${String(r.offeredPps).padStart(11)}  ${r.forwardedPps.toFixed(0).padStart(7)}  ${(r.loss * 100).toFixed(3).padStart(6)}  ${r.relayCores.toFixed(2).padStart(11)}  ${perCore(r).toFixed(0).padStart(8)}  ${(Number.isNaN(r.genCores) ? '-' : r.genCores.toFixed(2)).padStart(9)}  ${r.machineBusyCores.toFixed(2).padStart(12)}  ${String(r.settleMs).padStart(9)}  ${r.queuedAtEnd.padStart(16)}  ${r.dropsRelay}/${r.dropsOther}/${r.backlogDrops}`,
+          );
+          if (passes(r)) {
+            const prev = best.get(name);
+            if (!prev || r.forwardedPps > prev.forwardedPps) best.set(name, r);
+          } else {
+            // One retry at a failing level: the machine is shared and noisy.
+            failures.set(name, (failures.get(name) ?? 0) + 1);
+          }
+        }
+        if (pools.every((p) => (failures.get(p.relay.name) ?? 0) >= 2)) break;
+      }
+
+      console.log(`\nround ${round} summary (highest rate with < 0.1% loss and last packet within ${SETTLE_LIMIT_MS} ms; machine: 2 cores shared with generator and other work, figures noisy)`);
+      for (const r of relays) {
+        const b = best.get(r.name);
+        const what = r.name.includes('engine,') ? 'engine allocate+setPeer RTT (no ng)' : 'ng offer+answer RTT';
+        const rtt = `${what} p50 ${pct(r.rtts, 50).toFixed(2)} ms, max ${Math.max(...r.rtts).toFixed(2)} ms (${r.rtts.length} calls one at a time)`;
+        // Efficiency over every passing step (more steps, less noise): packets per relay CPU-second.
+        const ok = results.filter((x) => x.relay === r.name && passes(x));
+        const cpu = ok.reduce((sum, x) => sum + x.relayCpuSec, 0);
+        const eff = cpu > 0 ? ok.reduce((sum, x) => sum + x.recv, 0) / cpu : NaN;
+        if (Number.isFinite(eff)) push(effPps, r.name, eff);
+        if (!b) {
+          console.log(`  ${r.name}: no step under the loss limit; ${rtt}`);
           continue;
         }
-        results.push(r);
+        push(maxPps, r.name, b.forwardedPps);
         console.log(
-          `${name.padEnd(35)} ${String(calls).padStart(5)}  ${String(r.offeredPps).padStart(11)}  ${r.forwardedPps.toFixed(0).padStart(7)}  ${(r.loss * 100).toFixed(3).padStart(6)}  ${r.relayCores.toFixed(2).padStart(11)}  ${perCore(r).toFixed(0).padStart(8)}  ${(Number.isNaN(r.genCores) ? '-' : r.genCores.toFixed(2)).padStart(9)}  ${r.machineBusyCores.toFixed(2).padStart(12)}  ${String(r.settleMs).padStart(9)}  ${r.queuedAtEnd.padStart(16)}  ${r.dropsRelay}/${r.dropsOther}/${r.backlogDrops}`,
+          `  ${r.name}: ${b.forwardedPps.toFixed(0)} pkt/s forwarded (${b.calls} concurrent calls at ${CALL_PPS} pkt/s), loss ${(b.loss * 100).toFixed(3)}%, relay CPU ${(b.relayCores * 100).toFixed(0)}% of a core; ${eff.toFixed(0)} pkt per relay CPU-second over passing steps; ${rtt}`,
         );
-        if (passes(r)) {
-          const prev = best.get(name);
-          if (!prev || r.forwardedPps > prev.forwardedPps) best.set(name, r);
-        } else {
-          // One retry at a failing level: the machine is shared and noisy.
-          failures.set(name, (failures.get(name) ?? 0) + 1);
-        }
       }
-      if (pools.every((p) => (failures.get(p.relay.name) ?? 0) >= 2)) break;
+      const e = engineRelay && best.get(engineRelay.name);
+      for (const t of relays) {
+        if (!engineRelay || t === engineRelay) continue;
+        const tb = best.get(t.name);
+        if (tb && e) console.log(`  ratio ${t.name} / rtpengine, max pkt/s under 0.1% loss: ${(tb.forwardedPps / e.forwardedPps).toFixed(2)}`);
+        const te = effPps.get(t.name)?.[round - 1];
+        const ee = effPps.get(engineRelay.name)?.[round - 1];
+        if (te && ee) console.log(`  ratio ${t.name} / rtpengine, pkt per CPU-second: ${(te / ee).toFixed(2)}`);
+      }
+      // CPU at equal load: the highest level every relay passed.
+      const passing = results.filter((r) => passes(r));
+      const levelsAll = [...new Set(passing.map((r) => r.calls))].filter((c) => passing.filter((r) => r.calls === c).length === relays.length);
+      const top = Math.max(...levelsAll);
+      if (relays.length > 1 && Number.isFinite(top)) {
+        const cores = relays.map((r) => `${r.name} ${(passing.find((x) => x.calls === top && x.relay === r.name)!.relayCores * 100).toFixed(0)}%`);
+        console.log(`  CPU at equal load (${top} calls, ${top * CALL_PPS} pkt/s), of a core: ${cores.join(', ')}`);
+      }
     }
 
-    console.log(`\nsummary (highest rate with < 0.1% loss and last packet within ${SETTLE_LIMIT_MS} ms; machine: 2 cores shared with generator and other work, figures noisy)`);
-    for (const r of relays) {
-      const b = best.get(r.name);
-      const what = r.name.includes('engine,') ? 'engine allocate+setPeer RTT (no ng)' : 'ng offer+answer RTT';
-      const rtt = `${what} p50 ${pct(r.rtts, 50).toFixed(2)} ms, max ${Math.max(...r.rtts).toFixed(2)} ms (${r.rtts.length} calls one at a time)`;
-      if (!b) {
-        console.log(`  ${r.name}: no step under the loss limit; ${rtt}`);
-        continue;
-      }
-      console.log(
-        `  ${r.name}: ${b.forwardedPps.toFixed(0)} pkt/s forwarded (${b.calls} concurrent calls at ${CALL_PPS} pkt/s), loss ${(b.loss * 100).toFixed(3)}%, relay CPU ${(b.relayCores * 100).toFixed(0)}% of a core (${perCore(b).toFixed(0)} pkt/s per core); ${rtt}`,
-      );
-    }
-    if (relays.length === 2) {
-      const [t, e] = relays.map((r) => best.get(r.name));
-      if (t && e) {
-        console.log(`  ratio Tandem/rtpengine (max pkt/s under 0.1% loss): ${(t.forwardedPps / e.forwardedPps).toFixed(2)}`);
-      }
-      // Efficiency over every passing step of each relay (more steps, less noise).
-      const eff = relays.map((r) => {
-        const ok = results.filter((x) => x.relay === r.name && passes(x));
-        const recv = ok.reduce((s, x) => s + x.recv, 0);
-        const cpu = ok.reduce((s, x) => s + x.relayCpuSec, 0);
-        return cpu > 0 ? recv / cpu : NaN;
-      });
-      if (Number.isFinite(eff[0]) && Number.isFinite(eff[1])) {
-        console.log(`  pkt/s per relay core over all passing steps: Tandem ${eff[0]!.toFixed(0)}, rtpengine ${eff[1]!.toFixed(0)}; ratio ${(eff[0]! / eff[1]!).toFixed(2)}`);
-      }
-      // CPU at equal load: the highest level both passed.
-      const both = results.filter((r) => passes(r));
-      const levelsBoth = [...new Set(both.map((r) => r.calls))].filter((c) => both.filter((r) => r.calls === c).length === 2);
-      const top = Math.max(...levelsBoth);
-      if (Number.isFinite(top)) {
-        const [tt, ee] = relays.map((r) => both.find((x) => x.calls === top && x.relay === r.name)!);
-        console.log(`  CPU at equal load (${top} calls, ${top * CALL_PPS} pkt/s): Tandem ${(tt!.relayCores * 100).toFixed(0)}%, rtpengine ${(ee!.relayCores * 100).toFixed(0)}% of a core; ratio rtpengine/Tandem ${(ee!.relayCores / Math.max(tt!.relayCores, 0.001)).toFixed(2)}`);
+    if (rounds > 1) {
+      const range = (xs: number[] | undefined): string => (xs && xs.length ? `${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)} (n=${xs.length})` : '-');
+      const ratioRange = (a: number[] | undefined, b: number[] | undefined): string => {
+        if (!a || !b) return '-';
+        const rs = a.slice(0, b.length).map((x, i) => x / b[i]!);
+        return rs.length ? `${Math.min(...rs).toFixed(2)}-${Math.max(...rs).toFixed(2)}` : '-';
+      };
+      console.log(`\nranges over ${rounds} rounds (max pkt/s under 0.1% loss | pkt per relay CPU-second)`);
+      for (const r of relays) console.log(`  ${r.name.padEnd(35)} ${range(maxPps.get(r.name)).padEnd(22)} | ${range(effPps.get(r.name))}`);
+      if (engineRelay) {
+        for (const t of relays) {
+          if (t === engineRelay) continue;
+          console.log(`  ratio ${t.name} / rtpengine: max pkt/s ${ratioRange(maxPps.get(t.name), maxPps.get(engineRelay.name))}, pkt per CPU-second ${ratioRange(effPps.get(t.name), effPps.get(engineRelay.name))}`);
+        }
       }
     }
     console.log(`total time ${((Date.now() - started) / 1000).toFixed(0)} s`);
