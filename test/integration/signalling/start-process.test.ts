@@ -139,3 +139,56 @@ describe('tandem start: route script and failed-auth blocking', () => {
     await expect(u.register(600, { timeoutMs: 1500 })).rejects.toThrow(/timed out/);
   });
 });
+
+describe('tandem start: external media nodes', () => {
+  it('--media-ng twice with one dead node: calls are relayed by the live one', async () => {
+    const { spawn } = await import('node:child_process');
+    const media = spawn(process.execPath, [join(ROOT, 'bin/tandem.mjs'), 'media', '--ng', '127.0.0.1:0', '--rtp-ports', '46000-46999'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, TANDEM_FROM_SOURCE: '1', TANDEM_LOG_LEVEL: 'warn' },
+    });
+    try {
+      const ngPort = await new Promise<number>((res, rej) => {
+        const t = setTimeout(() => rej(new Error('media node not ready')), 20000);
+        let buf = '';
+        media.stdout!.on('data', (d: Buffer) => {
+          buf += d.toString();
+          const m = /"ngPort":(\d+)/.exec(buf);
+          if (m) {
+            clearTimeout(t);
+            res(Number(m[1]));
+          }
+        });
+      });
+      const dgram = await import('node:dgram');
+      const dead = dgram.createSocket('udp4');
+      await new Promise<void>((r) => dead.bind(0, '127.0.0.1', () => r()));
+      const deadPort = dead.address().port;
+      dead.close();
+      const t = await startTandem(['--sip', 'udp:127.0.0.1:0', '--domain', DOMAIN, '--users', users, '--media-ng', `127.0.0.1:${deadPort}`, '--media-ng', `127.0.0.1:${ngPort}`]);
+      procs.push(t);
+      const [alice, bob] = await pair(t);
+      for (let i = 0; i < 2; i++) {
+        const call = new TestCall(alice, 'bob');
+        const calleeP = (async () => {
+          const inv = await bob.waitRequest('INVITE', 8000);
+          bob.send(bob.response(inv, 200, 'OK', { toTag: `m${i}`, body: SAMPLE_SDP(41000) }));
+          return inv;
+        })();
+        let res = await call.invite({ sdp: SAMPLE_SDP(40000) });
+        const inv = await calleeP;
+        const port = Number(/m=audio (\d+)/.exec(inv.body.toString())?.[1]);
+        expect(port).toBeGreaterThanOrEqual(46000);
+        expect(port).toBeLessThanOrEqual(46999);
+        if (res.status < 200) res = await alice.waitResponse(call.callId, 'INVITE', (s) => s === 200, 8000);
+        call.learn(res as SipResponse);
+        call.ack2xx();
+        const byeP = bob.waitRequest('BYE', 5000, call.callId).then((bye) => bob.send(bob.response(bye, 200, 'OK')));
+        expect((await call.bye()).status).toBe(200);
+        await byeP;
+      }
+    } finally {
+      media.kill('SIGKILL');
+    }
+  }, 40000);
+});
