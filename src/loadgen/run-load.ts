@@ -150,8 +150,9 @@ export async function runLoad(opts: RunLoadOptions): Promise<LoadResult> {
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   let stopTimer: NodeJS.Timeout | undefined;
   if (opts.stopAfterMs !== undefined && n > 0) {
-    // workers each have their own stop timer; this one covers slow worker start-up
-    stopTimer = setTimeout(() => runner.stop(), opts.stopAfterMs + 1000);
+    // each worker stops itself stopAfterMs after it started; this is only a safety net (worker
+    // start-up on a busy machine can take seconds, which must not eat into the run)
+    stopTimer = setTimeout(() => runner.stop(), opts.stopAfterMs + 15_000);
   }
   const snaps = await runner.done;
   clearInterval(timer);
