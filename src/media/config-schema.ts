@@ -52,6 +52,12 @@ export const MediaConfigSchema = z
       .default('30000-39999'),
     /** Forwarding worker threads. @default one per core */
     workers: z.number().int().min(1).max(64).optional(),
+    /**
+     * What forwards packets: `native` (C++ fast path, compiled on first use), `js` (worker
+     * threads with Node sockets), or `auto` (native when it builds, else js).
+     * @default the relay engine's default (`RelayEngineOptions.forwarder`)
+     */
+    forwarder: z.enum(['auto', 'native', 'js']).optional(),
     /** Calls beyond this many get `load limit`; 0 = unlimited. @default 0 */
     maxSessions: z.number().int().min(0).default(0),
     /** A call with no media for this long is torn down, seconds. @default 60 */

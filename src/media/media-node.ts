@@ -57,6 +57,7 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
     portMin,
     portMax,
     ...(config.workers ? { workers: config.workers } : {}),
+    ...(config.forwarder ? { forwarder: config.forwarder } : {}),
     quarantineMs: config.portQuarantineMs,
   });
   await relay.start();

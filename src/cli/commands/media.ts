@@ -13,6 +13,7 @@ interface MediaCliOptions {
   rtpPorts: string;
   admin?: string;
   workers?: string;
+  forwarder?: string;
   maxSessions?: string;
   timeout?: string;
   maxDuration?: string;
@@ -38,6 +39,7 @@ export function registerMediaCommand(program: Command): void {
     .option('--rtp-ports <min-max>', 'media port range', '30000-39999')
     .option('--admin <host:port>', 'admin HTTP (health, metrics, sessions)')
     .option('--workers <n>', 'forwarding worker threads (default: one per core)')
+    .option('--forwarder <kind>', 'packet forwarding: auto (native if it builds, else js), native, js')
     .option('--max-sessions <n>', 'calls beyond this many get "load limit" (0 = unlimited)')
     .option('--timeout <sec>', 'tear down calls with no media for this long (default 60)')
     .option('--max-duration <sec>', 'hard limit on a call\'s duration (default 10800)')
@@ -52,6 +54,7 @@ export function registerMediaCommand(program: Command): void {
         ...(o.ngAllow?.length ? { ngAllow: o.ngAllow } : {}),
         ...(o.advertise ? { advertise: o.advertise } : {}),
         ...(o.workers ? { workers: Number(o.workers) } : {}),
+        ...(o.forwarder ? { forwarder: o.forwarder as 'auto' | 'native' | 'js' } : {}),
         ...(o.maxSessions ? { maxSessions: Number(o.maxSessions) } : {}),
         ...(o.timeout ? { noMediaTimeoutSec: Number(o.timeout) } : {}),
         ...(o.maxDuration ? { maxSessionSec: Number(o.maxDuration) } : {}),

@@ -96,7 +96,7 @@ export class RelayEngine {
       workers,
       quarantineMs: opts.quarantineMs ?? DEFAULT_QUARANTINE_MS,
       socketBufferBytes: opts.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES,
-      forwarder: opts.forwarder ?? 'js',
+      forwarder: opts.forwarder ?? 'auto',
     };
     this.#onEvent = opts.onEvent;
     this.#ports = new PortAllocator(opts.portMin, opts.portMax, this.#opts.quarantineMs);
@@ -121,8 +121,12 @@ export class RelayEngine {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    if (this.#opts.forwarder !== 'js' && (await this.#startNative())) return;
+    if (this.#opts.forwarder !== 'js' && (await this.#startNative())) {
+      log.info({ forwarder: 'native', threads: this.#opts.workers }, 'relay started');
+      return;
+    }
     await Promise.all(Array.from({ length: this.#opts.workers }, (_, index) => this.#spawn(index)));
+    log.info({ forwarder: 'js', threads: this.#opts.workers }, 'relay started');
   }
 
   /** Starts the native forwarder; false (after one warning) when it cannot be built or loaded. */

@@ -55,7 +55,7 @@ export interface RelayEngineOptions {
    * recvmmsg/sendmmsg, compiled on first use); `js`, worker threads with Node dgram sockets;
    * `auto`, native when it builds and loads, else js. When native cannot be had the engine logs
    * one warning and uses js.
-   * @default 'js'
+   * @default 'auto'
    */
   forwarder?: ForwarderKind;
   /** Called on the control thread for rare engine events (latching); never for each packet. */

@@ -272,6 +272,32 @@ describe.each(['js', 'native'] as const)('forwarder %s', (forwarder) => {
       }
     });
 
+    it('releases pairs while packets flow to them; the rest keep relaying', async () => {
+      const [A, B] = [await mk(), await mk()];
+      const prs: AllocatedPair[] = [];
+      for (let i = 0; i < 8; i++) {
+        const pr = await pair(`churn-${i}`);
+        engine.setPeer(pr.id, 'a', { rtp: { address: LO, port: A.port } }, { latch: false, strictSource: false });
+        engine.setPeer(pr.id, 'b', { rtp: { address: LO, port: B.port } }, { latch: false, strictSource: false });
+        prs.push(pr);
+      }
+      const keep = prs[7]!;
+      // Bounded burst at every pair; releases land between sends (and so during forwarding).
+      for (let round = 0; round < 60; round++) {
+        for (const pr of prs) A.sock.send(rtp(round, round * 160, 0x100 + pr.id), pr.a.rtpPort, LO);
+        if (round % 8 === 7) engine.release(prs[(round - 7) / 8]!.id);
+        await sleep(1);
+      }
+      for (let i = 0; i < 7; i++) expect(await engine.stats(prs[i]!.id)).toBeUndefined();
+      const before = B.got.length;
+      await send(A, rtp(1000, 0, 0x77), keep.a.rtpPort);
+      await until(() => B.got.length > before && B.got.some((b) => b.readUInt32BE(8) === 0x77));
+      const st = (await engine.stats(keep.id))!;
+      expect(st.a.rtp.packets).toBeGreaterThan(0);
+      expect(st.a.rtp.forwarded).toBe(st.a.rtp.packets);
+      engine.release(keep.id);
+    });
+
     it('reports idle pairs', async () => {
       const pr = await pair('idle');
       await sleep(30);
@@ -355,6 +381,48 @@ describe.each(['js', 'native'] as const)('forwarder %s', (forwarder) => {
         blocker.close();
         await engine.stop();
       }
+    });
+  });
+
+  describe(`RelayEngine stop under traffic (${forwarder} forwarder)`, () => {
+    it('stop() while packets arrive closes every socket and returns', async () => {
+      const engine = new RelayEngine({ interface: LO, ...range(40), workers: 2, quarantineMs: 0, forwarder });
+      await engine.start();
+      const A = await peer();
+      const B = await peer();
+      const prs: AllocatedPair[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await engine.allocatePair(`stop-${i}`);
+        if (!r.ok) throw new Error(r.reason);
+        engine.setPeer(r.value.id, 'a', { rtp: { address: LO, port: A.port } }, { latch: true, strictSource: false });
+        engine.setPeer(r.value.id, 'b', { rtp: { address: LO, port: B.port } }, { latch: true, strictSource: false });
+        prs.push(r.value);
+      }
+      let sending = true;
+      const flow = (async () => {
+        for (let i = 0; sending && i < 5000; i++) {
+          for (const pr of prs) A.sock.send(rtp(i, i * 160, 9), pr.a.rtpPort, LO);
+          if (i % 4 === 0) await sleep(1);
+        }
+      })();
+      await until(() => B.got.length > 20);
+      await engine.stop();
+      sending = false;
+      await flow;
+      const t = await engine.totals();
+      expect(t.pairs).toBe(0);
+      expect(t.rtp.packets).toBeGreaterThan(20);
+      // Every port is free again: a plain socket can bind each one.
+      for (const pr of prs) {
+        const s = createSocket('udp4');
+        await new Promise<void>((res, rej) => {
+          s.once('error', rej);
+          s.bind(pr.a.rtpPort, LO, () => res());
+        });
+        s.close();
+      }
+      A.sock.close();
+      B.sock.close();
     });
   });
 
