@@ -20,7 +20,7 @@ import { counter, gauge } from '../util/metrics.js';
 import { createLogger, rateLimitedLog } from '../util/logger.js';
 import { Registrar } from './registrar/registrar.js';
 import { aorKey } from './location/aor.js';
-import { ProxyCore } from './proxy/proxy-core.js';
+import { methodLabel, ProxyCore } from './proxy/proxy-core.js';
 import type { LocalInterface, ProxyClientTransaction, ProxyStack } from './proxy/proxy-stack.js';
 import type { RouteContext, RouteHook, RouteResult, Target } from './proxy/types.js';
 import { DialogTracker } from './dialogs/dialog-tracker.js';
@@ -160,7 +160,7 @@ export class SignallingNode implements TransactionUser {
   // TransactionUser
 
   onRequest(req: SipRequest, tx: ServerTransaction | undefined, source: Source): void {
-    requestsCounter.inc({ method: req.method });
+    requestsCounter.inc({ method: methodLabel(req.method) });
     this.#onRequest(req, tx, source).catch((err: unknown) => {
       rateLimitedLog('signalling-request-error', (s) => log.error({ err, suppressed: s, method: req.method }, 'request handling failed'));
       if (tx && req.method !== 'ACK') {

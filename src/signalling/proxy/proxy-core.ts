@@ -25,6 +25,25 @@ const finalCounter = counter('tandem_proxy_final_responses_total', 'Final respon
 const failoverCounter = counter('tandem_proxy_failovers_total', 'Serial branches abandoned, by reason', ['reason']);
 const mediaErrors = counter('tandem_proxy_media_errors_total', 'Media node (ng) failures seen by the proxy', ['op']);
 
+/** Methods counted under their own name; anything else (peer-chosen) counts as `other`. */
+export const KNOWN_METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'INFO', 'UPDATE', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'MESSAGE', 'PUBLISH']);
+
+/** Metric label for a method, bounded to KNOWN_METHODS + `other`. */
+export function methodLabel(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'other';
+}
+
+const forwardedChildren = new Map<string, ReturnType<typeof forwardedCounter.labels>>();
+function forwardedChild(method: string): ReturnType<typeof forwardedCounter.labels> {
+  const m = methodLabel(method);
+  let c = forwardedChildren.get(m);
+  if (!c) {
+    c = forwardedCounter.labels(m);
+    forwardedChildren.set(m, c);
+  }
+  return c;
+}
+
 /** Methods whose forwarded requests get a Record-Route (they may create a dialog). */
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
 const BRANCH_MAGIC = 'z9hG4bK';
@@ -341,7 +360,7 @@ export class ProxyCore {
     const branch = `${BRANCH_MAGIC}.${this.#branchPrefix}${(++this.#branchSeq).toString(36)}.${LOOP_TAG}.${loopKey ?? 'x'}.`;
     const hostText = out.host.includes(':') ? `[${out.host}]` : out.host;
     req.prepend('Via', `SIP/2.0/${out.transport.toUpperCase()} ${hostText}:${out.port};branch=${stateful ? branch : ackBranch(orig)};rport`);
-    forwardedCounter.inc({ method: req.method });
+    forwardedChild(req.method).inc();
     return { request: req, nextHop };
   }
 
@@ -397,6 +416,7 @@ class ProxyContext {
   #bestFinal: SipResponse | undefined;
   /** Upstream responses are relayed in order even when media rewriting is async. */
   #chain: Promise<void> = Promise.resolve();
+  #queued = 0;
   #mediaUsed = false;
   #answered = false;
 
@@ -727,7 +747,17 @@ class ProxyContext {
   #relay(res: SipResponse, b: Branch, final = false): void {
     const media = this.#proxy.media;
     const needsMedia = media && this.#mediaUsed && this.#isInvite && isSdp(res) && (res.status === 183 || res.status === 180 || (res.status >= 200 && res.status < 300));
-    this.#chain = this.#chain.then(async () => {
+    const send = (): void => {
+      if (final) this.#finalSent = true;
+      this.#stx.respond(res);
+      if (final) finalClass(res.status).inc();
+    };
+    // Fast path: nothing to rewrite and nothing queued before it, so order is kept.
+    if (!needsMedia && this.#queued === 0) {
+      send();
+      return;
+    }
+    this.#enqueue(async () => {
       if (needsMedia && media) {
         const r = await media.answer({ callId: this.#req.callId, fromTag: this.#req.fromTag ?? '', toTag: res.toTag ?? '', sdp: res.body, sourceAddress: b.target.nextHop?.address ?? '' });
         if (r.ok) res.body = r.value;
@@ -736,10 +766,19 @@ class ProxyContext {
           rateLimitedLog('proxy-media-answer', (s) => log.warn({ reason: r.reason, suppressed: s }, 'media answer failed'));
         }
       }
-      if (final) this.#finalSent = true;
-      this.#stx.respond(res);
-      if (final) finalCounter.inc({ class: `${Math.floor(res.status / 100)}xx` });
+      send();
     });
+  }
+
+  /** Upstream responses are sent in order even when one waits for the media node. */
+  #enqueue(fn: () => void | Promise<void>): void {
+    this.#queued++;
+    this.#chain = this.#chain
+      .then(fn)
+      .catch((err: unknown) => log.error({ err }, 'relaying a response failed'))
+      .finally(() => {
+        this.#queued--;
+      });
   }
 
   #sendFinal(res: SipResponse): void {
@@ -750,11 +789,24 @@ class ProxyContext {
       this.#proxy.dialogs?.end(this.#req.callId, this.#cancelled ? 'cancel' : 'failure');
       if (this.#mediaUsed) void this.#proxy.media?.delete(this.#req.callId);
     }
-    this.#chain = this.#chain.then(() => {
+    const send = (): void => {
       this.#stx.respond(res);
-      finalCounter.inc({ class: `${Math.floor(res.status / 100)}xx` });
-    });
+      finalClass(res.status).inc();
+    };
+    if (this.#queued === 0) send();
+    else this.#enqueue(send);
   }
+}
+
+const finalChildren = new Map<number, ReturnType<typeof finalCounter.labels>>();
+function finalClass(status: number): ReturnType<typeof finalCounter.labels> {
+  const cls = Math.floor(status / 100);
+  let c = finalChildren.get(cls);
+  if (!c) {
+    c = finalCounter.labels(`${cls}xx`);
+    finalChildren.set(cls, c);
+  }
+  return c;
 }
 
 /** §16.7 step 6 preference: 6xx first, then the lowest class; a real response over a synthetic one. */
