@@ -5,8 +5,9 @@
  *
  * The addon is compiled on first use with the system C++ compiler against Node's own headers
  * and cached under node_modules/.cache/tandem-native/ keyed by source hash, Node ABI and
- * architecture. When it cannot be built or loaded, {@link loadNativeForwarder} returns a failure
- * and the engine uses the JS workers.
+ * architecture (TANDEM_NATIVE_CACHE_DIR overrides the place; CXX the compiler, default g++). When
+ * it cannot be built or loaded, {@link loadNativeForwarder} returns a failure and the engine uses
+ * the JS workers.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -80,7 +81,10 @@ function nodeIncludeDir(): string | undefined {
   return candidates.find((d) => existsSync(join(d, 'node_api.h')));
 }
 
+/** Where built addons are kept: TANDEM_NATIVE_CACHE_DIR, else node_modules/.cache/tandem-native of the package. */
 function cacheRoot(from: string): string {
+  const override = process.env['TANDEM_NATIVE_CACHE_DIR'];
+  if (override) return override;
   let dir = from;
   for (let i = 0; i < 8; i++) {
     if (existsSync(join(dir, 'node_modules'))) return join(dir, 'node_modules/.cache/tandem-native');
