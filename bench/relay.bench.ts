@@ -956,7 +956,7 @@ class CallPool {
       }
     });
     await Promise.all(workers);
-    this.count = n;
+    this.count = Math.max(this.count, n);
   }
   async setup(i: number, timed: boolean): Promise<void> {
     const g = i % this.gen.slots.length;
@@ -1063,15 +1063,16 @@ async function main(): Promise<void> {
 
   const gen = (arg('--gen', 'native') === 'native' ? await startNativeGenerator(genThreads) : undefined) ?? (await startNodeGenerator(genThreads, 8));
   const relays: Relay[] = [];
-  // Three ranges of 12000 ports (3000 calls each): Tandem js, Tandem native, rtpengine.
-  const base = 20000 + 2 * Math.floor(Math.random() * 500);
+  // Three ranges of 10000 ports (2500 calls each): Tandem js, Tandem native, rtpengine; below
+  // the kernel's ephemeral ports (32768+), where the generator's and everyone else's sockets go.
+  const base = 2000 + 2 * Math.floor(Math.random() * 300);
   try {
     if (only !== 'rtpengine') {
-      if (tandemMode === 'ng') relays.push(await startTandemNg(base, base + 11999, cpuProf));
+      if (tandemMode === 'ng') relays.push(await startTandemNg(base, base + 9999, cpuProf));
       else {
         for (const [k, f] of forwarders.entries()) {
           try {
-            relays.push(await startTandemEngine(base + k * 12000, base + k * 12000 + 11999, cpuProf, f, Number(arg('--workers', '0')) || undefined));
+            relays.push(await startTandemEngine(base + k * 10000, base + k * 10000 + 9999, cpuProf, f, Number(arg('--workers', '0')) || undefined));
           } catch (err) {
             console.log(`Tandem ${f} not run: ${(err as Error).message.slice(0, 300)}`);
           }
@@ -1080,7 +1081,7 @@ async function main(): Promise<void> {
     }
     if (only !== 'tandem') {
       try {
-        relays.push(await startRtpengine(40000 + Math.floor(Math.random() * 2000), base + 24000, base + 35999));
+        relays.push(await startRtpengine(40000 + Math.floor(Math.random() * 2000), base + 20000, base + 29999));
       } catch (err) {
         console.log(`rtpengine not run: ${(err as Error).message.slice(0, 300)}`);
       }

@@ -57,10 +57,14 @@ interface PairRecord {
 /**
  * The RTP/RTCP forwarding engine of a media node.
  *
- * Calls are sharded over worker threads (one per core by default); each worker owns the UDP
- * sockets of its pairs and forwards packets without involving the control thread. The control
- * thread (the caller, typically the ng server) allocates ports from one range, tells workers
- * where peers are, and asks for statistics; all of that goes over postMessage and is rare.
+ * Calls are sharded over forwarding threads (one per core by default); each owns the UDP
+ * sockets of its pairs and forwards packets without involving the control thread. Two
+ * implementations with the same semantics: the native forwarder (native-forwarder.ts, C++
+ * threads batching with recvmmsg/sendmmsg; used by default when it builds) and JS worker
+ * threads (relay-worker.ts, Node dgram sockets; the fallback). The control thread (the caller,
+ * typically the ng server) allocates ports from one range, tells the threads where peers are,
+ * and asks for statistics; that is rare (postMessage to JS workers, direct calls into the
+ * native forwarder, whose latching events are polled every 20 ms).
  *
  * A pair is two cross-connected legs: packets received on leg a's sockets are sent out of
  * leg b's sockets to b's peer, and vice versa. RTP uses an even port, RTCP the next odd one;

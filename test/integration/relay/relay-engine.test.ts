@@ -108,6 +108,22 @@ describe.each(['js', 'native'] as const)('forwarder %s', (forwarder) => {
       engine.release(pr.id);
     });
 
+    it('counts loss across a sequence number wrap and keeps the extended sequence number', async () => {
+      const [A, B] = [await mk(), await mk()];
+      const pr = await pair('wrap');
+      engine.setPeer(pr.id, 'a', { rtp: { address: LO, port: A.port } }, { latch: true, strictSource: false });
+      engine.setPeer(pr.id, 'b', { rtp: { address: LO, port: B.port } }, { latch: true, strictSource: false });
+      // 65530..65535 then 0..5 without 65534 and 2: two lost, one wrap.
+      const seqs = [65530, 65531, 65532, 65533, 65535, 0, 1, 3, 4, 5];
+      for (const [i, s] of seqs.entries()) await send(A, rtp(s, 0xfffff000 + i * 160, 0xcafe), pr.a.rtpPort);
+      await until(() => B.got.length === seqs.length);
+      const st = (await engine.stats(pr.id))!;
+      expect(st.a.ssrcs[0]).toMatchObject({ ssrc: 0xcafe, packets: 10, lost: 2, extendedHighestSeq: 65536 + 5, lastSeq: 5, clockRate: 8000 });
+      expect(st.a.ssrcs[0]!.lastTimestamp).toBe((0xfffff000 + 9 * 160) >>> 0);
+      expect(Number.isFinite(st.a.ssrcs[0]!.jitter)).toBe(true);
+      engine.release(pr.id);
+    });
+
     it('forwards RTCP on the odd ports', async () => {
       const [A, B] = [await mk(), await mk()];
       const pr = await pair('rtcp');
