@@ -168,8 +168,11 @@ async function startTandemServer(auth: boolean): Promise<Server> {
   return { name: 'tandem', port, pids: () => [child.pid!], stop: () => stopChild(child) };
 }
 
+const stopping = new WeakSet<ChildProcess>();
+
 async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  stopping.add(child);
+  if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
   const t = setTimeout(() => child.kill('SIGKILL'), 6000);
@@ -233,13 +236,16 @@ request_route {
 }
 `,
   );
-  const child = spawn('/usr/sbin/kamailio', ['-f', cfg, '-DD', '-E', '-m', '256', '-M', '32', '-Y', dir, '-n', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('/usr/sbin/kamailio', ['-f', cfg, '-DD', '-E', '-m', '512', '-M', '64', '-Y', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const until = Date.now() + 10000;
   while ((await options(port)) !== 200) {
     if (Date.now() > until || child.exitCode !== null) throw new Error(`kamailio did not start: ${err.slice(-1500)}`);
   }
+  child.once('exit', (code, sig) => {
+    if (!stopping.has(child)) console.log(`  (kamailio exited unexpectedly: ${code ?? sig}; stderr tail: ${err.slice(-400).replace(/\s+/g, ' ')})`);
+  });
   return { name: 'kamailio', port, pids: () => processTree(child.pid!), stop: () => stopChild(child) };
 }
 
