@@ -98,8 +98,8 @@ function cacheRoot(from: string): string {
 async function build(): Promise<Result<NativeModule>> {
   if (process.platform !== 'linux') return fail('NATIVE_ERR_PLATFORM', `native forwarder needs Linux (epoll, recvmmsg), not ${process.platform}`);
   const here = dirname(fileURLToPath(import.meta.url));
-  // Running from compiled output, the source may sit in src/ beside it.
-  const source = [join(here, 'native/forwarder.cc'), join(here, '../../../../src/media/relay/native/forwarder.cc')].find((p) => existsSync(p));
+  // Running from compiled output (dist/media/relay), the source sits in src/.
+  const source = [join(here, 'native/forwarder.cc'), join(here, '../../../src/media/relay/native/forwarder.cc')].find((p) => existsSync(p));
   if (!source) return fail('NATIVE_ERR_SOURCE', 'native/forwarder.cc not found');
   const include = nodeIncludeDir();
   if (!include) return fail('NATIVE_ERR_HEADERS', "Node's C headers (node_api.h) not found");
