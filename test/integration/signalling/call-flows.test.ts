@@ -286,6 +286,25 @@ describe('tandem start: calls through the proxy', () => {
     expect((await bob.waitResponse(c2.callId, 'BYE')).status).toBe(200);
   });
 
+  it('survives malformed requests and keeps serving', async () => {
+    const u = await ua('alice');
+    const port = tandem.ports['udp']!;
+    const h = (callId: string, method = 'INVITE') => [`Via: ${u.via()}`, 'Max-Forwards: 70', `From: <sip:alice@${DOMAIN}>;tag=z`, `To: <sip:bob@${DOMAIN}>`, `Call-ID: ${callId}`, `CSeq: 1 ${method}`];
+    const bad = [
+      ['REGISTER sip:' + DOMAIN + ' SIP/2.0', ...h('bad1', 'REGISTER'), 'Contact: <sip:a@h>;expires=abc;q=9', 'Authorization: Digest username="alice", realm=', 'Content-Length: 0', '', ''],
+      ['REGISTER sip:' + DOMAIN + ' SIP/2.0', ...h('bad2', 'REGISTER'), 'Contact: *', 'Expires: 99999999999999', 'Content-Length: 0', '', ''],
+      [`INVITE sip:bob@${DOMAIN} SIP/2.0`, ...h('bad3'), 'Route: <sip:[::1:5060;lr>', 'Proxy-Authorization: Digest nonce="x"', 'Content-Length: 0', '', ''],
+      [`INVITE sip:bob@${DOMAIN} SIP/2.0`, ...h('bad4'), 'Proxy-Authorization: Digest username="alice", realm="example.test", nonce="AAAA", uri="x", response="y", nc=zz, qop=auth', 'Content-Length: 0', '', ''],
+      [`BYE sip:bob@10.255.255.1;transport=sctp SIP/2.0`, ...h('bad5', 'BYE').map((l) => (l.startsWith('To:') ? l + ';tag=q' : l)), 'Route: <sip:127.0.0.1:' + port + ';lr>', 'Content-Length: 0', '', ''],
+      ['garbage \x00\x01 not sip at all', ''],
+    ];
+    for (const lines of bad) u.send(lines.join('\r\n'));
+    await new Promise((r) => setTimeout(r, 300));
+    u.send(u.request({ method: 'OPTIONS', uri: `sip:127.0.0.1:${port}`, callId: 'alive', cseq: 1, fromTag: 'o2', to: `sip:127.0.0.1:${port}` }));
+    expect((await u.waitResponse('alive', 'OPTIONS')).status).toBe(200);
+    expect(tandem.child.exitCode).toBeNull();
+  });
+
   it('answers OPTIONS to itself and 483 when Max-Forwards is exhausted', async () => {
     const u = await ua('alice');
     u.send(u.request({ method: 'OPTIONS', uri: `sip:127.0.0.1:${tandem.ports['udp']}`, callId: 'opt1', cseq: 1, fromTag: 'o1', to: `sip:127.0.0.1:${tandem.ports['udp']}` }));
