@@ -349,19 +349,20 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
   }
 
   /** Sends already serialized bytes (retransmissions reuse the same buffer). */
-  async sendRaw(data: Buffer, target: Endpoint, local?: LocalAddress): Promise<void> {
-    if (this.#closed) throw new Error('SIP_ERR_TRANSPORT_CLOSED: transport closed');
+  sendRaw(data: Buffer, target: Endpoint, local?: LocalAddress): Promise<void> {
+    // Not `async`: one Promise per send instead of two (stateless relay of ACKs uses this).
+    if (this.#closed) return Promise.reject(new Error('SIP_ERR_TRANSPORT_CLOSED: transport closed'));
     if (target.transport === 'udp') {
       const entry = this.#udpFor(target.address, local);
-      if (!entry) throw new Error('SIP_ERR_NO_TRANSPORT: no UDP listening point');
+      if (!entry) return Promise.reject(new Error('SIP_ERR_NO_TRANSPORT: no UDP listening point'));
       const address = bareHost(target.address);
-      await new Promise<void>((resolve, reject) => {
+      return new Promise<void>((resolve, reject) => {
         entry.socket.send(data, target.port, address, (err) => (err ? reject(err) : resolve()));
       });
-      return;
     }
-    const conn = await this.#connectionFor(target);
-    await this.#write(conn, data);
+    const conn = this.#openConnectionFor(target);
+    if (conn) return this.#write(conn, data);
+    return this.#connectionFor(target).then((c) => this.#write(c, data));
   }
 
   /**
