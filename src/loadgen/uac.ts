@@ -215,7 +215,9 @@ export class UacEngine {
     this.#lastPaceMs = this.#startMs;
     this.#credits = 1; // the first call goes at once
     const done = new Promise<void>((resolve) => (this.#finish = resolve));
-    if (o.calls <= 0) this.#finish?.();
+    // nothing to generate, or no rate and nothing else to end the run: end now rather than hang
+    const noRate = o.rate <= 0 && !((o.rateIncrease ?? 0) > 0 && (o.rateIntervalMs ?? 0) > 0);
+    if (o.calls <= 0 || (noRate && o.stopAfterMs === undefined)) this.#finish?.();
     this.#pacer = setInterval(() => this.#pace(), 5);
     this.#rotator = setInterval(() => {
       this.#doneTxOld = this.#doneTx;

@@ -59,7 +59,7 @@ interface UacFlags {
 function addUacOptions(cmd: Command, scenario: LoadScenario): Command {
   cmd
     .requiredOption('--target <host:port>', 'where requests go (proxy, registrar or UAS)')
-    .option('--rate <n>', 'new calls per rate period', num('rate'), 10)
+    .option('--rate <n>', 'new calls per rate period', num('rate', 0.001), 10)
     .option('--rate-period <dur>', 'period the rate counts over', '1s')
     .option('--rate-increase <n>', 'ramp: add this to the rate every --rate-interval', num('rate-increase'))
     .option('--rate-interval <dur>', 'ramp: how often the rate increases')

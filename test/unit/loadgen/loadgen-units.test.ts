@@ -208,3 +208,12 @@ describe('property: parsers return results, never throw', () => {
     );
   });
 });
+
+import { runLoad } from '../../../src/loadgen/run-load.js';
+
+describe('runLoad never hangs', () => {
+  it('rate 0 without a stop time ends at once with nothing generated', async () => {
+    const r = await runLoad({ scenario: 'options', target: { address: '127.0.0.1', port: 9 }, transport: 'udp', localAddress: '127.0.0.1', rate: 0, calls: 10, workers: 0, progress: 'none' });
+    expect(r.figures.generated).toBe(0);
+  });
+});
