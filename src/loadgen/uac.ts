@@ -217,7 +217,10 @@ export class UacEngine {
     const done = new Promise<void>((resolve) => (this.#finish = resolve));
     // nothing to generate, or no rate and nothing else to end the run: end now rather than hang
     const noRate = o.rate <= 0 && !((o.rateIncrease ?? 0) > 0 && (o.rateIntervalMs ?? 0) > 0);
-    if (o.calls <= 0 || (noRate && o.stopAfterMs === undefined)) this.#finish?.();
+    if (o.calls <= 0 || (noRate && o.stopAfterMs === undefined)) {
+      this.#stopping = true;
+      this.#finish?.();
+    }
     this.#pacer = setInterval(() => this.#pace(), 5);
     this.#rotator = setInterval(() => {
       this.#doneTxOld = this.#doneTx;
