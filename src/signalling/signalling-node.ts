@@ -3,6 +3,7 @@
  * stateful proxy with a routing hook, dialog tracking and media anchoring over ng. `tandem start`
  * builds one of these from its config.
  */
+import { createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { TransportLayer } from '../sip/transport/transport-layer.js';
@@ -94,6 +95,8 @@ export class SignallingNode implements TransactionUser {
       ...(opts.media ? { media: opts.media } : {}),
       ...(opts.proxy?.recordRoute !== undefined ? { recordRoute: opts.proxy.recordRoute } : {}),
       ...(opts.proxy?.timerCMs !== undefined ? { timerCMs: opts.proxy.timerCMs } : {}),
+      // Nodes sharing auth.secret also accept each other's flow tokens.
+      ...(opts.auth.secret ? { flowTokenKey: createHmac('sha256', opts.auth.secret).update('tandem flow token').digest() } : {}),
     });
     if (opts.auth.enabled) {
       this.#auth = new DigestAuthenticator({

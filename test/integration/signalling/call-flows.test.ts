@@ -208,6 +208,25 @@ describe('tandem start: calls through the proxy', () => {
     await byeP;
   });
 
+  it('UDP caller to a TCP callee: INVITE and in-dialog requests go over the callee\'s connection', async () => {
+    const alice = await ua('alice');
+    const bob = await ua('bob', 'tcp');
+    expect((await alice.register()).status).toBe(200);
+    expect((await bob.register()).status).toBe(200);
+    const call = new TestCall(alice, 'bob');
+    const calleeP = answerIncoming(bob, 200, 'OK');
+    let res = await call.invite();
+    const inv = await calleeP;
+    expect(inv.topVia.transport).toBe('TCP');
+    if (res.status < 200) res = await alice.waitResponse(call.callId, 'INVITE', (s) => s === 200);
+    call.learn(res);
+    call.ack2xx();
+    await bob.waitRequest('ACK', 5000, call.callId);
+    const byeP = bob.waitRequest('BYE', 5000, call.callId).then((bye) => bob.send(bob.response(bye, 200, 'OK')));
+    expect((await call.bye()).status).toBe(200);
+    await byeP;
+  });
+
   it('TLS caller to UDP callee: double Record-Route, answer and BYE over TLS', async () => {
     const alice = await ua('alice', 'tls');
     const bob = await ua('bob');

@@ -37,7 +37,10 @@ describe('tandem start as a process', () => {
   });
 
   it('relays media through the in-process media node: both SDPs point at the relay', async () => {
-    const t = await startTandem(['--sip', 'udp:127.0.0.1:0', '--domain', DOMAIN, '--users', users]);
+    // A private media port range: other suites run media nodes at the same time.
+    const base = 47000 + Math.floor(Math.random() * 30) * 100;
+    const cfg = tempFile('media.yaml', `media:\n  rtpPorts: ${base}-${base + 99}\n`);
+    const t = await startTandem(['--config', cfg, '--sip', 'udp:127.0.0.1:0', '--domain', DOMAIN, '--users', users]);
     procs.push(t);
     const [alice, bob] = await pair(t);
     const call = new TestCall(alice, 'bob');
@@ -143,7 +146,7 @@ describe('tandem start: route script and failed-auth blocking', () => {
 describe('tandem start: external media nodes', () => {
   it('--media-ng twice with one dead node: calls are relayed by the live one', async () => {
     const { spawn } = await import('node:child_process');
-    const media = spawn(process.execPath, [join(ROOT, 'bin/tandem.mjs'), 'media', '--ng', '127.0.0.1:0', '--rtp-ports', '46000-46999'], {
+    const media = spawn(process.execPath, [join(ROOT, 'bin/tandem.mjs'), 'media', '--ng', '127.0.0.1:0', '--rtp-ports', '46000-46999', '--workers', '1'], {
       stdio: ['ignore', 'pipe', 'ignore'],
       env: { ...process.env, TANDEM_FROM_SOURCE: '1', TANDEM_LOG_LEVEL: 'warn' },
     });

@@ -40,7 +40,9 @@ describe.skipIf(!HAVE_BARESIP)('interop: baresip <-> tandem start', () => {
   beforeAll(async () => {
     const users = tempFile('users.csv', 'alice,alice-secret\ncarol,carol-secret\n');
     // libre-based baresip 1.0 fails on any SHA-256 challenge: offer MD5 only.
-    const cfg = tempFile('tandem.yaml', 'signalling:\n  auth:\n    algorithms: [MD5]\n');
+    // A private media port range: other suites run media nodes at the same time.
+    const base = 47000 + Math.floor(Math.random() * 30) * 100;
+    const cfg = tempFile('tandem.yaml', `signalling:\n  auth:\n    algorithms: [MD5]\nmedia:\n  rtpPorts: ${base}-${base + 99}\n`);
     tandem = await startTandem(['--config', cfg, '--sip', 'udp:127.0.0.1:0', '--domain', DOMAIN, '--users', users]);
     alice = await TestUa.create({ transport: 'udp', proxy: { host: '127.0.0.1', port: tandem.ports['udp']! }, user: 'alice', password: 'alice-secret', domain: DOMAIN });
     expect((await alice.register()).status).toBe(200);
