@@ -677,6 +677,11 @@ static int mksock(int *port) {
   int sz = 4 << 20;
   setsockopt(s, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
   setsockopt(s, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  /* Two sockets per thread take every returning packet: past rmem_max where allowed (root), so
+     a generator thread descheduled for a while on a busy machine does not drop what a relay
+     forwarded in time. */
+  int big = 64 << 20;
+  setsockopt(s, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) { perror("bind"); exit(1); }
@@ -1063,16 +1068,19 @@ async function main(): Promise<void> {
 
   const gen = (arg('--gen', 'native') === 'native' ? await startNativeGenerator(genThreads) : undefined) ?? (await startNodeGenerator(genThreads, 8));
   const relays: Relay[] = [];
-  // Three ranges of 10000 ports (2500 calls each): Tandem js, Tandem native, rtpengine; below
-  // the kernel's ephemeral ports (32768+), where the generator's and everyone else's sockets go.
-  const base = 2000 + 2 * Math.floor(Math.random() * 300);
+  // One port range per relay (4 ports per call), splitting 2000-32599: below the kernel's
+  // ephemeral ports (32768+), where the generator's and everyone else's sockets go.
+  const nRelays = (only === 'rtpengine' ? 0 : tandemMode === 'ng' ? 1 : forwarders.length) + (only === 'tandem' ? 0 : 1);
+  const span = 2 * Math.floor(30_000 / Math.max(1, nRelays) / 2);
+  const base = 2000 + 2 * Math.floor(Math.random() * 150);
+  const rangeOf = (k: number): [number, number] => [base + k * span, base + k * span + span - 1];
   try {
     if (only !== 'rtpengine') {
-      if (tandemMode === 'ng') relays.push(await startTandemNg(base, base + 9999, cpuProf));
+      if (tandemMode === 'ng') relays.push(await startTandemNg(...rangeOf(0), cpuProf));
       else {
         for (const [k, f] of forwarders.entries()) {
           try {
-            relays.push(await startTandemEngine(base + k * 10000, base + k * 10000 + 9999, cpuProf, f, Number(arg('--workers', '0')) || undefined));
+            relays.push(await startTandemEngine(...rangeOf(k), cpuProf, f, Number(arg('--workers', '0')) || undefined));
           } catch (err) {
             console.log(`Tandem ${f} not run: ${(err as Error).message.slice(0, 300)}`);
           }
@@ -1081,7 +1089,7 @@ async function main(): Promise<void> {
     }
     if (only !== 'tandem') {
       try {
-        relays.push(await startRtpengine(40000 + Math.floor(Math.random() * 2000), base + 20000, base + 29999));
+        relays.push(await startRtpengine(40000 + Math.floor(Math.random() * 2000), ...rangeOf(nRelays - 1)));
       } catch (err) {
         console.log(`rtpengine not run: ${(err as Error).message.slice(0, 300)}`);
       }
