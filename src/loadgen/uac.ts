@@ -3,25 +3,11 @@ import { buildAuthorization } from '../sip/auth/digest.js';
 import { createLogger, escapeSnippet, rateLimitedLog } from '../util/logger.js';
 import { RtpMedia, type RtpStream } from './rtp/rtp-media.js';
 import type { G711Audio } from './rtp/wav.js';
-import {
-  buildMessage,
-  buildResponse,
-  buildSdp,
-  header,
-  headerList,
-  nameAddrParam,
-  nameAddrUri,
-  newBranch,
-  newCallId,
-  newTag,
-  parseCSeq,
-  parseSip,
-  parseVia,
-  sdpAudioTarget,
-  sniffHeader,
-  uriTarget,
-  type LeanMessage,
-} from './sip/lean-sip.js';
+import { newBranch, newCallId, newTag } from '../sip/message/builders.js';
+import { parseMessage } from '../sip/message/parser.js';
+import type { SipRequest, SipResponse } from '../sip/message/sip-message.js';
+import { formatNameAddr, formatUri, type SipUri } from '../sip/uri/sip-uri.js';
+import { garbledReason, sdpAudioTarget, sniffBranch, templateMessage, templateResponse, templateSdp, uriTarget } from './sip/sip-templates.js';
 import { SipEndpoint, type LoadTransport, type Peer } from './sip/sip-endpoint.js';
 import { StatsCollector, droppedMessages, emptyRtp, type LoadSnapshot } from './stats.js';
 import type { LoadUser } from './users.js';
@@ -397,7 +383,7 @@ export class UacEngine {
     const o = this.#o;
     call.state = 'inviting';
     const addr = call.ep.local.address;
-    const sdp = buildSdp(addr, call.rtp?.port ?? 9, this.media?.audio.payloadType ?? 0, Math.floor(Math.random() * 1e9));
+    const sdp = templateSdp(addr, call.rtp?.port ?? 9, this.media?.audio.payloadType ?? 0, Math.floor(Math.random() * 1e9));
     const uri = this.#targetUri;
     const extra: [string, string][] = [
       ['Content-Type', 'application/sdp'],
@@ -471,7 +457,7 @@ export class UacEngine {
     const all: [string, string][] = [['Via', via], ['Max-Forwards', '70']];
     for (const r of routes) all.push(['Route', r]);
     all.push(...headers.slice(0, 3), ['CSeq', `${cseq} ${method}`], ...headers.slice(3), ['User-Agent', 'tandem-load']);
-    const buf = buildMessage(`${method} ${uri} SIP/2.0`, all, body);
+    const buf = templateMessage(`${method} ${uri} SIP/2.0`, all, body);
     const o = this.#o;
     const tx: ClientTx = {
       call,
@@ -559,7 +545,7 @@ export class UacEngine {
       ['Call-ID', c.callId],
       ['CSeq', `${tx.cseq} CANCEL`],
     );
-    this.#send(buildMessage(`CANCEL ${tx.uri} SIP/2.0`, lines), tx.peer, c.ep);
+    this.#send(templateMessage(`CANCEL ${tx.uri} SIP/2.0`, lines), tx.peer, c.ep);
   }
 
   #fromHeaderOf(tx: ClientTx): string {
@@ -571,41 +557,40 @@ export class UacEngine {
   }
 
   /** RFC 3261 §17.1.1.3: the ACK for a non-2xx final reuses the INVITE's branch and Request-URI. */
-  #ackNon2xx(tx: ClientTx, res: LeanMessage): void {
+  #ackNon2xx(tx: ClientTx, res: SipResponse): void {
     const lines: [string, string][] = [['Via', tx.via], ['Max-Forwards', '70']];
     for (const r of tx.routes) lines.push(['Route', r]);
     lines.push(
       ['From', this.#fromHeaderOf(tx)],
-      ['To', header(res, 'to') ?? this.#toHeaderOf(tx)],
+      ['To', res.headers.first('to')?.value ?? this.#toHeaderOf(tx)],
       ['Call-ID', tx.call.callId],
       ['CSeq', `${tx.cseq} ACK`],
     );
-    this.#send(buildMessage(`ACK ${tx.uri} SIP/2.0`, lines), tx.peer, tx.call.ep);
+    this.#send(templateMessage(`ACK ${tx.uri} SIP/2.0`, lines), tx.peer, tx.call.ep);
   }
 
   // ---- responses ----
 
   #onMessage(buf: Buffer, from: Peer, ep: SipEndpoint): void {
-    const parsed = parseSip(buf);
+    const parsed = parseMessage(buf);
     if (!parsed.ok) {
       // garbage: attribute it to a call through its Via branch if one can be read, else count it
-      const via = parseVia(sniffHeader(buf, 'via', 'v'));
-      const tx = via?.branch ? this.#tx.get(via.branch) : undefined;
+      const sniffed = sniffBranch(buf);
+      const tx = sniffed ? this.#tx.get(sniffed) : undefined;
       if (tx && this.#calls.has(tx.call)) {
         this.#endTx(tx);
-        this.#failCall(tx.call, `bad response: garbled (${parsed.reason})`);
+        this.#failCall(tx.call, `bad response: garbled (${garbledReason(parsed.code, parsed.reason)})`);
       } else this.#stray(buf, from, `unparseable: ${parsed.reason}`);
       return;
     }
     const msg = parsed.value;
-    if (msg.isRequest) {
+    if (msg.isRequest()) {
       this.#onRequest(msg, from, ep);
       return;
     }
-    const via = parseVia(header(msg, 'via'));
-    const branch = via?.branch;
+    const branch = msg.topVia.branch;
     const tx = branch ? this.#tx.get(branch) : undefined;
-    const cseq = parseCSeq(header(msg, 'cseq'));
+    const cseq = msg.cseqOrUndefined;
     if (!tx) {
       const known = branch !== undefined && (this.#doneTx.has(branch) || this.#doneTxOld.has(branch));
       const old = branch ? (this.#doneTx.get(branch) ?? this.#doneTxOld.get(branch)) : undefined;
@@ -630,7 +615,7 @@ export class UacEngine {
       this.#failCall(call, 'bad response: wrong CSeq');
       return;
     }
-    if (header(msg, 'call-id') !== call.callId) {
+    if (msg.callId !== call.callId) {
       this.#endTx(tx);
       this.#failCall(call, 'bad response: wrong Call-ID');
       return;
@@ -664,9 +649,9 @@ export class UacEngine {
     }
   }
 
-  #challengeOf(call: Call, msg: LeanMessage): boolean {
+  #challengeOf(call: Call, msg: SipResponse): boolean {
     const isProxy = msg.status === 407;
-    const values = msg.headers.get(isProxy ? 'proxy-authenticate' : 'www-authenticate') ?? [];
+    const values = msg.getAll(isProxy ? 'Proxy-Authenticate' : 'WWW-Authenticate');
     const digest = values.find((v) => /^digest\s/i.test(v) && !/algorithm\s*=\s*"?sha-512/i.test(v) && /algorithm\s*=\s*"?md5"?(?:[,\s]|$)/i.test(v)) ?? values.find((v) => /^digest\s/i.test(v));
     if (!digest || !call.user || call.authTries >= 2) return false;
     call.authTries++;
@@ -675,7 +660,7 @@ export class UacEngine {
     return true;
   }
 
-  #onInviteFinal(call: Call, tx: ClientTx, msg: LeanMessage, now: number): void {
+  #onInviteFinal(call: Call, tx: ClientTx, msg: SipResponse, now: number): void {
     if (msg.status >= 300) {
       this.#ackNon2xx(tx, msg);
       if ((msg.status === 401 || msg.status === 407) && this.#challengeOf(call, msg)) {
@@ -686,24 +671,25 @@ export class UacEngine {
       this.#failCall(call, `status ${msg.status}`);
       return;
     }
-    const toTag = nameAddrParam(header(msg, 'to'), 'tag');
+    const toTag = msg.toTag;
     if (!toTag) {
       this.#failCall(call, 'bad response: 2xx without To tag');
       return;
     }
     this.stats.setupTime.record(now - call.startMs);
     call.toTag = toTag;
-    call.toHeader = header(msg, 'to');
+    call.toHeader = msg.headers.first('to')?.value ?? '';
     // RFC 3261 §12.1.2: route set = Record-Route in reverse order; remote target = Contact
-    call.routeSet = headerList(msg, 'record-route').reverse();
-    const contact = headerList(msg, 'contact')[0];
-    call.remoteTarget = contact ? nameAddrUri(contact) : tx.uri;
-    call.ackPeer = this.#nextHop(call);
+    const recordRoutes = msg.recordRoutes;
+    call.routeSet = recordRoutes.map(formatNameAddr).reverse();
+    const contact = msg.contacts[0];
+    call.remoteTarget = contact && contact !== '*' ? formatUri(contact.uri) : tx.uri;
+    call.ackPeer = this.#nextHop(call, recordRoutes[recordRoutes.length - 1]?.uri);
     // §13.2.2.4: the ACK for a 2xx is its own transaction-less request with a new branch
     const lines: [string, string][] = [['Via', this.#via(newBranch(), call.ep)], ['Max-Forwards', '70']];
     for (const r of call.routeSet) lines.push(['Route', r]);
     lines.push(['From', this.#fromHeaderOf(tx)], ['To', call.toHeader!], ['Call-ID', call.callId], ['CSeq', `${tx.cseq} ACK`]);
-    call.ackFor2xx = buildMessage(`ACK ${call.remoteTarget} SIP/2.0`, lines);
+    call.ackFor2xx = templateMessage(`ACK ${call.remoteTarget} SIP/2.0`, lines);
     this.#send(call.ackFor2xx, call.ackPeer, call.ep, call);
     if (call.rtp) {
       const remote = sdpAudioTarget(msg.body);
@@ -715,9 +701,8 @@ export class UacEngine {
   }
 
   /** Next hop of in-dialog requests: the first route if any (loose routing), else the remote target. */
-  #nextHop(call: Call): Peer {
-    const first = call.routeSet[0];
-    const t = uriTarget(first ? nameAddrUri(first) : (call.remoteTarget ?? ''));
+  #nextHop(call: Call, firstRoute: SipUri | undefined): Peer {
+    const t = firstRoute ? { host: firstRoute.host.replace(/^\[|\]$/g, ''), port: firstRoute.port } : uriTarget(call.remoteTarget ?? '');
     if (!t) return this.#o.target;
     return { address: t.host, port: t.port ?? 5060 };
   }
@@ -736,7 +721,7 @@ export class UacEngine {
     ]);
   }
 
-  #onRegisterFinal(call: Call, _tx: ClientTx, msg: LeanMessage, now: number): void {
+  #onRegisterFinal(call: Call, _tx: ClientTx, msg: SipResponse, now: number): void {
     if ((msg.status === 401 || msg.status === 407) && this.#challengeOf(call, msg)) {
       call.cseq++;
       this.#sendRegister(call);
@@ -769,18 +754,18 @@ export class UacEngine {
    * Requests toward the UAC: a BYE ends its call (answered 200, counted as `remote BYE`),
    * OPTIONS gets 200, an unknown dialog 481, anything else 501; ACK is never answered.
    */
-  #onRequest(msg: LeanMessage, from: Peer, ep: SipEndpoint): void {
+  #onRequest(msg: SipRequest, from: Peer, ep: SipEndpoint): void {
     if (msg.method === 'ACK') return;
-    const call = this.#byCallId.get(header(msg, 'call-id') ?? '');
-    const via = parseVia(header(msg, 'via'));
+    const call = this.#byCallId.get(msg.callId);
+    const via = msg.topVia;
     // RFC 3261 §18.2.2 / RFC 3581: source address; source port when rport was asked
-    const to = this.#o.transport === 'udp' && via && !via.rport ? { address: from.address, port: via.port ?? 5060 } : from;
+    const to = this.#o.transport === 'udp' && via.rport === undefined ? { address: from.address, port: via.port ?? 5060 } : from;
     if (msg.method === 'BYE') {
       if (!call || call.state === 'done') {
-        ep.send(buildResponse(msg, 481, undefined), to);
+        ep.send(templateResponse(msg, 481, undefined), to);
         return;
       }
-      ep.send(buildResponse(msg, 200, undefined), to);
+      ep.send(templateResponse(msg, 200, undefined), to);
       if (call.holdTimer) clearTimeout(call.holdTimer);
       call.holdTimer = undefined;
       call.state = 'done';
@@ -788,10 +773,10 @@ export class UacEngine {
       return;
     }
     if (msg.method === 'OPTIONS') {
-      ep.send(buildResponse(msg, 200, newTag()), to);
+      ep.send(templateResponse(msg, 200, newTag()), to);
       return;
     }
-    ep.send(buildResponse(msg, call ? 501 : 481, newTag()), to);
+    ep.send(templateResponse(msg, call ? 501 : 481, newTag()), to);
     this.#stray(Buffer.from(`${msg.method} ${msg.uri}`), from, 'unexpected request');
   }
 
@@ -822,7 +807,7 @@ export class UacEngine {
       const lines: [string, string][] = [['Via', this.#via(newBranch(), call.ep)], ['Max-Forwards', '70']];
       for (const r of call.routeSet) lines.push(['Route', r]);
       lines.push(['From', this.#fromHeaderOf(inv)], ['To', call.toHeader!], ['Call-ID', call.callId], ['CSeq', `${call.cseq} BYE`]);
-      this.#send(buildMessage(`BYE ${call.remoteTarget} SIP/2.0`, lines), call.ackPeer ?? this.#o.target, call.ep);
+      this.#send(templateMessage(`BYE ${call.remoteTarget} SIP/2.0`, lines), call.ackPeer ?? this.#o.target, call.ep);
     }
     this.#cleanup(call);
   }

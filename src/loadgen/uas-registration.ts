@@ -1,6 +1,8 @@
 import { buildAuthorization } from '../sip/auth/digest.js';
 import { createLogger } from '../util/logger.js';
-import { buildMessage, header, headerList, nameAddrParam, newBranch, newCallId, newTag, parseCSeq, type LeanMessage } from './sip/lean-sip.js';
+import { newBranch, newCallId, newTag } from '../sip/message/builders.js';
+import type { SipResponse } from '../sip/message/sip-message.js';
+import { templateMessage } from './sip/sip-templates.js';
 import type { SipEndpoint, Peer } from './sip/sip-endpoint.js';
 
 const log = createLogger('loadgen-uas-reg');
@@ -59,13 +61,13 @@ export class UasRegistration {
   }
 
   /** Handles a response; returns false if it is not ours. */
-  onResponse(msg: LeanMessage): boolean {
-    const cseq = parseCSeq(header(msg, 'cseq'));
-    if (header(msg, 'call-id') !== this.#callId || cseq?.method !== 'REGISTER') return false;
+  onResponse(msg: SipResponse): boolean {
+    const cseq = msg.cseq;
+    if (msg.callId !== this.#callId || cseq.method !== 'REGISTER') return false;
     if (cseq.seq !== this.#cseq || msg.status < 200) return true;
     this.#clear();
     if ((msg.status === 401 || msg.status === 407) && this.#authTries < 2) {
-      const values = msg.headers.get(msg.status === 407 ? 'proxy-authenticate' : 'www-authenticate') ?? [];
+      const values = msg.getAll(msg.status === 407 ? 'Proxy-Authenticate' : 'WWW-Authenticate');
       const digest = values.find((v) => /algorithm\s*=\s*"?md5"?(?:[,\s]|$)/i.test(v)) ?? values[0];
       if (digest) {
         this.#authTries++;
@@ -80,8 +82,8 @@ export class UasRegistration {
       return true;
     }
     // granted expiry: our contact's expires param, else Expires, else what we asked
-    const mine = headerList(msg, 'contact').map((c) => Number(nameAddrParam(c, 'expires'))).find((n) => Number.isFinite(n) && n > 0);
-    const granted = mine ?? (Number(header(msg, 'expires')) || this.#expires);
+    const mine = msg.contacts.map((c) => (c === '*' ? NaN : Number(c.params.get('expires') ?? NaN))).find((n) => Number.isFinite(n) && n > 0);
+    const granted = mine ?? (msg.expires || this.#expires);
     if (this.#expires > 0) {
       this.#refresh = setTimeout(() => {
         this.register(this.#o.expiresSec).catch((err: Error) => log.warn({ err: err.message }, 'UAS registration refresh failed'));
@@ -138,7 +140,7 @@ export class UasRegistration {
       if (r.ok) headers.push([this.#challenge.header, r.value]);
     }
     headers.push(['User-Agent', 'tandem-load-uas']);
-    const buf = buildMessage(`REGISTER ${uri} SIP/2.0`, headers);
+    const buf = templateMessage(`REGISTER ${uri} SIP/2.0`, headers);
     this.#ep.send(buf, o.registrar);
     if (!tcp) {
       let interval = this.#t1Ms;

@@ -3,19 +3,12 @@ import { DigestAuthenticator } from '../sip/auth/digest-server.js';
 import { createLogger, escapeSnippet, rateLimitedLog } from '../util/logger.js';
 import { LocalUasMedia, WorkerUasMedia, type UasMediaBackend } from './rtp/uas-media.js';
 import type { G711Audio } from './rtp/wav.js';
-import {
-  buildResponse,
-  buildSdp,
-  header,
-  headerList,
-  nameAddrParam,
-  newTag,
-  parseCSeq,
-  parseSip,
-  parseVia,
-  sdpAudioTarget,
-  type LeanMessage,
-} from './sip/lean-sip.js';
+import { newTag } from '../sip/message/builders.js';
+import { sipErrorStatus } from '../sip/message/errors.js';
+import { parseMessage } from '../sip/message/parser.js';
+import type { SipRequest } from '../sip/message/sip-message.js';
+import { formatNameAddr } from '../sip/uri/sip-uri.js';
+import { sdpAudioTarget, templateResponse, templateSdp } from './sip/sip-templates.js';
 import { SipEndpoint, type LoadTransport, type Peer } from './sip/sip-endpoint.js';
 import { UasRegistration, type UasRegistrationOptions } from './uas-registration.js';
 import { StatsCollector, droppedMessages, emptyRtp, type LoadSnapshot } from './stats.js';
@@ -61,7 +54,7 @@ export interface UasOptions {
 interface InviteTx {
   branch: string;
   callId: string;
-  req: LeanMessage;
+  req: SipRequest;
   source: Peer;
   toTag: string;
   /** RFC 3261 §17.2.1 states; `accepted` = 2xx sent, waiting for the ACK (RFC 6026). */
@@ -177,27 +170,25 @@ export class UasServer {
   }
 
   #onMessage(buf: Buffer, from: Peer): void {
-    const parsed = parseSip(buf);
+    const parsed = parseMessage(buf);
     if (!parsed.ok) {
+      // a request with readable Via/Call-ID/CSeq... gets `400 <fault>` (RFC 3261 §8.2), never an ACK
+      if (parsed.partial && parsed.partial.method !== 'ACK') this.#reply(parsed.partial, from, sipErrorStatus(parsed.code), undefined, [], '', parsed.reason);
       this.stats.strayMessages++;
       droppedMessages.inc({ role: 'uas', reason: 'unparseable' });
       rateLimitedLog('uas-garbage', (n) => log.debug({ from, reason: parsed.reason, snippet: escapeSnippet(buf), suppressed: n }, 'dropping unparseable SIP message'));
       return;
     }
     const msg = parsed.value;
-    if (!msg.isRequest) {
+    if (!msg.isRequest()) {
       if (this.#registration?.onResponse(msg)) return;
       this.stats.strayMessages++;
       droppedMessages.inc({ role: 'uas', reason: 'response' });
       return;
     }
     this.stats.countRequest(msg.method);
-    const branch = parseVia(header(msg, 'via'))?.branch ?? '';
-    const cseq = parseCSeq(header(msg, 'cseq'));
-    if (!cseq || (cseq.method !== msg.method && !(msg.method === 'ACK' && cseq.method === 'ACK'))) {
-      if (msg.method !== 'ACK') this.#reply(msg, from, 400, undefined, [], '', 'Bad CSeq');
-      return;
-    }
+    // CSeq (method equal to the request's) was checked by the parser
+    const branch = msg.topVia.branch ?? '';
     switch (msg.method) {
       case 'INVITE':
         return this.#onInvite(msg, from, branch);
@@ -211,40 +202,40 @@ export class UasServer {
   }
 
   /** RFC 3261 §18.2.2 / RFC 3581: back to the source address; the source port when rport was asked. */
-  #responsePeer(msg: LeanMessage, from: Peer): Peer {
+  #responsePeer(msg: SipRequest, from: Peer): Peer {
     if (this.#o.transport === 'tcp') return from;
-    const via = parseVia(header(msg, 'via'));
-    if (!via || via.rport) return from;
+    const via = msg.topVia;
+    if (via.rport !== undefined) return from;
     return { address: from.address, port: via.port ?? 5060 };
   }
 
-  #reply(req: LeanMessage, from: Peer, status: number, toTag: string | undefined, extra: [string, string][] = [], body = '', reason?: string): Buffer {
-    const buf = buildResponse(req, status, toTag, extra, body, reason);
+  #reply(req: SipRequest, from: Peer, status: number, toTag: string | undefined, extra: [string, string][] = [], body = '', reason?: string): Buffer {
+    const buf = templateResponse(req, status, toTag, extra, body, reason);
     this.#ep.send(buf, this.#responsePeer(req, from));
     return buf;
   }
 
-  #needsAuth(msg: LeanMessage): boolean {
+  #needsAuth(msg: SipRequest): boolean {
     if (!this.#auth) return false;
-    const r = this.#auth.verify(msg.headers.get('authorization') ?? [], msg.method);
+    const r = this.#auth.verify(msg.getAll('Authorization'), msg.method);
     return !r.ok;
   }
 
-  #challenge(msg: LeanMessage, from: Peer, toTag: string): Buffer {
+  #challenge(msg: SipRequest, from: Peer, toTag: string): Buffer {
     const ch = this.#auth!.challenges();
     return this.#reply(msg, from, 401, toTag, ch.map((c) => ['WWW-Authenticate', c] as [string, string]));
   }
 
-  #onInvite(msg: LeanMessage, from: Peer, branch: string): void {
+  #onInvite(msg: SipRequest, from: Peer, branch: string): void {
     const existing = this.#byBranch.get(branch);
     if (existing) {
       // retransmission: repeat the last response (RFC 3261 §17.2.1)
       if (existing.last) this.#ep.send(existing.last, this.#responsePeer(msg, from));
       return;
     }
-    const callId = header(msg, 'call-id')!;
+    const callId = msg.callId;
     const toTag = newTag();
-    if (nameAddrParam(header(msg, 'to'), 'tag') !== undefined) {
+    if (msg.toTag !== undefined) {
       // re-INVITE / in-dialog: this UAS holds no media changes; answer without state
       const d = this.#byCallId.get(callId);
       if (!d) this.#reply(msg, from, 481, undefined);
@@ -309,10 +300,10 @@ export class UasServer {
     }
     const extra: [string, string][] = [];
     // RFC 3261 §12.1.1: a 2xx copies the Record-Route values of the request
-    for (const rr of tx.req.headers.get('record-route') ?? []) extra.push(['Record-Route', rr]);
+    for (const rr of tx.req.headers.all('record-route')) extra.push(['Record-Route', rr.value]);
     extra.push(['Contact', this.#contact()], ['Content-Type', 'application/sdp']);
     const pt = this.media?.payloadType ?? 0;
-    const sdp = buildSdp(this.#ep.local.address, tx.rtp?.port ?? 9, pt, Math.floor(Math.random() * 1e9));
+    const sdp = templateSdp(this.#ep.local.address, tx.rtp?.port ?? 9, pt, Math.floor(Math.random() * 1e9));
     tx.last = this.#reply(tx.req, tx.source, 200, tx.toTag, extra, sdp);
     tx.state = 'accepted';
     if (tx.rtp) {
@@ -383,14 +374,14 @@ export class UasServer {
     if (this.#byCallId.get(tx.callId) === tx) this.#byCallId.delete(tx.callId);
   }
 
-  #onAck(msg: LeanMessage, branch: string): void {
+  #onAck(msg: SipRequest, branch: string): void {
     // ACK for a non-2xx shares the INVITE's branch; ACK for a 2xx is matched by dialog
     const tx = this.#byBranch.get(branch);
     if (tx && tx.state === 'completed') {
       this.#terminate(tx);
       return;
     }
-    const d = this.#byCallId.get(header(msg, 'call-id') ?? '');
+    const d = this.#byCallId.get(msg.callId);
     if (d && d.state === 'accepted') {
       d.state = 'confirmed';
       this.#clearTimers(d);
@@ -398,7 +389,7 @@ export class UasServer {
     }
   }
 
-  #onCancel(msg: LeanMessage, from: Peer, branch: string): void {
+  #onCancel(msg: SipRequest, from: Peer, branch: string): void {
     const tx = this.#byBranch.get(branch);
     if (!tx) {
       this.#reply(msg, from, 481, undefined);
@@ -412,14 +403,14 @@ export class UasServer {
     }
   }
 
-  #onNonInvite(msg: LeanMessage, from: Peer, branch: string): void {
+  #onNonInvite(msg: SipRequest, from: Peer, branch: string): void {
     const cached = this.#cache.get(branch) ?? this.#cacheOld.get(branch);
     if (cached) {
       this.#ep.send(cached, this.#responsePeer(msg, from));
       return;
     }
     let res: Buffer;
-    const callId = header(msg, 'call-id') ?? '';
+    const callId = msg.callId;
     switch (msg.method) {
       case 'BYE': {
         const d = this.#byCallId.get(callId);
@@ -448,8 +439,13 @@ export class UasServer {
           res = this.#challenge(msg, from, newTag());
           break;
         }
-        const expires = header(msg, 'expires') ?? '3600';
-        const contacts = headerList(msg, 'contact').map((c) => ['Contact', c.includes('expires=') ? c : `${c};expires=${expires}`] as [string, string]);
+        const expires = msg.get('Expires') ?? '3600';
+        const contacts: [string, string][] = [];
+        for (const c of msg.contacts) {
+          if (c === '*') continue;
+          const value = formatNameAddr(c);
+          contacts.push(['Contact', c.params.has('expires') ? value : `${value};expires=${expires}`]);
+        }
         res = this.#reply(msg, from, 200, newTag(), [...contacts, ['Expires', expires]]);
         break;
       }
