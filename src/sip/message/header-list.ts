@@ -85,6 +85,8 @@ export class HeaderList {
   modified = false;
   /** Incremented on every mutation (typed caches compare it). */
   modifications = 0;
+  /** Mutations per header key (keys never mutated are absent). */
+  #keyMods: Map<string, number> | undefined;
 
   constructor(entries: HeaderEntry[] = []) {
     this.entries = entries;
@@ -92,6 +94,22 @@ export class HeaderList {
 
   get length(): number {
     return this.entries.length;
+  }
+
+  /**
+   * Mutation count of one header (lower-case full name): changes whenever a line with this key
+   * is added, removed or replaced through this list's methods. Typed caches compare it, so a
+   * change to one header leaves the parsed values of the others in place.
+   */
+  keyVersion(key: string): number {
+    return this.#keyMods?.get(key) ?? 0;
+  }
+
+  #touch(key: string): void {
+    this.modified = true;
+    this.modifications++;
+    const m = (this.#keyMods ??= new Map());
+    m.set(key, (m.get(key) ?? 0) + 1);
   }
 
   first(key: string): HeaderEntry | undefined {
@@ -149,15 +167,14 @@ export class HeaderList {
     const i = this.entries.indexOf(old);
     if (i === -1) this.entries.push(entry);
     else this.entries[i] = entry;
-    this.modified = true;
-    this.modifications++;
+    this.#touch(old.key);
+    if (entry.key !== old.key) this.#touch(entry.key);
   }
 
   /** Adds a prepared line at the end. */
   push(entry: HeaderEntry): void {
     this.entries.push(entry);
-    this.modified = true;
-    this.modifications++;
+    this.#touch(entry.key);
   }
 
   get(name: string): string | undefined {
@@ -200,14 +217,13 @@ export class HeaderList {
     }
     if (!placed) out.push(entry);
     this.entries = out;
-    this.modified = true;
-    this.modifications++;
+    this.#touch(key);
   }
 
   append(name: string, value: string): void {
-    this.entries.push(HeaderEntry.create(name, value));
-    this.modified = true;
-    this.modifications++;
+    const entry = HeaderEntry.create(name, value);
+    this.entries.push(entry);
+    this.#touch(entry.key);
   }
 
   /** Adds a line above the first line of the same header (or at the top when there is none). */
@@ -215,16 +231,15 @@ export class HeaderList {
     const key = headerKey(name);
     const idx = this.entries.findIndex((e) => e.key === key);
     this.entries.splice(idx === -1 ? 0 : idx, 0, HeaderEntry.create(name, value));
-    this.modified = true;
-    this.modifications++;
+    this.#touch(key);
   }
 
   remove(name: string): void {
     const key = headerKey(name);
     const before = this.entries.length;
     this.entries = this.entries.filter((e) => e.key !== key);
-    if (this.entries.length !== before) this.modified = true;
-    this.modifications++;
+    if (this.entries.length !== before) this.#touch(key);
+    else this.modifications++;
   }
 
   /** Removes and returns the first value (for list headers the first element of the first line). */
@@ -233,8 +248,7 @@ export class HeaderList {
     const idx = this.entries.findIndex((e) => e.key === key);
     if (idx === -1) return undefined;
     const e = this.entries[idx]!;
-    this.modified = true;
-    this.modifications++;
+    this.#touch(key);
     const v = e.value;
     if (isListHeader(key) && v.indexOf(',') !== -1) {
       const parts = splitList(v);

@@ -5,9 +5,11 @@ import {
   parseFirstVia,
   parseCSeq,
   parseDigits,
+  formatVia,
   parseNameAddrList,
   parseViaList,
   validCallId,
+  validateViaList,
   type Contact,
   type Credentials,
   type CSeq,
@@ -43,16 +45,26 @@ export interface RawSource {
 
 interface TypedCache {
   vias?: Via[] | undefined;
-  topVia?: Via | null;
-  callId?: string;
+  topVia?: Via | null | undefined;
+  callId?: string | undefined;
   viaError?: string | undefined;
-  from?: NameAddr | null;
-  to?: NameAddr | null;
-  cseq?: CSeq | null;
-  contacts?: Contact[] | null;
-  routes?: NameAddr[];
-  recordRoutes?: NameAddr[];
+  from?: NameAddr | null | undefined;
+  to?: NameAddr | null | undefined;
+  cseq?: CSeq | null | undefined;
+  contacts?: Contact[] | null | undefined;
+  routes?: NameAddr[] | undefined;
+  recordRoutes?: NameAddr[] | undefined;
 }
+
+/** Headers with typed cache entries (indexes K_*). */
+const CACHED_KEYS = ['via', 'call-id', 'from', 'to', 'cseq', 'contact', 'route', 'record-route'] as const;
+const K_VIA = 0;
+const K_CALL_ID = 1;
+const K_FROM = 2;
+const K_TO = 3;
+const K_CSEQ = 4;
+const K_CONTACT = 5;
+const K_ROUTE = 6;
 
 export abstract class SipMessage {
   headers: HeaderList;
@@ -61,6 +73,8 @@ export abstract class SipMessage {
   #cache: TypedCache = {};
   #cacheList: HeaderList | undefined;
   #cacheVersion = -1;
+  /** keyVersion of each CACHED_KEYS header when its cache entries were last known valid. */
+  #seen: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
 
   constructor(headers: HeaderList, body: Buffer, raw?: RawSource) {
     this.headers = headers;
@@ -114,13 +128,74 @@ export abstract class SipMessage {
     return this.headers.removeFirst(name);
   }
 
-  /** Typed caches are dropped whenever the header list changes. */
+  /**
+   * Replaces the top Via value by `via`, rendered from its protocol, transport, host, port and
+   * params (e.g. the transport adding `received` / `rport`, RFC 3261 §18.2.1, RFC 3581 §4).
+   * Equivalent to `removeFirst('Via')` + `prepend('Via', formatVia(via))`, but `topVia` then
+   * returns the new value without parsing it again (`branch`, `received`, `rport`, `maddr`,
+   * `ttl` are taken from `params`), and the other headers' typed values stay cached.
+   */
+  replaceTopVia(via: Via): void {
+    const text = formatVia(via);
+    const h = this.headers;
+    h.removeFirst('via');
+    h.prepend('Via', text);
+    const c = this.#c();
+    c.vias = undefined;
+    c.viaError = undefined;
+    // keep it only when the text parses back to the same value; else parse lazily as usual
+    c.topVia = cacheableVia(via, text);
+  }
+
+  /**
+   * Typed cache, valid for the current header list. After a mutation only the entries of the
+   * headers that changed are dropped (compared per key with `HeaderList.keyVersion`); a new
+   * header list (assigned to `headers`) drops them all.
+   */
   #c(): TypedCache {
     const h = this.headers;
-    if (this.#cacheList !== h || this.#cacheVersion !== h.modifications) {
+    if (this.#cacheList !== h) {
       this.#cache = {};
       this.#cacheList = h;
       this.#cacheVersion = h.modifications;
+      const seen = this.#seen;
+      for (let i = 0; i < CACHED_KEYS.length; i++) seen[i] = h.keyVersion(CACHED_KEYS[i]!);
+    } else if (this.#cacheVersion !== h.modifications) {
+      this.#cacheVersion = h.modifications;
+      const seen = this.#seen;
+      const c = this.#cache;
+      for (let i = 0; i < CACHED_KEYS.length; i++) {
+        const v = h.keyVersion(CACHED_KEYS[i]!);
+        if (seen[i] === v) continue;
+        seen[i] = v;
+        switch (i) {
+          case K_VIA:
+            c.vias = undefined;
+            c.topVia = undefined;
+            c.viaError = undefined;
+            break;
+          case K_CALL_ID:
+            c.callId = undefined;
+            break;
+          case K_FROM:
+            c.from = undefined;
+            break;
+          case K_TO:
+            c.to = undefined;
+            break;
+          case K_CSEQ:
+            c.cseq = undefined;
+            break;
+          case K_CONTACT:
+            c.contacts = undefined;
+            break;
+          case K_ROUTE:
+            c.routes = undefined;
+            break;
+          default:
+            c.recordRoutes = undefined;
+        }
+      }
     }
     return this.#cache;
   }
@@ -340,6 +415,35 @@ export abstract class SipMessage {
   primeCSeq(cseq: CSeq): void {
     this.#c().cseq = cseq;
   }
+}
+
+/** The Via as parsing `text` (its rendering) would give it, or undefined when that is not certain. */
+function cacheableVia(via: Via, text: string): Via | undefined {
+  if (validateViaList(text) !== undefined || text.indexOf(',') !== -1 || /\s/.test(via.protocol)) return undefined;
+  const params = new Map<string, string | null>();
+  for (const [k, v] of via.params) {
+    if (k !== k.toLowerCase()) return undefined;
+    params.set(k, v);
+  }
+  const out: Via = {
+    protocol: via.protocol,
+    transport: via.transport.toUpperCase(),
+    host: via.host,
+    port: via.port,
+    params,
+    branch: params.get('branch') || undefined,
+    received: params.get('received') || undefined,
+    rport: undefined,
+    maddr: params.get('maddr') || undefined,
+    ttl: undefined,
+  };
+  if (params.has('rport')) {
+    const rp = params.get('rport');
+    out.rport = rp === null || rp === undefined ? null : parseDigits(rp);
+  }
+  const ttl = params.get('ttl');
+  if (ttl) out.ttl = parseDigits(ttl);
+  return out;
 }
 
 function toLatin1(s: string): string {

@@ -16,7 +16,6 @@ import { logger } from '../../util/logger.js';
 import { sharedTimerWheel, type TimerHandle, type TimerWheel } from '../../util/timer-wheel.js';
 import { createResponse } from '../message/builders.js';
 import { parseMessage } from '../message/parser.js';
-import { formatVia } from '../message/header-values.js';
 import { SipRequest, SipResponse, type SipMessage } from '../message/sip-message.js';
 import { reportBadInput, reportTransportEvent, statusForParseError } from './bad-input.js';
 import { bareHost, hostForHeader, isIPv6Literal, responseDestination, type ViaLike } from './response-routing.js';
@@ -578,9 +577,8 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     const params = new Map<string, string | null>(via.params);
     params.set('received', source.address);
     if (rportAsked) params.set('rport', String(source.port));
-    const text = formatVia({ ...via, params });
-    req.removeFirst('Via');
-    req.prepend('Via', text);
+    // replaces the top Via line and keeps the new value in the typed cache (no re-parse)
+    req.replaceTopVia({ ...via, params });
   }
 
   /**

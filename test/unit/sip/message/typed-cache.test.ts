@@ -1,0 +1,147 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseMessage, serialize, type SipMessage } from '../../../../src/sip/message/index.js';
+
+const invite = readFileSync(new URL('../../../fixtures/sip/invite-typical.sip', import.meta.url));
+const crlf = (s: string) => Buffer.from(s.replace(/\r?\n/g, '\r\n'));
+function parse(buf: Buffer): SipMessage {
+  const r = parseMessage(buf);
+  if (!r.ok) throw new Error(`${r.code}: ${r.reason}`);
+  return r.value;
+}
+/** What a fresh parse of the serialized message gives (the reference for cached values). */
+const reparsed = (m: SipMessage) => parse(Buffer.from(serialize(m)));
+
+describe('typed cache: per-header invalidation', () => {
+  it('changing one header keeps the cached values of the others (same objects) and re-reads the changed one', () => {
+    const m = parse(invite);
+    const vias = m.vias;
+    const via = m.topVia;
+    const from = m.from;
+    const to = m.to;
+    const cseq = m.cseq;
+    const contacts = m.contacts;
+    const rr = m.recordRoutes;
+    const callId = m.callId;
+    m.set('Max-Forwards', '69');
+    expect(m.maxForwards).toBe(69);
+    expect(m.topVia).toBe(via);
+    expect(m.vias).toBe(vias);
+    expect(m.from).toBe(from);
+    expect(m.to).toBe(to);
+    expect(m.cseq).toBe(cseq);
+    expect(m.contacts).toBe(contacts);
+    expect(m.recordRoutes).toBe(rr);
+    expect(m.callId).toBe(callId);
+
+    m.set('To', '<sip:carol@example.org>;tag=xyz');
+    expect(m.toTag).toBe('xyz');
+    expect(m.to.uri.host).toBe('example.org');
+    expect(m.from).toBe(from);
+    expect(m.topVia).toBe(via);
+    expect(m.cseq).toBe(cseq);
+  });
+
+  it('each cached header is re-read after its own change (set, append, prepend, remove, removeFirst)', () => {
+    const m = parse(invite);
+    void [m.topVia, m.vias, m.callId, m.cseq, m.from, m.to, m.contacts, m.routes, m.recordRoutes];
+    m.prepend('Via', 'SIP/2.0/TCP new.example.com;branch=z9hG4bKnew');
+    expect(m.topVia.host).toBe('new.example.com');
+    expect(m.vias.length).toBe(3);
+    m.removeFirst('Via');
+    expect(m.topVia.branch).toBe('z9hG4bK776asdhds');
+    expect(m.vias.length).toBe(2);
+    m.set('Call-ID', 'other@x');
+    expect(m.callId).toBe('other@x');
+    m.set('CSeq', '7 INVITE');
+    expect(m.cseq).toEqual({ seq: 7, method: 'INVITE' });
+    m.set('From', '<sip:a@b.example>;tag=f2');
+    expect(m.fromTag).toBe('f2');
+    m.append('Contact', '<sip:second@example.com>');
+    expect(m.contacts.length).toBe(2);
+    m.append('Route', '<sip:r1.example.com;lr>');
+    expect(m.routes.length).toBe(1);
+    m.remove('Record-Route');
+    expect(m.recordRoutes).toEqual([]);
+    // every value equals what a fresh parse of the serialized message gives
+    const r = reparsed(m);
+    expect(m.vias).toEqual(r.vias);
+    expect(m.topVia).toEqual(r.topVia);
+    expect(m.callId).toBe(r.callId);
+    expect(m.cseq).toEqual(r.cseq);
+    expect(m.from).toEqual(r.from);
+    expect(m.to).toEqual(r.to);
+    expect(m.contacts).toEqual(r.contacts);
+    expect(m.routes).toEqual(r.routes);
+    expect(m.recordRoutes).toEqual(r.recordRoutes);
+  });
+
+  it('a new header list drops every cached value; clones have their own cache', () => {
+    const m = parse(invite);
+    const via = m.topVia;
+    const c = m.clone();
+    c.set('Via', 'SIP/2.0/UDP clone.example.com;branch=z9hG4bKc');
+    expect(c.topVia.host).toBe('clone.example.com');
+    expect(m.topVia).toBe(via);
+    const other = parse(crlf('OPTIONS sip:x@y SIP/2.0\nVia: SIP/2.0/UDP o.example.com;branch=z9hG4bKo\nFrom: <sip:a@b>;tag=1\nTo: <sip:x@y>\nCall-ID: o1\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n'));
+    m.headers = other.headers.clone();
+    expect(m.topVia.host).toBe('o.example.com');
+    expect(m.callId).toBe('o1');
+  });
+});
+
+describe('replaceTopVia', () => {
+  it('reads back the new value (received/rport from params) and serializes it in place of the old top Via', () => {
+    const m = parse(invite);
+    const via = m.topVia;
+    const cseq = m.cseq;
+    const from = m.from;
+    const params = new Map(via.params);
+    params.set('received', '203.0.113.7');
+    params.set('rport', '40000');
+    m.replaceTopVia({ ...via, params });
+    expect(m.topVia.received).toBe('203.0.113.7');
+    expect(m.topVia.rport).toBe(40000);
+    expect(m.topVia.branch).toBe('z9hG4bK776asdhds');
+    expect(m.cseq).toBe(cseq);
+    expect(m.from).toBe(from);
+    const text = serialize(m).toString('latin1');
+    expect(text).toContain(
+      '\r\nVia: SIP/2.0/UDP pc33.atlanta.example.com:5060;branch=z9hG4bK776asdhds;rport=40000;received=203.0.113.7\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;',
+    );
+    expect(text.match(/\r\nVia:/g)?.length).toBe(2);
+    const r = reparsed(m);
+    expect(m.topVia).toEqual(r.topVia);
+    expect(m.vias).toEqual(r.vias);
+    // the rest of the message is unchanged
+    expect(text.slice(text.indexOf('Max-Forwards'))).toBe(invite.toString('latin1').slice(invite.toString('latin1').indexOf('Max-Forwards')));
+  });
+
+  it('splits a comma list: only its first value is replaced', () => {
+    const m = parse(crlf(`OPTIONS sip:x@y SIP/2.0
+v: SIP/2.0/UDP a.example.com;rport;branch=z9hG4bKa, SIP/2.0/TCP b.example.com;branch=z9hG4bKb
+From: <sip:a@b>;tag=1
+To: <sip:x@y>
+Call-ID: o1
+CSeq: 1 OPTIONS
+Content-Length: 0
+
+`));
+    const via = m.topVia;
+    expect(via.rport).toBeNull();
+    m.replaceTopVia({ ...via, params: new Map([...via.params, ['rport', '5999'], ['received', '10.1.2.3']]) });
+    expect(m.topVia).toEqual(reparsed(m).topVia);
+    expect(m.topVia.rport).toBe(5999);
+    expect(m.vias.map((v) => v.host)).toEqual(['a.example.com', 'b.example.com']);
+    expect(reparsed(m).vias).toEqual(m.vias);
+  });
+
+  it('a value that would not parse back the same is not cached but parsed from the rendered text', () => {
+    const m = parse(invite);
+    const via = m.topVia;
+    m.replaceTopVia({ ...via, transport: 'udp', params: new Map([['Branch', 'z9hG4bKX']]) });
+    expect(m.topVia).toEqual(reparsed(m).topVia);
+    expect(m.topVia.branch).toBe('z9hG4bKX');
+    expect(m.topVia.transport).toBe('UDP');
+  });
+});
