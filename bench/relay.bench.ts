@@ -1016,7 +1016,8 @@ async function runStep(pool: CallPool, calls: number, durationMs: number): Promi
     sent,
     recv,
     loss: sent === 0 ? 1 : Math.max(0, 1 - recv / sent),
-    forwardedPps: recv / (durationMs / 1000),
+    // Stragglers of an overloaded previous step can arrive during this one: never count more than was sent.
+    forwardedPps: Math.min(recv, sent) / (durationMs / 1000),
     relayCores: (cpu1 - cpu0) / sendWall,
     relayCpuSec: cpu1 - cpu0,
     queuedAtEnd: `${(atEnd.relayQueued / 1024).toFixed(0)}k/${(atEnd.otherQueued / 1024).toFixed(0)}k`,
