@@ -38,6 +38,16 @@ const HEADER = 12;
  * are due by its own start time, so streams started at different moments spread over the
  * 20 ms period instead of bursting together.
  */
+/** Adds one stream's packet counters, lateness and longest gap into running totals. */
+function addStreamCounters(t: RtpTotals, s: RtpStream): void {
+  t.packetsSent += s.sent;
+  t.packetsReceived += s.stats.received;
+  t.packetsLost += s.stats.lost;
+  t.packetsExpected += s.stats.expected;
+  t.sendLate += s.sendLate;
+  if (s.stats.maxGapMs > t.worstGapMs) t.worstGapMs = s.stats.maxGapMs;
+}
+
 export class RtpMedia {
   readonly #opts: Required<Omit<RtpMediaOptions, 'portMin' | 'portMax' | 'audio'>> & { portMin?: number; portMax?: number };
   readonly #audio: G711Audio;
@@ -110,14 +120,8 @@ export class RtpMedia {
   closed(s: RtpStream): void {
     this.stopSending(s);
     if (!this.#open.delete(s)) return;
-    const c = this.#closed;
-    c.streams++;
-    c.packetsSent += s.sent;
-    c.packetsReceived += s.stats.received;
-    c.packetsLost += s.stats.lost;
-    c.packetsExpected += s.stats.expected;
-    c.sendLate += s.sendLate;
-    if (s.stats.maxGapMs > c.worstGapMs) c.worstGapMs = s.stats.maxGapMs;
+    this.#closed.streams++;
+    addStreamCounters(this.#closed, s);
     if (s.stats.received > 1) {
       this.#jitter.record(s.stats.jitterMs);
       this.#gaps.record(s.stats.maxGapMs);
@@ -139,14 +143,7 @@ export class RtpMedia {
   /** Closed streams' totals plus the open streams' counters so far (jitter from closed streams). */
   snapshot(): RtpTotals {
     const t = { ...this.#closed, jitter: this.#jitter.snapshot(), gaps: this.#gaps.snapshot() };
-    for (const s of this.#open) {
-      t.packetsSent += s.sent;
-      t.packetsReceived += s.stats.received;
-      t.packetsLost += s.stats.lost;
-      t.packetsExpected += s.stats.expected;
-      t.sendLate += s.sendLate;
-      if (s.stats.maxGapMs > t.worstGapMs) t.worstGapMs = s.stats.maxGapMs;
-    }
+    for (const s of this.#open) addStreamCounters(t, s);
     return t;
   }
 

@@ -1,5 +1,6 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, connect, type Server, type Socket as TcpSocket } from 'node:net';
+import { frameStream } from '../../sip/message/parser.js';
 import { createLogger, escapeSnippet, rateLimitedLog } from '../../util/logger.js';
 
 const log = createLogger('loadgen-sip');
@@ -116,32 +117,26 @@ export class SipEndpoint {
     this.#conns.set(k, sock);
     sock.setNoDelay(true);
     let pending: Buffer = Buffer.alloc(0);
+    let searchFrom = 0;
     sock.on('data', (chunk: Buffer) => {
       pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-      for (;;) {
-        // RFC 5626 keep-alive CRLFs between messages
-        let skip = 0;
-        while (skip < pending.length && (pending[skip] === 13 || pending[skip] === 10)) skip++;
-        if (skip) pending = pending.subarray(skip);
-        const headEnd = pending.indexOf('\r\n\r\n');
-        if (headEnd < 0) break;
-        const head = pending.subarray(0, headEnd).toString('latin1');
-        const m = /^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*$/im.exec(head);
-        if (!m) {
-          rateLimitedLog('sip-tcp-nocl', (n) => log.warn({ peer, suppressed: n }, 'closing SIP TCP connection: message without Content-Length'));
+      // framing by the shared message layer (Content-Length required, head and message capped)
+      while (pending.length > 0) {
+        const f = frameStream(pending, this.#max, searchFrom);
+        if (f.type === 'need') {
+          searchFrom = f.searchFrom ?? 0;
+          return;
+        }
+        searchFrom = 0;
+        if (f.type === 'error') {
+          rateLimitedLog(`sip-tcp-${f.code}`, (n) => log.warn({ peer, reason: f.reason, suppressed: n }, 'closing SIP TCP connection: bad framing'));
           sock.destroy();
           return;
         }
-        const total = headEnd + 4 + Number(m[1]);
-        if (total > this.#max) break;
-        if (pending.length < total) break;
-        const msg = pending.subarray(0, total);
-        pending = pending.subarray(total);
-        this.#deliver(msg, peer);
-      }
-      if (pending.length > this.#max) {
-        rateLimitedLog('sip-tcp-overflow', (n) => log.warn({ peer, suppressed: n }, 'closing SIP TCP connection: buffer over limit'));
-        sock.destroy();
+        // RFC 5626 §3.5.1: a CRLFCRLF ping is answered with CRLF; a lone CRLF (pong) is skipped
+        if (f.type === 'ping') sock.write('\r\n');
+        else if (f.type === 'message') this.#deliver(pending.subarray(0, f.length), peer);
+        pending = pending.subarray(f.length);
       }
     });
     sock.on('error', (err) => {
