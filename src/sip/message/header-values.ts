@@ -208,41 +208,117 @@ function sentBy(s: string, pos: number, end: number, protocol: string, transport
     port = p;
   }
   viaSentByCount++;
-  const params = out === undefined ? undefined : new Map<string, string | null>();
-  const pe = parseHeaderParams(s, pos, params, true, true, end);
-  if (out === undefined) return pe === -1 ? 'Bad Via' : pe;
-  const via: Via = {
-    protocol,
-    transport,
-    host: s.slice(hs, hostEnd),
-    port,
-    params: params!,
-    branch: undefined,
-    received: undefined,
-    rport: undefined,
-    maddr: undefined,
-    ttl: undefined,
-  };
+  if (out === undefined) {
+    const pe = parseHeaderParams(s, pos, undefined, true, true, end);
+    return pe === -1 ? 'Bad Via' : pe;
+  }
+  // Only the parameters routing needs are extracted now; the params Map is built on first use.
+  const spans = SPANS;
+  spans.length = 0;
+  const pe = parseHeaderParams(s, pos, undefined, true, true, end, spans);
+  const via = new ParsedVia(protocol, transport, s.slice(hs, hostEnd), port, s, pos, pe);
   out.push(via);
   if (pe === -1) {
     // keep the sent-by so that a response can still be routed
-    params!.clear();
+    via.params = new Map();
     return 'Bad Via';
   }
-  // parseHeaderParams checked branch/received/maddr have values, rport and ttl are numbers
-  const branch = params!.get('branch');
-  if (branch) via.branch = branch;
-  const received = params!.get('received');
-  if (received) via.received = received;
-  if (params!.has('rport')) {
-    const rp = params!.get('rport');
+  // parseHeaderParams checked branch/received/maddr have values, rport and ttl are numbers;
+  // the first occurrence of a name counts (as in the Map)
+  let seen = 0;
+  for (let i = 0; i < spans.length; i += 4) {
+    const ns = spans[i]!;
+    const len = spans[i + 1]! - ns;
+    const vs = spans[i + 2]!;
+    const ve = spans[i + 3]!;
+    let bit: number;
+    if (len === 6 && eqLower(s, ns, 'branch')) bit = 1;
+    else if (len === 8 && eqLower(s, ns, 'received')) bit = 2;
+    else if (len === 5 && eqLower(s, ns, 'rport')) bit = 4;
+    else if (len === 5 && eqLower(s, ns, 'maddr')) bit = 8;
+    else if (len === 3 && eqLower(s, ns, 'ttl')) bit = 16;
+    else continue;
+    if ((seen & bit) !== 0) continue;
+    seen |= bit;
+    const v = vs === -1 || ve === vs ? undefined : s.slice(vs, ve);
+    if (bit === 1) via.branch = v;
+    else if (bit === 2) via.received = v;
+    else if (bit === 4) via.rport = vs === -1 ? null : v === undefined ? undefined : parseDigits(v);
+    else if (bit === 8) via.maddr = v;
+    else if (v !== undefined) via.ttl = parseDigits(v);
+  }
+  return pe;
+}
+
+const SPANS: number[] = [];
+
+/**
+ * A Via of the same shape as parsed ones from its parts (`params` names lower-case); `branch`,
+ * `received`, `rport`, `maddr` and `ttl` are derived from `params` as the parser does.
+ */
+export function viaFromParts(protocol: string, transport: string, host: string, port: number | undefined, params: Map<string, string | null>): Via {
+  const via = new ParsedVia(protocol, transport, host, port, '', 0, 0);
+  via.params = params;
+  via.branch = params.get('branch') || undefined;
+  via.received = params.get('received') || undefined;
+  if (params.has('rport')) {
+    const rp = params.get('rport');
     via.rport = rp === null || rp === undefined ? null : parseDigits(rp);
   }
-  const maddr = params!.get('maddr');
-  if (maddr) via.maddr = maddr;
-  const ttl = params!.get('ttl');
+  via.maddr = params.get('maddr') || undefined;
+  const ttl = params.get('ttl');
   if (ttl) via.ttl = parseDigits(ttl);
-  return pe;
+  return via;
+}
+
+/** text[start, start + lower.length) equals `lower` ignoring ASCII case. */
+function eqLower(text: string, start: number, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) if ((text.charCodeAt(start + i) | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
+}
+
+/**
+ * A parsed Via. `params` (every parameter, names lower-case) is built from the received text on
+ * first access; the routing fields are set while parsing.
+ */
+class ParsedVia implements Via {
+  protocol: string;
+  transport: string;
+  host: string;
+  port: number | undefined;
+  branch: string | undefined = undefined;
+  received: string | undefined = undefined;
+  rport: number | null | undefined = undefined;
+  maddr: string | undefined = undefined;
+  ttl: number | undefined = undefined;
+  #params: Map<string, string | null> | undefined;
+  readonly #src: string;
+  readonly #ps: number;
+  readonly #pe: number;
+
+  constructor(protocol: string, transport: string, host: string, port: number | undefined, src: string, ps: number, pe: number) {
+    this.protocol = protocol;
+    this.transport = transport;
+    this.host = host;
+    this.port = port;
+    this.#src = src;
+    this.#ps = ps;
+    this.#pe = pe;
+  }
+
+  get params(): Map<string, string | null> {
+    let p = this.#params;
+    if (p === undefined) {
+      p = new Map();
+      parseHeaderParams(this.#src, this.#ps, p, true, true, this.#pe);
+      this.#params = p;
+    }
+    return p;
+  }
+
+  set params(p: Map<string, string | null>) {
+    this.#params = p;
+  }
 }
 
 /** Renders a Via value. */

@@ -10,6 +10,7 @@ import {
   parseViaList,
   validCallId,
   validateViaList,
+  viaFromParts,
   type Contact,
   type Credentials,
   type CSeq,
@@ -390,13 +391,62 @@ export abstract class SipMessage {
     if (raw !== undefined && !this.headers.modified && body === raw.body && !this.startLineChanged()) {
       return raw.buf.subarray(0, raw.bodyStart + body.length);
     }
-    let head = raw !== undefined && !this.startLineChanged() ? raw.src.slice(0, raw.startLineEnd) : toLatin1(this.startLine()) + '\r\n';
+    // Two passes: sizes first (rendering only added/replaced lines), then one buffer. Lines
+    // still pointing into the received text are copied from the received bytes, adjacent
+    // ones in one copy; rendered text is written as UTF-8 (what a latin1 view of it would be).
+    const rawBuf = raw?.buf;
+    const rawSrc = raw?.src;
+    const rendered = RENDERED;
+    let startText: string | undefined;
+    let size: number;
+    if (raw !== undefined && !this.startLineChanged()) size = raw.startLineEnd;
+    else {
+      startText = this.startLine() + '\r\n';
+      size = Buffer.byteLength(startText, 'utf8');
+    }
     const entries = this.headers.entries;
-    for (let i = 0; i < entries.length; i++) head += entries[i]!.rawLatin1();
-    head += '\r\n';
-    const out = Buffer.allocUnsafe(head.length + body.length);
-    out.write(head, 0, 'latin1');
-    body.copy(out, head.length);
+    const n = entries.length;
+    for (let i = 0; i < n; i++) {
+      const e = entries[i]!;
+      if (e.src !== undefined) size += e.re - e.rs;
+      else {
+        const line = `${e.name}: ${e.value}\r\n`;
+        rendered.push(line);
+        size += Buffer.byteLength(line, 'utf8');
+      }
+    }
+    size += 2;
+    const out = Buffer.allocUnsafe(size + body.length);
+    let off = 0;
+    // pending run of received bytes [runStart, runEnd) of rawBuf
+    let runStart = 0;
+    let runEnd = 0;
+    if (startText === undefined) runEnd = raw!.startLineEnd;
+    else off = out.write(startText, 0, 'utf8');
+    let r = 0;
+    for (let i = 0; i < n; i++) {
+      const e = entries[i]!;
+      const src = e.src;
+      if (src !== undefined && src === rawSrc) {
+        if (e.rs !== runEnd || runEnd === runStart) {
+          if (runEnd > runStart) off += rawBuf!.copy(out, off, runStart, runEnd);
+          runStart = e.rs;
+        }
+        runEnd = e.re;
+        continue;
+      }
+      if (runEnd > runStart) {
+        off += rawBuf!.copy(out, off, runStart, runEnd);
+        runStart = runEnd = 0;
+      }
+      if (src !== undefined) off += out.write(src.slice(e.rs, e.re), off, 'latin1');
+      else off += out.write(rendered[r++]!, off, 'utf8');
+    }
+    if (runEnd > runStart) off += rawBuf!.copy(out, off, runStart, runEnd);
+    rendered.length = 0;
+    out[off++] = 13;
+    out[off++] = 10;
+    body.copy(out, off);
     return out;
   }
 
@@ -425,30 +475,11 @@ function cacheableVia(via: Via, text: string): Via | undefined {
     if (k !== k.toLowerCase()) return undefined;
     params.set(k, v);
   }
-  const out: Via = {
-    protocol: via.protocol,
-    transport: via.transport.toUpperCase(),
-    host: via.host,
-    port: via.port,
-    params,
-    branch: params.get('branch') || undefined,
-    received: params.get('received') || undefined,
-    rport: undefined,
-    maddr: params.get('maddr') || undefined,
-    ttl: undefined,
-  };
-  if (params.has('rport')) {
-    const rp = params.get('rport');
-    out.rport = rp === null || rp === undefined ? null : parseDigits(rp);
-  }
-  const ttl = params.get('ttl');
-  if (ttl) out.ttl = parseDigits(ttl);
-  return out;
+  return viaFromParts(via.protocol, via.transport.toUpperCase(), via.host, via.port, params);
 }
 
-function toLatin1(s: string): string {
-  return /[^\x00-\x7f]/.test(s) ? Buffer.from(s, 'utf8').toString('latin1') : s;
-}
+/** Lines rendered by the first pass of toBuffer, written by its second (synchronous, not re-entered). */
+const RENDERED: string[] = [];
 
 export class SipRequest extends SipMessage {
   method: string;

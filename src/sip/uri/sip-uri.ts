@@ -504,7 +504,8 @@ export function isToken(s: string): boolean {
 /**
  * Parses header parameters `*( SEMI generic-param )` starting at `pos` (which must point at ';'
  * or the end, after optional whitespace). gen-value = token / host / quoted-string.
- * Returns the end position, or -1 when malformed.
+ * Returns the end position, or -1 when malformed. `spans`, when given, receives four numbers
+ * per parameter: name start, name end, value start (-1 when there is no value), value end.
  */
 export function parseHeaderParams(
   text: string,
@@ -513,6 +514,7 @@ export function parseHeaderParams(
   stopAtComma = false,
   viaRules = false,
   end = text.length,
+  spans?: number[],
 ): number {
   const n = end;
   for (;;) {
@@ -555,6 +557,7 @@ export function parseHeaderParams(
       pos = p2;
     }
     if (viaRules && !viaParamOk(text, ns, nameEnd, vs, pos)) return -1;
+    if (spans !== undefined) spans.push(ns, nameEnd, vs, pos);
     if (params !== undefined) {
       const name = upper ? text.slice(ns, nameEnd).toLowerCase() : text.slice(ns, nameEnd);
       if (!params.has(name)) params.set(name, vs === -1 ? null : text.slice(vs, pos));

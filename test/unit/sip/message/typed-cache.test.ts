@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseMessage, serialize, type SipMessage } from '../../../../src/sip/message/index.js';
+import { parseMessage, serialize, type SipMessage, type SipResponse } from '../../../../src/sip/message/index.js';
 
 const invite = readFileSync(new URL('../../../fixtures/sip/invite-typical.sip', import.meta.url));
 const crlf = (s: string) => Buffer.from(s.replace(/\r?\n/g, '\r\n'));
@@ -143,5 +143,82 @@ Content-Length: 0
     expect(m.topVia).toEqual(reparsed(m).topVia);
     expect(m.topVia.branch).toBe('z9hG4bKX');
     expect(m.topVia.transport).toBe('UDP');
+  });
+});
+
+describe('Via parameters built on first use', () => {
+  it('routing fields are set at once; params holds every parameter (names lower-case, first one wins)', () => {
+    const m = parse(crlf(`OPTIONS sip:x@y SIP/2.0
+Via: SIP/2.0/UDP a.example.com:5070;X-Note="a;branch=fake";BRANCH=z9hG4bKreal;rport;branch=z9hG4bKsecond;TTL=5;maddr=224.0.0.9;received=192.0.2.1;flag
+From: <sip:a@b>;tag=1
+To: <sip:x@y>
+Call-ID: o1
+CSeq: 1 OPTIONS
+Content-Length: 0
+
+`));
+    const v = m.topVia;
+    expect(v).toMatchObject({ protocol: 'SIP/2.0', transport: 'UDP', host: 'a.example.com', port: 5070, branch: 'z9hG4bKreal', rport: null, ttl: 5, maddr: '224.0.0.9', received: '192.0.2.1' });
+    expect([...v.params]).toEqual([
+      ['x-note', '"a;branch=fake"'],
+      ['branch', 'z9hG4bKreal'],
+      ['rport', null],
+      ['ttl', '5'],
+      ['maddr', '224.0.0.9'],
+      ['received', '192.0.2.1'],
+      ['flag', null],
+    ]);
+    expect(v.params).toBe(v.params);
+    const params = new Map(v.params);
+    params.set('rport', '1234');
+    m.replaceTopVia({ ...v, params });
+    expect(m.topVia.rport).toBe(1234);
+    expect(m.topVia).toEqual(reparsed(m).topVia);
+    expect([...m.topVia.params]).toEqual([...reparsed(m).topVia.params]);
+  });
+});
+
+describe('serialize of modified messages', () => {
+  /** The plain rendering: start line + every line's bytes + CRLF + body. */
+  function reference(m: SipMessage): Buffer {
+    const raw = m.rawSource;
+    const start = m.isRequest() ? `${m.method} ${m.uri} SIP/2.0` : `SIP/2.0 ${(m as SipResponse).status} ${(m as SipResponse).reason}`;
+    const parts: Buffer[] = [
+      raw !== undefined && Buffer.from(start, 'utf8').equals(raw.buf.subarray(0, raw.startLineEnd).subarray(0, -2)) ? raw.buf.subarray(0, raw.startLineEnd) : Buffer.from(start + '\r\n', 'utf8'),
+    ];
+    for (const e of m.headers.entries) parts.push(Buffer.from(e.rawLatin1(), 'latin1'));
+    parts.push(Buffer.from('\r\n'), m.body);
+    return Buffer.concat(parts);
+  }
+  const cases: [string, (m: SipMessage) => void][] = [
+    ['prepend Via + set Max-Forwards', (m) => { m.prepend('Via', 'SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKx'); m.set('Max-Forwards', '69'); }],
+    ['pop top Via', (m) => void m.removeFirst('Via')],
+    ['replace top Via', (m) => m.replaceTopVia({ ...m.topVia, params: new Map([...m.topVia.params, ['received', '192.0.2.99']]) })],
+    ['non-ASCII values', (m) => { m.set('Subject', 'Grüße ☎'); m.append('X-Unicode', 'ü'); }],
+    ['remove first and last lines', (m) => { m.remove('Via'); m.remove('Content-Length'); m.prepend('Via', 'SIP/2.0/TCP a.example;branch=z9hG4bKq'); }],
+    ['new body', (m) => { m.body = Buffer.from('v=0\r\nhi\r\n'); }],
+    ['request line changed (non-ASCII)', (m) => { if (m.isRequest()) m.uri = 'sip:ü@example.com'; }],
+    ['line moved from another message', (m) => {
+      const other = parse(crlf('OPTIONS sip:x@y SIP/2.0\nVia: SIP/2.0/UDP o;branch=z9hG4bKo\nFrom: <sip:a@b>;tag=1\nTo: <sip:x@y>\nCall-ID: o1\nCSeq: 1 OPTIONS\nX-Other: caf\xe9\nContent-Length: 0\n\n'));
+      m.headers.push(other.headers.first('x-other')!);
+    }],
+  ];
+  for (const [name, change] of cases) {
+    it(`${name}: the bytes of the plain rendering, and they parse back`, () => {
+      const m = parse(Buffer.concat([Buffer.from('\r\n'), invite]));
+      change(m);
+      const out = serialize(m);
+      // Content-Length is fixed by serialize before the reference is built
+      expect(out.toString('latin1')).toBe(reference(m).toString('latin1'));
+      const back = parseMessage(out);
+      // (a non-ASCII Request-URI is not valid SIP: it is only sent as given)
+      expect(back.ok).toBe(!name.startsWith('request line'));
+    });
+  }
+  it('a folded line and a non-ASCII received line are copied byte for byte next to changed ones', () => {
+    const text = 'MESSAGE sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nSubject: one\r\n  two\r\nX-Name: Jos\xc3\xa9\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 MESSAGE\r\nContent-Length: 2\r\n\r\nhi';
+    const m = parse(Buffer.from(text, 'latin1'));
+    m.set('To', '<sip:x@y>;tag=t');
+    expect(serialize(m).toString('latin1')).toBe(text.replace('To: <sip:x@y>', 'To: <sip:x@y>;tag=t'));
   });
 });
