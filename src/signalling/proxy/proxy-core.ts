@@ -592,14 +592,21 @@ class ProxyContext {
       if (res.status > 100) this.#sendCancel(b);
       return;
     }
-    if (res.status === 100) return; // §16.7 step 3: 100 is not forwarded
-    this.#serial()?.onBranchResponded?.(b.target, res);
+    const s = this.#serial();
+    s?.onBranchResponded?.(b.target, res);
+    // Serial failover follows tm's semantics: any provisional, 100 Trying included, switches the
+    // branch from fr_timer to fr_inv_timer, and each later one restarts it (a PBX that said
+    // "Trying" and then died is abandoned after fr_inv_timer, as in the published Situation 2).
+    if (s && this.#isInvite) {
+      b.provisional = true;
+      this.#clearTimer(b);
+      b.timer = setTimeout(() => this.#onFrTimer(b), s.frInvTimerMs ?? 60_000);
+    }
+    if (res.status === 100) return; // §16.7 step 3: 100 is not forwarded, and does not start Timer C
     if (!b.provisional) {
       b.provisional = true;
       this.#clearTimer(b);
-      const s = this.#serial();
-      if (s && this.#isInvite) b.timer = setTimeout(() => this.#onFrTimer(b), s.frInvTimerMs ?? 60_000);
-      else if (this.#isInvite) b.timer = setTimeout(() => this.#onTimerC(b), this.#proxy.timerCMs);
+      if (this.#isInvite) b.timer = setTimeout(() => this.#onTimerC(b), this.#proxy.timerCMs);
     }
     if (this.#finalSent) return;
     const out = stripVia(res);

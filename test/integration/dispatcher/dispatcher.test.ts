@@ -216,6 +216,29 @@ describe('failover', () => {
     expect(good.invites).toContain(none.callId);
   }, 40_000);
 
+  it('a back-end that sends only 100 Trying is abandoned after fr_inv_timer, not fr_timer, and stays up', async () => {
+    const trying = await startBackend('trying', { mode: 'trying-only' });
+    const good = await startBackend('good');
+    backends = [trying, good];
+    node = await startTandem(
+      dispatcherYaml({
+        algorithm: 'priority',
+        backends: [{ uri: trying.uri, priority: 1 }, { uri: good.uri, priority: 2 }],
+        intervalSec: 30,
+        frTimerMs: FR_MS,
+        frInvTimerMs: FR_INV_MS,
+      }),
+    );
+    const r = await uac.call(node.sipPort, 'sip:9100@127.0.0.1', 100);
+    expect(r).toMatchObject({ status: 200, backend: 'good', byeOk: true });
+    expect(trying.invites).toContain(r.callId);
+    // Situation 2 of the published design: "Trying" then silence waits for fr_inv_timer.
+    expect(r.setupMs).toBeGreaterThanOrEqual(FR_INV_MS - 50);
+    // It answered, so it is alive: not marked down by the branch timeout.
+    const view = (await node.admin('/dispatcher/sets/pbx')).json;
+    expect(view.destinations.map((d: { health: string }) => d.health)).toEqual(['up', 'up']);
+  }, 40_000);
+
   it('a back-end brought back is returned to service by probing', async () => {
     backends = await Promise.all(['b1', 'b2'].map((n) => startBackend(n)));
     node = await startTandem(dispatcherYaml({ algorithm: 'round-robin', backends: backends.map((b) => ({ uri: b.uri })), intervalSec: 1, downAfter: 2, upAfter: 2 }));
