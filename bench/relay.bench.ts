@@ -4,7 +4,7 @@
  *
  *   node --import tsx bench/relay.bench.ts [--budget-sec 150] [--duration-ms 3000] [--only tandem|rtpengine]
  *        [--tandem engine|ng] [--forwarders js,native] [--repeat N] [--workers N] [--gen native|node] [--gen-threads 2]
- *        [--levels 100,200,...] [--cpu-prof]
+ *        [--levels 100,200,...] [--ports 2000-15999] [--cpu-prof]
  *
  * Each relay runs as its own process so its CPU is attributable (/proc/<pid>/stat: all threads).
  * Tandem is driven either through its RelayEngine in a small child process (`--tandem engine`,
@@ -1069,11 +1069,13 @@ async function main(): Promise<void> {
 
   const gen = (arg('--gen', 'native') === 'native' ? await startNativeGenerator(genThreads) : undefined) ?? (await startNodeGenerator(genThreads, 8));
   const relays: Relay[] = [];
-  // One port range per relay (4 ports per call), splitting 2000-32599: below the kernel's
-  // ephemeral ports (32768+), where the generator's and everyone else's sockets go.
+  // One port range per relay (4 ports per call), splitting --ports. The default stays below the
+  // ranges the test suites pick (16000-32000, 47000+) and the kernel's ephemeral ports (32768+);
+  // it holds 14000 ports, 3500 calls over all relays. A dedicated machine can pass e.g. 2000-32599.
+  const [portsLow, portsHigh] = arg('--ports', '2000-15999').split('-').map(Number) as [number, number];
   const nRelays = (only === 'rtpengine' ? 0 : tandemMode === 'ng' ? 1 : forwarders.length) + (only === 'tandem' ? 0 : 1);
-  const span = 2 * Math.floor(30_000 / Math.max(1, nRelays) / 2);
-  const base = 2000 + 2 * Math.floor(Math.random() * 150);
+  const span = 2 * Math.floor((portsHigh - portsLow + 1) / Math.max(1, nRelays) / 2);
+  const base = portsLow + (portsLow % 2);
   const rangeOf = (k: number): [number, number] => [base + k * span, base + k * span + span - 1];
   try {
     if (only !== 'rtpengine') {
