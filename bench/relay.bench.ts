@@ -30,21 +30,31 @@
  *
  * Figures are from a shared 2-core machine: the generator, the relay and other people's work
  * compete for the same cores, so absolute numbers are a floor and noisy. Runs at the same N
- * alternate between the two relays to share the noise.
+ * alternate between the relays to share the noise.
  *
- * Recorded 2026-11-22, 2 vCPU VM shared with other builds and tests (load average 8-15, the
- * machine 100% busy during most steps), Node 20.20, rtpengine 10.5.3.5 userspace:
- *   native generator:  max under 0.1% loss Tandem 80k pkt/s (800 calls) vs rtpengine 120k
- *                      (ratio 0.67); pkt/s per relay core over passing steps 123k vs 167k (0.73);
- *                      fixed 60k pkt/s repeated 5x: 112-130k vs 112-143k per core (medians 0.82).
- *   Node generator:    max 100k vs 120k (0.83); per core 132k vs 133k (0.99). The generator is
- *                      the bottleneck here, packets arrive one by one, and both relays pay a
- *                      wakeup per packet, which hides the difference in per-packet cost.
- *   --tandem ng:       max 80k vs 100k (0.80); per core 0.61; ng offer+answer RTT p50 1.14 ms vs
- *                      0.29 ms (one call at a time).
- * Profile of a Tandem worker at 80k pkt/s (perf): ~57% kernel (sendmsg/recvmsg and scheduling),
- * ~28% node's C++ (UDPWrap receive/send, rinfo objects, 64 KiB receive buffer per datagram),
- * ~10% libc malloc/free, ~5% JavaScript. The per-datagram cost of Node's dgram is the gap.
+ * Tandem runs each forwarder it is asked for (`--forwarders js,native`, default both) in its own
+ * child; rtpengine is the third relay. `--repeat N` runs the sweep N times and prints ranges.
+ * The headline figure is packets per relay CPU-second (less sensitive to the machine's load than
+ * the highest passing rate, which on 2 shared cores is mostly set by the generator and neighbours).
+ *
+ * Recorded 2026-11-22 ~04:20 UTC, 2 vCPU VM shared with other engineers' builds and tests (load
+ * average 7-9, machine 1.8-2.0 cores busy during steps), Node 20.20, rtpengine 10.5.3.5 userspace,
+ * native generator, 2000 ms steps, 3 rounds each:
+ *   js, native, rtpengine (--levels 400,700,1100; every relay passed every level, so the highest
+ *   passing rate is a tie at 110k pkt/s, ratio 1.00):
+ *     pkt per relay CPU-second  js 113-124k, native 259-293k, rtpengine 153-176k
+ *     native/rtpengine 1.47-1.77, js/rtpengine 0.64-0.81
+ *     CPU at 110k pkt/s (of a core)  js 71-84%, native 35-39%, rtpengine 52-61%
+ *   native vs rtpengine (--forwarders native --ports 2000-29999 --levels 1800,2600,3400):
+ *     highest passing rate  native 340k pkt/s in 3/3 rounds (the top level; 3400 calls),
+ *     rtpengine 260-340k; ratio 1.00-1.31
+ *     pkt per relay CPU-second  native 326-356k, rtpengine 214-235k; ratio 1.45-1.62
+ *   --tandem ng (tandem media, native by default, control thread included), one round:
+ *     236k vs 183k pkt per CPU-second (1.29); ng offer+answer RTT p50 0.56 ms vs 0.35 ms.
+ * Before the native forwarder (JS workers only): ratio 0.6-0.85 of rtpengine. Profile of a JS
+ * worker at 80k pkt/s (perf): ~57% kernel, ~28% Node's per-datagram C++ (UDPWrap, rinfo objects,
+ * 64 KiB receive buffer per datagram), ~10% malloc/free, ~5% JavaScript: the per-datagram cost
+ * of Node's dgram, which the native forwarder removes (recvmmsg/sendmmsg batches, no objects).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
