@@ -7,7 +7,7 @@ import { newBranch, newCallId, newTag } from '../sip/message/builders.js';
 import { parseMessage } from '../sip/message/parser.js';
 import type { SipRequest, SipResponse } from '../sip/message/sip-message.js';
 import { formatNameAddr, formatUri, type SipUri } from '../sip/uri/sip-uri.js';
-import { garbledReason, sdpAudioTarget, sniffBranch, templateMessage, templateResponse, templateSdp, uriTarget } from './sip/sip-templates.js';
+import { bareRequest, garbledReason, hostPort, sdpAudioTarget, sniffBranch, templateMessage, templateResponse, templateSdp, uriTarget } from './sip/sip-templates.js';
 import { SipEndpoint, type LoadTransport, type Peer } from './sip/sip-endpoint.js';
 import { StatsCollector, droppedMessages, emptyRtp, type LoadSnapshot } from './stats.js';
 import type { LoadUser } from './users.js';
@@ -103,9 +103,11 @@ interface ClientTx {
   deadline?: NodeJS.Timeout;
   provisional: boolean;
   done: boolean;
-  /** Headers needed to build a CANCEL / non-2xx ACK (RFC 3261 §9.1, §17.1.1.3). */
+  /** Headers needed to build a CANCEL / non-2xx ACK (RFC 3261 §9.1, §17.1.1.3) and in-dialog requests. */
   via: string;
   routes: string[];
+  from: string;
+  to: string;
 }
 
 /**
@@ -357,8 +359,7 @@ export class UacEngine {
   }
 
   #hostPort(p: Peer): string {
-    const h = p.address.includes(':') ? `[${p.address}]` : p.address;
-    return p.port ? `${h}:${p.port}` : h;
+    return hostPort(p.address, p.port);
   }
 
   #via(branch: string, ep: SipEndpoint): string {
@@ -473,6 +474,8 @@ export class UacEngine {
       done: false,
       via,
       routes,
+      from: headers[0]![1],
+      to: headers[1]![1],
     };
     call.tx = tx;
     if (method === 'INVITE') call.inviteTx = tx;
@@ -535,38 +538,15 @@ export class UacEngine {
     this.#failCall(call, tx.method === 'BYE' ? 'BYE timeout' : 'timeout');
   }
 
+  /** RFC 3261 §9.1: CANCEL copies the INVITE's Request-URI, Via (branch), Route, From, To, Call-ID and CSeq number. */
   #sendCancel(tx: ClientTx): void {
-    const c = tx.call;
-    const lines: [string, string][] = [['Via', tx.via], ['Max-Forwards', '70']];
-    for (const r of tx.routes) lines.push(['Route', r]);
-    lines.push(
-      ['From', this.#fromHeaderOf(tx)],
-      ['To', this.#toHeaderOf(tx)],
-      ['Call-ID', c.callId],
-      ['CSeq', `${tx.cseq} CANCEL`],
-    );
-    this.#send(templateMessage(`CANCEL ${tx.uri} SIP/2.0`, lines), tx.peer, c.ep);
+    this.#send(bareRequest('CANCEL', tx.uri, tx.via, tx.routes, tx.from, tx.to, tx.call.callId, tx.cseq), tx.peer, tx.call.ep);
   }
 
-  #fromHeaderOf(tx: ClientTx): string {
-    return /\r\nFrom: ([^\r]*)\r\n/.exec(tx.buf.toString('latin1', 0, 2048))?.[1] ?? '';
-  }
-
-  #toHeaderOf(tx: ClientTx): string {
-    return /\r\nTo: ([^\r]*)\r\n/.exec(tx.buf.toString('latin1', 0, 2048))?.[1] ?? '';
-  }
-
-  /** RFC 3261 §17.1.1.3: the ACK for a non-2xx final reuses the INVITE's branch and Request-URI. */
+  /** RFC 3261 §17.1.1.3: the ACK for a non-2xx final reuses the INVITE's branch and Request-URI; To from the response. */
   #ackNon2xx(tx: ClientTx, res: SipResponse): void {
-    const lines: [string, string][] = [['Via', tx.via], ['Max-Forwards', '70']];
-    for (const r of tx.routes) lines.push(['Route', r]);
-    lines.push(
-      ['From', this.#fromHeaderOf(tx)],
-      ['To', res.headers.first('to')?.value ?? this.#toHeaderOf(tx)],
-      ['Call-ID', tx.call.callId],
-      ['CSeq', `${tx.cseq} ACK`],
-    );
-    this.#send(templateMessage(`ACK ${tx.uri} SIP/2.0`, lines), tx.peer, tx.call.ep);
+    const to = res.headers.first('to')?.value ?? tx.to;
+    this.#send(bareRequest('ACK', tx.uri, tx.via, tx.routes, tx.from, to, tx.call.callId, tx.cseq), tx.peer, tx.call.ep);
   }
 
   // ---- responses ----
@@ -686,10 +666,7 @@ export class UacEngine {
     call.remoteTarget = contact && contact !== '*' ? formatUri(contact.uri) : tx.uri;
     call.ackPeer = this.#nextHop(call, recordRoutes[recordRoutes.length - 1]?.uri);
     // §13.2.2.4: the ACK for a 2xx is its own transaction-less request with a new branch
-    const lines: [string, string][] = [['Via', this.#via(newBranch(), call.ep)], ['Max-Forwards', '70']];
-    for (const r of call.routeSet) lines.push(['Route', r]);
-    lines.push(['From', this.#fromHeaderOf(tx)], ['To', call.toHeader!], ['Call-ID', call.callId], ['CSeq', `${tx.cseq} ACK`]);
-    call.ackFor2xx = templateMessage(`ACK ${call.remoteTarget} SIP/2.0`, lines);
+    call.ackFor2xx = bareRequest('ACK', call.remoteTarget, this.#via(newBranch(), call.ep), call.routeSet, tx.from, call.toHeader, call.callId, tx.cseq);
     this.#send(call.ackFor2xx, call.ackPeer, call.ep, call);
     if (call.rtp) {
       const remote = sdpAudioTarget(msg.body);
@@ -715,8 +692,8 @@ export class UacEngine {
     call.cseq++;
     const inv = call.inviteTx!;
     this.#request(call, 'BYE', call.remoteTarget ?? inv.uri, call.ackPeer ?? this.#o.target, [
-      ['From', this.#fromHeaderOf(inv)],
-      ['To', call.toHeader ?? this.#toHeaderOf(inv)],
+      ['From', inv.from],
+      ['To', call.toHeader ?? inv.to],
       ['Call-ID', call.callId],
     ]);
   }
@@ -804,10 +781,8 @@ export class UacEngine {
     if (call.state === 'holding' && call.toTag) {
       const inv = call.inviteTx!;
       call.cseq++;
-      const lines: [string, string][] = [['Via', this.#via(newBranch(), call.ep)], ['Max-Forwards', '70']];
-      for (const r of call.routeSet) lines.push(['Route', r]);
-      lines.push(['From', this.#fromHeaderOf(inv)], ['To', call.toHeader!], ['Call-ID', call.callId], ['CSeq', `${call.cseq} BYE`]);
-      this.#send(templateMessage(`BYE ${call.remoteTarget} SIP/2.0`, lines), call.ackPeer ?? this.#o.target, call.ep);
+      const bye = bareRequest('BYE', call.remoteTarget ?? inv.uri, this.#via(newBranch(), call.ep), call.routeSet, inv.from, call.toHeader ?? inv.to, call.callId, call.cseq);
+      this.#send(bye, call.ackPeer ?? this.#o.target, call.ep);
     }
     this.#cleanup(call);
   }

@@ -2,7 +2,7 @@ import { buildAuthorization } from '../sip/auth/digest.js';
 import { createLogger } from '../util/logger.js';
 import { newBranch, newCallId, newTag } from '../sip/message/builders.js';
 import type { SipResponse } from '../sip/message/sip-message.js';
-import { templateMessage } from './sip/sip-templates.js';
+import { hostPort, templateMessage } from './sip/sip-templates.js';
 import type { SipEndpoint, Peer } from './sip/sip-endpoint.js';
 
 const log = createLogger('loadgen-uas-reg');
@@ -121,17 +121,17 @@ export class UasRegistration {
     this.#cseq++;
     this.#branch = newBranch();
     const l = this.#ep.local;
-    const host = l.address.includes(':') ? `[${l.address}]` : l.address;
+    const sentBy = hostPort(l.address, l.port);
     const tcp = this.#ep.transport === 'tcp';
     const uri = `sip:${o.domain}`;
     const headers: [string, string][] = [
-      ['Via', `SIP/2.0/${tcp ? 'TCP' : 'UDP'} ${host}:${l.port};branch=${this.#branch};rport`],
+      ['Via', `SIP/2.0/${tcp ? 'TCP' : 'UDP'} ${sentBy};branch=${this.#branch};rport`],
       ['Max-Forwards', '70'],
       ['From', `<sip:${o.user}@${o.domain}>;tag=${this.#fromTag}`],
       ['To', `<sip:${o.user}@${o.domain}>`],
       ['Call-ID', this.#callId],
       ['CSeq', `${this.#cseq} REGISTER`],
-      ['Contact', `<sip:${o.user}@${host}:${l.port}${tcp ? ';transport=tcp' : ''}>`],
+      ['Contact', `<sip:${o.user}@${sentBy}${tcp ? ';transport=tcp' : ''}>`],
       ['Expires', String(this.#expires)],
     ];
     if (this.#challenge) {

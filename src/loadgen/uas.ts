@@ -8,7 +8,7 @@ import { sipErrorStatus } from '../sip/message/errors.js';
 import { parseMessage } from '../sip/message/parser.js';
 import type { SipRequest } from '../sip/message/sip-message.js';
 import { formatNameAddr } from '../sip/uri/sip-uri.js';
-import { sdpAudioTarget, templateResponse, templateSdp } from './sip/sip-templates.js';
+import { hostPort, sdpAudioTarget, templateResponse, templateSdp } from './sip/sip-templates.js';
 import { SipEndpoint, type LoadTransport, type Peer } from './sip/sip-endpoint.js';
 import { UasRegistration, type UasRegistrationOptions } from './uas-registration.js';
 import { StatsCollector, droppedMessages, emptyRtp, type LoadSnapshot } from './stats.js';
@@ -287,8 +287,7 @@ export class UasServer {
 
   #contact(): string {
     const l = this.#ep.local;
-    const h = l.address.includes(':') ? `[${l.address}]` : l.address;
-    return `<sip:uas@${h}:${l.port}${this.#o.transport === 'tcp' ? ';transport=tcp' : ''}>`;
+    return `<sip:uas@${hostPort(l.address, l.port)}${this.#o.transport === 'tcp' ? ';transport=tcp' : ''}>`;
   }
 
   #answer(tx: InviteTx): void {

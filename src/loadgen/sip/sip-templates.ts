@@ -18,6 +18,24 @@ export function templateMessage(startLine: string, headers: [string, string][], 
   return Buffer.from(out, 'latin1');
 }
 
+/** `host[:port]` with an IPv6 host bracketed (RFC 3261 §25.1); port 0 or absent is left out. */
+export function hostPort(address: string, port?: number): string {
+  const h = address.includes(':') ? `[${address}]` : address;
+  return port ? `${h}:${port}` : h;
+}
+
+/**
+ * A request with only the headers RFC 3261 asks for (Via, Max-Forwards, Route set, From, To,
+ * Call-ID, CSeq): CANCEL and non-2xx ACK inside the INVITE transaction (§9.1, §17.1.1.3), ACK
+ * for a 2xx and BYE inside the dialog (§13.2.2.4, §15).
+ */
+export function bareRequest(method: string, uri: string, via: string, routes: readonly string[], from: string, to: string, callId: string, cseq: number): Buffer {
+  const lines: [string, string][] = [['Via', via], ['Max-Forwards', '70']];
+  for (const r of routes) lines.push(['Route', r]);
+  lines.push(['From', from], ['To', to], ['Call-ID', callId], ['CSeq', `${cseq} ${method}`]);
+  return templateMessage(`${method} ${uri} SIP/2.0`, lines);
+}
+
 /**
  * RFC 3261 §8.2.6.2: a response copies Via (every value, in order), From, Call-ID, CSeq and To
  * from the request, adding a To tag (not on 100) if the request had none. `extra` adds headers
