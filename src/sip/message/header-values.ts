@@ -124,13 +124,21 @@ export function validateViaList(value: string, start = 0, end = value.length): s
   return viaList(value, start, end, undefined);
 }
 
-function viaList(value: string, start: number, n: number, out: Via[] | undefined): string | undefined {
+/**
+ * validateViaList that also builds the first Via of the value into `first` (as parseFirstVia
+ * would): the parser keeps the top Via of a message this way, without a second pass.
+ */
+export function validateViaListKeepFirst(value: string, start: number, end: number, first: Via[]): string | undefined {
+  return viaList(value, start, end, first, true);
+}
+
+function viaList(value: string, start: number, n: number, out: Via[] | undefined, firstOnly = false): string | undefined {
   let pos = start;
   viaSentByCount = 0;
   for (;;) {
     pos = skipWs(value, pos, n);
     if (pos >= n) return viaSentByCount === 0 ? 'Bad Via' : undefined;
-    const r = viaAt(value, pos, n, out);
+    const r = viaAt(value, pos, n, firstOnly && viaSentByCount > 0 ? undefined : out);
     if (typeof r === 'string') return r;
     pos = skipWs(value, r, n);
     if (pos >= n) return undefined;

@@ -11,7 +11,7 @@ import { isAscii } from 'node:buffer';
 import type { SipErrorCode } from './errors.js';
 import { HeaderEntry, HeaderList } from './header-list.js';
 import { headerKey, matchKnownName } from './header-names.js';
-import { parseCSeq, parseDigits, validateViaList, validCallId, viaSentByCount, type CSeq } from './header-values.js';
+import { parseCSeq, parseDigits, validateViaList, validateViaListKeepFirst, validCallId, viaSentByCount, type CSeq, type Via } from './header-values.js';
 import { SipRequest, SipResponse, type SipMessage } from './sip-message.js';
 
 export interface ParseOptions {
@@ -213,7 +213,13 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     const k = e.key;
     if (k === 'via') {
       // validate on the received text itself (no substring) unless the line was folded
-      const ve = e.folded ? validateViaList(e.value) : validateViaList(s, e.vs, e.ve);
+      let ve: string | undefined;
+      if (viaCount === 0 && ascii) {
+        // the top Via is what routing reads first: keep it built (as `topVia` would parse it)
+        const first: Via[] = [];
+        ve = e.folded ? validateViaListKeepFirst(e.value, 0, e.value.length, first) : validateViaListKeepFirst(s, e.vs, e.ve, first);
+        msg.primeTopVia(first[0]);
+      } else ve = e.folded ? validateViaList(e.value) : validateViaList(s, e.vs, e.ve);
       // The response goes to the top Via's sent-by: a request can be answered when that much parsed.
       if (ve !== undefined) return failed(msg, fault?.code ?? 'SIP_ERR_BAD_VIA', fault?.reason ?? ve, viaCount > 0 || viaSentByCount > 0);
       viaCount++;

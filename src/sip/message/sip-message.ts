@@ -461,6 +461,11 @@ export abstract class SipMessage {
     return c;
   }
 
+  /** @internal Used by the parser: keeps the top Via it parsed (undefined: its sent-by is invalid). */
+  primeTopVia(via: Via | undefined): void {
+    this.#c().topVia = via ?? null;
+  }
+
   /** @internal Used by the parser: keeps the CSeq it parsed. */
   primeCSeq(cseq: CSeq): void {
     this.#c().cseq = cseq;

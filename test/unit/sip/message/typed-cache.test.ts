@@ -222,3 +222,25 @@ describe('serialize of modified messages', () => {
     expect(serialize(m).toString('latin1')).toBe(text.replace('To: <sip:x@y>', 'To: <sip:x@y>;tag=t'));
   });
 });
+
+describe('top Via kept from parsing', () => {
+  it('equals what parsing the top Via value on its own gives (plain, folded, list, IPv6, bad params)', async () => {
+    const { parseFirstVia } = await import('../../../../src/sip/message/header-values.js');
+    const tail = 'From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n';
+    const vias = [
+      'Via: SIP/2.0/UDP h.example.com:5060;branch=z9hG4bK1;rport',
+      'Via: SIP/2.0/TCP h.example.com\r\n  ;branch=z9hG4bK2 ;received=192.0.2.4',
+      'v: SIP / 2.0 / tls [2001:db8::1]:5061;BRANCH=z9hG4bK3, SIP/2.0/UDP second.example.com;branch=z9hG4bK4',
+      'Via: SIP/2.0/UDP h.example.com;branch=z9hG4bK5;ttl=999',
+      'Via: SIP/2.0/UDP h.example.com;x="q;branch=no";branch=z9hG4bK6;maddr=239.1.1.1',
+    ];
+    for (const v of vias) {
+      const r = parseMessage(Buffer.from(`OPTIONS sip:x@y SIP/2.0\r\n${v}\r\n${tail}`, 'latin1'));
+      const m = r.ok ? r.value : r.partial!;
+      const expected: Parameters<typeof parseFirstVia>[1] = [];
+      parseFirstVia(m.headers.first('via')!.value, expected);
+      expect(m.topVia).toEqual(expected[0]);
+      expect([...m.topVia.params]).toEqual([...expected[0]!.params]);
+    }
+  });
+});
