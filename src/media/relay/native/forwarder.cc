@@ -494,7 +494,10 @@ void wake(Thread* t) {
   (void)r;
 }
 
-/** Closes a pair's sockets and hands its memory to the forwarding thread. Caller holds no lock. */
+/**
+ * Closes a pair's sockets and hands its memory to the forwarding thread, which frees it at the end
+ * of its current batch: the caller must not touch `p` after this returns. Caller holds no lock.
+ */
 void retirePair(Engine* e, Pair* p) {
   Thread* t = e->threads[p->thread];
   std::lock_guard<std::mutex> g(t->mu);
@@ -718,9 +721,11 @@ napi_value Close(napi_env env, napi_callback_info info) {
     bool found = it != e->pairs.end();
     if (found) {
       Pair* p = it->second;
+      Thread* t = e->threads[p->thread];
       e->pairs.erase(it);
+      // After this the forwarding thread may free p at any time: p is not touched again.
       retirePair(e, p);
-      wake(e->threads[p->thread]);
+      wake(t);
     }
     napi_get_boolean(env, found, &res);
     return res;
