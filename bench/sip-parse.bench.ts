@@ -91,6 +91,15 @@ run('proxy: parse 200 OK, pop top Via, serialize', ok200.length, () => {
   m.removeFirst('Via');
   sink += serialize(m).length;
 });
+run('transport: stamp received/rport on top Via, read, serialize', invite.length, () => {
+  const m = must(invite);
+  const via = m.topVia;
+  const params = new Map(via.params);
+  params.set('received', '198.51.100.7');
+  params.set('rport', '5099');
+  m.replaceTopVia({ ...via, params });
+  sink += m.topVia.branch!.length + m.cseq.seq + m.callId.length + serialize(m).length;
+});
 run('parse INVITE + typed access of every header', invite.length, () => {
   const m = must(invite);
   sink += m.vias.length + m.contacts.length + m.recordRoutes.length + m.routes.length;
