@@ -643,15 +643,28 @@ napi_value Open(napi_env env, napi_callback_info info) {
       c.other = &p->ch[i ^ 2];
     }
     Thread* t = e->threads[p->thread];
+    std::string err;
     {
       std::lock_guard<std::mutex> g(t->mu);
-      for (auto& c : p->ch) {
+      for (int i = 0; i < 4 && err.empty(); i++) {
         epoll_event ev{};
         ev.events = EPOLLIN;
-        ev.data.ptr = &c;
-        epoll_ctl(t->epfd, EPOLL_CTL_ADD, c.fd, &ev);
+        ev.data.ptr = &p->ch[i];
+        if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, p->ch[i].fd, &ev) != 0) err = std::string("epoll_ctl: ") + strerror(errno);
+      }
+      if (!err.empty()) {
+        // An event for the fds already added may be on its way to the forwarding thread: close
+        // them and let that thread free p, as for a release.
+        for (auto& c : p->ch) {
+          epoll_ctl(t->epfd, EPOLL_CTL_DEL, c.fd, nullptr);
+          close(c.fd);
+          c.fd = -1;
+        }
+        p->dead = true;
+        t->graveyard.push_back(p);
       }
     }
+    if (!err.empty()) return str(env, "0:" + err);
     e->pairs[p->id] = p;
     return undef(env);
   } catch (...) {
