@@ -75,7 +75,7 @@ export abstract class SipMessage {
   #cacheList: HeaderList | undefined;
   #cacheVersion = -1;
   /** keyVersion of each CACHED_KEYS header when its cache entries were last known valid. */
-  #seen: number[] = [0, 0, 0, 0, 0, 0, 0, 0];
+  #seen: number[] | undefined;
 
   constructor(headers: HeaderList, body: Buffer, raw?: RawSource) {
     this.headers = headers;
@@ -156,14 +156,14 @@ export abstract class SipMessage {
   #c(): TypedCache {
     const h = this.headers;
     if (this.#cacheList !== h) {
-      this.#cache = {};
+      // (a new message starts with an empty cache and a list that was never changed)
+      if (this.#cacheList !== undefined) this.#cache = {};
       this.#cacheList = h;
       this.#cacheVersion = h.modifications;
-      const seen = this.#seen;
-      for (let i = 0; i < CACHED_KEYS.length; i++) seen[i] = h.keyVersion(CACHED_KEYS[i]!);
+      this.#seen = h.modifications === 0 ? undefined : CACHED_KEYS.map((k) => h.keyVersion(k));
     } else if (this.#cacheVersion !== h.modifications) {
       this.#cacheVersion = h.modifications;
-      const seen = this.#seen;
+      const seen = (this.#seen ??= [0, 0, 0, 0, 0, 0, 0, 0]);
       const c = this.#cache;
       for (let i = 0; i < CACHED_KEYS.length; i++) {
         const v = h.keyVersion(CACHED_KEYS[i]!);
