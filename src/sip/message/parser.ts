@@ -397,7 +397,8 @@ export function frameStream(buf: Buffer, maxBytes: number = DEFAULT_MAX_MESSAGE_
     if (buf[0] === 13) {
       if (buf.length < 2) return { type: 'need' };
       if (buf[1] !== 10) return { type: 'error', code: 'SIP_ERR_BAD_START_LINE', reason: 'Bad framing' };
-      if (buf.length === 3 && buf[2] === 13) return { type: 'need' };
+      // A ping split across segments (CRLF, then CRLF) must not be taken for two pongs.
+      if (buf.length === 2 || (buf.length === 3 && buf[2] === 13)) return { type: 'need' };
       return { type: 'pong', length: 2 };
     }
     return { type: 'pong', length: 1 };

@@ -25,7 +25,6 @@ export const transportEvents = counter(
  */
 const FRAMING_STATUS: Record<string, number> = {
   SIP_ERR_BUFFER_OVERFLOW: 513,
-  SIP_ERR_MISSING_CONTENT_LENGTH: 400,
 };
 
 export function statusForParseError(code: string, reason: string): { status: number; reason: string } {

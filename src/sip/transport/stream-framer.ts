@@ -10,6 +10,7 @@
  *
  * Pure and bounded: never holds more than `maxBufferedBytes`, never throws on peer bytes.
  */
+import { frameStream } from '../message/parser.js';
 
 export type FrameEvent =
   | { kind: 'message'; data: Buffer }
@@ -23,8 +24,12 @@ export interface StreamFramerOptions {
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
-const CONTENT_LENGTH_RE = /\r\n(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)/gi;
 
+/**
+ * Keeps the bytes of one connection and cuts them into messages with the message layer's
+ * `frameStream`, which owns the framing rules; this class adds the per-connection buffer cap and
+ * remembers where the header search stopped so a slow peer does not cause rescans.
+ */
 export class StreamFramer {
   #buf: Buffer = Buffer.alloc(0);
   #scanFrom = 0;
@@ -50,55 +55,31 @@ export class StreamFramer {
     }
     for (;;) {
       const buf = this.#buf;
-      if (buf.length === 0) break;
-      // Keep-alive and stray CRLFs before a start-line.
-      if (buf[0] === 0x0d) {
-        if (buf.length < 2) break;
-        if (buf[1] !== 0x0a) return this.#fail(events, 'SIP_ERR_BAD_START_LINE', 'Bad line ending');
-        if (buf.length >= 4 && buf[2] === 0x0d && buf[3] === 0x0a) {
+      const frame = frameStream(buf, this.#opts.maxMessageBytes, this.#scanFrom);
+      switch (frame.type) {
+        case 'need':
+          this.#scanFrom = frame.searchFrom ?? 0;
+          return events;
+        case 'ping':
           events.push({ kind: 'ping' });
-          this.#consume(4);
-          continue;
+          this.#consume(frame.length);
+          break;
+        case 'pong':
+          this.#consume(frame.length);
+          break;
+        case 'message':
+          events.push({ kind: 'message', data: buf.subarray(0, frame.length) });
+          this.#consume(frame.length);
+          break;
+        case 'error': {
+          // Framing cannot continue; hand back the header when there is one so a request can
+          // still get its 400 before the connection is closed.
+          const headerEnd = buf.indexOf(CRLFCRLF);
+          const head = headerEnd >= 0 && headerEnd + 4 <= this.#opts.maxMessageBytes ? buf.subarray(0, headerEnd + 4) : undefined;
+          return this.#fail(events, frame.code, frame.reason, head);
         }
-        if (buf.length < 4 && (buf.length === 2 || buf[2] === 0x0d)) break; // might become a ping
-        this.#consume(2);
-        continue;
       }
-      const headerEnd = buf.indexOf(CRLFCRLF, this.#scanFrom);
-      if (headerEnd < 0) {
-        if (buf.length > this.#opts.maxMessageBytes) {
-          return this.#fail(events, 'SIP_ERR_TOO_LARGE', 'Message Too Large');
-        }
-        this.#scanFrom = Math.max(0, buf.length - 3);
-        break;
-      }
-      const headText = buf.toString('latin1', 0, headerEnd);
-      let contentLength: number | undefined;
-      CONTENT_LENGTH_RE.lastIndex = 0;
-      for (let m = CONTENT_LENGTH_RE.exec(headText); m; m = CONTENT_LENGTH_RE.exec(headText)) {
-        const raw = m[1]!.trim();
-        if (!/^\d{1,9}$/.test(raw)) {
-          return this.#fail(events, 'SIP_ERR_BAD_CONTENT_LENGTH', 'Bad Content-Length', buf.subarray(0, headerEnd + 4));
-        }
-        const n = Number(raw);
-        if (contentLength !== undefined && contentLength !== n) {
-          return this.#fail(events, 'SIP_ERR_BAD_CONTENT_LENGTH', 'Conflicting Content-Length', buf.subarray(0, headerEnd + 4));
-        }
-        contentLength = n;
-      }
-      if (contentLength === undefined) {
-        // Framing cannot continue: report with the header so a request can still get its 400.
-        return this.#fail(events, 'SIP_ERR_MISSING_CONTENT_LENGTH', 'Missing Content-Length', buf.subarray(0, headerEnd + 4));
-      }
-      const total = headerEnd + 4 + contentLength;
-      if (total > this.#opts.maxMessageBytes) {
-        return this.#fail(events, 'SIP_ERR_TOO_LARGE', 'Message Too Large', buf.subarray(0, headerEnd + 4));
-      }
-      if (buf.length < total) break;
-      events.push({ kind: 'message', data: buf.subarray(0, total) });
-      this.#consume(total);
     }
-    return events;
   }
 
   #consume(n: number): void {

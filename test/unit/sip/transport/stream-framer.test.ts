@@ -32,7 +32,8 @@ describe('StreamFramer', () => {
   it('fails on missing or bad Content-Length, returning the header for a 400', () => {
     const f = new StreamFramer(opts);
     const [ev] = f.push(Buffer.from('OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h\r\n\r\n'));
-    expect(ev).toMatchObject({ kind: 'error', code: 'SIP_ERR_MISSING_CONTENT_LENGTH' });
+    expect(ev).toMatchObject({ kind: 'error', code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing Content-Length' });
+    expect(ev?.kind === 'error' && ev.data?.toString()).toMatch(/^OPTIONS sip:a@b SIP\/2.0\r\n/);
     expect(f.push(Buffer.from(msg()))).toEqual([]); // framing lost: connection is closed by the caller
     const g = new StreamFramer(opts);
     expect(g.push(Buffer.from('OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n'))[0]).toMatchObject({ code: 'SIP_ERR_BAD_CONTENT_LENGTH' });
