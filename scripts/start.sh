@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -d node_modules ]; then
-  echo "tandem: installing dependencies (npm ci)..."
-  npm ci --no-audit --no-fund
+  echo "tandem: installing dependencies (npm install)..."
+  npm install --no-audit --no-fund
 fi
 cat <<'TXT'
 tandem: starting. Point a softphone (baresip, Linphone, Zoiper, ...) at it:
