@@ -237,7 +237,9 @@ describe('frameStream', () => {
   });
   it('keep-alives and errors', () => {
     expect(frameStream(Buffer.from('\r\n\r\nINVITE'))).toEqual({ type: 'ping', length: 4 });
-    expect(frameStream(Buffer.from('\r\n'))).toEqual({ type: 'pong', length: 2 });
+    // A lone CRLF may be the first half of a ping split across segments: wait for more.
+    expect(frameStream(Buffer.from('\r\n'))).toEqual({ type: 'need' });
+    expect(frameStream(Buffer.from('\r\nINVITE'))).toEqual({ type: 'pong', length: 2 });
     expect(frameStream(Buffer.from('\r\n\r'))).toEqual({ type: 'need' });
     expect(frameStream(Buffer.from('OPTIONS sip:a SIP/2.0\r\nl: 5\r\n\r\nab'))).toEqual({ type: 'need', searchFrom: 27, total: 36 });
     expect(frameStream(Buffer.from('OPTIONS sip:a SIP/2.0\r\nCall-ID: x\r\n\r\n'))).toMatchObject({ type: 'error', code: 'SIP_ERR_MISSING_HEADER' });
