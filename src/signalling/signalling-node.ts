@@ -20,9 +20,10 @@ import { MemoryLocationStore } from '../state/memory/memory-location-store.js';
 import { counter, gauge } from '../util/metrics.js';
 import { createLogger, rateLimitedLog } from '../util/logger.js';
 import { Registrar } from './registrar/registrar.js';
+import { childrenOf } from './metric-children.js';
 import { aorKey } from './location/aor.js';
 import { methodLabel, ProxyCore } from './proxy/proxy-core.js';
-import type { LocalInterface, ProxyClientTransaction, ProxyStack } from './proxy/proxy-stack.js';
+import type { LocalInterface, ProxyClientTransaction, ProxyServerTransaction, ProxyStack } from './proxy/proxy-stack.js';
 import type { RouteContext, RouteHook, RouteResult, Target } from './proxy/types.js';
 import { DialogTracker } from './dialogs/dialog-tracker.js';
 import { copyResponse } from './proxy/copy-message.js';
@@ -32,6 +33,8 @@ const log = createLogger('signalling');
 const authCounter = counter('tandem_auth_results_total', 'Digest authentication outcomes', ['result']);
 const droppedBlocked = counter('tandem_auth_blocked_requests_total', 'Requests dropped because their source is blocked after failed authentications');
 const requestsCounter = counter('tandem_signalling_requests_total', 'Requests received by the signalling node, by method', ['method']);
+const requestsBy = childrenOf(requestsCounter);
+const authResult = childrenOf(authCounter);
 
 export interface SignallingNodeOptions {
   listen: ListenSpec[];
@@ -163,7 +166,7 @@ export class SignallingNode implements TransactionUser {
   // TransactionUser
 
   onRequest(req: SipRequest, tx: ServerTransaction | undefined, source: Source): void {
-    requestsCounter.inc({ method: methodLabel(req.method) });
+    requestsBy(methodLabel(req.method)).inc();
     this.#onRequest(req, tx, source).catch((err: unknown) => {
       rateLimitedLog('signalling-request-error', (s) => log.error({ err, suppressed: s, method: req.method }, 'request handling failed'));
       if (tx && req.method !== 'ACK') {
@@ -360,11 +363,11 @@ export class SignallingNode implements TransactionUser {
     const header = role === 'registrar' ? 'Authorization' : 'Proxy-Authorization';
     const r = auth.verify(req.getAll(header), req.method);
     if (r.ok) {
-      authCounter.inc({ result: 'ok' });
+      authResult('ok').inc();
       this.#failures.recordSuccess(source.address);
       return r.username;
     }
-    authCounter.inc({ result: r.failure });
+    authResult(r.failure).inc();
     if (r.failure === 'bad-response' || r.failure === 'unknown-user' || r.failure === 'bad-nonce' || r.failure === 'replay') {
       if (this.#failures.recordFailure(source.address)) {
         log.warn({ source: source.address }, 'source blocked after repeated failed authentications');
@@ -384,7 +387,16 @@ export class SignallingNode implements TransactionUser {
   #makeStack(): ProxyStack {
     const tl = this.transactions;
     const tp = this.transport;
-    const toIface = (lp: ListeningPoint): LocalInterface => ({ transport: lp.transport, host: lp.host, port: lp.sentByPort, boundAddress: lp.address, boundPort: lp.port });
+    // One LocalInterface per listening point, built once (asked for on every forwarded request).
+    const ifaces = new WeakMap<ListeningPoint, LocalInterface>();
+    const toIface = (lp: ListeningPoint): LocalInterface => {
+      let i = ifaces.get(lp);
+      if (!i) {
+        i = { transport: lp.transport, host: lp.host, port: lp.sentByPort, boundAddress: lp.address, boundPort: lp.port };
+        ifaces.set(lp, i);
+      }
+      return i;
+    };
     const sendErrors = counter('tandem_proxy_send_errors_total', 'Stateless sends that failed');
     return {
       sendRequest: (req, target, h) => tl.sendRequest(req, target, h) as ProxyClientTransaction,
@@ -403,7 +415,7 @@ export class SignallingNode implements TransactionUser {
         return toIface(lp);
       },
       isOwnAddress: (host, port, transport) => {
-        const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+        const h = (host.charCodeAt(0) === 91 ? host.replace(/^\[|\]$/g, '') : host).toLowerCase();
         const t = transport?.toLowerCase();
         for (const lp of tp.listeningPoints) {
           const p = port ?? (lp.transport === 'tls' ? 5061 : 5060);
@@ -421,15 +433,26 @@ export class SignallingNode implements TransactionUser {
   }
 }
 
-function wrapServerTx(tx: ServerTransaction): import('./proxy/proxy-stack.js').ProxyServerTransaction {
-  return {
-    request: tx.request,
-    respond: (res) => tx.respond(res),
-    onCancel: (fn) => {
-      if (tx.cancelled) queueMicrotask(fn);
-      else tx.on('cancel', () => fn());
-    },
-  };
+function wrapServerTx(tx: ServerTransaction): ProxyServerTransaction {
+  return new ServerTxAdapter(tx);
+}
+
+/** The server transaction as the proxy sees it (a class: no closures per request). */
+class ServerTxAdapter implements ProxyServerTransaction {
+  readonly #tx: ServerTransaction;
+  constructor(tx: ServerTransaction) {
+    this.#tx = tx;
+  }
+  get request(): SipRequest {
+    return this.#tx.request;
+  }
+  respond(res: SipResponse): void {
+    this.#tx.respond(res);
+  }
+  onCancel(fn: () => void): void {
+    if (this.#tx.cancelled) queueMicrotask(fn);
+    else this.#tx.on('cancel', fn);
+  }
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 import type { DialogRecord, DialogStore } from '../../state/store.js';
 import { gauge, counter } from '../../util/metrics.js';
+import { childrenOf } from '../metric-children.js';
 
 export interface DialogTrackerOptions {
   /**
@@ -30,6 +31,7 @@ export interface DialogTrackerEvents {
 }
 
 const endedCounter = counter('tandem_dialogs_ended_total', 'Dialogs ended, by reason', ['reason']);
+const endedBy = childrenOf(endedCounter);
 
 export class DialogTracker {
   #byCallId = new Map<string, DialogRecord>();
@@ -104,7 +106,7 @@ export class DialogTracker {
     if (rec.state === 'early') this.#early--;
     else this.#confirmed--;
     this.#dec(rec.destination);
-    endedCounter.inc({ reason });
+    endedBy(reason).inc();
     void this.#store?.delete(rec.id).catch(() => undefined);
     for (const l of this.#listeners) {
       try {

@@ -6,16 +6,17 @@
  * Per INVITE the proxy keeps a `ProxyContext` (the "response context" of §16.2) holding the
  * server transaction and one `Branch` per client transaction.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { SipRequest, SipResponse } from '../../sip/message/sip-message.js';
 import { createResponse } from '../../sip/message/builders.js';
 import { formatUri, parseNameAddr, parseUri, type SipUri } from '../../sip/uri/sip-uri.js';
 import type { Endpoint, Source, TransportName } from '../../sip/transport/types.js';
 import { counter } from '../../util/metrics.js';
 import { createLogger, rateLimitedLog } from '../../util/logger.js';
+import { sharedTimerWheel, type TimerHandle, type TimerWheel } from '../../util/timer-wheel.js';
 import type { DialogTracker } from '../dialogs/dialog-tracker.js';
 import type { MediaControl } from '../media-control/media-control.js';
-import type { ProxyClientTransaction, ProxyServerTransaction, ProxyStack, LocalInterface } from './proxy-stack.js';
+import type { ProxyClientHandlers, ProxyClientTransaction, ProxyServerTransaction, ProxyStack, LocalInterface } from './proxy-stack.js';
 import { copyRequest, copyResponse } from './copy-message.js';
 import type { BranchFailureReason, RouteResult, SerialRoute, Target, TargetSupplier } from './types.js';
 
@@ -24,6 +25,12 @@ const forwardedCounter = counter('tandem_proxy_forwarded_requests_total', 'Reque
 const finalCounter = counter('tandem_proxy_final_responses_total', 'Final responses sent upstream by the proxy, by status class', ['class']);
 const failoverCounter = counter('tandem_proxy_failovers_total', 'Serial branches abandoned, by reason', ['reason']);
 const mediaErrors = counter('tandem_proxy_media_errors_total', 'Media node (ng) failures seen by the proxy', ['op']);
+// Labelled children bound once: `inc({ label })` hashes the label object on every call.
+const failoverTimeout = failoverCounter.labels('timeout');
+const failoverNoAnswer = failoverCounter.labels('no-answer');
+const failoverStatus = failoverCounter.labels('status');
+const mediaOfferErrors = mediaErrors.labels('offer');
+const mediaAnswerErrors = mediaErrors.labels('answer');
 
 /** Methods counted under their own name; anything else (peer-chosen) counts as `other`. */
 export const KNOWN_METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'INFO', 'UPDATE', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'MESSAGE', 'PUBLISH']);
@@ -71,14 +78,17 @@ export interface ProxyCoreOptions {
    * UA go back over the same flow. Share it across a cluster. @default random per process
    */
   flowTokenKey?: Buffer;
+  /** Timer wheel for fr_timer, fr_inv_timer and Timer C. @default the process-wide shared wheel */
+  wheel?: TimerWheel;
 }
 
 export interface ResolvedRoute {
   route: Exclude<RouteResult, { kind: 'default' }>;
 }
 
-/** One client transaction of a context. */
-interface Branch {
+/** One client transaction of a context; it is also the transaction's handler object. */
+interface Branch extends ProxyClientHandlers {
+  readonly ctx: ProxyContext;
   target: Target;
   request: SipRequest;
   tx: ProxyClientTransaction | undefined;
@@ -90,7 +100,7 @@ interface Branch {
   /** Abandoned by us (timer, cancel); later responses are ignored except to CANCEL. */
   abandoned: boolean;
   cancelSent: boolean;
-  timer: NodeJS.Timeout | undefined;
+  timer: TimerHandle | undefined;
   /** Status to count this branch as when it was abandoned by a timer. */
   synthetic?: number;
 }
@@ -125,14 +135,41 @@ function isSdp(msg: SipRequest | SipResponse): boolean {
   return msg.body.length > 0 && (msg.contentType ?? '').toLowerCase().startsWith('application/sdp');
 }
 
+/**
+ * Non-cryptographic 52-bit string hash (two FNV-1a lanes with different primes, folded), as
+ * base36. The loop-detection value only has to tell a request that came back unchanged from one
+ * that spiralled (RFC 3261 §16.6 step 8 asks for "a value", not a digest); this costs a few
+ * multiplications per character instead of an MD5 per request.
+ */
+class LoopHasher {
+  a = 0x811c9dc5;
+  b = 0x2b992ddf;
+  add(s: string): this {
+    let a = this.a;
+    let b = this.b;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x5bd1e995);
+    }
+    // Field separator, so that ("ab","c") and ("a","bc") differ.
+    this.a = Math.imul(a ^ 0xff, 0x01000193);
+    this.b = Math.imul(b ^ 0xff, 0x5bd1e995);
+    return this;
+  }
+  digest(): string {
+    // 32 bits of lane a and the top 20 bits of lane b: 52 bits, exact in a double.
+    return ((this.a >>> 0) * 0x100000 + ((this.b >>> 12) & 0xfffff)).toString(36);
+  }
+}
+
 /** Hash of the fields RFC 3261 §16.6 step 8 lists for loop detection. */
 function loopHash(req: SipRequest): string {
-  const h = createHash('md5');
-  h.update(req.uri).update('\0').update(req.fromTag ?? '').update('\0').update(req.toTag ?? '').update('\0');
-  h.update(req.callId).update('\0').update(String(req.cseq.seq)).update('\0');
-  for (const r of req.getAll('Route')) h.update(r).update('\0');
-  for (const r of req.getAll('Proxy-Require')) h.update(r).update('\0');
-  return h.digest('base64url').slice(0, 12);
+  const h = new LoopHasher();
+  h.add(req.uri).add(req.fromTag ?? '').add(req.toTag ?? '').add(req.callId).add(String(req.cseq.seq));
+  for (const r of req.getAll('Route')) h.add(r);
+  for (const r of req.getAll('Proxy-Require')) h.add(r);
+  return h.digest();
 }
 
 export class ProxyCore {
@@ -145,6 +182,7 @@ export class ProxyCore {
   #branchSeq = 0;
   #branchPrefix = randomBytes(4).toString('hex');
   #flowKey: Buffer;
+  readonly wheel: TimerWheel;
   /** Flow named by our Route's flow token, per request being routed (set by preprocessRoutes). */
   #flows = new WeakMap<SipRequest, Endpoint[]>();
 
@@ -156,6 +194,7 @@ export class ProxyCore {
     this.#dialogs = opts.dialogs;
     this.#media = opts.media;
     this.#flowKey = opts.flowTokenKey ?? randomBytes(16);
+    this.wheel = opts.wheel ?? sharedTimerWheel();
   }
 
   /** Flow token for a flow: base64url(transport|address|port|connectionId|mac); carried as `;ft=` (caller) / `;ftc=` (callee) Record-Route parameters. */
@@ -384,7 +423,7 @@ export class ProxyCore {
  */
 function ackBranch(req: SipRequest): string {
   const up = req.topVia.branch ?? req.callId;
-  return `${BRANCH_MAGIC}.ack.${createHash('md5').update(up).digest('base64url').slice(0, 16)}`;
+  return `${BRANCH_MAGIC}.ack.${new LoopHasher().add(up).digest()}`;
 }
 
 function rrValue(i: LocalInterface, params = ''): string {
@@ -415,7 +454,7 @@ class ProxyContext {
   #attempt = 0;
   #bestFinal: SipResponse | undefined;
   /** Upstream responses are relayed in order even when media rewriting is async. */
-  #chain: Promise<void> = Promise.resolve();
+  #chain: Promise<void> | undefined;
   #queued = 0;
   #mediaUsed = false;
   #answered = false;
@@ -445,7 +484,7 @@ class ProxyContext {
         sourceAddress: this.#source.address,
       });
       if (!r.ok) {
-        mediaErrors.inc({ op: 'offer' });
+        mediaOfferErrors.inc();
         rateLimitedLog('proxy-media-offer', (s) => log.warn({ reason: r.reason, suppressed: s }, 'media offer failed'));
         this.#sendFinal(createResponse(this.#req, 503, 'Media Relay Unavailable'));
         return;
@@ -460,7 +499,8 @@ class ProxyContext {
       }
     }
     if (this.#route.kind === 'parallel') {
-      const targets = [...this.#route.targets].sort((a, b) => (b.q ?? 1) - (a.q ?? 1));
+      const given = this.#route.targets;
+      const targets = given.length > 1 ? [...given].sort((a, b) => (b.q ?? 1) - (a.q ?? 1)) : given;
       if (targets.length === 0) {
         this.#sendFinal(createResponse(this.#req, 480, 'Temporarily Unavailable'));
         return;
@@ -504,17 +544,7 @@ class ProxyContext {
 
   #startBranch(target: Target): void {
     const prepared = this.#proxy.prepareBranch(this.#req, target, this.#source, this.#loopKey);
-    const branch: Branch = {
-      target,
-      request: prepared?.request ?? this.#req,
-      tx: undefined,
-      provisional: false,
-      anyResponse: false,
-      final: undefined,
-      abandoned: false,
-      cancelSent: false,
-      timer: undefined,
-    };
+    const branch: Branch = new ProxyContext.#BranchImpl(this, target, prepared?.request ?? this.#req);
     this.#branches.push(branch);
     if (!prepared) {
       this.#branchFailed(branch, { kind: 'transport', error: 'unresolvable target' }, 502);
@@ -522,26 +552,55 @@ class ProxyContext {
     }
     if (this.#isInvite) this.#proxy.dialogs?.early(this.#req.callId, this.#req.fromTag ?? '', target.destinationKey);
     const s = this.#serial();
-    if (s && this.#isInvite) {
-      branch.timer = setTimeout(() => this.#onFrTimer(branch), s.frTimerMs ?? 4000);
-    } else if (s) {
-      branch.timer = setTimeout(() => this.#onFrTimer(branch), s.frTimerMs ?? 4000);
-    }
+    if (s) branch.timer = this.#proxy.wheel.schedule(s.frTimerMs ?? 4000, ProxyContext.#frTimerFired, branch);
     try {
-      branch.tx = this.#proxy.stack.sendRequest(prepared.request, prepared.nextHop, {
-        onProvisional: (res) => this.#onProvisional(branch, res),
-        onFinal: (res) => this.#onFinal(branch, res),
-        onAdditional2xx: (res) => this.#onFinal(branch, res),
-        onTimeout: () => this.#branchFailed(branch, { kind: 'timeout' }, 408),
-        onTransportError: (err) => this.#branchFailed(branch, { kind: 'transport', error: err.message }, 503),
-      });
+      branch.tx = this.#proxy.stack.sendRequest(prepared.request, prepared.nextHop, branch);
     } catch (err) {
       this.#branchFailed(branch, { kind: 'transport', error: err instanceof Error ? err.message : String(err) }, 503);
     }
   }
 
+  /**
+   * The branch record doubles as the client transaction's handlers: prototype methods, so a
+   * branch allocates no closures. Declared inside ProxyContext to reach its private methods.
+   */
+  static #BranchImpl = class implements Branch {
+    tx: ProxyClientTransaction | undefined = undefined;
+    provisional = false;
+    anyResponse = false;
+    final: SipResponse | undefined = undefined;
+    abandoned = false;
+    cancelSent = false;
+    timer: TimerHandle | undefined = undefined;
+    synthetic?: number;
+    constructor(
+      readonly ctx: ProxyContext,
+      public target: Target,
+      public request: SipRequest,
+    ) {}
+    onProvisional(res: SipResponse): void {
+      this.ctx.#onProvisional(this, res);
+    }
+    onFinal(res: SipResponse): void {
+      this.ctx.#onFinal(this, res);
+    }
+    onAdditional2xx(res: SipResponse): void {
+      this.ctx.#onFinal(this, res);
+    }
+    onTimeout(): void {
+      this.ctx.#branchFailed(this, { kind: 'timeout' }, 408);
+    }
+    onTransportError(err: Error): void {
+      this.ctx.#branchFailed(this, { kind: 'transport', error: err.message }, 503);
+    }
+  };
+
+  /** Timer-wheel callbacks: shared functions taking the branch as argument (no closure per timer). */
+  static #frTimerFired = (b: Branch): void => b.ctx.#onFrTimer(b);
+  static #timerCFired = (b: Branch): void => b.ctx.#onTimerC(b);
+
   #clearTimer(b: Branch): void {
-    if (b.timer) clearTimeout(b.timer);
+    if (b.timer) this.#proxy.wheel.cancel(b.timer);
     b.timer = undefined;
   }
 
@@ -550,11 +609,11 @@ class ProxyContext {
     b.timer = undefined;
     if (b.final || b.abandoned) return;
     if (b.provisional) {
-      failoverCounter.inc({ reason: 'no-answer' });
+      failoverNoAnswer.inc();
       this.#abandon(b);
       this.#branchFailed(b, { kind: 'no-answer' }, 480);
     } else {
-      failoverCounter.inc({ reason: 'timeout' });
+      failoverTimeout.inc();
       this.#abandon(b);
       this.#branchFailed(b, { kind: 'timeout' }, 408);
     }
@@ -600,13 +659,13 @@ class ProxyContext {
     if (s && this.#isInvite) {
       b.provisional = true;
       this.#clearTimer(b);
-      b.timer = setTimeout(() => this.#onFrTimer(b), s.frInvTimerMs ?? 60_000);
+      b.timer = this.#proxy.wheel.schedule(s.frInvTimerMs ?? 60_000, ProxyContext.#frTimerFired, b);
     }
     if (res.status === 100) return; // §16.7 step 3: 100 is not forwarded, and does not start Timer C
     if (!b.provisional) {
       b.provisional = true;
       this.#clearTimer(b);
-      if (this.#isInvite) b.timer = setTimeout(() => this.#onTimerC(b), this.#proxy.timerCMs);
+      if (this.#isInvite) b.timer = this.#proxy.wheel.schedule(this.#proxy.timerCMs, ProxyContext.#timerCFired, b);
     }
     if (this.#finalSent) return;
     const out = stripVia(res);
@@ -641,7 +700,7 @@ class ProxyContext {
       return;
     }
     if (s && !this.#cancelled && isFailoverStatus(res.status, s.failoverStatuses)) {
-      failoverCounter.inc({ reason: 'status' });
+      failoverStatus.inc();
       this.#branchFailed(b, { kind: 'status', status: res.status, response: res }, res.status, res);
       return;
     }
@@ -754,14 +813,9 @@ class ProxyContext {
   #relay(res: SipResponse, b: Branch, final = false): void {
     const media = this.#proxy.media;
     const needsMedia = media && this.#mediaUsed && this.#isInvite && isSdp(res) && (res.status === 183 || res.status === 180 || (res.status >= 200 && res.status < 300));
-    const send = (): void => {
-      if (final) this.#finalSent = true;
-      this.#stx.respond(res);
-      if (final) finalClass(res.status).inc();
-    };
     // Fast path: nothing to rewrite and nothing queued before it, so order is kept.
     if (!needsMedia && this.#queued === 0) {
-      send();
+      this.#sendUp(res, final);
       return;
     }
     this.#enqueue(async () => {
@@ -769,18 +823,24 @@ class ProxyContext {
         const r = await media.answer({ callId: this.#req.callId, fromTag: this.#req.fromTag ?? '', toTag: res.toTag ?? '', sdp: res.body, sourceAddress: b.target.nextHop?.address ?? '' });
         if (r.ok) res.body = r.value;
         else {
-          mediaErrors.inc({ op: 'answer' });
+          mediaAnswerErrors.inc();
           rateLimitedLog('proxy-media-answer', (s) => log.warn({ reason: r.reason, suppressed: s }, 'media answer failed'));
         }
       }
-      send();
+      this.#sendUp(res, final);
     });
+  }
+
+  #sendUp(res: SipResponse, final: boolean): void {
+    if (final) this.#finalSent = true;
+    this.#stx.respond(res);
+    if (final) finalClass(res.status).inc();
   }
 
   /** Upstream responses are sent in order even when one waits for the media node. */
   #enqueue(fn: () => void | Promise<void>): void {
     this.#queued++;
-    this.#chain = this.#chain
+    this.#chain = (this.#chain ?? Promise.resolve())
       .then(fn)
       .catch((err: unknown) => log.error({ err }, 'relaying a response failed'))
       .finally(() => {
@@ -796,12 +856,15 @@ class ProxyContext {
       this.#proxy.dialogs?.end(this.#req.callId, this.#cancelled ? 'cancel' : 'failure');
       if (this.#mediaUsed) void this.#proxy.media?.delete(this.#req.callId);
     }
-    const send = (): void => {
+    if (this.#queued === 0) {
       this.#stx.respond(res);
       finalClass(res.status).inc();
-    };
-    if (this.#queued === 0) send();
-    else this.#enqueue(send);
+    } else {
+      this.#enqueue(() => {
+        this.#stx.respond(res);
+        finalClass(res.status).inc();
+      });
+    }
   }
 }
 

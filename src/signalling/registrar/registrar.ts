@@ -9,6 +9,7 @@ import type { Source } from '../../sip/transport/types.js';
 import type { Binding, LocationStore } from '../../state/store.js';
 import { counter } from '../../util/metrics.js';
 import { aorKey } from '../location/aor.js';
+import { childrenOf } from '../metric-children.js';
 
 export interface RegistrarOptions {
   store: LocationStore;
@@ -40,6 +41,9 @@ export interface RegistrarOptions {
 }
 
 const registerCounter = counter('tandem_registrar_requests_total', 'REGISTER requests handled by the registrar, by result status', ['status']);
+const registerChildren = childrenOf(registerCounter);
+/** Status codes are bounded (100-699) by the response builder. */
+const registerBy = (status: number) => registerChildren(String(status));
 
 interface ParsedContact {
   uri: SipUri;
@@ -81,7 +85,7 @@ export class Registrar {
    */
   async handle(req: SipRequest, source: Source, authUser?: string): Promise<SipResponse> {
     const res = await this.#handle(req, source, authUser);
-    registerCounter.inc({ status: String(res.status) });
+    registerBy(res.status).inc();
     return res;
   }
 

@@ -6,6 +6,11 @@ import { ProxyCore } from '../../../src/signalling/proxy/proxy-core.js';
 import type { ProxyClientHandlers, ProxyStack } from '../../../src/signalling/proxy/proxy-stack.js';
 import type { BranchFailureReason, SerialRoute, Target } from '../../../src/signalling/proxy/types.js';
 import { DialogTracker } from '../../../src/signalling/dialogs/dialog-tracker.js';
+import { TimerWheel } from '../../../src/util/timer-wheel.js';
+
+/** The proxy's fr_timer / fr_inv_timer / Timer C run on this fake-clock wheel. */
+let wheel = new TimerWheel({ manual: true });
+const advance = (ms: number): void => wheel.advance(ms);
 
 interface Sent {
   req: SipRequest;
@@ -58,7 +63,7 @@ function reply(s: Sent, status: number): SipResponse {
 function run(route: Partial<SerialRoute>, targets: Target[]) {
   const sent: Sent[] = [];
   const dialogs = new DialogTracker();
-  const proxy = new ProxyCore({ stack: fakeStack(sent), isLocalDomain: () => false, dialogs });
+  const proxy = new ProxyCore({ stack: fakeStack(sent), isLocalDomain: () => false, dialogs, wheel });
   const upstream: SipResponse[] = [];
   const failed: Array<[string, BranchFailureReason['kind']]> = [];
   const answered: string[] = [];
@@ -78,7 +83,10 @@ const T = (n: number): Target => ({ uri: `sip:100@10.0.1.${n}`, destinationKey: 
 const flush = () => new Promise((r) => setImmediate(r));
 
 describe('proxy serial failover', () => {
-  beforeEach(() => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] }));
+  beforeEach(() => {
+    wheel = new TimerWheel({ manual: true });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+  });
   afterEach(() => vi.useRealTimers());
 
   it('fr_timer: no response -> next target, reported as timeout; 2xx ends the search', async () => {
@@ -88,7 +96,7 @@ describe('proxy serial failover', () => {
     expect(x.sent[0]!.req.topVia.host).toBe('10.0.0.1');
     expect(x.sent[0]!.req.getAll('Record-Route').length).toBe(1);
     expect(x.dialogs.activeCount('pbx1')).toBe(1);
-    vi.advanceTimersByTime(4001);
+    advance(4001);
     expect(x.failed).toEqual([['sip:100@10.0.1.1', 'timeout']]);
     expect(x.sent[0]!.cancelled).toBe(true);
     expect(x.sent.length).toBe(2);
@@ -105,9 +113,9 @@ describe('proxy serial failover', () => {
     const x = run({ frTimerMs: 1000, frInvTimerMs: 5000 }, [T(1), T(2)]);
     await flush();
     x.sent[0]!.h.onProvisional!(reply(x.sent[0]!, 180));
-    vi.advanceTimersByTime(1500);
+    advance(1500);
     expect(x.sent.length).toBe(1);
-    vi.advanceTimersByTime(4000);
+    advance(4000);
     expect(x.sent[0]!.cancelled).toBe(true);
     expect(x.failed).toEqual([['sip:100@10.0.1.1', 'no-answer']]);
     expect(x.sent.length).toBe(2);
