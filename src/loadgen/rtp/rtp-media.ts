@@ -32,12 +32,6 @@ export interface RtpMediaOptions {
 /** RTP header + 160 bytes of G.711 = 172 bytes per 20 ms. */
 const HEADER = 12;
 
-/**
- * All RTP streams of one thread: one socket per stream (each call has its own port, as a
- * phone has), one pacing timer for every stream. A tick sends each stream the packets that
- * are due by its own start time, so streams started at different moments spread over the
- * 20 ms period instead of bursting together.
- */
 /** Adds one stream's packet counters, lateness and longest gap into running totals. */
 function addStreamCounters(t: RtpTotals, s: RtpStream): void {
   t.packetsSent += s.sent;
@@ -48,6 +42,12 @@ function addStreamCounters(t: RtpTotals, s: RtpStream): void {
   if (s.stats.maxGapMs > t.worstGapMs) t.worstGapMs = s.stats.maxGapMs;
 }
 
+/**
+ * All RTP streams of one thread: one socket per stream (each call has its own port, as a
+ * phone has), one pacing timer for every stream. A tick sends each stream the packets that
+ * are due by its own start time, so streams started at different moments spread over the
+ * 20 ms period instead of bursting together.
+ */
 export class RtpMedia {
   readonly #opts: Required<Omit<RtpMediaOptions, 'portMin' | 'portMax' | 'audio'>> & { portMin?: number; portMax?: number };
   readonly #audio: G711Audio;
