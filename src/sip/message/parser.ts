@@ -152,6 +152,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
   let startFault: { code: SipErrorCode; reason: string } | undefined;
   let uriStart = 0;
   let uriEnd = -1;
+  let uriCheck: ReturnType<typeof validateUri> | undefined;
   let body = buf.subarray(bodyStart);
   const raw = { buf, src: s, startLineEnd, bodyStart, body };
   if (s.startsWith('SIP/', 0)) {
@@ -185,11 +186,16 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
           ? { code: 'SIP_ERR_BAD_VERSION', reason: 'Version Not Supported' }
           : { code: 'SIP_ERR_BAD_START_LINE', reason: 'Bad SIP version' };
       } else {
-        for (let i = 0; i < uri.length; i++) {
-          const c = uri.charCodeAt(i);
-          if (c <= 32 || c >= 127) {
-            startFault = { code: 'SIP_ERR_BAD_URI', reason: 'Bad Request-URI' };
-            break;
+        // The URI grammar check (needed below) rejects controls, SP and DEL in a sip/sips/tel
+        // URI, so when it passes on an all-ASCII message no character scan is needed here.
+        uriCheck = validateUri(s, uriStart, uriEnd);
+        if (typeof uriCheck !== 'number' || !ascii) {
+          for (let i = 0; i < uri.length; i++) {
+            const c = uri.charCodeAt(i);
+            if (c <= 32 || c >= 127) {
+              startFault = { code: 'SIP_ERR_BAD_URI', reason: 'Bad Request-URI' };
+              break;
+            }
           }
         }
       }
@@ -263,7 +269,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
   if (fault === undefined) {
     if (eCSeq === undefined) fault = { code: 'SIP_ERR_MISSING_HEADER', reason: 'Missing CSeq' };
     else {
-      const r = (dup & DUP_CSEQ) !== 0 ? 'Bad CSeq' : parseCSeq(eCSeq.value);
+      const r = (dup & DUP_CSEQ) !== 0 ? 'Bad CSeq' : cseqOf(eCSeq);
       if (typeof r === 'string') fault = { code: 'SIP_ERR_BAD_CSEQ', reason: r };
       else if (isReq && r.method !== (msg as SipRequest).method) fault = { code: 'SIP_ERR_BAD_CSEQ', reason: 'CSeq method mismatch' };
       else cseq = r;
@@ -293,7 +299,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     }
   }
   if (fault === undefined && isReq) {
-    const u = uriEnd !== -1 ? validateUri(s, uriStart, uriEnd) : validateUri((msg as SipRequest).uri);
+    const u = uriCheck ?? (uriEnd !== -1 ? validateUri(s, uriStart, uriEnd) : validateUri((msg as SipRequest).uri));
     if (typeof u !== 'number') {
       fault = { code: u.code as SipErrorCode, reason: u.code === 'SIP_ERR_UNSUPPORTED_URI_SCHEME' ? 'Unsupported URI Scheme' : 'Bad Request-URI' };
     } else if (u === 1) {
@@ -327,6 +333,39 @@ function validCallIdOf(e: HeaderEntry): boolean {
     if (c <= 32 || c === 127) return false;
   }
   return true;
+}
+
+/**
+ * CSeq of a parsed line, read on the received text (no substrings but the method). Same rules
+ * as parseCSeq: CSeq = 1*DIGIT LWS Method, the number below 2^31; the value is already
+ * trimmed of SP/HT, and any other edge character (which `trim` would also strip) takes the
+ * general path.
+ */
+function cseqOf(e: HeaderEntry): CSeq | string {
+  const src = e.src;
+  const vs = e.vs;
+  const ve = e.ve;
+  if (e.folded || src === undefined || ve - vs < 3) return parseCSeq(e.value);
+  const first = src.charCodeAt(vs);
+  const lastc = src.charCodeAt(ve - 1);
+  if (first <= 32 || first >= 127 || lastc <= 32 || lastc >= 127) return parseCSeq(e.value);
+  let i = vs;
+  let seq = 0;
+  for (; i < ve; i++) {
+    const c = src.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    seq = seq * 10 + c - 48;
+  }
+  if (i === vs || i >= ve) return 'Bad CSeq';
+  let c = src.charCodeAt(i);
+  if (c !== 32 && c !== 9 && c !== 13 && c !== 10) return 'Bad CSeq';
+  if (i - vs > 10 || !(seq < 2 ** 31)) return 'Bad CSeq';
+  do c = src.charCodeAt(++i);
+  while (c === 32 || c === 9 || c === 13 || c === 10);
+  const ms = i;
+  while (i < ve && isTokenCode(src.charCodeAt(i))) i++;
+  if (i === ms || i !== ve) return 'Bad CSeq';
+  return { seq, method: src.slice(ms, ve) };
 }
 
 /** 1*DIGIT value of a parsed line, undefined otherwise. */
