@@ -12,6 +12,7 @@ import { createResponse } from '../../sip/message/builders.js';
 import { formatUri, parseNameAddr, parseUri, type SipUri } from '../../sip/uri/sip-uri.js';
 import type { Endpoint, Source, TransportName } from '../../sip/transport/types.js';
 import { counter } from '../../util/metrics.js';
+import { childrenOf, type BatchedChild } from '../metric-children.js';
 import { createLogger, rateLimitedLog } from '../../util/logger.js';
 import { sharedTimerWheel, type TimerHandle, type TimerWheel } from '../../util/timer-wheel.js';
 import type { DialogTracker } from '../dialogs/dialog-tracker.js';
@@ -26,11 +27,13 @@ const finalCounter = counter('tandem_proxy_final_responses_total', 'Final respon
 const failoverCounter = counter('tandem_proxy_failovers_total', 'Serial branches abandoned, by reason', ['reason']);
 const mediaErrors = counter('tandem_proxy_media_errors_total', 'Media node (ng) failures seen by the proxy', ['op']);
 // Labelled children bound once: `inc({ label })` hashes the label object on every call.
-const failoverTimeout = failoverCounter.labels('timeout');
-const failoverNoAnswer = failoverCounter.labels('no-answer');
-const failoverStatus = failoverCounter.labels('status');
-const mediaOfferErrors = mediaErrors.labels('offer');
-const mediaAnswerErrors = mediaErrors.labels('answer');
+const failoverBy = childrenOf(failoverCounter);
+const failoverTimeout = failoverBy('timeout');
+const failoverNoAnswer = failoverBy('no-answer');
+const failoverStatus = failoverBy('status');
+const mediaErrorsBy = childrenOf(mediaErrors);
+const mediaOfferErrors = mediaErrorsBy('offer');
+const mediaAnswerErrors = mediaErrorsBy('answer');
 
 /** Methods counted under their own name; anything else (peer-chosen) counts as `other`. */
 export const KNOWN_METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'INFO', 'UPDATE', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'MESSAGE', 'PUBLISH']);
@@ -40,15 +43,9 @@ export function methodLabel(method: string): string {
   return KNOWN_METHODS.has(method) ? method : 'other';
 }
 
-const forwardedChildren = new Map<string, ReturnType<typeof forwardedCounter.labels>>();
-function forwardedChild(method: string): ReturnType<typeof forwardedCounter.labels> {
-  const m = methodLabel(method);
-  let c = forwardedChildren.get(m);
-  if (!c) {
-    c = forwardedCounter.labels(m);
-    forwardedChildren.set(m, c);
-  }
-  return c;
+const forwardedBy = childrenOf(forwardedCounter);
+function forwardedChild(method: string): BatchedChild {
+  return forwardedBy(methodLabel(method));
 }
 
 /** Methods whose forwarded requests get a Record-Route (they may create a dialog). */
@@ -868,15 +865,10 @@ class ProxyContext {
   }
 }
 
-const finalChildren = new Map<number, ReturnType<typeof finalCounter.labels>>();
-function finalClass(status: number): ReturnType<typeof finalCounter.labels> {
-  const cls = Math.floor(status / 100);
-  let c = finalChildren.get(cls);
-  if (!c) {
-    c = finalCounter.labels(`${cls}xx`);
-    finalChildren.set(cls, c);
-  }
-  return c;
+const finalBy = childrenOf(finalCounter);
+const finalClasses = ['1xx', '2xx', '3xx', '4xx', '5xx', '6xx'];
+function finalClass(status: number): BatchedChild {
+  return finalBy(finalClasses[Math.floor(status / 100) - 1] ?? `${Math.floor(status / 100)}xx`);
 }
 
 /** §16.7 step 6 preference: 6xx first, then the lowest class; a real response over a synthetic one. */
