@@ -218,7 +218,7 @@ export class Registrar {
       if (left <= 0) continue;
       res.append('Contact', `<${b.contact}>;expires=${left}${b.q !== 1 ? `;q=${b.q}` : ''}`);
     }
-    res.set('Date', new Date(nowMs).toUTCString());
+    res.set('Date', httpDate(nowMs));
     return res;
   }
 
@@ -233,6 +233,18 @@ export class Registrar {
       if (this.#locks.get(key) === tail) this.#locks.delete(key);
     }
   }
+}
+
+let dateSec = Number.NaN;
+let dateText = '';
+/** RFC 1123 date for the Date header; formatted once per second (one per 200 OK otherwise). */
+function httpDate(ms: number): string {
+  const sec = Math.floor(ms / 1000);
+  if (sec !== dateSec) {
+    dateSec = sec;
+    dateText = new Date(sec * 1000).toUTCString();
+  }
+  return dateText;
 }
 
 function sameContact(stored: string, uri: SipUri): boolean {
