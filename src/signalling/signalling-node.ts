@@ -167,7 +167,14 @@ export class SignallingNode implements TransactionUser {
 
   onRequest(req: SipRequest, tx: ServerTransaction | undefined, source: Source): void {
     requestsBy(methodLabel(req.method)).inc();
-    this.#onRequest(req, tx, source).catch((err: unknown) => {
+    void this.#onRequestGuarded(req, tx, source);
+  }
+
+  /** Runs the request handling; a throw is logged and answered with 500 (no closure per request). */
+  async #onRequestGuarded(req: SipRequest, tx: ServerTransaction | undefined, source: Source): Promise<void> {
+    try {
+      await this.#onRequest(req, tx, source);
+    } catch (err) {
       rateLimitedLog('signalling-request-error', (s) => log.error({ err, suppressed: s, method: req.method }, 'request handling failed'));
       if (tx && req.method !== 'ACK') {
         try {
@@ -176,7 +183,7 @@ export class SignallingNode implements TransactionUser {
           /* transaction already answered */
         }
       }
-    });
+    }
   }
 
   onStrayResponse(res: SipResponse): void {
@@ -318,22 +325,23 @@ export class SignallingNode implements TransactionUser {
   /** Registered contacts of an AOR as targets: to the NAT flow the REGISTER came from, with Path. */
   async lookup(aor: string): Promise<Target[]> {
     const bindings = await this.location.getBindings(aor);
-    return bindings
-      .map((b) => {
-        const t: Target = { uri: b.contact, q: b.q };
-        if (b.path?.length) t.route = b.path;
-        else if (b.received && useFlow(b.contact, b.received)) {
-          t.nextHop = {
-            transport: b.received.transport,
-            address: b.received.address,
-            port: b.received.port,
-            ...(b.received.connectionId !== undefined ? { connectionId: b.received.connectionId } : {}),
-          };
-          t.viaFlow = true;
-        }
-        return t;
-      })
-      .sort((a, b) => (b.q ?? 1) - (a.q ?? 1));
+    const targets: Target[] = [];
+    for (const b of bindings) {
+      const t: Target = { uri: b.contact, q: b.q };
+      if (b.path?.length) t.route = b.path;
+      else if (b.received && useFlow(b.contact, b.received)) {
+        t.nextHop = {
+          transport: b.received.transport,
+          address: b.received.address,
+          port: b.received.port,
+          ...(b.received.connectionId !== undefined ? { connectionId: b.received.connectionId } : {}),
+        };
+        t.viaFlow = true;
+      }
+      targets.push(t);
+    }
+    if (targets.length > 1) targets.sort(byQ);
+    return targets;
   }
 
   #routeContext(source: Source, authUser: string | undefined, inDialog: boolean): RouteContext {
@@ -398,21 +406,22 @@ export class SignallingNode implements TransactionUser {
       return i;
     };
     const sendErrors = counter('tandem_proxy_send_errors_total', 'Stateless sends that failed');
+    const onSendError = (): void => sendErrors.inc();
     return {
       sendRequest: (req, target, h) => tl.sendRequest(req, target, h) as ProxyClientTransaction,
       cancel: (tx) => tl.cancel(tx as never),
       sendStateless: (req, target: Endpoint) => {
-        tp.send(req, target).catch(() => sendErrors.inc());
+        tp.send(req, target).catch(onSendError);
       },
       sendResponseStateless: (res) => {
-        tp.sendResponse(res).catch(() => sendErrors.inc());
+        tp.sendResponse(res).catch(onSendError);
       },
       interfaceFor: (target) => toIface(tp.listeningPointFor(target.transport, target.address)),
       interfaceOf: (source) => {
-        const lp =
-          tp.listeningPoints.find((p) => p.transport === source.transport && p.port === source.localPort && (p.address === source.localAddress || p.address === '0.0.0.0' || p.address === '::')) ??
-          tp.listeningPointFor(source.transport, source.address);
-        return toIface(lp);
+        for (const p of tp.listeningPoints) {
+          if (p.transport === source.transport && p.port === source.localPort && (p.address === source.localAddress || p.address === '0.0.0.0' || p.address === '::')) return toIface(p);
+        }
+        return toIface(tp.listeningPointFor(source.transport, source.address));
       },
       isOwnAddress: (host, port, transport) => {
         const h = (host.charCodeAt(0) === 91 ? host.replace(/^\[|\]$/g, '') : host).toLowerCase();
@@ -468,6 +477,11 @@ function useFlow(contact: string, flow: { transport: string; address: string; po
   if (!u.ok) return true;
   const host = u.value.host.replace(/^\[|\]$/g, '');
   return host.toLowerCase() !== flow.address.toLowerCase();
+}
+
+/** Decreasing q (RFC 3261 §16.6: contacts tried in order of q). */
+function byQ(a: Target, b: Target): number {
+  return (b.q ?? 1) - (a.q ?? 1);
 }
 
 function decodeURIComponentSafe(s: string): string {

@@ -470,7 +470,7 @@ class ProxyContext {
     if (this.#isInvite) {
       // §16.2: "the proxy MUST ... send a 100 (Trying)" when it will not answer within 200 ms.
       this.#stx.respond(createResponse(this.#req, 100, 'Trying'));
-      this.#stx.onCancel(() => this.#onCancel());
+      this.#stx.onCancel(this.#onCancel.bind(this));
     }
     const media = this.#proxy.media;
     if (media && this.#req.method === 'INVITE' && isSdp(this.#req)) {
