@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Tandem's tests and main job need, when missing.
+# Installs the Debian packages Tandem's tests need, when missing: openssl (TLS test certificates),
+# g++ (the relay's native forwarder), Kamailio and baresip (interop peers), rtpengine (the relay
+# and ng benchmarks' reference).
 # As root it uses apt; otherwise it prints what to install and exits non-zero.
 set -euo pipefail
 need=()
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# The relay's native forwarder is compiled on first use; without g++ the JavaScript one runs.
+command -v g++ >/dev/null 2>&1 || need+=(g++)
 if [ "${TANDEM_INTEROP:-1}" = "1" ]; then
-  command -v kamailio >/dev/null 2>&1 || need+=(kamailio kamailio-extra-modules)
+  command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
   command -v rtpengine >/dev/null 2>&1 || need+=(rtpengine-daemon)
   command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 fi
@@ -17,7 +20,7 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # Debian starts these daemons on install; the tests run their own instances.
-  for svc in redis-server kamailio rtpengine-daemon; do
+  for svc in kamailio rtpengine-daemon; do
     (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || service "$svc" stop >/dev/null 2>&1 || true
   done
 else
