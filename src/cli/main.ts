@@ -3,6 +3,9 @@ import { registerStartCommand } from './commands/start.js';
 import { registerMediaCommand } from './commands/media.js';
 import { registerLoadCommand } from './commands/load.js';
 
+// A closed stdout (e.g. piped into `head`) must not keep a node from shutting down on SIGTERM.
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+
 const program = new Command();
 program.name('tandem').description('High-availability VoIP: SIP proxy/registrar, RTP relay, load generator').version('0.1.0');
 registerStartCommand(program);
