@@ -22,6 +22,7 @@ import { join, resolve } from 'node:path';
 import { runLoad } from '../src/loadgen/run-load.js';
 import { startUas } from '../src/loadgen/uas.js';
 import type { LoadUser } from '../src/loadgen/users.js';
+import { registerContact, sipRequest } from './lib/udp-sip.js';
 
 const quick = process.argv.includes('--quick');
 const withKamailio = !process.argv.includes('--no-kamailio') && existsSync('/usr/sbin/kamailio');
@@ -82,45 +83,7 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-/** Sends one SIP request over UDP and waits for a final response; returns its status. */
-async function sipRequest(port: number, text: (localPort: number) => string, timeoutMs = 2000): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const lp = s.address().port;
-  return new Promise<number>((resolveStatus) => {
-    const timer = setTimeout(() => {
-      s.close();
-      resolveStatus(0);
-    }, timeoutMs);
-    s.on('message', (m) => {
-      const st = Number(/^SIP\/2\.0 (\d{3})/.exec(m.toString('latin1'))?.[1]);
-      if (st >= 200) {
-        clearTimeout(timer);
-        s.close();
-        resolveStatus(st);
-      }
-    });
-    s.send(Buffer.from(text(lp), 'latin1'), port, '127.0.0.1');
-  });
-}
-
-const registerService = (proxyPort: number, uasPort: number) =>
-  sipRequest(proxyPort, (lp) =>
-    [
-      `REGISTER sip:${DOMAIN} SIP/2.0`,
-      `Via: SIP/2.0/UDP 127.0.0.1:${lp};branch=z9hG4bK${Math.random().toString(36).slice(2)};rport`,
-      'Max-Forwards: 70',
-      `From: <sip:service@${DOMAIN}>;tag=b1`,
-      `To: <sip:service@${DOMAIN}>`,
-      `Call-ID: svc-${Date.now()}@bench`,
-      'CSeq: 1 REGISTER',
-      `Contact: <sip:service@127.0.0.1:${uasPort}>`,
-      'Expires: 3600',
-      'Content-Length: 0',
-      '',
-      '',
-    ].join('\r\n'),
-  );
+const registerService = (proxyPort: number, uasPort: number) => registerContact(proxyPort, DOMAIN, 'service', uasPort);
 
 const options = (port: number) =>
   sipRequest(

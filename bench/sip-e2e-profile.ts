@@ -17,6 +17,7 @@ import dgram from 'node:dgram';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { registerContact } from './lib/udp-sip.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const argv = process.argv.slice(2);
@@ -80,40 +81,10 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-function register(proxyPort: number, uasPort: number): Promise<number> {
-  return new Promise((resolveStatus, reject) => {
-    const s = dgram.createSocket('udp4');
-    const t = setTimeout(() => {
-      s.close();
-      reject(new Error('REGISTER: no answer'));
-    }, 5000);
-    s.on('message', (m) => {
-      const status = Number(/^SIP\/2\.0 (\d{3})/.exec(m.toString('latin1'))?.[1]);
-      if (status >= 200) {
-        clearTimeout(t);
-        s.close();
-        resolveStatus(status);
-      }
-    });
-    s.bind(0, '127.0.0.1', () => {
-      const lp = s.address().port;
-      const text = [
-        `REGISTER sip:${DOMAIN} SIP/2.0`,
-        `Via: SIP/2.0/UDP 127.0.0.1:${lp};branch=z9hG4bK${Math.random().toString(36).slice(2)};rport`,
-        'Max-Forwards: 70',
-        `From: <sip:service@${DOMAIN}>;tag=e2e`,
-        `To: <sip:service@${DOMAIN}>`,
-        `Call-ID: e2e-${Date.now()}@bench`,
-        'CSeq: 1 REGISTER',
-        `Contact: <sip:service@127.0.0.1:${uasPort}>`,
-        'Expires: 3600',
-        'Content-Length: 0',
-        '',
-        '',
-      ].join('\r\n');
-      s.send(Buffer.from(text, 'latin1'), proxyPort, '127.0.0.1');
-    });
-  });
+async function register(proxyPort: number, uasPort: number): Promise<number> {
+  const status = await registerContact(proxyPort, DOMAIN, 'service', uasPort, 5000);
+  if (status === 0) throw new Error('REGISTER: no answer');
+  return status;
 }
 
 function topSelf(file: string, n: number): string[] {
