@@ -45,6 +45,22 @@ afterAll(async () => {
 });
 
 /** Callee side: wait for INVITE, send 180 then `final`. */
+/** The caller's 2xx (waited for when the INVITE returned a provisional first), learned into the dialog. */
+async function confirmed(call: TestCall, caller: TestUa, res: SipResponse): Promise<SipResponse> {
+  if (res.status < 200) res = await caller.waitResponse(call.callId, 'INVITE', (s) => s === 200);
+  call.learn(res);
+  return res;
+}
+
+/** ACKs the 2xx, then the caller hangs up; the callee answers the BYE with 200. */
+async function ackAndHangUp(call: TestCall, callee: TestUa): Promise<void> {
+  call.ack2xx();
+  await callee.waitRequest('ACK', 5000, call.callId);
+  const byeP = callee.waitRequest('BYE', 5000, call.callId).then((bye) => callee.send(callee.response(bye, 200, 'OK')));
+  expect((await call.bye()).status).toBe(200);
+  await byeP;
+}
+
 async function answerIncoming(callee: TestUa, final: number, reason: string, opts: { ring?: boolean } = {}) {
   const inv = await callee.waitRequest('INVITE');
   const toTag = 'callee1';
@@ -130,12 +146,7 @@ describe('tandem start: calls through the proxy', () => {
     expect(alice.received.some((m) => !m.isRequest() && (m as SipResponse).status === 100 && m.callId === call.callId)).toBe(true);
     call.learn(final);
     expect(call.routeSet.length).toBe(1);
-    call.ack2xx();
-    await bob.waitRequest('ACK', 5000, call.callId);
-    const byeP = bob.waitRequest('BYE', 5000, call.callId).then((bye) => bob.send(bob.response(bye, 200, 'OK')));
-    const byeRes = await call.bye();
-    await byeP;
-    expect(byeRes.status).toBe(200);
+    await ackAndHangUp(call, bob);
   });
 
   it('CANCEL before answer: callee gets CANCEL, caller gets 487', async () => {
@@ -198,14 +209,9 @@ describe('tandem start: calls through the proxy', () => {
     expect(rr.length).toBe(2);
     expect(rr[0]).not.toContain('transport=tcp');
     expect(rr[1]).toContain('transport=tcp');
-    if (res.status < 200) res = await alice.waitResponse(call.callId, 'INVITE', (s) => s === 200);
-    call.learn(res);
+    res = await confirmed(call, alice, res);
     expect(call.routeSet.length).toBe(2);
-    call.ack2xx();
-    await bob.waitRequest('ACK', 5000, call.callId);
-    const byeP = bob.waitRequest('BYE', 5000, call.callId).then((bye) => bob.send(bob.response(bye, 200, 'OK')));
-    expect((await call.bye()).status).toBe(200);
-    await byeP;
+    await ackAndHangUp(call, bob);
   });
 
   it('UDP caller to a TCP callee: INVITE and in-dialog requests go over the callee\'s connection', async () => {
@@ -218,13 +224,8 @@ describe('tandem start: calls through the proxy', () => {
     let res = await call.invite();
     const inv = await calleeP;
     expect(inv.topVia.transport).toBe('TCP');
-    if (res.status < 200) res = await alice.waitResponse(call.callId, 'INVITE', (s) => s === 200);
-    call.learn(res);
-    call.ack2xx();
-    await bob.waitRequest('ACK', 5000, call.callId);
-    const byeP = bob.waitRequest('BYE', 5000, call.callId).then((bye) => bob.send(bob.response(bye, 200, 'OK')));
-    expect((await call.bye()).status).toBe(200);
-    await byeP;
+    res = await confirmed(call, alice, res);
+    await ackAndHangUp(call, bob);
   });
 
   it('TLS caller to UDP callee: double Record-Route, answer and BYE over TLS', async () => {
@@ -239,13 +240,8 @@ describe('tandem start: calls through the proxy', () => {
     const rr = inv.getAll('Record-Route');
     expect(rr.length).toBe(2);
     expect(rr[1]).toContain('transport=tls');
-    if (res.status < 200) res = await alice.waitResponse(call.callId, 'INVITE', (s) => s === 200);
-    call.learn(res);
-    call.ack2xx();
-    await bob.waitRequest('ACK', 5000, call.callId);
-    const byeP = bob.waitRequest('BYE', 5000, call.callId).then((bye) => bob.send(bob.response(bye, 200, 'OK')));
-    expect((await call.bye()).status).toBe(200);
-    await byeP;
+    res = await confirmed(call, alice, res);
+    await ackAndHangUp(call, bob);
   });
 
   it('NAT: a UA advertising a private address is reached over its flow, in dialog too (both directions)', async () => {
@@ -263,14 +259,9 @@ describe('tandem start: calls through the proxy', () => {
     })();
     let res = await call.invite();
     await calleeP;
-    if (res.status < 200) res = await bob.waitResponse(call.callId, 'INVITE', (s) => s === 200);
-    call.learn(res);
+    res = await confirmed(call, bob, res);
     expect(call.remoteTarget).toContain('10.99.0.1');
-    call.ack2xx();
-    await nat.waitRequest('ACK', 5000, call.callId);
-    const byeP = nat.waitRequest('BYE', 5000, call.callId).then((bye) => nat.send(nat.response(bye, 200, 'OK')));
-    expect((await call.bye()).status).toBe(200);
-    await byeP;
+    await ackAndHangUp(call, nat);
     // The NATed UA calls bob; bob hangs up towards the NATed UA.
     const c2 = new TestCall(nat, 'bob');
     const inv2P = bob.waitRequest('INVITE');
