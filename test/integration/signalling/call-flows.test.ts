@@ -52,6 +52,20 @@ async function confirmed(call: TestCall, caller: TestUa, res: SipResponse): Prom
   return res;
 }
 
+/** alice (over `callerTransport`) calls bob (over `calleeTransport`), both registered; bob answers 200. */
+async function answeredCall(callerTransport: 'udp' | 'tcp' | 'tls', calleeTransport: 'udp' | 'tcp' | 'tls') {
+  const alice = await ua('alice', callerTransport);
+  const bob = await ua('bob', calleeTransport);
+  expect((await alice.register()).status).toBe(200);
+  expect((await bob.register()).status).toBe(200);
+  const call = new TestCall(alice, 'bob');
+  const calleeP = answerIncoming(bob, 200, 'OK');
+  const res = await call.invite();
+  const inv = await calleeP;
+  await confirmed(call, alice, res);
+  return { alice, bob, call, inv };
+}
+
 /** ACKs the 2xx, then the caller hangs up; the callee answers the BYE with 200. */
 async function ackAndHangUp(call: TestCall, callee: TestUa): Promise<void> {
   call.ack2xx();
@@ -197,50 +211,26 @@ describe('tandem start: calls through the proxy', () => {
   });
 
   it('TCP caller to UDP callee gets a double Record-Route', async () => {
-    const alice = await ua('alice', 'tcp');
-    const bob = await ua('bob');
-    expect((await alice.register()).status).toBe(200);
-    expect((await bob.register()).status).toBe(200);
-    const call = new TestCall(alice, 'bob');
-    const calleeP = answerIncoming(bob, 200, 'OK');
-    let res = await call.invite();
-    const inv = await calleeP;
+    const { call, inv, bob } = await answeredCall('tcp', 'udp');
     const rr = inv.getAll('Record-Route');
     expect(rr.length).toBe(2);
     expect(rr[0]).not.toContain('transport=tcp');
     expect(rr[1]).toContain('transport=tcp');
-    res = await confirmed(call, alice, res);
     expect(call.routeSet.length).toBe(2);
     await ackAndHangUp(call, bob);
   });
 
   it('UDP caller to a TCP callee: INVITE and in-dialog requests go over the callee\'s connection', async () => {
-    const alice = await ua('alice');
-    const bob = await ua('bob', 'tcp');
-    expect((await alice.register()).status).toBe(200);
-    expect((await bob.register()).status).toBe(200);
-    const call = new TestCall(alice, 'bob');
-    const calleeP = answerIncoming(bob, 200, 'OK');
-    let res = await call.invite();
-    const inv = await calleeP;
+    const { call, inv, bob } = await answeredCall('udp', 'tcp');
     expect(inv.topVia.transport).toBe('TCP');
-    res = await confirmed(call, alice, res);
     await ackAndHangUp(call, bob);
   });
 
   it('TLS caller to UDP callee: double Record-Route, answer and BYE over TLS', async () => {
-    const alice = await ua('alice', 'tls');
-    const bob = await ua('bob');
-    expect((await alice.register()).status).toBe(200);
-    expect((await bob.register()).status).toBe(200);
-    const call = new TestCall(alice, 'bob');
-    const calleeP = answerIncoming(bob, 200, 'OK');
-    let res = await call.invite();
-    const inv = await calleeP;
+    const { call, inv, bob } = await answeredCall('tls', 'udp');
     const rr = inv.getAll('Record-Route');
     expect(rr.length).toBe(2);
     expect(rr[1]).toContain('transport=tls');
-    res = await confirmed(call, alice, res);
     await ackAndHangUp(call, bob);
   });
 
