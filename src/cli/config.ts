@@ -16,6 +16,12 @@ export const tandemConfigSchema = z
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     /** Admin HTTP (health, metrics, role routes), `host:port`; off when absent. */
     admin: z.string().regex(/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port').optional(),
+    /**
+     * Bearer token of the admin API: required for every write and, off loopback, for every read
+     * but /health. Without it the API is read-only and may bind only to loopback. Also taken from
+     * the TANDEM_ADMIN_TOKEN environment variable.
+     */
+    adminToken: z.string().min(16, 'at least 16 characters').optional(),
     /** Redis URL for shared state; memory when absent. */
     redis: z.string().url().optional(),
     signalling: signallingConfigSchema.default(signallingConfigSchema.parse({})),

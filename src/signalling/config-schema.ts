@@ -38,7 +38,12 @@ export const signallingConfigSchema = z
         enabled: z.boolean().default(true),
         /** Digest realm. @default the first domain, else the first listening address */
         realm: z.string().optional(),
-        /** HMAC secret for stateless nonces; share it across a cluster. @default random per process */
+        /**
+         * The cluster secret: HMAC key of stateless nonces, flow tokens and route tokens (the
+         * proof in our Record-Route that an in-dialog request follows a route we issued). Share it
+         * across a cluster; without it, calls set up before a restart cannot be ended through
+         * the restarted node. @default random per process
+         */
         secret: z.string().min(16, 'at least 16 characters').optional(),
         /** Nonce lifetime, seconds; older nonces get stale=true. @default 300 */
         nonceLifetimeSec: z.number().int().min(1).max(86_400).default(300),
@@ -56,9 +61,26 @@ export const signallingConfigSchema = z
         failureWindowSec: z.number().int().min(1).default(60),
         /** How long a blocked source is ignored, seconds. @default 300 */
         blockSec: z.number().int().min(1).default(300),
+        /**
+         * Accept digest credentials without qop (RFC 2069 clients). Each nonce then serves one
+         * request only, the replay protection qop's nonce-count gives otherwise. @default false
+         */
+        allowNoQop: z.boolean().default(false),
+        /**
+         * Bind each nonce to the IP address the challenge went to, so a spoofed source cannot be
+         * made to fail authentication (and be blocked). Turn off only for clients whose address
+         * changes between challenge and answer. @default true
+         */
+        bindNonceToSource: z.boolean().default(true),
+        /**
+         * Networks (CIDR) never blocked after failed authentications, besides the dispatcher's
+         * destinations: NAT gateways, SBCs, peer nodes. Trust here exempts from blocking only,
+         * never from authentication. @default []
+         */
+        trustedNetworks: z.array(z.string().refine((x) => isIP(x.split('/')[0] ?? '') !== 0, { message: 'expected an IP address or CIDR network' })).default([]),
       })
       .strict()
-      .default({ enabled: true, nonceLifetimeSec: 300, algorithms: ['MD5', 'SHA-256'], maxFailures: 10, failureWindowSec: 60, blockSec: 300 }),
+      .default({ enabled: true, nonceLifetimeSec: 300, algorithms: ['MD5', 'SHA-256'], maxFailures: 10, failureWindowSec: 60, blockSec: 300, allowNoQop: false, bindNonceToSource: true, trustedNetworks: [] }),
     registrar: z
       .object({
         /** Shorter non-zero registrations get 423 Interval Too Brief. @default 60 */

@@ -13,7 +13,9 @@ import type { ServerTransaction, TransactionUser } from '../sip/transaction/type
 import type { SipRequest, SipResponse } from '../sip/message/sip-message.js';
 import { createResponse } from '../sip/message/builders.js';
 import { parseUri } from '../sip/uri/sip-uri.js';
-import { AuthFailureTracker, DigestAuthenticator, randomSecret, type UserDirectory } from '../sip/auth/digest-server.js';
+import { AuthFailureTracker, DigestAuthenticator, provesWrongCredentials, randomSecret, type UserDirectory } from '../sip/auth/digest-server.js';
+import { NetworkList } from '../util/network-list.js';
+import { routeTokenKey } from './proxy/route-token.js';
 import type { DigestAlgorithm } from '../sip/auth/digest.js';
 import type { LocationStore } from '../state/store.js';
 import { MemoryLocationStore } from '../state/memory/memory-location-store.js';
@@ -27,14 +29,19 @@ import type { LocalInterface, ProxyClientTransaction, ProxyServerTransaction, Pr
 import type { RouteContext, RouteHook, RouteResult, Target } from './proxy/types.js';
 import { DialogTracker } from './dialogs/dialog-tracker.js';
 import { copyResponse } from './proxy/copy-message.js';
+import type { RouteCheck } from './proxy/proxy-core.js';
+import { decideTrust, type RequestFacts } from './request-trust.js';
 import type { MediaControl } from './media-control/media-control.js';
 
 const log = createLogger('signalling');
 const authCounter = counter('tandem_auth_results_total', 'Digest authentication outcomes', ['result']);
 const droppedBlocked = counter('tandem_auth_blocked_requests_total', 'Requests dropped because their source is blocked after failed authentications');
+const sourcesBlocked = counter('tandem_auth_sources_blocked_total', 'Sources blocked after repeated wrong credentials');
 const requestsCounter = counter('tandem_signalling_requests_total', 'Requests received by the signalling node, by method', ['method']);
 const requestsBy = childrenOf(requestsCounter);
 const authResult = childrenOf(authCounter);
+const untrustedInDialog = counter('tandem_signalling_untrusted_in_dialog_total', 'Requests with a To-tag but no authentic Route of ours, handled as out-of-dialog');
+const untrustedAbsorbed = counter('tandem_signalling_untrusted_ack_total', 'ACKs with no authentic Route of ours, absorbed');
 
 export interface SignallingNodeOptions {
   listen: ListenSpec[];
@@ -49,7 +56,15 @@ export interface SignallingNodeOptions {
     maxFailures?: number;
     failureWindowSec?: number;
     blockSec?: number;
+    /** Accept credentials without qop (each nonce then serves one request). @default false */
+    allowNoQop?: boolean;
+    /** Bind nonces to the IP address they are sent to. @default true */
+    bindNonceToSource?: boolean;
+    /** Networks (CIDR) whose sources are never blocked after failed authentications. @default [] */
+    trustedNetworks?: string[];
   };
+  /** Further sources never blocked (the dispatcher's PBXs, cluster peers); asked only on a failure. */
+  isTrustedSource?: (address: string) => boolean;
   users?: UserDirectory;
   registrar?: { minExpiresSec?: number; maxExpiresSec?: number; defaultExpiresSec?: number; maxContactsPerAor?: number };
   proxy?: { recordRoute?: boolean; timerCMs?: number };
@@ -74,6 +89,7 @@ export class SignallingNode implements TransactionUser {
   #opts: SignallingNodeOptions;
   #auth: DigestAuthenticator | undefined;
   #failures: AuthFailureTracker;
+  #bindNonce = true;
   #domains: Set<string>;
   #ownHosts = new Set<string>();
   #draining = false;
@@ -89,7 +105,8 @@ export class SignallingNode implements TransactionUser {
     this.location = opts.locationStore ?? new MemoryLocationStore();
     const isLocal = (h: string) => this.isLocalDomain(h);
     this.registrar = new Registrar({ store: this.location, isLocalDomain: isLocal, ...(opts.registrar ?? {}), ...(opts.nodeName ? { nodeName: opts.nodeName } : {}) });
-    this.dialogs = new DialogTracker();
+    const media = opts.media;
+    this.dialogs = new DialogTracker(media?.isActive ? { isAlive: (rec) => media.isActive!(rec.callId) } : {});
     this.stack = this.#makeStack();
     this.proxy = new ProxyCore({
       stack: this.stack,
@@ -98,19 +115,29 @@ export class SignallingNode implements TransactionUser {
       ...(opts.media ? { media: opts.media } : {}),
       ...(opts.proxy?.recordRoute !== undefined ? { recordRoute: opts.proxy.recordRoute } : {}),
       ...(opts.proxy?.timerCMs !== undefined ? { timerCMs: opts.proxy.timerCMs } : {}),
-      // Nodes sharing auth.secret also accept each other's flow tokens.
-      ...(opts.auth.secret ? { flowTokenKey: createHmac('sha256', opts.auth.secret).update('tandem flow token').digest() } : {}),
+      // Nodes sharing the secret also accept each other's flow tokens and route tokens.
+      ...(opts.auth.secret ? { flowTokenKey: createHmac('sha256', opts.auth.secret).update('tandem flow token').digest(), routeTokenKey: routeTokenKey(opts.auth.secret) } : {}),
     });
     if (opts.auth.enabled) {
       this.#auth = new DigestAuthenticator({
         realm: opts.auth.realm ?? opts.domains[0] ?? 'tandem',
         secret: opts.auth.secret ?? randomSecret(),
+        ...(opts.auth.allowNoQop !== undefined ? { allowNoQop: opts.auth.allowNoQop } : {}),
         users: opts.users ?? { lookup: () => undefined },
         ...(opts.auth.nonceLifetimeSec !== undefined ? { nonceLifetimeSec: opts.auth.nonceLifetimeSec } : {}),
         ...(opts.auth.algorithms ? { algorithms: opts.auth.algorithms } : {}),
       });
     }
+    this.#bindNonce = opts.auth.bindNonceToSource ?? true;
+    const trustedNets = NetworkList.create(opts.auth.trustedNetworks ?? []);
+    if (!trustedNets.ok) throw new Error(`auth.trustedNetworks: ${trustedNets.reason}`);
+    const isTrustedSource = opts.isTrustedSource;
     this.#failures = new AuthFailureTracker({
+      isTrusted: (a) => trustedNets.value.has(a) || (isTrustedSource?.(a) ?? false),
+      onBlocked: (a) => {
+        sourcesBlocked.inc();
+        log.warn({ source: a, blockSec: opts.auth.blockSec ?? 300 }, 'source blocked after repeated wrong credentials');
+      },
       ...(opts.auth.maxFailures !== undefined ? { maxFailures: opts.auth.maxFailures } : {}),
       ...(opts.auth.failureWindowSec !== undefined ? { windowSec: opts.auth.failureWindowSec } : {}),
       ...(opts.auth.blockSec !== undefined ? { blockSec: opts.auth.blockSec } : {}),
@@ -200,12 +227,15 @@ export class SignallingNode implements TransactionUser {
   async #onRequest(req: SipRequest, tx: ServerTransaction | undefined, source: Source): Promise<void> {
     const method = req.method;
     if (!tx) {
-      // ACK to a 2xx: end to end, no transaction (§16.11 / RFC 6026).
+      // ACK to a 2xx: end to end, no transaction (§16.11 / RFC 6026). Forwarded only along a
+      // route set we issued; any other is absorbed (an ACK is never answered).
       if (method !== 'ACK') return;
       if (this.proxy.validate(req)) return;
-      this.proxy.preprocessRoutes(req);
-      const ruri = req.requestUriOrUndefined;
-      if (req.getAll('Route').length === 0 && ruri && !ruri.user && this.stack.isOwnAddress(ruri.host, ruri.port)) return;
+      const check = this.proxy.preprocessRoutes(req);
+      if (decideTrust(this.#facts(req, check)).step !== 'in-dialog') {
+        untrustedAbsorbed.inc();
+        return;
+      }
       this.proxy.forwardAck(req, source);
       return;
     }
@@ -240,42 +270,61 @@ export class SignallingNode implements TransactionUser {
       tx.respond(createResponse(req, invalid.status, invalid.reason));
       return;
     }
-    const inDialog = req.toTag !== undefined;
-    if (this.#draining && !inDialog) {
-      tx.respond(createResponse(req, 503, 'Service Unavailable (Shutting Down)', { headers: [['Retry-After', '5']] }));
-      return;
-    }
-    const wasRouted = this.proxy.preprocessRoutes(req);
+    // The digest `uri` is compared with the Request-URI as received (before §16.4 rewrites it).
+    const receivedUri = req.uri;
+    const check = this.proxy.preprocessRoutes(req);
     const ruri2 = req.requestUriOrUndefined;
     if (!ruri2) {
       tx.respond(createResponse(req, 416, 'Unsupported URI Scheme'));
       return;
     }
-
-    if (method === 'REGISTER' && req.getAll('Route').length === 0 && ruri2.scheme !== 'tel' && this.isLocalDomain(ruri2.host)) {
-      const user = this.#authenticate(req, tx, source, 'registrar');
-      if (user === null) return;
-      tx.respond(await this.registrar.handle(req, source, user));
+    const trust = decideTrust(this.#facts(req, check));
+    const inDialog = trust.step === 'in-dialog';
+    if (req.toTag !== undefined && !inDialog) untrustedInDialog.inc();
+    if (this.#draining && !inDialog) {
+      tx.respond(createResponse(req, 503, 'Service Unavailable (Shutting Down)', { headers: [['Retry-After', '5']] }));
       return;
     }
 
     let authUser: string | undefined;
-    if (!inDialog && this.#auth && this.#fromLocalUser(req)) {
-      const user = this.#authenticate(req, tx, source, 'proxy');
-      if (user === null) return;
-      authUser = user;
-      const fromUser = req.from.uri.user;
-      if (user !== undefined && fromUser !== undefined && decodeURIComponentSafe(fromUser) !== user) {
-        tx.respond(createResponse(req, 403, 'Forbidden (From Does Not Match User)'));
+    switch (trust.step) {
+      case 'absorb':
+        return;
+      case 'registrar': {
+        const user = trust.authenticate ? this.#authenticate(req, tx, source, 'registrar', receivedUri) : undefined;
+        if (user === null) return;
+        tx.respond(await this.registrar.handle(req, source, user));
         return;
       }
-      // RFC 3261 §22.3: credentials for this proxy's realm are consumed.
-      req.remove('Proxy-Authorization');
+      case 'authenticate': {
+        const user = this.#authenticate(req, tx, source, 'proxy', receivedUri);
+        if (user === null) return;
+        authUser = user;
+        const fromUser = req.from.uri.user;
+        if (user !== undefined && fromUser !== undefined && decodeURIComponentSafe(fromUser) !== user) {
+          tx.respond(createResponse(req, 403, 'Forbidden (From Does Not Match User)'));
+          return;
+        }
+        // RFC 3261 §22.3: credentials for this proxy's realm are consumed.
+        req.remove('Proxy-Authorization');
+        break;
+      }
+      case 'in-dialog':
+        // Only a request that follows a route set we issued acts on the dialog.
+        this.dialogs.touch(req.callId);
+        if (method === 'BYE') {
+          this.dialogs.end(req.callId, 'bye');
+          void this.#opts.media?.delete(req.callId);
+        }
+        break;
+      case 'out-of-dialog':
+        break;
     }
-
-    if (inDialog && method === 'BYE') {
-      this.dialogs.end(req.callId, 'bye');
-      void this.#opts.media?.delete(req.callId);
+    if (!inDialog && method === 'INVITE' && this.dialogs.get(req.callId)?.state === 'confirmed') {
+      // A new INVITE reusing the Call-ID of an established call (and perhaps its From-tag) would
+      // reach that call's media session as a re-offer: refused.
+      tx.respond(createResponse(req, 403, 'Call-ID In Use'));
+      return;
     }
 
     let route: RouteResult = { kind: 'default' };
@@ -288,28 +337,46 @@ export class SignallingNode implements TransactionUser {
         return;
       }
     }
-    if (route.kind === 'default') route = await this.defaultRoute(req, inDialog, wasRouted, source);
+    if (route.kind === 'default') route = await this.defaultRoute(req, inDialog, source, authUser);
     await this.proxy.forward(req, wrapServerTx(tx), source, route);
+  }
+
+  /** The facts the trust decision reads (request-trust.ts). */
+  #facts(req: SipRequest, check: RouteCheck): RequestFacts {
+    const ruri = req.requestUriOrUndefined;
+    return {
+      method: req.method,
+      hasToTag: req.toTag !== undefined,
+      routeAuthentic: check.authentic,
+      forOurRegistrar: ruri !== undefined && req.getAll('Route').length === 0 && ruri.scheme !== 'tel' && this.isLocalDomain(ruri.host),
+      fromLocalUser: this.#fromLocalUser(req),
+      authEnabled: this.#auth !== undefined,
+    };
   }
 
   /**
    * The built-in route: in-dialog and foreign requests go to the Request-URI (or Route);
    * dispatcher prefix routes; requests for local users go to their registered contacts
    * (parallel fork by q), 404 for unknown users, 480 for users with no binding.
+   *
+   * Relay rules for out-of-dialog requests: a request to a foreign domain is relayed only for one
+   * of our users (authenticated when auth is on); calls to the back-end PBXs (dispatcher prefix
+   * routes) only for an authenticated user when auth is on. Anyone may reach our users.
    */
-  async defaultRoute(req: SipRequest, inDialog: boolean, wasRouted: boolean, source?: Source): Promise<Exclude<RouteResult, { kind: 'default' }>> {
+  async defaultRoute(req: SipRequest, inDialog: boolean, source?: Source, authUser?: string): Promise<Exclude<RouteResult, { kind: 'default' }>> {
     const ruri = req.requestUri;
     if (inDialog || req.getAll('Route').length > 0 || ruri.scheme === 'tel' || !this.isLocalDomain(ruri.host)) {
-      // Not an open relay: a new request to a foreign domain must come from one of our users
-      // (authenticated when auth is on).
-      if (!inDialog && !wasRouted && !this.#fromLocalUser(req)) return { kind: 'reply', status: 403, reason: 'Not Relaying' };
-      const flow = source ? this.proxy.flowNextHop(req, source) : undefined;
+      if (!inDialog && !this.#mayRelay(req, authUser)) return { kind: 'reply', status: 403, reason: 'Not Relaying' };
+      const flow = inDialog && source ? this.proxy.flowNextHop(req, source) : undefined;
       return { kind: 'parallel', targets: [{ uri: req.uri, ...(flow ? { nextHop: flow } : {}) }] };
     }
     const ds = this.services['dispatcher'] as { routeByPrefix?: (r: SipRequest) => RouteResult | undefined } | undefined;
     if (!inDialog && req.method === 'INVITE' && ds?.routeByPrefix) {
       const r = ds.routeByPrefix(req);
-      if (r && r.kind !== 'default') return r;
+      if (r && r.kind !== 'default') {
+        if (!this.#mayRelay(req, authUser)) return { kind: 'reply', status: 403, reason: 'Not Relaying' };
+        return r;
+      }
     }
     if (!ruri.user) return { kind: 'reply', status: 404, reason: 'Not Found' };
     const aor = aorKey(ruri);
@@ -320,6 +387,12 @@ export class SignallingNode implements TransactionUser {
       return known ? { kind: 'reply', status: 480, reason: 'Temporarily Unavailable' } : { kind: 'reply', status: 404, reason: 'Not Found' };
     }
     return { kind: 'parallel', targets };
+  }
+
+  /** Out-of-dialog request beyond our users (foreign domain, PBX): from one of our users, proven when auth is on. */
+  #mayRelay(req: SipRequest, authUser: string | undefined): boolean {
+    if (this.#auth) return authUser !== undefined;
+    return this.#fromLocalUser(req);
   }
 
   /** Registered contacts of an AOR as targets: to the NAT flow the REGISTER came from, with Path. */
@@ -363,23 +436,27 @@ export class SignallingNode implements TransactionUser {
 
   /**
    * Digest check. Returns the user name, undefined when auth is off, or null when a response
-   * was sent (challenge or refusal) or the request was dropped.
+   * was sent (challenge or refusal) or the request was dropped. Only failures that prove wrong
+   * credentials, made with a nonce issued to this very source, count toward blocking it.
    */
-  #authenticate(req: SipRequest, tx: ServerTransaction, source: Source, role: 'registrar' | 'proxy'): string | undefined | null {
+  #authenticate(req: SipRequest, tx: ServerTransaction, source: Source, role: 'registrar' | 'proxy', receivedUri: string): string | undefined | null {
     const auth = this.#auth;
     if (!auth) return undefined;
     const header = role === 'registrar' ? 'Authorization' : 'Proxy-Authorization';
-    const r = auth.verify(req.getAll(header), req.method);
+    const bound = this.#bindNonce ? source.address : undefined;
+    const r = auth.verify(req.getAll(header), req.method, { requestUri: receivedUri, ...(bound ? { source: bound } : {}) });
     if (r.ok) {
       authResult('ok').inc();
       this.#failures.recordSuccess(source.address);
       return r.username;
     }
     authResult(r.failure).inc();
-    if (r.failure === 'bad-response' || r.failure === 'unknown-user' || r.failure === 'bad-nonce' || r.failure === 'replay') {
-      if (this.#failures.recordFailure(source.address)) {
-        log.warn({ source: source.address }, 'source blocked after repeated failed authentications');
-      }
+    if (r.failure === 'uri-mismatch') {
+      tx.respond(createResponse(req, 400, 'Digest URI Does Not Match Request-URI'));
+      return null;
+    }
+    if (provesWrongCredentials(r.failure)) {
+      this.#failures.recordFailure(source.address);
       if (this.#failures.isBlocked(source.address)) {
         droppedBlocked.inc();
         return null;
@@ -387,7 +464,7 @@ export class SignallingNode implements TransactionUser {
     }
     const status = role === 'registrar' ? 401 : 407;
     const chHeader = role === 'registrar' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
-    const headers: [string, string][] = auth.challenges(r.failure === 'stale').map((c) => [chHeader, c]);
+    const headers: [string, string][] = auth.challenges(r.failure === 'stale', bound).map((c) => [chHeader, c]);
     tx.respond(createResponse(req, status, undefined, { headers }));
     return null;
   }

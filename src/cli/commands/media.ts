@@ -12,6 +12,7 @@ interface MediaCliOptions {
   advertise?: string;
   rtpPorts: string;
   admin?: string;
+  adminToken?: string;
   workers?: string;
   forwarder?: string;
   maxSessions?: string;
@@ -37,7 +38,8 @@ export function registerMediaCommand(program: Command): void {
     .option('--interface <addr>', 'address the media sockets bind to', '127.0.0.1')
     .option('--advertise <addr>', 'address written into SDP (default: the interface)')
     .option('--rtp-ports <min-max>', 'media port range', '30000-39999')
-    .option('--admin <host:port>', 'admin HTTP (health, metrics, sessions)')
+    .option('--admin <host:port>', 'admin HTTP (health, metrics, sessions, ng over HTTP/WebSocket); loopback unless a token is set')
+    .option('--admin-token <token>', 'bearer token for admin writes, ng over HTTP/WebSocket, and reads off loopback; also TANDEM_ADMIN_TOKEN')
     .option('--workers <n>', 'forwarding worker threads (default: one per core)')
     .option('--forwarder <kind>', 'packet forwarding: auto (native if it builds, else js), native, js')
     .option('--max-sessions <n>', 'calls beyond this many get "load limit" (0 = unlimited)')
@@ -71,7 +73,15 @@ export function registerMediaCommand(program: Command): void {
         console.error(`tandem media: ${(err as Error).message}`);
         process.exit(2);
       }
-      const adminServer = admin ? await startAdminServer({ host: admin.host, port: admin.port, routes: [node.adminRoutes] }) : undefined;
+      const token = o.adminToken ?? process.env['TANDEM_ADMIN_TOKEN'];
+      let adminServer: Awaited<ReturnType<typeof startAdminServer>> | undefined;
+      try {
+        adminServer = admin ? await startAdminServer({ host: admin.host, port: admin.port, routes: [node.adminRoutes], ...(token ? { token } : {}) }) : undefined;
+      } catch (err) {
+        console.error(`tandem media: ${(err as Error).message}`);
+        await node.close();
+        process.exit(2);
+      }
       process.stdout.write(
         JSON.stringify({
           event: 'ready',

@@ -22,6 +22,7 @@ interface StartCliOptions {
   users?: string;
   auth?: boolean;
   admin?: string;
+  adminToken?: string;
   logLevel?: string;
   mediaNg?: string[];
   media?: boolean;
@@ -39,6 +40,8 @@ function applyFlags(raw: Record<string, unknown>, o: StartCliOptions): void {
   if (o.users) setPath(raw, ['signalling', 'users'], o.users);
   if (o.auth === false) setPath(raw, ['signalling', 'auth', 'enabled'], false);
   if (o.admin) raw['admin'] = o.admin;
+  const token = o.adminToken ?? process.env['TANDEM_ADMIN_TOKEN'];
+  if (token) raw['adminToken'] = token;
   if (o.logLevel) raw['logLevel'] = o.logLevel;
   if (o.mediaNg?.length) setPath(raw, ['signalling', 'mediaControl', 'ng'], o.mediaNg);
   if (o.media === false) setPath(raw, ['signalling', 'mediaControl', 'enabled'], false);
@@ -73,7 +76,8 @@ export function registerStartCommand(program: Command): void {
     .option('--domain <name>', 'SIP domain served (repeatable)', collect)
     .option('--users <file>', 'users file (CSV user,password or YAML)')
     .option('--no-auth', 'do not challenge requests (digest authentication off)')
-    .option('--admin <host:port>', 'admin HTTP: /health, /metrics, dispatcher API')
+    .option('--admin <host:port>', 'admin HTTP: /health, /metrics, dispatcher API (loopback unless a token is set)')
+    .option('--admin-token <token>', 'bearer token for admin writes (and reads off loopback); also TANDEM_ADMIN_TOKEN')
     .option('--log-level <level>', 'trace, debug, info, warn, error')
     .option('--media-ng <host:port>', 'external media node ng address (repeatable; one chosen per call)', collect)
     .option('--no-media', 'do not relay media (SDP passes unchanged)')
@@ -135,6 +139,7 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
 
   const routeHook = s.routeScript ? await loadRouteHook(s.routeScript) : undefined;
   const services: Record<string, unknown> = {};
+  let ds: DispatcherService | undefined;
   const domains = s.domains.length ? [...s.domains] : [];
   const node = new SignallingNode({
     listen,
@@ -148,7 +153,12 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
       maxFailures: s.auth.maxFailures,
       failureWindowSec: s.auth.failureWindowSec,
       blockSec: s.auth.blockSec,
+      allowNoQop: s.auth.allowNoQop,
+      bindNonceToSource: s.auth.bindNonceToSource,
+      trustedNetworks: [...s.auth.trustedNetworks],
     },
+    // The dispatcher's PBXs are never blocked after failed authentications (spoofable UDP).
+    isTrustedSource: (address) => ds?.isDestinationAddress(address) ?? false,
     ...(users ? { users } : {}),
     registrar: { ...s.registrar },
     proxy: { ...s.proxy },
@@ -158,7 +168,7 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
     services,
   });
   const lps = await node.start();
-  const ds = new DispatcherService({ config: cfg.dispatcher, stack: node.stack, callLoad: node.dialogs });
+  ds = new DispatcherService({ config: cfg.dispatcher, stack: node.stack, callLoad: node.dialogs });
   services[DISPATCHER_SERVICE] = ds;
 
   const routes = [dispatcherRoutes(ds.dispatcher, ds.prober)];
@@ -175,7 +185,7 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
   let admin: Awaited<ReturnType<typeof startAdminServer>> | undefined;
   if (cfg.admin) {
     const a = splitHostPort(cfg.admin);
-    admin = await startAdminServer({ host: a.host, port: a.port, routes });
+    admin = await startAdminServer({ host: a.host, port: a.port, routes, ...(cfg.adminToken ? { token: cfg.adminToken } : {}) });
   }
 
   const realm = s.auth.realm ?? domains[0] ?? lps[0]?.host ?? 'tandem';
@@ -198,7 +208,7 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
     const hard = setTimeout(() => process.exit(0), s.shutdownGraceMs + 2000);
     hard.unref();
     try {
-      ds.close();
+      ds?.close();
       await node.shutdown(s.shutdownGraceMs);
       await admin?.close();
       await mediaNode?.close();

@@ -20,6 +20,12 @@ export interface DialogTrackerOptions {
    * @default 10800000 (3 h)
    */
   confirmedTimeoutMs?: number;
+  /**
+   * Asked when a confirmed dialog reaches its timeout with no in-dialog request: is the call
+   * still running (e.g. its media node still relays it)? true keeps the dialog for another
+   * period, false ends it, undefined (cannot tell) keeps it at most twice more.
+   */
+  isAlive?: (record: DialogRecord) => Promise<boolean | undefined>;
   /** Optional shared store the records are written to (fire and forget). */
   store?: DialogStore;
   now?: () => number;
@@ -32,13 +38,18 @@ export interface DialogTrackerEvents {
 
 const endedCounter = counter('tandem_dialogs_ended_total', 'Dialogs ended, by reason', ['reason']);
 const endedBy = childrenOf(endedCounter);
+const keptAlive = counter('tandem_dialogs_kept_alive_total', 'Confirmed dialogs kept past their timeout because their call still runs');
 
 export class DialogTracker {
   #byCallId = new Map<string, DialogRecord>();
   #perDestination = new Map<string, number>();
   #early = 0;
   #confirmed = 0;
-  #opts: Required<Omit<DialogTrackerOptions, 'store' | 'now'>>;
+  #opts: Required<Omit<DialogTrackerOptions, 'store' | 'now' | 'isAlive'>>;
+  #isAlive: DialogTrackerOptions['isAlive'];
+  /** Dialogs whose liveness is being asked, with how many answers in a row were "cannot tell". */
+  #checking = new Set<string>();
+  #unknownChecks = new Map<string, number>();
   #store: DialogStore | undefined;
   #now: () => number;
   #timer: NodeJS.Timeout;
@@ -47,6 +58,7 @@ export class DialogTracker {
   constructor(opts: DialogTrackerOptions = {}) {
     this.#opts = { earlyTimeoutMs: opts.earlyTimeoutMs ?? 300_000, confirmedTimeoutMs: opts.confirmedTimeoutMs ?? 10_800_000 };
     this.#store = opts.store;
+    this.#isAlive = opts.isAlive;
     this.#now = opts.now ?? Date.now;
     this.#timer = setInterval(() => this.sweep(), 1000);
     this.#timer.unref();
@@ -97,12 +109,19 @@ export class DialogTracker {
     void this.#store?.put(rec).catch(() => undefined);
   }
 
+  /** An in-dialog request (re-INVITE, UPDATE, INFO...) was seen: the call is alive. */
+  touch(callId: string): void {
+    const rec = this.#byCallId.get(callId);
+    if (rec) rec.updatedAtMs = this.#now();
+  }
+
   /** The call ended. Only early dialogs end on 'failure'/'cancel'. */
   end(callId: string, reason: 'bye' | 'failure' | 'cancel' | 'timeout'): void {
     const rec = this.#byCallId.get(callId);
     if (!rec) return;
     if ((reason === 'failure' || reason === 'cancel') && rec.state === 'confirmed') return;
     this.#byCallId.delete(callId);
+    this.#unknownChecks.delete(callId);
     if (rec.state === 'early') this.#early--;
     else this.#confirmed--;
     this.#dec(rec.destination);
@@ -134,8 +153,36 @@ export class DialogTracker {
     const now = this.#now();
     for (const [id, rec] of this.#byCallId) {
       const limit = rec.state === 'early' ? this.#opts.earlyTimeoutMs : this.#opts.confirmedTimeoutMs;
-      if (now - rec.updatedAtMs > limit) this.end(id, 'timeout');
+      if (now - rec.updatedAtMs <= limit) continue;
+      if (rec.state === 'confirmed' && this.#isAlive) {
+        if (!this.#checking.has(id)) void this.#checkAlive(id, rec);
+        continue;
+      }
+      this.end(id, 'timeout');
     }
+  }
+
+  /** A confirmed dialog with no request for a whole period: kept while its call still runs. */
+  async #checkAlive(id: string, rec: DialogRecord): Promise<void> {
+    this.#checking.add(id);
+    let alive: boolean | undefined;
+    try {
+      alive = await this.#isAlive!(rec);
+    } catch {
+      alive = undefined;
+    } finally {
+      this.#checking.delete(id);
+    }
+    if (this.#byCallId.get(id) !== rec) return;
+    const unknown = alive === undefined ? (this.#unknownChecks.get(id) ?? 0) + 1 : 0;
+    if (alive === false || unknown > 2) {
+      this.end(id, 'timeout');
+      return;
+    }
+    if (unknown > 0) this.#unknownChecks.set(id, unknown);
+    else this.#unknownChecks.delete(id);
+    rec.updatedAtMs = this.#now();
+    keptAlive.inc();
   }
 
   close(): void {

@@ -74,6 +74,15 @@ export class DispatcherService {
     log.info({ intervalSec: p.intervalSec, downAfter: p.downAfter, upAfter: p.upAfter, destinations: this.dispatcher.uris().length }, 'dispatcher probing started');
   }
 
+  /** Whether `address` is the IP of one of the destinations (asked on authentication failures only). */
+  isDestinationAddress(address: string): boolean {
+    for (const uri of this.dispatcher.uris()) {
+      const ep = endpointOf(uri);
+      if (ep.ok && ep.value.address === address) return true;
+    }
+    return false;
+  }
+
   setCallLoadSource(src: CallLoadSource): void {
     this.dispatcher.setCallLoadSource(src);
   }

@@ -24,5 +24,10 @@ export interface MediaControl {
   answer(input: MediaAnswerInput): Promise<Result<Buffer>>;
   /** Releases the call's media session (BYE, CANCEL, failure). Never throws. */
   delete(callId: string, fromTag?: string): Promise<void>;
+  /**
+   * Whether the media node still holds the call (it ends calls without media by itself): true,
+   * false, or undefined when it cannot tell (node unreachable, call unknown here). Never throws.
+   */
+  isActive?(callId: string): Promise<boolean | undefined>;
   close(): Promise<void>;
 }

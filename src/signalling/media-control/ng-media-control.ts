@@ -12,6 +12,7 @@ import type { MediaAnswerInput, MediaControl, MediaOfferInput } from './media-co
 
 const log = createLogger('media-control');
 const ngErrors = counter('tandem_media_control_errors_total', 'ng commands to media nodes that failed, by node and code', ['node', 'code']);
+const pinsEvicted = counter('tandem_media_control_pins_evicted_total', 'Call-to-media-node pins dropped, oldest first, because the map was full');
 
 export interface NgMediaControlOptions {
   /** Media nodes, `host:port` of their ng UDP socket. */
@@ -28,6 +29,12 @@ export interface NgMediaControlOptions {
   timeoutMs?: number;
   /** ng flags sent with every offer/answer. @default ['SIP-source-address'] is not used: SDP addresses are trusted on loopback */
   flags?: string[];
+  /**
+   * Calls whose media node is remembered. Past this the least recently signalled call's pin is
+   * dropped (its later commands go to the round-robin choice), never the whole map.
+   * @default 1000000
+   */
+  maxPinnedCalls?: number;
 }
 
 interface NodeState {
@@ -42,6 +49,7 @@ export class NgMediaControl implements MediaControl {
   #rr = 0;
   #downForMs: number;
   #flags: string[];
+  #maxPinned: number;
 
   constructor(opts: NgMediaControlOptions) {
     const timeoutMs = opts.timeoutMs ?? 2000;
@@ -52,6 +60,23 @@ export class NgMediaControl implements MediaControl {
     }));
     this.#downForMs = opts.downForMs ?? 10_000;
     this.#flags = opts.flags ?? ['trust-address'];
+    this.#maxPinned = opts.maxPinnedCalls ?? 1_000_000;
+  }
+
+  /** Pins a call to a node; the Map's order is the age of the last signal, so the oldest goes first. */
+  #pin(callId: string, node: NodeState): void {
+    this.#byCall.delete(callId);
+    this.#byCall.set(callId, node);
+    while (this.#byCall.size > this.#maxPinned) {
+      const oldest = this.#byCall.keys().next().value;
+      if (oldest === undefined) break;
+      this.#byCall.delete(oldest);
+      pinsEvicted.inc();
+    }
+  }
+
+  get pinnedCalls(): number {
+    return this.#byCall.size;
   }
 
   get nodeNames(): string[] {
@@ -73,8 +98,7 @@ export class NgMediaControl implements MediaControl {
         ...(input.viaBranch ? { viaBranch: input.viaBranch } : {}),
       });
       if (r.ok) {
-        this.#byCall.set(input.callId, node);
-        if (this.#byCall.size > 1_000_000) this.#byCall.clear();
+        this.#pin(input.callId, node);
         return ok(Buffer.from(r.value.sdp, 'utf8'));
       }
       ngErrors.inc({ node: node.name, code: r.code });
@@ -106,7 +130,17 @@ export class NgMediaControl implements MediaControl {
       ngErrors.inc({ node: node.name, code: r.code });
       return fail('MEDIA_ERR_ANSWER', `${node.name}: ${r.reason}`);
     }
+    this.#pin(input.callId, node);
     return ok(Buffer.from(r.value.sdp, 'utf8'));
+  }
+
+  async isActive(callId: string): Promise<boolean | undefined> {
+    const node = this.#byCall.get(callId);
+    if (!node) return undefined;
+    const r = await node.client.query({ callId });
+    if (r.ok) return true;
+    // The node answered that it has no such call; anything else (timeout) says nothing.
+    return r.code === 'NG_ERR_REMOTE' ? false : undefined;
   }
 
   async delete(callId: string, fromTag?: string): Promise<void> {

@@ -20,6 +20,7 @@ import type { MediaControl } from '../media-control/media-control.js';
 import type { ProxyClientHandlers, ProxyClientTransaction, ProxyServerTransaction, ProxyStack, LocalInterface } from './proxy-stack.js';
 import { copyRequest, copyResponse } from './copy-message.js';
 import type { BranchFailureReason, RouteResult, SerialRoute, Target, TargetSupplier } from './types.js';
+import { ROUTE_TOKEN_PARAM, RouteToken } from './route-token.js';
 
 const log = createLogger('proxy');
 const forwardedCounter = counter('tandem_proxy_forwarded_requests_total', 'Requests forwarded by the proxy, by method', ['method']);
@@ -75,6 +76,11 @@ export interface ProxyCoreOptions {
    * UA go back over the same flow. Share it across a cluster. @default random per process
    */
   flowTokenKey?: Buffer;
+  /**
+   * Key for route tokens (see route-token.ts): our Record-Route proves, for in-dialog requests,
+   * that the route set is one we issued. Share it across a cluster. @default random per process
+   */
+  routeTokenKey?: Buffer;
   /** Timer wheel for fr_timer, fr_inv_timer and Timer C. @default the process-wide shared wheel */
   wheel?: TimerWheel;
 }
@@ -179,6 +185,7 @@ export class ProxyCore {
   #branchSeq = 0;
   #branchPrefix = randomBytes(4).toString('hex');
   #flowKey: Buffer;
+  readonly routeToken: RouteToken;
   readonly wheel: TimerWheel;
   /** Flow named by our Route's flow token, per request being routed (set by preprocessRoutes). */
   #flows = new WeakMap<SipRequest, Endpoint[]>();
@@ -191,6 +198,7 @@ export class ProxyCore {
     this.#dialogs = opts.dialogs;
     this.#media = opts.media;
     this.#flowKey = opts.flowTokenKey ?? randomBytes(16);
+    this.routeToken = new RouteToken(opts.routeTokenKey ?? randomBytes(32));
     this.wheel = opts.wheel ?? sharedTimerWheel();
   }
 
@@ -251,10 +259,12 @@ export class ProxyCore {
 
   /**
    * §16.4 route information preprocessing. Mutates `req`: strict-router compatibility (our
-   * address in the Request-URI) and removal of our own Route values. Returns true when the
-   * request was addressed to us by a Route (i.e. it was record-routed through us).
+   * address in the Request-URI) and removal of our own Route values. Says whether a value of
+   * ours was removed (`routed`) and whether it carried a route token valid for this request's
+   * Call-ID and tags (`authentic`): only then are the flow tokens beside it used.
    */
-  preprocessRoutes(req: SipRequest): boolean {
+  preprocessRoutes(req: SipRequest): RouteCheck {
+    const check: RouteCheck = { routed: false, authentic: false };
     // "If the Request-URI of the request contains a value this proxy previously placed into a
     // Record-Route header field, the proxy MUST replace the Request-URI in the request with the
     // last value from the Route header field, and remove that value from the Route header field."
@@ -265,6 +275,7 @@ export class ProxyCore {
         const last = routes[routes.length - 1]!;
         const na = parseNameAddr(last);
         if (na.ok) {
+          this.#checkOwnRoute(req, ruri, check);
           req.remove('Route');
           for (const r of routes.slice(0, -1)) req.append('Route', r);
           req.setUri(formatUri(na.value.uri));
@@ -273,25 +284,33 @@ export class ProxyCore {
     }
     // "If the first value in the Route header field indicates this proxy, the proxy MUST remove
     // that value from the request." Both values of a double Record-Route are ours.
-    let wasRouted = false;
     for (let i = 0; i < 2; i++) {
       const top = req.getAll('Route')[0];
       if (top === undefined) break;
       const na = parseNameAddr(top);
       if (!na.ok || !this.#isOwnUri(na.value.uri)) break;
       req.removeFirst('Route');
-      wasRouted = true;
-      for (const key of ['ft', 'ftc']) {
-        const tok = na.value.uri.params.get(key);
-        const flow = tok ? this.parseFlowToken(tok) : undefined;
-        if (flow) {
-          const list = this.#flows.get(req) ?? [];
-          list.push(flow);
-          this.#flows.set(req, list);
-        }
+      this.#checkOwnRoute(req, na.value.uri, check);
+    }
+    return check;
+  }
+
+  /** A value of ours in the route: checks its token; a valid one also yields its flow tokens. */
+  #checkOwnRoute(req: SipRequest, uri: SipUri, check: RouteCheck): void {
+    check.routed = true;
+    const token = uri.params.get(ROUTE_TOKEN_PARAM);
+    const ft = uri.params.get('ft') ?? undefined;
+    const ftc = uri.params.get('ftc') ?? undefined;
+    if (!token || !this.routeToken.verify(token, req.callId, req.fromTag, req.toTag, flowParamsText(ft, ftc))) return;
+    check.authentic = true;
+    for (const tok of [ft, ftc]) {
+      const flow = tok ? this.parseFlowToken(tok) : undefined;
+      if (flow) {
+        const list = this.#flows.get(req) ?? [];
+        list.push(flow);
+        this.#flows.set(req, list);
       }
     }
-    return wasRouted;
   }
 
   /**
@@ -383,13 +402,14 @@ export class ProxyCore {
       // The value facing a UA behind NAT or on a connection carries its flow token.
       const via = orig.topVia;
       const natted = source.transport !== 'udp' || via.host.replace(/^\[|\]$/g, '') !== source.address || (via.port ?? 5060) !== source.port;
-      const callerFt = natted ? `;ft=${this.flowToken(source)}` : '';
-      const calleeFt = target.viaFlow && target.nextHop ? `;ftc=${this.flowToken(target.nextHop)}` : '';
+      const callerFt = natted ? this.flowToken(source) : undefined;
+      const calleeFt = target.viaFlow && target.nextHop ? this.flowToken(target.nextHop) : undefined;
+      const callerTag = orig.fromTag ?? '';
       if (inbound.transport !== out.transport || inbound.host !== out.host || inbound.port !== out.port) {
-        req.prepend('Record-Route', rrValue(inbound, callerFt));
-        req.prepend('Record-Route', rrValue(out, calleeFt));
+        req.prepend('Record-Route', rrValue(inbound, this.#rrParams(orig.callId, callerTag, callerFt, undefined)));
+        req.prepend('Record-Route', rrValue(out, this.#rrParams(orig.callId, callerTag, undefined, calleeFt)));
       } else {
-        req.prepend('Record-Route', rrValue(inbound, callerFt + calleeFt));
+        req.prepend('Record-Route', rrValue(inbound, this.#rrParams(orig.callId, callerTag, callerFt, calleeFt)));
       }
     }
     // §16.6 step 8: our Via with a branch that also carries the loop-detection hash.
@@ -398,6 +418,12 @@ export class ProxyCore {
     req.prepend('Via', `SIP/2.0/${out.transport.toUpperCase()} ${hostText}:${out.port};branch=${stateful ? branch : ackBranch(orig)};rport`);
     forwardedChild(req.method).inc();
     return { request: req, nextHop };
+  }
+
+  /** `;ft=..;ftc=..;tk=..` for one Record-Route value: its flow tokens and the route token binding them to the call. */
+  #rrParams(callId: string, callerTag: string, ft: string | undefined, ftc: string | undefined): string {
+    const flows = `${ft ? `;ft=${ft}` : ''}${ftc ? `;ftc=${ftc}` : ''}`;
+    return `${flows};${ROUTE_TOKEN_PARAM}=${this.routeToken.sign(callId, callerTag, flowParamsText(ft, ftc))}`;
   }
 
   get media(): MediaControl | undefined {
@@ -421,6 +447,19 @@ export class ProxyCore {
 function ackBranch(req: SipRequest): string {
   const up = req.topVia.branch ?? req.callId;
   return `${BRANCH_MAGIC}.ack.${new LoopHasher().add(up).digest()}`;
+}
+
+/** What of the flow tokens a route token covers (so a token cannot be moved next to another flow). */
+function flowParamsText(ft: string | undefined, ftc: string | undefined): string {
+  return `${ft ?? ''}|${ftc ?? ''}`;
+}
+
+/** What §16.4 preprocessing found in the route of a request. */
+export interface RouteCheck {
+  /** A Route value (or Request-URI) of ours was consumed. */
+  routed: boolean;
+  /** ... and it carried a route token valid for this request's Call-ID and tags. */
+  authentic: boolean;
 }
 
 function rrValue(i: LocalInterface, params = ''): string {
@@ -849,7 +888,9 @@ class ProxyContext {
     if (this.#finalSent) return;
     this.#finalSent = true;
     for (const b of this.#branches) if (!b.final) this.#abandonQuietly(b);
-    if (this.#isInvite && res.status >= 300) {
+    // Only the failure of the initial INVITE ends the call; a failed re-INVITE (491, 488, a
+    // timeout) leaves the dialog and its media as they were (RFC 3261 §14.1).
+    if (this.#isInvite && res.status >= 300 && this.#req.toTag === undefined) {
       this.#proxy.dialogs?.end(this.#req.callId, this.#cancelled ? 'cancel' : 'failure');
       if (this.#mediaUsed) void this.#proxy.media?.delete(this.#req.callId);
     }

@@ -1,14 +1,23 @@
 /**
  * Server side of SIP digest authentication (RFC 3261 §22, RFC 7616, RFC 8760).
  *
- * Nonces are stateless: `base64url(ts[6] | rand[8] | HMAC-SHA256(secret, ts|rand|realm)[16])`,
- * so any node that shares the secret verifies a nonce another node issued. An expired but
- * genuine nonce gets `stale=true` (RFC 7616 §3.3: the client retries without asking the user).
- * Nonce-count replay protection keeps, per nonce, the highest `nc` seen (bounded map; RFC 7616
- * §3.4: "the server ... MUST reject a request with a repeated nc").
- * Response comparisons use crypto.timingSafeEqual.
+ * Nonces are stateless: `base64url(ts[6] | rand[8] | HMAC-SHA256(secret, ts|rand|realm|source)[16])`,
+ * so any node that shares the secret verifies a nonce another node issued. The MAC binds the
+ * nonce to the IP address it was sent to (when the caller names one): a nonce fetched from one
+ * address is worthless in a request claiming another, so an off-path attacker who spoofs a
+ * source address cannot produce a wrong-password failure "from" it (failures that may block a
+ * source are only those made with a nonce issued to that source). An expired but genuine nonce
+ * gets `stale=true` (RFC 7616 §3.3: the client retries without asking the user).
+ *
+ * `qop=auth` is required by default. Nonce-count replay protection keeps, per nonce, the highest
+ * `nc` seen (bounded map; RFC 7616 §3.4: "the server ... MUST reject a request with a repeated
+ * nc"); where credentials without qop are allowed, each nonce is good for one request. The
+ * `uri` parameter must name the Request-URI (RFC 7616 §3.4.6, "the server MUST assure that the
+ * resource designated by the uri parameter is the same as the resource specified in the
+ * Request-Line"). Response comparisons use crypto.timingSafeEqual.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { parseUri } from '../uri/sip-uri.js';
 import {
   computeHa1,
   computeResponse,
@@ -59,6 +68,20 @@ export interface DigestAuthenticatorOptions {
    * @default 200000
    */
   maxTrackedNonces?: number;
+  /**
+   * Accept credentials without `qop` (RFC 2069 clients). Each nonce then serves one request only
+   * (a reused one is answered as stale), since without a nonce-count nothing else tells a replay.
+   * @default false
+   */
+  allowNoQop?: boolean;
+}
+
+/** What the request tells about itself, checked against the credentials. */
+export interface VerifyContext {
+  /** Request-URI as received; the credentials' `uri` must name it. */
+  requestUri?: string;
+  /** Source IP address; must be the one the nonce was issued to (see `challenges`). */
+  source?: string;
 }
 
 export type VerifyFailure =
@@ -69,7 +92,18 @@ export type VerifyFailure =
   | 'unknown-user'
   | 'bad-response'
   | 'replay' // nonce-count not increasing
-  | 'bad-algorithm';
+  | 'bad-algorithm'
+  | 'qop-required' // no qop while qop is required: challenge again
+  | 'uri-mismatch'; // `uri` does not name the Request-URI: 400 (RFC 7616 §3.4.6)
+
+/**
+ * Failures that prove a wrong password (or user name) was tried with a nonce we issued to this
+ * very source: the only ones that may count toward blocking it. Stale, unknown or replayed
+ * nonces prove nothing about who sent the request.
+ */
+export function provesWrongCredentials(f: VerifyFailure): boolean {
+  return f === 'bad-response' || f === 'unknown-user';
+}
 
 export type VerifyResult = { ok: true; username: string; credentials: DigestCredentials } | { ok: false; failure: VerifyFailure; username?: string };
 
@@ -103,6 +137,7 @@ export class DigestAuthenticator {
   #opaque: string;
   /** HA1 cache for password users: `${alg}\0${username}` -> HA1. */
   #ha1Cache = new Map<string, string>();
+  #allowNoQop: boolean;
 
   constructor(opts: DigestAuthenticatorOptions) {
     this.realm = opts.realm;
@@ -112,24 +147,26 @@ export class DigestAuthenticator {
     this.#users = opts.users;
     this.#now = opts.now ?? Date.now;
     this.#maxTracked = opts.maxTrackedNonces ?? 200_000;
+    this.#allowNoQop = opts.allowNoQop ?? false;
     this.#opaque = createHmac('sha256', this.#secret).update(`opaque:${this.realm}`).digest('base64url').slice(0, 22);
   }
 
-  /** Issues a fresh nonce. */
-  newNonce(): string {
+  /** Issues a fresh nonce, bound to `source` (IP address) when given. */
+  newNonce(source = ''): string {
     const buf = Buffer.allocUnsafe(NONCE_BYTES);
     buf.writeUIntBE(Math.floor(this.#now() / 1000), 0, 6);
     randomPart(buf, 6);
-    this.#mac(buf.subarray(0, 14)).copy(buf, 14, 0, 16);
+    this.#mac(buf.subarray(0, 14), source).copy(buf, 14, 0, 16);
     return buf.toString('base64url');
   }
 
   /**
    * Header values for `WWW-Authenticate` (401) or `Proxy-Authenticate` (407): one per offered
-   * algorithm, all with qop="auth" and opaque.
+   * algorithm, all with qop="auth" and opaque. `source`: the IP address the challenge goes to,
+   * which the answer must come from.
    */
-  challenges(stale = false): string[] {
-    const nonce = this.newNonce();
+  challenges(stale = false, source?: string): string[] {
+    const nonce = this.newNonce(source);
     return this.algorithms.map((algorithm) =>
       formatChallenge({ realm: this.realm, nonce, opaque: this.#opaque, stale, algorithm, qop: ['auth'] }),
     );
@@ -139,7 +176,7 @@ export class DigestAuthenticator {
    * Checks `Authorization` / `Proxy-Authorization` values of a request. Only credentials for our
    * realm are considered (RFC 3261 §22.3: a proxy must not consume credentials for another realm).
    */
-  verify(headerValues: string[], method: string): VerifyResult {
+  verify(headerValues: string[], method: string, context: VerifyContext = {}): VerifyResult {
     let creds: DigestCredentials | undefined;
     let malformed = false;
     for (const v of headerValues) {
@@ -159,8 +196,10 @@ export class DigestAuthenticator {
     if (creds.opaque !== undefined && creds.opaque !== this.#opaque) return { ok: false, failure: 'bad-nonce', username };
     const alg = normaliseAlgorithm(creds.algorithm);
     if (!alg || !this.algorithms.includes(alg)) return { ok: false, failure: 'bad-algorithm', username };
-    const nonceState = this.#checkNonce(creds.nonce);
+    const nonceState = this.#checkNonce(creds.nonce, context.source ?? '');
     if (nonceState === 'bad') return { ok: false, failure: 'bad-nonce', username };
+    if (context.requestUri !== undefined && !sameResource(creds.uri, context.requestUri)) return { ok: false, failure: 'uri-mismatch', username };
+    if (creds.qop === undefined && !this.#allowNoQop) return { ok: false, failure: 'qop-required', username };
     const user = this.#users.lookup(username);
     const ha1 = user ? this.#ha1For(user, alg) : undefined;
     if (!ha1) return { ok: false, failure: 'unknown-user', username };
@@ -178,29 +217,31 @@ export class DigestAuthenticator {
     if (!safeEqual(expected, creds.response.toLowerCase())) return { ok: false, failure: 'bad-response', username };
     // Only a correct response may be told that its nonce is stale (RFC 7616 §3.3).
     if (nonceState === 'stale') return { ok: false, failure: 'stale', username };
-    if (creds.qop) {
-      const nc = parseInt(creds.nc!, 16);
-      const last = this.#ncSeen.get(creds.nonce);
-      if (last !== undefined && nc <= last) return { ok: false, failure: 'replay', username };
-      if (last !== undefined) this.#ncSeen.delete(creds.nonce);
-      this.#ncSeen.set(creds.nonce, nc);
-      if (this.#ncSeen.size > this.#maxTracked) {
-        const oldest = this.#ncSeen.keys().next().value;
-        if (oldest !== undefined) this.#ncSeen.delete(oldest);
-      }
+    // Without qop a nonce is good once: nc "infinity" marks it used, and a reuse is answered as
+    // stale so that a legitimate client simply retries with the fresh nonce.
+    const nc = creds.qop ? parseInt(creds.nc!, 16) : Number.MAX_SAFE_INTEGER;
+    const last = this.#ncSeen.get(creds.nonce);
+    if (last !== undefined && nc <= last) return { ok: false, failure: creds.qop ? 'replay' : 'stale', username };
+    if (last !== undefined) this.#ncSeen.delete(creds.nonce);
+    this.#ncSeen.set(creds.nonce, nc);
+    if (this.#ncSeen.size > this.#maxTracked) {
+      const oldest = this.#ncSeen.keys().next().value;
+      if (oldest !== undefined) this.#ncSeen.delete(oldest);
     }
     return { ok: true, username, credentials: creds };
   }
 
-  #mac(data: Buffer): Buffer {
-    return createHmac('sha256', this.#secret).update(data).update(this.realm).digest();
+  #mac(data: Buffer, source: string): Buffer {
+    const h = createHmac('sha256', this.#secret).update(data).update(this.realm);
+    if (source) h.update('\0').update(source);
+    return h.digest();
   }
 
-  #checkNonce(nonce: string): 'ok' | 'stale' | 'bad' {
+  #checkNonce(nonce: string, source: string): 'ok' | 'stale' | 'bad' {
     if (nonce.length !== Math.ceil((NONCE_BYTES * 4) / 3)) return 'bad';
     const buf = Buffer.from(nonce, 'base64url');
     if (buf.length !== NONCE_BYTES) return 'bad';
-    const mac = this.#mac(buf.subarray(0, 14)).subarray(0, 16);
+    const mac = this.#mac(buf.subarray(0, 14), source).subarray(0, 16);
     if (!timingSafeEqual(mac, buf.subarray(14))) return 'bad';
     const ts = buf.readUIntBE(0, 6);
     const age = this.#now() / 1000 - ts;
@@ -224,6 +265,27 @@ export class DigestAuthenticator {
   }
 }
 
+/**
+ * Whether a digest `uri` names the same resource as the Request-URI: the same text, or SIP URIs
+ * equal in scheme, user, host (case-insensitive) and port. Clients differ in how they print
+ * parameters, so those are not compared.
+ */
+export function sameResource(digestUri: string, requestUri: string): boolean {
+  if (digestUri === requestUri) return true;
+  const a = parseUri(digestUri);
+  const b = parseUri(requestUri);
+  if (!a.ok || !b.ok) return false;
+  const x = a.value;
+  const y = b.value;
+  if (x.scheme !== y.scheme || x.user !== y.user) return false;
+  if (x.host.toLowerCase() !== y.host.toLowerCase()) return false;
+  return (x.port ?? defaultPort(x.scheme)) === (y.port ?? defaultPort(y.scheme));
+}
+
+function defaultPort(scheme: string): number {
+  return scheme === 'sips' ? 5061 : 5060;
+}
+
 export interface FailureTrackerOptions {
   /**
    * Failed authentications from one source within `windowSec` before it is blocked.
@@ -237,48 +299,81 @@ export interface FailureTrackerOptions {
    * @default 300
    */
   blockSec?: number;
+  /**
+   * Sources tracked at once; past this the least recently seen one is forgotten (an attacker
+   * with many addresses cannot grow the table, and no packet pays for a scan).
+   * @default 100000
+   */
+  maxSources?: number;
+  /** Sources never counted nor blocked (back-end PBXs, cluster peers, configured networks). */
+  isTrusted?: (address: string) => boolean;
+  /** Called once when a source becomes blocked. */
+  onBlocked?: (address: string) => void;
   now?: () => number;
+}
+
+interface FailureEntry {
+  windowStart: number;
+  count: number;
+  blockedUntil: number;
 }
 
 /**
  * Counts failed authentications per source (IP address) and blocks a source that keeps failing,
- * so a password-guessing scanner does not get unlimited tries.
+ * so a password-guessing scanner does not get unlimited tries. The caller counts only failures
+ * that prove a wrong password with a nonce issued to that source (`provesWrongCredentials`), so
+ * a spoofed flood blocks no one; trusted sources are never blocked. The table is an LRU map
+ * (insertion order = last seen): every operation is O(1).
  */
 export class AuthFailureTracker {
   #max: number;
   #windowMs: number;
   #blockMs: number;
+  #maxSources: number;
+  #isTrusted: (address: string) => boolean;
+  #onBlocked: ((address: string) => void) | undefined;
   #now: () => number;
-  #entries = new Map<string, { windowStart: number; count: number; blockedUntil: number }>();
+  #entries = new Map<string, FailureEntry>();
 
   constructor(opts: FailureTrackerOptions = {}) {
     this.#max = opts.maxFailures ?? 10;
     this.#windowMs = (opts.windowSec ?? 60) * 1000;
     this.#blockMs = (opts.blockSec ?? 300) * 1000;
+    this.#maxSources = opts.maxSources ?? 100_000;
+    this.#isTrusted = opts.isTrusted ?? (() => false);
+    this.#onBlocked = opts.onBlocked;
     this.#now = opts.now ?? Date.now;
   }
 
   isBlocked(source: string): boolean {
     const e = this.#entries.get(source);
-    if (!e) return false;
-    if (e.blockedUntil > this.#now()) return true;
-    return false;
+    return e !== undefined && e.blockedUntil > this.#now();
   }
 
   /** Records a failure; returns true when this failure blocks the source. */
   recordFailure(source: string): boolean {
+    if (this.#isTrusted(source)) return false;
     const now = this.#now();
     let e = this.#entries.get(source);
-    if (!e || now - e.windowStart > this.#windowMs) {
-      if (!e && this.#entries.size > 100_000) this.#prune(now);
-      e = { windowStart: now, count: 0, blockedUntil: e?.blockedUntil ?? 0 };
-      this.#entries.set(source, e);
+    if (e) this.#entries.delete(source);
+    else {
+      e = { windowStart: now, count: 0, blockedUntil: 0 };
+      if (this.#entries.size >= this.#maxSources) {
+        const oldest = this.#entries.keys().next().value;
+        if (oldest !== undefined) this.#entries.delete(oldest);
+      }
+    }
+    this.#entries.set(source, e);
+    if (now - e.windowStart > this.#windowMs) {
+      e.windowStart = now;
+      e.count = 0;
     }
     e.count++;
     if (e.count >= this.#max && e.blockedUntil <= now) {
       e.blockedUntil = now + this.#blockMs;
       e.count = 0;
       e.windowStart = now;
+      this.#onBlocked?.(source);
       return true;
     }
     return false;
@@ -289,17 +384,16 @@ export class AuthFailureTracker {
     if (e && e.blockedUntil <= this.#now()) this.#entries.delete(source);
   }
 
+  /** Sources tracked now (bounded by `maxSources`). */
+  get trackedCount(): number {
+    return this.#entries.size;
+  }
+
   get blockedCount(): number {
     const now = this.#now();
     let n = 0;
     for (const e of this.#entries.values()) if (e.blockedUntil > now) n++;
     return n;
-  }
-
-  #prune(now: number): void {
-    for (const [k, e] of this.#entries) {
-      if (e.blockedUntil <= now && now - e.windowStart > this.#windowMs) this.#entries.delete(k);
-    }
   }
 }
 

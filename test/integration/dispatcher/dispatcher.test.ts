@@ -108,6 +108,19 @@ describe('distribution across three back-ends', () => {
     ]);
     expect(count(await sequential(node, 6))).toEqual({ b1: 2, b2: 2, b3: 2 });
   });
+
+  it('admin API writes need the bearer token: without it or with a wrong one, 401, counted, and nothing changes', async () => {
+    const [b1] = backends as [Backend];
+    const plain = await fetch(`http://127.0.0.1:${node.adminPort}/dispatcher/sets/pbx/destinations/${enc(b1.uri)}/disable`, { method: 'POST' });
+    expect(plain.status).toBe(401);
+    expect((await node.admin(`/dispatcher/sets/pbx/destinations/${enc(b1.uri)}`, { method: 'DELETE', token: 'wrong-token-wrong-token' })).status).toBe(401);
+    const view = (await node.admin('/dispatcher/sets')).json.sets[0];
+    expect(view.destinations.find((d: { uri: string }) => d.uri === b1.uri)).toMatchObject({ admin: 'enabled' });
+    // Reads on loopback need no token.
+    const metrics = await (await fetch(`http://127.0.0.1:${node.adminPort}/metrics`)).text();
+    expect(metrics).toMatch(/tandem_admin_unauthorized_total\{reason="missing"\} 1/);
+    expect(metrics).toMatch(/tandem_admin_unauthorized_total\{reason="wrong"\} 1/);
+  });
 });
 
 describe('route script', () => {

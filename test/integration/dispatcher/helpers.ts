@@ -89,16 +89,20 @@ export interface Node {
   proc: ChildProcess;
   sipPort: number;
   adminPort: number;
-  admin(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; json: any }>;
+  /** Admin API call with the node's bearer token (or `token`, e.g. a wrong one). */
+  admin(path: string, init?: { method?: string; body?: unknown; token?: string }): Promise<{ status: number; json: any }>;
   stop(): Promise<void>;
 }
+
+/** The admin bearer token every test node is started with. */
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
 /** Starts `tandem start` with a YAML config; resolves when its SIP and admin ports are known. */
 export async function startTandem(configYaml: string, extraArgs: string[] = []): Promise<Node> {
   const dir = mkdtempSync(join(tmpdir(), 'tandem-ds-'));
   const cfg = join(dir, 'tandem.yaml');
   writeFileSync(cfg, configYaml);
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/tandem.mjs'), 'start', '--config', cfg, '--no-auth', '--sip', 'udp:127.0.0.1:0', '--admin', '127.0.0.1:0', '--no-media', ...extraArgs], {
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/tandem.mjs'), 'start', '--config', cfg, '--no-auth', '--sip', 'udp:127.0.0.1:0', '--admin', '127.0.0.1:0', '--admin-token', ADMIN_TOKEN, '--no-media', ...extraArgs], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, TANDEM_LOG_LEVEL: process.env.TANDEM_LOG_LEVEL ?? 'warn' },
@@ -130,7 +134,8 @@ export async function startTandem(configYaml: string, extraArgs: string[] = []):
     async admin(path, init = {}) {
       const r = await fetch(`http://127.0.0.1:${adminPort}${path}`, {
         method: init.method ?? 'GET',
-        ...(init.body !== undefined ? { body: JSON.stringify(init.body), headers: { 'content-type': 'application/json' } } : {}),
+        headers: { authorization: `Bearer ${init.token ?? ADMIN_TOKEN}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
       });
       const text = await r.text();
       let json: unknown = text;

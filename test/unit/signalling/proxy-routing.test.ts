@@ -40,7 +40,8 @@ describe('proxy routing (RFC 3261 §16.4, §16.6)', () => {
   it('loose routing: removes its own Route and forwards to the next one', async () => {
     const { proxy, sent, stx } = setup();
     const r = req(['BYE sip:b@192.0.2.9:5070 SIP/2.0', 'Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1', 'Route: <sip:10.0.0.1;lr>', 'Route: <sip:192.0.2.50:5080;lr>', ...base]);
-    expect(proxy.preprocessRoutes(r)).toBe(true);
+    // Our address alone, with no route token, is consumed but proves nothing.
+    expect(proxy.preprocessRoutes(r)).toEqual({ routed: true, authentic: false });
     await proxy.forward(r, stx(r), src, { kind: 'parallel', targets: [{ uri: r.uri }] });
     expect(sent[0]!.target).toMatchObject({ address: '192.0.2.50', port: 5080 });
     expect(sent[0]!.req.uri).toBe('sip:b@192.0.2.9:5070');
@@ -88,5 +89,46 @@ describe('proxy routing (RFC 3261 §16.4, §16.6)', () => {
     const forged = Buffer.from(Buffer.from(tok, 'base64url').toString().replace('198.51.100.7', '203.0.113.1')).toString('base64url');
     expect(proxy.parseFlowToken(forged)).toBeUndefined();
     expect(proxy.parseFlowToken('garbage!')).toBeUndefined();
+  });
+
+  describe('route tokens in Record-Route', () => {
+    async function recordRouted() {
+      const env = setup();
+      const inv = req(['INVITE sip:b@192.0.2.9:5070 SIP/2.0', 'Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKrt1', 'From: <sip:a@d>;tag=caller1', 'To: <sip:b@d>', 'Call-ID: call-rt', 'CSeq: 1 INVITE', 'Max-Forwards: 70']);
+      await env.proxy.forward(inv, env.stx(inv), src, { kind: 'parallel', targets: [{ uri: inv.uri }] });
+      const rr = env.sent[0]!.req.getAll('Record-Route');
+      expect(rr).toHaveLength(1);
+      expect(rr[0]).toMatch(/^<sip:10\.0\.0\.1:5060;lr;tk=[A-Za-z0-9_-]{16}>$/);
+      return { ...env, rr: rr[0]! };
+    }
+    const inDialog = (route: string, callId: string, fromTag: string, toTag: string) =>
+      req(['BYE sip:b@192.0.2.9:5070 SIP/2.0', 'Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKrt2', `Route: ${route}`, `From: <sip:a@d>;tag=${fromTag}`, `To: <sip:b@d>;tag=${toTag}`, `Call-ID: ${callId}`, 'CSeq: 2 BYE', 'Max-Forwards: 70']);
+
+    it('a request back through our Record-Route is authentic, from either side of the dialog', async () => {
+      const { proxy, rr } = await recordRouted();
+      expect(proxy.preprocessRoutes(inDialog(rr, 'call-rt', 'caller1', 'callee9'))).toEqual({ routed: true, authentic: true });
+      // The callee's request: its From-tag is the callee's, the caller's tag is in To.
+      expect(proxy.preprocessRoutes(inDialog(rr, 'call-rt', 'callee9', 'caller1'))).toEqual({ routed: true, authentic: true });
+    });
+
+    it('the Route of one call is refused on another Call-ID, with other tags, or altered', async () => {
+      const { proxy, rr } = await recordRouted();
+      expect(proxy.preprocessRoutes(inDialog(rr, 'other-call', 'caller1', 'callee9')).authentic).toBe(false);
+      expect(proxy.preprocessRoutes(inDialog(rr, 'call-rt', 'mallory', 'fake')).authentic).toBe(false);
+      const altered = rr.replace(/tk=(.)/, (_m, c: string) => `tk=${c === 'A' ? 'B' : 'A'}`);
+      expect(proxy.preprocessRoutes(inDialog(altered, 'call-rt', 'caller1', 'callee9')).authentic).toBe(false);
+      expect(proxy.preprocessRoutes(inDialog('<sip:10.0.0.1:5060;lr;tk=AAAAAAAAAAAAAAAA>', 'call-rt', 'caller1', 'callee9')).authentic).toBe(false);
+    });
+
+    it('a token from another cluster secret is refused; one from a node sharing the secret is accepted', async () => {
+      const { rr } = await recordRouted();
+      const { proxy: other } = setup();
+      expect(other.preprocessRoutes(inDialog(rr, 'call-rt', 'caller1', 'callee9')).authentic).toBe(false);
+      const key = Buffer.alloc(32, 7);
+      const a = new ProxyCore({ stack: setup().proxy.stack, isLocalDomain: () => false, routeTokenKey: key });
+      const b = new ProxyCore({ stack: setup().proxy.stack, isLocalDomain: () => false, routeTokenKey: key });
+      const tk = a.routeToken.sign('c9', 't1', '|');
+      expect(b.preprocessRoutes(inDialog(`<sip:10.0.0.1;lr;tk=${tk}>`, 'c9', 't1', 't2')).authentic).toBe(true);
+    });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AuthFailureTracker, DigestAuthenticator } from '../../../../src/sip/auth/digest-server.js';
+import { AuthFailureTracker, DigestAuthenticator, provesWrongCredentials, sameResource } from '../../../../src/sip/auth/digest-server.js';
 import { buildAuthorization, computeHa1, parseChallenge } from '../../../../src/sip/auth/digest.js';
 
 const users = { lookup: (u: string) => (u === 'alice' ? { username: 'alice', password: 'pw' } : u === 'hashed' ? { username: 'hashed', ha1Md5: computeHa1('MD5', 'hashed', 'r', 'pw2') } : undefined) };
@@ -66,7 +66,74 @@ describe('DigestAuthenticator', () => {
   });
 });
 
+describe('DigestAuthenticator: what credentials must bind', () => {
+  /** Credentials answering a challenge that went to `source`, for `uri`, without qop when `noQop`. */
+  function answer(a: DigestAuthenticator, o: { source?: string; uri?: string; noQop?: boolean; password?: string } = {}) {
+    const ch = parseChallenge(a.challenges(false, o.source)[0]!);
+    if (!ch.ok) throw new Error('no challenge');
+    const c = o.noQop ? { ...ch.value, qop: undefined } : ch.value;
+    const r = buildAuthorization(c, { username: 'alice', password: o.password ?? 'pw' }, 'INVITE', o.uri ?? 'sip:bob@r', 1, 'cn');
+    if (!r.ok) throw new Error(r.reason);
+    return r.value;
+  }
+
+  it('requires qop=auth by default: credentials without qop are challenged again, never accepted', () => {
+    const { a } = setup();
+    expect(a.verify([answer(a, { noQop: true })], 'INVITE', { requestUri: 'sip:bob@r' })).toMatchObject({ ok: false, failure: 'qop-required' });
+  });
+
+  it('with allowNoQop, a nonce without qop serves one request: the replay is refused (as stale)', () => {
+    const a = new DigestAuthenticator({ realm: 'r', secret: 'secret-secret-secret', users, allowNoQop: true });
+    const creds = answer(a, { noQop: true });
+    expect(a.verify([creds], 'INVITE', { requestUri: 'sip:bob@r' }).ok).toBe(true);
+    expect(a.verify([creds], 'INVITE', { requestUri: 'sip:bob@r' })).toMatchObject({ ok: false, failure: 'stale' });
+  });
+
+  it('the digest uri must name the Request-URI', () => {
+    const { a } = setup();
+    const creds = answer(a, { uri: 'sip:bob@r' });
+    expect(a.verify([creds], 'INVITE', { requestUri: 'sip:+4420700000@r' })).toMatchObject({ ok: false, failure: 'uri-mismatch' });
+    expect(a.verify([answer(a, { uri: 'sip:bob@R:5060' })], 'INVITE', { requestUri: 'sip:bob@r;transport=udp' }).ok).toBe(true);
+    expect(sameResource('sip:bob@r', 'sip:bob@r:5070')).toBe(false);
+    expect(sameResource('sip:bob@r', 'sip:alice@r')).toBe(false);
+  });
+
+  it('a nonce is bound to the address it was sent to: from elsewhere it is a bad nonce, which blocks no one', () => {
+    const { a } = setup();
+    const creds = answer(a, { source: '198.51.100.1', password: 'wrong' });
+    const elsewhere = a.verify([creds], 'INVITE', { requestUri: 'sip:bob@r', source: '203.0.113.9' });
+    expect(elsewhere).toMatchObject({ ok: false, failure: 'bad-nonce' });
+    expect(provesWrongCredentials((elsewhere as { failure: 'bad-nonce' }).failure)).toBe(false);
+    const here = a.verify([creds], 'INVITE', { requestUri: 'sip:bob@r', source: '198.51.100.1' });
+    expect(here).toMatchObject({ ok: false, failure: 'bad-response' });
+    expect(a.verify([answer(a, { source: '198.51.100.1' })], 'INVITE', { requestUri: 'sip:bob@r', source: '198.51.100.1' }).ok).toBe(true);
+  });
+});
+
 describe('AuthFailureTracker', () => {
+  it('never counts nor blocks a trusted source', () => {
+    const f = new AuthFailureTracker({ maxFailures: 2, isTrusted: (a) => a === '10.0.0.5' });
+    for (let i = 0; i < 10; i++) f.recordFailure('10.0.0.5');
+    expect(f.isBlocked('10.0.0.5')).toBe(false);
+    expect(f.trackedCount).toBe(0);
+  });
+
+  it('is bounded: past maxSources the least recently seen source is forgotten, the others kept', () => {
+    const blocked: string[] = [];
+    const f = new AuthFailureTracker({ maxFailures: 2, maxSources: 3, onBlocked: (a) => blocked.push(a) });
+    f.recordFailure('a');
+    f.recordFailure('a');
+    expect(blocked).toEqual(['a']);
+    f.recordFailure('b');
+    f.recordFailure('c');
+    f.recordFailure('a'); // 'a' seen again: now the most recent
+    f.recordFailure('d'); // evicts 'b', the least recently seen
+    expect(f.trackedCount).toBe(3);
+    expect(f.isBlocked('a')).toBe(true);
+    f.recordFailure('b'); // a fresh count for 'b': one failure, not two
+    expect(f.isBlocked('b')).toBe(false);
+  });
+
   it('blocks a source after maxFailures within the window, for blockSec', () => {
     let t = 0;
     const f = new AuthFailureTracker({ maxFailures: 3, windowSec: 60, blockSec: 30, now: () => t });

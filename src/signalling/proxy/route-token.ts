@@ -1,0 +1,61 @@
+/**
+ * Route tokens: proof, carried in our own Record-Route, that an in-dialog request follows a
+ * route set this cluster issued.
+ *
+ * RFC 3261 §16.4 lets a proxy recognise "a value this proxy previously placed into a
+ * Record-Route header field" by its URI alone, and Kamailio's `loose_route()` does just that, so
+ * anyone who writes our address into a Route header passes for an established dialog. Here the
+ * Record-Route value we insert carries `;tk=` = HMAC-SHA256(cluster secret, Call-ID, the
+ * caller's tag, the flow tokens beside it), truncated to 96 bits. A request is in-dialog only
+ * when the Route value it brings back verifies for its own Call-ID and one of its tags (the
+ * caller's tag is the From-tag of the caller's requests and the To-tag of the callee's). Any node
+ * that shares the secret checks it with no lookup; a Route copied from another call, or made up,
+ * fails.
+ *
+ * The To-tag cannot be bound: the Record-Route is fixed by the INVITE, before a To-tag exists,
+ * and the callee's route set is taken from that INVITE (§12.1.1).
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+/** Record-Route URI parameter that carries the token. */
+export const ROUTE_TOKEN_PARAM = 'tk';
+
+const TOKEN_BYTES = 12;
+/** base64url length of TOKEN_BYTES. */
+const TOKEN_CHARS = 16;
+
+export class RouteToken {
+  readonly #key: Buffer;
+
+  /** `key`: the cluster's shared secret (derived key, never the raw auth secret). */
+  constructor(key: Buffer) {
+    this.#key = key;
+  }
+
+  /** Token for a dialog set up by a request with this Call-ID and From-tag, next to `flowParams` (`;ft=..;ftc=..` text or ''). */
+  sign(callId: string, callerTag: string, flowParams = ''): string {
+    return this.#mac(callId, callerTag, flowParams).toString('base64url');
+  }
+
+  /**
+   * Whether `token` was issued for this Call-ID and either tag of the request (the caller may be
+   * on either side of an in-dialog request). Constant-time comparison.
+   */
+  verify(token: string, callId: string, fromTag: string | undefined, toTag: string | undefined, flowParams = ''): boolean {
+    if (token.length !== TOKEN_CHARS) return false;
+    const given = Buffer.from(token, 'base64url');
+    if (given.length !== TOKEN_BYTES) return false;
+    if (fromTag !== undefined && timingSafeEqual(given, this.#mac(callId, fromTag, flowParams))) return true;
+    if (toTag !== undefined && timingSafeEqual(given, this.#mac(callId, toTag, flowParams))) return true;
+    return false;
+  }
+
+  #mac(callId: string, tag: string, flowParams: string): Buffer {
+    return createHmac('sha256', this.#key).update(callId).update('\0').update(tag).update('\0').update(flowParams).digest().subarray(0, TOKEN_BYTES);
+  }
+}
+
+/** The route-token key derived from the cluster secret (nodes sharing the secret accept each other's tokens). */
+export function routeTokenKey(secret: string | Buffer): Buffer {
+  return createHmac('sha256', secret).update('tandem route token').digest();
+}
