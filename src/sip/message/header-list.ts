@@ -1,5 +1,5 @@
 import { canonicalName, headerKey, isListHeader } from './header-names.js';
-import { splitList } from './header-values.js';
+import { splitList, trimLws } from './header-values.js';
 
 const HIGH_BYTES = /[\x80-\xff]/;
 const NON_ASCII = /[^\x00-\x7f]/;
@@ -60,7 +60,7 @@ export class HeaderEntry {
     let v = this.#value;
     if (v === undefined) {
       v = this.src!.slice(this.vs, this.ve);
-      if (this.folded) v = v.replace(FOLD, ' ').trim();
+      if (this.folded) v = trimLws(v.replace(FOLD, ' '));
       if (!this.ascii && HIGH_BYTES.test(v)) v = Buffer.from(v, 'latin1').toString('utf8');
       this.#value = v;
     }

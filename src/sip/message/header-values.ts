@@ -50,12 +50,26 @@ function isWs(c: number): boolean {
 }
 
 /**
+ * `value` without leading and trailing SIP whitespace (SP, HT, CR, LF: the characters of LWS,
+ * RFC 3261 §25.1). Not `String#trim`, which also strips VT, FF, NBSP, U+FEFF, U+2028/2029 and
+ * the other Unicode spaces: none of them is whitespace in SIP, so a value edged by one must
+ * stay invalid rather than be silently accepted.
+ */
+export function trimLws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && isWs(value.charCodeAt(start))) start++;
+  while (end > start && isWs(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+/**
  * Splits a comma-separated header value, ignoring commas inside quoted strings and `<...>`.
  * Empty elements are dropped. Whitespace around elements is trimmed.
  */
 export function splitList(value: string): string[] {
   if (value.indexOf(',') === -1) {
-    const t = value.trim();
+    const t = trimLws(value);
     return t.length === 0 ? [] : [t];
   }
   const out: string[] = [];
@@ -71,12 +85,12 @@ export function splitList(value: string): string[] {
     } else if (c === 60) inAngle = true;
     else if (c === 62) inAngle = false;
     else if (c === 44 && !inAngle) {
-      const t = value.slice(start, i).trim();
+      const t = trimLws(value.slice(start, i));
       if (t.length > 0) out.push(t);
       start = i + 1;
     }
   }
-  const t = value.slice(start).trim();
+  const t = trimLws(value.slice(start));
   if (t.length > 0) out.push(t);
   return out;
 }
@@ -349,7 +363,7 @@ export function parseDigits(s: string): number | undefined {
 
 /** CSeq = 1*DIGIT LWS Method; the number must be below 2^31 (RFC 3261 §8.1.1.5). */
 export function parseCSeq(value: string): CSeq | string {
-  const s = value.trim();
+  const s = trimLws(value);
   let i = 0;
   while (i < s.length) {
     const c = s.charCodeAt(i);

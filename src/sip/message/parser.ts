@@ -334,8 +334,8 @@ function validCallIdOf(e: HeaderEntry): boolean {
 /**
  * CSeq of a parsed line, read on the received text (no substrings but the method). Same rules
  * as parseCSeq: CSeq = 1*DIGIT LWS Method, the number below 2^31; the value is already
- * trimmed of SP/HT, and any other edge character (which `trim` would also strip) takes the
- * general path.
+ * trimmed of SP/HT, and any other edge character (control or non-ASCII) takes the general path,
+ * where it is refused unless it is LWS (parseCSeq trims SP, HT, CR, LF only: `trimLws`).
  */
 function cseqOf(e: HeaderEntry): CSeq | string {
   const src = e.src;
