@@ -47,8 +47,8 @@ export const MediaConfigSchema = z
       .regex(/^\d{1,5}-\d{1,5}$/, 'expected min-max')
       .refine((s) => {
         const [a, b] = s.split('-').map(Number) as [number, number];
-        return a >= 1024 && b <= 65535 && b - a >= 3;
-      }, { message: 'range must be within 1024-65535 and hold at least 4 ports' })
+        return a >= 1024 && b <= 65535 && relayPairsIn(a, b) >= 1;
+      }, { message: 'range must be within 1024-65535 and hold at least 4 ports from an even one (one call)' })
       .default('30000-39999'),
     /** Forwarding worker threads. @default one per core */
     workers: z.number().int().min(1).max(64).optional(),
@@ -58,12 +58,24 @@ export const MediaConfigSchema = z
      * @default the relay engine's default (`RelayEngineOptions.forwarder`)
      */
     forwarder: z.enum(['auto', 'native', 'js']).optional(),
-    /** Calls beyond this many get `load limit`; 0 = unlimited. @default 0 */
+    /**
+     * Media sessions beyond this many get `load limit` (or an error for clients that do not
+     * announce `supports: ["load limit"]`). A call counts one, each fork of a call (an offer with
+     * a new from-tag) one more. 0 = derive it from `rtpPorts` and `sparePairs` with
+     * {@link deriveMaxSessions}, so that a node never accepts more calls than it has ports for;
+     * there is no "unlimited" (a number above the derived one only turns `load limit` into
+     * "Ran out of ports").
+     * @default 0 (derived: 30000-39999 with 4 spare pairs gives 2496)
+     */
     maxSessions: z.number().int().min(0).default(0),
-    /** A call with no media for this long is torn down, seconds. @default 60 */
+    /** A call (or one fork of it) with no media and no signalling for this long is torn down, seconds. @default 60 */
     noMediaTimeoutSec: z.number().positive().default(60),
-    /** Hard limit on a call's duration, seconds. @default 10800 (3 h) */
-    maxSessionSec: z.number().positive().default(10_800),
+    /**
+     * Hard limit on a call's duration, seconds, media or not; 0 = none. Off by default, like
+     * rtpengine's `final-timeout`: a running call is never cut, `noMediaTimeoutSec` ends dead ones.
+     * @default 0
+     */
+    maxSessionSec: z.number().min(0).default(0),
     /** Relay pairs bound ahead of need so offers do not wait for a worker; they use ports from the range. @default 4 */
     sparePairs: z.number().int().min(0).max(64).default(4),
     /** A released media port is not reused for this long, ms. @default 10000 */
@@ -72,6 +84,41 @@ export const MediaConfigSchema = z
     cookieCacheSec: z.number().positive().default(30),
   })
   .strict();
+
+/** Ports one call needs per audio `m=` line: RTP and RTCP on each of its two legs. */
+export const PORTS_PER_SESSION = 4;
+
+/**
+ * The session limit a port range supports: each session (one audio m= line) holds a relay pair
+ * of {@link PORTS_PER_SESSION} ports (an even RTP port and RTP + 1 per leg), and `sparePairs`
+ * pairs are kept bound ahead of need, so
+ * `floor(even-aligned RTP/RTCP slots / 2) - sparePairs`, at least 1.
+ * Calls with video (two m= lines) need twice the ports, so with those the range can run out
+ * before the limit is reached ("Ran out of ports").
+ */
+export function deriveMaxSessions(portMin: number, portMax: number, sparePairs: number): number {
+  return Math.max(1, relayPairsIn(portMin, portMax) - sparePairs);
+}
+
+/** Relay pairs (two RTP/RTCP port pairs each) a range holds, counted as PortAllocator does. */
+function relayPairsIn(portMin: number, portMax: number): number {
+  const base = portMin % 2 === 0 ? portMin : portMin + 1;
+  const slots = Math.max(0, Math.floor((portMax - base + 1) / 2));
+  return Math.floor(slots / (PORTS_PER_SESSION / 2));
+}
+
+/** `rtpPorts` as numbers. */
+export function parsePortRange(rtpPorts: string): { portMin: number; portMax: number } {
+  const [portMin, portMax] = rtpPorts.split('-').map(Number) as [number, number];
+  return { portMin, portMax };
+}
+
+/** The session limit in force: `maxSessions` when set, else derived from the port range. */
+export function effectiveMaxSessions(config: Pick<MediaConfig, 'maxSessions' | 'rtpPorts' | 'sparePairs'>): number {
+  if (config.maxSessions > 0) return config.maxSessions;
+  const { portMin, portMax } = parsePortRange(config.rtpPorts);
+  return deriveMaxSessions(portMin, portMax, config.sparePairs);
+}
 
 /** Input form (defaults optional). */
 export type MediaConfigInput = z.input<typeof MediaConfigSchema>;

@@ -8,7 +8,7 @@ import type { NgRequest } from '../ng/ng-request.js';
 import { RelayEngine, type RelayTotals } from './relay/relay-engine.js';
 import { NgServer, type NgSource } from './ng-server/ng-server.js';
 import { SessionManager } from './sessions/session-manager.js';
-import { parseHostPort, validateMediaConfig, type MediaConfig, type MediaConfigInput } from './config-schema.js';
+import { effectiveMaxSessions, parseHostPort, parsePortRange, validateMediaConfig, type MediaConfig, type MediaConfigInput } from './config-schema.js';
 
 const log = createLogger('media-node');
 
@@ -46,7 +46,7 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
   const v = validateMediaConfig(input);
   if (!v.ok) throw new Error(v.reason);
   const config = v.value;
-  const [portMin, portMax] = config.rtpPorts.split('-').map(Number) as [number, number];
+  const { portMin, portMax } = parsePortRange(config.rtpPorts);
   let sessionsRef: SessionManager | undefined;
   const relay = new RelayEngine({
     onEvent: (e) => {
@@ -63,7 +63,7 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
   await relay.start();
   const sessions = new SessionManager({
     relay,
-    maxSessions: config.maxSessions,
+    maxSessions: effectiveMaxSessions(config),
     sparePairs: config.sparePairs,
     noMediaTimeoutMs: config.noMediaTimeoutSec * 1000,
     maxSessionMs: config.maxSessionSec * 1000,
@@ -161,7 +161,7 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
   }
   const ngServer = started.value;
   registerRelayMetrics(relay);
-  log.info({ ng: `${udp.host}:${ngServer.udpPort}`, ngTcp: ngServer.tcpPort, interface: config.interface, advertise: relay.advertisedAddress, rtpPorts: config.rtpPorts }, 'media node started');
+  log.info({ ng: `${udp.host}:${ngServer.udpPort}`, ngTcp: ngServer.tcpPort, interface: config.interface, advertise: relay.advertisedAddress, rtpPorts: config.rtpPorts, maxSessions: sessions.limits.maxSessions, maxSessionSec: config.maxSessionSec || 'off' }, 'media node started');
 
   const wsServers: WebSocketServer[] = [];
   /** ng over WebSocket (subprotocols `ng.rtpengine.com` and `ng-plain.rtpengine.com`) on an HTTP server. */

@@ -10,6 +10,7 @@ import { estimateMosX10 } from './mos.js';
 const log = createLogger('sessions');
 
 const mCreated = counter('tandem_media_sessions_created_total', 'media sessions (calls) created by offer');
+const mForks = counter('tandem_media_forks_created_total', 'offers with a tag pair new to a known Call-ID, given relay pairs of their own (forks)');
 const mEnded = counter('tandem_media_sessions_ended_total', 'media sessions ended, by reason', ['reason']);
 const mRejected = counter('tandem_media_sessions_rejected_total', 'offers refused, by reason', ['reason']);
 
@@ -21,11 +22,17 @@ export interface SessionManagerOptions {
   relay: RelayApi;
   /** Address written into SDP. @default relay.advertisedAddress */
   advertisedAddress?: string;
-  /** New calls beyond this many are refused with `load limit` (or an error). 0 = no limit. @default 0 */
+  /**
+   * Media sessions beyond this many are refused with `load limit` (or an error). A call counts
+   * one, and each fork of a call one more, since each holds its own relay pairs. 0 = no limit
+   * here; the media node always passes one (`MediaConfig.maxSessions`, derived from the port
+   * range unless set).
+   * @default 0
+   */
   maxSessions?: number;
-  /** A call with no media (and no signalling) for this long is torn down, ms. @default 60_000 */
+  /** A dialogue with no media (and no signalling) for this long is torn down, ms. @default 60_000 */
   noMediaTimeoutMs?: number;
-  /** Hard limit on a call's life, ms. @default 10_800_000 (3 h) */
+  /** Hard limit on a call's life, ms; 0 = none, as rtpengine's `final-timeout`. @default 0 */
   maxSessionMs?: number;
   /**
    * Relay pairs kept allocated ahead of need, so an offer does not wait for a worker to bind
@@ -33,13 +40,13 @@ export interface SessionManagerOptions {
    * @default 0
    */
   sparePairs?: number;
-  /** How often timeouts are checked, ms. @default min(5000, noMediaTimeoutMs / 2, maxSessionMs / 2), at least 100 */
+  /** How often timeouts are checked, ms. @default min(5000, noMediaTimeoutMs / 2, maxSessionMs / 2 when set), at least 100 */
   sweepIntervalMs?: number;
 }
 
 type NgReply = Record<string, unknown>;
 
-/** One m= line of the call: a relay pair (leg a faces tag A's party, leg b faces tag B's). */
+/** One m= line of a dialogue: a relay pair (leg a faces party A, leg b faces party B). */
 interface MediaSlot {
   index: number;
   type: string;
@@ -59,14 +66,27 @@ interface Party {
   createdMs: number;
 }
 
-interface Call {
-  callId: string;
-  createdMs: number;
-  lastSignalMs: number;
+/**
+ * One offer/answer relationship inside a call, with relay pairs of its own: party A is the tag
+ * that offered first, party B the answerer (rtpengine: two associated monologues).
+ */
+interface Dialogue {
   a: Party;
   b?: Party;
   media: MediaSlot[];
   answered: boolean;
+  createdMs: number;
+  lastSignalMs: number;
+  deleteTimer?: NodeJS.Timeout;
+  ended: boolean;
+}
+
+interface Call {
+  callId: string;
+  createdMs: number;
+  lastSignalMs: number;
+  /** `[0]` is the dialogue of the first offer (while it lives); forks follow in creation order. Never empty. */
+  dialogues: Dialogue[];
   deleteTimer?: NodeJS.Timeout;
   ended: boolean;
 }
@@ -82,12 +102,38 @@ interface Totals {
   answers: number;
 }
 
+type EndReason = 'deleted' | 'timeout' | 'hard-limit' | 'shutdown' | 'relay-failure';
+
 /**
- * Calls handled by a media node: a call per Call-ID, a party per tag (A = first offerer, B =
- * answerer) and a relay pair per m= line. `offer` allocates pairs and rewrites the SDP toward
- * the answerer (leg b's ports); `answer` completes the call and rewrites toward the offerer
- * (leg a's ports); a re-offer from either party reuses the pairs. Commands for one Call-ID are
- * serialised.
+ * Calls handled by a media node: a call per Call-ID, made of one or more dialogues, each with
+ * two parties (tags) and a relay pair per m= line. `offer` allocates pairs and rewrites the SDP
+ * toward the answerer (leg b's ports); `answer` completes the dialogue and rewrites toward the
+ * offerer (leg a's ports). Commands for one Call-ID are serialised.
+ *
+ * Several tags in one call follow rtpengine's rules (daemon/call.c `call_get_mono_dialogue`,
+ * `call_delete_branch`; call_interfaces.c `ng_call_stats`): a tag names a monologue, and a from-tag
+ * the call has not seen is a new monologue (a branch), never a new name for an existing one.
+ * Here each dialogue owns its relay pairs, so a party is only ever re-pointed by signalling that
+ * carries its own tag:
+ *
+ * - **offer** (from-tag F, optional to-tag T). With T: the dialogue whose parties are exactly F
+ *   and T, or else a dialogue that F offered and nobody has answered yet (T becomes its B). Without
+ *   T: the first dialogue in which F is a party (re-INVITE or hold from either side, including the
+ *   callee). The offer re-points F's side of that dialogue only. Otherwise (F unknown, or T naming
+ *   someone F does not talk to) the offer opens a **fork**: a new dialogue with fresh pairs, counted
+ *   against `maxSessions`; the existing dialogues, answered or not, are untouched.
+ * - **answer** (from-tag = offerer, to-tag = answerer). The dialogue whose parties are exactly the
+ *   two tags; or else one the from-tag offered, preferring one not answered yet, whose B takes the
+ *   to-tag (rtpengine keeps a changed to-tag as an alias: a forked INVITE can get early media from
+ *   one branch and the 200 from another). A from-tag that offered nothing is `Unknown tag`.
+ * - **delete** without from-tag ends the call. With a from-tag: the dialogue of exactly from-tag
+ *   and to-tag (the to-tag only counts with the `to-tag` flag, as in rtpengine), else one the
+ *   from-tag offered that was never answered; without to-tag, every dialogue the from-tag is in.
+ *   When that leaves no dialogue the call ends; otherwise the others keep running.
+ * - **query** with tags reports the dialogues the same selection finds (the to-tag counts without
+ *   a flag); without tags, all of them. `list`, the session gauge and `statistics` count calls.
+ * - **timeouts** apply per dialogue (an idle fork ends alone), the hard limit per call; a relay
+ *   worker's death ends the dialogues that had pairs on it. A call ends with its last dialogue.
  */
 export class SessionManager {
   readonly #relay: RelayApi;
@@ -98,18 +144,20 @@ export class SessionManager {
   readonly #locks = new Map<string, Promise<unknown>>();
   readonly #sweepTimer: NodeJS.Timeout;
   #sweeping = false;
+  /** Live dialogues over all calls (what `maxSessions` limits). */
+  #dialogueCount = 0;
   readonly totals: Totals = { managed: 0, rejected: 0, timeout: 0, hardLimit: 0, deleted: 0, offers: 0, answers: 0 };
 
   constructor(opts: SessionManagerOptions) {
     this.#relay = opts.relay;
     const noMediaTimeoutMs = opts.noMediaTimeoutMs ?? 60_000;
-    const maxSessionMs = opts.maxSessionMs ?? 3 * 3600_000;
+    const maxSessionMs = opts.maxSessionMs ?? 0;
     this.#opts = {
       maxSessions: opts.maxSessions ?? 0,
       sparePairs: opts.sparePairs ?? 0,
       noMediaTimeoutMs,
       maxSessionMs,
-      sweepIntervalMs: opts.sweepIntervalMs ?? Math.max(100, Math.min(5000, noMediaTimeoutMs / 2, maxSessionMs / 2)),
+      sweepIntervalMs: opts.sweepIntervalMs ?? Math.max(100, Math.min(5000, noMediaTimeoutMs / 2, maxSessionMs > 0 ? maxSessionMs / 2 : Infinity)),
     };
     this.#address = opts.advertisedAddress ?? opts.relay.advertisedAddress;
     this.#family = isIP(this.#address) === 6 ? 'IP6' : 'IP4';
@@ -121,8 +169,20 @@ export class SessionManager {
 
   readonly #gauge = gauge('tandem_media_sessions', 'media sessions (calls) now');
 
+  /** Calls (Call-IDs) now. */
   get size(): number {
     return this.#calls.size;
+  }
+
+  /** Dialogues now, over all calls: calls plus their forks. */
+  get dialogueCount(): number {
+    return this.#dialogueCount;
+  }
+
+  /** Limits in force (defaults applied). */
+  get limits(): { maxSessions: number; noMediaTimeoutMs: number; maxSessionMs: number; sparePairs: number } {
+    const { maxSessions, noMediaTimeoutMs, maxSessionMs, sparePairs } = this.#opts;
+    return { maxSessions, noMediaTimeoutMs, maxSessionMs, sparePairs };
   }
 
   /** Call-IDs, oldest first. */
@@ -135,16 +195,32 @@ export class SessionManager {
     return out;
   }
 
-  /** Summary of each call for the admin API. */
-  summaries(): Array<{ callId: string; createdMs: number; lastSignalMs: number; tags: string[]; answered: boolean; media: Array<{ type: string; a?: LegPorts; b?: LegPorts }> }> {
-    return [...this.#calls.values()].map((c) => ({
-      callId: c.callId,
-      createdMs: c.createdMs,
-      lastSignalMs: c.lastSignalMs,
-      tags: [c.a.tag, ...(c.b ? [c.b.tag] : [])],
-      answered: c.answered,
-      media: c.media.map((m) => ({ type: m.type, ...(m.ports ? { a: m.ports.a, b: m.ports.b } : {}) })),
-    }));
+  /** Summary of each call for the admin API: the call's tags and media over all its dialogues, then each dialogue. */
+  summaries(): Array<{
+    callId: string;
+    createdMs: number;
+    lastSignalMs: number;
+    tags: string[];
+    answered: boolean;
+    media: Array<{ type: string; a?: LegPorts; b?: LegPorts }>;
+    dialogues: Array<{ tags: string[]; answered: boolean; media: Array<{ type: string; a?: LegPorts; b?: LegPorts }> }>;
+  }> {
+    return [...this.#calls.values()].map((c) => {
+      const dialogues = c.dialogues.map((d) => ({
+        tags: [d.a.tag, ...(d.b ? [d.b.tag] : [])],
+        answered: d.answered,
+        media: d.media.filter((m) => m !== undefined).map((m) => ({ type: m.type, ...(m.ports ? { a: m.ports.a, b: m.ports.b } : {}) })),
+      }));
+      return {
+        callId: c.callId,
+        createdMs: c.createdMs,
+        lastSignalMs: c.lastSignalMs,
+        tags: [...new Set(dialogues.flatMap((d) => d.tags))],
+        answered: dialogues.some((d) => d.answered),
+        media: dialogues.flatMap((d) => d.media),
+        dialogues,
+      };
+    });
   }
 
   readonly #spare: AllocatedPair[] = [];
@@ -218,7 +294,7 @@ export class SessionManager {
     if (!req.callId) return error('No call-id in message');
     const call = this.#calls.get(req.callId);
     if (!call) return error('Unknown call-id');
-    return { result: 'ok', ...(await this.#callStats(call)) };
+    return { result: 'ok', ...(await this.#callStats(call, selectDialogues(call, req.fromTag, req.toTag))) };
   }
 
   list(req: NgRequest): NgReply {
@@ -230,51 +306,48 @@ export class SessionManager {
     if (!parsed.ok) return error(`Failed to parse SDP: ${parsed.reason}`);
     const info = describeSdp(parsed.value);
     const now = Date.now();
-    let call = this.#calls.get(req.callId!);
-    const isNew = !call;
-    if (!call) {
-      if (this.#opts.maxSessions > 0 && this.#calls.size >= this.#opts.maxSessions) {
-        this.totals.rejected++;
-        mRejected.inc({ reason: 'session-limit' });
-        const message = 'Parallel session limit reached';
-        return req.supports.has('load-limit') ? { result: 'load limit', message } : error(message);
-      }
-      call = { callId: req.callId!, createdMs: now, lastSignalMs: now, a: { tag: req.fromTag!, createdMs: now }, media: [], answered: false, ended: false };
+    const from = req.fromTag!;
+    const to = req.toTag !== from ? req.toTag : undefined;
+    const call = this.#calls.get(req.callId!);
+    const found = call ? findOfferDialogue(call, from, to) : undefined;
+    if (!found && this.#opts.maxSessions > 0 && this.#dialogueCount >= this.#opts.maxSessions) {
+      this.totals.rejected++;
+      mRejected.inc({ reason: 'session-limit' });
+      const message = 'Parallel session limit reached';
+      return req.supports.has('load-limit') ? { result: 'load limit', message } : error(message);
     }
-    // Which party offers: A (the first offerer) or B (re-INVITE from the callee).
-    let side: Side = 'a';
-    if (call.b && req.fromTag === call.b.tag) side = 'b';
-    else if (req.fromTag !== call.a.tag) {
-      // A new from-tag on a call that was never answered: the caller retried with a new tag.
-      call.a = { tag: req.fromTag!, createdMs: now };
-    }
-    const offerer = side === 'a' ? call.a : call.b!;
+    // Counted before the first await, so concurrent offers for other Call-IDs cannot overshoot.
+    if (!found) this.#dialogueCount++;
+    const dlg: Dialogue = found?.dialogue ?? { a: { tag: from, createdMs: now }, media: [], answered: false, createdMs: now, lastSignalMs: now, ended: false };
+    const side: Side = found?.side ?? 'a';
+    const offerer = side === 'a' ? dlg.a : dlg.b!;
     if (req.label) offerer.label = req.label;
-    if (side === 'a' && req.toTag && !call.b) call.b = { tag: req.toTag, createdMs: now };
+    if (side === 'a' && to && !dlg.b) dlg.b = { tag: to, createdMs: now };
 
     // Allocate a pair for each m= line that has none yet; roll back on failure.
     const fresh: number[] = [];
     for (const m of info.media) {
-      const slot = call.media[m.index];
+      const slot = dlg.media[m.index];
       if (m.port === 0) continue;
       if (slot?.pairId !== undefined) continue;
       const r = await this.#takePair(req.callId!);
       if (!r.ok) {
         for (const id of fresh) this.#relay.release(id);
-        for (const s of call.media) {
+        for (const s of dlg.media) {
           if (s?.pairId !== undefined && fresh.includes(s.pairId)) {
             delete s.pairId;
             delete s.ports;
             delete s.worker;
           }
         }
+        if (!found) this.#dialogueCount--;
         this.totals.rejected++;
         mRejected.inc({ reason: r.code });
         rateLimitedLog(`offer-${r.code}`, (n) => log.warn({ callId: req.callId, code: r.code, reason: r.reason, suppressed: n }, 'offer failed: no media ports'));
         return error(r.code === 'NG_ERR_PORTS_EXHAUSTED' ? 'Ran out of ports' : r.reason);
       }
       fresh.push(r.value.id);
-      call.media[m.index] = {
+      dlg.media[m.index] = {
         index: m.index,
         type: m.type,
         protocol: m.proto,
@@ -285,17 +358,30 @@ export class SessionManager {
         rtcpMux: m.rtcpMux,
       };
     }
-    if (isNew) {
-      this.#calls.set(call.callId, call);
+    if (call?.ended || dlg.ended) {
+      // A delayed delete fired while pairs were being allocated: nothing holds them any more.
+      for (const id of fresh) this.#relay.release(id);
+      if (!found) this.#dialogueCount--;
+      return error('Call was deleted');
+    }
+    if (!call) {
+      this.#calls.set(req.callId!, { callId: req.callId!, createdMs: now, lastSignalMs: now, dialogues: [dlg], ended: false });
       this.totals.managed++;
       mCreated.inc();
       this.#gauge.set(this.#calls.size);
+    } else {
+      if (!found) {
+        call.dialogues.push(dlg);
+        mForks.inc();
+        rateLimitedLog('offer-fork', (n) => log.info({ callId: call.callId, fromTag: from, toTag: to, dialogues: call.dialogues.length, suppressed: n }, 'offer with a new tag pair: fork with its own relay pairs'));
+      }
+      call.lastSignalMs = now;
     }
-    call.lastSignalMs = now;
+    dlg.lastSignalMs = now;
     this.totals.offers++;
-    const warnings = this.#applyPeers(call, side, info.media, req);
+    const warnings = this.#applyPeers(dlg, side, info.media, req);
     const other: Side = side === 'a' ? 'b' : 'a';
-    const sdp = this.#rewrite(parsed.value, call, other, info.media, req, warnings);
+    const sdp = this.#rewrite(parsed.value, dlg, other, info.media, req, warnings);
     return ok(sdp, warnings);
   }
 
@@ -306,21 +392,20 @@ export class SessionManager {
     if (!parsed.ok) return error(`Failed to parse SDP: ${parsed.reason}`);
     const info = describeSdp(parsed.value);
     const now = Date.now();
-    // The answerer is the party that did not send the offer (from-tag = offerer).
-    let side: Side;
-    if (req.fromTag === call.a.tag) {
-      side = 'b';
-      if (!call.b || call.b.tag !== req.toTag) call.b = { tag: req.toTag!, createdMs: now };
-    } else if (call.b && req.fromTag === call.b.tag) side = 'a';
-    else if (call.b && req.toTag === call.b.tag) side = 'b';
-    else return error('Unknown tag');
-    const answerer = side === 'a' ? call.a : call.b!;
+    const from = req.fromTag!;
+    const to = req.toTag!;
+    if (from === to) return error('From-tag and to-tag are the same');
+    const found = findAnswerDialogue(call, from, to);
+    if (!found) return error('Unknown tag');
+    const { dialogue: dlg, side } = found;
+    if (side === 'b' && dlg.b?.tag !== to) dlg.b = { tag: to, createdMs: now };
+    const answerer = side === 'a' ? dlg.a : dlg.b!;
     if (req.label) answerer.label = req.label;
-    call.lastSignalMs = now;
-    call.answered = true;
+    dlg.lastSignalMs = call.lastSignalMs = now;
+    dlg.answered = true;
     this.totals.answers++;
-    const warnings = this.#applyPeers(call, side, info.media, req);
-    const sdp = this.#rewrite(parsed.value, call, side === 'a' ? 'b' : 'a', info.media, req, warnings);
+    const warnings = this.#applyPeers(dlg, side, info.media, req);
+    const sdp = this.#rewrite(parsed.value, dlg, side === 'a' ? 'b' : 'a', info.media, req, warnings);
     return ok(sdp, warnings);
   }
 
@@ -330,13 +415,13 @@ export class SessionManager {
    * (`received-from`) with the SDP's ports, as rtpengine does for `SIP-source-address`.
    * `media-address` overrides both.
    */
-  #applyPeers(call: Call, side: Side, media: SdpMediaInfo[], req: NgRequest): string[] {
+  #applyPeers(dlg: Dialogue, side: Side, media: SdpMediaInfo[], req: NgRequest): string[] {
     const warnings: string[] = [];
     const latch = !req.flags.has('asymmetric');
     const strictSource = req.flags.has('strict-source');
     const useSource = !req.flags.has('trust-address') && req.receivedFrom !== undefined;
     for (const m of media) {
-      const slot = call.media[m.index];
+      const slot = dlg.media[m.index];
       if (!slot || slot.pairId === undefined) continue;
       const sdpAddr = m.connection?.address;
       const hold = !sdpAddr || sdpAddr === '0.0.0.0' || sdpAddr === '::' || m.port === 0;
@@ -358,7 +443,7 @@ export class SessionManager {
     return warnings;
   }
 
-  #rewrite(doc: SdpDocument, call: Call, toward: Side, media: SdpMediaInfo[], req: NgRequest, warnings: string[]): string {
+  #rewrite(doc: SdpDocument, dlg: Dialogue, toward: Side, media: SdpMediaInfo[], req: NgRequest, warnings: string[]): string {
     const ice = req.ice === 'keep' || req.ice === 'passthrough' ? 'keep' : 'remove';
     if (req.ice === 'force' || req.ice === 'force-relay') warnings.push('ICE is not terminated by this relay; ICE attributes removed');
     let transportProtocol: string | undefined;
@@ -371,7 +456,7 @@ export class SessionManager {
       address: this.#address,
       family: this.#family,
       media: media.map((m) => {
-        const slot = call.media[m.index];
+        const slot = dlg.media[m.index];
         // Leg `toward` is the one the receiving party sends to.
         return slot?.ports ? slot.ports[toward] : undefined;
       }),
@@ -385,28 +470,53 @@ export class SessionManager {
 
   async #delete(req: NgRequest): Promise<NgReply> {
     const call = this.#calls.get(req.callId!);
-    const tagOk = (t: string | undefined): boolean => t === undefined || t === call?.a.tag || t === call?.b?.tag;
-    if (!call || !tagOk(req.fromTag) || (req.flags.has('to-tag') && !tagOk(req.toTag))) {
+    // rtpengine call_delete_ng: the to-tag only narrows a delete when the `to-tag` flag is given.
+    const toTag = req.flags.has('to-tag') ? req.toTag : undefined;
+    const targets = !call ? [] : !req.fromTag ? [...call.dialogues] : selectDialogues(call, req.fromTag, toTag);
+    if (!call || targets.length === 0) {
       if (req.flags.has('fatal')) return error('Unknown call-id');
       return { result: 'ok', warning: 'Call-ID not found or tags didn\'t match' };
     }
-    const stats = req.flags.has('fast') ? {} : await this.#callStats(call);
+    const stats = req.flags.has('fast') ? {} : await this.#callStats(call, targets);
+    const whole = targets.length === call.dialogues.length;
     const delaySec = req.deleteDelaySec ?? 0;
     if (delaySec > 0) {
-      if (!call.deleteTimer) {
-        call.deleteTimer = setTimeout(() => this.#end(call, 'deleted'), delaySec * 1000);
-        call.deleteTimer.unref();
+      if (whole) {
+        call.deleteTimer ??= setTimeout(() => this.#end(call, 'deleted'), delaySec * 1000).unref();
+      } else {
+        for (const d of targets) d.deleteTimer ??= setTimeout(() => this.#endDialogue(call, d, 'deleted'), delaySec * 1000).unref();
       }
-    } else this.#end(call, 'deleted');
+    } else if (whole) this.#end(call, 'deleted');
+    else for (const d of targets) this.#endDialogue(call, d, 'deleted');
     return { result: 'ok', ...stats };
   }
 
-  /** Tears a call down: releases its ports and forgets it. */
-  #end(call: Call, reason: 'deleted' | 'timeout' | 'hard-limit' | 'shutdown' | 'relay-failure'): void {
+  /** Releases a dialogue's pairs; the caller removes it from its call. */
+  #releaseDialogue(d: Dialogue): void {
+    if (d.ended) return;
+    d.ended = true;
+    if (d.deleteTimer) clearTimeout(d.deleteTimer);
+    for (const m of d.media) if (m?.pairId !== undefined) this.#relay.release(m.pairId);
+    this.#dialogueCount--;
+  }
+
+  /** Ends one dialogue of a call; the call ends (with `reason`) when it was the last one. */
+  #endDialogue(call: Call, d: Dialogue, reason: EndReason): void {
+    if (call.ended || d.ended) return;
+    if (call.dialogues.length === 1 && call.dialogues[0] === d) return this.#end(call, reason);
+    this.#releaseDialogue(d);
+    const i = call.dialogues.indexOf(d);
+    if (i >= 0) call.dialogues.splice(i, 1);
+    this.#refill();
+    if (reason !== 'deleted' && reason !== 'shutdown') log.info({ callId: call.callId, tags: [d.a.tag, d.b?.tag], reason }, 'dialogue torn down; call continues');
+  }
+
+  /** Tears a call down: releases the ports of all its dialogues and forgets it. */
+  #end(call: Call, reason: EndReason): void {
     if (call.ended) return;
     call.ended = true;
     if (call.deleteTimer) clearTimeout(call.deleteTimer);
-    for (const m of call.media) if (m.pairId !== undefined) this.#relay.release(m.pairId);
+    for (const d of call.dialogues) this.#releaseDialogue(d);
     if (this.#calls.get(call.callId) === call) this.#calls.delete(call.callId);
     this.#refill();
     this.#gauge.set(this.#calls.size);
@@ -424,13 +534,14 @@ export class SessionManager {
       const now = Date.now();
       const idle = new Set(await this.#relay.idlePairs(this.#opts.noMediaTimeoutMs));
       for (const call of [...this.#calls.values()]) {
-        if (now - call.createdMs >= this.#opts.maxSessionMs) {
+        if (this.#opts.maxSessionMs > 0 && now - call.createdMs >= this.#opts.maxSessionMs) {
           this.#end(call, 'hard-limit');
           continue;
         }
-        if (now - call.lastSignalMs < this.#opts.noMediaTimeoutMs) continue;
-        const pairs = call.media.filter((m) => m.pairId !== undefined);
-        if (pairs.every((m) => idle.has(m.pairId!))) this.#end(call, 'timeout');
+        for (const d of [...call.dialogues]) {
+          if (now - d.lastSignalMs < this.#opts.noMediaTimeoutMs) continue;
+          if (d.media.every((m) => m?.pairId === undefined || idle.has(m.pairId))) this.#endDialogue(call, d, 'timeout');
+        }
       }
     } catch (err) {
       log.error({ err }, 'session sweep failed');
@@ -440,47 +551,52 @@ export class SessionManager {
   }
 
   /**
-   * Statistics of a call in the layout of rtpengine's `query`/`delete` replies (created,
-   * last signal, SSRC, tags -> medias -> streams, totals). MOS values are an E-model estimate
-   * (see mos.ts) computed at the time of the request; average, lowest and highest are the same
-   * single sample.
+   * Statistics of a call's `dialogues` in the layout of rtpengine's `query`/`delete` replies
+   * (created, last signal, SSRC, tags -> medias -> streams, totals). MOS values are an E-model
+   * estimate (see mos.ts) computed at the time of the request; average, lowest and highest are
+   * the same single sample. A tag that is a party of several dialogues lists the medias of all.
    */
-  async #callStats(call: Call): Promise<Record<string, unknown>> {
-    const stats = await Promise.all(call.media.map((m) => (m?.pairId !== undefined ? this.#relay.stats(m.pairId) : Promise.resolve(undefined))));
+  async #callStats(call: Call, dialogues: Dialogue[]): Promise<Record<string, unknown>> {
     const nowSec = Math.floor(Date.now() / 1000);
     const ssrc: Record<string, unknown> = {};
     const totals = { RTP: { bytes: 0, packets: 0, errors: 0 }, RTCP: { bytes: 0, packets: 0, errors: 0 } };
-    const tagEntry = (party: Party | undefined, side: Side, otherParty: Party | undefined): Record<string, unknown> | undefined => {
-      if (!party) return undefined;
-      const medias = call.media
-        .map((slot, i) => ({ slot, ps: stats[i] }))
-        .filter(({ slot }) => slot !== undefined)
-        .map(({ slot, ps }) => mediaEntry(slot, ps, side));
-      return {
-        tag: party.tag,
-        ...(party.label ? { label: party.label } : {}),
-        created: Math.floor(party.createdMs / 1000),
-        ...(otherParty ? { 'in dialogue with': otherParty.tag } : {}),
-        medias,
-      };
-    };
-    for (const ps of stats) {
-      if (!ps) continue;
-      for (const leg of [ps.a, ps.b]) {
-        totals.RTP.bytes += leg.rtp.bytes;
-        totals.RTP.packets += leg.rtp.packets;
-        totals.RTP.errors += leg.rtp.errors;
-        totals.RTCP.bytes += leg.rtcp.bytes;
-        totals.RTCP.packets += leg.rtcp.packets;
-        totals.RTCP.errors += leg.rtcp.errors;
-        for (const s of leg.ssrcs) ssrc[String(s.ssrc >>> 0)] = ssrcEntry(s, nowSec);
+    const tags: Record<string, { medias: unknown[] } & Record<string, unknown>> = {};
+    for (const d of dialogues) {
+      const stats = await Promise.all(d.media.map((m) => (m?.pairId !== undefined ? this.#relay.stats(m.pairId) : Promise.resolve(undefined))));
+      for (const ps of stats) {
+        if (!ps) continue;
+        for (const leg of [ps.a, ps.b]) {
+          totals.RTP.bytes += leg.rtp.bytes;
+          totals.RTP.packets += leg.rtp.packets;
+          totals.RTP.errors += leg.rtp.errors;
+          totals.RTCP.bytes += leg.rtcp.bytes;
+          totals.RTCP.packets += leg.rtcp.packets;
+          totals.RTCP.errors += leg.rtcp.errors;
+          for (const s of leg.ssrcs) ssrc[String(s.ssrc >>> 0)] = ssrcEntry(s, nowSec);
+        }
       }
+      const addParty = (party: Party | undefined, side: Side, otherParty: Party | undefined): void => {
+        if (!party) return;
+        const medias = d.media
+          .map((slot, i) => ({ slot, ps: stats[i] }))
+          .filter(({ slot }) => slot !== undefined)
+          .map(({ slot, ps }) => mediaEntry(slot, ps, side));
+        const known = tags[party.tag];
+        if (known) {
+          known.medias.push(...medias);
+          return;
+        }
+        tags[party.tag] = {
+          tag: party.tag,
+          ...(party.label ? { label: party.label } : {}),
+          created: Math.floor(party.createdMs / 1000),
+          ...(otherParty ? { 'in dialogue with': otherParty.tag } : {}),
+          medias,
+        };
+      };
+      addParty(d.a, 'a', d.b);
+      addParty(d.b, 'b', d.a);
     }
-    const tags: Record<string, unknown> = {};
-    const ta = tagEntry(call.a, 'a', call.b);
-    if (ta) tags[call.a.tag] = ta;
-    const tb = tagEntry(call.b, 'b', call.a);
-    if (tb && call.b) tags[call.b.tag] = tb;
     return {
       created: Math.floor(call.createdMs / 1000),
       created_us: (call.createdMs % 1000) * 1000,
@@ -494,14 +610,17 @@ export class SessionManager {
   }
 
   /**
-   * A relay worker died: its sockets (and so the media of its calls) are gone and the engine has
-   * dropped its pairs. Those calls are ended (counted as `relay-failure`) so that controllers
-   * see the loss instead of a call that can never time out, and spare pairs on it are forgotten.
+   * A relay worker died: its sockets (and so the media of its dialogues) are gone and the engine
+   * has dropped its pairs. Those dialogues are ended, and a call left without any ends (counted
+   * as `relay-failure`) so that controllers see the loss instead of a call that can never time
+   * out; spare pairs on it are forgotten.
    */
   onWorkerExit(worker: number): void {
     for (let i = this.#spare.length - 1; i >= 0; i--) if (this.#spare[i]!.worker === worker) this.#spare.splice(i, 1);
     for (const call of [...this.#calls.values()]) {
-      if (call.media.some((m) => m?.pairId !== undefined && m.worker === worker)) this.#end(call, 'relay-failure');
+      for (const d of [...call.dialogues]) {
+        if (d.media.some((m) => m?.pairId !== undefined && m.worker === worker)) this.#endDialogue(call, d, 'relay-failure');
+      }
     }
     this.#refill();
   }
@@ -513,6 +632,51 @@ export class SessionManager {
     clearInterval(this.#sweepTimer);
     for (const call of [...this.#calls.values()]) this.#end(call, 'shutdown');
   }
+}
+
+/** The dialogue whose two parties are exactly `x` and `y`, in either role. */
+function pairOf(call: Call, x: string, y: string): Dialogue | undefined {
+  return call.dialogues.find((d) => d.b !== undefined && ((d.a.tag === x && d.b.tag === y) || (d.a.tag === y && d.b.tag === x)));
+}
+
+/** Where an offer from `from` (to `to`) belongs; undefined = a new dialogue (fork). See {@link SessionManager}. */
+function findOfferDialogue(call: Call, from: string, to: string | undefined): { dialogue: Dialogue; side: Side } | undefined {
+  if (to !== undefined) {
+    const exact = pairOf(call, from, to);
+    if (exact) return { dialogue: exact, side: exact.a.tag === from ? 'a' : 'b' };
+    const unanswered = call.dialogues.find((d) => d.a.tag === from && !d.b);
+    return unanswered ? { dialogue: unanswered, side: 'a' } : undefined;
+  }
+  for (const d of call.dialogues) {
+    if (d.a.tag === from) return { dialogue: d, side: 'a' };
+    if (d.b?.tag === from) return { dialogue: d, side: 'b' };
+  }
+  return undefined;
+}
+
+/** Where an answer from-tag `from` (the offerer), to-tag `to` (the answerer) belongs; `side` is the answerer's. */
+function findAnswerDialogue(call: Call, from: string, to: string): { dialogue: Dialogue; side: Side } | undefined {
+  const exact = pairOf(call, from, to);
+  if (exact) return { dialogue: exact, side: exact.a.tag === to ? 'a' : 'b' };
+  const offered = call.dialogues.filter((d) => d.a.tag === from);
+  const d = offered.find((x) => !x.b) ?? offered.find((x) => !x.answered) ?? offered[0];
+  return d ? { dialogue: d, side: 'b' } : undefined;
+}
+
+/**
+ * The dialogues a `query` or `delete` names: all without tags; with both tags the dialogue of
+ * exactly those two, else one `from` offered that has no answerer yet (rtpengine's last resort in
+ * `call_delete_branch`); with one tag every dialogue it is a party of.
+ */
+function selectDialogues(call: Call, from: string | undefined, to: string | undefined): Dialogue[] {
+  if (from && to && from !== to) {
+    const exact = pairOf(call, from, to);
+    if (exact) return [exact];
+    return call.dialogues.filter((d) => d.a.tag === from && !d.b);
+  }
+  const tag = from ?? to;
+  if (!tag) return [...call.dialogues];
+  return call.dialogues.filter((d) => d.a.tag === tag || d.b?.tag === tag);
 }
 
 function ok(sdp: string, warnings: string[]): NgReply {

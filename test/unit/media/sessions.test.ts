@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMediaNode, type MediaNode } from '../../../src/media/media-node.js';
 import { NgClient } from '../../../src/ng/ng-client.js';
 import { estimateMosX10 } from '../../../src/media/sessions/mos.js';
-import { validateMediaConfig } from '../../../src/media/config-schema.js';
+import { deriveMaxSessions, effectiveMaxSessions, validateMediaConfig } from '../../../src/media/config-schema.js';
 import { audioSdp, randomRtpRange, rtpPacket, sdpMedia, sendTo, sleep, udpPeer, waitFor } from '../../integration/media/media-harness.js';
 
 const H = '127.0.0.1';
@@ -192,7 +192,8 @@ describe('sessions', () => {
   });
 
   it('port exhaustion answers an error and the node keeps serving', async () => {
-    const small = await startMediaNode({ ng: `${H}:0`, rtpPorts: randomRtpRange(8), workers: 1 });
+    // An explicit session limit wins over the derived one (1 for 8 ports), so the ports run out first.
+    const small = await startMediaNode({ ng: `${H}:0`, rtpPorts: randomRtpRange(8), workers: 1, maxSessions: 10 });
     const c = new NgClient({ host: H, port: small.ngPort, retransmitIntervalMs: 500, retransmits: 1 });
     try {
       // 8 ports hold at most two calls (fewer if another process holds one of the ports).
@@ -253,6 +254,22 @@ describe('sessions', () => {
     }
   });
 
+  it('a dead relay worker ends the dialogues on it; the call ends with its last one', async () => {
+    const one = await startMediaNode({ ng: `${H}:0`, rtpPorts: randomRtpRange(40), workers: 1, sparePairs: 0 });
+    const c = new NgClient({ host: H, port: one.ngPort, retransmitIntervalMs: 500, retransmits: 1 });
+    try {
+      expect((await c.offer({ callId: 'w', fromTag: 'a', sdp: audioSdp(4000) })).ok).toBe(true);
+      expect((await c.offer({ callId: 'w', fromTag: 'x', sdp: audioSdp(4002) })).ok).toBe(true);
+      expect(one.sessions.dialogueCount).toBe(2);
+      one.sessions.onWorkerExit(0);
+      expect(one.sessions.dialogueCount).toBe(0);
+      expect(one.sessions.size).toBe(0);
+    } finally {
+      c.close();
+      await one.close();
+    }
+  });
+
   it('calls on a relay worker that died are ended', async () => {
     const one = await startMediaNode({ ng: `${H}:0`, rtpPorts: randomRtpRange(16), workers: 1 });
     const c = new NgClient({ host: H, port: one.ngPort, retransmitIntervalMs: 500, retransmits: 1 });
@@ -266,6 +283,84 @@ describe('sessions', () => {
     } finally {
       c.close();
       await one.close();
+    }
+  });
+
+  it('an idle fork times out alone; the call with media keeps running', async () => {
+    const a = await udpPeer();
+    const b = await udpPeer();
+    const callId = 'fork-idle';
+    try {
+      const o = await ng.offer({ callId, fromTag: 'A', sdp: audioSdp(a.port), flags: ['trust-address'] });
+      await ng.answer({ callId, fromTag: 'A', toTag: 'B', sdp: audioSdp(b.port), flags: ['trust-address'] });
+      const fork = await ng.offer({ callId, fromTag: 'X', sdp: audioSdp(4000), flags: ['trust-address'] });
+      if (!o.ok || !fork.ok) throw new Error('offer failed');
+      const dialoguesBefore = node.sessions.dialogueCount;
+      const toB = sdpMedia(o.value.sdp).port;
+      const deadline = Date.now() + 1500;
+      let seq = 0;
+      while (Date.now() < deadline) {
+        await sendTo(b.sock, rtpPacket(seq++, 9), toB);
+        await sleep(40);
+      }
+      const q = await ng.query({ callId });
+      expect(q.ok && Object.keys(q.value['tags'] as object).sort()).toEqual(['A', 'B']);
+      expect(node.sessions.dialogueCount).toBe(dialoguesBefore - 1);
+      expect(a.received.length).toBeGreaterThan(10);
+      await ng.delete({ callId, fromTag: 'A' });
+      expect((await ng.query({ callId })).ok).toBe(false);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('answers go to the dialogue of their tags; an answer from a tag that offered nothing is refused', async () => {
+    const callId = 'fork-answer';
+    const o = await ng.offer({ callId, fromTag: 'A', sdp: audioSdp(4000), flags: ['trust-address'] });
+    const a = await ng.answer({ callId, fromTag: 'A', toTag: 'B', sdp: audioSdp(5000), flags: ['trust-address'] });
+    const fo = await ng.offer({ callId, fromTag: 'X', sdp: audioSdp(4100), flags: ['trust-address'] });
+    const fa = await ng.answer({ callId, fromTag: 'X', toTag: 'Y', sdp: audioSdp(5100), flags: ['trust-address'] });
+    if (!o.ok || !a.ok || !fo.ok || !fa.ok) throw new Error('offer/answer failed');
+    const main = { toB: sdpMedia(o.value.sdp).port, toA: sdpMedia(a.value.sdp).port };
+    const forked = { toB: sdpMedia(fo.value.sdp).port, toA: sdpMedia(fa.value.sdp).port };
+    expect(new Set([main.toA, main.toB, forked.toA, forked.toB]).size).toBe(4);
+    // Re-answers land in their own dialogue: the answer toward A carries A's leg, toward X the fork's.
+    const ra = await ng.answer({ callId, fromTag: 'A', toTag: 'B', sdp: audioSdp(5002), flags: ['trust-address'] });
+    const rx = await ng.answer({ callId, fromTag: 'X', toTag: 'Y', sdp: audioSdp(5102), flags: ['trust-address'] });
+    expect(ra.ok && sdpMedia(ra.value.sdp).port).toBe(main.toA);
+    expect(rx.ok && sdpMedia(rx.value.sdp).port).toBe(forked.toA);
+    expect(await ng.answer({ callId, fromTag: 'Q', toTag: 'B', sdp: audioSdp(6000) })).toMatchObject({ ok: false, reason: 'Unknown tag' });
+    expect(await ng.answer({ callId, fromTag: 'B', toTag: 'B', sdp: audioSdp(6000) })).toMatchObject({ ok: false, reason: 'From-tag and to-tag are the same' });
+    // The callee re-INVITEs: its own dialogue, its own leg, not the fork.
+    const ro = await ng.offer({ callId, fromTag: 'B', sdp: audioSdp(5004), flags: ['trust-address'] });
+    expect(ro.ok && sdpMedia(ro.value.sdp).port).toBe(main.toA);
+    const s = node.sessions.summaries().find((c) => c.callId === callId);
+    expect(s?.dialogues.map((d) => d.tags)).toEqual([['A', 'B'], ['X', 'Y']]);
+    expect(s?.tags).toEqual(['A', 'B', 'X', 'Y']);
+    await ng.delete({ callId, fromTag: '' });
+    expect(node.sessions.summaries().find((c) => c.callId === callId)).toBeUndefined();
+  });
+
+  it('delete delay on a fork ends only the fork', async () => {
+    // Own node: the shared one's 0.6 s no-media timeout would end both dialogues first.
+    const n = await startMediaNode({ ng: `${H}:0`, rtpPorts: randomRtpRange(40), workers: 1 });
+    const c = new NgClient({ host: H, port: n.ngPort, retransmitIntervalMs: 500, retransmits: 1 });
+    try {
+      const callId = 'fork-delay';
+      await c.offer({ callId, fromTag: 'A', sdp: audioSdp(4000) });
+      await c.offer({ callId, fromTag: 'X', sdp: audioSdp(4100) });
+      const d = await c.delete({ callId, fromTag: 'X', deleteDelaySec: 1 });
+      expect(d.ok && Object.keys(d.value['tags'] as object)).toEqual(['X']);
+      const q1 = await c.query({ callId });
+      expect(q1.ok && Object.keys(q1.value['tags'] as object).sort()).toEqual(['A', 'X']);
+      await sleep(1200);
+      const q2 = await c.query({ callId });
+      expect(q2.ok && Object.keys(q2.value['tags'] as object)).toEqual(['A']);
+      expect(n.sessions.dialogueCount).toBe(1);
+    } finally {
+      c.close();
+      await n.close();
     }
   });
 
@@ -298,5 +393,43 @@ describe('media config', () => {
     expect(bad.ok).toBe(false);
     if (!bad.ok) expect(bad.reason.split('\n').length).toBe(3);
     expect(validateMediaConfig({ bogus: 1 } as never).ok).toBe(false);
+  });
+
+  it('derives the session limit from the port range: 4 ports per call, minus the spare pairs', () => {
+    // 30000-39999: 5000 RTP/RTCP slots, 2500 relay pairs, 4 kept spare.
+    expect(deriveMaxSessions(30000, 39999, 4)).toBe(2496);
+    expect(deriveMaxSessions(30000, 39999, 0)).toBe(2500);
+    // An odd start loses a port: 30001-30008 holds slots 30002, 30004, 30006 -> one pair.
+    expect(deriveMaxSessions(30001, 30008, 0)).toBe(1);
+    expect(deriveMaxSessions(30000, 30031, 4)).toBe(4);
+    // Never 0 (which would mean "no limit") while the range holds a pair.
+    expect(deriveMaxSessions(30000, 30003, 4)).toBe(1);
+    const defaults = validateMediaConfig({});
+    if (!defaults.ok) throw new Error(defaults.reason);
+    expect(defaults.value.maxSessions).toBe(0);
+    expect(effectiveMaxSessions(defaults.value)).toBe(2496);
+    expect(effectiveMaxSessions({ ...defaults.value, rtpPorts: '20000-20099', sparePairs: 0 })).toBe(25);
+    // An explicit number wins, above or below the derived one.
+    expect(effectiveMaxSessions({ ...defaults.value, maxSessions: 5000 })).toBe(5000);
+    expect(effectiveMaxSessions({ ...defaults.value, maxSessions: 3 })).toBe(3);
+    // A range that cannot hold one call is refused.
+    expect(validateMediaConfig({ rtpPorts: '30001-30004' }).ok).toBe(false);
+    expect(validateMediaConfig({ rtpPorts: '30000-30003' }).ok).toBe(true);
+  });
+
+  it('hard duration limit is off by default and can be set; the node applies the derived session limit', async () => {
+    const defaults = validateMediaConfig({});
+    expect(defaults.ok && defaults.value.maxSessionSec).toBe(0);
+    expect(validateMediaConfig({ maxSessionSec: 7200 }).ok).toBe(true);
+    expect(validateMediaConfig({ maxSessionSec: -1 }).ok).toBe(false);
+    expect(node.sessions.limits.maxSessionMs).toBe(0);
+    // beforeAll: 600 ports = 300 slots = 150 pairs, 4 spare.
+    expect(node.sessions.limits.maxSessions).toBe(146);
+    const set = await startMediaNode({ ng: `${H}:0`, rtpPorts: randomRtpRange(16), workers: 1, maxSessionSec: 7200, maxSessions: 2 });
+    try {
+      expect(set.sessions.limits).toMatchObject({ maxSessionMs: 7_200_000, maxSessions: 2 });
+    } finally {
+      await set.close();
+    }
   });
 });
