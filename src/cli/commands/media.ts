@@ -42,9 +42,9 @@ export function registerMediaCommand(program: Command): void {
     .option('--admin-token <token>', 'bearer token for admin writes, ng over HTTP/WebSocket, and reads off loopback; also TANDEM_ADMIN_TOKEN')
     .option('--workers <n>', 'forwarding worker threads (default: one per core)')
     .option('--forwarder <kind>', 'packet forwarding: auto (native if it builds, else js), native, js')
-    .option('--max-sessions <n>', 'calls beyond this many get "load limit" (0 = unlimited)')
+    .option('--max-sessions <n>', 'calls beyond this many get "load limit" (default and 0: as many as the port range holds)')
     .option('--timeout <sec>', 'tear down calls with no media for this long (default 60)')
-    .option('--max-duration <sec>', 'hard limit on a call\'s duration (default 10800)')
+    .option('--max-duration <sec>', 'hard limit on a call\'s duration (default 0: none; calls without media end after --timeout)')
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)')
     .action(async (o: MediaCliOptions) => {
       if (o.logLevel) setLogLevel(o.logLevel);

@@ -2,6 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
 import { audioSdp, randomRtpRange, rawRequest, rtpPacket, sdpMedia, sendTo, sleep, spawnMediaNode, udpPeer, waitFor, type SpawnedMediaNode } from './media-harness.js';
 
+const ADMIN_TOKEN = 'media-admin-token-0123456789';
+const AUTH = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
 const require = createRequire(import.meta.url);
 // rtpengine-client is CommonJS without types.
 const { Client, TcpClient } = require('rtpengine-client') as {
@@ -30,7 +33,7 @@ let node: SpawnedMediaNode;
 let client: NgClientLike;
 
 beforeAll(async () => {
-  node = await spawnMediaNode(['--ng', `${H}:0`, '--ng-tcp', `${H}:0`, '--admin', `${H}:0`, '--interface', H, '--rtp-ports', randomRtpRange(), '--workers', '2']);
+  node = await spawnMediaNode(['--ng', `${H}:0`, '--ng-tcp', `${H}:0`, '--admin', `${H}:0`, '--admin-token', ADMIN_TOKEN, '--interface', H, '--rtp-ports', randomRtpRange(), '--workers', '2']);
   client = new Client({ timeout: 3000 });
   await sleep(50);
 });
@@ -239,14 +242,17 @@ describe('tandem media driven by rtpengine-client', () => {
 
   it('ng over HTTP: POST /ng (cookie + bencode), POST /ng-plain (JSON), GET /ping', async () => {
     const base = `http://${H}:${node.adminPort}`;
-    const r1 = await fetch(`${base}/ng`, { method: 'POST', headers: { 'content-type': 'application/x-rtpengine-ng' }, body: 'h1 d7:command4:pinge' });
+    // ng over HTTP drives the relay: a write, so it needs the admin token.
+    const refused = await fetch(`${base}/ng`, { method: 'POST', headers: { 'content-type': 'application/x-rtpengine-ng' }, body: 'h0 d7:command4:pinge' });
+    expect(refused.status).toBe(401);
+    const r1 = await fetch(`${base}/ng`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/x-rtpengine-ng' }, body: 'h1 d7:command4:pinge' });
     expect(r1.status).toBe(200);
     expect(await r1.text()).toBe('h1 d6:result4:ponge');
-    const r2 = await fetch(`${base}/ng-plain`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ command: 'list' }) });
+    const r2 = await fetch(`${base}/ng-plain`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/json' }, body: JSON.stringify({ command: 'list' }) });
     expect(await r2.json()).toMatchObject({ result: 'ok', calls: expect.any(Array) });
     const r3 = await fetch(`${base}/ping`);
     expect(await r3.text()).toBe('pong');
-    const r4 = await fetch(`${base}/ng`, { method: 'POST', headers: { 'content-type': 'application/x-rtpengine-ng' }, body: 'no-cookie' });
+    const r4 = await fetch(`${base}/ng`, { method: 'POST', headers: { ...AUTH, 'content-type': 'application/x-rtpengine-ng' }, body: 'no-cookie' });
     expect(r4.status).toBe(403);
     // Other admin routes still parse JSON normally.
     expect((await fetch(`${base}/health`)).status).toBe(200);
@@ -254,11 +260,20 @@ describe('tandem media driven by rtpengine-client', () => {
 
   it('ng over WebSocket (subprotocol ng.rtpengine.com and ng-plain.rtpengine.com)', async () => {
     const { WebSocket } = await import('ws');
+    // Without the token the upgrade is refused.
+    const bare = new WebSocket(`ws://${H}:${node.adminPort}/`, 'ng.rtpengine.com');
+    const refusedWith = await new Promise<number>((r) => {
+      bare.once('unexpected-response', (_req, res) => r(res.statusCode ?? 0));
+      bare.once('open', () => r(101));
+      bare.once('error', () => r(-1));
+    });
+    bare.terminate();
+    expect(refusedWith).toBe(401);
     for (const [proto, msg, expected] of [
       ['ng.rtpengine.com', 'w1 d7:command4:pinge', 'w1 d6:result4:ponge'],
       ['ng-plain.rtpengine.com', '{"command":"ping"}', '{"result":"pong"}'],
     ] as const) {
-      const ws = new WebSocket(`ws://${H}:${node.adminPort}/`, proto);
+      const ws = new WebSocket(`ws://${H}:${node.adminPort}/`, proto, { headers: AUTH });
       await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
       const reply = new Promise<string>((r) => ws.once('message', (d) => r(d.toString())));
       ws.send(msg);

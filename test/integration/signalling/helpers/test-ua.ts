@@ -19,6 +19,8 @@ export interface TestUaOptions {
   domain: string;
   /** Pretend to be behind NAT: this host:port goes into Via and Contact instead of the socket's. */
   advertise?: string;
+  /** Loopback address the UDP socket binds to (another source address). @default 127.0.0.1 */
+  bindAddress?: string;
 }
 
 const rand = (n = 8) => randomBytes(n).toString('hex');
@@ -57,7 +59,7 @@ export class TestUa {
       const s = dgram.createSocket('udp4');
       this.#udp = s;
       s.on('message', (buf) => this.#onBytes(buf));
-      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      await new Promise<void>((r) => s.bind(0, this.opts.bindAddress ?? '127.0.0.1', () => r()));
       this.port = s.address().port;
     } else {
       const isTls = this.opts.transport === 'tls';
@@ -116,7 +118,7 @@ export class TestUa {
   }
 
   get hostPort(): string {
-    return this.opts.advertise ?? `127.0.0.1:${this.port}`;
+    return this.opts.advertise ?? `${this.opts.bindAddress ?? '127.0.0.1'}:${this.port}`;
   }
 
   get contact(): string {
