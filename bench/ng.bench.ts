@@ -102,7 +102,7 @@ function stop(p: ChildProcess): Promise<void> {
 async function main(): Promise<void> {
   console.log(`ng bench: ${CALLS} calls, machine ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'} (shared; figures are noisy)`);
   const [tMin, tMax] = range();
-  const tandem = spawn(process.execPath, [resolve(ROOT, 'bin/tandem.mjs'), 'media', '--ng', `${H}:0`, '--interface', H, '--rtp-ports', `${tMin}-${tMax}`, '--workers', '1'], {
+  const tandem = spawn(process.execPath, [resolve(ROOT, 'bin/tandem.mjs'), 'media', '--ng', `${H}:0`, '--interface', H, '--rtp-ports', `${tMin}-${tMax}`, '--max-sessions', '1000000', '--workers', '1'], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, TANDEM_FROM_SOURCE: '1', TANDEM_LOG_LEVEL: 'warn' },
   });

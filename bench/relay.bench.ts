@@ -502,7 +502,7 @@ async function startRtpengine(ngPort: number, portMin: number, portMax: number):
 async function startTandemNg(portMin: number, portMax: number, cpuProf: boolean): Promise<Relay> {
   const child = spawn(
     process.execPath,
-    [...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir=/tmp/relay-prof'] : []), '--import', 'tsx', join(repo, 'src/cli/main.ts'), 'media', '--ng', `${LO}:0`, '--interface', LO, '--rtp-ports', `${portMin}-${portMax}`, '--timeout', '3600', '--log-level', 'warn'],
+    [...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir=/tmp/relay-prof'] : []), '--import', 'tsx', join(repo, 'src/cli/main.ts'), 'media', '--ng', `${LO}:0`, '--interface', LO, '--rtp-ports', `${portMin}-${portMax}`, '--max-sessions', '1000000', '--timeout', '3600', '--log-level', 'warn'],
     { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...tandemEnv() } },
   );
   const ready = await waitLine(child, (o) => o.event === 'ready', 20_000);
