@@ -17,7 +17,7 @@ import { AuthFailureTracker, DigestAuthenticator, provesWrongCredentials, random
 import { NetworkList } from '../util/network-list.js';
 import { routeTokenKey } from './proxy/route-token.js';
 import type { DigestAlgorithm } from '../sip/auth/digest.js';
-import type { LocationStore } from '../state/store.js';
+import type { DialogRecord, DialogStore, LocationStore } from '../state/store.js';
 import { MemoryLocationStore } from '../state/memory/memory-location-store.js';
 import { counter, gauge } from '../util/metrics.js';
 import { createLogger, rateLimitedLog } from '../util/logger.js';
@@ -72,6 +72,13 @@ export interface SignallingNodeOptions {
   routeHook?: RouteHook;
   media?: MediaControl;
   locationStore?: LocationStore;
+  /**
+   * The cluster's shared addresses (VIPs): always our own for loose routing and local domains,
+   * whichever node holds them now.
+   */
+  clusterAddresses?: string[];
+  /** Dialog store shared by the cluster (Redis): records written when dialogs change. */
+  dialogStore?: DialogStore;
   /** Services visible to route hooks as `context.services` (the dispatcher registers itself here). */
   services?: Record<string, unknown>;
   nodeName?: string;
@@ -92,6 +99,7 @@ export class SignallingNode implements TransactionUser {
   #bindNonce = true;
   #domains: Set<string>;
   #ownHosts = new Set<string>();
+  #clusterHosts = new Set<string>();
   #draining = false;
   #routeHook: RouteHook | undefined;
 
@@ -106,7 +114,15 @@ export class SignallingNode implements TransactionUser {
     const isLocal = (h: string) => this.isLocalDomain(h);
     this.registrar = new Registrar({ store: this.location, isLocalDomain: isLocal, ...(opts.registrar ?? {}), ...(opts.nodeName ? { nodeName: opts.nodeName } : {}) });
     const media = opts.media;
-    this.dialogs = new DialogTracker(media?.isActive ? { isAlive: (rec) => media.isActive!(rec.callId) } : {});
+    this.dialogs = new DialogTracker({
+      ...(media?.isActive ? { isAlive: (rec: DialogRecord) => media.isActive!(rec.callId) } : {}),
+      ...(opts.dialogStore ? { store: opts.dialogStore } : {}),
+      ...(opts.nodeName ? { nodeId: opts.nodeName } : {}),
+    });
+    for (const a of opts.clusterAddresses ?? []) {
+      this.#ownHosts.add(a.toLowerCase());
+      this.#clusterHosts.add(a.toLowerCase());
+    }
     this.stack = this.#makeStack();
     this.proxy = new ProxyCore({
       stack: this.stack,
@@ -512,6 +528,8 @@ export class SignallingNode implements TransactionUser {
           }
           if (h === lp.host.toLowerCase() || h === lp.address || ((lp.address === '0.0.0.0' || lp.address === '::') && this.#ownHosts.has(h))) return true;
           if (isIP(h) === 0 && this.#domains.has(h)) return true;
+          // A cluster address names us whichever node holds it now (loose routing after takeover).
+          if (this.#clusterHosts.has(h)) return true;
         }
         return false;
       },

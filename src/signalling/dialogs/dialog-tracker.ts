@@ -28,6 +28,8 @@ export interface DialogTrackerOptions {
   isAlive?: (record: DialogRecord) => Promise<boolean | undefined>;
   /** Optional shared store the records are written to (fire and forget). */
   store?: DialogStore;
+  /** This node, written into every record as creator and owner. */
+  nodeId?: string;
   now?: () => number;
 }
 
@@ -45,7 +47,8 @@ export class DialogTracker {
   #perDestination = new Map<string, number>();
   #early = 0;
   #confirmed = 0;
-  #opts: Required<Omit<DialogTrackerOptions, 'store' | 'now' | 'isAlive'>>;
+  #opts: Required<Omit<DialogTrackerOptions, 'store' | 'now' | 'isAlive' | 'nodeId'>>;
+  #nodeId: string | undefined;
   #isAlive: DialogTrackerOptions['isAlive'];
   /** Dialogs whose liveness is being asked, with how many answers in a row were "cannot tell". */
   #checking = new Set<string>();
@@ -59,6 +62,7 @@ export class DialogTracker {
     this.#opts = { earlyTimeoutMs: opts.earlyTimeoutMs ?? 300_000, confirmedTimeoutMs: opts.confirmedTimeoutMs ?? 10_800_000 };
     this.#store = opts.store;
     this.#isAlive = opts.isAlive;
+    this.#nodeId = opts.nodeId;
     this.#now = opts.now ?? Date.now;
     this.#timer = setInterval(() => this.sweep(), 1000);
     this.#timer.unref();
@@ -91,6 +95,7 @@ export class DialogTracker {
     const r: DialogRecord = { id: callId, callId, fromTag, state: 'early', createdAtMs: now, updatedAtMs: now };
     if (destination !== undefined) r.destination = destination;
     if (mediaNode !== undefined) r.mediaNode = mediaNode;
+    if (this.#nodeId !== undefined) r.owner = this.#nodeId;
     this.#byCallId.set(callId, r);
     this.#early++;
     this.#inc(destination);
@@ -118,7 +123,11 @@ export class DialogTracker {
   /** The call ended. Only early dialogs end on 'failure'/'cancel'. */
   end(callId: string, reason: 'bye' | 'failure' | 'cancel' | 'timeout'): void {
     const rec = this.#byCallId.get(callId);
-    if (!rec) return;
+    if (!rec) {
+      // A dialog another node set up (its BYE reached us after a takeover): its shared record goes.
+      if (reason === 'bye') void this.#store?.delete(callId).catch(() => undefined);
+      return;
+    }
     if ((reason === 'failure' || reason === 'cancel') && rec.state === 'confirmed') return;
     this.#byCallId.delete(callId);
     this.#unknownChecks.delete(callId);
@@ -183,6 +192,8 @@ export class DialogTracker {
     else this.#unknownChecks.delete(id);
     rec.updatedAtMs = this.#now();
     keptAlive.inc();
+    // The shared record lives as long as the call too.
+    void this.#store?.put(rec).catch(() => undefined);
   }
 
   close(): void {

@@ -145,10 +145,16 @@ export class NgMediaControl implements MediaControl {
 
   async delete(callId: string, fromTag?: string): Promise<void> {
     const node = this.#byCall.get(callId);
-    if (!node) return;
+    // A call this node never saw (set up by a peer that died, or its pin was evicted): every
+    // media node is asked; the one that holds it ends it, the others answer "not found".
+    const targets = node ? [node] : this.#nodes;
     this.#byCall.delete(callId);
-    const r = await node.client.delete({ callId, fromTag: fromTag ?? '' });
-    if (!r.ok && r.code !== 'NG_ERR_REMOTE') ngErrors.inc({ node: node.name, code: r.code });
+    await Promise.all(
+      targets.map(async (n) => {
+        const r = await n.client.delete({ callId, fromTag: fromTag ?? '' });
+        if (!r.ok && r.code !== 'NG_ERR_REMOTE') ngErrors.inc({ node: n.name, code: r.code });
+      }),
+    );
   }
 
   async close(): Promise<void> {

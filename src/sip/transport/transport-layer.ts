@@ -236,8 +236,13 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       const entry: UdpEntry = { lp, socket, family };
       socket.on('message', (buf, rinfo) => this.#onDatagram(entry, buf, rinfo));
       socket.on('error', (err) => reportTransportEvent('udp_socket_error', `udp:${spec.address}`, err));
-      this.#udp.push(entry);
-      this.listeningPoints.push(lp);
+      if (spec.preferred) {
+        this.#udp.unshift(entry);
+        this.listeningPoints.unshift(lp);
+      } else {
+        this.#udp.push(entry);
+        this.listeningPoints.push(lp);
+      }
       return lp;
     }
     let server: net.Server;
@@ -268,8 +273,35 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     const addr = server.address() as net.AddressInfo;
     const lp = makeLp(addr.port);
     this.#servers.push({ lp, server });
-    this.listeningPoints.push(lp);
+    if (spec.preferred) this.listeningPoints.unshift(lp);
+    else this.listeningPoints.push(lp);
     return lp;
+  }
+
+  /**
+   * Closes one listening point (a virtual address this node no longer holds). Connections it
+   * accepted stay open until they end: an established TCP flow keeps working.
+   */
+  async unlisten(lp: ListeningPoint): Promise<void> {
+    const i = this.listeningPoints.indexOf(lp);
+    if (i >= 0) this.listeningPoints.splice(i, 1);
+    const u = this.#udp.findIndex((e) => e.lp === lp);
+    if (u >= 0) {
+      const [entry] = this.#udp.splice(u, 1);
+      await new Promise<void>((resolve) => {
+        try {
+          entry!.socket.close(() => resolve());
+        } catch {
+          resolve();
+        }
+      });
+    }
+    const sIdx = this.#servers.findIndex((e) => e.lp === lp);
+    if (sIdx >= 0) {
+      const [entry] = this.#servers.splice(sIdx, 1);
+      // Stops accepting at once; close's callback would wait for the open connections to end.
+      entry!.server.close();
+    }
   }
 
   /**

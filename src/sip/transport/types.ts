@@ -35,6 +35,11 @@ export interface ListenSpec {
   advertise?: string;
   /** Port for sent-by instead of the bound port. */
   advertisePort?: number;
+  /**
+   * Send from this listening point before the others of its transport and family (a virtual
+   * address this node holds: what it sends leaves from the address peers know). @default false
+   */
+  preferred?: boolean;
 }
 
 export interface ListeningPoint {
