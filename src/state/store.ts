@@ -84,3 +84,63 @@ export interface DialogStore {
   size(): number;
   close(): Promise<void>;
 }
+
+/**
+ * Nonce-count replay state (RFC 7616 §3.4: the server "MUST reject a request with a repeated
+ * nc"), shared by every node of a cluster so a request replayed to another node is refused too.
+ */
+export interface NonceCountStore {
+  /**
+   * Accepts nonce-count `nc` for `nonce` when it is greater than every nc accepted for that nonce
+   * before (atomically, across the cluster), and remembers it for `ttlSec` (the nonce lifetime).
+   * Resolves false for a replay. Never rejects.
+   */
+  accept(nonce: string, nc: number, ttlSec: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/**
+ * Failed-authentication counts per source address and the sources blocked for failing too often,
+ * shared by every node: failures count across the cluster and a block reaches every node.
+ * Shaped like `AuthFailureTracker` (src/sip/auth/digest-server.ts), which is the memory version.
+ */
+export interface AuthFailureStore {
+  /** True while `source` is blocked. Synchronous: answers from what this node knows. */
+  isBlocked(source: string): boolean;
+  /** Records a failed authentication from `source`; true when this failure blocked it. */
+  recordFailure(source: string): boolean;
+  /** A successful authentication from `source`: its failure count starts again (a block stays). */
+  recordSuccess(source: string): void;
+  /** Sources blocked now, as this node knows them. */
+  readonly blockedCount: number;
+  close(): Promise<void>;
+}
+
+/** A node as the registry lists it. */
+export interface NodeInfo {
+  nodeId: string;
+  /** When the node's process started, ms since the epoch. */
+  startedAtMs: number;
+  /** Its last heartbeat, ms since the epoch (the store's clock where it has one). */
+  heartbeatAtMs: number;
+  /** Grows with every heartbeat of one process: the record's version. */
+  version: number;
+  /** Facts the node publishes about itself (addresses, roles). */
+  meta: Record<string, string>;
+}
+
+/** Node liveness: each node heartbeats with a TTL; a node whose heartbeat lapsed is not listed. */
+export interface NodeRegistry {
+  readonly nodeId: string;
+  /** Heartbeats now and then periodically until close(). */
+  start(): void;
+  /** One heartbeat now; resolves false when it could not be recorded. Never rejects. */
+  heartbeat(): Promise<boolean>;
+  /**
+   * Nodes whose heartbeat has not lapsed, this one included once it has beaten. When the shared
+   * store cannot be asked, the last list known. Never rejects.
+   */
+  liveNodes(): Promise<NodeInfo[]>;
+  /** Stops heartbeating and removes this node's entry. */
+  close(): Promise<void>;
+}

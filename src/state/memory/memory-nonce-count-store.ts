@@ -1,0 +1,40 @@
+import type { NonceCountStore } from '../store.js';
+
+export interface MemoryNonceCountStoreOptions {
+  /**
+   * Most nonces remembered (oldest forgotten first).
+   * @default 200000
+   */
+  maxNonces?: number;
+  now?: () => number;
+}
+
+/** In-process nonce-count replay state (RFC 7616 §3.4) for one node. */
+export class MemoryNonceCountStore implements NonceCountStore {
+  #seen = new Map<string, { nc: number; expiresAtMs: number }>();
+  #max: number;
+  #now: () => number;
+
+  constructor(opts: MemoryNonceCountStoreOptions = {}) {
+    this.#max = opts.maxNonces ?? 200_000;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  async accept(nonce: string, nc: number, ttlSec: number): Promise<boolean> {
+    const now = this.#now();
+    const seen = this.#seen.get(nonce);
+    const live = seen !== undefined && seen.expiresAtMs > now;
+    if (live && nc <= seen.nc) return false;
+    this.#seen.delete(nonce);
+    if (this.#seen.size >= this.#max) {
+      const oldest = this.#seen.keys().next();
+      if (!oldest.done) this.#seen.delete(oldest.value);
+    }
+    this.#seen.set(nonce, { nc, expiresAtMs: live ? seen.expiresAtMs : now + ttlSec * 1000 });
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.#seen.clear();
+  }
+}
