@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Tandem's tests need, when missing: openssl (TLS test certificates),
-# g++ (the relay's native forwarder), Kamailio and baresip (interop peers), rtpengine (the relay
-# and ng benchmarks' reference).
+# g++ (the relay's native forwarder), redis-server (shared-state tests; its `--sentinel` mode runs
+# the Sentinels), Kamailio and baresip (interop peers), rtpengine (the relay and ng benchmarks'
+# reference).
 # As root it uses apt; otherwise it prints what to install and exits non-zero.
 set -euo pipefail
 need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The relay's native forwarder is compiled on first use; without g++ the JavaScript one runs.
 command -v g++ >/dev/null 2>&1 || need+=(g++)
+# Redis and Sentinel for test/integration/state (each test starts its own on free ports).
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ "${TANDEM_INTEROP:-1}" = "1" ]; then
   command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
   command -v rtpengine >/dev/null 2>&1 || need+=(rtpengine-daemon)
@@ -20,7 +23,7 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # Debian starts these daemons on install; the tests run their own instances.
-  for svc in kamailio rtpengine-daemon; do
+  for svc in kamailio rtpengine-daemon redis-server; do
     (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || service "$svc" stop >/dev/null 2>&1 || true
   done
 else
