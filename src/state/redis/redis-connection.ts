@@ -12,7 +12,8 @@
  * - Sentinel mode (redis.io "Sentinel client spec"): each attempt asks every Sentinel
  *   `SENTINEL MASTER name` in parallel and takes the answer with the highest config-epoch,
  *   skips a primary the Sentinels hold objectively down, and checks `ROLE` on the server reached
- *   (a demoted primary is never written to). A subscription to `+switch-master` on every
+ *   (a demoted primary is never written to). With no Sentinel reachable it tries the last
+ *   primary it knew, ROLE-checked likewise. A subscription to `+switch-master` on every
  *   Sentinel drops a connection to the old primary and cuts the back-off short, so the client
  *   follows the new primary as soon as one Sentinel announces it.
  *
@@ -132,6 +133,8 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> {
   /** The connected client, ready for commands; undefined while down. */
   #client: Redis | undefined;
   #address: string | undefined;
+  /** Last server found to be the primary (Sentinel mode): tried when no Sentinel answers. */
+  #lastPrimary: HostPort | undefined;
   #connecting = false;
   #closed = false;
   #failedAttempts = 0;
@@ -257,7 +260,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> {
     try {
       const results = await this.#pipeline(client, commands);
       if (results.some(([err]) => isNoScript(err))) {
-        await this.#loadScripts(client);
+        await this.#timed(client, this.#loadScripts(client), 'script load');
         const again = results.map((r, i) => [r, i] as const).filter(([[err]]) => isNoScript(err));
         const retried = await this.#pipeline(client, again.map(([, i]) => commands[i]!));
         again.forEach(([, i], k) => (results[i] = retried[k]!));
@@ -410,6 +413,7 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> {
     client.once('close', () => this.#onClose(client));
     this.#client = client;
     this.#address = address;
+    this.#lastPrimary = target;
     this.#timeoutsInRow = 0;
     connects.inc({ connection: this.name });
     log.info({ connection: this.name, address }, 'redis connected');
@@ -431,7 +435,8 @@ export class RedisConnection extends EventEmitter<RedisConnectionEvents> {
     for (const a of answers) if (a && (!best || a.epoch > best.epoch)) best = a;
     if (!best) {
       redisErrors.inc({ kind: 'no-primary' });
-      return undefined;
+      // No Sentinel reachable: the last primary is still worth a try (ROLE is checked on it).
+      return this.#lastPrimary;
     }
     // The Sentinels agree it is down: a failover is under way, wait for the switch.
     if (best.down) return undefined;
