@@ -205,8 +205,14 @@ export class RedisProcess {
     return this.#proc.exitCode === null && this.#proc.signalCode === null;
   }
 
+  /** Sends a signal without waiting (SIGSTOP/SIGCONT: a server that hangs with its sockets open). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.running) this.#proc.kill(signal);
+  }
+
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (!this.running) return;
+    this.#proc.kill('SIGCONT');
     this.#proc.kill(signal);
     await this.#exited;
   }

@@ -4,6 +4,7 @@
  * meanwhile reaches Redis when it returns.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { RedisConnection } from '../../../src/state/redis/redis-connection.js';
 import { RedisAuthFailureStore } from '../../../src/state/redis/redis-auth-failure-store.js';
 import { RedisDialogStore } from '../../../src/state/redis/redis-dialog-store.js';
 import { RedisLocationStore } from '../../../src/state/redis/redis-location-store.js';
@@ -162,5 +163,29 @@ describe('Redis down and back', () => {
     for (let i = 0; i < 20; i++) expect(await contactInRedis(redis.port, cluster, `sip:e${i}@d`)).toBe(`sip:e${i}@h`);
     expect(await respCommand(redis.port, ['HGET', `tandem:${cluster}:dlg:d-kept`, '_owner'])).toBe('sip1');
     expect(n1.location.size()).toBe(20);
+  });
+
+  it('a Redis that hangs with its connections open (SIGSTOP): calls fail within the timeout, and the client is back after SIGCONT', async () => {
+    const redis = await SingleRedis.start();
+    cleanups.push(() => redis.stop());
+    const conn = new RedisConnection(redis.url, { commandTimeoutMs: 300, probeIntervalMs: 200, connectTimeoutMs: 300 });
+    cleanups.push(() => conn.close());
+    await waitFor('connected', async () => conn.ready, 3000);
+    expect(await conn.call('SET', 'k', 'v')).toBe('OK');
+
+    redis.server!.signal('SIGSTOP');
+    const t0 = performance.now();
+    await expect(conn.call('GET', 'k')).rejects.toMatchObject({ code: 'STATE_ERR_REDIS_TIMEOUT' });
+    await expect(conn.exec([['get', 'k']])).rejects.toMatchObject({ code: 'STATE_ERR_REDIS_TIMEOUT' });
+    expect(performance.now() - t0).toBeLessThan(1000);
+    // Two timeouts in a row (or the probe) drop the connection; calls then fail at once.
+    await waitFor('connection dropped', async () => !conn.ready, 2000, 10);
+    const t1 = performance.now();
+    await expect(conn.call('GET', 'k')).rejects.toMatchObject({ code: 'STATE_ERR_REDIS_DOWN' });
+    expect(performance.now() - t1).toBeLessThan(20);
+
+    redis.server!.signal('SIGCONT');
+    await waitFor('reconnected', async () => conn.ready, 5000, 20);
+    expect(await conn.call('GET', 'k')).toBe('v');
   });
 });
