@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { signallingConfigSchema } from '../signalling/config-schema.js';
 import { dispatcherConfigSchema } from '../signalling/dispatcher/config-schema.js';
 import { MediaConfigSchema } from '../media/config-schema.js';
+import { clusterConfigSchema, stateConfigSchema } from '../cluster/config-schema.js';
 
 export const tandemConfigSchema = z
   .object({
@@ -22,8 +23,10 @@ export const tandemConfigSchema = z
      * the TANDEM_ADMIN_TOKEN environment variable.
      */
     adminToken: z.string().min(16, 'at least 16 characters').optional(),
-    /** Redis URL for shared state; memory when absent. */
-    redis: z.string().url().optional(),
+    /** This node in its cluster: id, virtual addresses, how they move. */
+    cluster: clusterConfigSchema.default(clusterConfigSchema.parse({})),
+    /** Where shared state lives (Redis), memory when absent. */
+    state: stateConfigSchema.default(stateConfigSchema.parse({})),
     signalling: signallingConfigSchema.default(signallingConfigSchema.parse({})),
     /** The in-process media node of `tandem start` (when no external nodes are named). */
     media: MediaConfigSchema.default(MediaConfigSchema.parse({})),
@@ -39,6 +42,7 @@ const RENAMED: Record<string, string> = {
   'signalling.realm': 'use signalling.auth.realm',
   'signalling.usersFile': 'use signalling.users',
   'signalling.route': 'use signalling.routeScript',
+  redis: 'use state.redis',
 };
 
 export type ConfigResult = { ok: true; value: Readonly<TandemConfig> } | { ok: false; errors: string[] };

@@ -14,6 +14,7 @@ import { SignallingNode } from '../../signalling/signalling-node.js';
 import type { ListenSpec } from '../../sip/transport/types.js';
 import { logger, setLogLevel } from '../../util/logger.js';
 import { readConfigFile, setPath, validateConfig, type TandemConfig } from '../config.js';
+import { startClusterRuntime } from '../cluster-runtime.js';
 
 interface StartCliOptions {
   config?: string;
@@ -29,6 +30,10 @@ interface StartCliOptions {
   route?: string;
   tlsCert?: string;
   tlsKey?: string;
+  nodeId?: string;
+  vip?: string[];
+  takeover?: string;
+  redis?: string;
 }
 
 const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
@@ -47,6 +52,10 @@ function applyFlags(raw: Record<string, unknown>, o: StartCliOptions): void {
   if (o.media === false) setPath(raw, ['signalling', 'mediaControl', 'enabled'], false);
   if (o.route) setPath(raw, ['signalling', 'routeScript'], o.route);
   if (o.tlsCert || o.tlsKey) setPath(raw, ['signalling', 'tls'], { cert: o.tlsCert ?? '', key: o.tlsKey ?? '' });
+  if (o.nodeId) setPath(raw, ['cluster', 'nodeId'], o.nodeId);
+  if (o.vip?.length) setPath(raw, ['cluster', 'vips'], o.vip);
+  if (o.takeover) setPath(raw, ['cluster', 'takeover'], o.takeover);
+  if (o.redis) setPath(raw, ['state', 'redis'], o.redis);
 }
 
 async function loadRouteHook(path: string): Promise<RouteHook> {
@@ -84,6 +93,10 @@ export function registerStartCommand(program: Command): void {
     .option('--route <file>', 'routing script exporting route(request, context)')
     .option('--tls-cert <file>', 'certificate (PEM) for tls listening points')
     .option('--tls-key <file>', 'private key (PEM) for tls listening points')
+    .option('--node-id <name>', 'this node\'s name in its cluster (default: host name and pid)')
+    .option('--vip <addr>', 'shared address of the cluster, served while this node holds it (repeatable)', collect)
+    .option('--takeover <mode>', 'how a --vip moves: keepalived (bound in advance; needs ip_nonlocal_bind) or lease (elected through Redis)')
+    .option('--redis <url>', 'shared state: redis://host:port[/db] or redis-sentinel://h1:p1,h2:p2/mastername')
     .action(async (o: StartCliOptions) => {
       const file = readConfigFile(o.config);
       if (!file.ok) {
@@ -116,13 +129,16 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
     if (!r.ok) throw new Error(r.reason);
     users = r.value;
   }
-  if (cfg.redis) logger.warn({ redis: cfg.redis }, 'shared Redis state is not available in this version: location and dialogs stay in this process');
+  const cluster = await startClusterRuntime(cfg.cluster, cfg.state, s.auth.secret);
+  const vips = cfg.cluster.vips;
   if (s.auth.enabled && !users) logger.warn('authentication is on but no users file is configured: every local user will be refused');
   let tls: ListenSpec['tls'];
   if (s.tls) tls = { cert: readFileSync(s.tls.cert), key: readFileSync(s.tls.key) };
   const listen: ListenSpec[] = s.listen.map((l) => {
     const p = parseListen(l)!;
-    return { ...p, ...(p.transport === 'tls' && tls ? { tls } : {}), ...(s.advertise ? { advertise: s.advertise } : {}) };
+    // Via and Record-Route carry the cluster's shared address, never the node's own.
+    const advertise = vips[0] ?? s.advertise;
+    return { ...p, ...(p.transport === 'tls' && tls ? { tls } : {}), ...(advertise ? { advertise } : {}) };
   });
 
   let mediaNode: MediaNode | undefined;
@@ -147,7 +163,7 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
     auth: {
       enabled: s.auth.enabled,
       ...(s.auth.realm ? { realm: s.auth.realm } : {}),
-      ...(s.auth.secret ? { secret: s.auth.secret } : {}),
+      ...(s.auth.secret ?? cluster.secret ? { secret: (s.auth.secret ?? cluster.secret)! } : {}),
       nonceLifetimeSec: s.auth.nonceLifetimeSec,
       algorithms: [...s.auth.algorithms],
       maxFailures: s.auth.maxFailures,
@@ -166,8 +182,14 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
     ...(routeHook ? { routeHook } : {}),
     ...(mediaControl ? { media: mediaControl } : {}),
     services,
+    nodeName: cluster.nodeId,
+    clusterAddresses: [...vips],
+    ...(cluster.locationStore ? { locationStore: cluster.locationStore } : {}),
+    ...(cluster.dialogStore ? { dialogStore: cluster.dialogStore } : {}),
   });
-  const lps = await node.start();
+  // The node's own listening points (the VIPs' are added and removed as they move).
+  const lps = [...(await node.start())];
+  await cluster.startTakeover(node, lps, tls);
   ds = new DispatcherService({ config: cfg.dispatcher, stack: node.stack, callLoad: node.dialogs });
   services[DISPATCHER_SERVICE] = ds;
 
@@ -180,6 +202,7 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
       transactions: node.transactions.size,
       dialogs: node.dialogs.counts(),
       draining: node.draining,
+      cluster: { nodeId: cluster.nodeId, vips: [...vips], held: cluster.takeover?.held() ?? [], takeover: cfg.cluster.takeover, redis: cfg.state.redis !== undefined },
     }));
   });
   let admin: Awaited<ReturnType<typeof startAdminServer>> | undefined;
@@ -193,7 +216,7 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
   const where = lps.map((lp) => `${lp.transport}:${lp.address}:${lp.port}`).join(' ');
   const mediaText = !mediaControl ? 'off' : mediaNode ? `in-process ng 127.0.0.1:${mediaNode.ngPort}` : mediaControl.nodeNames.join(',');
   process.stdout.write(
-    `tandem: listening ${where} domain=${domains[0] ?? first.host} auth=${s.auth.enabled ? 'on' : 'off'} media=${mediaText}${admin ? ` admin=http://${cfg.admin?.split(':')[0]}:${admin.port}` : ''} pid=${process.pid}\n`,
+    `tandem: listening ${where} domain=${domains[0] ?? first.host} auth=${s.auth.enabled ? 'on' : 'off'} media=${mediaText}${admin ? ` admin=http://${cfg.admin?.split(':')[0]}:${admin.port}` : ''} node=${cluster.nodeId}${vips.length ? ` vips=${vips.join(',')} takeover=${cfg.cluster.takeover}` : ''} pid=${process.pid}\n`,
   );
   process.stdout.write(
     `tandem: point a softphone at it: SIP server ${first.host}:${first.sentByPort} (${first.transport.toUpperCase()}), domain ${domains[0] ?? first.host}, auth realm ${realm}` +
@@ -209,7 +232,10 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
     hard.unref();
     try {
       ds?.close();
+      // Leases first: the peer takes the VIPs over at once instead of after their TTL.
+      await cluster.takeover?.stop();
       await node.shutdown(s.shutdownGraceMs);
+      await cluster.close();
       await admin?.close();
       await mediaNode?.close();
     } catch (err) {

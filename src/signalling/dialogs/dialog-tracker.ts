@@ -26,7 +26,7 @@ export interface DialogTrackerOptions {
    * period, false ends it, undefined (cannot tell) keeps it at most twice more.
    */
   isAlive?: (record: DialogRecord) => Promise<boolean | undefined>;
-  /** Optional shared store the records are written to (fire and forget). */
+  /** Optional shared store confirmed dialogs are written to (fire and forget), removed at their end. */
   store?: DialogStore;
   /** This node, written into every record as creator and owner. */
   nodeId?: string;
@@ -99,7 +99,8 @@ export class DialogTracker {
     this.#byCallId.set(callId, r);
     this.#early++;
     this.#inc(destination);
-    void this.#store?.put(r).catch(() => undefined);
+    // Shared when confirmed: a peer continues established calls; an early dialog is only this
+    // node's (one write fewer per call, and most calls that fail never reach Redis).
   }
 
   /** A 2xx confirmed the dialog. */
@@ -135,7 +136,7 @@ export class DialogTracker {
     else this.#confirmed--;
     this.#dec(rec.destination);
     endedBy(reason).inc();
-    void this.#store?.delete(rec.id).catch(() => undefined);
+    if (rec.state === 'confirmed') void this.#store?.delete(rec.id).catch(() => undefined);
     for (const l of this.#listeners) {
       try {
         l(rec, reason);

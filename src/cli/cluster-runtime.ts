@@ -1,0 +1,104 @@
+/**
+ * What `tandem start` adds to a node when it is part of a cluster: shared state in Redis, the
+ * cluster secret, the node's identity and the takeover of virtual addresses.
+ */
+import { hostname } from 'node:os';
+import { AddressTakeover } from '../cluster/address-takeover.js';
+import { sharedClusterSecret } from '../cluster/cluster-secret.js';
+import type { ClusterConfig, StateConfig } from '../cluster/config-schema.js';
+import { RedisLeaseStore } from '../cluster/redis-lease-store.js';
+import type { SignallingNode } from '../signalling/signalling-node.js';
+import type { ListeningPoint, ListenSpec } from '../sip/transport/types.js';
+import { RedisDialogStore } from '../state/redis/redis-dialog-store.js';
+import { RedisLocationStore } from '../state/redis/redis-location-store.js';
+import { RedisState } from '../state/redis/redis-state.js';
+import type { DialogStore, LocationStore } from '../state/store.js';
+import { logger } from '../util/logger.js';
+import { redactRedisUrl } from '../state/redis/redis-url.js';
+
+export interface ClusterRuntime {
+  nodeId: string;
+  state: RedisState | undefined;
+  locationStore: LocationStore | undefined;
+  dialogStore: DialogStore | undefined;
+  /** The cluster secret read from (or written to) Redis when none is configured. */
+  secret: string | undefined;
+  takeover: AddressTakeover | undefined;
+  /** Starts serving VIPs once the node's own listening points are bound. */
+  startTakeover(node: SignallingNode, own: ListeningPoint[], tls: ListenSpec['tls']): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Connects to Redis (when configured) and prepares the stores and the secret. */
+export async function startClusterRuntime(cluster: ClusterConfig, state: StateConfig, configuredSecret: string | undefined): Promise<ClusterRuntime> {
+  const nodeId = cluster.nodeId ?? `${hostname()}-${process.pid}`;
+  if (cluster.vips.length && cluster.takeover === 'lease' && !state.redis) throw new Error('--takeover lease needs shared state: give --redis URL (state.redis)');
+  let redis: RedisState | undefined;
+  let secret: string | undefined;
+  let secretTimer: NodeJS.Timeout | undefined;
+  if (state.redis) {
+    redis = new RedisState({ url: state.redis, nodeId, cluster: cluster.name });
+    logger.info({ redis: redactRedisUrl(state.redis), cluster: cluster.name, nodeId }, 'shared state in Redis');
+    if (!configuredSecret) {
+      secret = await sharedClusterSecret(redis.commands, cluster.name);
+      // Written back now and then: a Redis that restarted empty gets the secret every node uses.
+      const key = `tandem:${cluster.name}:secret`;
+      const s = secret;
+      const r = redis;
+      secretTimer = setInterval(() => void r.commands.call('SET', key, s, 'NX').catch(() => undefined), 10_000);
+      secretTimer.unref();
+    }
+  }
+  const locationStore = redis ? new RedisLocationStore({ state: redis }) : undefined;
+  const dialogStore = redis ? new RedisDialogStore({ state: redis }) : undefined;
+  let takeover: AddressTakeover | undefined;
+  const vipLps = new Map<string, ListeningPoint[]>();
+
+  return {
+    nodeId,
+    state: redis,
+    locationStore,
+    dialogStore,
+    secret,
+    get takeover() {
+      return takeover;
+    },
+    async startTakeover(node, own, tls) {
+      if (cluster.vips.length === 0) return;
+      takeover = new AddressTakeover({
+        nodeId,
+        vips: [...cluster.vips],
+        mode: cluster.takeover,
+        ...(redis ? { leases: new RedisLeaseStore(redis.commands, cluster.name) } : {}),
+        ttlMs: cluster.leaseTtlMs,
+        pollMs: cluster.leasePollMs,
+        // The VIP is served on every transport and port the node listens on, and what the node
+        // sends leaves from it while it holds it.
+        bind: async (vip) => {
+          const lps: ListeningPoint[] = [];
+          try {
+            for (const lp of own) {
+              lps.push(await node.transport.listen({ transport: lp.transport, address: vip, port: lp.port, advertise: vip, preferred: true, ...(lp.transport === 'tls' && tls ? { tls } : {}) }));
+            }
+          } catch (err) {
+            for (const lp of lps) await node.transport.unlisten(lp);
+            throw err;
+          }
+          vipLps.set(vip, lps);
+        },
+        unbind: async (vip) => {
+          for (const lp of vipLps.get(vip) ?? []) await node.transport.unlisten(lp);
+          vipLps.delete(vip);
+        },
+      });
+      await takeover.start();
+    },
+    async close() {
+      clearInterval(secretTimer);
+      await takeover?.stop();
+      await locationStore?.close();
+      await dialogStore?.close();
+      await redis?.close();
+    },
+  };
+}

@@ -1,0 +1,181 @@
+/**
+ * Published experiment A on one machine: two `tandem start` nodes share state in a real Redis and
+ * a virtual address moved by a lease; calls are set up through the VIP, the holder is SIGKILLed,
+ * and every call's BYE completes through the survivor, which deletes each call's media on the
+ * media node that holds it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NgClient } from '../../../src/ng/ng-client.js';
+import { respCommand, SingleRedis, freePort, waitFor } from '../state/redis-harness.js';
+import { randomRtpRange, spawnMediaNode, type SpawnedMediaNode } from '../media/media-harness.js';
+import { startTandem, tempFile, type TandemProcess } from '../signalling/helpers/tandem-process.js';
+import { SAMPLE_SDP, TestCall, TestUa } from '../signalling/helpers/test-ua.js';
+import type { SipRequest, SipResponse } from '../../../src/sip/message/sip-message.js';
+
+const DOMAIN = 'cluster.test';
+const VIP = '127.0.0.10';
+const CALLS = 200;
+const users = tempFile('users.csv', 'alice,alice-secret\nbob,bob-secret\n');
+
+let redis: SingleRedis;
+let port: number;
+const media: SpawnedMediaNode[] = [];
+const nodes = new Map<string, TandemProcess>();
+const uas: TestUa[] = [];
+/** The first test's call: node 2 keeps its early dialog until its own timers end it (see there). */
+let busyCallId = '';
+
+async function startNode(name: string, address: string): Promise<TandemProcess> {
+  const t = await startTandem([
+    '--node-id', name, '--sip', `udp:${address}:${port}`, '--vip', VIP, '--takeover', 'lease', '--redis', redis.url,
+    '--domain', DOMAIN, '--users', users, ...media.flatMap((m) => ['--media-ng', `127.0.0.1:${m.ngPort}`]),
+  ]);
+  nodes.set(name, t);
+  return t;
+}
+
+async function holder(): Promise<string> {
+  return waitFor('a VIP holder', async () => {
+    const v = await respCommand(redis.port, ['GET', `tandem:tandem:lease:${VIP}`]);
+    return typeof v === 'string' ? v.split('|')[0] : undefined;
+  }, 5000);
+}
+
+async function mediaSessions(m: SpawnedMediaNode): Promise<number> {
+  const c = new NgClient({ host: '127.0.0.1', port: m.ngPort, timeoutMs: 2000 });
+  try {
+    const r = await c.statistics();
+    if (!r.ok) return -1;
+    const st = r.value['statistics'] as { currentstatistics?: { sessionsown?: number } } | undefined;
+    return st?.currentstatistics?.sessionsown ?? -1;
+  } finally {
+    c.close();
+  }
+}
+
+async function ua(user: string, via: string): Promise<TestUa> {
+  const u = await TestUa.create({ transport: 'udp', proxy: { host: via, port }, user, password: `${user}-secret`, domain: DOMAIN });
+  uas.push(u);
+  return u;
+}
+
+/** bob answers every INVITE with 200 + SDP and every BYE with 200. */
+function autoAnswer(bob: TestUa): void {
+  const loop = async (): Promise<void> => {
+    for (;;) {
+      let req: SipRequest;
+      try {
+        req = (await bob.waitFor((m) => m.isRequest() && ['INVITE', 'BYE'].includes((m as SipRequest).method), 60_000)) as SipRequest;
+      } catch {
+        return;
+      }
+      if (req.method === 'INVITE') bob.send(bob.response(req, 200, 'OK', { toTag: `b${req.callId.slice(0, 6)}`, body: SAMPLE_SDP(42000) }));
+      else bob.send(bob.response(req, 200, 'OK'));
+    }
+  };
+  void loop();
+}
+
+beforeAll(async () => {
+  redis = await SingleRedis.start();
+  port = await freePort();
+  for (let i = 0; i < 2; i++) media.push(await spawnMediaNode(['--ng', '127.0.0.1:0', '--interface', '127.0.0.1', '--rtp-ports', randomRtpRange(1000), '--workers', '1']));
+  await startNode('sip1', '127.0.0.2');
+  await startNode('sip2', '127.0.0.3');
+}, 60_000);
+
+afterAll(async () => {
+  for (const u of uas) u.close();
+  for (const t of nodes.values()) await t.stop('SIGKILL');
+  for (const m of media) await m.stop();
+  await redis?.stop();
+});
+
+describe('signalling cluster: any node continues any call', () => {
+  it('a user registered through one node is reached through the other (shared location, shared nonces)', async () => {
+    const bobOn1 = await ua('bob', '127.0.0.2');
+    expect((await bobOn1.register()).status).toBe(200);
+    const alice = await ua('alice', '127.0.0.3');
+    const call = new TestCall(alice, 'bob');
+    busyCallId = call.callId;
+    const invP = bobOn1.waitRequest('INVITE', 5000);
+    // No SDP: bob's test UA sends its answer to its own proxy (node 1), not along the Via; node 1
+    // relays it statelessly to alice, while node 2's transaction (and its early dialog) waits for
+    // its own timers; with media, its session would wait as long.
+    const first = call.invite({ sdp: '' });
+    const inv = await invP;
+    bobOn1.send(bobOn1.response(inv, 486, 'Busy Here', { toTag: 'busy' }));
+    const res = await first;
+    expect(res.status === 486 || (await alice.waitResponse(call.callId, 'INVITE', (s) => s >= 200)).status === 486).toBe(true);
+  });
+
+  it(`${CALLS} calls through the VIP survive the SIGKILL of the node holding it: every BYE completes through the survivor, media deleted where it lives`, async () => {
+    const bob = await ua('bob', VIP);
+    expect((await bob.register()).status).toBe(200);
+    autoAnswer(bob);
+    const alice = await ua('alice', VIP);
+    const calls: TestCall[] = [];
+    for (let i = 0; i < CALLS; i++) {
+      const call = new TestCall(alice, 'bob');
+      let res: SipResponse = await call.invite({ sdp: SAMPLE_SDP(40000 + 2 * (i % 1000)) });
+      if (res.status < 200) res = await alice.waitResponse(call.callId, 'INVITE', (s) => s >= 200);
+      expect(res.status).toBe(200);
+      call.learn(res);
+      call.ack2xx();
+      calls.push(call);
+    }
+    const before = await Promise.all(media.map(mediaSessions));
+    expect(before[0]! + before[1]!).toBe(CALLS);
+    // Both media nodes carry calls (round-robin), so "deleted where it lives" means something.
+    expect(Math.min(...before)).toBeGreaterThan(0);
+
+    const victim = await holder();
+    const killedAt = Date.now();
+    await nodes.get(victim)!.stop('SIGKILL');
+    const survivor = victim === 'sip1' ? 'sip2' : 'sip1';
+    const movedIn = await waitFor('the VIP lease to move', async () => {
+      const v = await respCommand(redis.port, ['GET', `tandem:tandem:lease:${VIP}`]);
+      return typeof v === 'string' && v.startsWith(`${survivor}|`) ? Date.now() - killedAt : undefined;
+    }, 5000, 10);
+
+    // Every BYE, sent to the VIP along the route set the dead node issued, is answered 200.
+    const byes = await Promise.all(calls.map(async (c, i) => {
+      await new Promise((r) => setTimeout(r, i * 2));
+      return (await retryBye(c)).status;
+    }));
+    const tookMs = Date.now() - killedAt;
+    expect(byes.filter((s) => s === 200)).toHaveLength(CALLS);
+    await waitFor('media sessions deleted', async () => (await Promise.all(media.map(mediaSessions))).every((n) => n === 0) || undefined, 5000);
+    // The dialogs' shared records are gone too.
+    const keys = (await respCommand(redis.port, ['KEYS', 'tandem:tandem:dlg:*'])) as string[];
+    expect(keys.length).toBeGreaterThanOrEqual(CALLS);
+    const live = [];
+    for (const k of keys) if (!k.endsWith(busyCallId) && (await respCommand(redis.port, ['HEXISTS', k, '_del'])) !== 1) live.push(k);
+    expect(live).toEqual([]);
+    console.log(`takeover: lease moved ${movedIn} ms after the SIGKILL of ${victim}; ${CALLS} BYEs completed ${tookMs} ms after it`);
+
+    // New calls connect through the survivor.
+    const fresh = new TestCall(alice, 'bob');
+    let res = await fresh.invite({ sdp: SAMPLE_SDP(41000) });
+    if (res.status < 200) res = await alice.waitResponse(fresh.callId, 'INVITE', (s) => s >= 200);
+    expect(res.status).toBe(200);
+    fresh.learn(res);
+    fresh.ack2xx();
+    expect((await fresh.bye()).status).toBe(200);
+  }, 90_000);
+});
+
+/** BYE with Timer E style retransmission while the VIP moves (the first tries may go nowhere). */
+async function retryBye(c: TestCall): Promise<SipResponse> {
+  c.cseq++;
+  const text = c.inDialog('BYE', c.cseq);
+  for (let attempt = 0; attempt < 12; attempt++) {
+    c.ua.send(text);
+    try {
+      return await c.ua.waitResponse(c.callId, 'BYE', (s) => s >= 200, 500);
+    } catch {
+      /* retransmit */
+    }
+  }
+  throw new Error(`BYE for ${c.callId} never answered`);
+}
