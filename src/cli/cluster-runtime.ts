@@ -12,7 +12,10 @@ import type { ListeningPoint, ListenSpec } from '../sip/transport/types.js';
 import { RedisDialogStore } from '../state/redis/redis-dialog-store.js';
 import { RedisLocationStore } from '../state/redis/redis-location-store.js';
 import { RedisState } from '../state/redis/redis-state.js';
-import type { DialogStore, LocationStore } from '../state/store.js';
+import { RedisNonceCountStore } from '../state/redis/redis-nonce-count-store.js';
+import { RedisAuthFailureStore } from '../state/redis/redis-auth-failure-store.js';
+import { RedisNodeRegistry } from '../state/redis/redis-node-registry.js';
+import type { AuthFailureStore, DialogStore, LocationStore, NodeRegistry, NonceCountStore } from '../state/store.js';
 import { logger } from '../util/logger.js';
 import { redactRedisUrl } from '../state/redis/redis-url.js';
 
@@ -21,6 +24,10 @@ export interface ClusterRuntime {
   state: RedisState | undefined;
   locationStore: LocationStore | undefined;
   dialogStore: DialogStore | undefined;
+  nonceCounts: NonceCountStore | undefined;
+  authFailures: AuthFailureStore | undefined;
+  /** Live nodes of the cluster (heartbeats in Redis). */
+  registry: NodeRegistry | undefined;
   /** The cluster secret read from (or written to) Redis when none is configured. */
   secret: string | undefined;
   takeover: AddressTakeover | undefined;
@@ -30,7 +37,13 @@ export interface ClusterRuntime {
 }
 
 /** Connects to Redis (when configured) and prepares the stores and the secret. */
-export async function startClusterRuntime(cluster: ClusterConfig, state: StateConfig, configuredSecret: string | undefined): Promise<ClusterRuntime> {
+export async function startClusterRuntime(
+  cluster: ClusterConfig,
+  state: StateConfig,
+  configuredSecret: string | undefined,
+  auth: { maxFailures: number; failureWindowSec: number; blockSec: number },
+  meta: Record<string, string> = {},
+): Promise<ClusterRuntime> {
   const nodeId = cluster.nodeId ?? `${hostname()}-${process.pid}`;
   if (cluster.vips.length && cluster.takeover === 'lease' && !state.redis) throw new Error('--takeover lease needs shared state: give --redis URL (state.redis)');
   let redis: RedisState | undefined;
@@ -51,6 +64,10 @@ export async function startClusterRuntime(cluster: ClusterConfig, state: StateCo
   }
   const locationStore = redis ? new RedisLocationStore({ state: redis }) : undefined;
   const dialogStore = redis ? new RedisDialogStore({ state: redis }) : undefined;
+  const nonceCounts = redis ? new RedisNonceCountStore({ state: redis }) : undefined;
+  const authFailures = redis ? new RedisAuthFailureStore({ state: redis, maxFailures: auth.maxFailures, windowSec: auth.failureWindowSec, blockSec: auth.blockSec }) : undefined;
+  const registry = redis ? new RedisNodeRegistry({ state: redis, meta: { ...meta, vips: cluster.vips.join(','), takeover: cluster.takeover } }) : undefined;
+  registry?.start();
   let takeover: AddressTakeover | undefined;
   const vipLps = new Map<string, ListeningPoint[]>();
 
@@ -59,6 +76,9 @@ export async function startClusterRuntime(cluster: ClusterConfig, state: StateCo
     state: redis,
     locationStore,
     dialogStore,
+    nonceCounts,
+    authFailures,
+    registry,
     secret,
     get takeover() {
       return takeover;
@@ -96,8 +116,11 @@ export async function startClusterRuntime(cluster: ClusterConfig, state: StateCo
     async close() {
       clearInterval(secretTimer);
       await takeover?.stop();
+      await registry?.close();
       await locationStore?.close();
       await dialogStore?.close();
+      await nonceCounts?.close();
+      await authFailures?.close();
       await redis?.close();
     },
   };

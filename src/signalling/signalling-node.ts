@@ -17,7 +17,7 @@ import { AuthFailureTracker, DigestAuthenticator, provesWrongCredentials, random
 import { NetworkList } from '../util/network-list.js';
 import { routeTokenKey } from './proxy/route-token.js';
 import type { DigestAlgorithm } from '../sip/auth/digest.js';
-import type { DialogRecord, DialogStore, LocationStore } from '../state/store.js';
+import type { AuthFailureStore, DialogRecord, DialogStore, LocationStore, NonceCountStore } from '../state/store.js';
 import { MemoryLocationStore } from '../state/memory/memory-location-store.js';
 import { counter, gauge } from '../util/metrics.js';
 import { createLogger, rateLimitedLog } from '../util/logger.js';
@@ -77,6 +77,13 @@ export interface SignallingNodeOptions {
    * whichever node holds them now.
    */
   clusterAddresses?: string[];
+  /**
+   * Nonce-count replay state shared by the cluster: a request replayed to another node is refused
+   * too. @default this node's own memory only
+   */
+  nonceCounts?: NonceCountStore;
+  /** Failed-authentication counts and blocks shared by the cluster. @default this node's own memory */
+  authFailures?: AuthFailureStore;
   /** Dialog store shared by the cluster (Redis): records written when dialogs change. */
   dialogStore?: DialogStore;
   /** Services visible to route hooks as `context.services` (the dispatcher registers itself here). */
@@ -95,7 +102,9 @@ export class SignallingNode implements TransactionUser {
   readonly stack: ProxyStack;
   #opts: SignallingNodeOptions;
   #auth: DigestAuthenticator | undefined;
-  #failures: AuthFailureTracker;
+  #failures: AuthFailureStore;
+  #isTrusted: (address: string) => boolean;
+  #nonceCounts: NonceCountStore | undefined;
   #bindNonce = true;
   #domains: Set<string>;
   #ownHosts = new Set<string>();
@@ -148,16 +157,15 @@ export class SignallingNode implements TransactionUser {
     const trustedNets = NetworkList.create(opts.auth.trustedNetworks ?? []);
     if (!trustedNets.ok) throw new Error(`auth.trustedNetworks: ${trustedNets.reason}`);
     const isTrustedSource = opts.isTrustedSource;
-    this.#failures = new AuthFailureTracker({
-      isTrusted: (a) => trustedNets.value.has(a) || (isTrustedSource?.(a) ?? false),
-      onBlocked: (a) => {
-        sourcesBlocked.inc();
-        log.warn({ source: a, blockSec: opts.auth.blockSec ?? 300 }, 'source blocked after repeated wrong credentials');
-      },
-      ...(opts.auth.maxFailures !== undefined ? { maxFailures: opts.auth.maxFailures } : {}),
-      ...(opts.auth.failureWindowSec !== undefined ? { windowSec: opts.auth.failureWindowSec } : {}),
-      ...(opts.auth.blockSec !== undefined ? { blockSec: opts.auth.blockSec } : {}),
-    });
+    this.#isTrusted = (a) => trustedNets.value.has(a) || (isTrustedSource?.(a) ?? false);
+    this.#nonceCounts = opts.nonceCounts;
+    this.#failures =
+      opts.authFailures ??
+      new AuthFailureTracker({
+        ...(opts.auth.maxFailures !== undefined ? { maxFailures: opts.auth.maxFailures } : {}),
+        ...(opts.auth.failureWindowSec !== undefined ? { windowSec: opts.auth.failureWindowSec } : {}),
+        ...(opts.auth.blockSec !== undefined ? { blockSec: opts.auth.blockSec } : {}),
+      });
     this.#routeHook = opts.routeHook;
     const self = this;
     gauge('tandem_location_bindings', 'Registered contacts in the location store', [], function () {
@@ -307,13 +315,13 @@ export class SignallingNode implements TransactionUser {
       case 'absorb':
         return;
       case 'registrar': {
-        const user = trust.authenticate ? this.#authenticate(req, tx, source, 'registrar', receivedUri) : undefined;
+        const user = trust.authenticate ? await this.#authenticate(req, tx, source, 'registrar', receivedUri) : undefined;
         if (user === null) return;
         tx.respond(await this.registrar.handle(req, source, user));
         return;
       }
       case 'authenticate': {
-        const user = this.#authenticate(req, tx, source, 'proxy', receivedUri);
+        const user = await this.#authenticate(req, tx, source, 'proxy', receivedUri);
         if (user === null) return;
         authUser = user;
         const fromUser = req.from.uri.user;
@@ -455,12 +463,19 @@ export class SignallingNode implements TransactionUser {
    * was sent (challenge or refusal) or the request was dropped. Only failures that prove wrong
    * credentials, made with a nonce issued to this very source, count toward blocking it.
    */
-  #authenticate(req: SipRequest, tx: ServerTransaction, source: Source, role: 'registrar' | 'proxy', receivedUri: string): string | undefined | null {
+  async #authenticate(req: SipRequest, tx: ServerTransaction, source: Source, role: 'registrar' | 'proxy', receivedUri: string): Promise<string | undefined | null> {
     const auth = this.#auth;
     if (!auth) return undefined;
     const header = role === 'registrar' ? 'Authorization' : 'Proxy-Authorization';
     const bound = this.#bindNonce ? source.address : undefined;
-    const r = auth.verify(req.getAll(header), req.method, { requestUri: receivedUri, ...(bound ? { source: bound } : {}) });
+    let r = auth.verify(req.getAll(header), req.method, { requestUri: receivedUri, ...(bound ? { source: bound } : {}) });
+    if (r.ok && this.#nonceCounts) {
+      // This node's own check passed; the cluster's tells a replay to another node (without qop a
+      // nonce serves one request: its count is "infinity").
+      const c = r.credentials;
+      const nc = c.qop && c.nc ? parseInt(c.nc, 16) : Number.MAX_SAFE_INTEGER;
+      if (!(await this.#nonceCounts.accept(c.nonce, nc, auth.nonceLifetimeSec))) r = { ok: false, failure: c.qop ? 'replay' : 'stale', username: r.username };
+    }
     if (r.ok) {
       authResult('ok').inc();
       this.#failures.recordSuccess(source.address);
@@ -471,8 +486,11 @@ export class SignallingNode implements TransactionUser {
       tx.respond(createResponse(req, 400, 'Digest URI Does Not Match Request-URI'));
       return null;
     }
-    if (provesWrongCredentials(r.failure)) {
-      this.#failures.recordFailure(source.address);
+    if (provesWrongCredentials(r.failure) && !this.#isTrusted(source.address)) {
+      if (this.#failures.recordFailure(source.address)) {
+        sourcesBlocked.inc();
+        log.warn({ source: source.address, blockSec: this.#opts.auth.blockSec ?? 300 }, 'source blocked after repeated wrong credentials');
+      }
       if (this.#failures.isBlocked(source.address)) {
         droppedBlocked.inc();
         return null;

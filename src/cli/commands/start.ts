@@ -129,7 +129,7 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
     if (!r.ok) throw new Error(r.reason);
     users = r.value;
   }
-  const cluster = await startClusterRuntime(cfg.cluster, cfg.state, s.auth.secret);
+  const cluster = await startClusterRuntime(cfg.cluster, cfg.state, s.auth.secret, s.auth, { role: 'signalling', sip: s.listen.join(' ') });
   const vips = cfg.cluster.vips;
   if (s.auth.enabled && !users) logger.warn('authentication is on but no users file is configured: every local user will be refused');
   let tls: ListenSpec['tls'];
@@ -186,6 +186,8 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
     clusterAddresses: [...vips],
     ...(cluster.locationStore ? { locationStore: cluster.locationStore } : {}),
     ...(cluster.dialogStore ? { dialogStore: cluster.dialogStore } : {}),
+    ...(cluster.nonceCounts ? { nonceCounts: cluster.nonceCounts } : {}),
+    ...(cluster.authFailures ? { authFailures: cluster.authFailures } : {}),
   });
   // The node's own listening points (the VIPs' are added and removed as they move).
   const lps = [...(await node.start())];

@@ -395,6 +395,10 @@ export class AuthFailureTracker {
     for (const e of this.#entries.values()) if (e.blockedUntil > now) n++;
     return n;
   }
+
+  async close(): Promise<void> {
+    this.#entries.clear();
+  }
 }
 
 /** Random secret for a single node when none is configured. */

@@ -6,6 +6,4 @@ export class MemoryAuthFailureStore extends AuthFailureTracker implements AuthFa
   constructor(opts: FailureTrackerOptions = {}) {
     super(opts);
   }
-
-  async close(): Promise<void> {}
 }

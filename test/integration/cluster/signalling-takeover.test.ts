@@ -109,6 +109,23 @@ describe('signalling cluster: any node continues any call', () => {
     expect(res.status === 486 || (await alice.waitResponse(call.callId, 'INVITE', (s) => s >= 200)).status === 486).toBe(true);
   });
 
+  it('a REGISTER accepted by one node and replayed to the other is refused (nonce counts are shared)', async () => {
+    const on1 = await ua('alice', '127.0.0.2');
+    const on2 = await ua('alice', '127.0.0.3');
+    const uri = `sip:${DOMAIN}`;
+    const mk = (cseq: number, auth?: string) =>
+      on1.request({ method: 'REGISTER', uri, callId: on1.callIdReg, cseq, fromTag: on1.regTag, to: on1.aor, headers: ['Expires: 60', ...(auth ? [`Authorization: ${auth}`] : [])] });
+    on1.send(mk(1));
+    const ch = await on1.waitResponse(on1.callIdReg, 'REGISTER');
+    expect(ch.status).toBe(401);
+    const signed = mk(2, on1.answer(ch, 'WWW-Authenticate', 'REGISTER', uri));
+    on1.send(signed);
+    expect((await on1.waitResponse(on1.callIdReg, 'REGISTER')).status).toBe(200);
+    // The same bytes to the other node: its own memory never saw the nonce, the cluster did.
+    on2.send(signed);
+    expect((await on2.waitResponse(on1.callIdReg, 'REGISTER')).status).toBe(401);
+  });
+
   it(`${CALLS} calls through the VIP survive the SIGKILL of the node holding it: every BYE completes through the survivor, media deleted where it lives`, async () => {
     const bob = await ua('bob', VIP);
     expect((await bob.register()).status).toBe(200);
