@@ -7,7 +7,7 @@ import { gauge } from '../util/metrics.js';
 import type { NgRequest } from '../ng/ng-request.js';
 import { RelayEngine, type RelayTotals } from './relay/relay-engine.js';
 import { NgServer, type NgSource } from './ng-server/ng-server.js';
-import { SessionManager } from './sessions/session-manager.js';
+import { SessionManager, type EndReason } from './sessions/session-manager.js';
 import { effectiveMaxSessions, parseHostPort, parsePortRange, validateMediaConfig, type MediaConfig, type MediaConfigInput } from './config-schema.js';
 
 const log = createLogger('media-node');
@@ -31,26 +31,38 @@ export interface MediaNode {
   close: () => Promise<void>;
 }
 
-/**
- * Starts a media node: relay workers, session manager and ng server (UDP, optionally TCP).
- * Used by `tandem media` and in-process by `tandem start`, which then talks to it with
- * `NgClient` from src/ng/ng-client.ts (signalling and media only ever talk over ng):
- *
- * ```ts
- * const node = await startMediaNode({ ng: '127.0.0.1:0', interface: '127.0.0.1', rtpPorts: '30000-39999' });
- * const ng = new NgClient({ host: node.ngHost, port: node.ngPort });
- * ```
- * Throws on invalid config (all problems listed) or when a port cannot be bound.
- */
-export async function startMediaNode(input: MediaConfigInput = {}): Promise<MediaNode> {
-  const v = validateMediaConfig(input);
-  if (!v.ok) throw new Error(v.reason);
-  const config = v.value;
+/** Hooks of {@link createMediaCore} for a node in a media cluster (cluster/media-cluster-node.ts). */
+export interface MediaCoreHooks {
+  /** Passed to the SessionManager: every change of a call (replication). */
+  onSessionChange?: (callId: string, ended: EndReason | undefined) => void;
+  /** Calls mirrored from other nodes and not served here (`sessionsforeign`). @default 0 */
+  foreignSessions?: () => number;
+  /** Extra `statistics` keys (cluster state). */
+  extraStatistics?: () => Record<string, unknown>;
+  /** Commands are served only once this resolves (a takeover still binding its calls' ports). */
+  gate?: () => Promise<void> | undefined;
+}
+
+/** Relay + sessions + the ng command handler, without the ng sockets. */
+export interface MediaCore {
+  config: MediaConfig;
+  relay: RelayEngine;
+  sessions: SessionManager;
+  handler: (req: NgRequest, source: NgSource) => Promise<Record<string, unknown>>;
+  statistics: () => Promise<Record<string, unknown>>;
+  /** The ng server whose counters `statistics` reports (set once it runs). */
+  setNgServer: (server: NgServer | undefined) => void;
+  close: () => Promise<void>;
+}
+
+/** Starts the relay workers and the session manager of a media node; ng is the caller's. */
+export async function createMediaCore(config: MediaConfig, hooks: MediaCoreHooks = {}): Promise<MediaCore> {
   const { portMin, portMax } = parsePortRange(config.rtpPorts);
   let sessionsRef: SessionManager | undefined;
   const relay = new RelayEngine({
     onEvent: (e) => {
       if (e.type === 'worker-exit') sessionsRef?.onWorkerExit(e.worker);
+      else if (e.type === 'latched') sessionsRef?.onLatched(e.id, e.side, e.kind, e.endpoint);
     },
     interface: config.interface,
     ...(config.advertise ? { advertisedAddress: config.advertise } : {}),
@@ -67,10 +79,12 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
     sparePairs: config.sparePairs,
     noMediaTimeoutMs: config.noMediaTimeoutSec * 1000,
     maxSessionMs: config.maxSessionSec * 1000,
+    ...(hooks.onSessionChange ? { onChange: hooks.onSessionChange } : {}),
   });
   sessionsRef = sessions;
   const startedMs = Date.now();
   let lastSample: { atMs: number; totals: RelayTotals } | undefined;
+  let ngServer: NgServer | undefined;
 
   const statistics = async (): Promise<Record<string, unknown>> => {
     const t = await relay.totals();
@@ -85,14 +99,16 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
     const pp = p0 ? p0.rtp.packets + p0.rtcp.packets : 0;
     const pb = p0 ? p0.rtp.bytes + p0.rtcp.bytes : 0;
     const pe = p0 ? p0.rtp.errors + p0.rtcp.errors : 0;
-    const counts = Object.fromEntries(ngServer.commandCounts);
+    const counts = Object.fromEntries(ngServer?.commandCounts ?? []);
+    const foreign = hooks.foreignSessions?.() ?? 0;
     return {
       result: 'ok',
       statistics: {
         currentstatistics: {
           sessionsown: sessions.size,
-          sessionsforeign: 0,
-          sessionstotal: sessions.size,
+          sessionsforeign: foreign,
+          sessionstotal: sessions.size + foreign,
+          sessionstakenover: sessions.adoptedCount,
           transcodedmedia: 0,
           packetrate: Math.round((packets - pp) / dt),
           byterate: Math.round((bytes - pb) / dt),
@@ -101,6 +117,7 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
         totalstatistics: {
           uptime: Math.round((now - startedMs) / 1000),
           managedsessions: sessions.totals.managed,
+          takenoversessions: sessions.totals.adopted,
           rejectedsessions: sessions.totals.rejected,
           timeoutsessions: sessions.totals.timeout,
           finaltimeoutsessions: sessions.totals.hardLimit,
@@ -110,6 +127,7 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
           relayedpacketerrors: errors,
           forwardedpackets: t.forwarded,
           portsexhausted: t.exhausted,
+          portsinuse: t.ports.inUse,
         },
         controlstatistics: {
           proxies: [
@@ -122,15 +140,16 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
               querycount: counts['query'] ?? 0,
               listcount: counts['list'] ?? 0,
               statisticscount: counts['statistics'] ?? 0,
-              errorcount: ngServer.errorCount,
+              errorcount: ngServer?.errorCount ?? 0,
             },
           ],
         },
+        ...(hooks.extraStatistics?.() ?? {}),
       },
     };
   };
 
-  const handler = async (req: NgRequest, _source: NgSource): Promise<Record<string, unknown>> => {
+  const serve = async (req: NgRequest): Promise<Record<string, unknown>> => {
     switch (req.command) {
       case 'ping':
         return { result: 'pong' };
@@ -150,16 +169,56 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
         return { result: 'error', 'error-reason': 'Unrecognized command' };
     }
   };
+  const handler = async (req: NgRequest, _source: NgSource): Promise<Record<string, unknown>> => {
+    const gate = hooks.gate?.();
+    if (gate) await gate;
+    return serve(req);
+  };
+
+  let closing: Promise<void> | undefined;
+  return {
+    config,
+    relay,
+    sessions,
+    handler,
+    statistics,
+    setNgServer: (server) => (ngServer = server),
+    close: () =>
+      (closing ??= (async () => {
+        if (metricsRelay === relay) metricsRelay = undefined;
+        sessions.close();
+        await relay.stop();
+      })()),
+  };
+}
+
+/**
+ * Starts a media node: relay workers, session manager and ng server (UDP, optionally TCP).
+ * Used by `tandem media` and in-process by `tandem start`, which then talks to it with
+ * `NgClient` from src/ng/ng-client.ts (signalling and media only ever talk over ng):
+ *
+ * ```ts
+ * const node = await startMediaNode({ ng: '127.0.0.1:0', interface: '127.0.0.1', rtpPorts: '30000-39999' });
+ * const ng = new NgClient({ host: node.ngHost, port: node.ngPort });
+ * ```
+ * Throws on invalid config (all problems listed) or when a port cannot be bound.
+ */
+export async function startMediaNode(input: MediaConfigInput = {}): Promise<MediaNode> {
+  const v = validateMediaConfig(input);
+  if (!v.ok) throw new Error(v.reason);
+  const config = v.value;
+  const core = await createMediaCore(config);
+  const { relay, sessions, handler, statistics } = core;
 
   const udp = parseHostPort(config.ng)!;
   const tcp = config.ngTcp ? parseHostPort(config.ngTcp) : undefined;
   const started = await NgServer.start({ udp, ...(tcp ? { tcp } : {}), allow: config.ngAllow, cookieCacheMs: config.cookieCacheSec * 1000, handler });
   if (!started.ok) {
-    sessions.close();
-    await relay.stop();
+    await core.close();
     throw new Error(started.reason);
   }
   const ngServer = started.value;
+  core.setNgServer(ngServer);
   registerRelayMetrics(relay);
   log.info({ ng: `${udp.host}:${ngServer.udpPort}`, ngTcp: ngServer.tcpPort, interface: config.interface, advertise: relay.advertisedAddress, rtpPorts: config.rtpPorts, maxSessions: sessions.limits.maxSessions, maxSessionSec: config.maxSessionSec || 'off' }, 'media node started');
 
@@ -232,9 +291,7 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
           for (const c of wss.clients) c.terminate();
           wss.close();
         }
-        if (metricsRelay === relay) metricsRelay = undefined;
-        sessions.close();
-        await relay.stop();
+        await core.close();
         log.info('media node stopped');
       })()),
   };
@@ -243,7 +300,7 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
 let metricsRelay: RelayEngine | undefined;
 
 /** Exposes relay counters on /metrics (read from the engine at scrape time). */
-function registerRelayMetrics(relay: RelayEngine): void {
+export function registerRelayMetrics(relay: RelayEngine): void {
   metricsRelay = relay;
   const read = async (pick: (t: RelayTotals) => number, g: { set: (v: number) => void }): Promise<void> => {
     if (!metricsRelay) return;

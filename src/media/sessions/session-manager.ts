@@ -6,6 +6,7 @@ import { describeSdp, parseSdp, rewriteSdp, serializeSdp, type AddressFamily, ty
 import type { RelayEngine, PairStats, LegStats, Endpoint, Side, LegPorts, AllocatedPair } from '../relay/relay-engine.js';
 import type { Result } from '../../util/result.js';
 import { estimateMosX10 } from './mos.js';
+import type { CallExport, ChannelCounters, LegCounters, PeerExport, SlotCounters } from './session-export.js';
 
 const log = createLogger('sessions');
 
@@ -42,6 +43,12 @@ export interface SessionManagerOptions {
   sparePairs?: number;
   /** How often timeouts are checked, ms. @default min(5000, noMediaTimeoutMs / 2, maxSessionMs / 2 when set), at least 100 */
   sweepIntervalMs?: number;
+  /**
+   * Called after every change of a call that a standby must know (offer, answer, latching,
+   * adoption) with `ended` undefined, and once when the call ends with the reason. Session
+   * replication (../cluster/) hangs on it; it must not throw and must not wait.
+   */
+  onChange?: (callId: string, ended: EndReason | undefined) => void;
 }
 
 type NgReply = Record<string, unknown>;
@@ -58,6 +65,12 @@ interface MediaSlot {
   /** Peer addresses as last signalled (SDP or received-from) per side. */
   advertised: { a?: Endpoint; b?: Endpoint };
   rtcpMux: boolean;
+  /** What was last given to the relay for each side (setPeer), and what it latched since. */
+  peer: { a?: PeerExport; b?: PeerExport };
+  /** Counters carried over from the node that ran the pair before a takeover (added to the relay's). */
+  base?: SlotCounters;
+  /** Latest counters (base + relay), refreshed by {@link SessionManager.refreshCounters}. */
+  counters?: SlotCounters;
 }
 
 interface Party {
@@ -89,6 +102,8 @@ interface Call {
   dialogues: Dialogue[];
   deleteTimer?: NodeJS.Timeout;
   ended: boolean;
+  /** When the call's record was last handed to replication, ms. */
+  lastRedisUpdateMs?: number;
 }
 
 /** Session counters for ng `statistics`. */
@@ -102,7 +117,8 @@ interface Totals {
   answers: number;
 }
 
-type EndReason = 'deleted' | 'timeout' | 'hard-limit' | 'shutdown' | 'relay-failure';
+/** Why a call ended. `handover`: this node stopped serving it (lease lost), the call lives on elsewhere. */
+export type EndReason = 'deleted' | 'timeout' | 'hard-limit' | 'shutdown' | 'relay-failure' | 'handover';
 
 /**
  * Calls handled by a media node: a call per Call-ID, made of one or more dialogues, each with
@@ -137,7 +153,12 @@ type EndReason = 'deleted' | 'timeout' | 'hard-limit' | 'shutdown' | 'relay-fail
  */
 export class SessionManager {
   readonly #relay: RelayApi;
-  readonly #opts: Required<Omit<SessionManagerOptions, 'relay' | 'advertisedAddress'>>;
+  readonly #opts: Required<Omit<SessionManagerOptions, 'relay' | 'advertisedAddress' | 'onChange'>>;
+  readonly #onChange: SessionManagerOptions['onChange'];
+  /** Relay pair id -> the slot that holds it (latching events). */
+  readonly #slotOfPair = new Map<number, { call: Call; slot: MediaSlot }>();
+  /** Calls taken over from another node (adopted), by Call-ID. */
+  readonly #adopted = new Set<string>();
   readonly #address: string;
   readonly #family: AddressFamily;
   readonly #calls = new Map<string, Call>();
@@ -146,7 +167,7 @@ export class SessionManager {
   #sweeping = false;
   /** Live dialogues over all calls (what `maxSessions` limits). */
   #dialogueCount = 0;
-  readonly totals: Totals = { managed: 0, rejected: 0, timeout: 0, hardLimit: 0, deleted: 0, offers: 0, answers: 0 };
+  readonly totals: Totals & { adopted: number } = { managed: 0, rejected: 0, timeout: 0, hardLimit: 0, deleted: 0, offers: 0, answers: 0, adopted: 0 };
 
   constructor(opts: SessionManagerOptions) {
     this.#relay = opts.relay;
@@ -159,6 +180,7 @@ export class SessionManager {
       maxSessionMs,
       sweepIntervalMs: opts.sweepIntervalMs ?? Math.max(100, Math.min(5000, noMediaTimeoutMs / 2, maxSessionMs > 0 ? maxSessionMs / 2 : Infinity)),
     };
+    this.#onChange = opts.onChange;
     this.#address = opts.advertisedAddress ?? opts.relay.advertisedAddress;
     this.#family = isIP(this.#address) === 6 ? 'IP6' : 'IP4';
     this.#sweepTimer = setInterval(() => void this.#sweep(), this.#opts.sweepIntervalMs);
@@ -356,6 +378,7 @@ export class SessionManager {
         ports: { a: r.value.a, b: r.value.b },
         advertised: slot?.advertised ?? {},
         rtcpMux: m.rtcpMux,
+        peer: slot?.peer ?? {},
       };
     }
     if (call?.ended || dlg.ended) {
@@ -364,8 +387,10 @@ export class SessionManager {
       if (!found) this.#dialogueCount--;
       return error('Call was deleted');
     }
+    let theCall = call;
     if (!call) {
-      this.#calls.set(req.callId!, { callId: req.callId!, createdMs: now, lastSignalMs: now, dialogues: [dlg], ended: false });
+      theCall = { callId: req.callId!, createdMs: now, lastSignalMs: now, dialogues: [dlg], ended: false };
+      this.#calls.set(req.callId!, theCall);
       this.totals.managed++;
       mCreated.inc();
       this.#gauge.set(this.#calls.size);
@@ -379,9 +404,11 @@ export class SessionManager {
     }
     dlg.lastSignalMs = now;
     this.totals.offers++;
+    for (const s of dlg.media) if (s?.pairId !== undefined) this.#slotOfPair.set(s.pairId, { call: theCall!, slot: s });
     const warnings = this.#applyPeers(dlg, side, info.media, req);
     const other: Side = side === 'a' ? 'b' : 'a';
     const sdp = this.#rewrite(parsed.value, dlg, other, info.media, req, warnings);
+    this.#changed(req.callId!, undefined);
     return ok(sdp, warnings);
   }
 
@@ -406,6 +433,7 @@ export class SessionManager {
     this.totals.answers++;
     const warnings = this.#applyPeers(dlg, side, info.media, req);
     const sdp = this.#rewrite(parsed.value, dlg, side === 'a' ? 'b' : 'a', info.media, req, warnings);
+    this.#changed(call.callId, undefined);
     return ok(sdp, warnings);
   }
 
@@ -431,6 +459,7 @@ export class SessionManager {
       if (!address || isIP(address) === 0) {
         if (address) warnings.push(`Unusable media address ${address}`);
         slot.advertised[side] = undefined;
+        slot.peer[side] = { latch, strict: strictSource };
         this.#relay.setPeer(slot.pairId, side, {}, { latch, strictSource });
         continue;
       }
@@ -438,7 +467,10 @@ export class SessionManager {
       const rtcpPort = m.rtcpMux ? m.port : (m.rtcp?.port ?? m.port + 1);
       const rtcpAddr = m.rtcp?.address && isIP(m.rtcp.address) && !useSource ? m.rtcp.address : address;
       slot.advertised[side] = rtp;
-      this.#relay.setPeer(slot.pairId, side, { rtp, rtcp: { address: rtcpAddr, port: rtcpPort } }, { latch, strictSource });
+      const rtcp = { address: rtcpAddr, port: rtcpPort };
+      // A new SDP address restarts latching in the relay, and so here.
+      slot.peer[side] = { rtp, rtcp, latch, strict: strictSource };
+      this.#relay.setPeer(slot.pairId, side, { rtp, rtcp }, { latch, strictSource });
     }
     return warnings;
   }
@@ -496,7 +528,11 @@ export class SessionManager {
     if (d.ended) return;
     d.ended = true;
     if (d.deleteTimer) clearTimeout(d.deleteTimer);
-    for (const m of d.media) if (m?.pairId !== undefined) this.#relay.release(m.pairId);
+    for (const m of d.media) {
+      if (m?.pairId === undefined) continue;
+      this.#relay.release(m.pairId);
+      this.#slotOfPair.delete(m.pairId);
+    }
     this.#dialogueCount--;
   }
 
@@ -508,6 +544,7 @@ export class SessionManager {
     const i = call.dialogues.indexOf(d);
     if (i >= 0) call.dialogues.splice(i, 1);
     this.#refill();
+    this.#changed(call.callId, undefined);
     if (reason !== 'deleted' && reason !== 'shutdown') log.info({ callId: call.callId, tags: [d.a.tag, d.b?.tag], reason }, 'dialogue torn down; call continues');
   }
 
@@ -518,13 +555,15 @@ export class SessionManager {
     if (call.deleteTimer) clearTimeout(call.deleteTimer);
     for (const d of call.dialogues) this.#releaseDialogue(d);
     if (this.#calls.get(call.callId) === call) this.#calls.delete(call.callId);
+    this.#adopted.delete(call.callId);
     this.#refill();
     this.#gauge.set(this.#calls.size);
+    this.#changed(call.callId, reason);
     mEnded.inc({ reason });
     if (reason === 'deleted') this.totals.deleted++;
     else if (reason === 'timeout') this.totals.timeout++;
     else if (reason === 'hard-limit') this.totals.hardLimit++;
-    if (reason !== 'deleted' && reason !== 'shutdown') log.info({ callId: call.callId, reason }, 'call torn down');
+    if (reason !== 'deleted' && reason !== 'shutdown' && reason !== 'handover') log.info({ callId: call.callId, reason }, 'call torn down');
   }
 
   async #sweep(): Promise<void> {
@@ -562,7 +601,7 @@ export class SessionManager {
     const totals = { RTP: { bytes: 0, packets: 0, errors: 0 }, RTCP: { bytes: 0, packets: 0, errors: 0 } };
     const tags: Record<string, { medias: unknown[] } & Record<string, unknown>> = {};
     for (const d of dialogues) {
-      const stats = await Promise.all(d.media.map((m) => (m?.pairId !== undefined ? this.#relay.stats(m.pairId) : Promise.resolve(undefined))));
+      const stats = await Promise.all(d.media.map(async (m) => withBase(m?.pairId !== undefined ? await this.#relay.stats(m.pairId) : undefined, m?.base)));
       for (const ps of stats) {
         if (!ps) continue;
         for (const leg of [ps.a, ps.b]) {
@@ -602,7 +641,7 @@ export class SessionManager {
       created_us: (call.createdMs % 1000) * 1000,
       created_ts: call.createdMs * 1000,
       'last signal': Math.floor(call.lastSignalMs / 1000),
-      'last redis update': 0,
+      'last redis update': Math.floor((call.lastRedisUpdateMs ?? 0) / 1000),
       SSRC: ssrc,
       tags,
       totals,
@@ -623,6 +662,163 @@ export class SessionManager {
       }
     }
     this.#refill();
+  }
+
+  #changed(callId: string, ended: EndReason | undefined): void {
+    if (!this.#onChange) return;
+    try {
+      this.#onChange(callId, ended);
+    } catch (err) {
+      log.error({ err }, 'session change handler threw');
+    }
+  }
+
+  /** Marks that the call's record was handed to replication now (`last redis update` in stats). */
+  markReplicated(callId: string): void {
+    const c = this.#calls.get(callId);
+    if (c) c.lastRedisUpdateMs = Date.now();
+  }
+
+  /** Calls taken over from another node that still run here. */
+  get adoptedCount(): number {
+    return this.#adopted.size;
+  }
+
+  /** True when the call was taken over from another node. */
+  isAdopted(callId: string): boolean {
+    return this.#adopted.has(callId);
+  }
+
+  /**
+   * The relay latched a peer (its first packet came from `endpoint`): kept, so that a node that
+   * takes the call over sends there at once without waiting for the peer to speak.
+   */
+  onLatched(pairId: number, side: Side, kind: 'rtp' | 'rtcp', endpoint: Endpoint): void {
+    const hit = this.#slotOfPair.get(pairId);
+    if (!hit || hit.call.ended) return;
+    const peer = (hit.slot.peer[side] ??= { latch: true, strict: false });
+    const key = kind === 'rtp' ? 'latchedRtp' : 'latchedRtcp';
+    const cur = peer[key];
+    if (cur && cur.address === endpoint.address && cur.port === endpoint.port) return;
+    peer[key] = { address: endpoint.address, port: endpoint.port };
+    this.#changed(hit.call.callId, undefined);
+  }
+
+  /**
+   * Everything a standby needs to carry the call on: dialogues, tags, ports, peers (signalled and
+   * latched), flags and the latest counters. undefined for an unknown call.
+   */
+  exportCall(callId: string): CallExport | undefined {
+    const c = this.#calls.get(callId);
+    if (!c || c.ended) return undefined;
+    return {
+      callId: c.callId,
+      createdMs: c.createdMs,
+      lastSignalMs: c.lastSignalMs,
+      dialogues: c.dialogues.map((d) => ({
+        a: { ...d.a },
+        ...(d.b ? { b: { ...d.b } } : {}),
+        answered: d.answered,
+        createdMs: d.createdMs,
+        lastSignalMs: d.lastSignalMs,
+        media: d.media
+          .filter((m) => m !== undefined && m.ports !== undefined)
+          .map((m) => ({
+            index: m.index,
+            type: m.type,
+            protocol: m.protocol,
+            rtcpMux: m.rtcpMux,
+            ports: { a: { ...m.ports!.a }, b: { ...m.ports!.b } },
+            advertised: { ...(m.advertised.a ? { a: { ...m.advertised.a } } : {}), ...(m.advertised.b ? { b: { ...m.advertised.b } } : {}) },
+            peer: { ...(m.peer.a ? { a: { ...m.peer.a } } : {}), ...(m.peer.b ? { b: { ...m.peer.b } } : {}) },
+            ...(m.counters ?? m.base ? { counters: m.counters ?? m.base } : {}),
+          })),
+      })),
+    };
+  }
+
+  /**
+   * Reads every pair's counters from the relay (plus what was carried over at a takeover) into
+   * the calls, for the next records written. Called every few seconds by replication.
+   */
+  async refreshCounters(): Promise<void> {
+    for (const call of [...this.#calls.values()]) {
+      for (const d of call.dialogues) {
+        for (const m of d.media) {
+          if (m?.pairId === undefined) continue;
+          const ps = withBase(await this.#relay.stats(m.pairId), m.base);
+          if (ps) m.counters = { a: legCounters(ps.a), b: legCounters(ps.b) };
+        }
+      }
+    }
+  }
+
+  /**
+   * Takes over a call another node ran (its record from Redis): binds exactly its ports, points
+   * each side at the latched address when there is one (else the signalled one), so media flows
+   * at once both ways, with no re-latching needed; counters continue from the record's snapshot.
+   * Fails (and holds nothing) when a port cannot be had or the call is known here already.
+   */
+  async adopt(rec: CallExport): Promise<Result<void>> {
+    if (this.#calls.has(rec.callId)) return { ok: false, code: 'MEDIA_ERR_EXISTS', reason: 'call already known' };
+    const call: Call = { callId: rec.callId, createdMs: rec.createdMs, lastSignalMs: rec.lastSignalMs, dialogues: [], ended: false };
+    const taken: number[] = [];
+    const fail = (code: string, reason: string): Result<void> => {
+      for (const id of taken) this.#relay.release(id);
+      return { ok: false, code, reason };
+    };
+    for (const rd of rec.dialogues) {
+      const d: Dialogue = {
+        a: { ...rd.a },
+        ...(rd.b ? { b: { ...rd.b } } : {}),
+        media: [],
+        answered: rd.answered,
+        createdMs: rd.createdMs,
+        lastSignalMs: rd.lastSignalMs,
+        ended: false,
+      };
+      for (const rm of rd.media) {
+        const r = await this.#relay.allocatePair(rec.callId, { ports: rm.ports });
+        if (!r.ok) return fail(r.code, r.reason);
+        taken.push(r.value.id);
+        const slot: MediaSlot = {
+          index: rm.index,
+          type: rm.type,
+          protocol: rm.protocol,
+          pairId: r.value.id,
+          worker: r.value.worker,
+          ports: { a: r.value.a, b: r.value.b },
+          advertised: { ...rm.advertised },
+          rtcpMux: rm.rtcpMux,
+          peer: { ...rm.peer },
+          ...(rm.counters ? { base: rm.counters, counters: rm.counters } : {}),
+        };
+        d.media[rm.index] = slot;
+        for (const side of ['a', 'b'] as const) {
+          const p = rm.peer[side];
+          if (!p) continue;
+          const rtp = p.latchedRtp ?? p.rtp;
+          const rtcp = p.latchedRtcp ?? p.rtcp;
+          this.#relay.setPeer(r.value.id, side, { ...(rtp ? { rtp } : {}), ...(rtcp ? { rtcp } : {}) }, { latch: p.latch, strictSource: p.strict });
+        }
+      }
+      call.dialogues.push(d);
+    }
+    if (this.#closed) return fail('NG_ERR_RELAY_DOWN', 'closed');
+    if (this.#calls.has(rec.callId) || call.dialogues.length === 0) return fail('MEDIA_ERR_EXISTS', 'call already known or empty');
+    this.#calls.set(call.callId, call);
+    for (const d of call.dialogues) for (const m of d.media) if (m?.pairId !== undefined) this.#slotOfPair.set(m.pairId, { call, slot: m });
+    this.#dialogueCount += call.dialogues.length;
+    this.#adopted.add(call.callId);
+    this.totals.adopted++;
+    this.#gauge.set(this.#calls.size);
+    this.#changed(call.callId, undefined);
+    return { ok: true, value: undefined };
+  }
+
+  /** Stops serving every call without ending it for the cluster (the lease went to another node). */
+  handOver(): void {
+    for (const call of [...this.#calls.values()]) this.#end(call, 'handover');
   }
 
   /** Ends every call (node shutdown). */
@@ -677,6 +873,52 @@ function selectDialogues(call: Call, from: string | undefined, to: string | unde
   const tag = from ?? to;
   if (!tag) return [...call.dialogues];
   return call.dialogues.filter((d) => d.a.tag === tag || d.b?.tag === tag);
+}
+
+function channelCounters(c: { packets: number; bytes: number; errors: number; lastPacketMs: number }): ChannelCounters {
+  return { packets: c.packets, bytes: c.bytes, errors: c.errors, lastPacketMs: c.lastPacketMs };
+}
+
+function legCounters(l: LegStats): LegCounters {
+  return {
+    rtp: channelCounters(l.rtp),
+    rtcp: channelCounters(l.rtcp),
+    ssrcs: l.ssrcs.map((x) => ({ ssrc: x.ssrc >>> 0, packets: x.packets, bytes: x.bytes, lost: x.lost, lastSeq: x.lastSeq, lastTimestamp: x.lastTimestamp >>> 0, jitterMs: x.jitterMs, lastPacketMs: x.lastPacketMs })),
+  };
+}
+
+/** The relay's statistics of a pair plus the counters carried over from the node that ran it before. */
+function withBase(ps: PairStats | undefined, base: SlotCounters | undefined): PairStats | undefined {
+  if (!base) return ps;
+  const leg = (l: LegStats | undefined, b: LegCounters): LegStats => {
+    const ch = (c: LegStats['rtp'] | undefined, bc: ChannelCounters): LegStats['rtp'] => ({
+      packets: (c?.packets ?? 0) + bc.packets,
+      bytes: (c?.bytes ?? 0) + bc.bytes,
+      errors: (c?.errors ?? 0) + bc.errors,
+      forwarded: c?.forwarded ?? 0,
+      lastPacketMs: Math.max(c?.lastPacketMs ?? 0, bc.lastPacketMs),
+      ...(c?.endpoint ? { endpoint: c.endpoint } : {}),
+      latched: c?.latched ?? false,
+    });
+    const ssrcs = new Map<number, LegStats['ssrcs'][number]>();
+    for (const s of b.ssrcs) {
+      ssrcs.set(s.ssrc >>> 0, { ssrc: s.ssrc, packets: s.packets, bytes: s.bytes, lost: s.lost, extendedHighestSeq: s.lastSeq, lastSeq: s.lastSeq, lastTimestamp: s.lastTimestamp, jitter: 0, jitterMs: s.jitterMs, clockRate: 8000, lastPacketMs: s.lastPacketMs });
+    }
+    for (const s of l?.ssrcs ?? []) {
+      const prev = ssrcs.get(s.ssrc >>> 0);
+      if (!prev) {
+        ssrcs.set(s.ssrc >>> 0, s);
+        continue;
+      }
+      // Packets that arrived while no node held the address: between the last sequence number the
+      // old node saw and the first one this node saw.
+      const first = (s.extendedHighestSeq - (s.packets + s.lost) + 1) & 0xffff;
+      const gap = (first - prev.lastSeq - 1) & 0xffff;
+      ssrcs.set(s.ssrc >>> 0, { ...s, packets: s.packets + prev.packets, bytes: s.bytes + prev.bytes, lost: s.lost + prev.lost + (gap < 0x8000 ? gap : 0) });
+    }
+    return { ports: l?.ports ?? { rtpPort: 0, rtcpPort: 0 }, rtp: ch(l?.rtp, b.rtp), rtcp: ch(l?.rtcp, b.rtcp), ssrcs: [...ssrcs.values()] };
+  };
+  return { id: ps?.id ?? 0, callKey: ps?.callKey ?? '', createdMs: ps?.createdMs ?? 0, a: leg(ps?.a, base.a), b: leg(ps?.b, base.b) };
 }
 
 function ok(sdp: string, warnings: string[]): NgReply {
