@@ -47,7 +47,7 @@ export class AdminAuth {
 
   /** undefined when allowed, else why not (`missing`, `wrong`, `no-token-configured`). */
   refuse(req: Pick<IncomingMessage, 'headers'>, write: boolean, url: string): string | undefined {
-    if (!write && (!this.#readsNeedToken || url === '/health')) return undefined;
+    if (!write && (!this.#readsNeedToken || isPublicPath(url))) return undefined;
     if (!this.#tokenHash) return 'no-token-configured';
     const h = req.headers.authorization;
     if (typeof h !== 'string' || !/^bearer\s+/i.test(h)) return 'missing';
@@ -61,6 +61,20 @@ function sha256(s: string): Buffer {
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * WebSocket paths that only read (the dashboard's live feed): allowed like a GET. Every other
+ * upgrade (ng over WebSocket drives a media node) counts as a write.
+ */
+const READ_UPGRADE_PATHS = new Set(['/api/live']);
+
+/**
+ * Paths readable off loopback without a token: the health probe and the dashboard's static page
+ * and assets, which hold no data (the data comes from /api/*, which needs the token there).
+ */
+function isPublicPath(url: string): boolean {
+  return url === '/health' || url === '/' || /^\/dashboard\/[\w.-]+$/.test(url);
+}
 
 /**
  * HTTP admin API shared by every role: /health, /metrics (Prometheus) plus role routes. Bound to
@@ -99,14 +113,16 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<{ app:
 
 /**
  * WebSocket upgrades (ng over WebSocket on a media node) bypass Fastify's hooks: the role's
- * upgrade listeners are put behind the same token check (an upgrade counts as a write).
+ * upgrade listeners are put behind the same token check (an upgrade counts as a write, except
+ * the read-only live feed of the dashboard).
  */
 function guardUpgrades(app: FastifyInstance, auth: AdminAuth): void {
   const listeners = app.server.listeners('upgrade') as Array<(req: IncomingMessage, socket: Duplex, head: Buffer) => void>;
   if (listeners.length === 0) return;
   app.server.removeAllListeners('upgrade');
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const why = auth.refuse(req, true, (req.url ?? '/').split('?')[0] ?? '/');
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    const why = auth.refuse(req, !READ_UPGRADE_PATHS.has(path), path);
     if (why) {
       unauthorized.inc({ reason: why });
       socket.end('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="tandem-admin"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');

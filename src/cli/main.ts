@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerStartCommand } from './commands/start.js';
 import { registerMediaCommand } from './commands/media.js';
 import { registerLoadCommand } from './commands/load.js';
+import { registerStatusCommand } from './commands/status.js';
 
 // A closed stdout (e.g. piped into `head`) must not keep a node from shutting down on SIGTERM.
 for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
@@ -11,6 +12,7 @@ program.name('tandem').description('High-availability VoIP: SIP proxy/registrar,
 registerStartCommand(program);
 registerMediaCommand(program);
 registerLoadCommand(program);
+registerStatusCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : err);

@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { startAdminServer } from '../../admin/admin-server.js';
 import { dispatcherRoutes } from '../../admin/dispatcher-routes.js';
+import { startOperations } from '../../admin/operations.js';
 import { startMediaNode, type MediaNode } from '../../media/media-node.js';
 import { parseListen } from '../../signalling/config-schema.js';
 import { DispatcherService, DISPATCHER_SERVICE } from '../../signalling/dispatcher/service.js';
@@ -197,6 +198,15 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
 
   const routes = [dispatcherRoutes(ds.dispatcher, ds.prober)];
   if (mediaNode) routes.push(mediaNode.adminRoutes);
+  const dispatcher = ds.dispatcher;
+  const ops = startOperations({
+    nodeId: cluster.nodeId, clusterName: cfg.cluster.name, vips: [...vips], takeover: cfg.cluster.takeover,
+    ...(cluster.state ? { state: cluster.state } : {}), ...(cluster.registry ? { registry: cluster.registry } : {}), ...(cfg.state.redis ? { redisUrl: cfg.state.redis } : {}),
+    held: () => cluster.takeover?.held().map((h) => h.vip) ?? [], signalling: node, dispatcher: () => dispatcher,
+    ...(cluster.dialogStore ? { dialogStore: cluster.dialogStore } : {}), ...(mediaNode ? { mediaNode } : {}), ...(cfg.admin ? { admin: cfg.admin } : {}),
+    summary: { role: 'signalling', sip: [...s.listen], domains, vips: [...vips], takeover: cfg.cluster.takeover, media: s.mediaControl.enabled },
+  });
+  routes.push(...ops.routes);
   routes.push((app) => {
     app.get('/signalling/status', async () => ({
       bindings: node.location.size(),
@@ -237,6 +247,7 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
       // Leases first: the peer takes the VIPs over at once instead of after their TTL.
       await cluster.takeover?.stop();
       await node.shutdown(s.shutdownGraceMs);
+      await ops.close();
       await cluster.close();
       await admin?.close();
       await mediaNode?.close();

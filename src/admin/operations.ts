@@ -1,0 +1,122 @@
+/**
+ * Wires the operations side of a node: the cluster monitor, the event timeline, the operations
+ * API, the dashboard and (when configured) the HEP exporter. `tandem start` calls it once and
+ * adds the returned routes to its admin server.
+ */
+import type { FastifyInstance } from 'fastify';
+import { RedisLeaseStore } from '../cluster/redis-lease-store.js';
+import type { MediaNode } from '../media/media-node.js';
+import type { Dispatcher } from '../signalling/dispatcher/dispatcher.js';
+import type { SignallingNode } from '../signalling/signalling-node.js';
+import type { RedisState } from '../state/redis/redis-state.js';
+import type { DialogStore, NodeRegistry } from '../state/store.js';
+import { metricsRegistry } from '../util/metrics.js';
+import { operationsRoutes } from './api/operations-routes.js';
+import { ClusterMonitor, type NodeFigures, type PbxStat } from './cluster-monitor.js';
+import { dashboardRoutes } from './dashboard/dashboard-routes.js';
+import { EventLog } from './event-log.js';
+
+export interface OperationsOptions {
+  nodeId: string;
+  clusterName: string;
+  state?: RedisState;
+  registry?: NodeRegistry;
+  /** Redis URL as configured (only its kind is used: single or Sentinel). */
+  redisUrl?: string;
+  vips: string[];
+  takeover: 'lease' | 'keepalived';
+  /** VIPs held now (AddressTakeover.held()). */
+  held: () => string[];
+  signalling: SignallingNode;
+  dispatcher: () => Dispatcher | undefined;
+  dialogStore?: DialogStore;
+  mediaNode?: MediaNode;
+  /** Admin address `host:port` as configured. */
+  admin?: string;
+  /** Configuration summary shown by /api/node. */
+  summary: Record<string, unknown>;
+}
+
+export interface Operations {
+  monitor: ClusterMonitor;
+  events: EventLog;
+  routes: Array<(app: FastifyInstance) => void>;
+  close(): Promise<void>;
+}
+
+async function counterValue(name: string, labels: Record<string, string>): Promise<number> {
+  const m = metricsRegistry.getSingleMetric(name);
+  if (!m) return 0;
+  const v = await m.get();
+  let sum = 0;
+  for (const x of v.values) if (Object.entries(labels).every(([k, l]) => x.labels[k] === l)) sum += x.value;
+  return sum;
+}
+
+export function startOperations(o: OperationsOptions): Operations {
+  const events = new EventLog(o.nodeId);
+  const leases = o.state && o.takeover === 'lease' && o.vips.length ? new RedisLeaseStore(o.state.commands, o.clusterName) : undefined;
+  const node = o.signalling;
+  const collect = async (): Promise<NodeFigures> => {
+    const counts = node.dialogs.counts();
+    const pbx: PbxStat[] = [];
+    for (const set of o.dispatcher()?.view() ?? []) {
+      for (const d of set.destinations.slice(0, 64)) pbx.push({ set: set.name, uri: d.uri, up: d.health === 'up', state: `${d.admin}/${d.health}`, activeCalls: d.activeCalls });
+    }
+    let mediaPacketsTotal = 0;
+    if (o.mediaNode) {
+      try {
+        const t = await o.mediaNode.relay.totals();
+        mediaPacketsTotal = t.rtp.packets + t.rtcp.packets;
+      } catch {
+        /* relay stopping */
+      }
+    }
+    return {
+      invitesTotal: await counterValue('tandem_signalling_requests_total', { method: 'INVITE' }),
+      activeCalls: counts.confirmed,
+      earlyCalls: counts.early,
+      registrations: node.location.size(),
+      aors: node.location.aorCount(),
+      transactions: node.transactions.size,
+      mediaSessions: o.mediaNode?.sessions.size ?? 0,
+      mediaPacketsTotal,
+      draining: node.draining,
+      sip: node.transport.listeningPoints.slice(0, 16).map((lp) => `${lp.transport}:${lp.address}:${lp.port}`),
+      ...(o.admin ? { admin: o.admin } : {}),
+      ...(o.dialogStore ? { replicatedDialogs: o.dialogStore.size() } : {}),
+      pbx,
+    };
+  };
+  const monitor = new ClusterMonitor({
+    nodeId: o.nodeId,
+    cluster: o.clusterName,
+    ...(o.state ? { state: o.state } : {}),
+    ...(o.registry ? { registry: o.registry } : {}),
+    ...(o.redisUrl ? { redisMode: o.redisUrl.startsWith('redis-sentinel:') ? 'sentinel' : 'single' } : {}),
+    vips: o.vips,
+    ...(leases ? { leaseHolder: (vip: string) => leases.holder(vip) } : {}),
+    held: o.held,
+    collect,
+    events,
+  });
+  monitor.start();
+  const routes = [
+    operationsRoutes({
+      monitor,
+      events,
+      node: () => o.summary,
+      dialogs: node.dialogs,
+      location: node.location,
+      ...(o.state ? { state: o.state } : {}),
+      ...(o.mediaNode ? { media: o.mediaNode.sessions } : {}),
+    }),
+    dashboardRoutes(),
+  ];
+  return {
+    monitor,
+    events,
+    routes,
+    close: () => monitor.stop(),
+  };
+}
