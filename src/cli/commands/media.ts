@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
+import { hostname } from 'node:os';
 import { startAdminServer } from '../../admin/admin-server.js';
 import { logger, setLogLevel } from '../../util/logger.js';
 import { parseHostPort, type MediaConfigInput } from '../../media/config-schema.js';
 import { startMediaNode } from '../../media/media-node.js';
+import { startMediaClusterNode } from '../../media/cluster/media-cluster-node.js';
 
 interface MediaCliOptions {
   ng: string;
@@ -19,6 +21,14 @@ interface MediaCliOptions {
   timeout?: string;
   maxDuration?: string;
   logLevel?: string;
+  nodeId?: string;
+  vip?: string[];
+  takeover?: string;
+  redis?: string;
+  clusterName?: string;
+  leaseTtl?: string;
+  leasePoll?: string;
+  snapshotInterval?: string;
 }
 
 const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), ...v.split(',').filter(Boolean)];
@@ -46,6 +56,14 @@ export function registerMediaCommand(program: Command): void {
     .option('--timeout <sec>', 'tear down calls with no media for this long (default 60)')
     .option('--max-duration <sec>', 'hard limit on a call\'s duration (default 0: none; calls without media end after --timeout)')
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)')
+    .option('--node-id <name>', 'this node\'s name in the cluster (default: host name and pid)')
+    .option('--vip <addr>', 'virtual address: ng and every media port live on it; a second node with the same --vip is the hot standby (repeatable)', collect)
+    .option('--takeover <mode>', 'how a VIP moves: lease (Redis lease; keepalived is not implemented for media yet)', 'lease')
+    .option('--redis <url>', 'shared state: redis://host:port or redis-sentinel://h1:p1,h2:p2/name (needed with --vip)')
+    .option('--cluster-name <name>', 'cluster name (Redis key namespace)', 'tandem')
+    .option('--lease-ttl <ms>', 'VIP lease lifetime: a dead holder\'s calls move after at most this plus --lease-poll', '600')
+    .option('--lease-poll <ms>', 'how often a standby tries to take a VIP', '100')
+    .option('--snapshot-interval <ms>', 'how often each call\'s record is rewritten with fresh counters', '2000')
     .action(async (o: MediaCliOptions) => {
       if (o.logLevel) setLogLevel(o.logLevel);
       const input: MediaConfigInput = {
@@ -66,6 +84,7 @@ export function registerMediaCommand(program: Command): void {
         console.error(`tandem media: --admin: expected host:port, got ${o.admin}`);
         process.exit(2);
       }
+      if (o.vip?.length) return runCluster(o, input, admin);
       let node;
       try {
         node = await startMediaNode(input);
@@ -107,4 +126,77 @@ export function registerMediaCommand(program: Command): void {
       process.on('SIGTERM', () => void stop('SIGTERM'));
       process.on('SIGINT', () => void stop('SIGINT'));
     });
+}
+
+/** `tandem media --vip ...`: a media cluster node (hot standby and takeover through Redis). */
+async function runCluster(o: MediaCliOptions, input: MediaConfigInput, admin: { host: string; port: number } | undefined): Promise<void> {
+  if (!o.redis) {
+    console.error('tandem media: --vip needs shared state: give --redis URL');
+    process.exit(2);
+  }
+  if (o.takeover !== 'lease' && o.takeover !== 'keepalived') {
+    console.error(`tandem media: --takeover: expected lease or keepalived, got ${o.takeover}`);
+    process.exit(2);
+  }
+  const num = (name: string, v: string | undefined): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) {
+      console.error(`tandem media: ${name}: expected a positive integer, got ${v}`);
+      process.exit(2);
+    }
+    return n;
+  };
+  let node;
+  try {
+    node = await startMediaClusterNode(input, {
+      nodeId: o.nodeId ?? `${hostname()}-${process.pid}`,
+      vips: o.vip!,
+      takeover: o.takeover,
+      redis: o.redis,
+      cluster: o.clusterName ?? 'tandem',
+      leaseTtlMs: num('--lease-ttl', o.leaseTtl)!,
+      leasePollMs: num('--lease-poll', o.leasePoll)!,
+      snapshotIntervalMs: num('--snapshot-interval', o.snapshotInterval)!,
+    });
+  } catch (err) {
+    console.error(`tandem media: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  const token = o.adminToken ?? process.env['TANDEM_ADMIN_TOKEN'];
+  let adminServer: Awaited<ReturnType<typeof startAdminServer>> | undefined;
+  try {
+    adminServer = admin
+      ? await startAdminServer({
+          host: admin.host,
+          port: admin.port,
+          routes: [
+            (app) => {
+              app.get('/media/cluster', async () => node.status());
+              app.get('/media/statistics', async (req) => ((await node.statistics((req.query as { vip?: string }).vip)) as { statistics: unknown }).statistics);
+            },
+          ],
+          ...(token ? { token } : {}),
+        })
+      : undefined;
+  } catch (err) {
+    console.error(`tandem media: ${(err as Error).message}`);
+    await node.close();
+    process.exit(2);
+  }
+  process.stdout.write(JSON.stringify({ event: 'ready', ngPort: node.ngPort, ngTcpPort: null, adminPort: adminServer?.port ?? null, nodeId: node.nodeId, vips: o.vip, pid: process.pid }) + '\n');
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping media cluster node');
+    const force = setTimeout(() => process.exit(1), 5000);
+    force.unref();
+    await adminServer?.close().catch(() => undefined);
+    await node.close().catch(() => undefined);
+    logger.flush();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 }

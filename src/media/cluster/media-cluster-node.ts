@@ -1,0 +1,412 @@
+/**
+ * A media node in a cluster: its ng socket and every RTP/RTCP port live on virtual addresses
+ * (VIPs); the node that holds a VIP's lease serves it, the others are hot standbys that mirror
+ * its calls from Redis and take them over when the lease passes to them.
+ *
+ * Per VIP the node runs a relay engine bound to the VIP and a session manager (a {@link MediaCore}),
+ * started at once (threads only, no sockets), and an ng server on `<vip>:<ng port>` while it
+ * holds the VIP.
+ *
+ * - **Holder.** Every change of a call (offer, answer, latching, delete, timeout) is written to
+ *   Redis as a versioned record (state/redis/media-session-store.ts) through the outbox, so no ng
+ *   reply waits on Redis; every `snapshotIntervalMs` each call is written again with fresh counters.
+ *   A call that ends (delete, timeout) is removed; a node that stops (SIGTERM, lease lost) leaves
+ *   its records for the standby.
+ * - **Standby.** Mirrors the records of the VIPs it does not hold: from the records published with
+ *   every write, and by a replay from the VIP's index (every call with its version) at start, after
+ *   its subscriber connection was down or Redis lost data, and every `rescanIntervalMs`, so a
+ *   message missed while disconnected is caught up. A record that does not decode is skipped and
+ *   counted (`tandem_media_replication_errors_total`).
+ * - **Takeover** (the lease passes here): a last catch-up from the index, then each mirrored call
+ *   is adopted (its exact ports bound on the VIP, each side pointed at the address the old node
+ *   latched, counters continued from the snapshot), then the ng server opens on the VIP. ng
+ *   commands wait until adoption is done. The adopted calls are written back under this node and
+ *   the new lease epoch; Redis refuses writes with an older epoch, so an old holder that lived on
+ *   cannot overwrite them.
+ * - A node that comes back after a failure is a standby: it resyncs from Redis and takes nothing
+ *   back while the other node holds the VIP.
+ *
+ * Lease mode only: in keepalived mode the standby would bind the ports of mirrored calls ahead of
+ * the address move (ip_nonlocal_bind); not implemented (see README).
+ */
+import { AddressTakeover } from '../../cluster/address-takeover.js';
+import type { LeaseGrant, LeaseStore } from '../../cluster/lease-store.js';
+import { RedisLeaseStore } from '../../cluster/redis-lease-store.js';
+import { MediaSessionStore } from '../../state/redis/media-session-store.js';
+import { RedisState } from '../../state/redis/redis-state.js';
+import { redactRedisUrl } from '../../state/redis/redis-url.js';
+import { createLogger, rateLimitedLog } from '../../util/logger.js';
+import { counter, gauge, histogram } from '../../util/metrics.js';
+import { parseHostPort, validateMediaConfig, type MediaConfig, type MediaConfigInput } from '../config-schema.js';
+import { createMediaCore, registerRelayMetrics, type MediaCore } from '../media-node.js';
+import { NgServer } from '../ng-server/ng-server.js';
+import type { EndReason } from '../sessions/session-manager.js';
+import type { CallExport } from '../sessions/session-export.js';
+import { decodeSessionRecord, encodeSessionRecord } from './session-record.js';
+
+const log = createLogger('media-cluster');
+
+const mErrors = counter('tandem_media_replication_errors_total', 'media session records skipped: unreadable message or record (json, schema, fields, call-id), adoption failures', ['reason']);
+const mTakeovers = counter('tandem_media_takeovers_total', 'VIPs taken over with their calls');
+const mAdopted = counter('tandem_media_calls_taken_over_total', 'calls taken over from another node');
+const mTakeoverSec = histogram('tandem_media_takeover_seconds', 'lease acquired -> calls bound and ng serving', [], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
+
+/** Cluster part of a media node's config (the flags `tandem start` has for signalling). */
+export interface MediaClusterOptions {
+  /** This node's name, unique in the cluster. */
+  nodeId: string;
+  /** Cluster name (Redis key namespace). @default 'tandem' */
+  cluster?: string;
+  /** Addresses this node serves or stands by for; ng and media ports live on them. */
+  vips: string[];
+  /** How a VIP moves; only `lease` is implemented for media. @default 'lease' */
+  takeover?: 'lease' | 'keepalived';
+  /** Shared state URL (redis:// or redis-sentinel://). */
+  redis: string;
+  /** Lease lifetime, ms. @default 600 */
+  leaseTtlMs?: number;
+  /** How often a standby tries to take the lease, ms. @default 100 */
+  leasePollMs?: number;
+  /** How often every call is written again with fresh counters, ms. @default 2000 */
+  snapshotIntervalMs?: number;
+  /** How often a standby replays a VIP's index in full (besides after disconnects), ms. @default 30000 */
+  rescanIntervalMs?: number;
+}
+
+interface Mirrored {
+  version: number;
+  owner: string;
+  epoch: number;
+  call: CallExport;
+  /** When this node learned this version, ms (a replay started later may drop it). */
+  seenMs: number;
+}
+
+/** One VIP: its relay and sessions, its mirror of the other node's calls, its ng server while held. */
+interface VipInstance {
+  vip: string;
+  core: MediaCore;
+  held: boolean;
+  epoch: number;
+  ng: NgServer | undefined;
+  mirror: Map<string, Mirrored>;
+  /** Calls whose record must be written (coalesced per tick). */
+  dirty: Set<string>;
+  flushScheduled: boolean;
+  /** While a takeover binds its calls, ng commands wait for it. */
+  adopting: Promise<void> | undefined;
+  lastTakeover?: { atMs: number; epoch: number; adopted: number; failed: number; tookMs: number; catchUp: number };
+}
+
+/** A running media cluster node. */
+export interface MediaClusterNode {
+  nodeId: string;
+  /** ng UDP port on every VIP. */
+  ngPort: number;
+  state: RedisState;
+  store: MediaSessionStore;
+  takeover: AddressTakeover;
+  /** Cluster view for the admin API and tests. */
+  status: () => Record<string, unknown>;
+  /** `statistics` of one VIP's instance (the first when omitted). */
+  statistics: (vip?: string) => Promise<Record<string, unknown>>;
+  /** Stops: gives the leases back (the standby takes over at once), leaves the records. */
+  close: () => Promise<void>;
+}
+
+/** Lease names `media-<vip>`, so a media VIP never shares a lease with a signalling VIP. */
+class PrefixedLeases implements LeaseStore {
+  constructor(readonly inner: LeaseStore) {}
+  acquire(name: string, owner: string, ttlMs: number): Promise<LeaseGrant | undefined> {
+    return this.inner.acquire(`media-${name}`, owner, ttlMs);
+  }
+  renew(name: string, grant: LeaseGrant, ttlMs: number): Promise<boolean> {
+    return this.inner.renew(`media-${name}`, grant, ttlMs);
+  }
+  release(name: string, grant: LeaseGrant): Promise<void> {
+    return this.inner.release(`media-${name}`, grant);
+  }
+  holder(name: string): Promise<LeaseGrant | undefined> {
+    return this.inner.holder(`media-${name}`);
+  }
+}
+
+/** Starts a media cluster node (see the file comment). Throws on bad config. */
+export async function startMediaClusterNode(input: MediaConfigInput, opts: MediaClusterOptions): Promise<MediaClusterNode> {
+  if ((opts.takeover ?? 'lease') !== 'lease') throw new Error('media takeover: only --takeover lease is implemented for media nodes (keepalived: see src/media/README.md)');
+  if (opts.vips.length === 0) throw new Error('media cluster: give at least one --vip');
+  const base = validateMediaConfig(input);
+  if (!base.ok) throw new Error(base.reason);
+  const ng = parseHostPort(base.value.ng)!;
+  if (ng.port === 0) throw new Error('media cluster: --ng needs a fixed port (the same on every node)');
+  const cluster = opts.cluster ?? 'tandem';
+  const snapshotIntervalMs = opts.snapshotIntervalMs ?? 2000;
+  const rescanIntervalMs = opts.rescanIntervalMs ?? 30_000;
+  const state = new RedisState({ url: opts.redis, nodeId: opts.nodeId, cluster });
+  const store = new MediaSessionStore({ state });
+  log.info({ redis: redactRedisUrl(opts.redis), cluster, nodeId: opts.nodeId, vips: opts.vips }, 'media cluster node: sessions replicated in Redis');
+
+  const instances = new Map<string, VipInstance>();
+  const counts = { messages: 0, garbled: 0, scans: 0, scanFailures: 0 };
+  const skip = (reason: string, detail: Record<string, unknown>): void => {
+    counts.garbled++;
+    mErrors.inc({ reason });
+    rateLimitedLog(`media-record-${reason}`, (n) => log.warn({ reason, ...detail, suppressed: n }, 'media session record skipped'));
+  };
+
+  const flush = (inst: VipInstance): void => {
+    inst.flushScheduled = false;
+    if (!inst.held) return inst.dirty.clear();
+    for (const callId of inst.dirty) {
+      const call = inst.core.sessions.exportCall(callId);
+      if (!call) continue;
+      store.put(inst.vip, callId, encodeSessionRecord(call), inst.epoch);
+      inst.core.sessions.markReplicated(callId);
+    }
+    inst.dirty.clear();
+  };
+
+  const onSessionChange = (inst: VipInstance, callId: string, ended: EndReason | undefined): void => {
+    if (!inst.held) return;
+    if (ended === undefined) {
+      inst.dirty.add(callId);
+      if (!inst.flushScheduled) {
+        inst.flushScheduled = true;
+        setImmediate(() => flush(inst));
+      }
+      return;
+    }
+    inst.dirty.delete(callId);
+    // A node that stops serving (shutdown, lease lost) leaves the call to the standby.
+    if (ended === 'shutdown' || ended === 'handover') return;
+    store.remove(inst.vip, callId, inst.epoch);
+  };
+
+  /** Applies one record of another node to the mirror of a VIP this node does not hold. */
+  const mirrorRecord = (inst: VipInstance, callId: string, version: number, owner: string, epoch: number, rec: string | undefined, seenMs: number): void => {
+    if (inst.held || owner === opts.nodeId) return;
+    const cur = inst.mirror.get(callId);
+    if (cur && cur.version >= version && cur.epoch >= epoch) return;
+    if (cur && cur.epoch > epoch) return;
+    if (rec === undefined) {
+      inst.mirror.delete(callId);
+      return;
+    }
+    const d = decodeSessionRecord(rec, callId);
+    if (!d.ok) return skip(d.reason, { vip: inst.vip, callId, owner });
+    inst.mirror.set(callId, { version, owner, epoch, call: d.value, seenMs });
+  };
+
+  store.onMessage((m, raw) => {
+    counts.messages++;
+    if (!m) return skip('message', { snippet: raw.slice(0, 80) });
+    const inst = instances.get(m.vip);
+    if (!inst) return;
+    mirrorRecord(inst, m.callId, m.version, m.owner, m.epoch, m.rec, Date.now());
+  });
+
+  /**
+   * Replays a VIP's calls from its index: fetches every record whose version the mirror does not
+   * hold, drops mirrored calls the index no longer lists (unless learned after the replay began).
+   * Returns how many records were fetched. Rejects when Redis fails.
+   */
+  const replay = async (inst: VipInstance): Promise<number> => {
+    const startedMs = Date.now();
+    const index = await store.index(inst.vip);
+    const want: string[] = [];
+    for (const [callId, version] of index) {
+      const cur = inst.mirror.get(callId);
+      if (!cur || cur.version < version) want.push(callId);
+    }
+    const records = want.length ? await store.fetch(inst.vip, want) : [];
+    for (const r of records) {
+      if (r.version === 0) continue;
+      mirrorRecord(inst, r.callId, r.version, r.owner, r.epoch, r.rec, startedMs);
+    }
+    for (const [callId, m] of inst.mirror) if (!index.has(callId) && m.seenMs < startedMs) inst.mirror.delete(callId);
+    counts.scans++;
+    return records.length;
+  };
+
+  const replayAll = async (): Promise<void> => {
+    for (const inst of instances.values()) if (!inst.held) await replay(inst);
+  };
+
+  for (const vip of opts.vips) {
+    const cfg: MediaConfig = { ...base.value, interface: vip, advertise: opts.vips.length === 1 && base.value.advertise ? base.value.advertise : vip, ng: `${vip}:${ng.port}`, sparePairs: 0 };
+    const inst: VipInstance = {
+      vip,
+      core: undefined as unknown as MediaCore,
+      held: false,
+      epoch: 0,
+      ng: undefined,
+      mirror: new Map(),
+      dirty: new Set(),
+      flushScheduled: false,
+      adopting: undefined,
+    };
+    inst.core = await createMediaCore(Object.freeze(cfg), {
+      onSessionChange: (callId, ended) => onSessionChange(inst, callId, ended),
+      foreignSessions: () => inst.mirror.size,
+      extraStatistics: () => ({ cluster: vipStatus(inst) }),
+      gate: () => inst.adopting,
+    });
+    instances.set(vip, inst);
+  }
+  registerRelayMetrics(instances.values().next().value!.core.relay);
+  gauge('tandem_media_sessions_foreign', 'calls mirrored from other nodes (hot standby), not served here', [], function () {
+    let n = 0;
+    for (const i of instances.values()) n += i.mirror.size;
+    this.set(n);
+  });
+
+  const vipStatus = (inst: VipInstance): Record<string, unknown> => ({
+    vip: inst.vip,
+    held: inst.held,
+    epoch: inst.epoch,
+    own: inst.core.sessions.size,
+    foreign: inst.mirror.size,
+    takenOver: inst.core.sessions.adoptedCount,
+    ...(inst.lastTakeover ? { lastTakeover: inst.lastTakeover } : {}),
+  });
+
+  // Replay after the subscriber was down (messages missed) or Redis lost its data; the owner
+  // writes its calls back after a loss.
+  state.onResync(async (lost) => {
+    if (lost) for (const inst of instances.values()) if (inst.held) for (const id of inst.core.sessions.callIds()) inst.dirty.add(id);
+    for (const inst of instances.values()) if (inst.held && inst.dirty.size) flush(inst);
+    await replayAll();
+  });
+
+  let closed = false;
+  // The first replay as soon as Redis answers, then a full one every rescanIntervalMs.
+  const scanLoop = async (): Promise<void> => {
+    let delayMs = 0;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, delayMs).unref());
+      if (closed) return;
+      try {
+        await replayAll();
+        delayMs = rescanIntervalMs;
+      } catch {
+        counts.scanFailures++;
+        delayMs = 500;
+      }
+    }
+  };
+  void scanLoop();
+
+  const snapshotTimer = setInterval(() => {
+    void (async () => {
+      for (const inst of instances.values()) {
+        if (!inst.held || inst.core.sessions.size === 0) continue;
+        try {
+          await inst.core.sessions.refreshCounters();
+        } catch (err) {
+          log.warn({ err }, 'counter snapshot failed');
+        }
+        for (const id of inst.core.sessions.callIds()) inst.dirty.add(id);
+        flush(inst);
+      }
+    })();
+  }, snapshotIntervalMs);
+  snapshotTimer.unref();
+
+  const bind = async (vip: string, epoch: number): Promise<void> => {
+    const inst = instances.get(vip)!;
+    const t0 = performance.now();
+    // ng first: while the old holder still has the address's ports, this fails and the lease goes back.
+    const started = await NgServer.start({ udp: { host: vip, port: ng.port }, ...(inst.core.config.ngTcp ? { tcp: { host: vip, port: parseHostPort(inst.core.config.ngTcp)!.port } } : {}), allow: inst.core.config.ngAllow, cookieCacheMs: inst.core.config.cookieCacheSec * 1000, handler: inst.core.handler });
+    if (!started.ok) throw new Error(started.reason);
+    let release!: () => void;
+    inst.adopting = new Promise<void>((r) => (release = r));
+    inst.ng = started.value;
+    inst.core.setNgServer(started.value);
+    let catchUp = 0;
+    try {
+      // Whatever was published while this node was away, read now (Redis answered the lease just now).
+      catchUp = await replay(inst);
+    } catch {
+      counts.scanFailures++;
+    }
+    inst.held = true;
+    inst.epoch = epoch;
+    const calls = [...inst.mirror.values()];
+    inst.mirror.clear();
+    let adopted = 0;
+    let failed = 0;
+    await Promise.all(
+      calls.map(async (m) => {
+        const r = await inst.core.sessions.adopt(m.call);
+        if (r.ok) adopted++;
+        else {
+          failed++;
+          mErrors.inc({ reason: 'adopt' });
+          rateLimitedLog('media-adopt', (n) => log.warn({ vip, callId: m.call.callId, code: r.code, reason: r.reason, suppressed: n }, 'could not take a call over'));
+        }
+      }),
+    );
+    inst.adopting = undefined;
+    release();
+    const tookMs = performance.now() - t0;
+    inst.lastTakeover = { atMs: Date.now(), epoch, adopted, failed, tookMs: Math.round(tookMs * 10) / 10, catchUp };
+    mTakeovers.inc();
+    mAdopted.inc(adopted);
+    mTakeoverSec.observe(tookMs / 1000);
+    log.info({ vip, epoch, adopted, failed, tookMs: inst.lastTakeover.tookMs }, calls.length ? 'took the virtual address over with its calls' : 'serving the virtual address');
+  };
+
+  const unbind = async (vip: string, reason: string): Promise<void> => {
+    const inst = instances.get(vip)!;
+    if (reason !== 'shutdown') for (const id of inst.core.sessions.callIds()) inst.dirty.add(id);
+    if (inst.held && inst.dirty.size) flush(inst);
+    inst.held = false;
+    const server = inst.ng;
+    inst.ng = undefined;
+    inst.core.setNgServer(undefined);
+    await server?.close();
+    inst.core.sessions.handOver();
+    log.warn({ vip, reason }, 'no longer serving the virtual address; calls left to the holder');
+    if (!closed) void replay(inst).catch(() => counts.scanFailures++);
+  };
+
+  const takeover = new AddressTakeover({
+    nodeId: opts.nodeId,
+    vips: [...opts.vips],
+    mode: 'lease',
+    leases: new PrefixedLeases(new RedisLeaseStore(state.commands, cluster)),
+    ttlMs: opts.leaseTtlMs ?? 600,
+    pollMs: opts.leasePollMs ?? 100,
+    bind,
+    unbind,
+  });
+  // The first lease try waits for Redis to answer (or fails and the poll tries again).
+  await takeover.start();
+
+  const status = (): Record<string, unknown> => ({
+    nodeId: opts.nodeId,
+    cluster,
+    redis: { commands: state.commands.ready, subscriber: state.subscriber.ready, outboxDepth: state.outbox.depth, resyncs: state.resyncs },
+    replication: { ...counts, written: store.stats.written, stale: store.stats.stale },
+    vips: [...instances.values()].map(vipStatus),
+  });
+
+  return {
+    nodeId: opts.nodeId,
+    ngPort: ng.port,
+    state,
+    store,
+    takeover,
+    status,
+    statistics: (vip) => (vip ? instances.get(vip) : instances.values().next().value)!.core.statistics(),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(snapshotTimer);
+      for (const inst of instances.values()) if (inst.held) flush(inst);
+      await takeover.stop();
+      for (const inst of instances.values()) await inst.core.close();
+      await state.close();
+    },
+  };
+}
