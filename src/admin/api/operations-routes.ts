@@ -80,7 +80,7 @@ export function operationsRoutes(o: OperationsRoutesOptions): (app: FastifyInsta
       const counts = o.dialogs?.counts();
       if (!o.state) return reply.code(501).send({ error: 'listing every dialog needs shared state (--redis); look one up with ?callId=', counts });
       if (!o.state.commands.ready) return reply.code(503).send({ error: 'Redis unreachable', counts });
-      const page = await scanRecords<DialogRecord & { owner?: string }>(o.state, 'dlg', strParam(req.query['cursor'], 24) ?? '0', limitParam(req.query['limit']), (f, meta) => {
+      const page = await scanRecords<DialogRecord & { owner?: string }>(o.state, 'dlg', strParam(req.query['cursor'], 32) ?? '0', limitParam(req.query['limit']), (f, meta) => {
         const text = f.get('rec');
         if (!text) return undefined;
         try {
@@ -105,7 +105,7 @@ export function operationsRoutes(o: OperationsRoutesOptions): (app: FastifyInsta
       return scanRecords(
         o.state,
         'loc',
-        strParam(req.query['cursor'], 24) ?? '0',
+        strParam(req.query['cursor'], 32) ?? '0',
         limitParam(req.query['limit']),
         (f, meta) => {
           const bindings: Binding[] = [];

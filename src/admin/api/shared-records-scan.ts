@@ -1,6 +1,7 @@
 /**
- * Pages through the shared records of a kind (`tandem:<c>:<kind>:*`) with SCAN: one SCAN call of
- * bounded COUNT and one pipelined HGETALL per page, so no request runs unbounded work in Redis.
+ * Pages through the shared records of a kind (`tandem:<c>:<kind>:*`) with SCAN: one SCAN call
+ * (COUNT = the page size) and one pipelined HGETALL of at most a page of keys per request, so no
+ * request runs unbounded work in Redis.
  * The cursor is Redis's; a page may hold fewer items than asked (SCAN's nature), the client
  * follows `next` until it is undefined.
  */
@@ -45,10 +46,17 @@ export async function scanRecords<T>(
 ): Promise<ScanPage<T>> {
   const prefix = state.key(kind, '');
   const match = `${globEscape(prefix)}${contains ? `*${globEscape(contains)}*` : '*'}`;
-  const reply = await state.commands.call('SCAN', /^\d{1,20}$/.test(cursor) ? cursor : '0', 'MATCH', match, 'COUNT', Math.min(1000, limit * 10));
+  // Our cursor is `<redis cursor>.<keys of that batch already returned>`: SCAN may hand back more
+  // keys than asked, and the rest of a batch is served by scanning the same cursor again.
+  const m = /^(\d{1,20})(?:\.(\d{1,6}))?$/.exec(cursor);
+  const at = m ? m[1]! : '0';
+  const skip = m?.[2] ? Number(m[2]) : 0;
+  const reply = await state.commands.call('SCAN', at, 'MATCH', match, 'COUNT', limit);
   if (!Array.isArray(reply) || reply.length < 2) return { items: [] };
-  const next = String(reply[0]);
-  const keys = (Array.isArray(reply[1]) ? (reply[1] as unknown[]) : []).map(String).slice(0, limit);
+  const batchNext = String(reply[0]);
+  const batch = (Array.isArray(reply[1]) ? (reply[1] as unknown[]) : []).map(String).slice(0, 100_000);
+  const keys = batch.slice(skip, skip + limit);
+  const next = skip + limit < batch.length ? `${at}.${skip + limit}` : batchNext !== '0' ? batchNext : undefined;
   const items: T[] = [];
   if (keys.length) {
     const results = await state.commands.exec(keys.map((k) => ['hgetall', k]));
@@ -66,5 +74,5 @@ export async function scanRecords<T>(
       if (item !== undefined) items.push(item);
     });
   }
-  return { items, ...(next !== '0' ? { next } : {}) };
+  return { items, ...(next !== undefined ? { next } : {}) };
 }
