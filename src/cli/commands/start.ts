@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { startAdminServer } from '../../admin/admin-server.js';
 import { dispatcherRoutes } from '../../admin/dispatcher-routes.js';
 import { startOperations } from '../../admin/operations.js';
+import { HepExporter, parseHepTarget, type HepExporterOptions } from '../../admin/hep/hep-exporter.js';
 import { startMediaNode, type MediaNode } from '../../media/media-node.js';
 import { parseListen } from '../../signalling/config-schema.js';
 import { DispatcherService, DISPATCHER_SERVICE } from '../../signalling/dispatcher/service.js';
@@ -35,6 +36,20 @@ interface StartCliOptions {
   vip?: string[];
   takeover?: string;
   redis?: string;
+  hep?: string;
+  hepId?: string;
+  hepPassword?: string;
+}
+
+/** HEP export options from the flags (`--hep udp:HOST:PORT`, `--hep-id`, `--hep-password`). */
+function hepFlags(o: StartCliOptions): Omit<HepExporterOptions, 'nodeName'> | undefined {
+  if (!o.hep) return undefined;
+  const t = parseHepTarget(o.hep);
+  if (!t.ok) throw new Error(t.reason);
+  const id = o.hepId === undefined ? undefined : Number(o.hepId);
+  if (id !== undefined && !(Number.isInteger(id) && id >= 0 && id <= 0xffffffff)) throw new Error(`--hep-id must be an integer 0..4294967295, got ${o.hepId}`);
+  const password = o.hepPassword ?? process.env['TANDEM_HEP_PASSWORD'];
+  return { target: o.hep, ...(id !== undefined ? { captureId: id } : {}), ...(password ? { password } : {}) };
 }
 
 const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v];
@@ -98,6 +113,9 @@ export function registerStartCommand(program: Command): void {
     .option('--vip <addr>', 'shared address of the cluster, served while this node holds it (repeatable)', collect)
     .option('--takeover <mode>', 'how a --vip moves: keepalived (bound in advance; needs ip_nonlocal_bind) or lease (elected through Redis)')
     .option('--redis <url>', 'shared state: redis://host:port[/db] or redis-sentinel://h1:p1,h2:p2/mastername')
+    .option('--hep <udp:host:port>', 'send every SIP message to a Homer collector as HEPv3 (heplify-server)')
+    .option('--hep-id <n>', 'HEP capture agent id of this node (default 2001)')
+    .option('--hep-password <password>', 'HEP auth key; also TANDEM_HEP_PASSWORD')
     .action(async (o: StartCliOptions) => {
       const file = readConfigFile(o.config);
       if (!file.ok) {
@@ -113,7 +131,7 @@ export function registerStartCommand(program: Command): void {
         process.exit(2);
       }
       try {
-        await run(v.value);
+        await run(v.value, hepFlags(o));
       } catch (err) {
         console.error(`tandem start: ${err instanceof Error ? err.message : String(err)}`);
         process.exit(1);
@@ -121,7 +139,7 @@ export function registerStartCommand(program: Command): void {
     });
 }
 
-async function run(cfg: Readonly<TandemConfig>): Promise<void> {
+async function run(cfg: Readonly<TandemConfig>, hepOptions?: Omit<HepExporterOptions, 'nodeName'>): Promise<void> {
   setLogLevel(cfg.logLevel);
   const s = cfg.signalling;
   let users: MapUserDirectory | undefined;
@@ -207,6 +225,8 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
     summary: { role: 'signalling', sip: [...s.listen], domains, vips: [...vips], takeover: cfg.cluster.takeover, media: s.mediaControl.enabled },
   });
   routes.push(...ops.routes);
+  const hep = hepOptions ? new HepExporter({ ...hepOptions, nodeName: cluster.nodeId }) : undefined;
+  await hep?.start();
   routes.push((app) => {
     app.get('/signalling/status', async () => ({
       bindings: node.location.size(),
@@ -248,6 +268,7 @@ async function run(cfg: Readonly<TandemConfig>): Promise<void> {
       await cluster.takeover?.stop();
       await node.shutdown(s.shutdownGraceMs);
       await ops.close();
+      hep?.close();
       await cluster.close();
       await admin?.close();
       await mediaNode?.close();

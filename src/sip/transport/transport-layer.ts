@@ -13,6 +13,7 @@ import os from 'node:os';
 import tls from 'node:tls';
 import { gauge } from '../../util/metrics.js';
 import { logger } from '../../util/logger.js';
+import { publishSipWire, sipWire } from '../../util/sip-wire.js';
 import { sharedTimerWheel, type TimerHandle, type TimerWheel } from '../../util/timer-wheel.js';
 import { createResponse } from '../message/builders.js';
 import { parseMessage } from '../message/parser.js';
@@ -363,6 +364,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
         deferError(onError, new Error('SIP_ERR_NO_TRANSPORT: no UDP listening point'), arg);
         return;
       }
+      if (sipWire.hasSubscribers) publishSipWire('out', data, 'udp', entry.lp.address, entry.lp.port, bareHost(target.address), target.port);
       entry.socket.send(data, target.port, bareHost(target.address), (err) => {
         if (err) onError(err, arg);
       });
@@ -387,6 +389,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       const entry = this.#udpFor(target.address, local);
       if (!entry) return Promise.reject(new Error('SIP_ERR_NO_TRANSPORT: no UDP listening point'));
       const address = bareHost(target.address);
+      if (sipWire.hasSubscribers) publishSipWire('out', data, 'udp', entry.lp.address, entry.lp.port, address, target.port);
       return new Promise<void>((resolve, reject) => {
         entry.socket.send(data, target.port, address, (err) => (err ? reject(err) : resolve()));
       });
@@ -547,6 +550,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
   }
 
   #onBytes(buf: Buffer, source: Source, stream: boolean, conn: StreamConnection | undefined): void {
+    if (sipWire.hasSubscribers) publishSipWire('in', buf, source.transport, source.localAddress, source.localPort, source.address, source.port);
     const r = parseMessage(buf, stream ? this.#parseStream : this.#parseDatagram);
     if (!r.ok) {
       const from = sourceLabel(source);
@@ -718,6 +722,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       return;
     }
     conn.lastActivity = this.#wheel.now();
+    if (sipWire.hasSubscribers) publishSipWire('out', data, conn.transport, conn.source.localAddress, conn.source.localPort, conn.source.address, conn.source.port);
     conn.socket.write(data, (err) => {
       if (err) onError(err, arg);
     });
@@ -732,6 +737,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       return Promise.reject(new Error('SIP_ERR_BUFFER_OVERFLOW: peer not reading'));
     }
     conn.lastActivity = this.#wheel.now();
+    if (sipWire.hasSubscribers) publishSipWire('out', data, conn.transport, conn.source.localAddress, conn.source.localPort, conn.source.address, conn.source.port);
     return new Promise<void>((resolve, reject) => {
       conn.socket.write(data, (err) => (err ? reject(err) : resolve()));
     });
