@@ -95,7 +95,7 @@ interface VipInstance {
   flushScheduled: boolean;
   /** While a takeover binds its calls, ng commands wait for it. */
   adopting: Promise<void> | undefined;
-  lastTakeover?: { atMs: number; epoch: number; adopted: number; failed: number; tookMs: number; catchUp: number };
+  lastTakeover?: { atMs: number; epoch: number; adopted: number; failed: number; tookMs: number; ngMs: number; replayMs: number; adoptMs: number; catchUp: number };
 }
 
 /** A running media cluster node. */
@@ -210,7 +210,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
    * hold, drops mirrored calls the index no longer lists (unless learned after the replay began).
    * Returns how many records were fetched. Rejects when Redis fails.
    */
-  const replay = async (inst: VipInstance): Promise<number> => {
+  const replay = async (inst: VipInstance, keepMissing = false): Promise<number> => {
     const startedMs = Date.now();
     const index = await store.index(inst.vip);
     const want: string[] = [];
@@ -221,15 +221,21 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     const records = want.length ? await store.fetch(inst.vip, want) : [];
     for (const r of records) {
       if (r.version === 0) continue;
+      if (r.rec === undefined && !r.deleted) {
+        skip('fields', { vip: inst.vip, callId: r.callId, owner: r.owner });
+        continue;
+      }
       mirrorRecord(inst, r.callId, r.version, r.owner, r.epoch, r.rec, startedMs);
     }
-    for (const [callId, m] of inst.mirror) if (!index.has(callId) && m.seenMs < startedMs) inst.mirror.delete(callId);
+    // After Redis lost its data the index is empty until the owner has written its calls back:
+    // nothing is dropped then (the next replay sees the written-back index).
+    if (!keepMissing) for (const [callId, m] of inst.mirror) if (!index.has(callId) && m.seenMs < startedMs) inst.mirror.delete(callId);
     counts.scans++;
     return records.length;
   };
 
-  const replayAll = async (): Promise<void> => {
-    for (const inst of instances.values()) if (!inst.held) await replay(inst);
+  const replayAll = async (keepMissing = false): Promise<void> => {
+    for (const inst of instances.values()) if (!inst.held) await replay(inst, keepMissing);
   };
 
   for (const vip of opts.vips) {
@@ -275,7 +281,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
   state.onResync(async (lost) => {
     if (lost) for (const inst of instances.values()) if (inst.held) for (const id of inst.core.sessions.callIds()) inst.dirty.add(id);
     for (const inst of instances.values()) if (inst.held && inst.dirty.size) flush(inst);
-    await replayAll();
+    await replayAll(lost);
   });
 
   let closed = false;
@@ -322,6 +328,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     inst.adopting = new Promise<void>((r) => (release = r));
     inst.ng = started.value;
     inst.core.setNgServer(started.value);
+    const tNg = performance.now();
     let catchUp = 0;
     try {
       // Whatever was published while this node was away, read now (Redis answered the lease just now).
@@ -329,6 +336,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     } catch {
       counts.scanFailures++;
     }
+    const tReplay = performance.now();
     inst.held = true;
     inst.epoch = epoch;
     const calls = [...inst.mirror.values()];
@@ -349,7 +357,8 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     inst.adopting = undefined;
     release();
     const tookMs = performance.now() - t0;
-    inst.lastTakeover = { atMs: Date.now(), epoch, adopted, failed, tookMs: Math.round(tookMs * 10) / 10, catchUp };
+    const r1 = (x: number): number => Math.round(x * 10) / 10;
+    inst.lastTakeover = { atMs: Date.now(), epoch, adopted, failed, tookMs: r1(tookMs), ngMs: r1(tNg - t0), replayMs: r1(tReplay - tNg), adoptMs: r1(t0 + tookMs - tReplay), catchUp };
     mTakeovers.inc();
     mAdopted.inc(adopted);
     mTakeoverSec.observe(tookMs / 1000);

@@ -42,6 +42,8 @@ export interface StoredMediaRecord {
   epoch: number;
   /** undefined: removed (tombstone) or the hash has no `rec`. */
   rec: string | undefined;
+  /** A tombstone: the call was removed. */
+  deleted: boolean;
 }
 
 export interface MediaSessionStoreOptions {
@@ -202,7 +204,7 @@ export class MediaSessionStore {
         else if (reply && typeof reply === 'object') for (const [key, val] of Object.entries(reply)) f.set(key, String(val));
         const version = Number(f.get('_v') ?? 0) || 0;
         if (version === 0) gone.push(callId);
-        out.push({ callId, version, owner: f.get('_owner') ?? '', epoch: Number(f.get('_epoch') ?? 0) || 0, rec: f.has('_del') ? undefined : f.get('rec') });
+        out.push({ callId, version, owner: f.get('_owner') ?? '', epoch: Number(f.get('_epoch') ?? 0) || 0, rec: f.has('_del') ? undefined : f.get('rec'), deleted: f.has('_del') });
       });
     }
     if (gone.length) await this.#state.commands.call('ZREM', this.indexKey(vip), ...gone).catch(() => undefined);

@@ -67,7 +67,7 @@ export async function spawnMediaNode(args: string[]): Promise<SpawnedMediaNode> 
     adminPort: ready['adminPort'] as number | null,
     stderr: () => err,
     stop: async () => {
-      if (proc.exitCode !== null) return proc.exitCode;
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
       const exited = once(proc, 'exit');
       proc.kill('SIGTERM');
       const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
