@@ -122,7 +122,7 @@ function guardUpgrades(app: FastifyInstance, auth: AdminAuth): void {
   app.server.removeAllListeners('upgrade');
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const why = auth.refuse(req, !READ_UPGRADE_PATHS.has(path), path);
+    const why = auth.refuse(withSubprotocolToken(req), !READ_UPGRADE_PATHS.has(path), path);
     if (why) {
       unauthorized.inc({ reason: why });
       socket.end('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="tandem-admin"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
@@ -130,4 +130,19 @@ function guardUpgrades(app: FastifyInstance, auth: AdminAuth): void {
     }
     for (const l of listeners) l.call(app.server, req, socket, head);
   });
+}
+
+/**
+ * A browser cannot set headers on a WebSocket: the dashboard offers its token as a subprotocol
+ * `bearer.<base64url(token)>` (next to `tandem-live`, the one the server picks), read here as if
+ * it were the Authorization header.
+ */
+function withSubprotocolToken(req: IncomingMessage): Pick<IncomingMessage, 'headers'> {
+  if (req.headers.authorization) return req;
+  const protocols = req.headers['sec-websocket-protocol'];
+  if (typeof protocols !== 'string') return req;
+  const p = protocols.split(',').map((x) => x.trim()).find((x) => x.startsWith('bearer.'));
+  if (!p) return req;
+  const token = Buffer.from(p.slice('bearer.'.length), 'base64url').toString('utf8');
+  return { headers: { ...req.headers, authorization: `Bearer ${token}` } };
 }

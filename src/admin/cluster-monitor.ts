@@ -330,6 +330,7 @@ export class ClusterMonitor {
 
     const ids = new Set<string>([o.nodeId, ...infos.map((i) => i.nodeId)]);
     this.#nodeEvents(ids);
+    for (const id of ids) this.#touch(id, now);
     for (const [id, s] of stats) this.#track(id, s, now);
     for (const [id, t] of this.#tracks) if (!ids.has(id) && now - t.lastSeenMs > this.#historyPoints * this.#intervalMs) this.#tracks.delete(id);
     const byId = new Map(infos.map((i) => [i.nodeId, i]));
@@ -352,14 +353,21 @@ export class ClusterMonitor {
     return { cluster: o.cluster, nodeId: o.nodeId, atMs: now, nodes, vips, redis: this.#redisView(latencyMs) };
   }
 
-  #track(id: string, s: NodeStats, now: number): void {
+  /** A live node is tracked (and listed, down, after it lapses) even before its figures arrive. */
+  #touch(id: string, now: number): NodeTrack | undefined {
     let t = this.#tracks.get(id);
     if (!t) {
-      if (this.#tracks.size >= this.#maxNodes) return;
+      if (this.#tracks.size >= this.#maxNodes) return undefined;
       t = { series: [], lastSeenMs: now };
       this.#tracks.set(id, t);
     }
     t.lastSeenMs = now;
+    return t;
+  }
+
+  #track(id: string, s: NodeStats, now: number): void {
+    const t = this.#touch(id, now);
+    if (!t) return;
     const prev = t.last;
     if (prev && prev.atMs === s.atMs) return;
     const dtSec = prev ? (s.atMs - prev.atMs) / 1000 : 0;

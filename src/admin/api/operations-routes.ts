@@ -25,6 +25,8 @@ import { scanRecords } from './shared-records-scan.js';
 
 /** Path of the dashboard's live feed; a read (see admin-server.ts READ_UPGRADE_PATHS). */
 export const LIVE_PATH = '/api/live';
+/** Subprotocol of the live feed. */
+export const LIVE_PROTOCOL = 'tandem-live';
 
 const liveDropped = counter('tandem_admin_live_dropped_total', 'Live-feed messages not sent to a dashboard that did not keep up');
 
@@ -150,7 +152,8 @@ export type LiveMessage =
 
 /** The dashboard's WebSocket: pushes, never reads (incoming messages are ignored). */
 function attachLiveFeed(app: FastifyInstance, o: OperationsRoutesOptions): void {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 });
+  // The dashboard asks for `tandem-live` (and may carry its token as a `bearer.` subprotocol).
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024, handleProtocols: (protocols) => (protocols.has(LIVE_PROTOCOL) ? LIVE_PROTOCOL : false) });
   const max = o.maxLiveClients ?? 32;
   const send = (ws: WebSocket, msg: LiveMessage): void => {
     // A dashboard that does not read cannot make the node buffer without bound.

@@ -195,9 +195,27 @@ export const DASHBOARD_JS = `'use strict';
     }
   }
 
+  // Off loopback the feed needs the admin token: open the page as /#token=... (the fragment never
+  // leaves the browser); it is kept for this tab only.
+  var token = '';
+  var m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (m) {
+    token = decodeURIComponent(m[1]);
+    try { sessionStorage.setItem('tandem-token', token); } catch (e) { /* private mode */ }
+    history.replaceState(null, '', location.pathname);
+  } else {
+    try { token = sessionStorage.getItem('tandem-token') || ''; } catch (e) { token = ''; }
+  }
+  function b64url(s) {
+    var bytes = new TextEncoder().encode(s), bin = '';
+    for (var i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');
+  }
+
   function connect() {
     var conn = document.getElementById('conn');
-    var ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/live');
+    var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/live';
+    var ws = token ? new WebSocket(url, ['tandem-live', 'bearer.' + b64url(token)]) : new WebSocket(url);
     ws.onopen = function () { conn.textContent = 'live'; conn.className = 'badge'; };
     ws.onmessage = function (ev) { try { onMessage(JSON.parse(ev.data)); } catch (err) { console.error(err); } };
     ws.onclose = function () { conn.textContent = 'reconnecting'; conn.className = 'badge down'; setTimeout(connect, 2000); };
