@@ -54,6 +54,14 @@ export interface OutboxOptions {
    */
   retryDelayMs?: number;
   /**
+   * How long a write waits for others to share its pipeline. A round trip costs the node far more
+   * CPU than the commands in it (~170 µs for one small pipeline through ioredis on loopback, ~25 µs
+   * a write in a full one), so under load a few milliseconds of waiting make replication cheap;
+   * nothing waits for it (writes are fire and forget). 0 sends after the current synchronous run.
+   * @default 5
+   */
+  flushDelayMs?: number;
+  /**
    * Metric label.
    * @default 'state'
    */
@@ -82,6 +90,7 @@ export class Outbox {
   #max: number;
   #batchSize: number;
   #retryDelayMs: number;
+  #flushDelayMs: number;
   /** Waiting writes in send order; the key is the write's `key`, or a number for a keyless one. */
   #queue = new Map<string | number, OutboxOp>();
   #seq = 0;
@@ -105,6 +114,7 @@ export class Outbox {
     this.#max = Math.max(1, opts.maxEntries ?? 100_000);
     this.#batchSize = Math.max(1, Math.min(opts.batchSize ?? 256, this.#max));
     this.#retryDelayMs = opts.retryDelayMs ?? 100;
+    this.#flushDelayMs = opts.flushDelayMs ?? 5;
     this.#dropped = outboxDropped.labels(this.name);
     this.#applied = outboxApplied.labels(this.name);
     live.add(this);
@@ -143,11 +153,17 @@ export class Outbox {
   #schedule(): void {
     if (this.#draining || this.#scheduled) return;
     this.#scheduled = true;
-    queueMicrotask(() => {
-      this.#scheduled = false;
-      void this.#drain();
-    });
+    if (this.#flushDelayMs > 0) {
+      setTimeout(this.#flush, this.#flushDelayMs).unref();
+      return;
+    }
+    queueMicrotask(this.#flush);
   }
+
+  readonly #flush = (): void => {
+    this.#scheduled = false;
+    void this.#drain();
+  };
 
   /** Try now: the sink is (probably) back. */
   kick(): void {
