@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ClusterMonitor, type NodeFigures } from '../../../src/admin/cluster-monitor.js';
 import { EventLog } from '../../../src/admin/event-log.js';
+import type { RedisState } from '../../../src/state/redis/redis-state.js';
 import type { NodeInfo, NodeRegistry } from '../../../src/state/store.js';
 
 class FakeRegistry implements NodeRegistry {
@@ -115,5 +116,67 @@ describe('EventLog', () => {
       throw new Error('listener');
     });
     expect(() => log.add('redis-down', 'r', 'x')).not.toThrow();
+  });
+});
+
+/** Enough of RedisState for the monitor: a command connection that can go down and move. */
+function fakeState() {
+  const store = new Map<string, string>();
+  const commands = {
+    ready: true,
+    address: '10.0.0.1:6379' as string | undefined,
+    async call(cmd: string, ...args: Array<string | number>): Promise<unknown> {
+      if (!commands.ready) throw new Error('down');
+      if (cmd === 'SET') store.set(String(args[0]), String(args[1]));
+      if (cmd === 'MGET') return args.map((k) => store.get(String(k)) ?? null);
+      if (cmd === 'INFO') return 'role:master\r\nconnected_slaves:1\r\nslave0:ip=10.0.0.2,port=6379,state=online,offset=90,lag=1\r\nmaster_repl_offset:100\r\n';
+      return 'OK';
+    },
+  };
+  const state = {
+    cluster: 'c',
+    commands,
+    subscriber: { ready: true },
+    outbox: { depth: 3 },
+    resyncs: 0,
+    key: (kind: string, id: string) => `tandem:c:${kind}:${id}`,
+  };
+  return { state, store, commands };
+}
+
+describe('ClusterMonitor with Redis', () => {
+  it('reads the other nodes\' figures, lease holders and replicas; Redis down, up and failover become events', async () => {
+    const { state, store, commands } = fakeState();
+    const registry = new FakeRegistry();
+    registry.live = [info('a'), info('b')];
+    store.set('tandem:c:stats:b', JSON.stringify({ ...figures({ activeCalls: 7 }), nodeId: 'b', atMs: Date.now(), held: ['10.9.9.9'] }));
+    let holder = { owner: 'b', epoch: 4 };
+    const events = new EventLog('a');
+    const m = new ClusterMonitor({
+      nodeId: 'a', cluster: 'c', registry, vips: ['10.9.9.9'], events, held: () => [], collect: async () => figures({ activeCalls: 2 }),
+      state: state as unknown as RedisState, redisMode: 'sentinel', leaseHolder: async () => holder,
+    });
+    let snap = await m.refresh();
+    expect(JSON.parse(store.get('tandem:c:stats:a')!).activeCalls).toBe(2);
+    expect(snap.nodes.find((n) => n.nodeId === 'b')!.stats!.activeCalls).toBe(7);
+    expect(snap.nodes.find((n) => n.nodeId === 'b')!.vips).toEqual(['10.9.9.9']);
+    expect(snap.vips).toEqual([{ vip: '10.9.9.9', holder: 'b', epoch: 4 }]);
+    expect(snap.redis).toMatchObject({ configured: true, mode: 'sentinel', connected: true, address: '10.0.0.1:6379', outboxDepth: 3, role: 'master' });
+    expect(snap.redis.replicas).toEqual([{ address: '10.0.0.2:6379', state: 'online', lagSec: 1, offsetBehind: 10 }]);
+
+    holder = { owner: 'a', epoch: 5 };
+    await m.refresh();
+    commands.ready = false;
+    snap = await m.refresh();
+    expect(snap.redis.connected).toBe(false);
+    // While Redis is away the holder last known is kept.
+    expect(snap.vips[0]).toMatchObject({ holder: 'a', epoch: 5 });
+    commands.ready = true;
+    commands.address = '10.0.0.2:6379';
+    await m.refresh();
+    const kinds = events.since().map((e) => e.kind);
+    expect(kinds).toEqual(['lease-taken', 'node-up', 'node-up', 'vip-moved', 'redis-down', 'redis-up', 'redis-failover']);
+    expect(events.since().find((e) => e.kind === 'redis-failover')!.text).toBe('Redis primary moved from 10.0.0.1:6379 to 10.0.0.2:6379');
+    expect(events.since().find((e) => e.kind === 'vip-moved')!.text).toBe('10.9.9.9 moved from b to a (epoch 5)');
   });
 });
