@@ -45,7 +45,7 @@ describe('tandem:sip:wire', () => {
       if (msg instanceof SipRequest) void t.sendResponse(createResponse(msg, 200, 'OK'), source);
     });
     const peer = dgram.createSocket('udp4');
-    closers.push(() => peer.close());
+    closers.push(() => void peer.close());
     await new Promise<void>((r) => peer.bind(0, '127.0.0.1', r));
     const p = peer.address().port;
     peer.send(options(`UDP 127.0.0.1:${p}`), lp.port, '127.0.0.1');
