@@ -336,10 +336,7 @@ export class SignallingNode implements TransactionUser {
       case 'in-dialog':
         // Only a request that follows a route set we issued acts on the dialog.
         this.dialogs.touch(req.callId);
-        if (method === 'BYE') {
-          this.dialogs.end(req.callId, 'bye');
-          void this.#opts.media?.delete(req.callId);
-        }
+        if (method === 'BYE') void this.#endDialog(req.callId);
         break;
       case 'out-of-dialog':
         break;
@@ -363,6 +360,18 @@ export class SignallingNode implements TransactionUser {
     }
     if (route.kind === 'default') route = await this.defaultRoute(req, inDialog, source, authUser);
     await this.proxy.forward(req, wrapServerTx(tx), source, route);
+  }
+
+  /**
+   * A trusted BYE: the dialog ends and its media is deleted, also for a call a peer set up (its
+   * shared record names the media node).
+   */
+  async #endDialog(callId: string): Promise<void> {
+    const local = this.dialogs.get(callId);
+    const shared = local ? undefined : await this.#opts.dialogStore?.get(callId).catch(() => undefined);
+    const mediaNode = local?.mediaNode ?? shared?.mediaNode;
+    this.dialogs.end(callId, 'bye');
+    await this.#opts.media?.delete(callId, undefined, mediaNode);
   }
 
   /** The facts the trust decision reads (request-trust.ts). */

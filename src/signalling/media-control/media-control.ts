@@ -22,8 +22,13 @@ export interface MediaControl {
   offer(input: MediaOfferInput): Promise<Result<Buffer>>;
   /** Answer SDP (183/2xx) -> SDP pointing at the relay. */
   answer(input: MediaAnswerInput): Promise<Result<Buffer>>;
-  /** Releases the call's media session (BYE, CANCEL, failure). Never throws. */
-  delete(callId: string, fromTag?: string): Promise<void>;
+  /**
+   * Releases the call's media session (BYE, CANCEL, failure). `node`: where a peer recorded the
+   * call's media (a call this process never saw). Never throws.
+   */
+  delete(callId: string, fromTag?: string, node?: string): Promise<void>;
+  /** The media node (`host:port` of its ng socket) that holds a call this process set up. */
+  nodeOf?(callId: string): string | undefined;
   /**
    * Whether the media node still holds the call (it ends calls without media by itself): true,
    * false, or undefined when it cannot tell (node unreachable, call unknown here). Never throws.

@@ -143,10 +143,15 @@ export class NgMediaControl implements MediaControl {
     return r.code === 'NG_ERR_REMOTE' ? false : undefined;
   }
 
-  async delete(callId: string, fromTag?: string): Promise<void> {
-    const node = this.#byCall.get(callId);
-    // A call this node never saw (set up by a peer that died, or its pin was evicted): every
-    // media node is asked; the one that holds it ends it, the others answer "not found".
+  nodeOf(callId: string): string | undefined {
+    return this.#byCall.get(callId)?.name;
+  }
+
+  async delete(callId: string, fromTag?: string, nodeHint?: string): Promise<void> {
+    const node = this.#byCall.get(callId) ?? this.#nodes.find((n) => n.name === nodeHint);
+    // A call this node never saw and whose media node nobody recorded (set up by a peer that
+    // died before writing it, or its pin was evicted): every media node is asked; the one that
+    // holds it ends it, the others answer "not found".
     const targets = node ? [node] : this.#nodes;
     this.#byCall.delete(callId);
     await Promise.all(

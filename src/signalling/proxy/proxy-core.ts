@@ -586,7 +586,10 @@ class ProxyContext {
       this.#branchFailed(branch, { kind: 'transport', error: 'unresolvable target' }, 502);
       return;
     }
-    if (this.#isInvite) this.#proxy.dialogs?.early(this.#req.callId, this.#req.fromTag ?? '', target.destinationKey);
+    if (this.#isInvite) {
+      const mediaNode = this.#mediaUsed ? this.#proxy.media?.nodeOf?.(this.#req.callId) : undefined;
+      this.#proxy.dialogs?.early(this.#req.callId, this.#req.fromTag ?? '', target.destinationKey, mediaNode);
+    }
     const s = this.#serial();
     if (s) branch.timer = this.#proxy.wheel.schedule(s.frTimerMs ?? 4000, ProxyContext.#frTimerFired, branch);
     try {
