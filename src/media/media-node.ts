@@ -39,6 +39,8 @@ export interface MediaCoreHooks {
   foreignSessions?: () => number;
   /** Extra `statistics` keys (cluster state). */
   extraStatistics?: () => Record<string, unknown>;
+  /** Call-IDs of calls mirrored from other nodes, listed by `list` after this node's own. */
+  foreignCallIds?: () => string[];
   /** Commands are served only once this resolves (a takeover still binding its calls' ports). */
   gate?: () => Promise<void> | undefined;
 }
@@ -161,8 +163,17 @@ export async function createMediaCore(config: MediaConfig, hooks: MediaCoreHooks
         return sessions.delete(req);
       case 'query':
         return sessions.query(req);
-      case 'list':
-        return sessions.list(req);
+      case 'list': {
+        const own = sessions.list(req);
+        if (!hooks.foreignCallIds) return own;
+        const limit = req.limit ?? 32;
+        const calls = own['calls'] as string[];
+        for (const id of hooks.foreignCallIds()) {
+          if (calls.length >= limit) break;
+          if (!calls.includes(id)) calls.push(id);
+        }
+        return own;
+      }
       case 'statistics':
         return statistics();
       default:

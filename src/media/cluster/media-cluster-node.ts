@@ -238,6 +238,12 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     for (const inst of instances.values()) if (!inst.held) await replay(inst, keepMissing);
   };
 
+  const foreignCount = (): number => {
+    let n = 0;
+    for (const i of instances.values()) n += i.mirror.size;
+    return n;
+  };
+
   for (const vip of opts.vips) {
     const cfg: MediaConfig = { ...base.value, interface: vip, advertise: opts.vips.length === 1 && base.value.advertise ? base.value.advertise : vip, ng: `${vip}:${ng.port}`, sparePairs: 0 };
     const inst: VipInstance = {
@@ -253,7 +259,9 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     };
     inst.core = await createMediaCore(Object.freeze(cfg), {
       onSessionChange: (callId, ended) => onSessionChange(inst, callId, ended),
-      foreignSessions: () => inst.mirror.size,
+      // Node-wide, as rtpengine counts them: every call mirrored for any VIP this node does not serve.
+      foreignSessions: () => foreignCount(),
+      foreignCallIds: () => [...instances.values()].flatMap((i) => [...i.mirror.keys()]),
       extraStatistics: () => ({ cluster: vipStatus(inst) }),
       gate: () => inst.adopting,
     });
@@ -261,9 +269,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
   }
   registerRelayMetrics(instances.values().next().value!.core.relay);
   gauge('tandem_media_sessions_foreign', 'calls mirrored from other nodes (hot standby), not served here', [], function () {
-    let n = 0;
-    for (const i of instances.values()) n += i.mirror.size;
-    this.set(n);
+    this.set(foreignCount());
   });
 
   const vipStatus = (inst: VipInstance): Record<string, unknown> => ({
