@@ -15,6 +15,7 @@ import { operationsRoutes } from './api/operations-routes.js';
 import { ClusterMonitor, type NodeFigures, type PbxStat } from './cluster-monitor.js';
 import { dashboardRoutes } from './dashboard/dashboard-routes.js';
 import { EventLog } from './event-log.js';
+import type { HepExporter } from './hep/hep-exporter.js';
 
 export interface OperationsOptions {
   nodeId: string;
@@ -33,6 +34,8 @@ export interface OperationsOptions {
   mediaNode?: MediaNode;
   /** Admin address `host:port` as configured. */
   admin?: string;
+  /** HEP export, when configured: `/api/trace` shows it and turns it off and on. */
+  hep?: HepExporter;
   /** Configuration summary shown by /api/node. */
   summary: Record<string, unknown>;
 }
@@ -110,6 +113,7 @@ export function startOperations(o: OperationsOptions): Operations {
       location: node.location,
       ...(o.state ? { state: o.state } : {}),
       ...(o.mediaNode ? { media: o.mediaNode.sessions } : {}),
+      ...(o.hep ? { trace: o.hep } : {}),
     }),
     dashboardRoutes(),
   ];

@@ -9,6 +9,7 @@
  * - `GET /api/dialogs?cursor=C&limit=N`           dialogs of the cluster (shared store); `?callId=` looks one up on this node
  * - `GET /api/registrations?aor=AOR`              bindings of one AOR; `?q=TEXT&cursor=C&limit=N` pages through AORs containing TEXT
  * - `GET /api/media/sessions?offset=O&limit=N`    media sessions of this node's relay
+ * - `GET /api/trace`, `POST /api/trace/enable|disable`   SIP tracing (HEP export) state and switch (the POSTs need the token)
  * - WebSocket `/api/live`                         a snapshot and the latest points every second, events as they happen
  */
 import type { FastifyInstance } from 'fastify';
@@ -30,6 +31,14 @@ export const LIVE_PROTOCOL = 'tandem-live';
 
 const liveDropped = counter('tandem_admin_live_dropped_total', 'Live-feed messages not sent to a dashboard that did not keep up');
 
+/** A tracer the API can show and switch (HepExporter). */
+export interface TraceControl {
+  readonly target: string;
+  readonly enabled: boolean;
+  readonly sent: number;
+  setEnabled(on: boolean): void;
+}
+
 /** What a media node offers the API (`MediaNode.sessions`). */
 export interface MediaSessionsSource {
   readonly size: number;
@@ -49,6 +58,8 @@ export interface OperationsRoutesOptions {
   /** Shared state: dialogs and AORs of the whole cluster are paged from it. */
   state?: RedisState;
   media?: MediaSessionsSource;
+  /** SIP tracing (HEP export), switchable at run time. */
+  trace?: TraceControl;
   /** Live-feed clients at most. @default 32 */
   maxLiveClients?: number;
 }
@@ -138,6 +149,16 @@ export function operationsRoutes(o: OperationsRoutesOptions): (app: FastifyInsta
         items = m.summaries().filter((s) => want.has(s.callId));
       }
       return { total: m.size, offset, items, ...(offset + ids.length < m.size ? { nextOffset: offset + ids.length } : {}) };
+    });
+
+    const traceView = () => (o.trace ? { configured: true, target: o.trace.target, enabled: o.trace.enabled, sent: o.trace.sent } : { configured: false, enabled: false });
+    app.get('/api/trace', async () => traceView());
+    // A write: needs the token like every POST.
+    app.post<{ Params: { action: string } }>('/api/trace/:action', async (req, reply) => {
+      if (!o.trace) return reply.code(409).send({ error: 'no tracing configured (start with --hep udp:HOST:PORT)' });
+      if (req.params.action !== 'enable' && req.params.action !== 'disable') return reply.code(400).send({ error: 'action must be enable or disable' });
+      o.trace.setEnabled(req.params.action === 'enable');
+      return traceView();
     });
 
     attachLiveFeed(app, o);

@@ -45,7 +45,8 @@ export class HepExporter {
   #host = '';
   #port = 0;
   readonly #onMessage = (m: unknown): void => this.#export(m as SipWireMessage);
-  /** Messages sent since start (tests). */
+  #enabled = true;
+  /** Messages sent since start. */
   sent = 0;
 
   constructor(opts: HepExporterOptions) {
@@ -64,8 +65,29 @@ export class HepExporter {
     await new Promise<void>((resolve) => socket.bind(0, resolve));
     socket.unref();
     this.#socket = socket;
-    sipWire.subscribe(this.#onMessage);
+    if (this.#enabled) sipWire.subscribe(this.#onMessage);
     log.info({ collector: `${host}:${this.#port}`, captureId: this.#o.captureId, node: this.#o.nodeName }, 'exporting SIP to HEP collector');
+  }
+
+  /** `udp:HOST:PORT` as configured. */
+  get target(): string {
+    return this.#o.target;
+  }
+
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
+  /** Stops or resumes exporting (the admin API's trace switch); off, the transport pays nothing. */
+  setEnabled(on: boolean): void {
+    if (on === this.#enabled || !this.#socket) {
+      this.#enabled = on;
+      return;
+    }
+    this.#enabled = on;
+    if (on) sipWire.subscribe(this.#onMessage);
+    else sipWire.unsubscribe(this.#onMessage);
+    log.info({ enabled: on }, 'HEP export switched');
   }
 
   close(): void {

@@ -149,6 +149,9 @@ async function run(cfg: Readonly<TandemConfig>, hepOptions?: Omit<HepExporterOpt
     users = r.value;
   }
   const cluster = await startClusterRuntime(cfg.cluster, cfg.state, s.auth.secret, s.auth, { role: 'signalling', sip: s.listen.join(' ') });
+  // Tracing starts before the node listens, so its first message is exported too.
+  const hep = hepOptions ? new HepExporter({ ...hepOptions, nodeName: cluster.nodeId }) : undefined;
+  await hep?.start();
   const vips = cfg.cluster.vips;
   if (s.auth.enabled && !users) logger.warn('authentication is on but no users file is configured: every local user will be refused');
   let tls: ListenSpec['tls'];
@@ -222,11 +225,10 @@ async function run(cfg: Readonly<TandemConfig>, hepOptions?: Omit<HepExporterOpt
     ...(cluster.state ? { state: cluster.state } : {}), ...(cluster.registry ? { registry: cluster.registry } : {}), ...(cfg.state.redis ? { redisUrl: cfg.state.redis } : {}),
     held: () => cluster.takeover?.held().map((h) => h.vip) ?? [], signalling: node, dispatcher: () => dispatcher,
     ...(cluster.dialogStore ? { dialogStore: cluster.dialogStore } : {}), ...(mediaNode ? { mediaNode } : {}), ...(cfg.admin ? { admin: cfg.admin } : {}),
+    ...(hep ? { hep } : {}),
     summary: { role: 'signalling', sip: [...s.listen], domains, vips: [...vips], takeover: cfg.cluster.takeover, media: s.mediaControl.enabled },
   });
   routes.push(...ops.routes);
-  const hep = hepOptions ? new HepExporter({ ...hepOptions, nodeName: cluster.nodeId }) : undefined;
-  await hep?.start();
   routes.push((app) => {
     app.get('/signalling/status', async () => ({
       bindings: node.location.size(),

@@ -16,6 +16,8 @@ const packets: HepPacket[] = [];
 let garbage = 0;
 let node: TandemProcess;
 let ua: TestUa;
+let admin = '';
+const TOKEN = 'hep-test-token-0123456789';
 
 beforeAll(async () => {
   collector = dgram.createSocket('udp4');
@@ -29,7 +31,9 @@ beforeAll(async () => {
   node = await startTandem([
     '--sip', 'udp:127.0.0.1:0', '--domain', DOMAIN, '--users', users, '--no-media', '--node-id', 'hep-node-1',
     '--hep', `udp:127.0.0.1:${collector.address().port}`, '--hep-id', '4242', '--hep-password', 'homer-secret',
+    '--admin', '127.0.0.1:0', '--admin-token', TOKEN,
   ]);
+  admin = /admin=(http:\/\/127\.0\.0\.1:\d+)/.exec(node.stdout.join(''))![1]!;
 }, 30_000);
 
 afterAll(async () => {
@@ -72,5 +76,19 @@ describe('HEPv3 export of every SIP message', () => {
     s.close();
     const p = await waitFor('the garbage datagram', async () => packets.slice(before).find((x) => x.payload.toString('latin1').startsWith('NOT SIP')), 3000, 20);
     expect(p.dstPort).toBe(node.ports['udp']);
+  });
+
+  it('the trace switch of the admin API: off (a write, token needed), nothing exported; on again, exported', async () => {
+    expect(await (await fetch(`${admin}/api/trace`)).json()).toMatchObject({ configured: true, enabled: true, target: `udp:127.0.0.1:${collector.address().port}` });
+    expect((await fetch(`${admin}/api/trace/disable`, { method: 'POST' })).status).toBe(401);
+    const off = await fetch(`${admin}/api/trace/disable`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(await off.json()).toMatchObject({ enabled: false });
+    const before = packets.length;
+    expect((await ua.register()).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(packets.length).toBe(before);
+    await fetch(`${admin}/api/trace/enable`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect((await ua.register()).status).toBe(200);
+    await waitFor('packets again', async () => packets.length > before || undefined, 3000, 20);
   });
 });
