@@ -96,6 +96,8 @@ export interface RedisView {
   configured: boolean;
   /** `single` or `sentinel`. */
   mode?: string;
+  /** Sentinels named in the URL (Sentinel mode), `host:port`. */
+  sentinels?: string[];
   connected: boolean;
   /** Primary connected to. */
   address?: string;
@@ -134,6 +136,8 @@ export interface ClusterMonitorOptions {
   events: EventLog;
   /** `single` or `sentinel`. */
   redisMode?: string;
+  /** Sentinels of the URL, `host:port`. */
+  sentinels?: string[];
   /** @default 1000 */
   intervalMs?: number;
   /** Points kept per node (a point per round). @default 300 */
@@ -483,6 +487,7 @@ export class ClusterMonitor {
     return {
       configured: true,
       ...(this.#o.redisMode ? { mode: this.#o.redisMode } : {}),
+      ...(this.#o.sentinels?.length ? { sentinels: this.#o.sentinels } : {}),
       connected: state.commands.ready,
       ...(state.commands.address ? { address: state.commands.address } : {}),
       subscriberConnected: state.subscriber.ready,

@@ -9,6 +9,7 @@ import type { MediaNode } from '../media/media-node.js';
 import type { Dispatcher } from '../signalling/dispatcher/dispatcher.js';
 import type { SignallingNode } from '../signalling/signalling-node.js';
 import type { RedisState } from '../state/redis/redis-state.js';
+import { parseRedisUrl } from '../state/redis/redis-url.js';
 import type { DialogStore, NodeRegistry } from '../state/store.js';
 import { metricsRegistry } from '../util/metrics.js';
 import { operationsRoutes } from './api/operations-routes.js';
@@ -56,6 +57,15 @@ async function counterValue(name: string, labels: Record<string, string>): Promi
   return sum;
 }
 
+/** Mode and Sentinels of a Redis URL (never its credentials). */
+function redisShape(url: string | undefined): { redisMode?: string; sentinels?: string[] } {
+  if (!url) return {};
+  const p = parseRedisUrl(url);
+  if (!p.ok) return {};
+  if (p.value.kind === 'single') return { redisMode: 'single' };
+  return { redisMode: 'sentinel', sentinels: p.value.sentinels.map((s) => `${s.host}:${s.port}`) };
+}
+
 export function startOperations(o: OperationsOptions): Operations {
   const events = new EventLog(o.nodeId);
   const leases = o.state && o.takeover === 'lease' && o.vips.length ? new RedisLeaseStore(o.state.commands, o.clusterName) : undefined;
@@ -96,7 +106,7 @@ export function startOperations(o: OperationsOptions): Operations {
     cluster: o.clusterName,
     ...(o.state ? { state: o.state } : {}),
     ...(o.registry ? { registry: o.registry } : {}),
-    ...(o.redisUrl ? { redisMode: o.redisUrl.startsWith('redis-sentinel:') ? 'sentinel' : 'single' } : {}),
+    ...redisShape(o.redisUrl),
     vips: o.vips,
     ...(leases ? { leaseHolder: (vip: string) => leases.holder(vip) } : {}),
     held: o.held,
