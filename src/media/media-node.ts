@@ -35,6 +35,8 @@ export interface MediaNode {
 export interface MediaCoreHooks {
   /** Passed to the SessionManager: every change of a call (replication). */
   onSessionChange?: (callId: string, ended: EndReason | undefined) => void;
+  /** Calls served by this node (`sessionsown`), when it runs several cores (VIPs). @default the core's calls */
+  ownSessions?: () => number;
   /** Calls mirrored from other nodes and not served here (`sessionsforeign`). @default 0 */
   foreignSessions?: () => number;
   /** Extra `statistics` keys (cluster state). */
@@ -103,13 +105,14 @@ export async function createMediaCore(config: MediaConfig, hooks: MediaCoreHooks
     const pe = p0 ? p0.rtp.errors + p0.rtcp.errors : 0;
     const counts = Object.fromEntries(ngServer?.commandCounts ?? []);
     const foreign = hooks.foreignSessions?.() ?? 0;
+    const own = hooks.ownSessions?.() ?? sessions.size;
     return {
       result: 'ok',
       statistics: {
         currentstatistics: {
-          sessionsown: sessions.size,
+          sessionsown: own,
           sessionsforeign: foreign,
-          sessionstotal: sessions.size + foreign,
+          sessionstotal: own + foreign,
           sessionstakenover: sessions.adoptedCount,
           transcodedmedia: 0,
           packetrate: Math.round((packets - pp) / dt),

@@ -23,6 +23,7 @@ interface MediaCliOptions {
   logLevel?: string;
   nodeId?: string;
   vip?: string[];
+  standbyVip?: string[];
   takeover?: string;
   redis?: string;
   clusterName?: string;
@@ -58,6 +59,7 @@ export function registerMediaCommand(program: Command): void {
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error)')
     .option('--node-id <name>', 'this node\'s name in the cluster (default: host name and pid)')
     .option('--vip <addr>', 'virtual address: ng and every media port live on it; a second node with the same --vip is the hot standby (repeatable)', collect)
+    .option('--standby-vip <addr>', 'virtual address this node only stands by for (active/active: the other node\'s --vip); contested 3 lease TTLs after start (repeatable)', collect)
     .option('--takeover <mode>', 'how a VIP moves: lease (Redis lease; keepalived is not implemented for media yet)', 'lease')
     .option('--redis <url>', 'shared state: redis://host:port or redis-sentinel://h1:p1,h2:p2/name (needed with --vip)')
     .option('--cluster-name <name>', 'cluster name (Redis key namespace)', 'tandem')
@@ -152,6 +154,7 @@ async function runCluster(o: MediaCliOptions, input: MediaConfigInput, admin: { 
     node = await startMediaClusterNode(input, {
       nodeId: o.nodeId ?? `${hostname()}-${process.pid}`,
       vips: o.vip!,
+      ...(o.standbyVip?.length ? { standbyVips: o.standbyVip } : {}),
       takeover: o.takeover,
       redis: o.redis,
       cluster: o.clusterName ?? 'tandem',
@@ -184,7 +187,7 @@ async function runCluster(o: MediaCliOptions, input: MediaConfigInput, admin: { 
     await node.close();
     process.exit(2);
   }
-  process.stdout.write(JSON.stringify({ event: 'ready', ngPort: node.ngPort, ngTcpPort: null, adminPort: adminServer?.port ?? null, nodeId: node.nodeId, vips: o.vip, pid: process.pid }) + '\n');
+  process.stdout.write(JSON.stringify({ event: 'ready', ngPort: node.ngPort, ngTcpPort: null, adminPort: adminServer?.port ?? null, nodeId: node.nodeId, vips: o.vip, standbyVips: o.standbyVip ?? [], pid: process.pid }) + '\n');
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;

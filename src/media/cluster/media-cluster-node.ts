@@ -57,8 +57,17 @@ export interface MediaClusterOptions {
   nodeId: string;
   /** Cluster name (Redis key namespace). @default 'tandem' */
   cluster?: string;
-  /** Addresses this node serves or stands by for; ng and media ports live on them. */
+  /** Addresses this node serves (takes at start when free) and stands by for; ng and media ports live on them. */
   vips: string[];
+  /**
+   * Addresses this node only stands by for (active/active: each node's own VIP in `vips`, the
+   * other's here): their leases are contested only `standbyGraceMs` after start, so the node that
+   * prefers them gets them when both start together; after that, like `vips`.
+   * @default []
+   */
+  standbyVips?: string[];
+  /** See `standbyVips`. @default 3 x leaseTtlMs */
+  standbyGraceMs?: number;
   /** How a VIP moves; only `lease` is implemented for media. @default 'lease' */
   takeover?: 'lease' | 'keepalived';
   /** Shared state URL (redis:// or redis-sentinel://). */
@@ -135,6 +144,8 @@ class PrefixedLeases implements LeaseStore {
 export async function startMediaClusterNode(input: MediaConfigInput, opts: MediaClusterOptions): Promise<MediaClusterNode> {
   if ((opts.takeover ?? 'lease') !== 'lease') throw new Error('media takeover: only --takeover lease is implemented for media nodes (keepalived: see src/media/README.md)');
   if (opts.vips.length === 0) throw new Error('media cluster: give at least one --vip');
+  const standbyVips = (opts.standbyVips ?? []).filter((v) => !opts.vips.includes(v));
+  const allVips = [...opts.vips, ...standbyVips];
   const base = validateMediaConfig(input);
   if (!base.ok) throw new Error(base.reason);
   const ng = parseHostPort(base.value.ng)!;
@@ -144,7 +155,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
   const rescanIntervalMs = opts.rescanIntervalMs ?? 30_000;
   const state = new RedisState({ url: opts.redis, nodeId: opts.nodeId, cluster });
   const store = new MediaSessionStore({ state });
-  log.info({ redis: redactRedisUrl(opts.redis), cluster, nodeId: opts.nodeId, vips: opts.vips }, 'media cluster node: sessions replicated in Redis');
+  log.info({ redis: redactRedisUrl(opts.redis), cluster, nodeId: opts.nodeId, vips: opts.vips, standbyVips }, 'media cluster node: sessions replicated in Redis');
 
   const instances = new Map<string, VipInstance>();
   const counts = { messages: 0, garbled: 0, scans: 0, scanFailures: 0 };
@@ -244,8 +255,8 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     return n;
   };
 
-  for (const vip of opts.vips) {
-    const cfg: MediaConfig = { ...base.value, interface: vip, advertise: opts.vips.length === 1 && base.value.advertise ? base.value.advertise : vip, ng: `${vip}:${ng.port}`, sparePairs: 0 };
+  for (const vip of allVips) {
+    const cfg: MediaConfig = { ...base.value, interface: vip, advertise: allVips.length === 1 && base.value.advertise ? base.value.advertise : vip, ng: `${vip}:${ng.port}`, sparePairs: 0 };
     const inst: VipInstance = {
       vip,
       core: undefined as unknown as MediaCore,
@@ -261,6 +272,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
       onSessionChange: (callId, ended) => onSessionChange(inst, callId, ended),
       // Node-wide, as rtpengine counts them: every call mirrored for any VIP this node does not serve.
       foreignSessions: () => foreignCount(),
+      ownSessions: () => [...instances.values()].reduce((n, i) => n + i.core.sessions.size, 0),
       foreignCallIds: () => [...instances.values()].flatMap((i) => [...i.mirror.keys()]),
       extraStatistics: () => ({ cluster: vipStatus(inst) }),
       gate: () => inst.adopting,
@@ -385,18 +397,18 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     if (!closed) void replay(inst).catch(() => counts.scanFailures++);
   };
 
-  const takeover = new AddressTakeover({
-    nodeId: opts.nodeId,
-    vips: [...opts.vips],
-    mode: 'lease',
-    leases: new PrefixedLeases(new RedisLeaseStore(state.commands, cluster)),
-    ttlMs: opts.leaseTtlMs ?? 600,
-    pollMs: opts.leasePollMs ?? 100,
-    bind,
-    unbind,
-  });
+  const leases = new PrefixedLeases(new RedisLeaseStore(state.commands, cluster));
+  const takeoverFor = (vips: string[]): AddressTakeover =>
+    new AddressTakeover({ nodeId: opts.nodeId, vips, mode: 'lease', leases, ttlMs: opts.leaseTtlMs ?? 600, pollMs: opts.leasePollMs ?? 100, bind, unbind });
+  const takeover = takeoverFor([...opts.vips]);
+  const standbyTakeover = standbyVips.length ? takeoverFor(standbyVips) : undefined;
   // The first lease try waits for Redis to answer (or fails and the poll tries again).
   await takeover.start();
+  const standbyTimer = standbyTakeover
+    ? setTimeout(() => {
+        if (!closed) void standbyTakeover.start();
+      }, opts.standbyGraceMs ?? 3 * (opts.leaseTtlMs ?? 600))
+    : undefined;
 
   const status = (): Record<string, unknown> => ({
     nodeId: opts.nodeId,
@@ -418,8 +430,10 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
       if (closed) return;
       closed = true;
       clearInterval(snapshotTimer);
+      clearTimeout(standbyTimer);
       for (const inst of instances.values()) if (inst.held) flush(inst);
       await takeover.stop();
+      await standbyTakeover?.stop();
       for (const inst of instances.values()) await inst.core.close();
       await state.close();
     },
