@@ -51,6 +51,8 @@ export interface NodeFigures {
   sip: string[];
   /** Admin address, `host:port`. */
   admin?: string;
+  /** ng addresses (media nodes). */
+  ng?: string[];
   /** Dialog records in the shared store as this node sees them. */
   replicatedDialogs?: number;
   pbx: PbxStat[];
@@ -126,6 +128,8 @@ export interface ClusterMonitorOptions {
   state?: RedisState;
   /** Default: a RedisNodeRegistry on `state`, started and closed by the monitor. */
   registry?: NodeRegistry;
+  /** What the default registry publishes with each heartbeat (`role`, addresses). */
+  meta?: Record<string, string>;
   vips: string[];
   /** Who holds a VIP's lease (lease takeover); undefined: only what this node holds is known. */
   leaseHolder?: (vip: string) => Promise<LeaseGrant | undefined>;
@@ -182,7 +186,7 @@ export class ClusterMonitor {
     this.#historyPoints = opts.historyPoints ?? 300;
     this.#maxNodes = opts.maxNodes ?? 64;
     this.#ownRegistry = !opts.registry && opts.state !== undefined;
-    this.#registry = opts.registry ?? (opts.state ? new RedisNodeRegistry({ state: opts.state, intervalMs: 1000, ttlMs: 3000 }) : undefined);
+    this.#registry = opts.registry ?? (opts.state ? new RedisNodeRegistry({ state: opts.state, intervalMs: 1000, ttlMs: 3000, ...(opts.meta ? { meta: opts.meta } : {}) }) : undefined);
     this.#snapshot = { cluster: opts.cluster, nodeId: opts.nodeId, atMs: Date.now(), nodes: [], vips: [], redis: this.#redisView(undefined) };
     const self = this;
     gauge('tandem_cluster_nodes_live', 'Live nodes of the cluster as this node sees them', [], function () {
@@ -349,7 +353,8 @@ export class ClusterMonitor {
         self: id === o.nodeId,
         live,
         ...(info ? { startedAtMs: info.startedAtMs, heartbeatAtMs: info.heartbeatAtMs, heartbeatAgeMs: Math.max(0, now - info.heartbeatAtMs), meta: info.meta } : {}),
-        vips: vips.filter((v) => v.holder === id).map((v) => v.vip),
+        // VIPs this node watches and the node names as holder, and those the node says it holds.
+        vips: [...new Set([...vips.filter((v) => v.holder === id).map((v) => v.vip), ...(live && s ? s.held.filter((v) => !o.vips.includes(v)) : [])])],
         ...(live && s ? { stats: s } : {}),
       });
     }

@@ -134,3 +134,79 @@ export function startOperations(o: OperationsOptions): Operations {
     close: () => monitor.stop(),
   };
 }
+
+export interface MediaOperationsOptions {
+  nodeId: string;
+  clusterName: string;
+  state: RedisState;
+  redisUrl?: string;
+  /** VIPs this media node serves or stands by for. */
+  vips: string[];
+  /** VIPs held now. */
+  held: () => string[];
+  /** ng `statistics` of the node (`{ statistics: { currentstatistics, totalstatistics } }`). */
+  statistics: () => Promise<Record<string, unknown>>;
+  /** ng address(es) for the node's card. */
+  ng: string[];
+  admin?: string;
+  summary: Record<string, unknown>;
+}
+
+function numberAt(o: unknown, ...path: string[]): number {
+  let v: unknown = o;
+  for (const k of path) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+  return typeof v === 'number' && Number.isFinite(v) ? v : 0;
+}
+
+/**
+ * The operations side of a media cluster node (`tandem media --vip`): it heartbeats into the node
+ * registry as role `media`, so signalling nodes' dashboards and `tandem status` list it with its
+ * sessions and packets/s, and it serves the same API and dashboard itself. Its VIP leases are
+ * named `media-<vip>`.
+ */
+export function startMediaOperations(o: MediaOperationsOptions): Operations {
+  const events = new EventLog(o.nodeId);
+  const leases = new RedisLeaseStore(o.state.commands, o.clusterName);
+  const collect = async (): Promise<NodeFigures> => {
+    let st: Record<string, unknown> = {};
+    try {
+      st = await o.statistics();
+    } catch {
+      /* stopping */
+    }
+    return {
+      invitesTotal: 0,
+      activeCalls: 0,
+      earlyCalls: 0,
+      registrations: 0,
+      aors: 0,
+      transactions: 0,
+      mediaSessions: numberAt(st, 'statistics', 'currentstatistics', 'sessionsown'),
+      mediaPacketsTotal: numberAt(st, 'statistics', 'totalstatistics', 'relayedpackets'),
+      draining: false,
+      sip: [],
+      ng: o.ng,
+      ...(o.admin ? { admin: o.admin } : {}),
+      pbx: [],
+    };
+  };
+  const monitor = new ClusterMonitor({
+    nodeId: o.nodeId,
+    cluster: o.clusterName,
+    state: o.state,
+    meta: { role: 'media', ng: o.ng.join(' ') },
+    ...redisShape(o.redisUrl),
+    vips: o.vips,
+    leaseHolder: (vip: string) => leases.holder(`media-${vip}`),
+    held: o.held,
+    collect,
+    events,
+  });
+  monitor.start();
+  return {
+    monitor,
+    events,
+    routes: [operationsRoutes({ monitor, events, node: () => o.summary, state: o.state }), dashboardRoutes()],
+    close: () => monitor.stop(),
+  };
+}

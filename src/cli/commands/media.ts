@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import { startAdminServer } from '../../admin/admin-server.js';
+import { startMediaOperations } from '../../admin/operations.js';
 import { logger, setLogLevel } from '../../util/logger.js';
 import { parseHostPort, type MediaConfigInput } from '../../media/config-schema.js';
 import { startMediaNode } from '../../media/media-node.js';
@@ -167,6 +168,13 @@ async function runCluster(o: MediaCliOptions, input: MediaConfigInput, admin: { 
     process.exit(2);
   }
   const token = o.adminToken ?? process.env['TANDEM_ADMIN_TOKEN'];
+  // Heartbeats as role `media` (listed by every node's dashboard and `tandem status`); /api/* and the dashboard.
+  const started = node;
+  const ops = startMediaOperations({
+    nodeId: started.nodeId, clusterName: o.clusterName ?? 'tandem', state: started.state, vips: [...o.vip!, ...(o.standbyVip ?? [])],
+    held: () => started.takeover.held().map((h) => h.vip), statistics: () => started.statistics(), ng: o.vip!.map((v) => `${v}:${started.ngPort}`),
+    ...(o.redis ? { redisUrl: o.redis } : {}), ...(o.admin ? { admin: o.admin } : {}), summary: { role: 'media', vips: o.vip, standbyVips: o.standbyVip ?? [] },
+  });
   let adminServer: Awaited<ReturnType<typeof startAdminServer>> | undefined;
   try {
     adminServer = admin
@@ -174,6 +182,7 @@ async function runCluster(o: MediaCliOptions, input: MediaConfigInput, admin: { 
           host: admin.host,
           port: admin.port,
           routes: [
+            ...ops.routes,
             (app) => {
               app.get('/media/cluster', async () => node.status());
               app.get('/media/statistics', async (req) => ((await node.statistics((req.query as { vip?: string }).vip)) as { statistics: unknown }).statistics);
@@ -195,6 +204,7 @@ async function runCluster(o: MediaCliOptions, input: MediaConfigInput, admin: { 
     logger.info({ signal }, 'stopping media cluster node');
     const force = setTimeout(() => process.exit(1), 5000);
     force.unref();
+    await ops.close().catch(() => undefined);
     await adminServer?.close().catch(() => undefined);
     await node.close().catch(() => undefined);
     logger.flush();
