@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Tandem's tests need, when missing: openssl (TLS test certificates),
 # g++ (the relay's native forwarder), redis-server (shared-state tests; its `--sentinel` mode runs
-# the Sentinels), Kamailio and baresip (interop peers), rtpengine (the relay and ng benchmarks'
+# the Sentinels), Kamailio, baresip and SIPp (package sip-tester; interop peers), rtpengine (the relay and ng benchmarks'
 # reference).
 # As root it uses apt; otherwise it prints what to install and exits non-zero.
 set -euo pipefail
@@ -15,6 +15,7 @@ if [ "${TANDEM_INTEROP:-1}" = "1" ]; then
   command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
   command -v rtpengine >/dev/null 2>&1 || need+=(rtpengine-daemon)
   command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
+  command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
