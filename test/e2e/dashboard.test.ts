@@ -1,7 +1,8 @@
 /**
  * The dashboard in a real browser: headless Chromium (Debian `chromium`) driven by playwright-core
- * opens `/` of one node of a running two-node cluster (Redis, lease VIP). The page shows both
- * nodes, its charts move while INVITEs arrive at both nodes, and when the VIP holder is SIGKILLed
+ * opens `/` of one node of a running two-node cluster (Redis, lease VIP) with a media cluster node.
+ * The page shows the three nodes by role, its charts move while INVITEs and REGISTERs arrive at
+ * both signalling nodes and RTP crosses the media node, and when the VIP holder is SIGKILLed
  * the node turns DOWN and the timeline shows the node-down and VIP-moved events. Screenshots go to
  * docs/ (README shows the one taken after the kill).
  *
@@ -16,6 +17,10 @@ import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterSnapshot } from '../../src/admin/cluster-monitor.js';
+import { NgClient } from '../../src/ng/ng-client.js';
+import { setUpCall, spawnClusterNode } from '../integration/media/media-cluster-harness.js';
+import { randomRtpRange, type SpawnedMediaNode } from '../integration/media/media-harness.js';
+import { RtpCalls } from '../integration/media/rtp-calls.js';
 import { startTandem, type TandemProcess } from '../integration/signalling/helpers/tandem-process.js';
 import { freePort, SingleRedis, waitFor } from '../integration/state/redis-harness.js';
 
@@ -23,6 +28,7 @@ const CHROMIUM = '/usr/bin/chromium';
 const ROOT = resolve(import.meta.dirname, '../..');
 const DOCS = join(ROOT, 'docs');
 const VIP = '127.0.0.14';
+const MEDIA_VIP = '127.0.0.24';
 const DOMAIN = 'dash.test';
 const TOKEN = 'dashboard-test-token-0123';
 /** Screenshots replace the ones under docs/ only when asked (they are tracked files). */
@@ -54,6 +60,10 @@ let context: BrowserContext | undefined;
 let page: Page;
 let userDataDir = '';
 let pbx: dgram.Socket | undefined;
+let media: SpawnedMediaNode | undefined;
+let mediaNgPort = 0;
+let rtp: RtpCalls | undefined;
+let ng: NgClient | undefined;
 
 async function startNode(name: string, address: string): Promise<void> {
   const t = await startTandem([
@@ -117,6 +127,8 @@ describe.skipIf(skipReason !== undefined)('dashboard in headless Chromium', () =
     sipPort = await freePort();
     await startNode('east', '127.0.0.2');
     await startNode('west', '127.0.0.3');
+    mediaNgPort = await freePort();
+    media = await spawnClusterNode({ name: 'media-1', vip: MEDIA_VIP, ngPort: mediaNgPort, redisUrl: redis.url, rtpPorts: randomRtpRange(100) });
     userDataDir = mkdtempSync(join(tmpdir(), 'tandem-chromium-'));
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
@@ -131,11 +143,14 @@ describe.skipIf(skipReason !== undefined)('dashboard in headless Chromium', () =
     await context?.close();
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
     for (const n of nodes.values()) await n.t.stop('SIGKILL');
+    rtp?.close();
+    ng?.close();
+    await media?.stop();
     pbx?.close();
     await redis?.stop();
   });
 
-  it('shows both nodes, moving charts under load, and the node-down and VIP-moved events when the VIP holder is SIGKILLed', async () => {
+  it('shows both signalling nodes and the media node, charts moving under SIP and RTP load, and the node-down and VIP-moved events when the VIP holder is SIGKILLed', async () => {
     const snap = await waitFor('a VIP holder and two nodes', async () => {
       const s = (await (await fetch(`${nodes.get('east')!.admin}/api/cluster`)).json()) as ClusterSnapshot;
       return s.vips[0]?.holder && s.nodes.filter((n) => n.live).length === 2 ? s : undefined;
@@ -162,6 +177,12 @@ describe.skipIf(skipReason !== undefined)('dashboard in headless Chromium', () =
     await expect(page.locator(`#nodes .node[data-node="${holder}"] .vip`).textContent()).resolves.toBe(VIP);
     expect(await page.locator('.uplot').count()).toBe(4);
 
+    await page.locator(`#nodes .node[data-node="media-1"][data-live="true"]`).waitFor({ timeout: 10_000 });
+    // RTP through the media node: three calls, both ways, every 20 ms.
+    ng = new NgClient({ host: MEDIA_VIP, port: mediaNgPort, timeoutMs: 2000 });
+    rtp = new RtpCalls(MEDIA_VIP);
+    for (let i = 0; i < 3; i++) await setUpCall(ng, rtp, i, `dash-media-${i}`);
+    rtp.start(20);
     // Load on both nodes; the charts' data must show calls/s above zero for each.
     const ticks0 = await page.evaluate(() => (window as unknown as { __tandem: { ticks: number } }).__tandem.ticks);
     await Promise.all([sendInvites('127.0.0.2', 100, 'e'), sendInvites('127.0.0.3', 100, 'w'), register('127.0.0.2', 40, 'e'), register('127.0.0.3', 25, 'w')]);
@@ -177,7 +198,7 @@ describe.skipIf(skipReason !== undefined)('dashboard in headless Chromium', () =
     expect(ticks1).toBeGreaterThan(ticks0);
     // uPlot draws the series it was given: one per node plus x.
     const seriesCount = await page.evaluate(() => (window as unknown as { __tandem: { charts: Record<string, { series: unknown[] }> } }).__tandem.charts['cps']!.series.length);
-    expect(seriesCount).toBe(3);
+    expect(seriesCount).toBe(4);
     await page.locator(`#pbx tr[data-pbx="sip:127.0.0.1:${pbx.address().port}"]`).waitFor({ timeout: 5000 });
     await page.waitForFunction(
       () => {
@@ -187,6 +208,12 @@ describe.skipIf(skipReason !== undefined)('dashboard in headless Chromium', () =
       undefined,
       { timeout: 10_000 },
     );
+    await page.waitForFunction(
+      () => ((window as unknown as { __tandem: { series: Record<string, Array<{ mediaPacketsPerSec: number }>> } }).__tandem.series['media-1'] ?? []).some((p) => p.mediaPacketsPerSec > 100),
+      undefined,
+      { timeout: 10_000 },
+    );
+    await expect(page.locator('#nodes .node[data-node="media-1"]').textContent()).resolves.toContain('media');
     await page.screenshot({ path: join(SHOTS, 'dashboard-live.png') });
 
     await nodes.get(holder)!.t.stop('SIGKILL');

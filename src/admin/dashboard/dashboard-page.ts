@@ -94,8 +94,12 @@ export const DASHBOARD_JS = `'use strict';
       (n.vips || []).forEach(function (v) { vipLine.appendChild(el('span', { 'class': 'vip' }, v)); });
       card.appendChild(vipLine);
       var dl = el('dl');
-      [['heartbeat', fmtAge(n.heartbeatAgeMs)], ['active calls', st.activeCalls], ['early', st.earlyCalls], ['registrations', st.registrations],
-       ['media sessions', st.mediaSessions], ['transactions', st.transactions]].forEach(function (kv) {
+      var pts = state.series[n.nodeId] || [], last = pts[pts.length - 1] || {};
+      var rows = role === 'media'
+        ? [['heartbeat', fmtAge(n.heartbeatAgeMs)], ['media sessions', st.mediaSessions], ['packets/s', n.live ? last.mediaPacketsPerSec : undefined], ['ng', st.ng && st.ng.join(' ')]]
+        : [['heartbeat', fmtAge(n.heartbeatAgeMs)], ['active calls', st.activeCalls], ['early', st.earlyCalls], ['registrations', st.registrations],
+           ['media sessions', st.mediaSessions], ['transactions', st.transactions]];
+      rows.forEach(function (kv) {
         dl.appendChild(el('dt', null, kv[0])); dl.appendChild(el('dd', null, kv[1] === undefined ? '-' : String(kv[1])));
       });
       card.appendChild(dl);
