@@ -22,6 +22,8 @@ import { setUpCall, spawnClusterNode } from '../integration/media/media-cluster-
 import { randomRtpRange, type SpawnedMediaNode } from '../integration/media/media-harness.js';
 import { RtpCalls } from '../integration/media/rtp-calls.js';
 import { startTandem, type TandemProcess } from '../integration/signalling/helpers/tandem-process.js';
+import { SAMPLE_SDP, TestCall, TestUa } from '../integration/signalling/helpers/test-ua.js';
+import type { SipRequest } from '../../src/sip/message/sip-message.js';
 import { freePort, SingleRedis, waitFor } from '../integration/state/redis-harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -64,6 +66,42 @@ let media: SpawnedMediaNode | undefined;
 let mediaNgPort = 0;
 let rtp: RtpCalls | undefined;
 let ng: NgClient | undefined;
+const uas: TestUa[] = [];
+
+/** The callee answers every INVITE with 200 + SDP and every BYE with 200. */
+function autoAnswer(bob: TestUa): void {
+  const loop = async (): Promise<void> => {
+    for (;;) {
+      let req: SipRequest;
+      try {
+        req = (await bob.waitFor((m) => m.isRequest() && ['INVITE', 'BYE'].includes((m as SipRequest).method), 60_000)) as SipRequest;
+      } catch {
+        return;
+      }
+      if (req.method === 'INVITE') bob.send(bob.response(req, 200, 'OK', { toTag: `b${req.callId.slice(0, 6)}`, body: SAMPLE_SDP(42000) }));
+      else bob.send(bob.response(req, 200, 'OK'));
+    }
+  };
+  void loop();
+}
+
+/** Established calls (INVITE, 200, ACK) through `address` to `callee`, registered there: active calls on that node. */
+async function calls(address: string, callee: string, count: number): Promise<void> {
+  const answerer = await TestUa.create({ transport: 'udp', proxy: { host: address, port: sipPort }, user: callee, password: 'unused', domain: DOMAIN });
+  uas.push(answerer);
+  expect((await answerer.register()).status).toBe(200);
+  autoAnswer(answerer);
+  const alice = await TestUa.create({ transport: 'udp', proxy: { host: address, port: sipPort }, user: 'alice', password: 'unused', domain: DOMAIN });
+  uas.push(alice);
+  for (let i = 0; i < count; i++) {
+    const call = new TestCall(alice, callee);
+    let res = await call.invite({ sdp: SAMPLE_SDP(40000 + 2 * i) });
+    if (res.status < 200) res = await alice.waitResponse(call.callId, 'INVITE', (st) => st >= 200);
+    expect(res.status).toBe(200);
+    call.learn(res);
+    call.ack2xx();
+  }
+}
 
 async function startNode(name: string, address: string): Promise<void> {
   const t = await startTandem([
@@ -142,6 +180,7 @@ describe.skipIf(skipReason !== undefined)('dashboard in headless Chromium', () =
   afterAll(async () => {
     await context?.close();
     if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+    for (const u of uas) u.close();
     for (const n of nodes.values()) await n.t.stop('SIGKILL');
     rtp?.close();
     ng?.close();
@@ -183,6 +222,10 @@ describe.skipIf(skipReason !== undefined)('dashboard in headless Chromium', () =
     rtp = new RtpCalls(MEDIA_VIP);
     for (let i = 0; i < 3; i++) await setUpCall(ng, rtp, i, `dash-media-${i}`);
     rtp.start(20);
+    // Calls that stay up, through each node to a callee registered there (the test UA answers
+    // through its own proxy, not along the Via).
+    await calls('127.0.0.2', 'bob', 4);
+    await calls('127.0.0.3', 'carol', 6);
     // Load on both nodes; the charts' data must show calls/s above zero for each.
     const ticks0 = await page.evaluate(() => (window as unknown as { __tandem: { ticks: number } }).__tandem.ticks);
     await Promise.all([sendInvites('127.0.0.2', 100, 'e'), sendInvites('127.0.0.3', 100, 'w'), register('127.0.0.2', 40, 'e'), register('127.0.0.3', 25, 'w')]);
@@ -214,6 +257,14 @@ describe.skipIf(skipReason !== undefined)('dashboard in headless Chromium', () =
       { timeout: 10_000 },
     );
     await expect(page.locator('#nodes .node[data-node="media-1"]').textContent()).resolves.toContain('media');
+    await page.waitForFunction(
+      () => {
+        const s = (window as unknown as { __tandem: { series: Record<string, Array<{ activeCalls: number }>> } }).__tandem.series;
+        return (s['east'] ?? []).some((p) => p.activeCalls === 4) && (s['west'] ?? []).some((p) => p.activeCalls === 6);
+      },
+      undefined,
+      { timeout: 10_000 },
+    );
     await page.screenshot({ path: join(SHOTS, 'dashboard-live.png') });
 
     await nodes.get(holder)!.t.stop('SIGKILL');
