@@ -173,6 +173,7 @@ export class ClusterMonitor {
   #tracks = new Map<string, NodeTrack>();
   #liveIds: Set<string> | undefined;
   #holders = new Map<string, LeaseGrant | undefined>();
+  #lastOwners = new Map<string, string>();
   #redisUp: boolean | undefined;
   #redisAddress: string | undefined;
   #pbxUp = new Map<string, boolean>();
@@ -411,6 +412,10 @@ export class ClusterMonitor {
     const had = this.#holders.has(vip);
     const before = this.#holders.get(vip);
     this.#holders.set(vip, now);
+    // The last holder is remembered across a moment without one (the lease lapsed before the
+    // standby took it), so the move reads "from A to B" whenever the rounds fall.
+    const lastOwner = this.#lastOwners.get(vip);
+    if (now) this.#lastOwners.set(vip, now.owner);
     if (!had) {
       if (now) this.#o.events.add('lease-taken', vip, `${vip} is held by ${now.owner}${now.epoch ? ` (epoch ${now.epoch})` : ''}`);
       return;
@@ -421,10 +426,10 @@ export class ClusterMonitor {
       return;
     }
     leaseChanges.inc({ vip });
-    if (before && before.owner !== now.owner) {
+    if (lastOwner !== undefined && lastOwner !== now.owner) {
       vipMoves.inc({ vip });
-      this.#o.events.add('vip-moved', vip, `${vip} moved from ${before.owner} to ${now.owner} (epoch ${now.epoch})`);
-    } else if (!before) {
+      this.#o.events.add('vip-moved', vip, `${vip} moved from ${lastOwner} to ${now.owner} (epoch ${now.epoch})`);
+    } else if (lastOwner === undefined) {
       vipMoves.inc({ vip });
       this.#o.events.add('vip-moved', vip, `${vip} taken by ${now.owner} (epoch ${now.epoch})`);
     } else {

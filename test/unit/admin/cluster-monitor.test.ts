@@ -180,3 +180,34 @@ describe('ClusterMonitor with Redis', () => {
     expect(events.since().find((e) => e.kind === 'vip-moved')!.text).toBe('10.9.9.9 moved from b to a (epoch 5)');
   });
 });
+
+describe('ClusterMonitor VIP moves', () => {
+  it('a round that falls between the lapse and the takeover still reports "moved from A to B"', async () => {
+    let held: string[] = [];
+    const events = new EventLog('a');
+    // Keepalived-style view through held(): the holder is this node or nobody.
+    const m = new ClusterMonitor({ nodeId: 'a', cluster: 'c', vips: ['10.0.0.1'], held: () => held, collect: async () => figures(), events });
+    held = ['10.0.0.1'];
+    await m.refresh();
+    held = [];
+    await m.refresh();
+    held = ['10.0.0.1'];
+    await m.refresh();
+    expect(events.since().map((e) => e.kind)).toEqual(['lease-taken', 'node-up', 'vip-free', 'lease-taken']);
+    expect(events.since().at(-1)!.text).toBe('10.0.0.1 lease taken again by a (epoch 0)');
+  });
+
+  it('lease holders with a gap: b, nobody, a -> vip-free then vip-moved from b to a', async () => {
+    const { state } = fakeState();
+    let holder: { owner: string; epoch: number } | undefined = { owner: 'b', epoch: 1 };
+    const events = new EventLog('a');
+    const m = new ClusterMonitor({ nodeId: 'a', cluster: 'c', vips: ['v'], registry: new FakeRegistry(), held: () => [], collect: async () => figures(), events, state: state as unknown as RedisState, leaseHolder: async () => holder });
+    await m.refresh();
+    holder = undefined;
+    await m.refresh();
+    holder = { owner: 'a', epoch: 2 };
+    await m.refresh();
+    const moved = events.since().filter((e) => e.kind === 'vip-moved' || e.kind === 'vip-free').map((e) => e.text);
+    expect(moved).toEqual(['v has no holder (was b)', 'v moved from b to a (epoch 2)']);
+  });
+});
