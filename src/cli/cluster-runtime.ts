@@ -15,7 +15,9 @@ import { RedisState } from '../state/redis/redis-state.js';
 import { RedisNonceCountStore } from '../state/redis/redis-nonce-count-store.js';
 import { RedisAuthFailureStore } from '../state/redis/redis-auth-failure-store.js';
 import { RedisNodeRegistry } from '../state/redis/redis-node-registry.js';
-import type { AuthFailureStore, DialogStore, LocationStore, NodeRegistry, NonceCountStore } from '../state/store.js';
+import { RedisAccountingStore } from '../state/redis/redis-accounting-store.js';
+import { MemoryAccountingStore } from '../state/memory/memory-accounting-store.js';
+import type { AccountingStore, AuthFailureStore, DialogStore, LocationStore, NodeRegistry, NonceCountStore } from '../state/store.js';
 import { logger } from '../util/logger.js';
 import { redactRedisUrl } from '../state/redis/redis-url.js';
 
@@ -25,6 +27,8 @@ export interface ClusterRuntime {
   locationStore: LocationStore | undefined;
   dialogStore: DialogStore | undefined;
   nonceCounts: NonceCountStore | undefined;
+  /** Call records: exactly once across the cluster with Redis, else this node's memory. */
+  accountingStore: AccountingStore;
   authFailures: AuthFailureStore | undefined;
   /** Live nodes of the cluster (heartbeats in Redis). */
   registry: NodeRegistry | undefined;
@@ -65,6 +69,7 @@ export async function startClusterRuntime(
   const locationStore = redis ? new RedisLocationStore({ state: redis }) : undefined;
   const dialogStore = redis ? new RedisDialogStore({ state: redis }) : undefined;
   const nonceCounts = redis ? new RedisNonceCountStore({ state: redis }) : undefined;
+  const accountingStore: AccountingStore = redis ? new RedisAccountingStore({ state: redis }) : new MemoryAccountingStore();
   const authFailures = redis ? new RedisAuthFailureStore({ state: redis, maxFailures: auth.maxFailures, windowSec: auth.failureWindowSec, blockSec: auth.blockSec }) : undefined;
   const registry = redis ? new RedisNodeRegistry({ state: redis, meta: { ...meta, vips: cluster.vips.join(','), takeover: cluster.takeover } }) : undefined;
   registry?.start();
@@ -77,6 +82,7 @@ export async function startClusterRuntime(
     locationStore,
     dialogStore,
     nonceCounts,
+    accountingStore,
     authFailures,
     registry,
     secret,

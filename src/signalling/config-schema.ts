@@ -125,6 +125,13 @@ export const signallingConfigSchema = z
       })
       .strict()
       .default({ enabled: true, ng: [], timeoutMs: 2000 }),
+    accounting: z
+      .object({
+        /** JSON-lines file every call record is appended to (besides the Redis stream in a cluster). */
+        file: z.string().optional(),
+      })
+      .strict()
+      .default({}),
     /** SIGTERM: how long live transactions get to finish, ms. @default 3000 */
     shutdownGraceMs: z.number().int().min(0).max(60_000).default(3000),
   })

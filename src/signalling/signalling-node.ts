@@ -31,6 +31,7 @@ import { DialogTracker } from './dialogs/dialog-tracker.js';
 import { copyResponse } from './proxy/copy-message.js';
 import type { RouteCheck } from './proxy/proxy-core.js';
 import { decideTrust, type RequestFacts } from './request-trust.js';
+import type { Accounting } from './accounting/accounting.js';
 import type { MediaControl } from './media-control/media-control.js';
 
 const log = createLogger('signalling');
@@ -84,6 +85,8 @@ export interface SignallingNodeOptions {
   nonceCounts?: NonceCountStore;
   /** Failed-authentication counts and blocks shared by the cluster. @default this node's own memory */
   authFailures?: AuthFailureStore;
+  /** One record per call, written by the node that sees it end (`accounting/accounting.ts`). */
+  accounting?: Accounting;
   /** Dialog store shared by the cluster (Redis): records written when dialogs change. */
   dialogStore?: DialogStore;
   /** Services visible to route hooks as `context.services` (the dispatcher registers itself here). */
@@ -125,7 +128,7 @@ export class SignallingNode implements TransactionUser {
     const media = opts.media;
     this.dialogs = new DialogTracker({
       ...(media?.isActive ? { isAlive: (rec: DialogRecord) => media.isActive!(rec.callId) } : {}),
-      ...(opts.dialogStore ? { store: opts.dialogStore } : {}),
+      ...(opts.dialogStore ? { store: opts.dialogStore, stillOwner: (rec: DialogRecord) => stillOwner(opts.dialogStore!, rec, opts.nodeName) } : {}),
       ...(opts.nodeName ? { nodeId: opts.nodeName } : {}),
     });
     for (const a of opts.clusterAddresses ?? []) {
@@ -174,6 +177,8 @@ export class SignallingNode implements TransactionUser {
     gauge('tandem_sip_transactions', 'Live SIP transactions', [], function () {
       this.set(self.transactions.size);
     });
+    const accounting = opts.accounting;
+    if (accounting) this.dialogs.onEnded((rec, reason) => void accounting.callEnded(rec, reason));
     // A dialog that times out or fails also releases its media session.
     this.dialogs.onEnded((rec, reason) => {
       if (reason === 'timeout') void this.#opts.media?.delete(rec.callId);
@@ -371,6 +376,8 @@ export class SignallingNode implements TransactionUser {
     const shared = local ? undefined : await this.#opts.dialogStore?.get(callId).catch(() => undefined);
     const mediaNode = local?.mediaNode ?? shared?.mediaNode;
     this.dialogs.end(callId, 'bye');
+    // A peer's call: its record is written here (the tracker accounts for its own calls).
+    if (shared) void this.#opts.accounting?.callEnded(shared, 'bye');
     await this.#opts.media?.delete(callId, undefined, mediaNode);
   }
 
@@ -599,6 +606,17 @@ function useFlow(contact: string, flow: { transport: string; address: string; po
   if (!u.ok) return true;
   const host = u.value.host.replace(/^\[|\]$/g, '');
   return host.toLowerCase() !== flow.address.toLowerCase();
+}
+
+/**
+ * Whether this node still owns a dialog it holds: no peer claimed it (owner and epoch unchanged).
+ * A record Redis cannot give counts as still ours (acting twice is idempotent; not acting loses
+ * the duty).
+ */
+async function stillOwner(store: DialogStore, rec: DialogRecord, nodeId: string | undefined): Promise<boolean> {
+  const cur = await store.get(rec.id).catch(() => undefined);
+  if (!cur) return true;
+  return cur.owner === (nodeId ?? rec.owner) && (cur.epoch ?? 0) === (rec.epoch ?? 0);
 }
 
 /** Decreasing q (RFC 3261 §16.6: contacts tried in order of q). */

@@ -74,13 +74,56 @@ export interface DialogRecord {
   mediaNode?: string;
   createdAtMs: number;
   updatedAtMs: number;
+  /** When the 2xx came (accounting). */
+  answeredAtMs?: number;
+  /** From and To URIs of the INVITE (accounting). */
+  fromUri?: string;
+  toUri?: string;
+  /** Node that set the call up. */
+  creator?: string;
+  /** Node whose duties the dialog is (timeouts, counts); changes when a peer claims it. */
   owner?: string;
+  /** Grows at every claim: a node acts on a dialog only while the epoch it knows is current. */
+  epoch?: number;
+}
+
+/** One call's accounting record, written once per call by whichever node saw it end. */
+export interface CallRecord {
+  callId: string;
+  from?: string;
+  to?: string;
+  /** INVITE received, answer (2xx), end: ms since the epoch. */
+  startMs: number;
+  answerMs?: number;
+  endMs: number;
+  /** Answered duration, seconds (0 for unanswered calls). */
+  durationSec: number;
+  endReason: 'bye' | 'failure' | 'cancel' | 'timeout';
+  /** Node that set the call up, node that saw it end. */
+  setupNode?: string;
+  endNode?: string;
+}
+
+/**
+ * Where call records go, exactly once per call across the cluster: `claim` says whether this
+ * node is the one to write a call's record (the first to ask).
+ */
+export interface AccountingStore {
+  /** True for the first node to claim the call's record; never rejects (true when it cannot ask). */
+  claim(callId: string): Promise<boolean>;
+  /** Appends the record to the shared log (a Redis stream); never blocks. */
+  append(record: CallRecord): void;
+  close(): Promise<void>;
 }
 
 export interface DialogStore {
   get(id: string): Promise<DialogRecord | undefined>;
   put(record: DialogRecord): Promise<void>;
   delete(id: string): Promise<void>;
+  /** Nodes owning confirmed dialogs (shared stores only). */
+  owners?(): Promise<string[]>;
+  /** Takes over a dead node's confirmed dialogs atomically (this node becomes owner, epoch + 1). */
+  claimOrphans?(deadOwner: string): Promise<DialogRecord[]>;
   size(): number;
   close(): Promise<void>;
 }

@@ -17,6 +17,8 @@ import type { ListenSpec } from '../../sip/transport/types.js';
 import { logger, setLogLevel } from '../../util/logger.js';
 import { readConfigFile, setPath, validateConfig, type TandemConfig } from '../config.js';
 import { startClusterRuntime } from '../cluster-runtime.js';
+import { Accounting } from '../../signalling/accounting/accounting.js';
+import { DialogClaimer } from '../../signalling/dialogs/dialog-claimer.js';
 
 interface StartCliOptions {
   config?: string;
@@ -36,6 +38,7 @@ interface StartCliOptions {
   vip?: string[];
   takeover?: string;
   redis?: string;
+  cdr?: string;
   hep?: string;
   hepId?: string;
   hepPassword?: string;
@@ -72,6 +75,7 @@ function applyFlags(raw: Record<string, unknown>, o: StartCliOptions): void {
   if (o.vip?.length) setPath(raw, ['cluster', 'vips'], o.vip);
   if (o.takeover) setPath(raw, ['cluster', 'takeover'], o.takeover);
   if (o.redis) setPath(raw, ['state', 'redis'], o.redis);
+  if (o.cdr) setPath(raw, ['signalling', 'accounting', 'file'], o.cdr);
 }
 
 async function loadRouteHook(path: string): Promise<RouteHook> {
@@ -112,6 +116,7 @@ export function registerStartCommand(program: Command): void {
     .option('--node-id <name>', 'this node\'s name in its cluster (default: host name and pid)')
     .option('--vip <addr>', 'shared address of the cluster, served while this node holds it (repeatable)', collect)
     .option('--takeover <mode>', 'how a --vip moves: keepalived (bound in advance; needs ip_nonlocal_bind) or lease (elected through Redis)')
+    .option('--cdr <file>', 'append one JSON line per call (accounting) to this file')
     .option('--redis <url>', 'shared state: redis://host:port[/db] or redis-sentinel://h1:p1,h2:p2/mastername')
     .option('--hep <udp:host:port>', 'send every SIP message to a Homer collector as HEPv3 (heplify-server)')
     .option('--hep-id <n>', 'HEP capture agent id of this node (default 2001)')
@@ -209,11 +214,15 @@ async function run(cfg: Readonly<TandemConfig>, hepOptions?: Omit<HepExporterOpt
     ...(cluster.locationStore ? { locationStore: cluster.locationStore } : {}),
     ...(cluster.dialogStore ? { dialogStore: cluster.dialogStore } : {}),
     ...(cluster.nonceCounts ? { nonceCounts: cluster.nonceCounts } : {}),
+    accounting: new Accounting({ store: cluster.accountingStore, nodeId: cluster.nodeId, ...(s.accounting.file ? { file: s.accounting.file } : {}) }),
     ...(cluster.authFailures ? { authFailures: cluster.authFailures } : {}),
   });
   // The node's own listening points (the VIPs' are added and removed as they move).
   const lps = [...(await node.start())];
   await cluster.startTakeover(node, lps, tls);
+  // A dead node's dialogs (counts, timeouts) are claimed by a live one.
+  const claimer = cluster.dialogStore && cluster.registry ? new DialogClaimer({ nodeId: cluster.nodeId, store: cluster.dialogStore, registry: cluster.registry, tracker: node.dialogs }) : undefined;
+  claimer?.start();
   ds = new DispatcherService({ config: cfg.dispatcher, stack: node.stack, callLoad: node.dialogs });
   services[DISPATCHER_SERVICE] = ds;
 
@@ -266,6 +275,7 @@ async function run(cfg: Readonly<TandemConfig>, hepOptions?: Omit<HepExporterOpt
     hard.unref();
     try {
       ds?.close();
+      claimer?.stop();
       // Leases first: the peer takes the VIPs over at once instead of after their TTL.
       await cluster.takeover?.stop();
       await node.shutdown(s.shutdownGraceMs);

@@ -30,6 +30,12 @@ export interface DialogTrackerOptions {
   store?: DialogStore;
   /** This node, written into every record as creator and owner. */
   nodeId?: string;
+  /**
+   * Asked before this node acts on a confirmed dialog it holds (timeout): false when a peer
+   * claimed it meanwhile (a node that was frozen and came back), and then the dialog is forgotten
+   * here without any side effect.
+   */
+  stillOwner?: (record: DialogRecord) => Promise<boolean>;
   now?: () => number;
 }
 
@@ -40,6 +46,7 @@ export interface DialogTrackerEvents {
 
 const endedCounter = counter('tandem_dialogs_ended_total', 'Dialogs ended, by reason', ['reason']);
 const endedBy = childrenOf(endedCounter);
+const adopted = counter('tandem_dialogs_adopted_total', 'Confirmed dialogs claimed from a dead node');
 const keptAlive = counter('tandem_dialogs_kept_alive_total', 'Confirmed dialogs kept past their timeout because their call still runs');
 
 export class DialogTracker {
@@ -47,7 +54,8 @@ export class DialogTracker {
   #perDestination = new Map<string, number>();
   #early = 0;
   #confirmed = 0;
-  #opts: Required<Omit<DialogTrackerOptions, 'store' | 'now' | 'isAlive' | 'nodeId'>>;
+  #opts: Required<Omit<DialogTrackerOptions, 'store' | 'now' | 'isAlive' | 'nodeId' | 'stillOwner'>>;
+  #stillOwner: DialogTrackerOptions['stillOwner'];
   #nodeId: string | undefined;
   #isAlive: DialogTrackerOptions['isAlive'];
   /** Dialogs whose liveness is being asked, with how many answers in a row were "cannot tell". */
@@ -62,6 +70,7 @@ export class DialogTracker {
     this.#opts = { earlyTimeoutMs: opts.earlyTimeoutMs ?? 300_000, confirmedTimeoutMs: opts.confirmedTimeoutMs ?? 10_800_000 };
     this.#store = opts.store;
     this.#isAlive = opts.isAlive;
+    this.#stillOwner = opts.stillOwner;
     this.#nodeId = opts.nodeId;
     this.#now = opts.now ?? Date.now;
     this.#timer = setInterval(() => this.sweep(), 1000);
@@ -78,7 +87,7 @@ export class DialogTracker {
   }
 
   /** An INVITE was forwarded to `destination` (or moved there by failover). */
-  early(callId: string, fromTag: string, destination?: string, mediaNode?: string): void {
+  early(callId: string, fromTag: string, destination?: string, mediaNode?: string, parties?: { fromUri: string; toUri: string }): void {
     const now = this.#now();
     const rec = this.#byCallId.get(callId);
     if (rec) {
@@ -95,7 +104,14 @@ export class DialogTracker {
     const r: DialogRecord = { id: callId, callId, fromTag, state: 'early', createdAtMs: now, updatedAtMs: now };
     if (destination !== undefined) r.destination = destination;
     if (mediaNode !== undefined) r.mediaNode = mediaNode;
-    if (this.#nodeId !== undefined) r.owner = this.#nodeId;
+    if (this.#nodeId !== undefined) {
+      r.owner = this.#nodeId;
+      r.creator = this.#nodeId;
+    }
+    if (parties) {
+      r.fromUri = parties.fromUri;
+      r.toUri = parties.toUri;
+    }
     this.#byCallId.set(callId, r);
     this.#early++;
     this.#inc(destination);
@@ -110,9 +126,31 @@ export class DialogTracker {
     rec.state = 'confirmed';
     if (toTag !== undefined) rec.toTag = toTag;
     rec.updatedAtMs = this.#now();
+    rec.answeredAtMs = rec.updatedAtMs;
     this.#early--;
     this.#confirmed++;
     void this.#store?.put(rec).catch(() => undefined);
+  }
+
+  /** A confirmed dialog claimed from a dead peer: tracked here from now on (counts, timeouts). */
+  adopt(record: DialogRecord): void {
+    if (this.#byCallId.has(record.callId)) return;
+    const r: DialogRecord = { ...record, state: 'confirmed', updatedAtMs: this.#now() };
+    this.#byCallId.set(r.callId, r);
+    this.#confirmed++;
+    this.#inc(r.destination);
+    adopted.inc();
+  }
+
+  /** Drops a dialog this node no longer owns, with no side effect (no store write, no listeners). */
+  #forget(callId: string): void {
+    const rec = this.#byCallId.get(callId);
+    if (!rec) return;
+    this.#byCallId.delete(callId);
+    this.#unknownChecks.delete(callId);
+    if (rec.state === 'early') this.#early--;
+    else this.#confirmed--;
+    this.#dec(rec.destination);
   }
 
   /** An in-dialog request (re-INVITE, UPDATE, INFO...) was seen: the call is alive. */
@@ -164,7 +202,7 @@ export class DialogTracker {
     for (const [id, rec] of this.#byCallId) {
       const limit = rec.state === 'early' ? this.#opts.earlyTimeoutMs : this.#opts.confirmedTimeoutMs;
       if (now - rec.updatedAtMs <= limit) continue;
-      if (rec.state === 'confirmed' && this.#isAlive) {
+      if (rec.state === 'confirmed' && (this.#isAlive || this.#stillOwner)) {
         if (!this.#checking.has(id)) void this.#checkAlive(id, rec);
         continue;
       }
@@ -177,7 +215,11 @@ export class DialogTracker {
     this.#checking.add(id);
     let alive: boolean | undefined;
     try {
-      alive = await this.#isAlive!(rec);
+      if (this.#stillOwner && !(await this.#stillOwner(rec))) {
+        this.#forget(id);
+        return;
+      }
+      alive = this.#isAlive ? await this.#isAlive(rec) : false;
     } catch {
       alive = undefined;
     } finally {

@@ -588,7 +588,9 @@ class ProxyContext {
     }
     if (this.#isInvite) {
       const mediaNode = this.#mediaUsed ? this.#proxy.media?.nodeOf?.(this.#req.callId) : undefined;
-      this.#proxy.dialogs?.early(this.#req.callId, this.#req.fromTag ?? '', target.destinationKey, mediaNode);
+      const from = this.#req.fromOrUndefined;
+      const to = this.#req.toOrUndefined;
+      this.#proxy.dialogs?.early(this.#req.callId, this.#req.fromTag ?? '', target.destinationKey, mediaNode, from && to ? { fromUri: formatUri(from.uri), toUri: formatUri(to.uri) } : undefined);
     }
     const s = this.#serial();
     if (s) branch.timer = this.#proxy.wheel.schedule(s.frTimerMs ?? 4000, ProxyContext.#frTimerFired, branch);

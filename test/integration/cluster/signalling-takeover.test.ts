@@ -28,10 +28,14 @@ let busyCallId = '';
 async function startNode(name: string, address: string): Promise<TandemProcess> {
   const t = await startTandem([
     '--node-id', name, '--sip', `udp:${address}:${port}`, '--vip', VIP, '--takeover', 'lease', '--redis', redis.url,
-    '--domain', DOMAIN, '--users', users, ...media.flatMap((m) => ['--media-ng', `127.0.0.1:${m.ngPort}`]),
+    '--domain', DOMAIN, '--users', users, ...media.flatMap((m) => ['--media-ng', `127.0.0.1:${m.ngPort}`]), '--admin', '127.0.0.1:0',
   ]);
   nodes.set(name, t);
   return t;
+}
+
+function adminUrl(t: TandemProcess): string {
+  return /admin=(http:\/\/127\.0\.0\.1:\d+)/.exec(t.stdout.join(''))![1]!;
 }
 
 async function holder(): Promise<string> {
@@ -155,13 +159,24 @@ describe('signalling cluster: any node continues any call', () => {
       return typeof v === 'string' && v.startsWith(`${survivor}|`) ? Date.now() - killedAt : undefined;
     }, 5000, 10);
 
-    // Every BYE, sent to the VIP along the route set the dead node issued, is answered 200.
-    const byes = await Promise.all(calls.map(async (c, i) => {
+    // Every BYE, sent to the VIP along the route set the dead node issued, is answered 200: half
+    // at once (the survivor has not claimed the dead node's dialogs yet), half after the claim.
+    const half = CALLS / 2;
+    const byes = await Promise.all(calls.slice(0, half).map(async (c, i) => {
       await new Promise((r) => setTimeout(r, i * 2));
       return (await retryBye(c)).status;
     }));
     const tookMs = Date.now() - killedAt;
+    // The dead node's heartbeat lapses (3 s): the survivor claims the rest, with their epoch bumped.
+    const status = async () => (await (await fetch(`${adminUrl(nodes.get(survivor)!)}/signalling/status`)).json()) as { dialogs: { confirmed: number } };
+    await waitFor('the survivor to claim the dead node\'s dialogs', async () => ((await status()).dialogs.confirmed === half ? true : undefined), 10_000, 100);
+    expect(await respCommand(redis.port, ['SCARD', `tandem:tandem:owned:${survivor}`])).toBe(half);
+    expect(await respCommand(redis.port, ['EXISTS', `tandem:tandem:owned:${victim}`])).toBe(0);
+    const claimed = JSON.parse(String(await respCommand(redis.port, ['HGET', `tandem:tandem:dlg:${calls[half]!.callId}`, 'rec']))) as { owner: string; epoch: number; creator: string };
+    expect(claimed).toMatchObject({ owner: survivor, epoch: 1, creator: victim });
+    byes.push(...(await Promise.all(calls.slice(half).map(async (c) => (await retryBye(c)).status))));
     expect(byes.filter((s) => s === 200)).toHaveLength(CALLS);
+    expect((await status()).dialogs.confirmed).toBe(0);
     await waitFor('media sessions deleted', async () => (await Promise.all(media.map(mediaSessions))).every((n) => n === 0) || undefined, 5000);
     // The dialogs' shared records are gone too.
     const keys = (await respCommand(redis.port, ['KEYS', 'tandem:tandem:dlg:*'])) as string[];
@@ -169,7 +184,17 @@ describe('signalling cluster: any node continues any call', () => {
     const live = [];
     for (const k of keys) if (!k.endsWith(busyCallId) && (await respCommand(redis.port, ['HEXISTS', k, '_del'])) !== 1) live.push(k);
     expect(live).toEqual([]);
-    console.log(`takeover: lease moved ${movedIn} ms after the SIGKILL of ${victim}; ${CALLS} BYEs completed ${tookMs} ms after it`);
+    console.log(`takeover: lease moved ${movedIn} ms after the SIGKILL of ${victim}; ${half} BYEs completed ${tookMs} ms after it`);
+    // Accounting: exactly one record per call, written by the survivor, naming the dead node as
+    // the one that set the call up.
+    const entries = (await respCommand(redis.port, ['XRANGE', 'tandem:tandem:cdr', '-', '+'])) as Array<[string, string[]]>;
+    const records = entries.map(([, f]) => JSON.parse(f[1]!) as { callId: string; setupNode: string; endNode: string; endReason: string; answerMs?: number; durationSec: number });
+    for (const c of calls) {
+      const mine = records.filter((r) => r.callId === c.callId);
+      expect(mine).toHaveLength(1);
+      expect(mine[0]).toMatchObject({ setupNode: victim, endNode: survivor, endReason: 'bye' });
+      expect(mine[0]!.answerMs).toBeGreaterThan(0);
+    }
 
     // New calls connect through the survivor.
     const fresh = new TestCall(alice, 'bob');
