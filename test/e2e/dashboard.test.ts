@@ -192,8 +192,8 @@ describe.skipIf(skipReason !== undefined)('dashboard in headless Chromium', () =
   it('shows both signalling nodes and the media node, charts moving under SIP and RTP load, and the node-down and VIP-moved events when the VIP holder is SIGKILLed', async () => {
     const snap = await waitFor('a VIP holder and two nodes', async () => {
       const s = (await (await fetch(`${nodes.get('east')!.admin}/api/cluster`)).json()) as ClusterSnapshot;
-      return s.vips[0]?.holder && s.nodes.filter((n) => n.live).length === 2 ? s : undefined;
-    }, 10_000, 200);
+      return s.vips[0]?.holder && ['east', 'west'].every((id) => s.nodes.some((n) => n.nodeId === id && n.live)) ? s : undefined;
+    }, 20_000, 200);
     const holder = snap.vips[0]!.holder!;
     const survivor = holder === 'east' ? 'west' : 'east';
     // A back-end PBX in the dispatcher of both nodes (the table lists it with its state and calls).

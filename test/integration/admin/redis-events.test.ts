@@ -40,13 +40,15 @@ describe('Redis in the operations API', () => {
     const metrics = await (await fetch(`${admin}/metrics`)).text();
     expect(metrics).toMatch(/^tandem_redis_replica_lag_seconds\{replica="127\.0\.0\.1:\d+"\} \d+$/m);
 
+    const killedAt = Date.now();
     await group.killPrimary();
-    const failover = await waitFor('redis-failover event', async () => (await events(admin)).find((e) => e.kind === 'redis-failover'), 30_000, 200);
+    await waitFor('Sentinel to name a new primary', async () => group.switchedAt(killedAt), 30_000, 100);
+    const failover = await waitFor('redis-failover event', async () => (await events(admin)).find((e) => e.kind === 'redis-failover'), 15_000, 200);
     expect(failover.text).toMatch(new RegExp(`^Redis primary moved from 127\\.0\\.0\\.1:${first} to 127\\.0\\.0\\.1:\\d+$`));
     const after = (await (await fetch(`${admin}/api/cluster`)).json()) as ClusterSnapshot;
     expect(after.redis.connected).toBe(true);
     expect(after.redis.address).not.toBe(`127.0.0.1:${first}`);
-  }, 60_000);
+  }, 75_000);
 
   it('single Redis killed and restarted: redis-down, then redis-up; the API answers throughout', async () => {
     const redis = await SingleRedis.start();
