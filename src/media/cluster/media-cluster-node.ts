@@ -123,6 +123,16 @@ export interface MediaClusterNode {
   close: () => Promise<void>;
 }
 
+/** Tries at a call whose ports are busy at takeover, and the pause between them (about 1 s in all). */
+const ADOPT_RETRIES = 20;
+const ADOPT_RETRY_MS = 50;
+
+/** KEYS[1] the lease's epoch counter; ARGV[1] a floor: the counter is raised to it when lower. */
+const RAISE_EPOCH_LUA = `
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1`;
+
 /** Lease names `media-<vip>`, so a media VIP never shares a lease with a signalling VIP. */
 class PrefixedLeases implements LeaseStore {
   constructor(readonly inner: LeaseStore) {}
@@ -153,6 +163,8 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
   const cluster = opts.cluster ?? 'tandem';
   const snapshotIntervalMs = opts.snapshotIntervalMs ?? 2000;
   const rescanIntervalMs = opts.rescanIntervalMs ?? 30_000;
+  /** A mirrored call not refreshed for this long, and missing from the index, has ended. */
+  const staleAfterMs = 3 * snapshotIntervalMs + 5000;
   const state = new RedisState({ url: opts.redis, nodeId: opts.nodeId, cluster });
   const store = new MediaSessionStore({ state });
   log.info({ redis: redactRedisUrl(opts.redis), cluster, nodeId: opts.nodeId, vips: opts.vips, standbyVips }, 'media cluster node: sessions replicated in Redis');
@@ -195,7 +207,9 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
 
   /** Applies one record of another node to the mirror of a VIP this node does not hold. */
   const mirrorRecord = (inst: VipInstance, callId: string, version: number, owner: string, epoch: number, rec: string | undefined, seenMs: number): void => {
-    if (inst.held || owner === opts.nodeId) return;
+    // While this node serves the VIP it is the writer. Otherwise records it wrote itself are
+    // mirrored too: they come from before a restart or a handover, and the calls live on.
+    if (inst.held) return;
     const cur = inst.mirror.get(callId);
     if (cur && cur.version >= version && cur.epoch >= epoch) return;
     if (cur && cur.epoch > epoch) return;
@@ -238,9 +252,20 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
       }
       mirrorRecord(inst, r.callId, r.version, r.owner, r.epoch, r.rec, startedMs);
     }
-    // After Redis lost its data the index is empty until the owner has written its calls back:
-    // nothing is dropped then (the next replay sees the written-back index).
-    if (!keepMissing) for (const [callId, m] of inst.mirror) if (!index.has(callId) && m.seenMs < startedMs) inst.mirror.delete(callId);
+    // A call the index no longer lists ended, unless Redis lost its data and the owner has not
+    // written it back yet: so it is dropped when its record is a tombstone, or when its version is
+    // older than the owner's snapshots allow for a live call (every call is rewritten every
+    // snapshotIntervalMs). At takeover (`keepMissing`) nothing is dropped.
+    if (!keepMissing) {
+      const missing = [...inst.mirror].filter(([callId, m]) => !index.has(callId) && m.seenMs < startedMs).map(([callId]) => callId);
+      if (missing.length) {
+        const now = Date.now();
+        for (const r of await store.fetch(inst.vip, missing)) {
+          const m = inst.mirror.get(r.callId);
+          if (m && m.seenMs < startedMs && (r.deleted || now - m.version > staleAfterMs)) inst.mirror.delete(r.callId);
+        }
+      }
+    }
     counts.scans++;
     return records.length;
   };
@@ -350,28 +375,47 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     let catchUp = 0;
     try {
       // Whatever was published while this node was away, read now (Redis answered the lease just now).
-      catchUp = await replay(inst);
+      // Nothing is dropped here: a call the index lacks (Redis lost its data and the owner had no time
+      // to write it back) is better taken over and left to its timeout than lost.
+      catchUp = await replay(inst, true);
     } catch {
       counts.scanFailures++;
     }
     const tReplay = performance.now();
     inst.held = true;
-    inst.epoch = epoch;
     const calls = [...inst.mirror.values()];
+    // Records are fenced by the lease epoch. A Redis that lost its data restarts the epoch count,
+    // so a new grant can be lower than epochs in the records written back: write above them, and
+    // move the counter past that so later grants stay higher.
+    const seen = calls.reduce((m, c) => Math.max(m, c.epoch), 0);
+    inst.epoch = epoch > seen ? epoch : seen + 1;
+    if (inst.epoch !== epoch) {
+      log.warn({ vip, granted: epoch, seen, using: inst.epoch }, 'lease epoch below the records\' (Redis lost its data?): writing above them');
+      void state.commands.call('EVAL', RAISE_EPOCH_LUA, 1, `tandem:${cluster}:lease:media-${vip}:epoch`, inst.epoch).catch(() => undefined);
+    }
     inst.mirror.clear();
     let adopted = 0;
     let failed = 0;
-    await Promise.all(
-      calls.map(async (m) => {
-        const r = await inst.core.sessions.adopt(m.call);
-        if (r.ok) adopted++;
-        else {
-          failed++;
-          mErrors.inc({ reason: 'adopt' });
-          rateLimitedLog('media-adopt', (n) => log.warn({ vip, callId: m.call.callId, code: r.code, reason: r.reason, suppressed: n }, 'could not take a call over'));
-        }
-      }),
-    );
+    let pending = calls;
+    // Ports still held by a node that is letting go (a handover while both live) free up within
+    // moments: calls whose ports were busy are tried again for a while.
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      const busy: Mirrored[] = [];
+      await Promise.all(
+        pending.map(async (m) => {
+          const r = await inst.core.sessions.adopt(m.call);
+          if (r.ok) adopted++;
+          else if (r.code === 'NG_ERR_PORT_UNAVAILABLE' && attempt < ADOPT_RETRIES) busy.push(m);
+          else {
+            failed++;
+            mErrors.inc({ reason: 'adopt' });
+            rateLimitedLog('media-adopt', (n) => log.warn({ vip, callId: m.call.callId, code: r.code, reason: r.reason, suppressed: n }, 'could not take a call over'));
+          }
+        }),
+      );
+      pending = busy;
+      if (pending.length) await new Promise((r) => setTimeout(r, ADOPT_RETRY_MS));
+    }
     inst.adopting = undefined;
     release();
     const tookMs = performance.now() - t0;
@@ -388,11 +432,13 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     if (reason !== 'shutdown') for (const id of inst.core.sessions.callIds()) inst.dirty.add(id);
     if (inst.held && inst.dirty.size) flush(inst);
     inst.held = false;
+    // Media ports first: the ng port is what a node taking over binds first (on one host it is the
+    // fence), so by the time it can, every call's ports are free for it.
+    inst.core.sessions.handOver();
     const server = inst.ng;
     inst.ng = undefined;
     inst.core.setNgServer(undefined);
     await server?.close();
-    inst.core.sessions.handOver();
     log.warn({ vip, reason }, 'no longer serving the virtual address; calls left to the holder');
     if (!closed) void replay(inst).catch(() => counts.scanFailures++);
   };

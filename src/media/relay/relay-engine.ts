@@ -282,9 +282,11 @@ export class RelayEngine {
         });
       }
       worker.pairs--;
-      // A port held outside the engine: keep it out of circulation for a quarantine period.
-      this.#ports.release(slots[0], this.#opts.quarantineMs);
-      this.#ports.release(slots[1], this.#opts.quarantineMs);
+      // A port held outside the engine: keep it out of circulation for a quarantine period; except
+      // exact ports asked for (a takeover), which the caller may try again as soon as they are free.
+      const q = opts.ports ? 0 : this.#opts.quarantineMs;
+      this.#ports.release(slots[0], q);
+      this.#ports.release(slots[1], q);
       log.warn({ callKey, ports, error: res?.error }, 'media port bind failed, trying others');
       if (opts.ports || !this.#started || this.#stopping) {
         return fail('NG_ERR_PORT_UNAVAILABLE', `cannot bind media ports: ${res?.error ?? 'worker unavailable'}`);
@@ -318,14 +320,18 @@ export class RelayEngine {
     });
   }
 
-  /** Closes the pair's sockets; its ports are quarantined. Unknown ids are ignored. */
-  release(id: number): void {
+  /**
+   * Closes the pair's sockets; its ports are quarantined (for `quarantineMs`, default the
+   * engine's; 0 when the call lives on at another node that may hand it back). Unknown ids are
+   * ignored.
+   */
+  release(id: number, quarantineMs?: number): void {
     const p = this.#pairs.get(id);
     if (!p) return;
     this.#pairs.delete(id);
     this.#released++;
     p.worker.pairs--;
-    const q = this.#opts.quarantineMs;
+    const q = quarantineMs ?? this.#opts.quarantineMs;
     if (this.#native) {
       // Sockets are closed when this returns; the forwarding thread frees the memory later.
       this.#native.close(id);

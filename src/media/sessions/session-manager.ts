@@ -523,14 +523,15 @@ export class SessionManager {
     return { result: 'ok', ...stats };
   }
 
-  /** Releases a dialogue's pairs; the caller removes it from its call. */
-  #releaseDialogue(d: Dialogue): void {
+  /** Releases a dialogue's pairs; the caller removes it from its call. `handover`: no port quarantine (the call lives on elsewhere and may come back). */
+  #releaseDialogue(d: Dialogue, handover = false): void {
     if (d.ended) return;
     d.ended = true;
     if (d.deleteTimer) clearTimeout(d.deleteTimer);
     for (const m of d.media) {
       if (m?.pairId === undefined) continue;
-      this.#relay.release(m.pairId);
+      if (handover) this.#relay.release(m.pairId, 0);
+      else this.#relay.release(m.pairId);
       this.#slotOfPair.delete(m.pairId);
     }
     this.#dialogueCount--;
@@ -553,7 +554,7 @@ export class SessionManager {
     if (call.ended) return;
     call.ended = true;
     if (call.deleteTimer) clearTimeout(call.deleteTimer);
-    for (const d of call.dialogues) this.#releaseDialogue(d);
+    for (const d of call.dialogues) this.#releaseDialogue(d, reason === 'handover');
     if (this.#calls.get(call.callId) === call) this.#calls.delete(call.callId);
     this.#adopted.delete(call.callId);
     this.#refill();
