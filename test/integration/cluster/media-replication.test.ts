@@ -155,6 +155,28 @@ describe('media session replication', () => {
     expect(s.rtp.all().every((x) => x.receivedInWindow > 5)).toBe(true);
   }, 60_000);
 
+  it('SIGTERM of the holder hands its calls over at once (lease given back, no TTL to wait)', async () => {
+    const s = await setup('127.0.0.29');
+    const m1 = await node(s.spec('m1'));
+    await waitFor('m1 to hold the VIP', async () => (await leaseHolder(s.redis.port, s.vip)) === 'm1' || undefined, 5000);
+    const m2 = await node(s.spec('m2'));
+    for (let i = 0; i < 20; i++) await setUpCall(s.ng, s.rtp, i, `term-${i}`);
+    s.rtp.start(20);
+    await waitFor('m2 to mirror 20 calls', async () => (await foreign(m2)) === 20 || undefined, 5000);
+    await waitFor('RTP on every call', async () => s.rtp.all().every((x) => x.received > 5) || undefined, 5000);
+    s.rtp.openWindow();
+    expect(await m1.stop()).toBe(0);
+    await waitFor('m2 to serve 20 calls', async () => {
+      const v = (await clusterStatus(m2))?.vips[0];
+      return (v?.held && v.own === 20) || undefined;
+    }, 5000);
+    await sleep(500);
+    const gaps = s.rtp.all().map((x) => x.maxGapMs);
+    console.log(`graceful handover (SIGTERM): per-stream worst gap max ${Math.max(...gaps)} ms`);
+    expect(s.rtp.all().every((x) => x.receivedInWindow > 5)).toBe(true);
+    expect(Math.max(...gaps)).toBeLessThan(400);
+  }, 60_000);
+
   it('garbled and stale records in Redis or on the channel are skipped and counted, never a crash', async () => {
     const s = await setup('127.0.0.23');
     const m1 = await node(s.spec('m1'));
