@@ -189,7 +189,7 @@ describe.skipIf(skipReason !== undefined)('dashboard in headless Chromium', () =
     await redis?.stop();
   });
 
-  it('shows both signalling nodes and the media node, charts moving under SIP and RTP load, and the node-down and VIP-moved events when the VIP holder is SIGKILLed', async () => {
+  it('shows both signalling nodes and the media node, charts moving under SIP and RTP load, the node-down and VIP-moved events when the VIP holder is SIGKILLed, and a PBX marked down', async () => {
     const snap = await waitFor('a VIP holder and two nodes', async () => {
       const s = (await (await fetch(`${nodes.get('east')!.admin}/api/cluster`)).json()) as ClusterSnapshot;
       return s.vips[0]?.holder && ['east', 'west'].every((id) => s.nodes.some((n) => n.nodeId === id && n.live)) ? s : undefined;
@@ -273,6 +273,12 @@ describe.skipIf(skipReason !== undefined)('dashboard in headless Chromium', () =
     await page.locator(`#nodes .node.down[data-node="${holder}"]`).waitFor({ timeout: 10_000 });
     await expect(page.locator(`#nodes .node[data-node="${survivor}"] .vip`).textContent()).resolves.toBe(VIP);
     expect(await page.locator('#events li[data-kind="vip-moved"]').first().textContent()).toContain(`from ${holder} to ${survivor}`);
+    // An operator marks the PBX down on the survivor: the table and the timeline show it.
+    const pbxUri = `sip:127.0.0.1:${pbx.address().port}`;
+    const down = await fetch(`${nodes.get(survivor)!.admin}/dispatcher/sets/pbx/destinations/${encodeURIComponent(pbxUri)}/down`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(down.status).toBe(200);
+    await page.locator(`#events li[data-kind="pbx-down"][data-subject="${pbxUri}"]`).waitFor({ timeout: 10_000 });
+    await page.locator(`#pbx tr[data-pbx="${pbxUri}"] td.down`).waitFor({ timeout: 10_000 });
     await page.screenshot({ path: join(SHOTS, 'dashboard.png') });
     console.log(`dashboard screenshots in ${SHOTS}`);
     expect(errors).toEqual([]);
