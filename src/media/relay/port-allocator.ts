@@ -13,6 +13,8 @@ export class PortAllocator {
   #size = 0;
   /** 0 = free, 1 = in use, 2 = quarantined. */
   readonly #state: Uint8Array;
+  /** 1 while the slot has an entry in the ring (a slot taken by {@link take} keeps a stale one until shifted). */
+  readonly #inRing: Uint8Array;
   /** Quarantined slots in release order with their earliest reuse time. */
   #quarantine: { slot: number; until: number }[] = [];
   #qHead = 0;
@@ -23,6 +25,7 @@ export class PortAllocator {
     this.#quarantineMs = quarantineMs;
     this.#free = new Int32Array(this.#count);
     this.#state = new Uint8Array(this.#count);
+    this.#inRing = new Uint8Array(this.#count);
     for (let i = 0; i < this.#count; i++) this.#push(i);
   }
 
@@ -51,8 +54,8 @@ export class PortAllocator {
     if (off < 0 || off % 2 !== 0 || off / 2 >= this.#count) return undefined;
     const slot = off / 2;
     if (this.#state[slot] !== 0) return undefined;
+    // Its ring entry stays, stale, and is skipped when shifted (a takeover takes many slots: O(1) each).
     this.#state[slot] = 1;
-    this.#removeFromRing(slot);
     return slot;
   }
 
@@ -99,19 +102,10 @@ export class PortAllocator {
     }
   }
 
-  #removeFromRing(slot: number): void {
-    const kept: number[] = [];
-    for (let i = 0; i < this.#size; i++) {
-      const s = this.#free[(this.#head + i) % this.#count]!;
-      if (s !== slot) kept.push(s);
-    }
-    this.#head = 0;
-    this.#size = 0;
-    for (const s of kept) this.#push(s);
-  }
-
   #push(slot: number): void {
-    if (this.#size >= this.#count) return;
+    // A slot still in the ring (stale entry of a take()) is found there again once free.
+    if (this.#inRing[slot] === 1 || this.#size >= this.#count) return;
+    this.#inRing[slot] = 1;
     this.#free[(this.#head + this.#size) % this.#count] = slot;
     this.#size++;
   }
@@ -120,6 +114,7 @@ export class PortAllocator {
     const slot = this.#free[this.#head]!;
     this.#head = (this.#head + 1) % this.#count;
     this.#size--;
+    this.#inRing[slot] = 0;
     return slot;
   }
 }
