@@ -41,4 +41,21 @@ describe('PortAllocator', () => {
     p.release(s, 0);
     expect(p.portOf(p.takeAny(0)!)).toBe(30004);
   });
+
+  it('exact ports taken (a takeover) are never handed out by takeAny until released, and come back once', () => {
+    const p = new PortAllocator(30000, 30019, 0); // 10 pairs
+    for (const port of [30000, 30004, 30008, 30012, 30016]) expect(p.take(port, 0)).toBeDefined();
+    expect(p.take(30004, 0)).toBeUndefined();
+    const any: number[] = [];
+    for (let s = p.takeAny(0); s !== undefined; s = p.takeAny(0)) any.push(p.portOf(s));
+    expect(any.sort()).toEqual([30002, 30006, 30010, 30014, 30018]);
+    // Released (with and without quarantine), each comes back exactly once.
+    p.release((30004 - 30000) / 2, 0, 0);
+    p.release((30008 - 30000) / 2, 0, 0);
+    p.release((30008 - 30000) / 2, 0, 0);
+    const again: number[] = [];
+    for (let s = p.takeAny(0); s !== undefined; s = p.takeAny(0)) again.push(p.portOf(s));
+    expect(again.sort()).toEqual([30004, 30008]);
+    expect(p.gauges(0)).toEqual({ total: 20, inUse: 20, quarantined: 0 });
+  });
 });
