@@ -6,6 +6,7 @@ import { logger, setLogLevel } from '../../util/logger.js';
 import { parseHostPort, type MediaConfigInput } from '../../media/config-schema.js';
 import { startMediaNode } from '../../media/media-node.js';
 import { startMediaClusterNode } from '../../media/cluster/media-cluster-node.js';
+import { clusterConfigSchema, stateConfigSchema } from '../../cluster/config-schema.js';
 
 interface MediaCliOptions {
   ng: string;
@@ -64,8 +65,8 @@ export function registerMediaCommand(program: Command): void {
     .option('--takeover <mode>', 'how a VIP moves: lease (Redis lease; keepalived is not implemented for media yet)', 'lease')
     .option('--redis <url>', 'shared state: redis://host:port or redis-sentinel://h1:p1,h2:p2/name (needed with --vip)')
     .option('--cluster-name <name>', 'cluster name (Redis key namespace)', 'tandem')
-    .option('--lease-ttl <ms>', 'VIP lease lifetime: a dead holder\'s calls move after at most this plus --lease-poll', '600')
-    .option('--lease-poll <ms>', 'how often a standby tries to take a VIP', '100')
+    .option('--lease-ttl <ms>', 'VIP lease lifetime: a dead holder\'s calls move after at most this plus --lease-poll (default 600)')
+    .option('--lease-poll <ms>', 'how often a standby tries to take a VIP (default 100)')
     .option('--snapshot-interval <ms>', 'how often each call\'s record is rewritten with fresh counters', '2000')
     .action(async (o: MediaCliOptions) => {
       if (o.logLevel) setLogLevel(o.logLevel);
@@ -137,31 +138,40 @@ async function runCluster(o: MediaCliOptions, input: MediaConfigInput, admin: { 
     console.error('tandem media: --vip needs shared state: give --redis URL');
     process.exit(2);
   }
-  if (o.takeover !== 'lease' && o.takeover !== 'keepalived') {
-    console.error(`tandem media: --takeover: expected lease or keepalived, got ${o.takeover}`);
+  const numeric = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number(v));
+  // The same schema as `tandem start`'s cluster and state sections: every problem printed.
+  const cluster = clusterConfigSchema.safeParse({
+    ...(o.nodeId ? { nodeId: o.nodeId } : {}),
+    name: o.clusterName ?? 'tandem',
+    vips: [...(o.vip ?? []), ...(o.standbyVip ?? [])],
+    takeover: o.takeover,
+    leaseTtlMs: numeric(o.leaseTtl),
+    leasePollMs: numeric(o.leasePoll),
+  });
+  const state = stateConfigSchema.safeParse({ redis: o.redis });
+  const snapshotIntervalMs = numeric(o.snapshotInterval) ?? 2000;
+  const problems = [
+    ...(cluster.success ? [] : cluster.error.issues.map((i) => `cluster.${i.path.join('.')}: ${i.message}`)),
+    ...(state.success ? [] : state.error.issues.map((i) => `state.${i.path.join('.')}: ${i.message}`)),
+    ...(Number.isInteger(snapshotIntervalMs) && snapshotIntervalMs >= 100 ? [] : [`--snapshot-interval: expected an integer >= 100 ms, got ${o.snapshotInterval}`]),
+  ];
+  if (problems.length || !cluster.success) {
+    console.error(`tandem media: invalid cluster options:\n${problems.join('\n')}`);
     process.exit(2);
   }
-  const num = (name: string, v: string | undefined): number | undefined => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) {
-      console.error(`tandem media: ${name}: expected a positive integer, got ${v}`);
-      process.exit(2);
-    }
-    return n;
-  };
+  const c = cluster.data;
   let node;
   try {
     node = await startMediaClusterNode(input, {
-      nodeId: o.nodeId ?? `${hostname()}-${process.pid}`,
+      nodeId: c.nodeId ?? `${hostname()}-${process.pid}`,
       vips: o.vip!,
       ...(o.standbyVip?.length ? { standbyVips: o.standbyVip } : {}),
-      takeover: o.takeover,
+      takeover: c.takeover,
       redis: o.redis,
-      cluster: o.clusterName ?? 'tandem',
-      leaseTtlMs: num('--lease-ttl', o.leaseTtl)!,
-      leasePollMs: num('--lease-poll', o.leasePoll)!,
-      snapshotIntervalMs: num('--snapshot-interval', o.snapshotInterval)!,
+      cluster: c.name,
+      leaseTtlMs: c.leaseTtlMs,
+      leasePollMs: c.leasePollMs,
+      snapshotIntervalMs,
     });
   } catch (err) {
     console.error(`tandem media: ${(err as Error).message}`);
