@@ -28,6 +28,11 @@ export const clusterConfigSchema = z
     leaseTtlMs: z.number().int().min(100).max(60_000).default(600),
     /** How often a node without a VIP tries to take it, ms. @default 100 */
     leasePollMs: z.number().int().min(10).max(10_000).default(100),
+    /**
+     * Calls still ringing survive their node: each INVITE's forwarded branches are written to
+     * Redis once (one write per INVITE), so a peer can complete, CANCEL or fail them. @default true
+     */
+    keepRingingCalls: z.boolean().default(true),
   })
   .strict();
 

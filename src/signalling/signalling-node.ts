@@ -11,7 +11,7 @@ import type { Endpoint, ListeningPoint, ListenSpec, Source } from '../sip/transp
 import { TransactionLayer } from '../sip/transaction/transaction-layer.js';
 import type { ServerTransaction, TransactionUser } from '../sip/transaction/types.js';
 import type { SipRequest, SipResponse } from '../sip/message/sip-message.js';
-import { createResponse } from '../sip/message/builders.js';
+import { createRequest, createResponse } from '../sip/message/builders.js';
 import { parseUri } from '../sip/uri/sip-uri.js';
 import { AuthFailureTracker, DigestAuthenticator, provesWrongCredentials, randomSecret, type UserDirectory } from '../sip/auth/digest-server.js';
 import { NetworkList } from '../util/network-list.js';
@@ -24,7 +24,7 @@ import { createLogger, rateLimitedLog } from '../util/logger.js';
 import { Registrar } from './registrar/registrar.js';
 import { childrenOf } from './metric-children.js';
 import { aorKey } from './location/aor.js';
-import { methodLabel, ProxyCore } from './proxy/proxy-core.js';
+import { derivedBranch, methodLabel, ProxyCore } from './proxy/proxy-core.js';
 import type { LocalInterface, ProxyClientTransaction, ProxyServerTransaction, ProxyStack } from './proxy/proxy-stack.js';
 import type { RouteContext, RouteHook, RouteResult, Target } from './proxy/types.js';
 import { DialogTracker } from './dialogs/dialog-tracker.js';
@@ -41,6 +41,8 @@ const sourcesBlocked = counter('tandem_auth_sources_blocked_total', 'Sources blo
 const requestsCounter = counter('tandem_signalling_requests_total', 'Requests received by the signalling node, by method', ['method']);
 const requestsBy = childrenOf(requestsCounter);
 const authResult = childrenOf(authCounter);
+const takenOverResponses = counter('tandem_signalling_peer_invite_responses_total', 'Final responses to INVITEs forwarded by a peer that died, completed by this node');
+const takenOverCancels = counter('tandem_signalling_peer_invite_cancels_total', 'CANCELs of INVITEs forwarded by a peer that died, sent on by this node');
 const untrustedInDialog = counter('tandem_signalling_untrusted_in_dialog_total', 'Requests with a To-tag but no authentic Route of ours, handled as out-of-dialog');
 const untrustedAbsorbed = counter('tandem_signalling_untrusted_ack_total', 'ACKs with no authentic Route of ours, absorbed');
 
@@ -89,6 +91,8 @@ export interface SignallingNodeOptions {
   accounting?: Accounting;
   /** Dialog store shared by the cluster (Redis): records written when dialogs change. */
   dialogStore?: DialogStore;
+  /** Share early dialogs too, so calls still ringing survive this node (needs `dialogStore`). @default false */
+  shareEarlyDialogs?: boolean;
   /** Services visible to route hooks as `context.services` (the dispatcher registers itself here). */
   services?: Record<string, unknown>;
   nodeName?: string;
@@ -130,6 +134,7 @@ export class SignallingNode implements TransactionUser {
       ...(media?.isActive ? { isAlive: (rec: DialogRecord) => media.isActive!(rec.callId) } : {}),
       ...(opts.dialogStore ? { store: opts.dialogStore, stillOwner: (rec: DialogRecord) => stillOwner(opts.dialogStore!, rec, opts.nodeName) } : {}),
       ...(opts.nodeName ? { nodeId: opts.nodeName } : {}),
+      shareEarly: opts.shareEarlyDialogs ?? false,
     });
     for (const a of opts.clusterAddresses ?? []) {
       this.#ownHosts.add(a.toLowerCase());
@@ -242,15 +247,119 @@ export class SignallingNode implements TransactionUser {
     }
   }
 
+  onUnmatchedCancel(req: SipRequest, tx: ServerTransaction): void {
+    // Perhaps for an INVITE a peer forwarded before it died.
+    void this.#cancelForPeer(req).then(
+      (sent) => tx.respond(sent ? createResponse(req, 200, 'OK') : createResponse(req, 481, 'Call/Transaction Does Not Exist')),
+      () => tx.respond(createResponse(req, 481, 'Call/Transaction Does Not Exist')),
+    );
+  }
+
   onStrayResponse(res: SipResponse): void {
-    // A 2xx retransmission after the client transaction ended: relay it statelessly upstream
-    // (§16.7: our Via on top is removed, the next one says where to send it).
+    // A response for no transaction of ours: a 2xx retransmission after the client transaction
+    // ended, or the callee's answer to an INVITE a peer forwarded before it died. Relayed
+    // statelessly upstream (§16.7: our Via on top is removed, the next one says where to go).
     const top = res.topVia;
     if (!top.branch?.includes('.tdm.') || !this.stack.isOwnAddress(top.host, top.port, top.transport)) return;
+    if (res.cseq.method === 'INVITE' && res.status > 100 && (this.#opts.dialogStore || (this.#opts.media && isSdpMessage(res)))) {
+      void this.#continueInvite(res).finally(() => this.#relayStray(res));
+      return;
+    }
+    this.#relayStray(res);
+  }
+
+  #relayStray(res: SipResponse): void {
     const c = copyResponse(res);
     c.removeFirst('Via');
     if (c.vias.length === 0) return;
     this.stack.sendResponseStateless(c);
+  }
+
+  /**
+   * A response to an INVITE with no transaction here. Its SDP goes through the media node that
+   * took the offer (a 2xx retransmission must carry the same relay address as the first); for a
+   * call a peer set up and died with, the dialog is confirmed here (a 2xx) or ended, with the
+   * hop-by-hop ACK the dead node owed the callee (a failure, §17.1.1.3).
+   */
+  async #continueInvite(res: SipResponse): Promise<void> {
+    try {
+      const local = this.dialogs.get(res.callId);
+      const rec = local ?? (await this.#opts.dialogStore?.get(res.callId).catch(() => undefined));
+      if (!rec) return;
+      const media = this.#opts.media;
+      if (media && rec.mediaNode && isSdpMessage(res) && res.status < 300) {
+        const r = await media.answer({ callId: res.callId, fromTag: res.fromTag ?? '', toTag: res.toTag ?? '', sdp: res.body, node: rec.mediaNode });
+        if (r.ok) res.body = r.value;
+      }
+      if (local || rec.state !== 'early') return;
+      takenOverResponses.inc();
+      if (res.status >= 200 && res.status < 300) {
+        // Confirmed here: this node owns the dialog from now on (counts, timeouts, accounting).
+        const confirmed: DialogRecord = { ...rec, state: 'confirmed', toTag: res.toTag ?? '', answeredAtMs: Date.now(), updatedAtMs: Date.now(), owner: this.#opts.nodeName ?? rec.owner ?? '', epoch: (rec.epoch ?? 0) + 1 };
+        delete confirmed.invite;
+        this.dialogs.adopt(confirmed);
+        void this.#opts.dialogStore?.put(confirmed).catch(() => undefined);
+      } else if (res.status >= 300) {
+        this.#ackFailure(rec, res);
+        void this.#opts.dialogStore?.delete(rec.id).catch(() => undefined);
+        if (rec.mediaNode) void this.#opts.media?.delete(rec.callId, undefined, rec.mediaNode);
+        void this.#opts.accounting?.callEnded(rec, res.status === 487 ? 'cancel' : 'failure');
+      }
+    } catch (err) {
+      rateLimitedLog('continue-invite', (s) => log.warn({ err, suppressed: s }, 'continuing a peer\'s INVITE failed'));
+    }
+  }
+
+  /** The ACK for a non-2xx final, hop by hop to the branch that answered (§17.1.1.3). */
+  #ackFailure(rec: DialogRecord, res: SipResponse): void {
+    const b = rec.invite?.branches.find((x) => x.branch === res.topVia.branch);
+    const hop = b ? parseHop(b.hop) : undefined;
+    if (!rec.invite || !b || !hop) return;
+    const ack = createRequest({
+      method: 'ACK',
+      uri: b.uri,
+      via: res.get('Via')!,
+      from: rec.invite.from,
+      to: res.get('To') ?? rec.invite.to,
+      callId: rec.callId,
+      cseq: rec.invite.cseq,
+      headers: (b.route ?? []).map((r) => ['Route', r] as [string, string]),
+    });
+    this.stack.sendStateless(ack, hop);
+  }
+
+  /**
+   * A CANCEL with no INVITE transaction here: the INVITE may have been forwarded by a peer that
+   * died. The CANCEL is proven to name that very INVITE when the branch derived from it (its Via,
+   * Call-ID, CSeq: the INVITE's own, §9.1) is the one the peer used; then every branch is
+   * CANCELled downstream and the caller gets 200 (the callee's 487 follows statelessly).
+   */
+  async #cancelForPeer(req: SipRequest): Promise<boolean> {
+    const store = this.#opts.dialogStore;
+    if (!store) return false;
+    const rec = await store.get(req.callId).catch(() => undefined);
+    if (!rec?.invite || rec.state !== 'early') return false;
+    let sent = 0;
+    rec.invite.branches.forEach((b, i) => {
+      const hop = parseHop(b.hop);
+      if (!hop || !b.branch.includes(`.${derivedBranch(req, i)}.`)) return;
+      const iface = this.stack.interfaceFor(hop);
+      const host = iface.host.includes(':') ? `[${iface.host}]` : iface.host;
+      const cancel = createRequest({
+        method: 'CANCEL',
+        uri: b.uri,
+        via: `SIP/2.0/${iface.transport.toUpperCase()} ${host}:${iface.port};branch=${b.branch};rport`,
+        from: rec.invite!.from,
+        to: rec.invite!.to,
+        callId: rec.callId,
+        cseq: rec.invite!.cseq,
+        headers: (b.route ?? []).map((r) => ['Route', r] as [string, string]),
+      });
+      this.stack.sendStateless(cancel, hop);
+      sent++;
+    });
+    if (sent) takenOverCancels.inc();
+    return sent > 0;
   }
 
   async #onRequest(req: SipRequest, tx: ServerTransaction | undefined, source: Source): Promise<void> {
@@ -617,6 +726,20 @@ async function stillOwner(store: DialogStore, rec: DialogRecord, nodeId: string 
   const cur = await store.get(rec.id).catch(() => undefined);
   if (!cur) return true;
   return cur.owner === (nodeId ?? rec.owner) && (cur.epoch ?? 0) === (rec.epoch ?? 0);
+}
+
+function isSdpMessage(m: SipResponse): boolean {
+  return m.body.length > 0 && (m.contentType ?? '').toLowerCase().startsWith('application/sdp');
+}
+
+/** `udp:198.51.100.7:5060` -> endpoint. */
+function parseHop(text: string): Endpoint | undefined {
+  const i = text.indexOf(':');
+  const j = text.lastIndexOf(':');
+  const transport = text.slice(0, i);
+  const port = Number(text.slice(j + 1));
+  if ((transport !== 'udp' && transport !== 'tcp' && transport !== 'tls') || !(port > 0 && port < 65536)) return undefined;
+  return { transport, address: text.slice(i + 1, j), port };
 }
 
 /** Decreasing q (RFC 3261 §16.6: contacts tried in order of q). */

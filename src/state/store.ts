@@ -85,6 +85,23 @@ export interface DialogRecord {
   owner?: string;
   /** Grows at every claim: a node acts on a dialog only while the epoch it knows is current. */
   epoch?: number;
+  /**
+   * While early: what a peer needs to CANCEL or ACK the INVITE this node forwarded if this node
+   * dies while the callee rings (From and To as forwarded, CSeq number, one entry per branch).
+   */
+  invite?: { from: string; to: string; cseq: number; branches: ForwardedBranch[] };
+}
+
+/** One forwarded copy of an INVITE. */
+export interface ForwardedBranch {
+  /** Request-URI it was sent with. */
+  uri: string;
+  /** Where it went: `transport:address:port`. */
+  hop: string;
+  /** Our Via branch on it. */
+  branch: string;
+  /** Route header values it carried. */
+  route?: string[];
 }
 
 /** One call's accounting record, written once per call by whichever node saw it end. */

@@ -212,7 +212,7 @@ async function run(cfg: Readonly<TandemConfig>, hepOptions?: Omit<HepExporterOpt
     nodeName: cluster.nodeId,
     clusterAddresses: [...vips],
     ...(cluster.locationStore ? { locationStore: cluster.locationStore } : {}),
-    ...(cluster.dialogStore ? { dialogStore: cluster.dialogStore } : {}),
+    ...(cluster.dialogStore ? { dialogStore: cluster.dialogStore, shareEarlyDialogs: cfg.cluster.keepRingingCalls } : {}),
     ...(cluster.nonceCounts ? { nonceCounts: cluster.nonceCounts } : {}),
     accounting: new Accounting({ store: cluster.accountingStore, nodeId: cluster.nodeId, ...(s.accounting.file ? { file: s.accounting.file } : {}) }),
     ...(cluster.authFailures ? { authFailures: cluster.authFailures } : {}),

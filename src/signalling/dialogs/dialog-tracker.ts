@@ -5,7 +5,7 @@
  * destination, moves with serial failover, and is removed on BYE, on a failure final response,
  * on CANCEL and on dialog timeout.
  */
-import type { DialogRecord, DialogStore } from '../../state/store.js';
+import type { DialogRecord, DialogStore, ForwardedBranch } from '../../state/store.js';
 import { gauge, counter } from '../../util/metrics.js';
 import { childrenOf } from '../metric-children.js';
 
@@ -31,6 +31,11 @@ export interface DialogTrackerOptions {
   /** This node, written into every record as creator and owner. */
   nodeId?: string;
   /**
+   * Share early dialogs too (one write per INVITE, once its branches are sent), so that a peer
+   * can complete or CANCEL a call still ringing when this node dies. @default false
+   */
+  shareEarly?: boolean;
+  /**
    * Asked before this node acts on a confirmed dialog it holds (timeout): false when a peer
    * claimed it meanwhile (a node that was frozen and came back), and then the dialog is forgotten
    * here without any side effect.
@@ -54,7 +59,8 @@ export class DialogTracker {
   #perDestination = new Map<string, number>();
   #early = 0;
   #confirmed = 0;
-  #opts: Required<Omit<DialogTrackerOptions, 'store' | 'now' | 'isAlive' | 'nodeId' | 'stillOwner'>>;
+  #opts: Required<Omit<DialogTrackerOptions, 'store' | 'now' | 'isAlive' | 'nodeId' | 'stillOwner' | 'shareEarly'>>;
+  #shareEarly: boolean;
   #stillOwner: DialogTrackerOptions['stillOwner'];
   #nodeId: string | undefined;
   #isAlive: DialogTrackerOptions['isAlive'];
@@ -70,6 +76,7 @@ export class DialogTracker {
     this.#opts = { earlyTimeoutMs: opts.earlyTimeoutMs ?? 300_000, confirmedTimeoutMs: opts.confirmedTimeoutMs ?? 10_800_000 };
     this.#store = opts.store;
     this.#isAlive = opts.isAlive;
+    this.#shareEarly = opts.shareEarly ?? false;
     this.#stillOwner = opts.stillOwner;
     this.#nodeId = opts.nodeId;
     this.#now = opts.now ?? Date.now;
@@ -119,6 +126,25 @@ export class DialogTracker {
     // node's (one write fewer per call, and most calls that fail never reach Redis).
   }
 
+  /** Early dialogs are shared (their INVITE's branches written once each). */
+  get sharesEarly(): boolean {
+    return this.#shareEarly && this.#store !== undefined;
+  }
+
+  /**
+   * A copy of the dialog's INVITE was sent (first try, parallel fork or serial failover): when
+   * early dialogs are shared the record, with how to CANCEL each copy, is written (the outbox
+   * folds the writes of one INVITE's branches into one).
+   */
+  forwarded(callId: string, invite: { from: string; to: string; cseq: number }, branch: ForwardedBranch): void {
+    if (!this.#shareEarly || !this.#store) return;
+    const rec = this.#byCallId.get(callId);
+    if (!rec || rec.state !== 'early') return;
+    if (!rec.invite) rec.invite = { ...invite, branches: [] };
+    rec.invite.branches.push(branch);
+    void this.#store.put(rec).catch(() => undefined);
+  }
+
   /** A 2xx confirmed the dialog. */
   confirm(callId: string, toTag: string | undefined): void {
     const rec = this.#byCallId.get(callId);
@@ -127,6 +153,7 @@ export class DialogTracker {
     if (toTag !== undefined) rec.toTag = toTag;
     rec.updatedAtMs = this.#now();
     rec.answeredAtMs = rec.updatedAtMs;
+    delete rec.invite;
     this.#early--;
     this.#confirmed++;
     void this.#store?.put(rec).catch(() => undefined);
@@ -174,7 +201,7 @@ export class DialogTracker {
     else this.#confirmed--;
     this.#dec(rec.destination);
     endedBy(reason).inc();
-    if (rec.state === 'confirmed') void this.#store?.delete(rec.id).catch(() => undefined);
+    if (rec.state === 'confirmed' || rec.invite) void this.#store?.delete(rec.id).catch(() => undefined);
     for (const l of this.#listeners) {
       try {
         l(rec, reason);

@@ -15,6 +15,8 @@ export interface MediaOfferInput {
 
 export interface MediaAnswerInput extends MediaOfferInput {
   toTag: string;
+  /** Media node that took the offer, when this process did not send it (a peer that died did). */
+  node?: string;
 }
 
 export interface MediaControl {

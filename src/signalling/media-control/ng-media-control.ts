@@ -115,7 +115,7 @@ export class NgMediaControl implements MediaControl {
   }
 
   async answer(input: MediaAnswerInput): Promise<Result<Buffer>> {
-    const node = this.#byCall.get(input.callId);
+    const node = this.#byCall.get(input.callId) ?? this.#nodes.find((n) => n.name === input.node);
     if (!node) return fail('MEDIA_ERR_NO_SESSION', 'no offer for this call');
     const r = await node.client.answer({
       callId: input.callId,

@@ -182,8 +182,6 @@ export class ProxyCore {
   #timerCMs: number;
   #dialogs: DialogTracker | undefined;
   #media: MediaControl | undefined;
-  #branchSeq = 0;
-  #branchPrefix = randomBytes(4).toString('hex');
   #flowKey: Buffer;
   readonly routeToken: RouteToken;
   readonly wheel: TimerWheel;
@@ -358,15 +356,15 @@ export class ProxyCore {
   }
 
   /** @internal */
-  prepareBranch(req: SipRequest, target: Target, source: Source, loopKey: string): { request: SipRequest; nextHop: Endpoint } | undefined {
-    return this.#prepare(req, target, source, true, loopKey);
+  prepareBranch(req: SipRequest, target: Target, source: Source, loopKey: string, branchIndex = 0): { request: SipRequest; nextHop: Endpoint } | undefined {
+    return this.#prepare(req, target, source, true, loopKey, branchIndex);
   }
 
   /**
    * §16.6 steps 1-8: copy, Request-URI, Max-Forwards, Record-Route, Route (Path), strict-route
    * compatibility, next hop, Via.
    */
-  #prepare(orig: SipRequest, target: Target, source: Source, stateful: boolean, loopKey?: string): { request: SipRequest; nextHop: Endpoint } | undefined {
+  #prepare(orig: SipRequest, target: Target, source: Source, stateful: boolean, loopKey?: string, branchIndex = 0): { request: SipRequest; nextHop: Endpoint } | undefined {
     const req = copyRequest(orig);
     req.setUri(target.uri);
     const mf = req.maxForwards;
@@ -413,7 +411,7 @@ export class ProxyCore {
       }
     }
     // §16.6 step 8: our Via with a branch that also carries the loop-detection hash.
-    const branch = `${BRANCH_MAGIC}.${this.#branchPrefix}${(++this.#branchSeq).toString(36)}.${LOOP_TAG}.${loopKey ?? 'x'}.`;
+    const branch = `${BRANCH_MAGIC}.${derivedBranch(orig, branchIndex)}.${LOOP_TAG}.${loopKey ?? 'x'}.`;
     const hostText = out.host.includes(':') ? `[${out.host}]` : out.host;
     req.prepend('Via', `SIP/2.0/${out.transport.toUpperCase()} ${hostText}:${out.port};branch=${stateful ? branch : ackBranch(orig)};rport`);
     forwardedChild(req.method).inc();
@@ -438,6 +436,25 @@ export class ProxyCore {
   loopKeyOf(req: SipRequest): string {
     return loopHash(req);
   }
+}
+
+/**
+ * The branch of the request we forward, derived from the request we received (its top Via
+ * branch and sent-by, Call-ID, CSeq) and the branch's index: any node of the cluster derives the
+ * same one, so a CANCEL or a hop-by-hop ACK for an INVITE forwarded by a node that died matches
+ * the callee's transaction (RFC 3261 §9.1: a CANCEL carries the branch of the request it
+ * cancels), and a retransmitted INVITE forwarded again is a retransmission to the callee, not a
+ * second call. Two 52-bit hash lanes over fields that are unique per upstream transaction.
+ */
+export function derivedBranch(req: SipRequest, branchIndex: number): string {
+  const v = req.topVia;
+  const up = v.branch && v.branch.startsWith(BRANCH_MAGIC) ? v.branch : `${req.callId}|${req.fromTag ?? ''}`;
+  const sentBy = `${v.host}:${v.port ?? ''}`;
+  const seq = String(req.cseq.seq);
+  const idx = String(branchIndex);
+  const a = new LoopHasher().add(up).add(sentBy).add(req.callId).add(seq).add(idx).digest();
+  const b = new LoopHasher().add(idx).add(seq).add(req.callId).add(sentBy).add(up).digest();
+  return `${a}${b}`;
 }
 
 /**
@@ -579,7 +596,7 @@ class ProxyContext {
   }
 
   #startBranch(target: Target): void {
-    const prepared = this.#proxy.prepareBranch(this.#req, target, this.#source, this.#loopKey);
+    const prepared = this.#proxy.prepareBranch(this.#req, target, this.#source, this.#loopKey, this.#branches.length);
     const branch: Branch = new ProxyContext.#BranchImpl(this, target, prepared?.request ?? this.#req);
     this.#branches.push(branch);
     if (!prepared) {
@@ -591,6 +608,15 @@ class ProxyContext {
       const from = this.#req.fromOrUndefined;
       const to = this.#req.toOrUndefined;
       this.#proxy.dialogs?.early(this.#req.callId, this.#req.fromTag ?? '', target.destinationKey, mediaNode, from && to ? { fromUri: formatUri(from.uri), toUri: formatUri(to.uri) } : undefined);
+    }
+    if (this.#isInvite && this.#proxy.dialogs?.sharesEarly) {
+      const out = prepared.request;
+      const hop = prepared.nextHop;
+      this.#proxy.dialogs?.forwarded(
+        out.callId,
+        { from: out.get('From') ?? '', to: out.get('To') ?? '', cseq: out.cseq.seq },
+        { uri: out.uri, hop: `${hop.transport}:${hop.address}:${hop.port}`, branch: out.topVia.branch ?? '', ...(out.getAll('Route').length ? { route: out.getAll('Route') } : {}) },
+      );
     }
     const s = this.#serial();
     if (s) branch.timer = this.#proxy.wheel.schedule(s.frTimerMs ?? 4000, ProxyContext.#frTimerFired, branch);

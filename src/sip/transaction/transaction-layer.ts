@@ -379,7 +379,8 @@ export class TransactionLayer {
     this.#addServer(key, tx);
     const inv = this.#findServer(req, 'INVITE', magic);
     if (!(inv instanceof InviteServerTransaction)) {
-      tx.respond(createResponse(req, 481, 'Call/Transaction Does Not Exist'));
+      if (this.#tu?.onUnmatchedCancel) this.#tu.onUnmatchedCancel(req, tx, source);
+      else tx.respond(createResponse(req, 481, 'Call/Transaction Does Not Exist'));
       return;
     }
     const toTag = inv.toTag;

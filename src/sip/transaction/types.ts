@@ -35,6 +35,11 @@ export interface TransactionUser {
   onRequest(req: SipRequest, tx: ServerTransaction | undefined, source: Source): void;
   /** A response matching no client transaction (2xx retransmissions after Timer M, forks). */
   onStrayResponse?(res: SipResponse, source: Source): void;
+  /**
+   * A CANCEL matching no INVITE transaction here (a proxy of a cluster may know the INVITE from
+   * a peer). The TU answers it through `tx`. Without this hook the layer answers 481 itself.
+   */
+  onUnmatchedCancel?(req: SipRequest, tx: ServerTransaction, source: Source): void;
 }
 
 export interface ClientTransactionHandlers {
