@@ -62,7 +62,7 @@ export function registerMediaCommand(program: Command): void {
     .option('--node-id <name>', 'this node\'s name in the cluster (default: host name and pid)')
     .option('--vip <addr>', 'virtual address: ng and every media port live on it; a second node with the same --vip is the hot standby (repeatable)', collect)
     .option('--standby-vip <addr>', 'virtual address this node only stands by for (active/active: the other node\'s --vip); contested 3 lease TTLs after start (repeatable)', collect)
-    .option('--takeover <mode>', 'how a VIP moves: lease (Redis lease; keepalived is not implemented for media yet)', 'lease')
+    .option('--takeover <mode>', 'how a VIP moves: lease (a Redis lease; the new holder binds the calls\' ports) or keepalived (VRRP moves the address; ports bound in advance, needs net.ipv4.ip_nonlocal_bind=1)', 'lease')
     .option('--redis <url>', 'shared state: redis://host:port or redis-sentinel://h1:p1,h2:p2/name (needed with --vip)')
     .option('--cluster-name <name>', 'cluster name (Redis key namespace)', 'tandem')
     .option('--lease-ttl <ms>', 'VIP lease lifetime: a dead holder\'s calls move after at most this plus --lease-poll (default 600)')
@@ -182,7 +182,7 @@ async function runCluster(o: MediaCliOptions, input: MediaConfigInput, admin: { 
   const started = node;
   const ops = startMediaOperations({
     nodeId: started.nodeId, clusterName: o.clusterName ?? 'tandem', state: started.state, vips: [...o.vip!, ...(o.standbyVip ?? [])],
-    held: () => started.takeover.held().map((h) => h.vip), statistics: () => started.statistics(), ng: o.vip!.map((v) => `${v}:${started.ngPort}`),
+    held: () => started.held(), statistics: () => started.statistics(), ng: o.vip!.map((v) => `${v}:${started.ngPort}`),
     ...(o.redis ? { redisUrl: o.redis } : {}), ...(o.admin ? { admin: o.admin } : {}), summary: { role: 'media', vips: o.vip, standbyVips: o.standbyVip ?? [] },
   });
   let adminServer: Awaited<ReturnType<typeof startAdminServer>> | undefined;

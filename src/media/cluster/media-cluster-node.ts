@@ -29,6 +29,7 @@
  * Lease mode only: in keepalived mode the standby would bind the ports of mirrored calls ahead of
  * the address move (ip_nonlocal_bind); not implemented (see README).
  */
+import { networkInterfaces } from 'node:os';
 import { AddressTakeover } from '../../cluster/address-takeover.js';
 import type { LeaseGrant, LeaseStore } from '../../cluster/lease-store.js';
 import { RedisLeaseStore } from '../../cluster/redis-lease-store.js';
@@ -68,7 +69,13 @@ export interface MediaClusterOptions {
   standbyVips?: string[];
   /** See `standbyVips`. @default 3 x leaseTtlMs */
   standbyGraceMs?: number;
-  /** How a VIP moves; only `lease` is implemented for media. @default 'lease' */
+  /**
+   * How a VIP moves. `lease`: the nodes elect the holder through a Redis lease; the new holder binds
+   * the calls' ports when it gets it. `keepalived`: VRRP moves the address; every node binds the
+   * VIP's ng socket and the standby binds every mirrored call's ports in advance
+   * (net.ipv4.ip_nonlocal_bind=1), so forwarding resumes with the first packet after the move.
+   * @default 'lease'
+   */
   takeover?: 'lease' | 'keepalived';
   /** Shared state URL (redis:// or redis-sentinel://). */
   redis: string;
@@ -80,6 +87,8 @@ export interface MediaClusterOptions {
   snapshotIntervalMs?: number;
   /** How often a standby replays a VIP's index in full (besides after disconnects), ms. @default 30000 */
   rescanIntervalMs?: number;
+  /** keepalived mode: how often the node looks whether a VIP is on one of its interfaces, ms. @default 10 */
+  addressPollMs?: number;
 }
 
 interface Mirrored {
@@ -104,6 +113,10 @@ interface VipInstance {
   flushScheduled: boolean;
   /** While a takeover binds its calls, ng commands wait for it. */
   adopting: Promise<void> | undefined;
+  /** keepalived mode, standby: calls bound ahead of the address move, with the record version bound. */
+  prebound: Map<string, number>;
+  syncing: boolean;
+  syncAgain: boolean;
   lastTakeover?: { atMs: number; epoch: number; adopted: number; failed: number; tookMs: number; ngMs: number; replayMs: number; adoptMs: number; catchUp: number };
 }
 
@@ -114,9 +127,12 @@ export interface MediaClusterNode {
   ngPort: number;
   state: RedisState;
   store: MediaSessionStore;
-  takeover: AddressTakeover;
+  /** The lease manager (lease mode). */
+  takeover: AddressTakeover | undefined;
   /** Cluster view for the admin API and tests. */
   status: () => Record<string, unknown>;
+  /** VIPs this node serves now (lease held, or address present in keepalived mode). */
+  held: () => string[];
   /** `statistics` of one VIP's instance (the first when omitted). */
   statistics: (vip?: string) => Promise<Record<string, unknown>>;
   /** Stops: gives the leases back (the standby takes over at once), leaves the records. */
@@ -152,7 +168,7 @@ class PrefixedLeases implements LeaseStore {
 
 /** Starts a media cluster node (see the file comment). Throws on bad config. */
 export async function startMediaClusterNode(input: MediaConfigInput, opts: MediaClusterOptions): Promise<MediaClusterNode> {
-  if ((opts.takeover ?? 'lease') !== 'lease') throw new Error('media takeover: only --takeover lease is implemented for media nodes (keepalived: see src/media/README.md)');
+  const keepalived = opts.takeover === 'keepalived';
   if (opts.vips.length === 0) throw new Error('media cluster: give at least one --vip');
   const standbyVips = (opts.standbyVips ?? []).filter((v) => !opts.vips.includes(v));
   const allVips = [...opts.vips, ...standbyVips];
@@ -215,11 +231,57 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     if (cur && cur.epoch > epoch) return;
     if (rec === undefined) {
       inst.mirror.delete(callId);
+      if (keepalived) void syncPrebound(inst);
       return;
     }
     const d = decodeSessionRecord(rec, callId);
     if (!d.ok) return skip(d.reason, { vip: inst.vip, callId, owner });
     inst.mirror.set(callId, { version, owner, epoch, call: d.value, seenMs });
+    if (keepalived) void syncPrebound(inst);
+  };
+
+  /**
+   * keepalived mode, standby: binds every mirrored call now (ports on the VIP before the address
+   * is here, so forwarding starts with the first packet after the move), follows newer records
+   * (counters and peers in place; dialogues or ports changed: bound again) and frees the calls that
+   * ended. One run at a time; changes meanwhile cause another.
+   */
+  const syncPrebound = async (inst: VipInstance): Promise<void> => {
+    if (inst.held) return;
+    if (inst.syncing) {
+      inst.syncAgain = true;
+      return;
+    }
+    inst.syncing = true;
+    try {
+      do {
+        inst.syncAgain = false;
+        for (const [callId, m] of [...inst.mirror]) {
+          if (inst.held || closed) return;
+          const bound = inst.prebound.get(callId);
+          if (bound === m.version) continue;
+          if (bound !== undefined && inst.core.sessions.refreshAdopted(m.call)) {
+            inst.prebound.set(callId, m.version);
+            continue;
+          }
+          inst.core.sessions.drop(callId);
+          const r = await inst.core.sessions.adopt(m.call);
+          if (r.ok) inst.prebound.set(callId, m.version);
+          else {
+            inst.prebound.delete(callId);
+            mErrors.inc({ reason: 'prebind' });
+            rateLimitedLog('media-prebind', (n) => log.warn({ vip: inst.vip, callId, code: r.code, reason: r.reason, suppressed: n }, 'could not bind a mirrored call ahead of a takeover'));
+          }
+        }
+        for (const callId of [...inst.prebound.keys()]) {
+          if (inst.mirror.has(callId) || inst.held) continue;
+          inst.core.sessions.drop(callId);
+          inst.prebound.delete(callId);
+        }
+      } while (inst.syncAgain && !inst.held && !closed);
+    } finally {
+      inst.syncing = false;
+    }
   };
 
   store.onMessage((m, raw) => {
@@ -267,6 +329,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
       }
     }
     counts.scans++;
+    if (keepalived) void syncPrebound(inst);
     return records.length;
   };
 
@@ -292,12 +355,15 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
       dirty: new Set(),
       flushScheduled: false,
       adopting: undefined,
+      prebound: new Map(),
+      syncing: false,
+      syncAgain: false,
     };
     inst.core = await createMediaCore(Object.freeze(cfg), {
       onSessionChange: (callId, ended) => onSessionChange(inst, callId, ended),
       // Node-wide, as rtpengine counts them: every call mirrored for any VIP this node does not serve.
       foreignSessions: () => foreignCount(),
-      ownSessions: () => [...instances.values()].reduce((n, i) => n + i.core.sessions.size, 0),
+      ownSessions: () => [...instances.values()].reduce((n, i) => n + (i.held ? i.core.sessions.size : 0), 0),
       foreignCallIds: () => [...instances.values()].flatMap((i) => [...i.mirror.keys()]),
       extraStatistics: () => ({ cluster: vipStatus(inst) }),
       gate: () => inst.adopting,
@@ -313,8 +379,9 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     vip: inst.vip,
     held: inst.held,
     epoch: inst.epoch,
-    own: inst.core.sessions.size,
+    own: inst.held ? inst.core.sessions.size : 0,
     foreign: inst.mirror.size,
+    ...(keepalived ? { prebound: inst.held ? 0 : inst.prebound.size } : {}),
     takenOver: inst.core.sessions.adoptedCount,
     ...(inst.lastTakeover ? { lastTakeover: inst.lastTakeover } : {}),
   });
@@ -443,18 +510,84 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     if (!closed) void replay(inst).catch(() => counts.scanFailures++);
   };
 
-  const leases = new PrefixedLeases(new RedisLeaseStore(state.commands, cluster));
-  const takeoverFor = (vips: string[]): AddressTakeover =>
-    new AddressTakeover({ nodeId: opts.nodeId, vips, mode: 'lease', leases, ttlMs: opts.leaseTtlMs ?? 600, pollMs: opts.leasePollMs ?? 100, bind, unbind });
-  const takeover = takeoverFor([...opts.vips]);
-  const standbyTakeover = standbyVips.length ? takeoverFor(standbyVips) : undefined;
-  // The first lease try waits for Redis to answer (or fails and the poll tries again).
-  await takeover.start();
-  const standbyTimer = standbyTakeover
-    ? setTimeout(() => {
-        if (!closed) void standbyTakeover.start();
-      }, opts.standbyGraceMs ?? 3 * (opts.leaseTtlMs ?? 600))
-    : undefined;
+  /**
+   * keepalived mode: the address arrived (VRRP made this node master). The calls are bound
+   * already; from now on this node writes them, under a new epoch (ms now: no lease here).
+   */
+  const activate = (inst: VipInstance): void => {
+    const t0 = performance.now();
+    inst.held = true;
+    inst.epoch = Date.now();
+    const bound = inst.prebound.size;
+    const unbound = [...inst.mirror.values()].filter((m) => !inst.prebound.has(m.call.callId));
+    inst.mirror.clear();
+    inst.prebound.clear();
+    let release!: () => void;
+    inst.adopting = new Promise<void>((r) => (release = r));
+    void (async () => {
+      let failed = 0;
+      for (const m of unbound) if (!(await inst.core.sessions.adopt(m.call)).ok) failed++;
+      inst.adopting = undefined;
+      release();
+      for (const id of inst.core.sessions.callIds()) inst.dirty.add(id);
+      flush(inst);
+      const tookMs = Math.round((performance.now() - t0) * 10) / 10;
+      inst.lastTakeover = { atMs: Date.now(), epoch: inst.epoch, adopted: bound + unbound.length - failed, failed, tookMs, ngMs: 0, replayMs: 0, adoptMs: tookMs, catchUp: unbound.length };
+      mTakeovers.inc();
+      mAdopted.inc(bound + unbound.length - failed);
+      log.info({ vip: inst.vip, bound, late: unbound.length, failed, tookMs }, 'virtual address arrived: serving its calls (bound in advance)');
+    })();
+  };
+
+  /** keepalived mode: the address left. The calls stay bound and follow the new master's records. */
+  const deactivate = (inst: VipInstance): void => {
+    for (const id of inst.core.sessions.callIds()) inst.dirty.add(id);
+    flush(inst);
+    inst.held = false;
+    for (const id of inst.core.sessions.callIds()) inst.prebound.set(id, -1);
+    log.warn({ vip: inst.vip }, 'virtual address left: standing by with the calls bound');
+    void replay(inst).catch(() => counts.scanFailures++);
+  };
+
+  let takeover: AddressTakeover | undefined;
+  let standbyTakeover: AddressTakeover | undefined;
+  let standbyTimer: NodeJS.Timeout | undefined;
+  let addressTimer: NodeJS.Timeout | undefined;
+  if (keepalived) {
+    // The ng socket (and every call's ports) are bound on the VIP whether the address is here or
+    // not: that needs net.ipv4.ip_nonlocal_bind=1 on the standby.
+    for (const inst of instances.values()) {
+      const started = await NgServer.start({ udp: { host: inst.vip, port: ng.port }, allow: inst.core.config.ngAllow, cookieCacheMs: inst.core.config.cookieCacheSec * 1000, handler: inst.core.handler });
+      if (!started.ok) throw new Error(`${started.reason} (keepalived mode binds the VIP in advance: set net.ipv4.ip_nonlocal_bind=1)`);
+      inst.ng = started.value;
+      inst.core.setNgServer(started.value);
+    }
+    const check = (): void => {
+      const local = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)));
+      for (const inst of instances.values()) {
+        const here = local.has(inst.vip);
+        if (here && !inst.held) activate(inst);
+        else if (!here && inst.held) deactivate(inst);
+      }
+    };
+    check();
+    addressTimer = setInterval(check, opts.addressPollMs ?? 10);
+    addressTimer.unref();
+  } else {
+    const leases = new PrefixedLeases(new RedisLeaseStore(state.commands, cluster));
+    const takeoverFor = (vips: string[]): AddressTakeover =>
+      new AddressTakeover({ nodeId: opts.nodeId, vips, mode: 'lease', leases, ttlMs: opts.leaseTtlMs ?? 600, pollMs: opts.leasePollMs ?? 100, bind, unbind });
+    takeover = takeoverFor([...opts.vips]);
+    const later = standbyVips.length ? takeoverFor(standbyVips) : undefined;
+    standbyTakeover = later;
+    // The first lease try waits for Redis to answer (or fails and the poll tries again).
+    await takeover.start();
+    standbyTimer = later
+      ? setTimeout(() => {
+          if (!closed) void later.start();
+        }, opts.standbyGraceMs ?? 3 * (opts.leaseTtlMs ?? 600))
+      : undefined;
+  }
 
   const status = (): Record<string, unknown> => ({
     nodeId: opts.nodeId,
@@ -471,15 +604,18 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     store,
     takeover,
     status,
+    held: () => [...instances.values()].filter((i) => i.held).map((i) => i.vip),
     statistics: (vip) => (vip ? instances.get(vip) : instances.values().next().value)!.core.statistics(),
     close: async () => {
       if (closed) return;
       closed = true;
       clearInterval(snapshotTimer);
       clearTimeout(standbyTimer);
+      clearInterval(addressTimer);
       for (const inst of instances.values()) if (inst.held) flush(inst);
-      await takeover.stop();
+      await takeover?.stop();
       await standbyTakeover?.stop();
+      for (const inst of instances.values()) await inst.ng?.close();
       for (const inst of instances.values()) await inst.core.close();
       await state.close();
     },

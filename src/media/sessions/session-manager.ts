@@ -817,6 +817,61 @@ export class SessionManager {
     return { ok: true, value: undefined };
   }
 
+  /** Stops serving one call without ending it for the cluster (its ports freed at once, no record removed). */
+  drop(callId: string): void {
+    const c = this.#calls.get(callId);
+    if (c) this.#end(c, 'handover');
+  }
+
+  /**
+   * A newer record of a call adopted here (a standby that binds calls ahead of a takeover): when
+   * its dialogues and ports are the same, the counters and peers are refreshed in place and true
+   * returned; false when they differ (the caller drops and adopts it again).
+   */
+  refreshAdopted(rec: CallExport): boolean {
+    const c = this.#calls.get(rec.callId);
+    if (!c || c.dialogues.length !== rec.dialogues.length) return false;
+    const same = rec.dialogues.every((rd, i) => {
+      const d = c.dialogues[i]!;
+      const slots = d.media.filter((m) => m !== undefined);
+      return (
+        d.a.tag === rd.a.tag &&
+        d.b?.tag === rd.b?.tag &&
+        slots.length === rd.media.length &&
+        rd.media.every((rm) => {
+          const m = d.media[rm.index];
+          return m?.ports !== undefined && m.ports.a.rtpPort === rm.ports.a.rtpPort && m.ports.b.rtpPort === rm.ports.b.rtpPort && m.ports.a.rtcpPort === rm.ports.a.rtcpPort && m.ports.b.rtcpPort === rm.ports.b.rtcpPort;
+        })
+      );
+    });
+    if (!same) return false;
+    c.lastSignalMs = rec.lastSignalMs;
+    rec.dialogues.forEach((rd, i) => {
+      const d = c.dialogues[i]!;
+      d.answered = rd.answered;
+      d.lastSignalMs = rd.lastSignalMs;
+      for (const rm of rd.media) {
+        const m = d.media[rm.index]!;
+        if (rm.counters) m.base = m.counters = rm.counters;
+        m.advertised = { ...rm.advertised };
+        for (const side of ['a', 'b'] as const) {
+          const p = rm.peer[side];
+          const before = m.peer[side];
+          if (!p || m.pairId === undefined) continue;
+          m.peer[side] = { ...p };
+          const rtp = p.latchedRtp ?? p.rtp;
+          const rtcp = p.latchedRtcp ?? p.rtcp;
+          const was = before ? (before.latchedRtp ?? before.rtp) : undefined;
+          const wasRtcp = before ? (before.latchedRtcp ?? before.rtcp) : undefined;
+          if (!sameEndpoint(rtp, was) || !sameEndpoint(rtcp, wasRtcp) || before?.latch !== p.latch || before?.strict !== p.strict) {
+            this.#relay.setPeer(m.pairId, side, { ...(rtp ? { rtp } : {}), ...(rtcp ? { rtcp } : {}) }, { latch: p.latch, strictSource: p.strict });
+          }
+        }
+      }
+    });
+    return true;
+  }
+
   /** Stops serving every call without ending it for the cluster (the lease went to another node). */
   handOver(): void {
     for (const call of [...this.#calls.values()]) this.#end(call, 'handover');
@@ -874,6 +929,10 @@ function selectDialogues(call: Call, from: string | undefined, to: string | unde
   const tag = from ?? to;
   if (!tag) return [...call.dialogues];
   return call.dialogues.filter((d) => d.a.tag === tag || d.b?.tag === tag);
+}
+
+function sameEndpoint(x: Endpoint | undefined, y: Endpoint | undefined): boolean {
+  return x === y || (x !== undefined && y !== undefined && x.address === y.address && x.port === y.port);
 }
 
 function channelCounters(c: { packets: number; bytes: number; errors: number; lastPacketMs: number }): ChannelCounters {

@@ -67,7 +67,7 @@ describe('media cluster active/active', () => {
     }, 5000);
     rtp1.openWindow();
     rtp2.openWindow();
-    await sleep(600);
+    await sleep(1000);
     expect([...rtp1.all(), ...rtp2.all()].every((s) => s.receivedInWindow > 10)).toBe(true);
     expect((await ng1.query({ callId: 'one-3' })).ok).toBe(true);
   }, 60_000);

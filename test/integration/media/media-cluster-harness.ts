@@ -63,9 +63,9 @@ export async function leaseHolder(redisPort: number, vip: string, cluster = 'tan
 /** Offer + answer of call `callId` on the VIP for the `i`-th call of `rtp` (its sockets get the relay ports). */
 export async function setUpCall(ng: NgClient, rtp: RtpCalls, i: number, callId: string): Promise<void> {
   const c = rtp.calls[i] ?? (await rtp.add());
-  const o = await ng.offer({ callId, fromTag: `a-${callId}`, sdp: audioSdp(c.aPort), flags: ['trust-address'] });
+  const o = await ng.offer({ callId, fromTag: `a-${callId}`, sdp: audioSdp(c.aPort, rtp.localAddress), flags: ['trust-address'] });
   expect(o.ok, o.ok ? '' : o.reason).toBe(true);
-  const a = await ng.answer({ callId, fromTag: `a-${callId}`, toTag: `b-${callId}`, sdp: audioSdp(c.bPort), flags: ['trust-address'] });
+  const a = await ng.answer({ callId, fromTag: `a-${callId}`, toTag: `b-${callId}`, sdp: audioSdp(c.bPort, rtp.localAddress), flags: ['trust-address'] });
   expect(a.ok, a.ok ? '' : a.reason).toBe(true);
   if (o.ok && a.ok) rtp.connect(i, sdpMedia(a.value.sdp).port, sdpMedia(o.value.sdp).port);
 }

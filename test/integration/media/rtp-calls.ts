@@ -46,18 +46,21 @@ export class RtpCalls {
   #timer: NodeJS.Timeout | undefined;
   #windowStartMs = 0;
   readonly relayAddress: string;
+  /** Address the phones' sockets bind to. */
+  readonly localAddress: string;
   sent = 0;
 
-  constructor(relayAddress: string) {
+  constructor(relayAddress: string, localAddress = '127.0.0.1') {
     this.relayAddress = relayAddress;
+    this.localAddress = localAddress;
   }
 
-  /** Binds the two sockets of a new call on 127.0.0.1. */
+  /** Binds the two sockets of a new call on the local address. */
   async add(): Promise<RtpCall> {
     const open = (): Promise<dgram.Socket> =>
       new Promise((r) => {
         const s = dgram.createSocket('udp4');
-        s.bind(0, '127.0.0.1', () => r(s));
+        s.bind(0, this.localAddress, () => r(s));
       });
     const a = await open();
     const b = await open();
