@@ -265,7 +265,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
             continue;
           }
           inst.core.sessions.drop(callId);
-          const r = await inst.core.sessions.adopt(m.call);
+          const r = await inst.core.sessions.adopt(m.call, { standby: true });
           if (r.ok) inst.prebound.set(callId, m.version);
           else {
             inst.prebound.delete(callId);
@@ -522,6 +522,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     const unbound = [...inst.mirror.values()].filter((m) => !inst.prebound.has(m.call.callId));
     inst.mirror.clear();
     inst.prebound.clear();
+    inst.core.sessions.claimStandby();
     let release!: () => void;
     inst.adopting = new Promise<void>((r) => (release = r));
     void (async () => {
@@ -544,7 +545,10 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     for (const id of inst.core.sessions.callIds()) inst.dirty.add(id);
     flush(inst);
     inst.held = false;
-    for (const id of inst.core.sessions.callIds()) inst.prebound.set(id, -1);
+    for (const id of inst.core.sessions.callIds()) {
+      inst.prebound.set(id, -1);
+      inst.core.sessions.markStandby(id);
+    }
     log.warn({ vip: inst.vip }, 'virtual address left: standing by with the calls bound');
     void replay(inst).catch(() => counts.scanFailures++);
   };

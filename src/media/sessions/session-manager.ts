@@ -159,6 +159,8 @@ export class SessionManager {
   readonly #slotOfPair = new Map<number, { call: Call; slot: MediaSlot }>();
   /** Calls taken over from another node (adopted), by Call-ID. */
   readonly #adopted = new Set<string>();
+  /** Adopted calls bound ahead of a takeover (keepalived standby): not timed out here, their owner does that. */
+  readonly #standby = new Set<string>();
   readonly #address: string;
   readonly #family: AddressFamily;
   readonly #calls = new Map<string, Call>();
@@ -557,6 +559,7 @@ export class SessionManager {
     for (const d of call.dialogues) this.#releaseDialogue(d, reason === 'handover');
     if (this.#calls.get(call.callId) === call) this.#calls.delete(call.callId);
     this.#adopted.delete(call.callId);
+    this.#standby.delete(call.callId);
     this.#refill();
     this.#gauge.set(this.#calls.size);
     this.#changed(call.callId, reason);
@@ -574,6 +577,7 @@ export class SessionManager {
       const now = Date.now();
       const idle = new Set(await this.#relay.idlePairs(this.#opts.noMediaTimeoutMs));
       for (const call of [...this.#calls.values()]) {
+        if (this.#standby.has(call.callId)) continue;
         if (this.#opts.maxSessionMs > 0 && now - call.createdMs >= this.#opts.maxSessionMs) {
           this.#end(call, 'hard-limit');
           continue;
@@ -680,9 +684,9 @@ export class SessionManager {
     if (c) c.lastRedisUpdateMs = Date.now();
   }
 
-  /** Calls taken over from another node that still run here. */
+  /** Calls taken over from another node that still run here (not those only bound ahead of a takeover). */
   get adoptedCount(): number {
-    return this.#adopted.size;
+    return this.#adopted.size - this.#standby.size;
   }
 
   /** True when the call was taken over from another node. */
@@ -760,7 +764,7 @@ export class SessionManager {
    * at once both ways, with no re-latching needed; counters continue from the record's snapshot.
    * Fails (and holds nothing) when a port cannot be had or the call is known here already.
    */
-  async adopt(rec: CallExport): Promise<Result<void>> {
+  async adopt(rec: CallExport, opts: { standby?: boolean } = {}): Promise<Result<void>> {
     if (this.#calls.has(rec.callId)) return { ok: false, code: 'MEDIA_ERR_EXISTS', reason: 'call already known' };
     const call: Call = { callId: rec.callId, createdMs: rec.createdMs, lastSignalMs: rec.lastSignalMs, dialogues: [], ended: false };
     const taken: number[] = [];
@@ -811,10 +815,29 @@ export class SessionManager {
     for (const d of call.dialogues) for (const m of d.media) if (m?.pairId !== undefined) this.#slotOfPair.set(m.pairId, { call, slot: m });
     this.#dialogueCount += call.dialogues.length;
     this.#adopted.add(call.callId);
-    this.totals.adopted++;
+    if (opts.standby) this.#standby.add(call.callId);
+    else this.totals.adopted++;
     this.#gauge.set(this.#calls.size);
     this.#changed(call.callId, undefined);
     return { ok: true, value: undefined };
+  }
+
+  /** A call of this node is left to another (the address moved away) but stays bound, following its records: no timeouts here. */
+  markStandby(callId: string): void {
+    if (!this.#calls.has(callId)) return;
+    this.#adopted.add(callId);
+    this.#standby.add(callId);
+  }
+
+  /** The calls bound ahead of a takeover are this node's now (the address arrived): timeouts apply, counted as taken over. */
+  claimStandby(): number {
+    const n = this.#standby.size;
+    this.totals.adopted += n;
+    // Their pairs saw no media here until now: the no-media timeout counts from the takeover.
+    const now = Date.now();
+    for (const id of this.#standby) for (const d of this.#calls.get(id)?.dialogues ?? []) d.lastSignalMs = Math.max(d.lastSignalMs, now);
+    this.#standby.clear();
+    return n;
   }
 
   /** Stops serving one call without ending it for the cluster (its ports freed at once, no record removed). */
