@@ -26,8 +26,10 @@
  * - A node that comes back after a failure is a standby: it resyncs from Redis and takes nothing
  *   back while the other node holds the VIP.
  *
- * Lease mode only: in keepalived mode the standby would bind the ports of mirrored calls ahead of
- * the address move (ip_nonlocal_bind); not implemented (see README).
+ * keepalived mode (`takeover: 'keepalived'`): VRRP moves the address; every node binds the VIP's
+ * ng socket at start, the node that has the address serves and writes, the standbys bind every
+ * mirrored call's ports in advance (ip_nonlocal_bind), so forwarding resumes with the first packet
+ * after the move (see README).
  */
 import { networkInterfaces } from 'node:os';
 import { AddressTakeover } from '../../cluster/address-takeover.js';
