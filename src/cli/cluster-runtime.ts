@@ -100,7 +100,7 @@ export async function startClusterRuntime(
         pollMs: cluster.leasePollMs,
         // The VIP is served on every transport and port the node listens on, and what the node
         // sends leaves from it while it holds it.
-        bind: async (vip) => {
+        bind: async (vip, epoch) => {
           const lps: ListeningPoint[] = [];
           try {
             for (const lp of own) {
@@ -111,6 +111,8 @@ export async function startClusterRuntime(
             throw err;
           }
           vipLps.set(vip, lps);
+          // Not the first holder ever: a peer held it, so callers may retransmit its INVITEs here.
+          if (epoch > 1) node.notePeerTakeover();
         },
         unbind: async (vip) => {
           for (const lp of vipLps.get(vip) ?? []) await node.transport.unlisten(lp);

@@ -26,7 +26,7 @@ import { childrenOf } from './metric-children.js';
 import { aorKey } from './location/aor.js';
 import { derivedBranch, methodLabel, ProxyCore } from './proxy/proxy-core.js';
 import type { LocalInterface, ProxyClientTransaction, ProxyServerTransaction, ProxyStack } from './proxy/proxy-stack.js';
-import type { RouteContext, RouteHook, RouteResult, Target } from './proxy/types.js';
+import type { ParallelRoute, RouteContext, RouteHook, RouteResult, Target } from './proxy/types.js';
 import { DialogTracker } from './dialogs/dialog-tracker.js';
 import { copyResponse } from './proxy/copy-message.js';
 import type { RouteCheck } from './proxy/proxy-core.js';
@@ -42,6 +42,7 @@ const requestsCounter = counter('tandem_signalling_requests_total', 'Requests re
 const requestsBy = childrenOf(requestsCounter);
 const authResult = childrenOf(authCounter);
 const takenOverResponses = counter('tandem_signalling_peer_invite_responses_total', 'Final responses to INVITEs forwarded by a peer that died, completed by this node');
+const peerInvitesResumed = counter('tandem_signalling_peer_invites_resumed_total', 'Retransmitted INVITEs of a peer that died, sent on again by this node on the peer\'s branches');
 const takenOverCancels = counter('tandem_signalling_peer_invite_cancels_total', 'CANCELs of INVITEs forwarded by a peer that died, sent on by this node');
 const untrustedInDialog = counter('tandem_signalling_untrusted_in_dialog_total', 'Requests with a To-tag but no authentic Route of ours, handled as out-of-dialog');
 const untrustedAbsorbed = counter('tandem_signalling_untrusted_ack_total', 'ACKs with no authentic Route of ours, absorbed');
@@ -110,6 +111,7 @@ export class SignallingNode implements TransactionUser {
   #opts: SignallingNodeOptions;
   #auth: DigestAuthenticator | undefined;
   #failures: AuthFailureStore;
+  #peerWindowUntil = 0;
   #isTrusted: (address: string) => boolean;
   #nonceCounts: NonceCountStore | undefined;
   #bindNonce = true;
@@ -416,6 +418,18 @@ export class SignallingNode implements TransactionUser {
       tx.respond(createResponse(req, 416, 'Unsupported URI Scheme'));
       return;
     }
+    if (method === 'INVITE' && req.toTag === undefined && this.#peerWindowUntil > Date.now()) {
+      // Shortly after a peer died: is this the retransmission of an INVITE it forwarded? Then the
+      // same branches go out again (the callee sees a retransmission, not a second call) and this
+      // node carries the transaction on. Proven by the branches derived from the request itself;
+      // its credentials were checked by the peer (and their nonce count is spent).
+      const again = await this.#peerInviteRoute(req);
+      if (again) {
+        peerInvitesResumed.inc();
+        await this.proxy.forward(req, wrapServerTx(tx), source, again);
+        return;
+      }
+    }
     const trust = decideTrust(this.#facts(req, check));
     const inDialog = trust.step === 'in-dialog';
     if (req.toTag !== undefined && !inDialog) untrustedInDialog.inc();
@@ -488,6 +502,31 @@ export class SignallingNode implements TransactionUser {
     // A peer's call: its record is written here (the tracker accounts for its own calls).
     if (shared) void this.#opts.accounting?.callEnded(shared, 'bye');
     await this.#opts.media?.delete(callId, undefined, mediaNode);
+  }
+
+  /**
+   * A peer died (its VIP reached this node, or its heartbeat lapsed): for the next 64*T1 (the
+   * longest a caller retransmits an INVITE) new INVITEs are checked against the peer's ringing
+   * calls before being routed.
+   */
+  notePeerTakeover(): void {
+    this.#peerWindowUntil = Date.now() + 64 * (this.#opts.transaction?.t1Ms ?? 500);
+  }
+
+  /** The route that re-sends a dead peer's INVITE exactly as it did, when `req` is its retransmission. */
+  async #peerInviteRoute(req: SipRequest): Promise<ParallelRoute | undefined> {
+    const rec = await this.#opts.dialogStore?.get(req.callId).catch(() => undefined);
+    if (!rec?.invite || rec.state !== 'early' || rec.owner === this.#opts.nodeName) return undefined;
+    let matches = rec.invite.branches.map((b, i) => ({ b, i })).filter(({ b, i }) => b.branch.includes(`.${derivedBranch(req, i)}.`));
+    // Serial forking: only the branch still running (the earlier ones failed).
+    if (rec.invite.serial) matches = matches.slice(-1);
+    const targets: Target[] = [];
+    for (const { b, i } of matches) {
+      const hop = parseHop(b.hop);
+      if (hop) targets.push({ uri: b.uri, nextHop: hop, branchIndex: i, ...(b.route?.length ? { route: b.route } : {}) });
+    }
+    if (targets.length === 0) return undefined;
+    return { kind: 'parallel', targets, ...(rec.mediaNode ? { mediaNode: rec.mediaNode } : {}) };
   }
 
   /** The facts the trust decision reads (request-trust.ts). */

@@ -89,7 +89,7 @@ export interface DialogRecord {
    * While early: what a peer needs to CANCEL or ACK the INVITE this node forwarded if this node
    * dies while the callee rings (From and To as forwarded, CSeq number, one entry per branch).
    */
-  invite?: { from: string; to: string; cseq: number; branches: ForwardedBranch[] };
+  invite?: { from: string; to: string; cseq: number; branches: ForwardedBranch[]; serial?: boolean };
 }
 
 /** One forwarded copy of an INVITE. */

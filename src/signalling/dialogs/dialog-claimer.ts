@@ -18,12 +18,15 @@ export interface DialogClaimerOptions {
   tracker: DialogTracker;
   /** @default 1000 */
   intervalMs?: number;
+  /** A node with dialogs and no heartbeat was found (called before its dialogs are claimed). */
+  onPeerDead?: (nodeId: string) => void;
 }
 
 export class DialogClaimer {
   readonly #o: DialogClaimerOptions;
   #timer: NodeJS.Timeout | undefined;
   #running = false;
+  #lastLive = new Set<string>();
 
   constructor(opts: DialogClaimerOptions) {
     this.#o = opts;
@@ -44,8 +47,14 @@ export class DialogClaimer {
       const live = new Set((await registry.liveNodes()).map((n) => n.nodeId));
       // Our own heartbeat not seen yet (start, or Redis unreachable): no judgement on others.
       if (!live.has(nodeId)) return;
+      // A node whose heartbeat just lapsed, even with no established call (only ringing ones).
+      for (const n of this.#lastLive) if (!live.has(n)) this.#o.onPeerDead?.(n);
+      this.#lastLive = live;
       for (const owner of await store.owners()) {
-        if (owner !== nodeId && !live.has(owner)) await this.#claim(owner);
+        if (owner !== nodeId && !live.has(owner)) {
+          this.#o.onPeerDead?.(owner);
+          await this.#claim(owner);
+        }
       }
     } finally {
       this.#running = false;

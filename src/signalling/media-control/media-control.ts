@@ -11,12 +11,12 @@ export interface MediaOfferInput {
   /** Source address of the signalling peer that sent the SDP. */
   sourceAddress?: string;
   viaBranch?: string;
+  /** Media node to use first (the one a peer already sent this call's offer to). */
+  node?: string;
 }
 
 export interface MediaAnswerInput extends MediaOfferInput {
   toTag: string;
-  /** Media node that took the offer, when this process did not send it (a peer that died did). */
-  node?: string;
 }
 
 export interface MediaControl {

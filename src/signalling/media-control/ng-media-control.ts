@@ -84,7 +84,7 @@ export class NgMediaControl implements MediaControl {
   }
 
   async offer(input: MediaOfferInput): Promise<Result<Buffer>> {
-    const existing = this.#byCall.get(input.callId);
+    const existing = this.#byCall.get(input.callId) ?? this.#nodes.find((n) => n.name === input.node);
     const order = existing ? [existing] : this.#candidates();
     let last = 'no media node available';
     for (const node of order) {

@@ -534,6 +534,7 @@ class ProxyContext {
         callId: this.#req.callId,
         fromTag: this.#req.fromTag ?? '',
         sdp: this.#req.body,
+        ...(this.#route.kind === 'parallel' && this.#route.mediaNode ? { node: this.#route.mediaNode } : {}),
         sourceAddress: this.#source.address,
       });
       if (!r.ok) {
@@ -596,7 +597,7 @@ class ProxyContext {
   }
 
   #startBranch(target: Target): void {
-    const prepared = this.#proxy.prepareBranch(this.#req, target, this.#source, this.#loopKey, this.#branches.length);
+    const prepared = this.#proxy.prepareBranch(this.#req, target, this.#source, this.#loopKey, target.branchIndex ?? this.#branches.length);
     const branch: Branch = new ProxyContext.#BranchImpl(this, target, prepared?.request ?? this.#req);
     this.#branches.push(branch);
     if (!prepared) {
@@ -614,7 +615,7 @@ class ProxyContext {
       const hop = prepared.nextHop;
       this.#proxy.dialogs?.forwarded(
         out.callId,
-        { from: out.get('From') ?? '', to: out.get('To') ?? '', cseq: out.cseq.seq },
+        { from: out.get('From') ?? '', to: out.get('To') ?? '', cseq: out.cseq.seq, ...(this.#serial() ? { serial: true } : {}) },
         { uri: out.uri, hop: `${hop.transport}:${hop.address}:${hop.port}`, branch: out.topVia.branch ?? '', ...(out.getAll('Route').length ? { route: out.getAll('Route') } : {}) },
       );
     }

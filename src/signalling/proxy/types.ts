@@ -31,6 +31,12 @@ export interface Target {
    * carries it so in-dialog requests reach the UA over the same flow.
    */
   viaFlow?: boolean;
+  /**
+   * Index the branch's Via branch is derived from (default: its position among the request's
+   * branches). A node re-sending a dead peer's branch gives the peer's index, so the callee sees
+   * a retransmission.
+   */
+  branchIndex?: number;
 }
 
 /** Why a serial branch was abandoned. */
@@ -90,6 +96,8 @@ export interface SerialRoute {
 export interface ParallelRoute {
   kind: 'parallel';
   targets: readonly Target[];
+  /** Media node the offer must go to (a peer already sent this call's offer there). */
+  mediaNode?: string;
 }
 
 /** Answer the request locally. */

@@ -16,7 +16,7 @@ const DOMAIN = 'ring.test';
 const VIP = '127.0.0.11';
 const ANSWERED = 200;
 const CANCELLED = 100;
-const users = tempFile('users.csv', 'alice,alice-secret\nbob,bob-secret\n');
+const users = tempFile('users.csv', 'alice,alice-secret\nbob,bob-secret\ncarol,carol-secret\n');
 
 let redis: SingleRedis;
 let port: number;
@@ -154,4 +154,45 @@ describe('calls still ringing survive the death of their node', () => {
     for (const c of answered) expect(records.filter((r) => r.callId === c.callId).map((r) => [r.endReason, r.endNode])).toEqual([['bye', survivor]]);
     for (const c of cancelled) expect(records.filter((r) => r.callId === c.callId).map((r) => [r.endReason, r.endNode])).toEqual([['cancel', survivor]]);
   }, 120_000);
+
+  it('an INVITE retransmitted to the survivor goes out again on the dead node\'s branch: the callee sees one call', async () => {
+    // The node killed above comes back as the standby.
+    const dead = [...nodes.entries()].find(([, t]) => t.child.exitCode !== null || t.child.signalCode !== null)!;
+    const addr = dead[0] === 'sip1' ? '127.0.0.4' : '127.0.0.5';
+    nodes.set(dead[0], await startTandem(['--node-id', dead[0], '--sip', `udp:${addr}:${port}`, '--vip', VIP, '--takeover', 'lease', '--redis', redis.url, '--domain', DOMAIN, '--users', users, ...media.flatMap((m) => ['--media-ng', `127.0.0.1:${m.ngPort}`])], 30_000));
+    const carol = await TestUa.create({ transport: 'udp', proxy: { host: VIP, port }, user: 'carol', password: 'carol-secret', domain: DOMAIN });
+    uas.push(carol);
+    expect((await carol.register()).status).toBe(200);
+    const alice = await TestUa.create({ transport: 'udp', proxy: { host: VIP, port }, user: 'alice', password: 'alice-secret', domain: DOMAIN });
+    uas.push(alice);
+    const call = new TestCall(alice, 'carol');
+    // The callee is silent at first; the caller's INVITE (after its 407) reaches it once.
+    const firstP = carol.waitRequest('INVITE', 5000, call.callId);
+    const inviteP = call.invite({ sdp: SAMPLE_SDP(43000) });
+    const first = await firstP;
+    // The INVITE's record leaves through the outbox within ~5 ms; a node killed inside that
+    // window takes the call with it (documented limit).
+    await new Promise((r) => setTimeout(r, 50));
+    const victim = String(await respCommand(redis.port, ['GET', `tandem:tandem:lease:${VIP}`])).split('|')[0]!;
+    const survivor = victim === 'sip1' ? 'sip2' : 'sip1';
+    await nodes.get(victim)!.stop('SIGKILL');
+    await waitFor('the VIP to move', async () => (String(await respCommand(redis.port, ['GET', `tandem:tandem:lease:${VIP}`])).startsWith(`${survivor}|`) ? true : undefined), 5000, 10);
+    // The caller retransmits its INVITE (Timer A): the survivor sends it on with the same branch.
+    const againP = carol.waitRequest('INVITE', 5000, call.callId);
+    alice.send(call.inviteText);
+    const again = await againP;
+    expect(again.topVia.branch).toBe(first.topVia.branch);
+    expect(/m=audio (\d+)/.exec(again.body.toString())?.[1]).toBe(/m=audio (\d+)/.exec(first.body.toString())?.[1]);
+    // The callee answers; the survivor carries the transaction: one 200, ACK and BYE pass.
+    carol.send(carol.response(again, 200, 'OK', { toTag: 'c1', body: SAMPLE_SDP(46000) }));
+    const ok = await inviteP;
+    expect(ok.status).toBe(200);
+    call.learn(ok);
+    call.ack2xx();
+    await carol.waitRequest('ACK', 5000, call.callId);
+    const byeP = carol.waitRequest('BYE', 5000, call.callId).then((bye) => carol.send(carol.response(bye, 200, 'OK')));
+    expect((await call.bye()).status).toBe(200);
+    await byeP;
+    expect(carol.received.filter((m) => m.isRequest() && (m as SipRequest).method === 'INVITE' && m.callId === call.callId)).toHaveLength(2);
+  }, 60_000);
 });
