@@ -35,6 +35,10 @@ interface NativeModule {
     latch: boolean,
     strict: boolean,
     clockRate: number,
+    latchedRtpAddress: string | null,
+    latchedRtpPort: number,
+    latchedRtcpAddress: string | null,
+    latchedRtcpPort: number,
   ): void;
   close(h: unknown, id: number): boolean;
   stats(h: unknown, id: number): [number[], string[]] | undefined;
@@ -162,8 +166,11 @@ export class NativeForwarder {
     return { ok: false, failedPort: Number(err.slice(0, colon)) || undefined, error: err.slice(colon + 1) };
   }
 
-  peer(id: number, side: Side, rtp: Endpoint | undefined, rtcp: Endpoint | undefined, latch: boolean, strict: boolean, clockRate: number): void {
-    this.#mod.peer(this.#h, id, side === 'a' ? 0 : 1, rtp?.address ?? null, rtp?.port ?? 0, rtcp?.address ?? null, rtcp?.port ?? 0, latch, strict, clockRate);
+  peer(id: number, side: Side, rtp: Endpoint | undefined, rtcp: Endpoint | undefined, latch: boolean, strict: boolean, clockRate: number, latchedRtp?: Endpoint, latchedRtcp?: Endpoint): void {
+    this.#mod.peer(
+      this.#h, id, side === 'a' ? 0 : 1, rtp?.address ?? null, rtp?.port ?? 0, rtcp?.address ?? null, rtcp?.port ?? 0, latch, strict, clockRate,
+      latchedRtp?.address ?? null, latchedRtp?.port ?? 0, latchedRtcp?.address ?? null, latchedRtcp?.port ?? 0,
+    );
   }
 
   close(id: number): void {

@@ -305,7 +305,7 @@ export class RelayEngine {
     if (!p) return;
     const rtcp = peer.rtcp ?? (peer.rtp ? { address: peer.rtp.address, port: peer.rtp.port + 1 } : undefined);
     if (this.#native) {
-      this.#native.peer(id, side, peer.rtp, rtcp, opts.latch, opts.strictSource, opts.clockRate ?? 8000);
+      this.#native.peer(id, side, peer.rtp, rtcp, opts.latch, opts.strictSource, opts.clockRate ?? 8000, peer.latchedRtp, peer.latchedRtcp);
       return;
     }
     this.#post(p.worker, {
@@ -317,6 +317,8 @@ export class RelayEngine {
       latch: opts.latch,
       strict: opts.strictSource,
       clockRate: opts.clockRate ?? 8000,
+      ...(peer.latchedRtp ? { latchedRtp: peer.latchedRtp } : {}),
+      ...(peer.latchedRtcp ? { latchedRtcp: peer.latchedRtcp } : {}),
     });
   }
 

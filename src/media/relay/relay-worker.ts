@@ -306,7 +306,8 @@ class Channel {
     port.postMessage(msg);
   }
 
-  setPeer(ep: Endpoint | undefined, latch: boolean, strict: boolean, clockRate: number): void {
+  /** `latched`: the peer was latched already (by the node that ran the pair before a takeover). */
+  setPeer(ep: Endpoint | undefined, latch: boolean, strict: boolean, clockRate: number, latched?: Endpoint): void {
     const wasLatch = this.latch;
     this.latch = latch;
     this.strict = strict;
@@ -322,6 +323,12 @@ class Channel {
         this.disconnectPeer();
         // Asymmetric: the SDP address is final.
         if (!latch) this.connectPeer();
+      }
+      if (latched && latch && latched.port !== 0 && (!this.latched || latched.address !== this.peerAddress || latched.port !== this.peerPort)) {
+        this.peerAddress = latched.address;
+        this.peerPort = latched.port;
+        this.latched = true;
+        this.connectPeer();
       }
     }
   }
@@ -485,8 +492,8 @@ async function handle(msg: ControlToWorker): Promise<void> {
       const p = pairs.get(msg.id);
       if (!p) return;
       const [rtp, rtcp] = msg.side === 'a' ? [p.channels[0]!, p.channels[1]!] : [p.channels[2]!, p.channels[3]!];
-      rtp.setPeer(msg.rtp, msg.latch, msg.strict, msg.clockRate);
-      rtcp.setPeer(msg.rtcp, msg.latch, msg.strict, msg.clockRate);
+      rtp.setPeer(msg.rtp, msg.latch, msg.strict, msg.clockRate, msg.latchedRtp);
+      rtcp.setPeer(msg.rtcp, msg.latch, msg.strict, msg.clockRate, msg.latchedRtcp);
       return;
     }
     case 'close': {

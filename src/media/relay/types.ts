@@ -96,6 +96,13 @@ export interface PeerSpec {
   rtp?: Endpoint;
   /** The peer's RTCP address (a=rtcp, else RTP port + 1). Defaults to `rtp` port + 1. */
   rtcp?: Endpoint;
+  /**
+   * Where the peer was latched already (a takeover: the node that ran the pair before learned it):
+   * sent to at once and treated as latched (no new latching, `strictSource` holds to it). Only with
+   * `latch`.
+   */
+  latchedRtp?: Endpoint;
+  latchedRtcp?: Endpoint;
 }
 
 /** How packets from one peer are accepted. */

@@ -3,7 +3,7 @@ import type { Endpoint, Side } from './types.js';
 
 export type ControlToWorker =
   | { t: 'open'; req: number; id: number; callKey: string; ports: [number, number, number, number] }
-  | { t: 'peer'; id: number; side: Side; rtp?: Endpoint; rtcp?: Endpoint; latch: boolean; strict: boolean; clockRate: number }
+  | { t: 'peer'; id: number; side: Side; rtp?: Endpoint; rtcp?: Endpoint; latch: boolean; strict: boolean; clockRate: number; latchedRtp?: Endpoint; latchedRtcp?: Endpoint }
   | { t: 'close'; req: number; id: number }
   | { t: 'stats'; req: number; id: number }
   | { t: 'idle'; req: number; idleMs: number }

@@ -801,10 +801,7 @@ export class SessionManager {
         d.media[rm.index] = slot;
         for (const side of ['a', 'b'] as const) {
           const p = rm.peer[side];
-          if (!p) continue;
-          const rtp = p.latchedRtp ?? p.rtp;
-          const rtcp = p.latchedRtcp ?? p.rtcp;
-          this.#relay.setPeer(r.value.id, side, { ...(rtp ? { rtp } : {}), ...(rtcp ? { rtcp } : {}) }, { latch: p.latch, strictSource: p.strict });
+          if (p) this.#relay.setPeer(r.value.id, side, peerSpec(p), { latch: p.latch, strictSource: p.strict });
         }
       }
       call.dialogues.push(d);
@@ -882,13 +879,10 @@ export class SessionManager {
           const before = m.peer[side];
           if (!p || m.pairId === undefined) continue;
           m.peer[side] = { ...p };
-          const rtp = p.latchedRtp ?? p.rtp;
-          const rtcp = p.latchedRtcp ?? p.rtcp;
-          const was = before ? (before.latchedRtp ?? before.rtp) : undefined;
-          const wasRtcp = before ? (before.latchedRtcp ?? before.rtcp) : undefined;
-          if (!sameEndpoint(rtp, was) || !sameEndpoint(rtcp, wasRtcp) || before?.latch !== p.latch || before?.strict !== p.strict) {
-            this.#relay.setPeer(m.pairId, side, { ...(rtp ? { rtp } : {}), ...(rtcp ? { rtcp } : {}) }, { latch: p.latch, strictSource: p.strict });
-          }
+          const changed =
+            !sameEndpoint(p.rtp, before?.rtp) || !sameEndpoint(p.rtcp, before?.rtcp) || !sameEndpoint(p.latchedRtp, before?.latchedRtp) ||
+            !sameEndpoint(p.latchedRtcp, before?.latchedRtcp) || before?.latch !== p.latch || before?.strict !== p.strict;
+          if (changed) this.#relay.setPeer(m.pairId, side, peerSpec(p), { latch: p.latch, strictSource: p.strict });
         }
       }
     });
@@ -952,6 +946,16 @@ function selectDialogues(call: Call, from: string | undefined, to: string | unde
   const tag = from ?? to;
   if (!tag) return [...call.dialogues];
   return call.dialogues.filter((d) => d.a.tag === tag || d.b?.tag === tag);
+}
+
+/** What the relay gets for a side taken over: the signalled address, and the latched one as already latched. */
+function peerSpec(p: PeerExport): { rtp?: Endpoint; rtcp?: Endpoint; latchedRtp?: Endpoint; latchedRtcp?: Endpoint } {
+  return {
+    ...(p.rtp ?? p.latchedRtp ? { rtp: p.rtp ?? p.latchedRtp } : {}),
+    ...(p.rtcp ?? p.latchedRtcp ? { rtcp: p.rtcp ?? p.latchedRtcp } : {}),
+    ...(p.latchedRtp ? { latchedRtp: p.latchedRtp } : {}),
+    ...(p.latchedRtcp ? { latchedRtcp: p.latchedRtcp } : {}),
+  };
 }
 
 function sameEndpoint(x: Endpoint | undefined, y: Endpoint | undefined): boolean {

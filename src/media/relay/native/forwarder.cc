@@ -672,7 +672,10 @@ napi_value Open(napi_env env, napi_callback_info info) {
   }
 }
 
-void setChannelPeer(Engine* e, Channel& c, bool has, const std::string& ip, int port, bool latch, bool strict, int clockRate) {
+// `hasLatched`: the peer was latched already (by the node that ran the pair before a takeover):
+// send there at once and accept it as latched, as if its first packet had come here.
+void setChannelPeer(Engine* e, Channel& c, bool has, const std::string& ip, int port, bool latch, bool strict, int clockRate,
+                    bool hasLatched, const std::string& lip, int lport) {
   bool wasLatch = c.latch;
   c.latch = latch;
   c.strict = strict;
@@ -689,12 +692,22 @@ void setChannelPeer(Engine* e, Channel& c, bool has, const std::string& ip, int 
     c.peerLen = port == 0 ? 0 : alen;
     c.latched = false;
   }
+  if (hasLatched && latch && lport != 0) {
+    sockaddr_storage la;
+    socklen_t llen = 0;
+    if (makeAddr(e->family, lip, lport, &la, &llen)) {
+      c.peer = la;
+      c.peerLen = llen;
+      c.latched = true;
+    }
+  }
 }
 
-// peer(h, id, side, rtpAddr|null, rtpPort, rtcpAddr|null, rtcpPort, latch, strict, clockRate)
+// peer(h, id, side, rtpAddr|null, rtpPort, rtcpAddr|null, rtcpPort, latch, strict, clockRate,
+//      latchedRtpAddr|null, latchedRtpPort, latchedRtcpAddr|null, latchedRtcpPort)
 napi_value Peer(napi_env env, napi_callback_info info) {
   try {
-    ARGS(10)
+    ARGS(14)
     Engine* e = getEngine(env, argv[0]);
     if (!e) return undef(env);
     double id = 0, side = 0, rtpPort = 0, rtcpPort = 0, clockRate = 8000;
@@ -707,12 +720,18 @@ napi_value Peer(napi_env env, napi_callback_info info) {
     bool latch = getBool(env, argv[7]);
     bool strict = getBool(env, argv[8]);
     if (!getNum(env, argv[9], &clockRate) || clockRate < 1 || clockRate > 1e7) clockRate = 8000;
+    std::string lRtpAddr, lRtcpAddr;
+    double lRtpPort = 0, lRtcpPort = 0;
+    bool hasLRtp = getStr(env, argv[10], &lRtpAddr) && getNum(env, argv[11], &lRtpPort);
+    bool hasLRtcp = getStr(env, argv[12], &lRtcpAddr) && getNum(env, argv[13], &lRtcpPort);
     Pair* p = it->second;
     Thread* t = e->threads[p->thread];
     std::lock_guard<std::mutex> g(t->mu);
     int base = side == 0 ? 0 : 2;
-    setChannelPeer(e, p->ch[base], hasRtp, rtpAddr, static_cast<int>(rtpPort), latch, strict, static_cast<int>(clockRate));
-    setChannelPeer(e, p->ch[base + 1], hasRtcp, rtcpAddr, static_cast<int>(rtcpPort), latch, strict, static_cast<int>(clockRate));
+    setChannelPeer(e, p->ch[base], hasRtp, rtpAddr, static_cast<int>(rtpPort), latch, strict, static_cast<int>(clockRate), hasLRtp, lRtpAddr,
+                   static_cast<int>(lRtpPort));
+    setChannelPeer(e, p->ch[base + 1], hasRtcp, rtcpAddr, static_cast<int>(rtcpPort), latch, strict, static_cast<int>(clockRate), hasLRtcp,
+                   lRtcpAddr, static_cast<int>(lRtcpPort));
     return undef(env);
   } catch (...) {
     return undef(env);
