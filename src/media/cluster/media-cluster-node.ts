@@ -17,9 +17,10 @@
  *   its subscriber connection was down or Redis lost data, and every `rescanIntervalMs`, so a
  *   message missed while disconnected is caught up. A record that does not decode is skipped and
  *   counted (`tandem_media_replication_errors_total`).
- * - **Takeover** (the lease passes here): a last catch-up from the index, then each mirrored call
- *   is adopted (its exact ports bound on the VIP, each side pointed at the address the old node
- *   latched, counters continued from the snapshot), then the ng server opens on the VIP. ng
+ * - **Takeover** (the lease passes here): the ng server opens on the VIP (on one host this fails
+ *   while the old holder still has the port, and the lease goes back), a last catch-up from the
+ *   index, then each mirrored call is adopted (its exact ports bound on the VIP, each side set to
+ *   the address the old node latched, as latched; counters continued from the snapshot). ng
  *   commands wait until adoption is done. The adopted calls are written back under this node and
  *   the new lease epoch; Redis refuses writes with an older epoch, so an old holder that lived on
  *   cannot overwrite them.
@@ -151,10 +152,32 @@ local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1`;
 
-/** Lease names `media-<vip>`, so a media VIP never shares a lease with a signalling VIP. */
+/**
+ * Lease names `media-<vip>`, so a media VIP never shares a lease with a signalling VIP. And no
+ * acquisition for one lease TTL after the Redis connection came back: a Redis that restarted empty
+ * lost the lease key, and a live holder takes it back with its next renewal (every TTL/4); a
+ * standby polling faster would otherwise grab the free key and move the calls for nothing.
+ */
 class PrefixedLeases implements LeaseStore {
-  constructor(readonly inner: LeaseStore) {}
-  acquire(name: string, owner: string, ttlMs: number): Promise<LeaseGrant | undefined> {
+  #quietUntilMs = 0;
+  constructor(
+    readonly inner: LeaseStore,
+    redis: { on(event: 'down', fn: () => void): unknown; on(event: 'ready', fn: () => void): unknown },
+    ttlMs: number,
+  ) {
+    let wasDown = false;
+    redis.on('down', () => (wasDown = true));
+    redis.on('ready', () => {
+      if (wasDown) this.#quietUntilMs = Date.now() + ttlMs;
+      wasDown = false;
+    });
+  }
+  async acquire(name: string, owner: string, ttlMs: number): Promise<LeaseGrant | undefined> {
+    if (Date.now() < this.#quietUntilMs) {
+      const held = await this.inner.holder(`media-${name}`);
+      // Ours from before (a restart of this node): take it on; anyone else's, or free: wait.
+      if (held?.owner !== owner) return undefined;
+    }
     return this.inner.acquire(`media-${name}`, owner, ttlMs);
   }
   renew(name: string, grant: LeaseGrant, ttlMs: number): Promise<boolean> {
@@ -580,7 +603,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     addressTimer = setInterval(check, opts.addressPollMs ?? 10);
     addressTimer.unref();
   } else {
-    const leases = new PrefixedLeases(new RedisLeaseStore(state.commands, cluster));
+    const leases = new PrefixedLeases(new RedisLeaseStore(state.commands, cluster), state.commands, opts.leaseTtlMs ?? 600);
     const takeoverFor = (vips: string[]): AddressTakeover =>
       new AddressTakeover({ nodeId: opts.nodeId, vips, mode: 'lease', leases, ttlMs: opts.leaseTtlMs ?? 600, pollMs: opts.leasePollMs ?? 100, bind, unbind });
     takeover = takeoverFor([...opts.vips]);
