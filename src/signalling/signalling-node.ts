@@ -13,6 +13,7 @@ import type { ServerTransaction, TransactionUser } from '../sip/transaction/type
 import type { SipRequest, SipResponse } from '../sip/message/sip-message.js';
 import { createRequest, createResponse } from '../sip/message/builders.js';
 import { parseUri } from '../sip/uri/sip-uri.js';
+import { parseMessage } from '../sip/message/parser.js';
 import { AuthFailureTracker, DigestAuthenticator, provesWrongCredentials, randomSecret, type UserDirectory } from '../sip/auth/digest-server.js';
 import { NetworkList } from '../util/network-list.js';
 import { routeTokenKey } from './proxy/route-token.js';
@@ -26,7 +27,7 @@ import { childrenOf } from './metric-children.js';
 import { aorKey } from './location/aor.js';
 import { derivedBranch, methodLabel, ProxyCore } from './proxy/proxy-core.js';
 import type { LocalInterface, ProxyClientTransaction, ProxyServerTransaction, ProxyStack } from './proxy/proxy-stack.js';
-import type { ParallelRoute, RouteContext, RouteHook, RouteResult, Target } from './proxy/types.js';
+import type { ParallelRoute, RouteContext, RouteHook, RouteResult, Target, TargetSupplier } from './proxy/types.js';
 import { DialogTracker } from './dialogs/dialog-tracker.js';
 import { copyResponse } from './proxy/copy-message.js';
 import type { RouteCheck } from './proxy/proxy-core.js';
@@ -43,6 +44,7 @@ const requestsBy = childrenOf(requestsCounter);
 const authResult = childrenOf(authCounter);
 const takenOverResponses = counter('tandem_signalling_peer_invite_responses_total', 'Final responses to INVITEs forwarded by a peer that died, completed by this node');
 const peerInvitesResumed = counter('tandem_signalling_peer_invites_resumed_total', 'Retransmitted INVITEs of a peer that died, sent on again by this node on the peer\'s branches');
+const resumedRinging = counter('tandem_signalling_ringing_calls_resumed_total', 'Ringing calls of a node that died whose serial failover this node went on with');
 const takenOverCancels = counter('tandem_signalling_peer_invite_cancels_total', 'CANCELs of INVITEs forwarded by a peer that died, sent on by this node');
 const untrustedInDialog = counter('tandem_signalling_untrusted_in_dialog_total', 'Requests with a To-tag but no authentic Route of ours, handled as out-of-dialog');
 const untrustedAbsorbed = counter('tandem_signalling_untrusted_ack_total', 'ACKs with no authentic Route of ours, absorbed');
@@ -342,9 +344,9 @@ export class SignallingNode implements TransactionUser {
     const rec = await store.get(req.callId).catch(() => undefined);
     if (!rec?.invite || rec.state !== 'early') return false;
     let sent = 0;
-    rec.invite.branches.forEach((b, i) => {
+    rec.invite.branches.forEach((b) => {
       const hop = parseHop(b.hop);
-      if (!hop || !b.branch.includes(`.${derivedBranch(req, i)}.`)) return;
+      if (!hop || !b.branch.includes(`.${derivedBranch(req, b.index)}.`)) return;
       const iface = this.stack.interfaceFor(hop);
       const host = iface.host.includes(':') ? `[${iface.host}]` : iface.host;
       const cancel = createRequest({
@@ -517,7 +519,7 @@ export class SignallingNode implements TransactionUser {
   async #peerInviteRoute(req: SipRequest): Promise<ParallelRoute | undefined> {
     const rec = await this.#opts.dialogStore?.get(req.callId).catch(() => undefined);
     if (!rec?.invite || rec.state !== 'early' || rec.owner === this.#opts.nodeName) return undefined;
-    let matches = rec.invite.branches.map((b, i) => ({ b, i })).filter(({ b, i }) => b.branch.includes(`.${derivedBranch(req, i)}.`));
+    let matches = rec.invite.branches.map((b) => ({ b, i: b.index })).filter(({ b, i }) => b.branch.includes(`.${derivedBranch(req, i)}.`));
     // Serial forking: only the branch still running (the earlier ones failed).
     if (rec.invite.serial) matches = matches.slice(-1);
     const targets: Target[] = [];
@@ -527,6 +529,45 @@ export class SignallingNode implements TransactionUser {
     }
     if (targets.length === 0) return undefined;
     return { kind: 'parallel', targets, ...(rec.mediaNode ? { mediaNode: rec.mediaNode } : {}) };
+  }
+
+  /**
+   * A call still ringing whose node died, claimed by this node: its INVITE is forwarded again on
+   * the branch that was running (the callee answers a retransmission with its last response, so
+   * fr_inv_timer applies if it rang), and when that branch fails the failover goes on over the
+   * destinations the dead node had not tried. Responses go back to the caller statelessly, by Via.
+   */
+  async resumeRinging(rec: DialogRecord): Promise<void> {
+    const inv = rec.invite;
+    const current = inv?.branches[inv.branches.length - 1];
+    const hop = current ? parseHop(current.hop) : undefined;
+    if (!inv?.serial || !inv.request || !current || !hop) return;
+    const parsed = parseMessage(Buffer.from(inv.request, 'base64'));
+    if (!parsed.ok || !parsed.value.isRequest()) return;
+    const req = parsed.value as SipRequest;
+    const tried = inv.branches.flatMap((b) => (b.destination ? [b.destination] : []));
+    const ds = this.services['dispatcher'] as { dispatch?: (set: string, r: SipRequest, o: Record<string, unknown>) => RouteResult } | undefined;
+    const rest = inv.serial.set && ds?.dispatch ? ds.dispatch(inv.serial.set, req, { exclude: tried, ...inv.serial }) : undefined;
+    const more = rest?.kind === 'serial' && typeof rest.targets === 'function' ? (rest.targets as TargetSupplier) : undefined;
+    const first: Target = { uri: current.uri, nextHop: hop, branchIndex: current.index, ...(current.destination ? { destinationKey: current.destination } : {}), ...(current.route?.length ? { route: current.route } : {}) };
+    const route: RouteResult = {
+      ...(rest?.kind === 'serial' ? rest : { exhaustedStatus: 503 }),
+      kind: 'serial',
+      targets: (attempt, soFar) => {
+        if (attempt === 0) return first;
+        const t = more?.(attempt - 1, soFar.slice(1));
+        return t && { ...t, branchIndex: current.index + attempt };
+      },
+      ...(inv.serial.frTimerMs !== undefined ? { frTimerMs: inv.serial.frTimerMs } : {}),
+      ...(inv.serial.frInvTimerMs !== undefined ? { frInvTimerMs: inv.serial.frInvTimerMs } : {}),
+      ...(inv.serial.set ? { dispatchSet: inv.serial.set } : {}),
+      ...(rec.mediaNode ? { mediaNode: rec.mediaNode } : {}),
+    };
+    const v = req.topVia;
+    const source: Source = { transport: v.transport.toLowerCase() as Source['transport'], address: v.params.get('received') ?? v.host, port: Number(v.params.get('rport')) || v.port || 5060, localAddress: '', localPort: 0 };
+    resumedRinging.inc();
+    log.info({ callId: rec.callId, from: rec.creator, tried: tried.length }, 'going on with a ringing call of a node that died');
+    await this.proxy.forward(req, new DetachedServerTx(req, this.stack), source, route as Exclude<RouteResult, { kind: 'default' }>);
   }
 
   /** The facts the trust decision reads (request-trust.ts). */
@@ -721,6 +762,25 @@ export class SignallingNode implements TransactionUser {
 
 function wrapServerTx(tx: ServerTransaction): ProxyServerTransaction {
   return new ServerTxAdapter(tx);
+}
+
+/**
+ * The server side of a request received by a node that died: responses go upstream statelessly,
+ * by the request's Via (the caller's retransmissions and CANCEL reach whoever holds the VIP).
+ */
+class DetachedServerTx implements ProxyServerTransaction {
+  readonly request: SipRequest;
+  readonly #stack: ProxyStack;
+  constructor(request: SipRequest, stack: ProxyStack) {
+    this.request = request;
+    this.#stack = stack;
+  }
+  respond(res: SipResponse): void {
+    this.#stack.sendResponseStateless(res);
+  }
+  onCancel(): void {
+    /* a CANCEL is sent on from the shared record (SignallingNode.onUnmatchedCancel) */
+  }
 }
 
 /** The server transaction as the proxy sees it (a class: no closures per request). */

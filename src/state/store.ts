@@ -89,7 +89,16 @@ export interface DialogRecord {
    * While early: what a peer needs to CANCEL or ACK the INVITE this node forwarded if this node
    * dies while the callee rings (From and To as forwarded, CSeq number, one entry per branch).
    */
-  invite?: { from: string; to: string; cseq: number; branches: ForwardedBranch[]; serial?: boolean };
+  invite?: {
+    from: string;
+    to: string;
+    cseq: number;
+    branches: ForwardedBranch[];
+    /** Serial forking through a dispatcher set: a peer goes on with the failover. */
+    serial?: { set?: string; frTimerMs?: number; frInvTimerMs?: number };
+    /** The INVITE as received (before the media offer), base64: a peer forwards it to the next destination. */
+    request?: string;
+  };
 }
 
 /** One forwarded copy of an INVITE. */
@@ -102,6 +111,10 @@ export interface ForwardedBranch {
   branch: string;
   /** Route header values it carried. */
   route?: string[];
+  /** The index its Via branch was derived with. */
+  index: number;
+  /** Dispatcher destination (URI) it went to. */
+  destination?: string;
 }
 
 /** One call's accounting record, written once per call by whichever node saw it end. */

@@ -221,7 +221,7 @@ async function run(cfg: Readonly<TandemConfig>, hepOptions?: Omit<HepExporterOpt
   const lps = [...(await node.start())];
   await cluster.startTakeover(node, lps, tls);
   // A dead node's dialogs (counts, timeouts) are claimed by a live one.
-  const claimer = cluster.dialogStore && cluster.registry ? new DialogClaimer({ nodeId: cluster.nodeId, store: cluster.dialogStore, registry: cluster.registry, tracker: node.dialogs, onPeerDead: () => node.notePeerTakeover() }) : undefined;
+  const claimer = cluster.dialogStore && cluster.registry ? new DialogClaimer({ nodeId: cluster.nodeId, store: cluster.dialogStore, registry: cluster.registry, tracker: node.dialogs, onPeerDead: () => node.notePeerTakeover(), onRinging: (rec) => void node.resumeRinging(rec) }) : undefined;
   claimer?.start();
   ds = new DispatcherService({ config: cfg.dispatcher, stack: node.stack, callLoad: node.dialogs });
   services[DISPATCHER_SERVICE] = ds;

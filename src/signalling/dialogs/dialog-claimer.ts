@@ -5,7 +5,7 @@
  * call counts per back-end, timeouts, the keep-alive of long calls. At start a node also takes
  * back what a previous process of the same name owned.
  */
-import type { DialogStore, NodeRegistry } from '../../state/store.js';
+import type { DialogRecord, DialogStore, NodeRegistry } from '../../state/store.js';
 import { createLogger } from '../../util/logger.js';
 import type { DialogTracker } from './dialog-tracker.js';
 
@@ -20,6 +20,8 @@ export interface DialogClaimerOptions {
   intervalMs?: number;
   /** A node with dialogs and no heartbeat was found (called before its dialogs are claimed). */
   onPeerDead?: (nodeId: string) => void;
+  /** A claimed call still ringing with a serial failover to go on with. */
+  onRinging?: (record: DialogRecord) => void;
 }
 
 export class DialogClaimer {
@@ -63,7 +65,10 @@ export class DialogClaimer {
 
   async #claim(owner: string): Promise<void> {
     const claimed = (await this.#o.store.claimOrphans?.(owner)) ?? [];
-    for (const rec of claimed) this.#o.tracker.adopt(rec);
+    for (const rec of claimed) {
+      if (rec.state === 'confirmed') this.#o.tracker.adopt(rec);
+      else this.#o.onRinging?.(rec);
+    }
     if (claimed.length) log.warn({ from: owner, dialogs: claimed.length }, 'claimed the dialogs of a node with no heartbeat');
   }
 

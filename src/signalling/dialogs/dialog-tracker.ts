@@ -136,7 +136,7 @@ export class DialogTracker {
    * early dialogs are shared the record, with how to CANCEL each copy, is written (the outbox
    * folds the writes of one INVITE's branches into one).
    */
-  forwarded(callId: string, invite: { from: string; to: string; cseq: number; serial?: boolean }, branch: ForwardedBranch): void {
+  forwarded(callId: string, invite: Omit<NonNullable<DialogRecord['invite']>, 'branches'>, branch: ForwardedBranch): void {
     if (!this.#shareEarly || !this.#store) return;
     const rec = this.#byCallId.get(callId);
     if (!rec || rec.state !== 'early') return;

@@ -59,6 +59,8 @@ export interface DispatchOptions {
   hashKey?: HashKey;
   /** Explicit hash input (instead of reading it from the request). */
   key?: string;
+  /** Destinations (URIs) already tried for this call elsewhere (a peer that died): not chosen again. */
+  exclude?: readonly string[];
 }
 
 /** One destination chosen for one branch of a call. */
@@ -320,7 +322,9 @@ export class Dispatcher extends EventEmitter {
     if (!set) return undefined;
     const algorithm = opts.algorithm ?? set.algorithm;
     const key = algorithm === 'hash' ? (opts.key ?? (request ? hashKeyOf(request, opts.hashKey ?? set.hashKey) : undefined)) : undefined;
-    return new DispatchPlan(this, set, algorithm, key, request?.callId);
+    const plan = new DispatchPlan(this, set, algorithm, key, request?.callId);
+    for (const uri of opts.exclude ?? []) plan.exclude(uri);
+    return plan;
   }
 
   /** @internal used by DispatchPlan */
@@ -426,6 +430,11 @@ export class DispatchPlan {
     this.algorithm = algorithm;
     this.key = key;
     this.#callId = callId ?? `plan-${Math.random().toString(36).slice(2)}`;
+  }
+
+  /** Never choose the destination `uri` (tried by a peer). */
+  exclude(uri: string): void {
+    for (const d of this.set.destinations) if (d.uri === uri) this.#tried.add(d);
   }
 
   /** Next destination to try, or undefined when none is left (the proxy answers 503 / best). */

@@ -123,6 +123,7 @@ export class DispatcherService {
       frInvTimerMs: opts.frInvTimerMs ?? f.frInvTimerMs,
       failoverStatuses: opts.failoverStatuses ?? f.statuses,
       exhaustedStatus: 503,
+      dispatchSet: setName,
       onBranchFailed: (target, reason) => {
         const t = target.data as DispatchTarget | undefined;
         if (t) plan.failed(t, toFailure(reason));

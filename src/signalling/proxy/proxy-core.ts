@@ -511,10 +511,13 @@ class ProxyContext {
   #queued = 0;
   #mediaUsed = false;
   #answered = false;
+  /** The request as received, before the media offer rewrote its SDP. */
+  #received: SipRequest;
 
   constructor(proxy: ProxyCore, req: SipRequest, stx: ProxyServerTransaction, source: Source, route: Exclude<RouteResult, { kind: 'default' | 'reply' }>) {
     this.#proxy = proxy;
     this.#req = req;
+    this.#received = req;
     this.#stx = stx;
     this.#source = source;
     this.#route = route;
@@ -534,7 +537,7 @@ class ProxyContext {
         callId: this.#req.callId,
         fromTag: this.#req.fromTag ?? '',
         sdp: this.#req.body,
-        ...(this.#route.kind === 'parallel' && this.#route.mediaNode ? { node: this.#route.mediaNode } : {}),
+        ...(this.#route.mediaNode ? { node: this.#route.mediaNode } : {}),
         sourceAddress: this.#source.address,
       });
       if (!r.ok) {
@@ -613,10 +616,20 @@ class ProxyContext {
     if (this.#isInvite && this.#proxy.dialogs?.sharesEarly) {
       const out = prepared.request;
       const hop = prepared.nextHop;
+      const s = this.#serial();
+      // Serial forking: the INVITE as received goes along, so a peer can try the next destination.
+      const serial = s ? { serial: { ...(s.dispatchSet ? { set: s.dispatchSet } : {}), frTimerMs: s.frTimerMs ?? 4000, frInvTimerMs: s.frInvTimerMs ?? 60_000 }, request: this.#received.toBuffer().toString('base64') } : {};
       this.#proxy.dialogs?.forwarded(
         out.callId,
-        { from: out.get('From') ?? '', to: out.get('To') ?? '', cseq: out.cseq.seq, ...(this.#serial() ? { serial: true } : {}) },
-        { uri: out.uri, hop: `${hop.transport}:${hop.address}:${hop.port}`, branch: out.topVia.branch ?? '', ...(out.getAll('Route').length ? { route: out.getAll('Route') } : {}) },
+        { from: out.get('From') ?? '', to: out.get('To') ?? '', cseq: out.cseq.seq, ...serial },
+        {
+          uri: out.uri,
+          hop: `${hop.transport}:${hop.address}:${hop.port}`,
+          branch: out.topVia.branch ?? '',
+          index: target.branchIndex ?? this.#branches.length - 1,
+          ...(target.destinationKey ? { destination: target.destinationKey } : {}),
+          ...(out.getAll('Route').length ? { route: out.getAll('Route') } : {}),
+        },
       );
     }
     const s = this.#serial();

@@ -90,6 +90,13 @@ export interface SerialRoute {
   onBranchAnswered?: (target: Target, response: SipResponse) => void;
   /** Called when a branch gets any response (the destination is alive). */
   onBranchResponded?: (target: Target, response: SipResponse) => void;
+  /** Media node the offer must go to (a peer already sent this call's offer there). */
+  mediaNode?: string;
+  /**
+   * The dispatcher set the targets come from: written with a ringing call's record so that a
+   * peer can go on with the failover if this node dies.
+   */
+  dispatchSet?: string;
 }
 
 /** Parallel forking to all targets at once (RFC 3261 §16.6), ordered by q. */

@@ -130,7 +130,8 @@ export class RedisDialogStore implements DialogStore {
   async put(record: DialogRecord): Promise<void> {
     const ttl = record.state === 'confirmed' ? this.#confirmedMs : this.#earlyMs;
     this.records.write(record.id, { ...record }, this.#now() + ttl);
-    if (record.state === 'confirmed' && record.owner) {
+    // Confirmed dialogs, and ringing calls with a failover to go on with, are claimable.
+    if ((record.state === 'confirmed' || record.invite?.serial) && record.owner) {
       const set = this.#ownedKey(record.owner);
       this.#state.outbox.push({ commands: [['sadd', set, record.id], ['pexpire', set, this.#confirmedMs]] });
     }
