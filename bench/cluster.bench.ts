@@ -7,15 +7,15 @@
  *     survivor answers it. Figure: SIGKILL -> BYE's 200, median and max over the trials (the
  *     published design quotes about 1 s for its switchover). The killed node is restarted and
  *     becomes the standby for the next trial.
- *  2. Cost of shared state: calls/s and server CPU per call through one node in memory mode and
- *     with `--redis`, alternating at each rate (same background), plus Redis commands per call
- *     and Redis' own CPU per call.
+ *  2. Cost of shared state: calls/s and server CPU per call through one node in memory mode, with
+ *     `--redis`, and with `--redis` but calls still ringing not shared (`keepRingingCalls: false`),
+ *     alternating at each rate (same background), plus Redis commands and Redis' own CPU per call.
  *
  *   node --import tsx bench/cluster.bench.ts [--trials N] [--quick]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runLoad } from '../src/loadgen/run-load.js';
@@ -271,9 +271,13 @@ async function costSteps(): Promise<CostStep[]> {
   const uas = await startUas({ listen: { address: '127.0.0.1', port: 0 } });
   const out: CostStep[] = [];
   try {
+    const noRinging = join(dir, 'no-ringing.yaml');
+    writeFileSync(noRinging, 'cluster:\n  keepRingingCalls: false\n');
     const modes: Array<{ mode: string; extra: string[] }> = [
       { mode: 'memory', extra: [] },
       { mode: 'redis', extra: ['--redis', `redis://127.0.0.1:${redis.port}`] },
+      // Calls still ringing not shared (no INVITE record): the cost of keeping them.
+      { mode: 'redis-no-ringing', extra: ['--redis', `redis://127.0.0.1:${redis.port}`, '--config', noRinging] },
     ];
     for (const rate of rates) {
       for (const m of modes) {
@@ -332,13 +336,13 @@ async function costSteps(): Promise<CostStep[]> {
             retrans: f.retransmissions,
             achieved: f.successful / wall,
             cpuUsPerCall: (cpuSec * 1e6) / calls,
-            redisCmdsPerCall: m.mode === 'redis' ? cmds / calls : 0,
-            redisUsPerCall: m.mode === 'redis' ? (rcpu * 1e6) / calls : 0,
+            redisCmdsPerCall: m.mode !== 'memory' ? cmds / calls : 0,
+            redisUsPerCall: m.mode !== 'memory' ? (rcpu * 1e6) / calls : 0,
           };
           out.push(s);
           console.log(
-            `  ${s.mode.padEnd(6)} ${String(rate).padStart(4)} calls/s: ${s.ok}/${total} ok, ${s.failed} failed, ${s.retrans} retrans, node CPU ${s.cpuUsPerCall.toFixed(0)} µs/call` +
-              (m.mode === 'redis' ? `, Redis ${s.redisCmdsPerCall.toFixed(1)} commands and ${s.redisUsPerCall.toFixed(0)} µs CPU per call (${perCmd.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')})` : ''),
+            `  ${s.mode.padEnd(16)} ${String(rate).padStart(4)} calls/s: ${s.ok}/${total} ok, ${s.failed} failed, ${s.retrans} retrans, node CPU ${s.cpuUsPerCall.toFixed(0)} µs/call` +
+              (m.mode !== 'memory' ? `, Redis ${s.redisCmdsPerCall.toFixed(1)} commands and ${s.redisUsPerCall.toFixed(0)} µs CPU per call (${perCmd.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')})` : ''),
           );
         } finally {
           node.child.kill('SIGTERM');
@@ -363,10 +367,11 @@ try {
   for (const rate of rates) {
     const mem = c.find((x) => x.mode === 'memory' && x.rate === rate);
     const red = c.find((x) => x.mode === 'redis' && x.rate === rate);
-    if (mem && red) {
+    const off = c.find((x) => x.mode === 'redis-no-ringing' && x.rate === rate);
+    if (mem && red && off) {
       console.log(
         `  ${rate} calls/s: CPU per call ${mem.cpuUsPerCall.toFixed(0)} µs memory vs ${red.cpuUsPerCall.toFixed(0)} µs Redis (${(red.cpuUsPerCall / mem.cpuUsPerCall).toFixed(2)}x; goal <= 1.3x), ` +
-          `${red.redisCmdsPerCall.toFixed(1)} Redis commands per call; failed ${mem.failed} / ${red.failed}`,
+          `${red.redisCmdsPerCall.toFixed(1)} Redis commands per call; ringing calls kept vs not: ${red.cpuUsPerCall.toFixed(0)} vs ${off.cpuUsPerCall.toFixed(0)} µs (${(red.cpuUsPerCall / off.cpuUsPerCall).toFixed(2)}x; goal <= 1.1x); failed ${mem.failed} / ${red.failed} / ${off.failed}`,
       );
     }
   }
