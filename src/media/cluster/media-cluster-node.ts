@@ -463,6 +463,25 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     inst.adopting = new Promise<void>((r) => (release = r));
     inst.ng = started.value;
     inst.core.setNgServer(started.value);
+    try {
+      await adoptAll(inst, epoch, t0);
+    } catch (err) {
+      // Nothing expected throws here; if it did, this node must not half-serve the VIP.
+      inst.held = false;
+      inst.core.sessions.handOver();
+      inst.ng = undefined;
+      inst.core.setNgServer(undefined);
+      await started.value.close();
+      throw err;
+    } finally {
+      inst.adopting = undefined;
+      release();
+    }
+  };
+
+  /** The lease arrived and ng is bound: catch up, adopt every mirrored call, take ownership. */
+  const adoptAll = async (inst: VipInstance, epoch: number, t0: number): Promise<void> => {
+    const vip = inst.vip;
     const tNg = performance.now();
     let catchUp = 0;
     try {
@@ -508,11 +527,9 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
       pending = busy;
       if (pending.length) await new Promise((r) => setTimeout(r, ADOPT_RETRY_MS));
     }
-    inst.adopting = undefined;
-    release();
     const tookMs = performance.now() - t0;
     const r1 = (x: number): number => Math.round(x * 10) / 10;
-    inst.lastTakeover = { atMs: Date.now(), epoch, adopted, failed, tookMs: r1(tookMs), ngMs: r1(tNg - t0), replayMs: r1(tReplay - tNg), adoptMs: r1(t0 + tookMs - tReplay), catchUp };
+    inst.lastTakeover = { atMs: Date.now(), epoch: inst.epoch, adopted, failed, tookMs: r1(tookMs), ngMs: r1(tNg - t0), replayMs: r1(tReplay - tNg), adoptMs: r1(t0 + tookMs - tReplay), catchUp };
     mTakeovers.inc();
     mAdopted.inc(adopted);
     mTakeoverSec.observe(tookMs / 1000);
@@ -544,7 +561,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     inst.held = true;
     inst.epoch = Date.now();
     const bound = inst.prebound.size;
-    const unbound = [...inst.mirror.values()].filter((m) => !inst.prebound.has(m.call.callId));
+    const unbound = [...inst.mirror.values()].filter((m) => !inst.prebound.has(m.call.callId) && !inst.core.sessions.exportCall(m.call.callId));
     inst.mirror.clear();
     inst.prebound.clear();
     inst.core.sessions.claimStandby();
