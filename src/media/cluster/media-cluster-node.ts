@@ -251,9 +251,9 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     // While this node serves the VIP it is the writer. Otherwise records it wrote itself are
     // mirrored too: they come from before a restart or a handover, and the calls live on.
     if (inst.held) return;
+    // As Redis orders writes: the higher epoch wins, then the newer version.
     const cur = inst.mirror.get(callId);
-    if (cur && cur.version >= version && cur.epoch >= epoch) return;
-    if (cur && cur.epoch > epoch) return;
+    if (cur && (cur.epoch > epoch || (cur.epoch === epoch && cur.version >= version))) return;
     if (rec === undefined) {
       inst.mirror.delete(callId);
       if (keepalived) void syncPrebound(inst);

@@ -10,8 +10,10 @@
  * | channel `tandem:<c>:msess` | pub/sub | every applied write, with the record itself (JSON envelope, {@link MediaRecordMessage}) | |
  *
  * A write is one Lua script (through the outbox, so it never blocks the caller): it applies only
- * when Redis holds no newer version and no higher lease epoch (a fenced-off old holder cannot
- * overwrite the calls the new one took over), then updates the index and publishes the record.
+ * when Redis holds no higher lease epoch (a fenced-off old holder cannot overwrite the calls the
+ * new one took over) and, under the same epoch, no newer version (a late replay cannot overwrite a
+ * newer write); a higher epoch wins whatever the versions, so a new holder whose clock is behind
+ * the old one's is not refused. Then it updates the index and publishes the record.
  * Pub/sub is fire-and-forget, so it is only the fast path: a standby that was disconnected (or
  * just started) replays from the index with {@link MediaSessionStore.scan}, which lists every
  * call of a VIP with its version, and fetches the records whose version it does not hold. Calls
@@ -60,10 +62,10 @@ export interface MediaSessionStoreOptions {
 
 /** KEYS: record, index. ARGV: version, owner, epoch, ttlMs, channel, message, call-id, rec. */
 const PUT_LUA = `
-local cur = tonumber(redis.call('HGET', KEYS[1], '_v'))
-if cur and cur > tonumber(ARGV[1]) then return 0 end
 local ep = tonumber(redis.call('HGET', KEYS[1], '_epoch'))
 if ep and ep > tonumber(ARGV[3]) then return 0 end
+local cur = tonumber(redis.call('HGET', KEYS[1], '_v'))
+if cur and ep == tonumber(ARGV[3]) and cur > tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], '_v', ARGV[1], '_owner', ARGV[2], '_epoch', ARGV[3], 'rec', ARGV[8])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -75,10 +77,10 @@ return 1
 
 /** KEYS: record, index. ARGV: version, owner, epoch, tombstoneMs, channel, message, call-id. */
 const DEL_LUA = `
-local cur = tonumber(redis.call('HGET', KEYS[1], '_v'))
-if cur and cur > tonumber(ARGV[1]) then return 0 end
 local ep = tonumber(redis.call('HGET', KEYS[1], '_epoch'))
 if ep and ep > tonumber(ARGV[3]) then return 0 end
+local cur = tonumber(redis.call('HGET', KEYS[1], '_v'))
+if cur and ep == tonumber(ARGV[3]) and cur > tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], '_del', '1', '_v', ARGV[1], '_owner', ARGV[2], '_epoch', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])

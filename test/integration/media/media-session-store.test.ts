@@ -54,6 +54,23 @@ describe('MediaSessionStore', () => {
     const [c1] = await a.fetch(VIP, ['c1']);
     expect(c1).toMatchObject({ callId: 'c1', owner: 'b', epoch: 2, rec: 'rec-1-b', deleted: false });
 
+    // A newer holder (epoch 3) whose clock is an hour behind: its lower versions still win.
+    const slow = new MediaSessionStore({ state: new RedisState({ url: redis.url, nodeId: 'c', cluster: 'st', now: () => Date.now() - 3_600_000 }) });
+    states.push(slow.state);
+    await waitFor('connected', async () => slow.state.commands.ready || undefined, 5000);
+    slow.put(VIP, 'c3', 'rec-3-b', 2);
+    await slow.state.outbox.idle();
+    b.put(VIP, 'c3', 'rec-3-b2', 2); // same epoch, newer version: wins
+    await b.state.outbox.idle();
+    slow.put(VIP, 'c3', 'rec-3-c', 3); // higher epoch, older version: wins
+    await slow.state.outbox.idle();
+    expect((await a.fetch(VIP, ['c3']))[0]).toMatchObject({ owner: 'c', epoch: 3, rec: 'rec-3-c' });
+    b.put(VIP, 'c3', 'rec-3-late', 2); // the old holder, newer version, lower epoch: refused
+    await b.state.outbox.idle();
+    expect((await a.fetch(VIP, ['c3']))[0]?.rec).toBe('rec-3-c');
+    slow.remove(VIP, 'c3', 3);
+    await slow.state.outbox.idle();
+
     // A write replayed late with an older version does not replace the newer one either.
     const before = seen.length;
     const older = new MediaSessionStore({ state: new RedisState({ url: redis.url, nodeId: 'a2', cluster: 'st', now: () => 1000 }) });
