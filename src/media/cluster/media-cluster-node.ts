@@ -569,16 +569,39 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     inst.adopting = new Promise<void>((r) => (release = r));
     void (async () => {
       let failed = 0;
-      for (const m of unbound) if (!(await inst.core.sessions.adopt(m.call)).ok) failed++;
+      let early = 0;
+      for (const m of unbound) {
+        if ((await inst.core.sessions.adopt(m.call)).ok) early++;
+        else failed++;
+      }
+      // Calls in Redis this node has not mirrored yet (it just started, or was cut off): read now.
+      let late = 0;
+      try {
+        const index = await store.index(inst.vip);
+        const missing = [...index.keys()].filter((id) => !inst.core.sessions.exportCall(id));
+        for (const r of missing.length ? await store.fetch(inst.vip, missing) : []) {
+          if (r.rec === undefined) continue;
+          const d = decodeSessionRecord(r.rec, r.callId);
+          if (!d.ok) {
+            skip(d.reason, { vip: inst.vip, callId: r.callId, owner: r.owner });
+            continue;
+          }
+          if ((await inst.core.sessions.adopt(d.value)).ok) late++;
+          else failed++;
+        }
+      } catch {
+        counts.scanFailures++;
+      }
       inst.adopting = undefined;
       release();
       for (const id of inst.core.sessions.callIds()) inst.dirty.add(id);
       flush(inst);
       const tookMs = Math.round((performance.now() - t0) * 10) / 10;
-      inst.lastTakeover = { atMs: Date.now(), epoch: inst.epoch, adopted: bound + unbound.length - failed, failed, tookMs, ngMs: 0, replayMs: 0, adoptMs: tookMs, catchUp: unbound.length };
+      const adopted = bound + early + late;
+      inst.lastTakeover = { atMs: Date.now(), epoch: inst.epoch, adopted, failed, tookMs, ngMs: 0, replayMs: 0, adoptMs: tookMs, catchUp: early + late };
       mTakeovers.inc();
-      mAdopted.inc(bound + unbound.length - failed);
-      log.info({ vip: inst.vip, bound, late: unbound.length, failed, tookMs }, 'virtual address arrived: serving its calls (bound in advance)');
+      mAdopted.inc(adopted);
+      log.info({ vip: inst.vip, bound, late: early + late, failed, tookMs }, 'virtual address arrived: serving its calls (bound in advance)');
     })();
   };
 
