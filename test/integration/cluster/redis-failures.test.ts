@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, respCommand, SentinelGroup, SingleRedis, waitFor } from '../state/redis-harness.js';
 import { startTandem, tempFile, type TandemProcess } from '../signalling/helpers/tandem-process.js';
 import { TestCall, TestUa } from '../signalling/helpers/test-ua.js';
-import type { SipRequest, SipResponse } from '../../../src/sip/message/sip-message.js';
+import type { SipResponse } from '../../../src/sip/message/sip-message.js';
+import { autoAnswer } from './helpers.js';
 
 const DOMAIN = 'cluster.test';
 const VIP = '127.0.0.10';
@@ -32,20 +33,6 @@ async function ua(user: string, host: string, port: number): Promise<TestUa> {
   const u = await TestUa.create({ transport: 'udp', proxy: { host, port }, user, password: `${user}-secret`, domain: DOMAIN });
   cleanups.push(async () => u.close());
   return u;
-}
-
-function autoAnswer(callee: TestUa): void {
-  void (async () => {
-    for (;;) {
-      let req: SipRequest;
-      try {
-        req = (await callee.waitFor((m) => m.isRequest() && ['INVITE', 'BYE'].includes((m as SipRequest).method), 120_000)) as SipRequest;
-      } catch {
-        return;
-      }
-      callee.send(callee.response(req, 200, 'OK', req.method === 'INVITE' ? { toTag: `t${req.callId.slice(0, 6)}` } : {}));
-    }
-  })();
 }
 
 async function call(caller: TestUa, to: string): Promise<TestCall> {

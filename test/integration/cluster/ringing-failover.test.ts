@@ -48,7 +48,9 @@ describe('serial failover survives the node that started it', () => {
     const firstP = pbx1.waitRequest('INVITE', 5000, call.callId);
     const inviteP = call.invite({ sdp: SAMPLE_SDP(44000) });
     const first = await firstP;
-    await new Promise((r) => setTimeout(r, 100));
+    // The kill comes once the INVITE's record is in Redis (a node killed within the outbox's
+    // ~5 ms takes the call with it: a documented limit).
+    await waitFor('the INVITE\'s record in Redis', async () => (String(await respCommand(redis.port, ['HGET', `tandem:tandem:dlg:${call.callId}`, 'rec'])).includes('"request"') ? true : undefined), 5000, 10);
     const victim = String(await respCommand(redis.port, ['GET', `tandem:tandem:lease:${VIP}`])).split('|')[0]!;
     const killedAt = Date.now();
     await nodes.get(victim)!.stop('SIGKILL');

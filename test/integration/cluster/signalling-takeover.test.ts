@@ -5,12 +5,12 @@
  * media node that holds it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NgClient } from '../../../src/ng/ng-client.js';
+import { autoAnswer, mediaSessions } from './helpers.js';
 import { respCommand, SingleRedis, freePort, waitFor } from '../state/redis-harness.js';
 import { randomRtpRange, spawnMediaNode, type SpawnedMediaNode } from '../media/media-harness.js';
 import { startTandem, tempFile, type TandemProcess } from '../signalling/helpers/tandem-process.js';
 import { SAMPLE_SDP, TestCall, TestUa } from '../signalling/helpers/test-ua.js';
-import type { SipRequest, SipResponse } from '../../../src/sip/message/sip-message.js';
+import type { SipResponse } from '../../../src/sip/message/sip-message.js';
 
 const DOMAIN = 'cluster.test';
 const VIP = '127.0.0.10';
@@ -45,39 +45,12 @@ async function holder(): Promise<string> {
   }, 5000);
 }
 
-async function mediaSessions(m: SpawnedMediaNode): Promise<number> {
-  const c = new NgClient({ host: '127.0.0.1', port: m.ngPort, timeoutMs: 2000 });
-  try {
-    const r = await c.statistics();
-    if (!r.ok) return -1;
-    const st = r.value['statistics'] as { currentstatistics?: { sessionsown?: number } } | undefined;
-    return st?.currentstatistics?.sessionsown ?? -1;
-  } finally {
-    c.close();
-  }
-}
+const sessionsOn = (m: SpawnedMediaNode): Promise<number> => mediaSessions(m.ngPort);
 
 async function ua(user: string, via: string): Promise<TestUa> {
   const u = await TestUa.create({ transport: 'udp', proxy: { host: via, port }, user, password: `${user}-secret`, domain: DOMAIN });
   uas.push(u);
   return u;
-}
-
-/** bob answers every INVITE with 200 + SDP and every BYE with 200. */
-function autoAnswer(bob: TestUa): void {
-  const loop = async (): Promise<void> => {
-    for (;;) {
-      let req: SipRequest;
-      try {
-        req = (await bob.waitFor((m) => m.isRequest() && ['INVITE', 'BYE'].includes((m as SipRequest).method), 60_000)) as SipRequest;
-      } catch {
-        return;
-      }
-      if (req.method === 'INVITE') bob.send(bob.response(req, 200, 'OK', { toTag: `b${req.callId.slice(0, 6)}`, body: SAMPLE_SDP(42000) }));
-      else bob.send(bob.response(req, 200, 'OK'));
-    }
-  };
-  void loop();
 }
 
 beforeAll(async () => {
@@ -133,7 +106,7 @@ describe('signalling cluster: any node continues any call', () => {
   it(`${CALLS} calls through the VIP survive the SIGKILL of the node holding it: every BYE completes through the survivor, media deleted where it lives`, async () => {
     const bob = await ua('bob', VIP);
     expect((await bob.register()).status).toBe(200);
-    autoAnswer(bob);
+    autoAnswer(bob, { sdpPort: 42000 });
     const alice = await ua('alice', VIP);
     const calls: TestCall[] = [];
     for (let i = 0; i < CALLS; i++) {
@@ -145,7 +118,7 @@ describe('signalling cluster: any node continues any call', () => {
       call.ack2xx();
       calls.push(call);
     }
-    const before = await Promise.all(media.map(mediaSessions));
+    const before = await Promise.all(media.map(sessionsOn));
     expect(before[0]! + before[1]!).toBe(CALLS);
     // Both media nodes carry calls (round-robin), so "deleted where it lives" means something.
     expect(Math.min(...before)).toBeGreaterThan(0);
@@ -177,7 +150,7 @@ describe('signalling cluster: any node continues any call', () => {
     byes.push(...(await Promise.all(calls.slice(half).map(async (c) => (await retryBye(c)).status))));
     expect(byes.filter((s) => s === 200)).toHaveLength(CALLS);
     expect((await status()).dialogs.confirmed).toBe(0);
-    await waitFor('media sessions deleted', async () => (await Promise.all(media.map(mediaSessions))).every((n) => n === 0) || undefined, 5000);
+    await waitFor('media sessions deleted', async () => (await Promise.all(media.map(sessionsOn))).every((n) => n === 0) || undefined, 5000);
     // The dialogs' shared records are gone too.
     const keys = (await respCommand(redis.port, ['KEYS', 'tandem:tandem:dlg:*'])) as string[];
     expect(keys.length).toBeGreaterThanOrEqual(CALLS);
