@@ -139,8 +139,12 @@ export interface CallRecord {
  * node is the one to write a call's record (the first to ask).
  */
 export interface AccountingStore {
-  /** True for the first node to claim the call's record; never rejects (true when it cannot ask). */
-  claim(callId: string): Promise<boolean>;
+  /**
+   * True for the first node to claim the call's record; never rejects (true when it cannot ask).
+   * `setUpHere`: this node set the call up, so no other node can have seen it end before (unless
+   * this node died meanwhile): the claim is recorded without waiting for an answer.
+   */
+  claim(callId: string, setUpHere?: boolean): Promise<boolean>;
   /** Appends the record to the shared log (a Redis stream); never blocks. */
   append(record: CallRecord): void;
   close(): Promise<void>;

@@ -32,7 +32,8 @@ export class Accounting {
 
   /** The call of `rec` ended for `reason`: its record, unless another node already wrote it. */
   async callEnded(rec: DialogRecord, reason: CallRecord['endReason']): Promise<void> {
-    if (!(await this.#o.store.claim(rec.callId))) {
+    const setUpHere = this.#o.nodeId !== undefined && (rec.creator ?? rec.owner) === this.#o.nodeId;
+    if (!(await this.#o.store.claim(rec.callId, setUpHere))) {
       skipped.inc();
       return;
     }

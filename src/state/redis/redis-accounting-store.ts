@@ -32,7 +32,12 @@ export class RedisAccountingStore implements AccountingStore {
     this.#stream = `tandem:${opts.state.cluster}:cdr`;
   }
 
-  async claim(callId: string): Promise<boolean> {
+  async claim(callId: string, setUpHere = false): Promise<boolean> {
+    if (setUpHere) {
+      // No round trip for the common case; a peer that ends the call later finds the claim.
+      this.#state.outbox.push({ commands: [['set', this.#state.key('cdr', callId), this.#state.nodeId, 'NX', 'EX', this.#ttlSec]] });
+      return true;
+    }
     try {
       const r = await this.#state.commands.call('SET', this.#state.key('cdr', callId), this.#state.nodeId, 'NX', 'EX', this.#ttlSec);
       return r === 'OK';
