@@ -12,7 +12,7 @@
  * forwarding the same calls, on a cluster node (sessions written to Redis, counters every 2 s)
  * and on a plain `tandem media` without Redis.
  *
- *   node --import tsx bench/media-takeover.bench.ts [--calls 100,1000] [--quick]
+ *   node --import tsx bench/media-takeover.bench.ts [--calls 100,1000] [--lease-ttl 600] [--quick]
  */
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -25,7 +25,7 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const callCounts = argv.includes('--calls') ? argv[argv.indexOf('--calls') + 1]!.split(',').map(Number) : quick ? [100] : [100, 1000];
 const VIP = '127.0.0.30';
-const LEASE_TTL_MS = 600;
+const LEASE_TTL_MS = argv.includes('--lease-ttl') ? Number(argv[argv.indexOf('--lease-ttl') + 1]) : 600;
 const LEASE_POLL_MS = 25;
 const CLK_TCK = 100;
 
