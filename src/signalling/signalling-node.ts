@@ -45,6 +45,7 @@ const authResult = childrenOf(authCounter);
 const takenOverResponses = counter('tandem_signalling_peer_invite_responses_total', 'Final responses to INVITEs forwarded by a peer that died, completed by this node');
 const peerInvitesResumed = counter('tandem_signalling_peer_invites_resumed_total', 'Retransmitted INVITEs of a peer that died, sent on again by this node on the peer\'s branches');
 const resumedRinging = counter('tandem_signalling_ringing_calls_resumed_total', 'Ringing calls of a node that died whose serial failover this node went on with');
+const strayDropped = counter('tandem_signalling_stray_responses_dropped_total', 'Responses for no transaction, no dialog of ours and no recorded branch: dropped');
 const takenOverCancels = counter('tandem_signalling_peer_invite_cancels_total', 'CANCELs of INVITEs forwarded by a peer that died, sent on by this node');
 const untrustedInDialog = counter('tandem_signalling_untrusted_in_dialog_total', 'Requests with a To-tag but no authentic Route of ours, handled as out-of-dialog');
 const untrustedAbsorbed = counter('tandem_signalling_untrusted_ack_total', 'ACKs with no authentic Route of ours, absorbed');
@@ -262,14 +263,21 @@ export class SignallingNode implements TransactionUser {
   onStrayResponse(res: SipResponse): void {
     // A response for no transaction of ours: a 2xx retransmission after the client transaction
     // ended, or the callee's answer to an INVITE a peer forwarded before it died. Relayed
-    // statelessly upstream (§16.7: our Via on top is removed, the next one says where to go).
+    // statelessly upstream (§16.7: our Via on top is removed, the next one says where to go), but
+    // only for a dialog of ours or a branch the cluster recorded: anything else would let anyone
+    // send a "response" through us to the address its second Via names.
     const top = res.topVia;
     if (!top.branch?.includes('.tdm.') || !this.stack.isOwnAddress(top.host, top.port, top.transport)) return;
-    if (res.cseq.method === 'INVITE' && res.status > 100 && (this.#opts.dialogStore || (this.#opts.media && isSdpMessage(res)))) {
-      void this.#continueInvite(res).finally(() => this.#relayStray(res));
+    const local = this.dialogs.get(res.callId);
+    if (local && local.fromTag === res.fromTag) {
+      this.#relayStray(res);
       return;
     }
-    this.#relayStray(res);
+    if (res.cseq.method === 'INVITE' && res.status > 100 && this.#opts.dialogStore) {
+      void this.#continueInvite(res).then((known) => (known ? this.#relayStray(res) : strayDropped.inc()));
+      return;
+    }
+    strayDropped.inc();
   }
 
   #relayStray(res: SipResponse): void {
@@ -280,22 +288,22 @@ export class SignallingNode implements TransactionUser {
   }
 
   /**
-   * A response to an INVITE with no transaction here. Its SDP goes through the media node that
-   * took the offer (a 2xx retransmission must carry the same relay address as the first); for a
-   * call a peer set up and died with, the dialog is confirmed here (a 2xx) or ended, with the
-   * hop-by-hop ACK the dead node owed the callee (a failure, §17.1.1.3).
+   * A response to an INVITE with no transaction here, for a call a peer set up and died with: its
+   * SDP goes through the media node that took the offer, and the dialog is confirmed here (a 2xx)
+   * or ended, with the hop-by-hop ACK the dead node owed the callee (a failure, §17.1.1.3).
    */
-  async #continueInvite(res: SipResponse): Promise<void> {
+  async #continueInvite(res: SipResponse): Promise<boolean> {
     try {
-      const local = this.dialogs.get(res.callId);
-      const rec = local ?? (await this.#opts.dialogStore?.get(res.callId).catch(() => undefined));
-      if (!rec) return;
+      // Only a response on a branch the cluster recorded for this call acts on it: its Via branch
+      // (derived from the caller's INVITE) is the proof, a Call-ID alone is not.
+      const rec = await this.#opts.dialogStore?.get(res.callId).catch(() => undefined);
+      if (!rec?.invite?.branches.some((b) => b.branch === res.topVia.branch)) return false;
       const media = this.#opts.media;
       if (media && rec.mediaNode && isSdpMessage(res) && res.status < 300) {
         const r = await media.answer({ callId: res.callId, fromTag: res.fromTag ?? '', toTag: res.toTag ?? '', sdp: res.body, node: rec.mediaNode });
         if (r.ok) res.body = r.value;
       }
-      if (local || rec.state !== 'early') return;
+      if (rec.state !== 'early') return true;
       takenOverResponses.inc();
       if (res.status >= 200 && res.status < 300) {
         // Confirmed here: this node owns the dialog from now on (counts, timeouts, accounting).
@@ -309,8 +317,10 @@ export class SignallingNode implements TransactionUser {
         if (rec.mediaNode) void this.#opts.media?.delete(rec.callId, undefined, rec.mediaNode);
         void this.#opts.accounting?.callEnded(rec, res.status === 487 ? 'cancel' : 'failure');
       }
+      return true;
     } catch (err) {
       rateLimitedLog('continue-invite', (s) => log.warn({ err, suppressed: s }, 'continuing a peer\'s INVITE failed'));
+      return false;
     }
   }
 

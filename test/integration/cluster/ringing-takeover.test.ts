@@ -94,6 +94,16 @@ describe('calls still ringing survive the death of their node', () => {
     await waitFor('the VIP to move', async () => (String(await respCommand(redis.port, ['GET', `tandem:tandem:lease:${VIP}`])).startsWith(`${survivor}|`) ? true : undefined), 5000, 10);
     await new Promise((r) => setTimeout(r, 100));
 
+    // A forged failure for a ringing call (its Call-ID, a made-up branch of ours) ends nothing.
+    const victimCall = calls[0]!;
+    const inv0 = invites.get(victimCall.callId)!;
+    const forged = bob
+      .response(inv0, 486, 'Busy Here', { toTag: 'forged' })
+      .replace(/^Via: SIP\/2\.0\/UDP [^;\r]+;branch=[^;\r]+/m, (v) => v.replace(/branch=[^;\r]+/, 'branch=z9hG4bK.forged00000.tdm.x.'));
+    bob.send(forged);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(alice.received.some((m) => !m.isRequest() && m.callId === victimCall.callId && (m as SipResponse).status === 486)).toBe(false);
+
     // The callee answers the first ones: each 200 reaches the caller through the survivor.
     const answered = calls.slice(0, ANSWERED);
     const oks = await Promise.all(
