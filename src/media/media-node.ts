@@ -272,7 +272,12 @@ export async function startMediaNode(input: MediaConfigInput = {}): Promise<Medi
     sessions,
     relay,
     adminRoutes: (app) => {
-      app.get('/sessions', async () => ({ sessions: sessions.summaries() }));
+      // Bounded: ?offset=&limit= (limit at most 1000, default 100).
+      app.get<{ Querystring: { offset?: string; limit?: string } }>('/sessions', async (req) => {
+        const offset = Math.max(0, Number(req.query.offset) || 0);
+        const limit = Math.min(1000, Math.max(1, Number(req.query.limit) || 100));
+        return { total: sessions.size, offset, limit, sessions: sessions.summaries(offset, limit) };
+      });
       app.get('/media/statistics', async () => (await statistics())['statistics']);
       // ng over HTTP as rtpengine serves it: POST /ng (cookie + dictionary), POST /ng-plain (dictionary
       // only, bencode or JSON), GET /ping. Same allow-list, cache and metrics as UDP.

@@ -153,6 +153,8 @@ export class SignallingNode implements TransactionUser {
       ...(opts.media ? { media: opts.media } : {}),
       ...(opts.proxy?.recordRoute !== undefined ? { recordRoute: opts.proxy.recordRoute } : {}),
       ...(opts.proxy?.timerCMs !== undefined ? { timerCMs: opts.proxy.timerCMs } : {}),
+      // Record-Route names the cluster's shared address: in-dialog requests reach whoever holds it.
+      ...(opts.clusterAddresses?.length ? { recordRouteHost: opts.clusterAddresses[0]! } : {}),
       // Nodes sharing the secret also accept each other's flow tokens and route tokens.
       ...(opts.auth.secret ? { flowTokenKey: createHmac('sha256', opts.auth.secret).update('tandem flow token').digest(), routeTokenKey: routeTokenKey(opts.auth.secret) } : {}),
     });

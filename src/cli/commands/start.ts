@@ -163,9 +163,10 @@ async function run(cfg: Readonly<TandemConfig>, hepOptions?: Omit<HepExporterOpt
   if (s.tls) tls = { cert: readFileSync(s.tls.cert), key: readFileSync(s.tls.key) };
   const listen: ListenSpec[] = s.listen.map((l) => {
     const p = parseListen(l)!;
-    // Via and Record-Route carry the cluster's shared address, never the node's own.
-    const advertise = vips[0] ?? s.advertise;
-    return { ...p, ...(p.transport === 'tls' && tls ? { tls } : {}), ...(advertise ? { advertise } : {}) };
+    // Record-Route carries the cluster's shared address (the proxy is told below); Via carries the
+    // address a request leaves from: the VIP while this node holds it (its sockets are preferred
+    // then), else the node's own, so responses come back to the node holding the transaction.
+    return { ...p, ...(p.transport === 'tls' && tls ? { tls } : {}), ...(s.advertise ? { advertise: s.advertise } : {}) };
   });
 
   let mediaNode: MediaNode | undefined;
@@ -262,7 +263,7 @@ async function run(cfg: Readonly<TandemConfig>, hepOptions?: Omit<HepExporterOpt
     `tandem: listening ${where} domain=${domains[0] ?? first.host} auth=${s.auth.enabled ? 'on' : 'off'} media=${mediaText}${admin ? ` admin=http://${cfg.admin?.split(':')[0]}:${admin.port}` : ''} node=${cluster.nodeId}${vips.length ? ` vips=${vips.join(',')} takeover=${cfg.cluster.takeover}` : ''} pid=${process.pid}\n`,
   );
   process.stdout.write(
-    `tandem: point a softphone at it: SIP server ${first.host}:${first.sentByPort} (${first.transport.toUpperCase()}), domain ${domains[0] ?? first.host}, auth realm ${realm}` +
+    `tandem: point a softphone at it: SIP server ${vips[0] ?? first.host}:${first.sentByPort} (${first.transport.toUpperCase()}), domain ${domains[0] ?? first.host}, auth realm ${realm}` +
       `${users ? `, users from ${s.users} (${users.size} users)` : ''}\n`,
   );
 

@@ -220,7 +220,7 @@ export class SessionManager {
   }
 
   /** Summary of each call for the admin API: the call's tags and media over all its dialogues, then each dialogue. */
-  summaries(): Array<{
+  summaries(offset = 0, limit = Infinity): Array<{
     callId: string;
     createdMs: number;
     lastSignalMs: number;
@@ -229,7 +229,13 @@ export class SessionManager {
     media: Array<{ type: string; a?: LegPorts; b?: LegPorts }>;
     dialogues: Array<{ tags: string[]; answered: boolean; media: Array<{ type: string; a?: LegPorts; b?: LegPorts }> }>;
   }> {
-    return [...this.#calls.values()].map((c) => {
+    const page: Call[] = [];
+    let i = 0;
+    for (const c of this.#calls.values()) {
+      if (page.length >= limit) break;
+      if (i++ >= offset) page.push(c);
+    }
+    return page.map((c) => {
       const dialogues = c.dialogues.map((d) => ({
         tags: [d.a.tag, ...(d.b ? [d.b.tag] : [])],
         answered: d.answered,

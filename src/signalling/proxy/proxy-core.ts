@@ -81,6 +81,12 @@ export interface ProxyCoreOptions {
    * that the route set is one we issued. Share it across a cluster. @default random per process
    */
   routeTokenKey?: Buffer;
+  /**
+   * Host written into our Record-Route instead of the interface's: the cluster's shared address,
+   * so that in-dialog requests reach whichever node holds it. Via keeps the address the request
+   * leaves from (a response must come back to the node holding the transaction).
+   */
+  recordRouteHost?: string;
   /** Timer wheel for fr_timer, fr_inv_timer and Timer C. @default the process-wide shared wheel */
   wheel?: TimerWheel;
 }
@@ -185,6 +191,7 @@ export class ProxyCore {
   #flowKey: Buffer;
   readonly routeToken: RouteToken;
   readonly wheel: TimerWheel;
+  #rrHost: string | undefined;
   /** Flow named by our Route's flow token, per request being routed (set by preprocessRoutes). */
   #flows = new WeakMap<SipRequest, Endpoint[]>();
 
@@ -197,6 +204,7 @@ export class ProxyCore {
     this.#media = opts.media;
     this.#flowKey = opts.flowTokenKey ?? randomBytes(16);
     this.routeToken = new RouteToken(opts.routeTokenKey ?? randomBytes(32));
+    this.#rrHost = opts.recordRouteHost;
     this.wheel = opts.wheel ?? sharedTimerWheel();
   }
 
@@ -403,11 +411,13 @@ export class ProxyCore {
       const callerFt = natted ? this.flowToken(source) : undefined;
       const calleeFt = target.viaFlow && target.nextHop ? this.flowToken(target.nextHop) : undefined;
       const callerTag = orig.fromTag ?? '';
-      if (inbound.transport !== out.transport || inbound.host !== out.host || inbound.port !== out.port) {
-        req.prepend('Record-Route', rrValue(inbound, this.#rrParams(orig.callId, callerTag, callerFt, undefined)));
-        req.prepend('Record-Route', rrValue(out, this.#rrParams(orig.callId, callerTag, undefined, calleeFt)));
+      const rrIn = this.#rrHost ? { ...inbound, host: this.#rrHost } : inbound;
+      const rrOut = this.#rrHost ? { ...out, host: this.#rrHost } : out;
+      if (rrIn.transport !== rrOut.transport || rrIn.host !== rrOut.host || rrIn.port !== rrOut.port) {
+        req.prepend('Record-Route', rrValue(rrIn, this.#rrParams(orig.callId, callerTag, callerFt, undefined)));
+        req.prepend('Record-Route', rrValue(rrOut, this.#rrParams(orig.callId, callerTag, undefined, calleeFt)));
       } else {
-        req.prepend('Record-Route', rrValue(inbound, this.#rrParams(orig.callId, callerTag, callerFt, calleeFt)));
+        req.prepend('Record-Route', rrValue(rrIn, this.#rrParams(orig.callId, callerTag, callerFt, calleeFt)));
       }
     }
     // §16.6 step 8: our Via with a branch that also carries the loop-detection hash.

@@ -37,6 +37,8 @@ export class TestUa {
   #tcp: net.Socket | tls.TLSSocket | undefined;
   #tcpBuf = Buffer.alloc(0);
   #inbox: SipMessage[] = [];
+  /** Where each UDP request came from, by its top Via branch. */
+  #requestSources = new Map<string, { address: string; port: number }>();
   #waiters: Waiter[] = [];
   /** Every message received, in order. */
   readonly received: SipMessage[] = [];
@@ -58,7 +60,7 @@ export class TestUa {
     if (this.opts.transport === 'udp') {
       const s = dgram.createSocket('udp4');
       this.#udp = s;
-      s.on('message', (buf) => this.#onBytes(buf));
+      s.on('message', (buf, rinfo) => this.#onBytes(buf, rinfo));
       await new Promise<void>((r) => s.bind(0, this.opts.bindAddress ?? '127.0.0.1', () => r()));
       this.port = s.address().port;
     } else {
@@ -94,11 +96,17 @@ export class TestUa {
     }
   }
 
-  #onBytes(buf: Buffer): void {
+  #onBytes(buf: Buffer, rinfo?: dgram.RemoteInfo): void {
     const r = parseMessage(buf);
     if (!r.ok) return;
     const msg = r.value;
     this.received.push(msg);
+    // A UDP request's answer goes back where it came from (RFC 3261 §18.2.2 with rport).
+    const branch = msg.isRequest() ? msg.topVia.branch : undefined;
+    if (rinfo && branch) {
+      this.#requestSources.set(branch, { address: rinfo.address, port: rinfo.port });
+      if (this.#requestSources.size > 10_000) this.#requestSources.delete(this.#requestSources.keys().next().value!);
+    }
     const i = this.#waiters.findIndex((w) => w.pred(msg));
     if (i >= 0) {
       const w = this.#waiters.splice(i, 1)[0]!;
@@ -129,10 +137,19 @@ export class TestUa {
     return `SIP/2.0/${this.transportToken} ${this.hostPort};branch=${branch};rport`;
   }
 
+  /** Sends a request to the proxy, or a response to where its request came from. */
   send(text: string | Buffer): void {
     const buf = typeof text === 'string' ? Buffer.from(text, 'latin1') : text;
-    if (this.#udp) this.#udp.send(buf, this.opts.proxy.port, this.opts.proxy.host);
-    else this.#tcp!.write(buf);
+    if (this.#udp) {
+      const to = this.#responseDestination(buf) ?? this.opts.proxy;
+      this.#udp.send(buf, to.port, 'address' in to ? to.address : to.host);
+    } else this.#tcp!.write(buf);
+  }
+
+  #responseDestination(buf: Buffer): { address: string; port: number } | undefined {
+    if (buf.subarray(0, 8).toString('latin1') !== 'SIP/2.0 ') return undefined;
+    const branch = /\r\nVia:[^\r]*?;branch=([^;\r\s,]+)/i.exec(buf.toString('latin1'))?.[1];
+    return branch ? this.#requestSources.get(branch) : undefined;
   }
 
   /** Waits for a message matching `pred` (already queued ones first). */
