@@ -585,14 +585,12 @@ export class SignallingNode implements TransactionUser {
   /** The facts the trust decision reads (request-trust.ts). */
   #facts(req: SipRequest, check: RouteCheck): RequestFacts {
     const ruri = req.requestUriOrUndefined;
-    return {
-      method: req.method,
-      hasToTag: req.toTag !== undefined,
-      routeAuthentic: check.authentic,
-      forOurRegistrar: ruri !== undefined && req.getAll('Route').length === 0 && ruri.scheme !== 'tel' && this.isLocalDomain(ruri.host),
-      fromLocalUser: this.#fromLocalUser(req),
-      authEnabled: this.#auth !== undefined,
-    };
+    const hasToTag = req.toTag !== undefined;
+    const authEnabled = this.#auth !== undefined;
+    const forOurRegistrar = req.method === 'REGISTER' && ruri !== undefined && req.getAll('Route').length === 0 && ruri.scheme !== 'tel' && this.isLocalDomain(ruri.host);
+    // The From URI is parsed only where the decision reads it (auth on, not in-dialog, not ACK).
+    const readsFrom = authEnabled && !forOurRegistrar && req.method !== 'ACK' && !(hasToTag && check.authentic);
+    return { method: req.method, hasToTag, routeAuthentic: check.authentic, forOurRegistrar, fromLocalUser: readsFrom && this.#fromLocalUser(req), authEnabled };
   }
 
   /**

@@ -76,7 +76,7 @@ export interface DialogRecord {
   updatedAtMs: number;
   /** When the 2xx came (accounting). */
   answeredAtMs?: number;
-  /** From and To URIs of the INVITE (accounting). */
+  /** From and To of the INVITE as received, name-addr text (accounting). */
   fromUri?: string;
   toUri?: string;
   /** Node that set the call up. */

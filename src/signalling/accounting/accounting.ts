@@ -41,8 +41,8 @@ export class Accounting {
     const answered = rec.state === 'confirmed' ? (rec.answeredAtMs ?? rec.createdAtMs) : undefined;
     const record: CallRecord = {
       callId: rec.callId,
-      ...(rec.fromUri ? { from: rec.fromUri } : {}),
-      ...(rec.toUri ? { to: rec.toUri } : {}),
+      ...(rec.fromUri ? { from: uriOf(rec.fromUri) } : {}),
+      ...(rec.toUri ? { to: uriOf(rec.toUri) } : {}),
       startMs: rec.createdAtMs,
       ...(answered !== undefined ? { answerMs: answered } : {}),
       endMs,
@@ -69,4 +69,15 @@ export class Accounting {
   flushed(): Promise<void> {
     return this.#fileChain;
   }
+}
+
+/** The URI of a From/To value (`"Alice" <sip:a@d>;tag=1` -> `sip:a@d`; a bare URI ends at its first `;`). */
+function uriOf(nameAddr: string): string {
+  const lt = nameAddr.indexOf('<');
+  if (lt >= 0) {
+    const gt = nameAddr.indexOf('>', lt);
+    return nameAddr.slice(lt + 1, gt < 0 ? undefined : gt);
+  }
+  const semi = nameAddr.indexOf(';');
+  return (semi < 0 ? nameAddr : nameAddr.slice(0, semi)).trim();
 }

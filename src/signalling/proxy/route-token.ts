@@ -24,8 +24,13 @@ const TOKEN_BYTES = 12;
 /** base64url length of TOKEN_BYTES. */
 const TOKEN_CHARS = 16;
 
+/** Tokens this node issued, remembered so that its own dialogs' requests skip the HMAC. */
+const ISSUED_MAX = 200_000;
+
 export class RouteToken {
   readonly #key: Buffer;
+  /** token -> what it binds (`callId\0tag\0flows`), oldest first; bounded. */
+  readonly #issued = new Map<string, string>();
 
   /** `key`: the cluster's shared secret (derived key, never the raw auth secret). */
   constructor(key: Buffer) {
@@ -34,7 +39,10 @@ export class RouteToken {
 
   /** Token for a dialog set up by a request with this Call-ID and From-tag, next to `flowParams` (`;ft=..;ftc=..` text or ''). */
   sign(callId: string, callerTag: string, flowParams = ''): string {
-    return this.#mac(callId, callerTag, flowParams).toString('base64url');
+    const token = this.#mac(callId, callerTag, flowParams).toString('base64url');
+    this.#issued.set(token, `${callId}\0${callerTag}\0${flowParams}`);
+    if (this.#issued.size > ISSUED_MAX) this.#issued.delete(this.#issued.keys().next().value!);
+    return token;
   }
 
   /**
@@ -43,6 +51,10 @@ export class RouteToken {
    */
   verify(token: string, callId: string, fromTag: string | undefined, toTag: string | undefined, flowParams = ''): boolean {
     if (token.length !== TOKEN_CHARS) return false;
+    // Issued here: compare what it binds, no HMAC (a peer's token, or one older than the last
+    // ISSUED_MAX, is checked by its MAC).
+    const bound = this.#issued.get(token);
+    if (bound !== undefined) return bound === `${callId}\0${fromTag ?? ''}\0${flowParams}` || bound === `${callId}\0${toTag ?? ''}\0${flowParams}`;
     const given = Buffer.from(token, 'base64url');
     if (given.length !== TOKEN_BYTES) return false;
     if (fromTag !== undefined && timingSafeEqual(given, this.#mac(callId, fromTag, flowParams))) return true;
