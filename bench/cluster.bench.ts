@@ -15,11 +15,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runLoad } from '../src/loadgen/run-load.js';
 import { startUas } from '../src/loadgen/uas.js';
+import { CLK_TCK, cpuTicks, freePort } from './lib/proc.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -29,29 +30,9 @@ const stepSec = quick ? 3 : 6;
 const ROOT = resolve(import.meta.dirname, '..');
 const DOMAIN = 'bench.test';
 const VIP = '127.0.0.10';
-const CLK_TCK = 100;
 const dir = mkdtempSync(join(tmpdir(), 'tandem-cluster-bench-'));
 
 console.log(`cluster bench: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version} (2 cores shared by nodes, Redis and the load generator)`);
-
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
-
-function cpuTicks(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return 0;
-  }
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -14,11 +14,11 @@
  *
  *   node --import tsx bench/media-takeover.bench.ts [--calls 100,1000] [--lease-ttl 600] [--quick]
  */
-import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { NgClient } from '../src/ng/ng-client.js';
 import { audioSdp, randomRtpRange, sdpMedia, sleep, spawnMediaNode, type SpawnedMediaNode } from '../test/integration/media/media-harness.js';
 import { RtpCalls, quantile } from '../test/integration/media/rtp-calls.js';
+import { CLK_TCK, cpuTicks } from './lib/proc.js';
 import { SingleRedis, freePort, respCommand } from '../test/integration/state/redis-harness.js';
 
 const argv = process.argv.slice(2);
@@ -27,20 +27,8 @@ const callCounts = argv.includes('--calls') ? argv[argv.indexOf('--calls') + 1]!
 const VIP = '127.0.0.30';
 const LEASE_TTL_MS = argv.includes('--lease-ttl') ? Number(argv[argv.indexOf('--lease-ttl') + 1]) : 600;
 const LEASE_POLL_MS = 25;
-const CLK_TCK = 100;
 
 console.log(`media takeover bench: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version} (2 nodes, Redis and the RTP load share the cores); lease ttl ${LEASE_TTL_MS} ms, poll ${LEASE_POLL_MS} ms`);
-
-function cpuTicks(pid: number | undefined): number {
-  if (!pid) return 0;
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return 0;
-  }
-}
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, everyMs = 10): Promise<T> {
   const end = Date.now() + timeoutMs;

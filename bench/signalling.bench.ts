@@ -15,7 +15,6 @@
  *   node --import tsx bench/signalling.bench.ts [--quick] [--no-kamailio]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -23,12 +22,12 @@ import { runLoad } from '../src/loadgen/run-load.js';
 import { startUas } from '../src/loadgen/uas.js';
 import type { LoadUser } from '../src/loadgen/users.js';
 import { registerContact, sipRequest } from './lib/udp-sip.js';
+import { CLK_TCK, cpuTicks, freePort } from './lib/proc.js';
 
 const quick = process.argv.includes('--quick');
 const withKamailio = !process.argv.includes('--no-kamailio') && existsSync('/usr/sbin/kamailio');
 const ROOT = resolve(import.meta.dirname, '..');
 const DOMAIN = 'bench.test';
-const CLK_TCK = 100;
 const USERS = 10_000;
 const callRates = quick ? [100, 200] : [100, 200, 400, 800, 1200, 1600, 2400];
 const regRates = quick ? [250, 500] : [250, 500, 1000, 2000, 3000, 4000, 6000];
@@ -42,20 +41,6 @@ const dir = mkdtempSync(join(tmpdir(), 'tandem-sig-bench-'));
 const users: LoadUser[] = Array.from({ length: USERS }, (_, i) => ({ user: `u${String(i).padStart(5, '0')}`, password: `p-u${String(i).padStart(5, '0')}` }));
 const usersCsv = join(dir, 'users.csv');
 writeFileSync(usersCsv, users.map((u) => `${u.user},${u.password}`).join('\n') + '\n');
-
-function cpuTicks(pids: number[]): number {
-  let t = 0;
-  for (const pid of pids) {
-    try {
-      const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      t += Number(f[11]) + Number(f[12]);
-    } catch {
-      /* process gone */
-    }
-  }
-  return t;
-}
 
 /** pid and all its descendants (Kamailio forks worker processes). */
 function processTree(root: number): number[] {
@@ -73,14 +58,6 @@ function processTree(root: number): number[] {
   const out = [root];
   for (let i = 0; i < out.length; i++) for (const [pid, pp] of parent) if (pp === out[i]) out.push(pid);
   return out;
-}
-
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
 }
 
 const registerService = (proxyPort: number, uasPort: number) => registerContact(proxyPort, DOMAIN, 'service', uasPort);
@@ -223,7 +200,7 @@ interface Step {
 async function step(server: Server, scenario: 'call' | 'register', rate: number): Promise<Step> {
   const total = Math.round(rate * stepSec);
   const pids = server.pids();
-  const c0 = cpuTicks(pids);
+  const c0 = cpuTicks(...pids);
   const t0 = Date.now();
   let genStart = -1;
   let genEnd = 0;
@@ -253,7 +230,7 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
     },
   });
   const wallSec = (Date.now() - t0) / 1000;
-  const cpuPct = ((cpuTicks(pids) - c0) / CLK_TCK / wallSec) * 100;
+  const cpuPct = ((cpuTicks(...pids) - c0) / CLK_TCK / wallSec) * 100;
   const f = r.figures;
   if (genEnd === 0) genEnd = f.elapsedSec;
   const achieved = genEnd > genStart && genStart >= 0 ? (total - g0) / (genEnd - genStart) : f.generated / f.elapsedSec;

@@ -18,6 +18,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { registerContact } from './lib/udp-sip.js';
+import { CLK_TCK, cpuTicks } from './lib/proc.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const argv = process.argv.slice(2);
@@ -30,7 +31,6 @@ const SECONDS = Number(opt('seconds', '10'));
 const PROFILE = argv.includes('--profile');
 const TOP = Number(opt('top', '30'));
 const DOMAIN = 'e2e.test';
-const CLK_TCK = 100;
 const dir = mkdtempSync(join(tmpdir(), 'tandem-e2e-'));
 const children: ChildProcess[] = [];
 
@@ -60,11 +60,6 @@ function waitLine(child: ChildProcess, re: RegExp, what: string): Promise<RegExp
     child.stderr!.on('data', (d: Buffer) => (buf += d.toString()));
     child.once('exit', (code) => reject(new Error(`${what} exited (${code}): ${buf.slice(-400)}`)));
   });
-}
-
-function cpuTicks(pid: number): number {
-  const [user, system] = cpuSplit(pid);
-  return user + system;
 }
 
 /** [utime, stime] in clock ticks. */
