@@ -115,21 +115,28 @@ export function registerMediaCommand(program: Command): void {
           pid: process.pid,
         }) + '\n',
       );
-      let stopping = false;
-      const stop = async (signal: string): Promise<void> => {
-        if (stopping) return;
-        stopping = true;
-        logger.info({ signal }, 'stopping media node');
-        const force = setTimeout(() => process.exit(1), 5000);
-        force.unref();
-        await adminServer?.close().catch(() => undefined);
-        await node.close().catch(() => undefined);
-        logger.flush();
-        process.exit(0);
-      };
-      process.on('SIGTERM', () => void stop('SIGTERM'));
-      process.on('SIGINT', () => void stop('SIGINT'));
+      stopOnSignals('stopping media node', [() => adminServer?.close(), () => node.close()]);
     });
+}
+
+/**
+ * SIGTERM/SIGINT: closes each part in order (a failure does not stop the others), then exits;
+ * a process that does not get there within 5 s is ended with status 1.
+ */
+function stopOnSignals(what: string, closers: Array<() => Promise<unknown> | undefined>): void {
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, what);
+    const force = setTimeout(() => process.exit(1), 5000);
+    force.unref();
+    for (const close of closers) await Promise.resolve(close()).catch(() => undefined);
+    logger.flush();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 /** `tandem media --vip ...`: a media cluster node (hot standby and takeover through Redis). */
@@ -207,19 +214,5 @@ async function runCluster(o: MediaCliOptions, input: MediaConfigInput, admin: { 
     process.exit(2);
   }
   process.stdout.write(JSON.stringify({ event: 'ready', ngPort: node.ngPort, ngTcpPort: null, adminPort: adminServer?.port ?? null, nodeId: node.nodeId, vips: o.vip, standbyVips: o.standbyVip ?? [], pid: process.pid }) + '\n');
-  let stopping = false;
-  const stop = async (signal: string): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping media cluster node');
-    const force = setTimeout(() => process.exit(1), 5000);
-    force.unref();
-    await ops.close().catch(() => undefined);
-    await adminServer?.close().catch(() => undefined);
-    await node.close().catch(() => undefined);
-    logger.flush();
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  stopOnSignals('stopping media cluster node', [() => ops.close(), () => adminServer?.close(), () => node.close()]);
 }
