@@ -178,6 +178,21 @@ describe('calls still ringing survive the death of their node', () => {
     const survivor = victim === 'sip1' ? 'sip2' : 'sip1';
     await nodes.get(victim)!.stop('SIGKILL');
     await waitFor('the VIP to move', async () => (String(await respCommand(redis.port, ['GET', `tandem:tandem:lease:${VIP}`])).startsWith(`${survivor}|`) ? true : undefined), 5000, 10);
+    // During the takeover window an INVITE with this call's Call-ID and From-tag but another
+    // branch names no transaction of the dead node: it is challenged like any new call and
+    // reaches no one.
+    const forgedBranch = 'z9hG4bKforgedretrans01';
+    const mallory = await TestUa.create({ transport: 'udp', proxy: { host: VIP, port }, user: 'alice', password: 'wrong', domain: DOMAIN });
+    uas.push(mallory);
+    const forgedP = mallory.waitFor((m) => !m.isRequest() && m.callId === call.callId && m.topVia.branch === forgedBranch && (m as SipResponse).status >= 200, 5000);
+    for (let i = 0; i < 10; i++) {
+      mallory.send(mallory.request({ method: 'INVITE', uri: call.target, callId: call.callId, cseq: call.cseq, fromTag: call.fromTag, to: call.target, branch: forgedBranch, body: SAMPLE_SDP(43100) }));
+      const got = await Promise.race([forgedP.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 200))]);
+      if (got) break;
+    }
+    expect(((await forgedP) as SipResponse).status).toBe(407);
+    expect(carol.received.filter((m) => m.isRequest() && m.callId === call.callId && m.topVia.branch !== first.topVia.branch)).toHaveLength(0);
+
     // The caller retransmits its INVITE (Timer A): the survivor sends it on with the same branch.
     // (Re-sent every 200 ms, as Timer A would: the lease may show the survivor a moment before it
     // has bound the address.)

@@ -66,4 +66,24 @@ describe('DialogTracker: confirmed dialogs live as long as their call', () => {
     expect(s.asked()).toBe(0);
     s.d.close();
   });
+
+  it('a dialog a peer claimed meanwhile (owner or epoch changed) is forgotten with no side effect', async () => {
+    const clock = { t: 0 };
+    const ended: string[] = [];
+    const deleted: string[] = [];
+    const store = { get: async () => undefined, put: async () => undefined, delete: async (id: string) => void deleted.push(id), size: () => 0, close: async () => undefined };
+    const d = new DialogTracker({ confirmedTimeoutMs: 1000, now: () => clock.t, store, nodeId: 'sip1', stillOwner: async () => false });
+    d.onEnded((rec) => ended.push(rec.callId));
+    d.early('c9', 'a');
+    d.confirm('c9', 'b');
+    clock.t += 1500;
+    d.sweep();
+    await flush();
+    expect(d.get('c9')).toBeUndefined();
+    expect(d.counts().confirmed).toBe(0);
+    expect(ended).toEqual([]);
+    expect(deleted).toEqual([]);
+    d.close();
+  });
 });
+
