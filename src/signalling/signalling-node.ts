@@ -353,7 +353,13 @@ export class SignallingNode implements TransactionUser {
   async #cancelForPeer(req: SipRequest): Promise<boolean> {
     const store = this.#opts.dialogStore;
     if (!store) return false;
-    const rec = await store.get(req.callId).catch(() => undefined);
+    // A read that failed (Redis slow or reconnecting) is tried once more before answering 481,
+    // which would be final for the caller.
+    let rec = await store.get(req.callId).catch(() => undefined);
+    if (!rec) {
+      await new Promise((r) => setTimeout(r, 200));
+      rec = await store.get(req.callId).catch(() => undefined);
+    }
     if (!rec?.invite || rec.state !== 'early') return false;
     let sent = 0;
     rec.invite.branches.forEach((b) => {
