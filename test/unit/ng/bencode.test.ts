@@ -97,15 +97,21 @@ describe('bencode', () => {
       { numRuns: 500 },
     );
   });
+
+  it('round-trips a dictionary key "__proto__" as an ordinary key (seed that found it)', () => {
+    const v = JSON.parse('{"__proto__":0}') as Record<string, unknown>;
+    const r = bdecode(bencode(v, 'utf8'), { strings: 'utf8' });
+    expect(r.ok && JSON.stringify(r.value)).toBe('{"__proto__":0}');
+  });
 });
 
 function normalise(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(normalise);
   if (v && typeof v === 'object') {
     const keys = Object.keys(v).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-    const out: Record<string, unknown> = {};
-    for (const k of keys) out[k] = normalise((v as Record<string, unknown>)[k]);
-    return out;
+    // Object.fromEntries defines every key as an own property: `out[k] = ...` would turn a key
+    // "__proto__" (a fine dictionary key on the wire) into a prototype change and lose it.
+    return Object.fromEntries(keys.map((k) => [k, normalise((v as Record<string, unknown>)[k])]));
   }
   return v;
 }
