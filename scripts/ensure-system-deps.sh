@@ -11,6 +11,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 # Redis and Sentinel for test/integration/state (each test starts its own on free ports).
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# Lab report plots (src/lab/report) render their text with DejaVu Sans.
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ "${TANDEM_INTEROP:-1}" = "1" ]; then
   command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
   command -v rtpengine >/dev/null 2>&1 || need+=(rtpengine-daemon)
