@@ -7,7 +7,7 @@ import { createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { TransportLayer } from '../sip/transport/transport-layer.js';
-import type { Endpoint, ListeningPoint, ListenSpec, Source } from '../sip/transport/types.js';
+import type { Endpoint, ListeningPoint, ListenSpec, Source, TransportOptions } from '../sip/transport/types.js';
 import { TransactionLayer } from '../sip/transaction/transaction-layer.js';
 import type { ServerTransaction, TransactionUser } from '../sip/transaction/types.js';
 import type { SipRequest, SipResponse } from '../sip/message/sip-message.js';
@@ -100,6 +100,8 @@ export interface SignallingNodeOptions {
   /** Services visible to route hooks as `context.services` (the dispatcher registers itself here). */
   services?: Record<string, unknown>;
   nodeName?: string;
+  /** Transport options (the hooks `tandem start --workers N` steers messages between processes with). */
+  transport?: TransportOptions;
 }
 
 export class SignallingNode implements TransactionUser {
@@ -128,7 +130,7 @@ export class SignallingNode implements TransactionUser {
     this.#opts = opts;
     this.services = opts.services ?? {};
     this.#domains = new Set(opts.domains.map((d) => d.toLowerCase()));
-    this.transport = new TransportLayer({});
+    this.transport = new TransportLayer(opts.transport ?? {});
     this.transactions = new TransactionLayer(this.transport, { ...(opts.transaction ?? {}), autoTryingMs: -1 });
     this.transactions.setUser(this);
     this.location = opts.locationStore ?? new MemoryLocationStore();

@@ -50,8 +50,6 @@ interface ServerEntry {
   server: net.Server;
 }
 
-let nextConnectionId = 1;
-
 /** Local side to send from (a listening point's address and port). */
 export interface LocalAddress {
   localAddress: string;
@@ -72,7 +70,6 @@ gauge('tandem_sip_connections', 'Open SIP TCP/TLS connections', [], function col
 });
 
 class StreamConnection {
-  readonly id = nextConnectionId++;
   readonly framer: StreamFramer;
   readonly source: Source;
   readonly keys: string[] = [];
@@ -81,6 +78,7 @@ class StreamConnection {
   closed = false;
 
   constructor(
+    readonly id: number,
     readonly transport: 'tcp' | 'tls',
     readonly socket: net.Socket,
     readonly outgoing: boolean,
@@ -142,6 +140,10 @@ function isIPv4Literal(s: string): boolean {
   return parts === 4;
 }
 
+function onElsewhereWriteError(err: Error, label: string): void {
+  reportTransportEvent('send_error', label, err);
+}
+
 function safeEmitFault(err: unknown): void {
   logger.error({ err, event: 'message' }, 'event listener threw');
 }
@@ -174,7 +176,10 @@ function firstInterfaceAddress(family: 4 | 6): string {
 
 export class TransportLayer extends EventEmitter<TransportLayerEvents> {
   readonly listeningPoints: ListeningPoint[] = [];
-  readonly #opts: Required<Omit<TransportOptions, 'tlsClient' | 'wheel'>>;
+  readonly #opts: Required<Omit<TransportOptions, 'tlsClient' | 'wheel' | 'steer' | 'connectionIdBase' | 'sendElsewhere'>>;
+  readonly #steer: TransportOptions['steer'];
+  readonly #sendElsewhere: TransportOptions['sendElsewhere'];
+  #nextConnectionId: number;
   readonly #tlsClient: tls.ConnectionOptions;
   readonly #wheel: TimerWheel;
   readonly #udp: UdpEntry[] = [];
@@ -197,6 +202,9 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       verifyResponseSentBy: opts.verifyResponseSentBy ?? false,
     };
     this.#tlsClient = opts.tlsClient ?? {};
+    this.#steer = opts.steer;
+    this.#sendElsewhere = opts.sendElsewhere;
+    this.#nextConnectionId = opts.connectionIdBase ?? 1;
     this.#wheel = opts.wheel ?? sharedTimerWheel();
     this.#parseDatagram = { maxBytes: this.#opts.maxMessageBytes, stream: false };
     this.#parseStream = { maxBytes: this.#opts.maxMessageBytes, stream: true };
@@ -375,6 +383,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       this.#writeCb(conn, data, onError, arg);
       return;
     }
+    if (this.#elsewhere(data, target)) return;
     this.#connectionFor(target).then(
       (c) => this.#writeCb(c, data, onError, arg),
       (err: Error) => onError(err, arg),
@@ -396,6 +405,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     }
     const conn = this.#openConnectionFor(target);
     if (conn) return this.#write(conn, data);
+    if (this.#elsewhere(data, target)) return Promise.resolve();
     return this.#connectionFor(target).then((c) => this.#write(c, data));
   }
 
@@ -432,6 +442,26 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     this.#servers.length = 0;
   }
 
+  /**
+   * A message another process sharing our listening points received and steered here (see
+   * `TransportOptions.steer`): handled as if it had arrived on `source`.
+   */
+  inject(data: Buffer, source: Source): void {
+    try {
+      this.#onBytes(data, source, source.transport !== 'udp', undefined);
+    } catch (err) {
+      reportTransportEvent('handler_fault', sourceLabel(source), err);
+    }
+  }
+
+  /** Writes bytes on one of our stream connections (for another process); false when it is gone. */
+  writeToConnection(connectionId: number, data: Buffer): boolean {
+    const conn = this.#conns.get(connectionId);
+    if (!conn || conn.closed) return false;
+    this.#writeCb(conn, data, onElsewhereWriteError, conn.label);
+    return true;
+  }
+
   // ---- receive path ---------------------------------------------------------------------
 
   #onDatagram(entry: UdpEntry, buf: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -445,6 +475,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
         localAddress: entry.lp.address,
         localPort: entry.lp.port,
       };
+      if (this.#steer !== undefined && this.#steer(buf, source)) return;
       this.#onBytes(buf, source, false, undefined);
     } catch (err) {
       reportTransportEvent('handler_fault', `udp:${rinfo.address}:${rinfo.port}`, err);
@@ -471,7 +502,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       maxMessageBytes: this.#opts.maxMessageBytes,
       maxBufferedBytes: Math.max(this.#opts.maxBufferedBytesPerConnection, this.#opts.maxMessageBytes),
     });
-    const conn = new StreamConnection(transport, socket, outgoing, framer, this.#wheel.now());
+    const conn = new StreamConnection(this.#nextConnectionId++, transport, socket, outgoing, framer, this.#wheel.now());
     this.#conns.set(conn.id, conn);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onStreamData(conn, chunk));
@@ -523,6 +554,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
           // RFC 5626 §3.5.1: a CRLFCRLF ping is answered with a CRLF pong.
           conn.socket.write('\r\n');
         } else if (ev.kind === 'message') {
+          if (this.#steer !== undefined && this.#steer(ev.data, conn.source)) continue;
           this.#onBytes(ev.data, conn.source, true, conn);
         } else {
           reportBadInput(ev.code, ev.reason, ev.data, conn.label);
@@ -641,6 +673,12 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     }
     const family = isIPv6Literal(bareHost(address)) ? 6 : 4;
     return this.#udp.find((e) => e.family === family) ?? this.#udp[0];
+  }
+
+  /** A connection id we do not hold, handed to the process that does (`sendElsewhere`). */
+  #elsewhere(data: Buffer, target: Endpoint): boolean {
+    const id = target.connectionId;
+    return id !== undefined && this.#sendElsewhere !== undefined && !this.#conns.has(id) && this.#sendElsewhere(data, id);
   }
 
   /** An open connection for `target` without waiting (the request's own connection first). */

@@ -92,6 +92,23 @@ export interface TransportOptions {
   verifyResponseSentBy?: boolean;
   /** Timer wheel for idle timeouts (default: the shared real-time wheel). */
   wheel?: import('../../util/timer-wheel.js').TimerWheel;
+  /**
+   * Several processes serving one set of listening points (`tandem start --workers N`): called
+   * with every received message's bytes (UDP datagram or framed stream message) before it is
+   * parsed; true means another process owns it and it was handed there. Such a process gives
+   * the message back through `TransportLayer.inject`. @default none (every message is ours)
+   */
+  steer?: (data: Buffer, source: Source) => boolean;
+  /**
+   * First stream connection id of this layer. Processes sharing listening points take disjoint
+   * ranges, so an id names one connection across all of them. @default 1
+   */
+  connectionIdBase?: number;
+  /**
+   * A send over a connection id this layer does not hold (another process accepted it): write
+   * the bytes there; true when handed over. @default none
+   */
+  sendElsewhere?: (data: Buffer, connectionId: number) => boolean;
 }
 
 export const DEFAULT_PORTS: Record<TransportName, number> = { udp: 5060, tcp: 5060, tls: 5061 };
