@@ -114,7 +114,9 @@ export class NgClient {
       /* ICMP errors etc.: the request times out */
     });
     this.#ready = new Promise((resolve) => {
-      socket.bind({ port: 0, ...(this.#opts.localAddress ? { address: this.#opts.localAddress } : {}) }, () => {
+      // exclusive: in a cluster worker (`tandem start --workers N`) a shared port-0 socket would
+      // hand one worker's replies to another.
+      socket.bind({ port: 0, exclusive: true, ...(this.#opts.localAddress ? { address: this.#opts.localAddress } : {}) }, () => {
         socket.unref();
         resolve();
       });

@@ -7,6 +7,7 @@ import type { Result } from '../../util/result.js';
 import { fail, ok } from '../../util/result.js';
 import type { ProxyStack } from '../proxy/proxy-stack.js';
 import type { ProbeReply, ProbeSender } from './prober.js';
+import { workerCallIdPrefix } from '../../util/worker-tag.js';
 
 /**
  * Next hop for a destination URI (RFC 3263 without DNS: the host must be an address or a name
@@ -78,7 +79,7 @@ function buildOptions(stack: ProxyStack, uri: string, target: Endpoint, fromUri:
     `Max-Forwards: 70\r\n` +
     `From: <${from}>;tag=ds${rand.slice(0, 8)}\r\n` +
     `To: <${uri}>\r\n` +
-    `Call-ID: ds-${rand}@${host}\r\n` +
+    `Call-ID: ${workerCallIdPrefix()}ds-${rand}@${host}\r\n` +
     `CSeq: ${cseq} OPTIONS\r\n` +
     `Accept: application/sdp\r\n` +
     `User-Agent: Tandem dispatcher\r\n` +
