@@ -3,6 +3,7 @@ import { registerStartCommand } from './commands/start.js';
 import { registerMediaCommand } from './commands/media.js';
 import { registerLoadCommand } from './commands/load.js';
 import { registerStatusCommand } from './commands/status.js';
+import { registerLabCommand } from './commands/lab.js';
 
 // A closed stdout (e.g. piped into `head`) must not keep a node from shutting down on SIGTERM.
 for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
@@ -13,6 +14,7 @@ registerStartCommand(program);
 registerMediaCommand(program);
 registerLoadCommand(program);
 registerStatusCommand(program);
+registerLabCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : err);
