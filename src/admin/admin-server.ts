@@ -22,6 +22,11 @@ export interface AdminServerOptions {
   token?: string;
   /** Called before listening so each role can add its routes (status, dispatcher sets, sessions). */
   routes?: Array<(app: FastifyInstance) => void>;
+  /**
+   * The Prometheus text /metrics serves. @default this process's registry (a node of several
+   * worker processes passes the sum over them)
+   */
+  metrics?: () => Promise<string>;
 }
 
 /** Whether an address (or host name `localhost`) is a loopback one. */
@@ -101,7 +106,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<{ app:
   app.get('/health', async () => ({ status: 'ok', pid: process.pid, uptimeSec: Math.round(process.uptime()) }));
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', metricsRegistry.contentType);
-    return metricsRegistry.metrics();
+    return opts.metrics ? opts.metrics() : metricsRegistry.metrics();
   });
   for (const add of opts.routes ?? []) add(app);
   guardUpgrades(app, auth);

@@ -132,6 +132,11 @@ export const signallingConfigSchema = z
       })
       .strict()
       .default({}),
+    /**
+     * Worker processes sharing the listening points (`--workers N`); each call is held by one,
+     * chosen by its Call-ID. 1 runs everything in one process. @default the number of cores
+     */
+    workers: z.number().int().min(1).max(64).optional(),
     /** SIGTERM: how long live transactions get to finish, ms. @default 3000 */
     shutdownGraceMs: z.number().int().min(0).max(60_000).default(3000),
   })
