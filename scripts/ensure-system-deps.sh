@@ -11,6 +11,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 # Redis and Sentinel for test/integration/state (each test starts its own on free ports).
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# keepalived (VRRP) moves the VIPs in the lab's network namespaces; its health check runs curl.
+command -v keepalived >/dev/null 2>&1 || need+=(keepalived)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 # Lab report plots (src/lab/report) render their text with DejaVu Sans.
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ "${TANDEM_INTEROP:-1}" = "1" ]; then
@@ -26,7 +29,7 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # Debian starts these daemons on install; the tests run their own instances.
-  for svc in kamailio rtpengine-daemon redis-server; do
+  for svc in kamailio rtpengine-daemon redis-server keepalived; do
     (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || service "$svc" stop >/dev/null 2>&1 || true
   done
 else

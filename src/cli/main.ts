@@ -4,6 +4,7 @@ import { registerMediaCommand } from './commands/media.js';
 import { registerLoadCommand } from './commands/load.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerLabCommand } from './commands/lab.js';
+import { registerClusterCommand } from './commands/cluster.js';
 
 // A closed stdout (e.g. piped into `head`) must not keep a node from shutting down on SIGTERM.
 for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
@@ -15,6 +16,7 @@ registerMediaCommand(program);
 registerLoadCommand(program);
 registerStatusCommand(program);
 registerLabCommand(program);
+registerClusterCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : err);
