@@ -18,6 +18,13 @@ import { logger, setLogLevel } from '../../util/logger.js';
 import { readConfigFile, setPath, validateConfig, type TandemConfig } from '../config.js';
 import { startClusterRuntime } from '../cluster-runtime.js';
 import { Accounting } from '../../signalling/accounting/accounting.js';
+import type { SignallingNodeOptions } from '../../signalling/signalling-node.js';
+import type { AuthFailureStore, DialogStore, LocationStore, NonceCountStore } from '../../state/store.js';
+import type { TransportOptions } from '../../sip/transport/types.js';
+import nodeCluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { runPrimary } from '../workers/primary.js';
+import { runWorker } from '../workers/worker.js';
 import { DialogClaimer } from '../../signalling/dialogs/dialog-claimer.js';
 
 interface StartCliOptions {
@@ -42,6 +49,7 @@ interface StartCliOptions {
   hep?: string;
   hepId?: string;
   hepPassword?: string;
+  workers?: string;
 }
 
 /** HEP export options from the flags (`--hep udp:HOST:PORT`, `--hep-id`, `--hep-password`). */
@@ -76,16 +84,17 @@ function applyFlags(raw: Record<string, unknown>, o: StartCliOptions): void {
   if (o.takeover) setPath(raw, ['cluster', 'takeover'], o.takeover);
   if (o.redis) setPath(raw, ['state', 'redis'], o.redis);
   if (o.cdr) setPath(raw, ['signalling', 'accounting', 'file'], o.cdr);
+  if (o.workers !== undefined) setPath(raw, ['signalling', 'workers'], /^\d+$/.test(o.workers) ? Number(o.workers) : o.workers);
 }
 
-async function loadRouteHook(path: string): Promise<RouteHook> {
+export async function loadRouteHook(path: string): Promise<RouteHook> {
   const mod = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown; route?: unknown };
   const fn = typeof mod.route === 'function' ? mod.route : mod.default;
   if (typeof fn !== 'function') throw new Error(`${path}: expected an exported function route(request, context) (named "route" or default)`);
   return fn as RouteHook;
 }
 
-function splitHostPort(s: string): { host: string; port: number } {
+export function splitHostPort(s: string): { host: string; port: number } {
   const i = s.lastIndexOf(':');
   return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
 }
@@ -121,6 +130,7 @@ export function registerStartCommand(program: Command): void {
     .option('--hep <udp:host:port>', 'send every SIP message to a Homer collector as HEPv3 (heplify-server)')
     .option('--hep-id <n>', 'HEP capture agent id of this node (default 2001)')
     .option('--hep-password <password>', 'HEP auth key; also TANDEM_HEP_PASSWORD')
+    .option('--workers <n>', 'worker processes sharing the SIP listening points, each call held by one (default: the number of cores; 1: a single process)')
     .action(async (o: StartCliOptions) => {
       const file = readConfigFile(o.config);
       if (!file.ok) {
@@ -136,7 +146,11 @@ export function registerStartCommand(program: Command): void {
         process.exit(2);
       }
       try {
-        await run(v.value, hepFlags(o));
+        const hep = hepFlags(o);
+        const workers = v.value.signalling.workers ?? availableParallelism();
+        if (nodeCluster.isWorker) await runWorker(v.value, hep);
+        else if (workers > 1) await runPrimary(v.value, hep, workers);
+        else await run(v.value, hep);
       } catch (err) {
         console.error(`tandem start: ${err instanceof Error ? err.message : String(err)}`);
         process.exit(1);
@@ -144,21 +158,74 @@ export function registerStartCommand(program: Command): void {
     });
 }
 
-async function run(cfg: Readonly<TandemConfig>, hepOptions?: Omit<HepExporterOptions, 'nodeName'>): Promise<void> {
-  setLogLevel(cfg.logLevel);
+/** What `signallingNodeOptions` needs besides the config. */
+export interface NodeDeps {
+  users: MapUserDirectory | undefined;
+  listen: ListenSpec[];
+  secret: string | undefined;
+  nodeId: string;
+  isTrustedSource: (address: string) => boolean;
+  routeHook: RouteHook | undefined;
+  media: NgMediaControl | undefined;
+  services: Record<string, unknown>;
+  locationStore: LocationStore | undefined;
+  dialogStore: DialogStore | undefined;
+  nonceCounts: NonceCountStore | undefined;
+  authFailures: AuthFailureStore | undefined;
+  accounting: Accounting;
+  transport?: TransportOptions;
+}
+
+/** The signalling node's options from the config (one process, or one worker of several). */
+export function signallingNodeOptions(cfg: Readonly<TandemConfig>, d: NodeDeps): SignallingNodeOptions {
   const s = cfg.signalling;
-  let users: MapUserDirectory | undefined;
-  if (s.users) {
-    const r = loadUsersFile(s.users);
-    if (!r.ok) throw new Error(r.reason);
-    users = r.value;
-  }
-  const cluster = await startClusterRuntime(cfg.cluster, cfg.state, s.auth.secret, s.auth, { role: 'signalling', sip: s.listen.join(' ') });
-  // Tracing starts before the node listens, so its first message is exported too.
-  const hep = hepOptions ? new HepExporter({ ...hepOptions, nodeName: cluster.nodeId }) : undefined;
-  await hep?.start();
-  const vips = cfg.cluster.vips;
-  if (s.auth.enabled && !users) logger.warn('authentication is on but no users file is configured: every local user will be refused');
+  return {
+    listen: d.listen,
+    domains: [...s.domains],
+    auth: {
+      enabled: s.auth.enabled,
+      ...(s.auth.realm ? { realm: s.auth.realm } : {}),
+      ...(d.secret ? { secret: d.secret } : {}),
+      nonceLifetimeSec: s.auth.nonceLifetimeSec,
+      algorithms: [...s.auth.algorithms],
+      maxFailures: s.auth.maxFailures,
+      failureWindowSec: s.auth.failureWindowSec,
+      blockSec: s.auth.blockSec,
+      allowNoQop: s.auth.allowNoQop,
+      bindNonceToSource: s.auth.bindNonceToSource,
+      trustedNetworks: [...s.auth.trustedNetworks],
+    },
+    // The dispatcher's PBXs are never blocked after failed authentications (spoofable UDP).
+    isTrustedSource: d.isTrustedSource,
+    ...(d.users ? { users: d.users } : {}),
+    registrar: { ...s.registrar },
+    proxy: { ...s.proxy },
+    transaction: { ...s.transaction },
+    ...(d.routeHook ? { routeHook: d.routeHook } : {}),
+    ...(d.media ? { media: d.media } : {}),
+    services: d.services,
+    nodeName: d.nodeId,
+    clusterAddresses: [...cfg.cluster.vips],
+    ...(d.locationStore ? { locationStore: d.locationStore } : {}),
+    ...(d.dialogStore ? { dialogStore: d.dialogStore, shareEarlyDialogs: cfg.cluster.keepRingingCalls } : {}),
+    ...(d.nonceCounts ? { nonceCounts: d.nonceCounts } : {}),
+    accounting: d.accounting,
+    ...(d.authFailures ? { authFailures: d.authFailures } : {}),
+    ...(d.transport ? { transport: d.transport } : {}),
+  };
+}
+
+/** The users file of the config, loaded (throws with the reason when it cannot be). */
+export function loadUsers(cfg: Readonly<TandemConfig>): MapUserDirectory | undefined {
+  if (!cfg.signalling.users) return undefined;
+  const r = loadUsersFile(cfg.signalling.users);
+  if (!r.ok) throw new Error(r.reason);
+  return r.value;
+}
+
+/** Listening points of the config, with TLS material and the advertised host. */
+export function listenSpecs(cfg: Readonly<TandemConfig>): { listen: ListenSpec[]; tls: ListenSpec['tls'] } {
+  const s = cfg.signalling;
   let tls: ListenSpec['tls'];
   if (s.tls) tls = { cert: readFileSync(s.tls.cert), key: readFileSync(s.tls.key) };
   const listen: ListenSpec[] = s.listen.map((l) => {
@@ -168,6 +235,21 @@ async function run(cfg: Readonly<TandemConfig>, hepOptions?: Omit<HepExporterOpt
     // then), else the node's own, so responses come back to the node holding the transaction.
     return { ...p, ...(p.transport === 'tls' && tls ? { tls } : {}), ...(s.advertise ? { advertise: s.advertise } : {}) };
   });
+  return { listen, tls };
+}
+
+/** `tandem start` in one process (`--workers 1`). */
+async function run(cfg: Readonly<TandemConfig>, hepOptions?: Omit<HepExporterOptions, 'nodeName'>): Promise<void> {
+  setLogLevel(cfg.logLevel);
+  const s = cfg.signalling;
+  const users = loadUsers(cfg);
+  const cluster = await startClusterRuntime(cfg.cluster, cfg.state, s.auth.secret, s.auth, { role: 'signalling', sip: s.listen.join(' ') });
+  // Tracing starts before the node listens, so its first message is exported too.
+  const hep = hepOptions ? new HepExporter({ ...hepOptions, nodeName: cluster.nodeId }) : undefined;
+  await hep?.start();
+  const vips = cfg.cluster.vips;
+  if (s.auth.enabled && !users) logger.warn('authentication is on but no users file is configured: every local user will be refused');
+  const { listen, tls } = listenSpecs(cfg);
 
   let mediaNode: MediaNode | undefined;
   let mediaControl: NgMediaControl | undefined;
@@ -185,39 +267,23 @@ async function run(cfg: Readonly<TandemConfig>, hepOptions?: Omit<HepExporterOpt
   const services: Record<string, unknown> = {};
   let ds: DispatcherService | undefined;
   const domains = s.domains.length ? [...s.domains] : [];
-  const node = new SignallingNode({
-    listen,
-    domains,
-    auth: {
-      enabled: s.auth.enabled,
-      ...(s.auth.realm ? { realm: s.auth.realm } : {}),
-      ...(s.auth.secret ?? cluster.secret ? { secret: (s.auth.secret ?? cluster.secret)! } : {}),
-      nonceLifetimeSec: s.auth.nonceLifetimeSec,
-      algorithms: [...s.auth.algorithms],
-      maxFailures: s.auth.maxFailures,
-      failureWindowSec: s.auth.failureWindowSec,
-      blockSec: s.auth.blockSec,
-      allowNoQop: s.auth.allowNoQop,
-      bindNonceToSource: s.auth.bindNonceToSource,
-      trustedNetworks: [...s.auth.trustedNetworks],
-    },
-    // The dispatcher's PBXs are never blocked after failed authentications (spoofable UDP).
-    isTrustedSource: (address) => ds?.isDestinationAddress(address) ?? false,
-    ...(users ? { users } : {}),
-    registrar: { ...s.registrar },
-    proxy: { ...s.proxy },
-    transaction: { ...s.transaction },
-    ...(routeHook ? { routeHook } : {}),
-    ...(mediaControl ? { media: mediaControl } : {}),
-    services,
-    nodeName: cluster.nodeId,
-    clusterAddresses: [...vips],
-    ...(cluster.locationStore ? { locationStore: cluster.locationStore } : {}),
-    ...(cluster.dialogStore ? { dialogStore: cluster.dialogStore, shareEarlyDialogs: cfg.cluster.keepRingingCalls } : {}),
-    ...(cluster.nonceCounts ? { nonceCounts: cluster.nonceCounts } : {}),
-    accounting: new Accounting({ store: cluster.accountingStore, nodeId: cluster.nodeId, ...(s.accounting.file ? { file: s.accounting.file } : {}) }),
-    ...(cluster.authFailures ? { authFailures: cluster.authFailures } : {}),
-  });
+  const node = new SignallingNode(
+    signallingNodeOptions(cfg, {
+      users,
+      listen,
+      secret: s.auth.secret ?? cluster.secret,
+      nodeId: cluster.nodeId,
+      isTrustedSource: (address) => ds?.isDestinationAddress(address) ?? false,
+      routeHook,
+      media: mediaControl,
+      services,
+      locationStore: cluster.locationStore,
+      dialogStore: cluster.dialogStore,
+      nonceCounts: cluster.nonceCounts,
+      authFailures: cluster.authFailures,
+      accounting: new Accounting({ store: cluster.accountingStore, nodeId: cluster.nodeId, ...(s.accounting.file ? { file: s.accounting.file } : {}) }),
+    }),
+  );
   // The node's own listening points (the VIPs' are added and removed as they move).
   const lps = [...(await node.start())];
   await cluster.startTakeover(node, lps, tls);

@@ -1,0 +1,151 @@
+/**
+ * The primary's side of the state shared by the workers of one node when there is no Redis
+ * (see worker-stores.ts): the location replica new workers start from, nonce counts, failed
+ * authentications and blocks. Also the request/reply plumbing the primary uses to ask workers
+ * (metrics, status, VIP binds).
+ */
+import { AuthFailureTracker } from '../../sip/auth/digest-server.js';
+import { MemoryNonceCountStore } from '../../state/memory/memory-nonce-count-store.js';
+import type { Binding } from '../../state/store.js';
+import type { PrimaryToWorker, WorkerToPrimary } from './hub-protocol.js';
+
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+type PrimaryRequest = Extract<PrimaryToWorker, { id: number }>;
+
+export interface WorkerHubOptions {
+  /** Sends to worker `index`; false when it is not running. */
+  send(index: number, msg: PrimaryToWorker): boolean;
+  /** Indexes of the workers running now. */
+  live(): number[];
+  auth: { maxFailures: number; failureWindowSec: number; blockSec: number };
+  /** How long a worker gets to answer, ms. @default 2000 */
+  timeoutMs?: number;
+}
+
+export class WorkerHub {
+  readonly #o: WorkerHubOptions;
+  readonly #aors = new Map<string, Binding[]>();
+  readonly #nonces = new MemoryNonceCountStore();
+  readonly #failures: AuthFailureTracker;
+  readonly #pending = new Map<number, { index: number; resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  #nextId = 1;
+  readonly #sweep: NodeJS.Timeout;
+
+  constructor(o: WorkerHubOptions) {
+    this.#o = o;
+    this.#failures = new AuthFailureTracker({ maxFailures: o.auth.maxFailures, windowSec: o.auth.failureWindowSec, blockSec: o.auth.blockSec });
+    this.#sweep = setInterval(() => this.#purge(), 10_000);
+    this.#sweep.unref();
+  }
+
+  /** Bindings the node holds (the primary's replica). */
+  get bindingCount(): number {
+    let n = 0;
+    const now = Date.now();
+    for (const list of this.#aors.values()) for (const b of list) if (b.expiresAtMs > now) n++;
+    return n;
+  }
+
+  get aorCount(): number {
+    return this.#aors.size;
+  }
+
+  /** What a worker that (re)starts is given before it serves. */
+  snapshot(): PrimaryToWorker {
+    this.#purge();
+    return { t: 'locSnapshot', entries: [...this.#aors] };
+  }
+
+  /** Sends a request to worker `index` and waits for its reply. */
+  request<T>(index: number, msg: DistributiveOmit<PrimaryRequest, 'id'>): Promise<T> {
+    const id = this.#nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`TANDEM_ERR_WORKER_TIMEOUT: worker ${index} did not answer ${msg.t}`));
+      }, this.#o.timeoutMs ?? 2000);
+      this.#pending.set(id, { index, resolve: resolve as (v: unknown) => void, reject, timer });
+      if (!this.#o.send(index, { ...msg, id } as PrimaryToWorker)) {
+        clearTimeout(timer);
+        this.#pending.delete(id);
+        reject(new Error(`TANDEM_ERR_WORKER_DOWN: worker ${index} is not running`));
+      }
+    });
+  }
+
+  /** Asks every running worker; answers of those that fail are left out. */
+  async requestAll<T>(msg: DistributiveOmit<PrimaryRequest, 'id'>): Promise<Array<{ index: number; value: T }>> {
+    const live = this.#o.live();
+    const r = await Promise.allSettled(live.map((i) => this.request<T>(i, msg)));
+    const out: Array<{ index: number; value: T }> = [];
+    r.forEach((x, k) => {
+      if (x.status === 'fulfilled') out.push({ index: live[k]!, value: x.value });
+    });
+    return out;
+  }
+
+  /** A worker exited: what it was asked fails now instead of at its timeout. */
+  workerGone(index: number): void {
+    for (const [id, p] of this.#pending) {
+      if (p.index !== index) continue;
+      clearTimeout(p.timer);
+      this.#pending.delete(id);
+      p.reject(new Error(`TANDEM_ERR_WORKER_DOWN: worker ${index} exited`));
+    }
+  }
+
+  /** A message from worker `index`. */
+  handle(index: number, msg: WorkerToPrimary): void {
+    switch (msg.t) {
+      case 'reply': {
+        const p = this.#pending.get(msg.id);
+        if (!p) return;
+        this.#pending.delete(msg.id);
+        clearTimeout(p.timer);
+        if (msg.error) p.reject(new Error(msg.error));
+        else p.resolve(msg.value);
+        return;
+      }
+      case 'setBindings':
+        void this.#replicate(index, msg.aor, msg.bindings).then(() => this.#o.send(index, { t: 'reply', id: msg.id }));
+        return;
+      case 'nonce':
+        void this.#nonces.accept(msg.nonce, msg.nc, msg.ttlSec).then((value) => this.#o.send(index, { t: 'reply', id: msg.id, value }));
+        return;
+      case 'authFailure':
+        if (this.#failures.recordFailure(msg.source)) {
+          const until = Date.now() + this.#o.auth.blockSec * 1000;
+          for (const i of this.#o.live()) this.#o.send(i, { t: 'block', source: msg.source, untilMs: until });
+        }
+        return;
+      case 'authSuccess':
+        this.#failures.recordSuccess(msg.source);
+        return;
+      default:
+        return;
+    }
+  }
+
+  async #replicate(from: number, aor: string, bindings: Binding[]): Promise<void> {
+    if (bindings.length === 0) this.#aors.delete(aor);
+    else this.#aors.set(aor, bindings);
+    const others = this.#o.live().filter((i) => i !== from);
+    // A worker that does not answer (stuck, exiting) does not hold the REGISTER longer than the timeout.
+    await Promise.allSettled(others.map((i) => this.request(i, { t: 'loc', aor, bindings })));
+  }
+
+  #purge(): void {
+    const now = Date.now();
+    for (const [aor, list] of this.#aors) {
+      const keep = list.filter((b) => b.expiresAtMs > now);
+      if (keep.length === 0) this.#aors.delete(aor);
+      else if (keep.length !== list.length) this.#aors.set(aor, keep);
+    }
+  }
+
+  close(): void {
+    clearInterval(this.#sweep);
+    for (const p of this.#pending.values()) clearTimeout(p.timer);
+    this.#pending.clear();
+  }
+}
