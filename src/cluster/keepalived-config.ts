@@ -5,10 +5,11 @@
  * detection and the address move.
  *
  * What the generated text sets, and why:
- * - **VRRPv3 with a short advert interval** (default 20 ms): a peer is declared dead after
- *   3 adverts plus the skew time, ~70 ms measured on a 2-core VM (`../../../shared/HA-NOTES.md`:
- *   20 ms adverts, 71 / 72 / 81 ms); VRRPv2 only has whole seconds. RFC 9568 §6.1: advert
- *   interval in centiseconds, so 10 ms steps.
+ * - **VRRPv3 with a short advert interval** (default 20 ms): a backup declares the master dead
+ *   after 3 adverts plus the skew time `(256 - priority) / 256` of an advert (RFC 9568 §6.1,
+ *   Master_Down_Interval), so 72 ms at priority 100 (measured 71 / 72 / 81 ms on a 2-core VM,
+ *   `../../../shared/HA-NOTES.md`) and 60.5 ms at the default 250; VRRPv2 only has whole seconds.
+ *   VRRPv3 counts the interval in centiseconds, so 10 ms steps.
  * - **`vrrp_rt_priority`**: the VRRP process runs with a realtime scheduling priority, so a
  *   CPU-bound Tandem does not delay its adverts and make the peer take the address (fast adverts
  *   flap under load without it, HA-NOTES).
@@ -53,10 +54,15 @@ export const keepalivedOptionsSchema = z
     sourceAddress: ipv4,
     /** The other nodes' own addresses (`unicast_peer`). */
     peers: z.array(ipv4).min(1, 'at least one peer address'),
-    /** VRRP priority for the node's own VIPs (the higher starts as master). 1-254. @default 150 */
-    priority: z.number().int().min(1).max(254).default(150),
-    /** VRRP priority for its standby VIPs. @default 100 */
-    standbyPriority: z.number().int().min(1).max(254).default(100),
+    /**
+     * VRRP priority for the node's own VIPs, 1-254. With `nopreempt` it only decides who starts as
+     * master when both start together; it also sets how long a backup waits after the last advert:
+     * 3 adverts + (256 - priority) / 256 of one (RFC 9568 §6.1), so high values take over sooner
+     * (250: 60.5 ms with 20 ms adverts; 100: 72 ms). @default 250
+     */
+    priority: z.number().int().min(1).max(254).default(250),
+    /** VRRP priority for its standby VIPs (below the owner's `priority`). @default 240 */
+    standbyPriority: z.number().int().min(1).max(254).default(240),
     /** Advert interval, ms; VRRPv3 counts centiseconds, so a multiple of 10. @default 20 */
     advertIntervalMs: z.number().int().min(10).max(40_950).multipleOf(10, 'a multiple of 10 ms (VRRPv3 counts centiseconds)').default(20),
     /** Virtual router id of the own VIPs' instance, 1-255. @default derived from cluster, role and VIPs */

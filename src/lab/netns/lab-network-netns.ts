@@ -29,8 +29,8 @@ function linkUp(dir: string, node: string): boolean {
 
 /**
  * keepalived parts for the nodes that have VIPs (signalling and media): unicast peers are the
- * other nodes of the same role; a node's first VIP is its own (priority 150), the rest it stands
- * by for (100); of two nodes sharing one VIP (signalling) the first listed starts as master.
+ * other nodes of the same role; a node's first VIP is its own (priority 250), the rest it stands
+ * by for (240); of two nodes sharing one VIP (signalling) the first listed starts as master.
  * `nopreempt`: a node that comes back does not take the address back.
  */
 export function keepalivedParts(dir: string, topo: LabTopology, advertMs: number): LabPart[] {
@@ -50,8 +50,8 @@ export function keepalivedParts(dir: string, topo: LabTopology, advertMs: number
       dev: 'eth0',
       sourceAddress: p.address,
       peers: peers.map((x) => x.address),
-      priority: 150 - rank * 50,
-      standbyPriority: 100,
+      priority: 250 - rank * 10,
+      standbyPriority: 240,
       advertIntervalMs: advertMs,
       ...(p.adminUrl ? { healthUrl: `${p.adminUrl}/health` } : {}),
       notify: notifyCommand(dir, p.name),

@@ -75,7 +75,7 @@ describe.skipIf(!canRun)('lab network namespaces with keepalived', () => {
       expect((err as NetnsError).code).toBe('NETNS_ERR_LEFTOVER');
     }
 
-    for (const [n, other, priority] of [['n1', 'n2', 150], ['n2', 'n1', 100]] as const) {
+    for (const [n, other, priority] of [['n1', 'n2', 250], ['n2', 'n1', 240]] as const) {
       const echo = spawnInNamespace(dir, n, process.execPath, ['-e', ECHO, n], { stdio: ['ignore', 'pipe', 'inherit'] });
       children.push(echo);
       await new Promise<void>((res) => echo.stdout!.once('data', () => res()));

@@ -50,7 +50,7 @@ describe('keepalived configuration from Tandem options', () => {
     expect(inst).toContain('  interface eth0\n');
     expect(inst).toContain('  advert_int 0.02\n');
     expect(inst).toContain('  nopreempt\n');
-    expect(inst).toContain('  priority 150\n');
+    expect(inst).toContain('  priority 250\n');
     expect(inst).toContain('  unicast_src_ip 198.18.0.11\n');
     expect(inst).toContain('  unicast_peer {\n    198.18.0.12\n  }');
     expect(inst).toContain('  virtual_ipaddress {\n    198.18.0.100/32 dev eth0\n  }');
