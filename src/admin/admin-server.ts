@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { isIP } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { counter, metricsRegistry } from '../util/metrics.js';
+import { startRuntimeMetrics } from '../util/runtime-metrics.js';
 import { createLogger, rateLimitedLog } from '../util/logger.js';
 
 const log = createLogger('admin');
@@ -86,6 +87,7 @@ function isPublicPath(url: string): boolean {
  * loopback unless told otherwise; off loopback it refuses to start without a token.
  */
 export async function startAdminServer(opts: AdminServerOptions): Promise<{ app: FastifyInstance; port: number; close: () => Promise<void> }> {
+  startRuntimeMetrics();
   const loopback = isLoopbackHost(opts.host);
   if (!loopback && !opts.token) {
     throw new Error(`admin API on ${opts.host} (not loopback) needs a token: set admin.token / --admin-token / TANDEM_ADMIN_TOKEN`);

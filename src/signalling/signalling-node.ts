@@ -21,6 +21,7 @@ import type { DigestAlgorithm } from '../sip/auth/digest.js';
 import type { AuthFailureStore, DialogRecord, DialogStore, LocationStore, NonceCountStore } from '../state/store.js';
 import { MemoryLocationStore } from '../state/memory/memory-location-store.js';
 import { counter, gauge } from '../util/metrics.js';
+import { startRuntimeMetrics } from '../util/runtime-metrics.js';
 import { createLogger, rateLimitedLog } from '../util/logger.js';
 import { Registrar } from './registrar/registrar.js';
 import { childrenOf } from './metric-children.js';
@@ -128,6 +129,7 @@ export class SignallingNode implements TransactionUser {
 
   constructor(opts: SignallingNodeOptions) {
     this.#opts = opts;
+    startRuntimeMetrics(); // event-loop delay, GC pauses, heap: per process, started once
     this.services = opts.services ?? {};
     this.#domains = new Set(opts.domains.map((d) => d.toLowerCase()));
     this.transport = new TransportLayer(opts.transport ?? {});
