@@ -7,7 +7,8 @@
  * server transaction and one `Branch` per client transaction.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { SipRequest, SipResponse } from '../../sip/message/sip-message.js';
+import { SipRequest as SipRequestClass, type SipRequest, type SipResponse } from '../../sip/message/sip-message.js';
+import { ownString } from '../../sip/transaction/own-string.js';
 import { createResponse } from '../../sip/message/builders.js';
 import { formatUri, parseNameAddr, parseUri, type SipUri } from '../../sip/uri/sip-uri.js';
 import type { Endpoint, Source, TransportName } from '../../sip/transport/types.js';
@@ -99,13 +100,15 @@ export interface ResolvedRoute {
 interface Branch extends ProxyClientHandlers {
   readonly ctx: ProxyContext;
   target: Target;
-  request: SipRequest;
   tx: ProxyClientTransaction | undefined;
   /** Provisional (101-199) received. */
   provisional: boolean;
   /** Anything at all received (incl. 100). */
   anyResponse: boolean;
-  final: SipResponse | undefined;
+  /** Status of the first final response received (0: none yet). */
+  final: number;
+  /** That response, kept only until the context's own final response is sent (§16.7 aggregation). */
+  finalResponse: SipResponse | undefined;
   /** Abandoned by us (timer, cancel); later responses are ignored except to CANCEL. */
   abandoned: boolean;
   cancelSent: boolean;
@@ -504,6 +507,12 @@ function safeEqualText(a: string, b: string): boolean {
   return ba.length === bb.length && timingSafeEqual(ba, bb);
 }
 
+/**
+ * What a context's request becomes after its final response was sent: every path that reads it
+ * then is guarded by `#finalSent`; a shared empty request keeps the type and holds nothing.
+ */
+const RELEASED_REQUEST = new SipRequestClass('ACK', 'sip:released.invalid');
+
 /** The response context of one forwarded request (§16.2). */
 class ProxyContext {
   #proxy: ProxyCore;
@@ -516,6 +525,9 @@ class ProxyContext {
   #cancelled = false;
   #isInvite: boolean;
   #loopKey: string;
+  /** Call-ID and From tag of the request (what is still read after `#release`). */
+  readonly #callId: string;
+  readonly #fromTag: string;
   /** Serial state. */
   #tried: Target[] = [];
   #attempt = 0;
@@ -537,6 +549,8 @@ class ProxyContext {
     this.#route = route;
     this.#isInvite = req.method === 'INVITE';
     this.#loopKey = proxy.loopKeyOf(req);
+    this.#callId = ownString(req.callId);
+    this.#fromTag = ownString(req.fromTag ?? '');
   }
 
   async start(): Promise<void> {
@@ -615,7 +629,7 @@ class ProxyContext {
 
   #startBranch(target: Target): void {
     const prepared = this.#proxy.prepareBranch(this.#req, target, this.#source, this.#loopKey, target.branchIndex ?? this.#branches.length);
-    const branch: Branch = new ProxyContext.#BranchImpl(this, target, prepared?.request ?? this.#req);
+    const branch: Branch = new ProxyContext.#BranchImpl(this, target);
     this.#branches.push(branch);
     if (!prepared) {
       this.#branchFailed(branch, { kind: 'transport', error: 'unresolvable target' }, 502);
@@ -664,7 +678,8 @@ class ProxyContext {
     tx: ProxyClientTransaction | undefined = undefined;
     provisional = false;
     anyResponse = false;
-    final: SipResponse | undefined = undefined;
+    final = 0;
+    finalResponse: SipResponse | undefined = undefined;
     abandoned = false;
     cancelSent = false;
     timer: TimerHandle | undefined = undefined;
@@ -672,7 +687,6 @@ class ProxyContext {
     constructor(
       readonly ctx: ProxyContext,
       public target: Target,
-      public request: SipRequest,
     ) {}
     onProvisional(res: SipResponse): void {
       this.ctx.#onProvisional(this, res);
@@ -771,8 +785,11 @@ class ProxyContext {
   #onFinal(b: Branch, res: SipResponse): void {
     b.anyResponse = true;
     this.#clearTimer(b);
-    const first = !b.final;
-    b.final = res;
+    const first = b.final === 0;
+    if (first) {
+      b.final = res.status;
+      if (!this.#finalSent) b.finalResponse = res;
+    }
     if (!first) {
       // Additional 2xx from the same branch (transaction layer passes retransmissions of 2xx).
       if (res.status >= 200 && res.status < 300 && this.#isInvite) this.#relay(stripVia(res), b);
@@ -790,7 +807,7 @@ class ProxyContext {
       // §16.7 step 5: 2xx are forwarded immediately; the other branches are cancelled.
       this.#answered = true;
       s?.onBranchAnswered?.(b.target, res);
-      if (this.#isInvite) this.#proxy.dialogs?.confirm(this.#req.callId, res.toTag);
+      if (this.#isInvite) this.#proxy.dialogs?.confirm(this.#callId, res.toTag);
       for (const o of this.#branches) if (o !== b && !o.final) this.#abandonQuietly(o);
       this.#relay(stripVia(res), b, true);
       return;
@@ -855,9 +872,10 @@ class ProxyContext {
     let bestSynthetic: number | undefined;
     const challenges: SipResponse[] = [];
     for (const b of this.#branches) {
-      if (b.final && b.final.status >= 300 && b.synthetic === undefined) {
-        if (b.final.status === 401 || b.final.status === 407) challenges.push(b.final);
-        if (!best || better(b.final, best)) best = b.final;
+      const f = b.finalResponse;
+      if (f && f.status >= 300 && b.synthetic === undefined) {
+        if (f.status === 401 || f.status === 407) challenges.push(f);
+        if (!best || better(f, best)) best = f;
       } else if (b.synthetic !== undefined) {
         if (bestSynthetic === undefined || b.synthetic > bestSynthetic) bestSynthetic = b.synthetic;
       }
@@ -916,7 +934,7 @@ class ProxyContext {
     }
     this.#enqueue(async () => {
       if (needsMedia && media) {
-        const r = await media.answer({ callId: this.#req.callId, fromTag: this.#req.fromTag ?? '', toTag: res.toTag ?? '', sdp: res.body, sourceAddress: b.target.nextHop?.address ?? '' });
+        const r = await media.answer({ callId: this.#callId, fromTag: this.#fromTag, toTag: res.toTag ?? '', sdp: res.body, sourceAddress: b.target.nextHop?.address ?? '' });
         if (r.ok) res.body = r.value;
         else {
           mediaAnswerErrors.inc();
@@ -930,7 +948,22 @@ class ProxyContext {
   #sendUp(res: SipResponse, final: boolean): void {
     if (final) this.#finalSent = true;
     this.#stx.respond(res);
-    if (final) finalClass(res.status).inc();
+    if (final) {
+      finalClass(res.status).inc();
+      this.#release();
+    }
+  }
+
+  /**
+   * After our final response the context lives on only as the handler of client transactions in
+   * Accepted or Completed (64*T1: a 2xx retransmitted by the callee still goes upstream, a late
+   * answer from a cancelled branch is absorbed). It keeps keys and statuses, not messages.
+   */
+  #release(): void {
+    for (const b of this.#branches) b.finalResponse = undefined;
+    this.#bestFinal = undefined;
+    this.#tried = [];
+    this.#req = this.#received = RELEASED_REQUEST;
   }
 
   /** Upstream responses are sent in order even when one waits for the media node. */
@@ -957,10 +990,12 @@ class ProxyContext {
     if (this.#queued === 0) {
       this.#stx.respond(res);
       finalClass(res.status).inc();
+      this.#release();
     } else {
       this.#enqueue(() => {
         this.#stx.respond(res);
         finalClass(res.status).inc();
+        this.#release();
       });
     }
   }

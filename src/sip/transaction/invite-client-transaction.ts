@@ -1,4 +1,5 @@
 import type { TimerHandle } from '../../util/timer-wheel.js';
+import { parseMessage } from '../message/parser.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import type { Endpoint } from '../transport/types.js';
 import { buildNon2xxAck } from './request-builders.js';
@@ -17,9 +18,14 @@ import type { ClientTransaction, ClientTransactionHandlers, TransactionState, Tx
  * Timer D = 64*T1 (32 s, "at least 32 seconds", at the default T1) for UDP, 0 for reliable; Timer M = 64*T1. In Completed, a
  * retransmitted final response is answered with the same ACK and not passed up. RFC 6026: "A
  * 2xx response received while in the Accepted state MUST be passed to the TU".
+ *
+ * Memory: after the final response (Timer D or M, 64*T1) the transaction keeps its key, method,
+ * the request's bytes and the ACK's; the parsed request is dropped (`request` re-parses the
+ * bytes), and in Completed the TU's handlers too (only Accepted passes 2xx up).
  */
 export class InviteClientTransaction implements ClientTransaction {
   readonly isInvite = true;
+  readonly method = 'INVITE';
   state: TransactionState = 'Calling';
   /** A CANCEL waiting for the first provisional response (§9.1). */
   pendingCancel: (() => void) | undefined;
@@ -27,19 +33,40 @@ export class InviteClientTransaction implements ClientTransaction {
   #retransmit: TimerHandle | undefined;
   #timeout: TimerHandle | undefined;
   #ack: Buffer | undefined;
-  #data: Buffer | undefined;
+  /** The request's wire form: what Timer A retransmits and what `request` is re-parsed from. */
+  readonly #bytes: Buffer;
+  #request: SipRequest | undefined;
+  #handlers: ClientTransactionHandlers;
   readonly #reliable: boolean;
 
   constructor(
     readonly ctx: TxContext,
     readonly key: string,
-    readonly request: SipRequest,
+    request: SipRequest,
     readonly target: Endpoint,
-    readonly handlers: ClientTransactionHandlers,
+    handlers: ClientTransactionHandlers,
   ) {
-    this.#data = request.toBuffer();
+    this.#request = request;
+    this.#handlers = handlers;
+    this.#bytes = request.toBuffer();
     this.#reliable = target.transport !== 'udp';
     this.#interval = ctx.t1;
+  }
+
+  /** The request sent (re-parsed from its bytes once a final response came). */
+  get request(): SipRequest {
+    let r = this.#request;
+    if (r === undefined) {
+      const p = parseMessage(this.#bytes);
+      // Our own serialization of a request: this cannot fail.
+      r = (p.ok ? p.value : p.partial) as SipRequest;
+      this.#request = r;
+    }
+    return r;
+  }
+
+  get handlers(): ClientTransactionHandlers {
+    return this.#handlers;
   }
 
   start(): void {
@@ -47,7 +74,7 @@ export class InviteClientTransaction implements ClientTransaction {
     const w = this.ctx.wheel;
     if (!this.#reliable) this.#retransmit = w.schedule(this.#interval, InviteClientTransaction.#onTimerA, this);
     this.#timeout = w.schedule(64 * this.ctx.t1, InviteClientTransaction.#onTimerB, this);
-    this.#send(this.#data!);
+    this.#send(this.#bytes);
   }
 
   // Shared callbacks with the transaction as argument: no closure per timer or send.
@@ -62,8 +89,9 @@ export class InviteClientTransaction implements ClientTransaction {
   static #onGuard(tx: InviteClientTransaction): void {
     if (tx.state !== 'Proceeding' && tx.state !== 'Calling') return;
     tx.ctx.diag('timeout', tx);
+    const h = tx.#handlers;
     tx.terminate();
-    tx.handlers.onTimeout?.();
+    h.onTimeout?.();
   }
 
   static #onTerminate(tx: InviteClientTransaction): void {
@@ -79,8 +107,8 @@ export class InviteClientTransaction implements ClientTransaction {
   }
 
   #timerA(): void {
-    if (this.state !== 'Calling' || !this.#data) return;
-    this.#send(this.#data);
+    if (this.state !== 'Calling') return;
+    this.#send(this.#bytes);
     this.#interval *= 2;
     this.#retransmit = this.ctx.wheel.schedule(this.#interval, InviteClientTransaction.#onTimerA, this);
   }
@@ -88,15 +116,17 @@ export class InviteClientTransaction implements ClientTransaction {
   #timerB(): void {
     if (this.state !== 'Calling') return;
     this.ctx.diag('timeout', this);
+    const h = this.#handlers;
     this.terminate();
-    this.handlers.onTimeout?.();
+    h.onTimeout?.();
   }
 
   #transportError(err: Error): void {
     if (this.state === 'Terminated' || this.state === 'Completed' || this.state === 'Accepted') return;
     this.ctx.diag('transport-error', this);
+    const h = this.#handlers;
     this.terminate();
-    this.handlers.onTransportError?.(err);
+    h.onTransportError?.(err);
   }
 
   /** Proceeding guard (Timer C-like) and the §9.1 "64*T1 after CANCEL" rule end a stuck transaction. */
@@ -114,19 +144,18 @@ export class InviteClientTransaction implements ClientTransaction {
       if (this.state === 'Calling') {
         w.cancel(this.#retransmit);
         this.#retransmit = undefined;
-        this.#data = undefined;
       }
       this.state = 'Proceeding';
       this.armProceedingGuard(this.ctx.opts.inviteProceedingTimeoutMs);
       const cancel = this.pendingCancel;
       this.pendingCancel = undefined;
-      this.handlers.onProvisional?.(res);
+      this.#handlers.onProvisional?.(res);
       cancel?.();
       return;
     }
     if (s < 300) {
       if (this.state === 'Accepted') {
-        this.handlers.onAdditional2xx?.(res);
+        this.#handlers.onAdditional2xx?.(res);
         return;
       }
       if (this.state !== 'Calling' && this.state !== 'Proceeding') return;
@@ -134,7 +163,8 @@ export class InviteClientTransaction implements ClientTransaction {
       this.state = 'Accepted';
       this.pendingCancel = undefined;
       this.#timeout = w.schedule(64 * this.ctx.t1, InviteClientTransaction.#onTerminate, this); // Timer M
-      this.handlers.onFinal?.(res);
+      this.#request = undefined;
+      this.#handlers.onFinal?.(res);
       return;
     }
     if (this.state === 'Completed') {
@@ -147,13 +177,16 @@ export class InviteClientTransaction implements ClientTransaction {
     this.pendingCancel = undefined;
     this.#ack = buildNon2xxAck(this.request, res).toBuffer();
     this.#send(this.#ack);
+    const h = this.#handlers;
+    // Timer D only answers retransmitted finals with the ACK's bytes.
+    this.#handlers = NO_HANDLERS;
+    this.#request = undefined;
     if (this.#reliable) this.terminate();
     else this.#timeout = w.schedule(64 * this.ctx.t1, InviteClientTransaction.#onTerminate, this); // Timer D: 32 s at the default T1
-    this.handlers.onFinal?.(res);
+    h.onFinal?.(res);
   }
 
   #stopTimers(): void {
-    this.#data = undefined; // only Timer A retransmits the INVITE
     this.ctx.wheel.cancel(this.#retransmit);
     this.ctx.wheel.cancel(this.#timeout);
     this.#retransmit = this.#timeout = undefined;
@@ -164,6 +197,10 @@ export class InviteClientTransaction implements ClientTransaction {
     this.state = 'Terminated';
     this.#stopTimers();
     this.pendingCancel = undefined;
+    this.#handlers = NO_HANDLERS;
+    this.#request = undefined;
     this.ctx.removeClient(this.key, this);
   }
 }
+
+const NO_HANDLERS: ClientTransactionHandlers = Object.freeze({});

@@ -25,6 +25,11 @@ import type { ServerTransaction, ServerTransactionEvents, TransactionState, TxCo
  * RFC 6026: in Accepted, "Any retransmissions of the 2xx response passed from the TU to the
  * transaction while in the Accepted state MUST be passed to the transport layer", INVITE
  * retransmissions are absorbed, and an ACK is passed to the TU; Timer L = 64*T1.
+ *
+ * Memory: after the final response (the 64*T1 of Timer L or H, the longest-lived state) the
+ * transaction keeps the bytes of that response, where they go, its match data and the request's
+ * bytes; the parsed request, the last response object and the TU's `cancel` listeners are
+ * dropped (the request is re-parsed from its bytes if `request` is read again).
  */
 export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> implements ServerTransaction {
   /** §17.2.3 match data: the creating request's method and top Via sent-by. */
@@ -44,14 +49,22 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
   #timeout: TimerHandle | undefined;
   #dest: Endpoint | undefined;
   readonly #reliable: boolean;
+  #request: SipRequest | undefined;
+  /** The request's wire form, kept instead of `#request` after the final response. */
+  #requestBytes: Buffer | undefined;
+  /** To tag of the request (RFC 2543 matching reads it). */
+  readonly requestToTag: string | undefined;
 
   constructor(
     readonly ctx: TxContext,
     readonly key: string,
-    readonly request: SipRequest,
+    request: SipRequest,
     readonly source: Source,
   ) {
     super();
+    this.#request = request;
+    const rt = request.toTag;
+    this.requestToTag = rt === undefined ? undefined : ownString(rt);
     const via = request.topVia;
     this.viaHost = ownString(via.host);
     this.viaPort = via.port;
@@ -97,6 +110,18 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
     }
     tx.terminate();
     tx.emit('transportError', err);
+  }
+
+  /** The request that created the transaction (re-parsed from its bytes when read after it was dropped). */
+  get request(): SipRequest {
+    let r = this.#request;
+    if (r === undefined) {
+      const p = parseMessage(this.#requestBytes!);
+      // The bytes are our own serialization of a request that parsed: this cannot fail.
+      r = (p.ok ? p.value : p.partial) as SipRequest;
+      this.#request = r;
+    }
+    return r;
   }
 
   /** The last response sent (undefined before any). */
@@ -146,8 +171,23 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
         this.#timeout = w.schedule(64 * this.ctx.t1, InviteServerTransaction.#onTimerH, this);
       }
       this.#lastRes = undefined; // Timer L/H: only the bytes are needed from here on
+      this.#send(data);
+      this.#release();
+      return;
     }
     this.#send(data);
+  }
+
+  /** After the final response: keep bytes and keys, not parsed objects nor the TU's closures. */
+  #release(): void {
+    this.removeAllListeners('cancel');
+    const req = this.#request;
+    if (req === undefined || this.#dest === undefined) return;
+    // Serializing has no side effect on the TU's object only when Content-Length is right.
+    if (req.contentLength === req.body.length) {
+      this.#requestBytes = req.toBuffer();
+      this.#request = undefined;
+    }
   }
 
   #send(data: Buffer): void {

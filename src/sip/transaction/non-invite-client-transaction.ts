@@ -1,4 +1,5 @@
 import type { TimerHandle } from '../../util/timer-wheel.js';
+import { parseMessage } from '../message/parser.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import type { Endpoint } from '../transport/types.js';
 import type { ClientTransaction, ClientTransactionHandlers, TransactionState, TxContext } from './types.js';
@@ -17,23 +18,46 @@ import type { ClientTransaction, ClientTransactionHandlers, TransactionState, Tx
  */
 export class NonInviteClientTransaction implements ClientTransaction {
   readonly isInvite = false;
+  readonly method: string;
   state: TransactionState = 'Trying';
   #interval: number;
   #retransmit: TimerHandle | undefined;
   #timeout: TimerHandle | undefined;
-  #data: Buffer | undefined;
+  /** The request's wire form: sent and retransmitted, and what `request` is re-parsed from. */
+  readonly #bytes: Buffer;
+  #request: SipRequest | undefined;
+  #handlers: ClientTransactionHandlers;
   readonly #reliable: boolean;
 
   constructor(
     readonly ctx: TxContext,
     readonly key: string,
-    readonly request: SipRequest,
+    request: SipRequest,
     readonly target: Endpoint,
-    readonly handlers: ClientTransactionHandlers,
+    handlers: ClientTransactionHandlers,
   ) {
-    this.#data = request.toBuffer();
+    this.#request = request;
+    this.#handlers = handlers;
+    this.method = request.method;
+    this.#bytes = request.toBuffer();
     this.#reliable = target.transport !== 'udp';
     this.#interval = ctx.t1;
+  }
+
+  /** The request sent (re-parsed from its bytes once the transaction completed). */
+  get request(): SipRequest {
+    let r = this.#request;
+    if (r === undefined) {
+      const p = parseMessage(this.#bytes);
+      // Our own serialization of a request: this cannot fail.
+      r = (p.ok ? p.value : p.partial) as SipRequest;
+      this.#request = r;
+    }
+    return r;
+  }
+
+  get handlers(): ClientTransactionHandlers {
+    return this.#handlers;
   }
 
   start(): void {
@@ -63,8 +87,7 @@ export class NonInviteClientTransaction implements ClientTransaction {
   }
 
   #send(): void {
-    if (!this.#data) return;
-    this.ctx.transport.transmit(this.#data, this.target, NonInviteClientTransaction.#onSendError, this);
+    this.ctx.transport.transmit(this.#bytes, this.target, NonInviteClientTransaction.#onSendError, this);
   }
 
   #timerE(): void {
@@ -79,35 +102,40 @@ export class NonInviteClientTransaction implements ClientTransaction {
     this.#timeout = undefined;
     if (this.state !== 'Trying' && this.state !== 'Proceeding') return;
     this.ctx.diag('timeout', this);
+    const h = this.#handlers;
     this.terminate();
-    this.handlers.onTimeout?.();
+    h.onTimeout?.();
   }
 
   #transportError(err: Error): void {
     if (this.state === 'Terminated') return;
     this.ctx.diag('transport-error', this);
+    const h = this.#handlers;
     this.terminate();
-    this.handlers.onTransportError?.(err);
+    h.onTransportError?.(err);
   }
 
   receiveResponse(res: SipResponse): void {
     if (res.status < 200) {
       if (this.state === 'Trying' || this.state === 'Proceeding') {
         this.state = 'Proceeding';
-        this.handlers.onProvisional?.(res);
+        this.#handlers.onProvisional?.(res);
       }
       return;
     }
     if (this.state !== 'Trying' && this.state !== 'Proceeding') return; // retransmitted final: absorbed
     this.state = 'Completed';
-    this.#data = undefined; // no more retransmissions
     const w = this.ctx.wheel;
     w.cancel(this.#retransmit);
     w.cancel(this.#timeout);
     this.#retransmit = undefined;
+    const h = this.#handlers;
+    // Timer K only absorbs retransmitted finals: no parsed request, no TU state from here on.
+    this.#handlers = NO_HANDLERS;
+    this.#request = undefined;
     if (this.#reliable) this.terminate();
     else this.#timeout = w.schedule(this.ctx.t4, NonInviteClientTransaction.#onTimerK, this); // Timer K
-    this.handlers.onFinal?.(res);
+    h.onFinal?.(res);
   }
 
   terminate(): void {
@@ -116,6 +144,10 @@ export class NonInviteClientTransaction implements ClientTransaction {
     this.ctx.wheel.cancel(this.#retransmit);
     this.ctx.wheel.cancel(this.#timeout);
     this.#retransmit = this.#timeout = undefined;
+    this.#handlers = NO_HANDLERS;
+    this.#request = undefined;
     this.ctx.removeClient(this.key, this);
   }
 }
+
+const NO_HANDLERS: ClientTransactionHandlers = Object.freeze({});

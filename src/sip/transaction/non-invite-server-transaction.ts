@@ -28,6 +28,8 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
   readonly method: string;
   readonly viaHost: string;
   readonly viaPort: number | undefined;
+  /** To tag of the request (RFC 2543 matching reads it). */
+  readonly requestToTag: string | undefined;
   readonly isInvite = false;
   readonly cancelled = false;
   state: TransactionState = 'Trying';
@@ -49,6 +51,8 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
     super();
     this.#request = request;
     this.method = request.method;
+    const rt = request.toTag;
+    this.requestToTag = rt === undefined ? undefined : ownString(rt);
     const via = request.topVia;
     this.viaHost = ownString(via.host);
     this.viaPort = via.port;

@@ -241,7 +241,7 @@ export class TransactionLayer {
     const taken = this.#client.get(branch);
     let key = branch;
     if (taken !== undefined) {
-      if (taken.request.method === method) throw new Error('SIP_ERR_DUPLICATE_TRANSACTION: branch already in use');
+      if (taken.method === method) throw new Error('SIP_ERR_DUPLICATE_TRANSACTION: branch already in use');
       key = clientKey(branch, method);
     }
     if (this.#clientFull.size !== 0 && this.#clientFull.has(key === branch ? clientKey(branch, method) : key)) {
@@ -301,7 +301,7 @@ export class TransactionLayer {
     if (branch !== undefined) {
       const method = res.cseq.method;
       tx = this.#client.get(branch);
-      if (tx !== undefined && tx.request.method !== method) tx = undefined;
+      if (tx !== undefined && tx.method !== method) tx = undefined;
       if (tx === undefined && this.#clientFull.size !== 0) tx = this.#clientFull.get(clientKey(branch, method));
     }
     if (tx) tx.receiveResponse(res);
@@ -343,7 +343,7 @@ export class TransactionLayer {
       return;
     }
     const existing = this.#findServer(req, method, magic);
-    if (existing && (!legacy || existing.request.toTag === req.toTag)) {
+    if (existing && (!legacy || existing.requestToTag === req.toTag)) {
       existing.receiveRequest(req);
       return;
     }

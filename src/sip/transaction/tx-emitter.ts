@@ -24,6 +24,12 @@ export class TxEmitter<E extends { [K in keyof E]: unknown[] }> {
     return this;
   }
 
+  /** Drops every listener of `event` (they may hold the TU's per-request state alive). */
+  protected removeAllListeners<K extends keyof E>(event: K): void {
+    const l = this.#listeners;
+    if (l !== undefined) delete l[event];
+  }
+
   protected emit<K extends keyof E>(event: K, ...args: E[K]): void {
     const list = this.#listeners?.[event];
     if (!list) return;
