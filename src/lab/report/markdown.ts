@@ -80,7 +80,10 @@ export function reportMarkdown(data: ExperimentData, c: ComputedFigures, env: Re
   }
 
   const tools: string[][] = Object.entries(data.toolVersions ?? {}).map(([k, v]) => [k, String(v)]);
-  tools.push(['node', env.node], ['kernel', env.kernel], ['machine', `${env.host}: ${env.cpus}, ${formatNumber(env.memoryGb, 1)} GB RAM`]);
+  const given = new Set(tools.map((t) => t[0]));
+  if (!given.has('node')) tools.push(['node', env.node]);
+  if (!given.has('kernel')) tools.push(['kernel', env.kernel]);
+  tools.push(['machine', `${env.host}: ${env.cpus}, ${formatNumber(env.memoryGb, 1)} GB RAM`]);
   out.push('### Tools and machine', '', ...table(['tool', 'version'], tools));
 
   out.push('## Measured vs published', '');

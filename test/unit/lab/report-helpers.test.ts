@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { availabilityOf, computeFigures, percentile, percentiles, verdictOf } from '../../../src/lab/report/figures.js';
 import { formatAvailability, formatDuration, formatValue, mdCell } from '../../../src/lab/report/format.js';
-import { binValues } from '../../../src/lab/report/plots/gap-histogram.js';
+import { binValues, logBinValues, logTicks, round125 } from '../../../src/lab/report/plots/gap-histogram.js';
 import { faultMarkers } from '../../../src/lab/report/plots/markers.js';
-import { downStretchesOf, holdingsOf, takeoverWindowOf } from '../../../src/lab/report/plots/takeover-timeline.js';
+import { downStretchesOf, holdingsAndVacancies, holdingsOf, takeoverWindowOf } from '../../../src/lab/report/plots/takeover-timeline.js';
 import { PUBLISHED_FIGURES, publishedFor } from '../../../src/lab/report/published.js';
 import { el, esc, legend, linearScale, niceStep, niceTicks, polyline, tickLabel } from '../../../src/lab/report/svg.js';
 import { reportDirName } from '../../../src/lab/report/write-report.js';
@@ -148,6 +148,29 @@ describe('histogram bins', () => {
   });
 });
 
+describe('log-scale histogram (gaps spanning 20 ms to seconds)', () => {
+  it('1-2-5 rounding', () => {
+    expect(round125(25.1, 'down')).toBe(20);
+    expect(round125(3079, 'up')).toBe(5000);
+    expect(round125(20, 'down')).toBe(20);
+    expect(round125(20, 'up')).toBe(20);
+    expect(round125(0.7, 'up')).toBe(1);
+  });
+
+  it('10 bins per decade between 1-2-5 ends, every value counted once', () => {
+    const v = [21, 30, 36, 44, 3079];
+    const b = logBinValues(v, 10);
+    expect(b.edges[0]).toBeCloseTo(19.95, 2);
+    expect(b.edges[b.edges.length - 1]).toBeGreaterThanOrEqual(5000);
+    expect(b.counts.reduce((s, c) => s + c, 0)).toBe(v.length);
+    for (const x of v) {
+      const i = b.edges.findIndex((e, k) => x >= e && x < b.edges[k + 1]);
+      expect(b.counts[i], String(x)).toBeGreaterThan(0);
+    }
+    expect(logTicks(20, 5000)).toEqual([20, 50, 100, 200, 500, 1000, 2000, 5000]);
+  });
+});
+
 describe('takeover timeline', () => {
   const ev = (atMs: number, kind: LabEvent['kind'], node: string, extra: Partial<LabEvent> = {}): LabEvent => ({ atMs, kind, node, ...extra });
 
@@ -164,6 +187,23 @@ describe('takeover timeline', () => {
       { resource: 'VIP', node: 'sig1', fromSec: 0, toSec: 5 },
       { resource: 'VIP', node: 'sig2', fromSec: 5, toSec: 8 },
       { resource: 'lease', node: 'media1', fromSec: 0, toSec: 10 },
+    ]);
+  });
+
+  it('a release starts a vacancy that the next holder ends', () => {
+    const { vacancies } = holdingsAndVacancies(
+      [ev(0, 'lease', 'sig1', { resource: 'VIP' }), ev(2500, 'lease', 'sig1', { resource: 'VIP', held: false }), ev(4900, 'lease', 'sig2', { resource: 'VIP' })],
+      0,
+      10,
+    );
+    expect(vacancies).toEqual([{ resource: 'VIP', node: 'sig1', fromSec: 2.5, toSec: 4.9 }]);
+  });
+
+  it('a fault starts a down stretch for a node the data gives no node-down for', () => {
+    const d = downStretchesOf([ev(2000, 'fault', 'media1', { detail: 'SIGKILL' }), ev(2000, 'fault', 'sig1'), ev(2100, 'node-down', 'sig1'), ev(7000, 'node-up', 'media1')], 0, 10);
+    expect(d).toEqual([
+      { node: 'media1', fromSec: 2, toSec: 7 },
+      { node: 'sig1', fromSec: 2.1, toSec: 10 },
     ]);
   });
 

@@ -152,3 +152,22 @@ describe('writeExperimentReport with little or bad data', () => {
     expect(svg).not.toContain('<script>');
   });
 });
+
+describe('writeExperimentReport from a real lab run (half-dead on loopback, data as the lab gave it)', () => {
+  it('computes the figures, shows vacancies and a log-scale gap histogram', async () => {
+    const data = JSON.parse(await readFile(new URL('./report-fixture-half-dead-loopback.json', import.meta.url), 'utf8')) as ExperimentData;
+    const r = await writeExperimentReport(base, data);
+    const md = await readFile(join(r.dir, 'report.md'), 'utf8');
+    // Worst of 2447, 3049 and 2348 ms is the MTTR.
+    expect(r.computed.availability?.mttrSec).toBe(3.049);
+    expect(md).toMatch(/\| Takeover \(switchover to hot standby\), worst of the run \| 3\.05 s \| 1 s \| \*\*worse\*\* \|/);
+    expect(md).toContain('| 0 established calls dropped | pass | 0 dropped |');
+    const timeline = await readFile(join(r.dir, 'takeover-zoom.svg'), 'utf8');
+    expect(timeline).toContain('no holder 2.41 s');
+    expect(timeline).toContain('sig-vip 127.18.0.10: 2.45 s after the fault');
+    expect(await readFile(join(r.dir, 'media-gap.svg'), 'utf8')).toContain('log scale');
+    for (const f of ['calls.png', 'media-gap.png', 'takeover.png', 'takeover-zoom.png']) {
+      expect(inkStats(await readFile(join(r.dir, f))).inkShare, f).toBeGreaterThan(0.02);
+    }
+  });
+});

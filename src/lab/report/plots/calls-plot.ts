@@ -22,7 +22,7 @@ import { faultMarkers, verticalMarkers } from './markers.js';
 
 export const ACTIVE_COLOUR = PALETTE[0];
 export const RATE_COLOUR = PALETTE[1];
-export const FAILED_COLOUR = PALETTE[5];
+export const FAILED_COLOUR = PALETTE[3];
 export const MOVE_COLOUR = PALETTE[2];
 
 export function callsPlotSvg(data: ExperimentData, canvas: Canvas): string {
