@@ -8,7 +8,8 @@
  * goes down and every process in its namespace, media node and keepalived, is SIGKILLed at once)
  * and VRRP moves the VIP. Measured per call: the worst gap of its two directions.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -21,6 +22,7 @@ import { audioSdp, randomRtpRange, sdpMedia, sleep } from './media-harness.js';
 import { RtpCalls, quantile } from './rtp-calls.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
+const execFileAsync = promisify(execFile);
 const TOKEN = 'keepalived-vrrp-token-0123456789';
 
 /** Root, `ip netns` and keepalived present. */
@@ -136,10 +138,11 @@ export async function runKeepalivedScenario(o: KeepalivedScenarioOptions): Promi
       });
       const ka = startKeepalived(dir, name, text);
       procs.push(ka);
-      ka.stdout!.resume();
-      ka.stderr!.resume();
+      kaLog[name] = '';
+      for (const st of [ka.stdout!, ka.stderr!]) st.on('data', (d: Buffer) => (kaLog[name] = (kaLog[name] + d.toString()).slice(-20_000)));
     };
 
+    const kaLog: Record<string, string> = {};
     const m1 = await startNode('m1');
     startVrrp('m1', 250);
     await until('m1 to hold the VIP', async () => (addressHolderOf(dir, VIP) === 'm1' && (await clusterStatus(m1))?.vips[0]?.held) || undefined, 15_000);
@@ -167,10 +170,11 @@ export async function runKeepalivedScenario(o: KeepalivedScenarioOptions): Promi
     await sleep(500);
 
     // The holder's host is switched off: its link goes down and every process in it dies at once.
+    // Nothing below blocks this process's event loop (the phones send from it): no spawnSync.
     rtp.openWindow();
     const faultAt = Date.now();
-    spawnSync('ip', ['-n', state.bridgeNamespace, 'link', 'set', state.nodes['m1']!.bridgePort, 'down']);
-    const pids = spawnSync('ip', ['netns', 'pids', state.nodes['m1']!.namespace], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+    await execFileAsync('ip', ['-n', state.bridgeNamespace, 'link', 'set', state.nodes['m1']!.bridgePort, 'down']);
+    const pids = (await execFileAsync('ip', ['netns', 'pids', state.nodes['m1']!.namespace])).stdout.split('\n').filter(Boolean).map(Number);
     for (const p of pids) {
       try {
         process.kill(p, 'SIGKILL');
@@ -178,7 +182,6 @@ export async function runKeepalivedScenario(o: KeepalivedScenarioOptions): Promi
         /* gone */
       }
     }
-    await until('m2 to hold the VIP', () => addressHolderOf(dir, VIP, ['m2']) || undefined, 10_000, 5);
     await until('m2 to serve the calls', async () => {
       const v = (await clusterStatus(m2))?.vips[0];
       return (v?.held && v.own === o.calls) || undefined;
@@ -193,6 +196,9 @@ export async function runKeepalivedScenario(o: KeepalivedScenarioOptions): Promi
     for (let i = 0; i < streams.length; i += 2) if (bad(streams[i]!) || bad(streams[i + 1]!)) callsWithoutMedia++;
     const master = readVrrpEvents(dir).find((e) => e.node === 'm2' && e.state === 'MASTER' && e.tMs >= faultAt);
     const firstAfter = streams.map((s) => s.maxGapAtMs + s.maxGapMs - faultAt);
+    // Where each stream's longest gap began, relative to the fault (a later stall shows here).
+    const gapStart = streams.map((s) => s.maxGapAtMs - faultAt);
+    if (master && master.tMs - faultAt > 150) log(`slow VRRP move: m2's keepalived said:\n${kaLog['m2']!.split('\n').slice(-15).join('\n')}`);
     const q = await ng.query({ callId: 'vrrp-0' });
     const result: KeepalivedScenarioResult = {
       calls: o.calls,
@@ -209,7 +215,7 @@ export async function runKeepalivedScenario(o: KeepalivedScenarioOptions): Promi
     log(
       `${o.calls} calls, adverts ${advertMs} ms, RTP every ${packetMs} ms: VIP moved (m2 MASTER) ${result.vipMoveMs ?? '?'} ms after the fault; ` +
         `first packet through m2 p50 ${result.firstPacketMs.p50} / max ${result.firstPacketMs.max} ms; per-call worst gap p50 ${quantile(worstGapMs, 0.5)} / p99 ${quantile(worstGapMs, 0.99)} / max ${Math.max(...worstGapMs)} ms; ` +
-        `calls without media ${callsWithoutMedia}; packets lost ${result.packetsLost}; takeover ${JSON.stringify(result.takeover)}`,
+        `longest gaps began ${Math.min(...gapStart)}..${Math.max(...gapStart)} ms from the fault; calls without media ${callsWithoutMedia}; packets lost ${result.packetsLost}; takeover ${JSON.stringify(result.takeover)}`,
     );
     return result;
   } finally {
