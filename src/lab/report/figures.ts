@@ -106,9 +106,9 @@ export function computeFigures(data: ExperimentData, mtbfHours = PUBLISHED_MTBF_
   let availability: Availability | null = null;
   const mtbfSec = mtbfHours * 3600;
   if (takeoverMs.length) {
-    availability = availabilityOf(mtbfSec, maxOf(takeoverMs) / 1000, takeoverMs.length === 1 ? 'measured takeover' : `worst of ${takeoverMs.length} takeovers measured in the run`);
+    availability = availabilityOf(mtbfSec, maxOf(takeoverMs) / 1000, takeoverMs.length === 1 ? 'the measured takeover' : `the worst of ${takeoverMs.length} takeovers measured in the run`);
   } else if (refusalWindowMs !== null) {
-    availability = availabilityOf(mtbfSec, refusalWindowMs / 1000, 'new-call refusal window (no takeover measured)');
+    availability = availabilityOf(mtbfSec, refusalWindowMs / 1000, 'the new-call refusal window (no takeover was measured)');
   }
 
   const media = data.media;
@@ -132,6 +132,7 @@ export function computeFigures(data: ExperimentData, mtbfHours = PUBLISHED_MTBF_
     takeoverMaxMs: takeoverMs.length ? maxOf(takeoverMs) : null,
     refusalWindowMs,
     pbxFailoverMs: num(f.pbxFailoverMs),
+    pbxFailoverAfterTryingMs: num(f.pbxFailoverAfterTryingMs),
     mediaGapMs: percentiles(finite(media?.perCallWorstGapMs).filter((v) => v >= 0)),
     mediaLossPct: percentiles(finite(media?.perCallLossPct).filter((v) => v >= 0)),
     mediaLossTotalPct: lossTotal,

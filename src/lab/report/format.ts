@@ -13,7 +13,8 @@ export function formatDuration(ms: number): string {
   if (a < 10) return `${formatNumber(ms, 2)} ms`;
   if (a < 1000) return `${formatNumber(ms, 1)} ms`;
   const sec = ms / 1000;
-  if (Math.abs(sec) < 60) return `${formatNumber(sec, 2)} s`;
+  // Seconds up to two minutes, so a figure like the paper's 63.04 s keeps its digits.
+  if (Math.abs(sec) < 120) return `${formatNumber(sec, 2)} s`;
   const totalSec = Math.round(Math.abs(sec));
   const sign = sec < 0 ? '-' : '';
   const two = (big: number, bigUnit: string, small: number, smallUnit: string) => `${sign}${big} ${bigUnit}${small ? ` ${small} ${smallUnit}` : ''}`;

@@ -140,6 +140,7 @@ export function reportMarkdown(data: ExperimentData, c: ComputedFigures, env: Re
         ['takeover mean / max', c.takeoverMeanMs === null ? 'not measured' : `${formatDuration(c.takeoverMeanMs)} / ${formatDuration(c.takeoverMaxMs ?? 0)}`],
         ['new-call refusal window', orNot(c.refusalWindowMs, formatDuration)],
         ...(c.pbxFailoverMs !== null ? [['PBX failover (new call answered by the other PBX)', formatDuration(c.pbxFailoverMs)]] : []),
+        ...(c.pbxFailoverAfterTryingMs !== null ? [['PBX failover after 100 Trying', formatDuration(c.pbxFailoverAfterTryingMs)]] : []),
         ['worst RTP gap per call: p50 / p99 / max', gap ? `${formatDuration(gap.p50)} / ${formatDuration(gap.p99)} / ${formatDuration(gap.max)} (${formatNumber(gap.count)} calls)` : 'not measured'],
         ['RTP loss per call: p50 / p99 / max', c.mediaLossPct ? `${formatNumber(c.mediaLossPct.p50, 3)} % / ${formatNumber(c.mediaLossPct.p99, 3)} % / ${formatNumber(c.mediaLossPct.max, 3)} %` : 'not measured'],
         ['RTP loss, all packets', orNot(c.mediaLossTotalPct, (n) => `${formatNumber(n, 4)} %`)],
@@ -153,7 +154,7 @@ export function reportMarkdown(data: ExperimentData, c: ComputedFigures, env: Re
     const trad = availabilityOf(a.mtbfSec, PUBLISHED_MTTR_TRADITIONAL_SEC);
     const ha = availabilityOf(a.mtbfSec, PUBLISHED_MTTR_HA_SEC);
     out.push(
-      `A = MTBF / (MTBF + MTTR) with MTBF = ${formatNumber(a.mtbfSec / 3600, 1)} h = ${formatNumber(a.mtbfSec)} s (both papers' two weeks) and MTTR = ${formatDuration(a.mttrSec * 1000)} (${mdText(a.mttrSource)}):`,
+      `A = MTBF / (MTBF + MTTR) with MTBF = ${formatNumber(a.mtbfSec / 3600, 1)} h = ${formatNumber(a.mtbfSec)} s (both papers' two weeks) and MTTR = ${formatDuration(a.mttrSec * 1000)}, ${mdText(a.mttrSource)}:`,
       '',
       `A = ${formatNumber(a.mtbfSec)} / (${formatNumber(a.mtbfSec)} + ${formatNumber(a.mttrSec, 3)}) = **${formatAvailability(a.availability)}**`,
       '',

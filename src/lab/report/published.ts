@@ -121,7 +121,7 @@ export const PUBLISHED_FIGURES: readonly PublishedFigure[] = [
     id: 'mg-pbx-situation2',
     experiments: ['pbx-fail'],
     label: 'New call to a PBX that failed after 100 Trying answered by the other',
-    metric: 'pbxFailoverMs',
+    metric: 'pbxFailoverAfterTryingMs',
     value: 63049,
     unit: 'ms',
     better: 'lower',

@@ -99,6 +99,8 @@ export interface LabFigures {
   byeCompleted?: number;
   /** pbx-fail: how long a new call aimed at the dead PBX took to be answered by the other one, ms. */
   pbxFailoverMs?: number;
+  /** pbx-fail, the paper's situation 2: the PBX died after answering 100 Trying; time until the other PBX answered, ms. */
+  pbxFailoverAfterTryingMs?: number;
   /** Average calls per second over the run; computed from callsAttempted and the run time if absent. */
   callsPerSecAvg?: number;
   /** SIP retransmissions seen by the phones. */
@@ -227,6 +229,7 @@ export interface ComputedFigures {
   takeoverMaxMs: number | null;
   refusalWindowMs: number | null;
   pbxFailoverMs: number | null;
+  pbxFailoverAfterTryingMs: number | null;
   mediaGapMs: Percentiles | null;
   mediaLossPct: Percentiles | null;
   mediaLossTotalPct: number | null;

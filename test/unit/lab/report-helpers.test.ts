@@ -84,8 +84,9 @@ describe('format', () => {
   it('durations in human units', () => {
     expect(formatDuration(330)).toBe('330 ms');
     expect(formatDuration(4174)).toBe('4.17 s');
-    expect(formatDuration(63049)).toBe('1 min 3 s');
-    expect(formatDuration(60_000)).toBe('1 min');
+    expect(formatDuration(63049)).toBe('63.05 s');
+    expect(formatDuration(200_000)).toBe('3 min 20 s');
+    expect(formatDuration(180_000)).toBe('3 min');
     expect(formatDuration(3_600_000)).toBe('1 h');
     expect(formatDuration(1.5)).toBe('1.5 ms');
   });

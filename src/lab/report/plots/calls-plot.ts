@@ -2,11 +2,13 @@
  * Plot 1: active calls (left axis) and calls/s (right axis) over the run, failed calls so far
  * (left axis, dashed), faults as labelled red lines and VIP/lease moves as thin green ones.
  */
-import { finite, maxOf } from '../figures.js';
+import { finite, maxOf, minOf } from '../figures.js';
+import { formatDuration } from '../format.js';
 import type { ExperimentData } from '../types.js';
 import {
   PALETTE,
   document,
+  el,
   legend,
   line,
   linearScale,
@@ -24,6 +26,7 @@ export const ACTIVE_COLOUR = PALETTE[0];
 export const RATE_COLOUR = PALETTE[1];
 export const FAILED_COLOUR = PALETTE[3];
 export const MOVE_COLOUR = PALETTE[2];
+const REFUSAL_COLOUR = '#D62728';
 
 export function callsPlotSvg(data: ExperimentData, canvas: Canvas): string {
   const plot: Rect = { x: 90, y: 78, w: canvas.width - 90 - 90, h: canvas.height - 78 - 70 };
@@ -50,6 +53,16 @@ export function callsPlotSvg(data: ExperimentData, canvas: Canvas): string {
   body.push(yAxis(plot, { ticks: yl, label: 'calls', colour: ACTIVE_COLOUR }, 'left'));
   body.push(yAxis(plot, { ticks: yr, label: 'calls/s', colour: RATE_COLOUR }, 'right'));
 
+  // The new-call refusal window, drawn from the first fault (the lab measures its length only).
+  const faults = events.filter((e) => e.kind === 'fault');
+  const refusalMs = data.figures?.refusalWindowMs;
+  const firstFaultMs = faults.length ? minOf(faults.map((e) => e.atMs)) : NaN;
+  const showRefusal = typeof refusalMs === 'number' && Number.isFinite(refusalMs) && refusalMs > 0 && Number.isFinite(firstFaultMs);
+  if (showRefusal) {
+    const x0 = Math.max(plot.x, sx((firstFaultMs - start) / 1000));
+    const x1 = Math.min(plot.x + plot.w, sx((firstFaultMs + refusalMs - start) / 1000));
+    if (x1 > x0) body.push(el('rect', { x: x0, y: plot.y, width: Math.max(1, x1 - x0), height: plot.h, fill: REFUSAL_COLOUR, 'fill-opacity': 0.13 }));
+  }
   const moves = events.filter((e) => e.kind === 'vip-move' || e.kind === 'lease');
   for (const e of moves) {
     const x = sx((e.atMs - start) / 1000);
@@ -60,7 +73,6 @@ export function callsPlotSvg(data: ExperimentData, canvas: Canvas): string {
   if (hasFailed) body.push(polyline(samples.map((s) => [sx(s.t), syl(s.failed)] as const), FAILED_COLOUR, 2, '7 4'));
   body.push(polyline(samples.map((s) => [sx(s.t), syl(s.active)] as const), ACTIVE_COLOUR, 2.5));
 
-  const faults = events.filter((e) => e.kind === 'fault');
   body.push(verticalMarkers(plot, faultMarkers(faults, (atMs) => sx((atMs - start) / 1000))));
 
   const items = [
@@ -69,7 +81,8 @@ export function callsPlotSvg(data: ExperimentData, canvas: Canvas): string {
     ...(hasFailed ? [{ label: 'failed calls so far', colour: FAILED_COLOUR, shape: 'dash' as const }] : []),
     ...(faults.length ? [{ label: 'fault', colour: '#D62728', shape: 'dash' as const }] : []),
     ...(moves.length ? [{ label: 'VIP / lease move', colour: MOVE_COLOUR, shape: 'dash' as const }] : []),
+    ...(showRefusal ? [{ label: `new-call refusal window ${formatDuration(refusalMs)} (from the fault)`, colour: '#F4CCCC', shape: 'box' as const }] : []),
   ];
-  body.push(legend(items, plot.x, 54).svg);
+  body.push(legend(items, plot.x, 54, plot.w + 60).svg);
   return document(canvas, title, body);
 }
