@@ -1,93 +1,143 @@
-// ng control round trip: offer + answer (+ delete, not timed) per call, one call at a time,
-// against `tandem media` (spawned, as deployed) and Debian's rtpengine (userspace, --table=-1)
-// through the same client. Also a pipelined run (C calls in flight). Prints p50/p99 in ms.
-// Usage: node --import tsx bench/ng.bench.ts [calls=400] [concurrency=8]
+// ng control latency: offer + answer through `tandem media` (spawned, as deployed) and Debian's
+// rtpengine (userspace, --table=-1), driven by the same independent client (npm
+// rtpengine-client) at a paced rate, in alternating rounds so both see the same machine load.
+//
+// Each call: offer, then answer as soon as the offer's reply is in (both timed, and together);
+// the call is held `--hold-sec` and then deleted (not timed), so about rate x hold calls are live.
+// Per server: p50 / p99 / max of offer+answer, offer and answer alone, and the server's CPU per
+// call (utime + stime from /proc over the rounds, offer + answer + delete, divided by calls).
+//
+//   flock /tmp/tandem-cpu.lock node --import tsx bench/ng.bench.ts [--rate 50] [--round-sec 30]
+//        [--rounds 2] [--hold-sec 2] [--workers 1] [--quick] [--only tandem|rtpengine] [--cpu-prof DIR] [--node-args "--trace-gc"]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
-import dgram from 'node:dgram';
-import { NgClient } from '../src/ng/ng-client.js';
+import { CLK_TCK, cpuTicks, freePort } from './lib/proc.js';
 
+const require = createRequire(import.meta.url);
+// rtpengine-client is CommonJS without types.
+interface RtpeClient {
+  ping(port: number, host: string): Promise<Record<string, unknown>>;
+  offer(port: number, host: string, opts: Record<string, unknown>): Promise<Record<string, unknown>>;
+  answer(port: number, host: string, opts: Record<string, unknown>): Promise<Record<string, unknown>>;
+  delete(port: number, host: string, opts: Record<string, unknown>): Promise<Record<string, unknown>>;
+  close(): void;
+  on(event: string, fn: (...a: unknown[]) => void): void;
+}
+const { Client } = require('rtpengine-client') as { Client: new (opts: { timeout?: number }) => RtpeClient };
+
+const argv = process.argv.slice(2);
+const opt = (name: string, dflt: string): string => (argv.includes(name) ? argv[argv.indexOf(name) + 1]! : dflt);
+const quick = argv.includes('--quick');
+const RATE = Number(opt('--rate', '50'));
+const ROUND_SEC = Number(opt('--round-sec', quick ? '10' : '30'));
+const ROUNDS = Number(opt('--rounds', quick ? '1' : '2'));
+const HOLD_SEC = Number(opt('--hold-sec', '2'));
+const WORKERS = opt('--workers', '1');
+const ONLY = opt('--only', '');
+const CPU_PROF = opt('--cpu-prof', '');
+/** Extra node flags for the tandem process (e.g. `--trace-gc`), space-separated. */
+const NODE_ARGS = opt('--node-args', '').split(' ').filter(Boolean);
 const ROOT = resolve(import.meta.dirname, '..');
-const CALLS = Number(process.argv[2] ?? 400);
-const CONCURRENCY = Number(process.argv[3] ?? 8);
 const H = '127.0.0.1';
 
-function sdp(port: number): string {
-  return `v=0\r\no=- 1 1 IN IP4 ${H}\r\ns=-\r\nc=IN IP4 ${H}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n`;
-}
-
-function range(): [number, number] {
-  const base = 30000 + 2 * Math.floor(Math.random() * 5000);
-  return [base, Math.min(65_534, base + (CALLS * 2 + 300) * 4 + 4000)];
-}
-
-async function waitPing(ng: NgClient, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if ((await ng.ping()).ok) return;
-  }
-  throw new Error(`no pong from ${ng.target}`);
-}
-
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, H, () => r()));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
-
-async function oneCall(ng: NgClient, tag: string, i: number): Promise<number> {
-  const callId = `bench-${tag}-${i}-${Date.now()}`;
-  const t0 = process.hrtime.bigint();
-  const o = await ng.offer({ callId, fromTag: 'a', sdp: sdp(10_000 + (i % 1000) * 2), flags: ['trust-address'], replace: ['origin'] });
-  if (!o.ok) throw new Error(`offer: ${o.reason}`);
-  const a = await ng.answer({ callId, fromTag: 'a', toTag: 'b', sdp: sdp(20_000 + (i % 1000) * 2), flags: ['trust-address'] });
-  if (!a.ok) throw new Error(`answer: ${a.reason}`);
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  const d = await ng.delete({ callId, fromTag: 'a' });
-  if (!d.ok) throw new Error(`delete: ${d.reason}`);
-  return ms;
-}
-
-async function measure(name: string, port: number): Promise<{ p50: number; p99: number; cps: number }> {
-  const ng = new NgClient({ host: H, port, retransmits: 3, retransmitIntervalMs: 1000 });
-  await waitPing(ng);
-  for (let i = 0; i < 300; i++) await oneCall(ng, `${name}w`, i); // warm-up (JIT)
-  const pings: number[] = [];
-  for (let i = 0; i < CALLS; i++) {
-    const s = process.hrtime.bigint();
-    await ng.ping();
-    pings.push(Number(process.hrtime.bigint() - s) / 1e6);
-  }
-  pings.sort((x, y) => x - y);
-  const lat: number[] = [];
-  const t0 = Date.now();
-  for (let i = 0; i < CALLS; i++) lat.push(await oneCall(ng, name, i));
-  const serialMs = Date.now() - t0;
-  lat.sort((x, y) => x - y);
-  // Pipelined: CONCURRENCY calls in flight.
-  const t1 = Date.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < CALLS) await oneCall(ng, `${name}p`, next++);
-    }),
+function sdp(port: number, sess: number): string {
+  return (
+    `v=0\r\no=- ${sess} 1 IN IP4 ${H}\r\ns=-\r\nc=IN IP4 ${H}\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0 8 101\r\n` +
+    'a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n'
   );
-  const pipeMs = Date.now() - t1;
-  ng.close();
-  const r = { p50: pct(lat, 50), p99: pct(lat, 99), cps: Math.round((CALLS * 1000) / pipeMs) };
-  console.log(
-    `${name.padEnd(8)} offer+answer RTT p50 ${r.p50.toFixed(3)} ms  p99 ${r.p99.toFixed(3)} ms  ping p50 ${pct(pings, 50).toFixed(3)} ms (serial ${CALLS} calls in ${serialMs} ms; ` +
-      `pipelined x${CONCURRENCY}: ${r.cps} calls/s incl. delete)`,
-  );
-  return r;
+}
+
+const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Server {
+  name: string;
+  port: number;
+  proc: ChildProcess;
+  samples: { total: number[]; offer: number[]; answer: number[] };
+  calls: number;
+  errors: number;
+  ticks: number;
+  seconds: number;
+}
+
+async function spawnTandem(range: string): Promise<Server> {
+  const args = [...NODE_ARGS, ...(CPU_PROF ? [`--cpu-prof`, `--cpu-prof-dir=${CPU_PROF}`] : []), resolve(ROOT, 'bin/tandem.mjs'), 'media', '--ng', `${H}:0`, '--interface', H, '--rtp-ports', range, '--max-sessions', '100000', '--workers', WORKERS];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TANDEM_FROM_SOURCE: '1', TANDEM_LOG_LEVEL: 'warn' } });
+  const port = await new Promise<number>((res, rej) => {
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => {
+      if (NODE_ARGS.length) process.stderr.write(d);
+      out += d.toString();
+      const m = /"ngPort":(\d+)/.exec(out);
+      if (m) res(Number(m[1]));
+    });
+    proc.once('exit', (c) => rej(new Error(`tandem media exited ${c}`)));
+  });
+  return { name: 'tandem', port, proc, samples: { total: [], offer: [], answer: [] }, calls: 0, errors: 0, ticks: 0, seconds: 0 };
+}
+
+async function spawnRtpengine(range: string): Promise<Server> {
+  const [min, max] = range.split('-');
+  const port = await freePort();
+  const proc = spawn('/usr/bin/rtpengine', ['--foreground', `--interface=${H}`, `--listen-ng=${H}:${port}`, `--port-min=${min}`, `--port-max=${max}`, '--table=-1', '--log-stderr', '--log-level=3', `--num-threads=${WORKERS}`], {
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+  return { name: 'rtpengine', port, proc, samples: { total: [], offer: [], answer: [] }, calls: 0, errors: 0, ticks: 0, seconds: 0 };
+}
+
+async function waitPing(client: RtpeClient, s: Server): Promise<void> {
+  const end = Date.now() + 15_000;
+  while (Date.now() < end) {
+    const r = await Promise.race([client.ping(s.port, H).catch(() => undefined), sleep(300).then(() => undefined)]);
+    if (r && r['result'] === 'pong') return;
+  }
+  throw new Error(`${s.name}: no pong`);
+}
+
+/** One round: calls at RATE for ROUND_SEC against `s`; returns once every call is deleted. */
+async function round(client: RtpeClient, s: Server, tag: string, record: boolean, n = Math.round(RATE * ROUND_SEC)): Promise<void> {
+  const intervalMs = 1000 / RATE;
+  const pending: Promise<void>[] = [];
+  const t0 = performance.now();
+  const ticks0 = cpuTicks(s.proc.pid);
+  const wall0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const due = t0 + i * intervalMs;
+    const wait = due - performance.now();
+    if (wait > 1) await sleep(wait);
+    const callId = `${tag}-${i}-${Date.now()}@bench`;
+    pending.push(
+      (async () => {
+        const a0 = performance.now();
+        const o = await client.offer(s.port, H, { 'call-id': callId, 'from-tag': `f${i}`, sdp: sdp(10_000 + (i % 5000) * 2, i), flags: ['trust-address'], replace: ['origin'] });
+        const a1 = performance.now();
+        const a = await client.answer(s.port, H, { 'call-id': callId, 'from-tag': `f${i}`, 'to-tag': `t${i}`, sdp: sdp(20_000 + (i % 5000) * 2, i + 1), flags: ['trust-address'] });
+        const a2 = performance.now();
+        if (o['result'] !== 'ok' || a['result'] !== 'ok') {
+          s.errors++;
+          if (s.errors < 4) console.log(`  ${s.name} error: ${JSON.stringify(o['result'] !== 'ok' ? o : a).slice(0, 200)}`);
+        } else if (record) {
+          s.samples.total.push(a2 - a0);
+          s.samples.offer.push(a1 - a0);
+          s.samples.answer.push(a2 - a1);
+        }
+        await sleep(HOLD_SEC * 1000);
+        await client.delete(s.port, H, { 'call-id': callId, 'from-tag': `f${i}` });
+      })().catch(() => {
+        s.errors++;
+      }),
+    );
+  }
+  await Promise.all(pending);
+  if (record) {
+    s.ticks += cpuTicks(s.proc.pid) - ticks0;
+    s.seconds += (performance.now() - wall0) / 1000;
+    s.calls += n;
+  }
 }
 
 function stop(p: ChildProcess): Promise<void> {
@@ -95,46 +145,64 @@ function stop(p: ChildProcess): Promise<void> {
     if (p.exitCode !== null) return res();
     p.once('exit', () => res());
     p.kill('SIGTERM');
-    setTimeout(() => p.kill('SIGKILL'), 3000).unref();
+    setTimeout(() => p.kill('SIGKILL'), 5000).unref();
   });
 }
 
+function report(s: Server): { p50: number; p99: number; max: number; cpuUs: number } {
+  const f = (xs: number[]): string => {
+    const v = [...xs].sort((x, y) => x - y);
+    return `p50 ${pct(v, 50).toFixed(3)}  p99 ${pct(v, 99).toFixed(3)}  max ${(v[v.length - 1] ?? NaN).toFixed(3)} ms`;
+  };
+  const total = [...s.samples.total].sort((x, y) => x - y);
+  const cpuUs = ((s.ticks / CLK_TCK) * 1e6) / Math.max(1, s.calls);
+  console.log(`${s.name.padEnd(9)} offer+answer ${f(s.samples.total)}   (${s.samples.total.length} calls, ${s.errors} errors)`);
+  console.log(`${''.padEnd(9)} offer        ${f(s.samples.offer)}`);
+  console.log(`${''.padEnd(9)} answer       ${f(s.samples.answer)}`);
+  console.log(`${''.padEnd(9)} CPU ${cpuUs.toFixed(0)} µs per call (offer+answer+delete; ${((s.ticks / CLK_TCK / Math.max(0.001, s.seconds)) * 100).toFixed(1)} % of a core over ${s.seconds.toFixed(0)} s)`);
+  return { p50: pct(total, 50), p99: pct(total, 99), max: total[total.length - 1] ?? NaN, cpuUs };
+}
+
 async function main(): Promise<void> {
-  console.log(`ng bench: ${CALLS} calls, machine ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'} (shared; figures are noisy)`);
-  const [tMin, tMax] = range();
-  const tandem = spawn(process.execPath, [resolve(ROOT, 'bin/tandem.mjs'), 'media', '--ng', `${H}:0`, '--interface', H, '--rtp-ports', `${tMin}-${tMax}`, '--max-sessions', '1000000', '--workers', '1'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, TANDEM_FROM_SOURCE: '1', TANDEM_LOG_LEVEL: 'warn' },
-  });
-  const port = await new Promise<number>((res, rej) => {
-    let out = '';
-    tandem.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /"ngPort":(\d+)/.exec(out);
-      if (m) res(Number(m[1]));
-    });
-    tandem.once('exit', (c) => rej(new Error(`tandem media exited ${c}`)));
-  });
-  let t: Awaited<ReturnType<typeof measure>> | undefined;
+  console.log(
+    `ng bench: rtpengine-client, ${RATE} calls/s, ${ROUNDS} x ${ROUND_SEC} s per server (alternating), hold ${HOLD_SEC} s, ${WORKERS} forwarding thread(s); ` +
+      `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}`,
+  );
+  // Live calls plus released ports in quarantine (tandem: 10 s), 4 ports per call.
+  const span = Math.ceil(RATE * (HOLD_SEC + 15)) * 4 + 1000;
+  const base = 30000 + 2 * Math.floor(Math.random() * 4000);
+  const servers: Server[] = [];
+  const haveRtpe = existsSync('/usr/bin/rtpengine');
+  if (!haveRtpe) console.log('rtpengine not installed; tandem only');
   try {
-    t = await measure('tandem', port);
+    if (ONLY !== 'rtpengine') servers.push(await spawnTandem(`${base}-${base + span}`));
+    if (haveRtpe && ONLY !== 'tandem') servers.push(await spawnRtpengine(`${base + span + 2}-${base + 2 * span + 2}`));
+    const client = new Client({ timeout: 5000 });
+    client.on('error', () => undefined);
+    for (const s of servers) {
+      await waitPing(client, s);
+      // Warm-up (JIT, first allocations), not recorded.
+      await round(client, s, `${s.name}-warm`, false, 5 * RATE);
+    }
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const s of servers) {
+        await round(client, s, `${s.name}-${r}`, true);
+        await sleep(500);
+      }
+    }
+    client.close();
+    console.log('');
+    const res = servers.map((s) => ({ name: s.name, ...report(s) }));
+    const t = res.find((x) => x.name === 'tandem');
+    const e = res.find((x) => x.name === 'rtpengine');
+    if (t && e) {
+      console.log(
+        `\ntandem / rtpengine: p50 ${(t.p50 / e.p50).toFixed(2)}x, p99 ${(t.p99 / e.p99).toFixed(2)}x, CPU per call ${(t.cpuUs / e.cpuUs).toFixed(2)}x ` +
+          `(goal: p50 <= rtpengine's -> ${t.p50 <= e.p50 ? 'met' : 'missed'}; p99 <= 1 ms -> ${t.p99 <= 1 ? 'met' : 'missed'})`,
+      );
+    }
   } finally {
-    await stop(tandem);
-  }
-  if (!existsSync('/usr/bin/rtpengine')) {
-    console.log('rtpengine not installed; no comparison');
-    return;
-  }
-  const [rMin, rMax] = range();
-  const ngPort = await freeUdpPort();
-  const rtpe = spawn('/usr/bin/rtpengine', ['--foreground', `--interface=${H}`, `--listen-ng=${H}:${ngPort}`, `--port-min=${rMin}`, `--port-max=${rMax}`, '--table=-1', '--log-stderr', '--log-level=3', '--num-threads=1'], {
-    stdio: ['ignore', 'ignore', 'ignore'],
-  });
-  try {
-    const r = await measure('rtpengine', ngPort);
-    console.log(`ratio (rtpengine p50 / tandem p50): ${(r.p50 / t.p50).toFixed(2)}  (>1 means tandem is faster); pipelined calls/s ratio tandem/rtpengine: ${(t.cps / r.cps).toFixed(2)}`);
-  } finally {
-    await stop(rtpe);
+    for (const s of servers) await stop(s.proc);
   }
 }
 

@@ -1,5 +1,5 @@
 import { fail, ok, type Result } from '../util/result.js';
-import { bdecodePrefix, bencode, type BDict, type BValue } from './bencode.js';
+import { bdecodePrefix, bencode, bencodeText, type BDict, type BValue } from './bencode.js';
 
 /** Wire encoding of the dictionary that follows the cookie; a reply uses the request's. */
 export type NgEncoding = 'bencode' | 'json';
@@ -35,7 +35,7 @@ export function parseNgMessage(buf: Buffer): Result<NgMessage> & { cookie?: Buff
     const r = bdecodePrefix(payload, 0, { strings: 'latin1', maxBytes: NG_MAX_MESSAGE_BYTES });
     if (!r.ok) return { ...fail('NG_ERR_DECODE', `Failed to decode bencode: ${r.reason}`), cookie, encoding: 'bencode' };
     // Trailing whitespace (a stray CRLF from a hand-written client) is tolerated, anything else is not.
-    if (!/^\s*$/.test(payload.toString('latin1', r.value.end))) {
+    if (r.value.end < payload.length && !/^\s*$/.test(payload.toString('latin1', r.value.end))) {
       return { ...fail('NG_ERR_DECODE', 'Failed to decode bencode: trailing bytes'), cookie, encoding: 'bencode' };
     }
     if (!isDict(r.value.value)) return { ...fail('NG_ERR_DECODE', 'Message is not a dictionary'), cookie, encoding: 'bencode' };
@@ -57,10 +57,13 @@ export function parseNgMessage(buf: Buffer): Result<NgMessage> & { cookie?: Buff
 
 /** Builds `<cookie><SP><dict>` in the given encoding. */
 export function formatNgMessage(cookie: Buffer | string, encoding: NgEncoding, dict: Record<string, unknown>): Buffer {
-  const c = typeof cookie === 'string' ? Buffer.from(cookie, 'latin1') : cookie;
-  // Strings decoded from bencode are latin1 (one char per byte), so latin1 re-encodes them exactly.
-  const body = encoding === 'json' ? Buffer.from(JSON.stringify(toJson(dict)), 'utf8') : bencode(dict, 'latin1');
-  return Buffer.concat([c, Buffer.from(' ', 'latin1'), body]);
+  const c = typeof cookie === 'string' ? cookie : cookie.toString('latin1');
+  if (encoding === 'json') return Buffer.concat([Buffer.from(`${c} `, 'latin1'), Buffer.from(JSON.stringify(toJson(dict)), 'utf8')]);
+  // Strings decoded from bencode are latin1 (one char per byte), so latin1 re-encodes them exactly;
+  // the cookie too. One string, one buffer.
+  const text = bencodeText(dict, 'latin1');
+  if (text !== undefined) return Buffer.from(`${c} ${text}`, 'latin1');
+  return Buffer.concat([Buffer.from(`${c} `, 'latin1'), bencode(dict, 'latin1')]);
 }
 
 export function isDict(v: BValue | undefined): v is BDict {

@@ -269,10 +269,10 @@ export class NgServer {
       mRequests.inc({ command, result });
       mDuration.observe({ command }, Number(process.hrtime.bigint() - started) / 1e9);
       try {
-        return formatNgMessage(cookie, encoding, dict);
+        return formatNgMessage(key, encoding, dict);
       } catch (err) {
         rateLimitedLog('ng-encode', (n) => log.error({ err, command, suppressed: n }, 'ng reply could not be encoded'));
-        return formatNgMessage(cookie, encoding, { result: 'error', 'error-reason': 'Internal error' });
+        return formatNgMessage(key, encoding, { result: 'error', 'error-reason': 'Internal error' });
       }
     })();
     this.#cache.set(key, replyP);

@@ -53,6 +53,9 @@ export interface SessionManagerOptions {
 
 type NgReply = Record<string, unknown>;
 
+/** Work that no reply waits for (spare pairs bound) runs this long after the command that caused it, ms. */
+const IDLE_WORK_DELAY_MS = 2;
+
 /** One m= line of a dialogue: a relay pair (leg a faces party A, leg b faces party B). */
 interface MediaSlot {
   index: number;
@@ -269,8 +272,25 @@ export class SessionManager {
     return r;
   }
 
-  /** Tops the spare pairs up to `sparePairs`; stops at the first failure (range exhausted). */
+  #refillScheduled = false;
+
+  /**
+   * Tops the spare pairs up to `sparePairs` shortly after the current command has been answered
+   * (binding four sockets costs tens of µs of system calls; an offer that took a spare must not
+   * wait for its replacement). Stops at the first failure (range exhausted).
+   */
   #refill(): void {
+    if (this.#refillScheduled || this.#refilling || this.#closed || this.#spare.length >= this.#opts.sparePairs) return;
+    this.#refillScheduled = true;
+    // A moment later rather than at once: the answer of the offer just served comes within a
+    // fraction of a millisecond, and should not find the loop busy binding sockets.
+    setTimeout(() => {
+      this.#refillScheduled = false;
+      this.#refillNow();
+    }, IDLE_WORK_DELAY_MS).unref();
+  }
+
+  #refillNow(): void {
     if (this.#refilling || this.#closed || this.#spare.length >= this.#opts.sparePairs) return;
     this.#refilling = true;
     void (async () => {
