@@ -24,7 +24,7 @@ import { faultMarkers, verticalMarkers } from './markers.js';
 
 export const ACTIVE_COLOUR = PALETTE[0];
 export const RATE_COLOUR = PALETTE[1];
-export const FAILED_COLOUR = PALETTE[3];
+export const FAILED_COLOUR = '#444444';
 export const MOVE_COLOUR = PALETTE[2];
 const REFUSAL_COLOUR = '#D62728';
 
