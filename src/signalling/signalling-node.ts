@@ -75,6 +75,13 @@ export interface SignallingNodeOptions {
   isTrustedSource?: (address: string) => boolean;
   users?: UserDirectory;
   registrar?: { minExpiresSec?: number; maxExpiresSec?: number; defaultExpiresSec?: number; maxContactsPerAor?: number };
+  /**
+   * REGISTER to our own registrar is answered without a server transaction (as Kamailio's
+   * registrar does with sl_send_reply): nothing is kept for Timer J, a retransmission is
+   * processed again (RFC 3261 §10.3 processing is idempotent; a reused digest nonce count is
+   * challenged again). @default true
+   */
+  statelessRegister?: boolean;
   proxy?: { recordRoute?: boolean; timerCMs?: number };
   transaction?: { t1Ms?: number; t2Ms?: number; t4Ms?: number };
   routeHook?: RouteHook;
@@ -256,6 +263,13 @@ export class SignallingNode implements TransactionUser {
         }
       }
     }
+  }
+
+  statelessFor(req: SipRequest): boolean {
+    if (req.method !== 'REGISTER' || this.#opts.statelessRegister === false) return false;
+    // The same test as the trust decision's `forOurRegistrar`: a REGISTER we relay keeps its transaction.
+    const ruri = req.requestUriOrUndefined;
+    return ruri !== undefined && ruri.scheme !== 'tel' && !req.has('Route') && this.isLocalDomain(ruri.host);
   }
 
   onUnmatchedCancel(req: SipRequest, tx: ServerTransaction): void {

@@ -14,6 +14,7 @@ import { InviteClientTransaction } from './invite-client-transaction.js';
 import { InviteServerTransaction } from './invite-server-transaction.js';
 import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.js';
+import { StatelessServerTransaction } from './stateless-server-transaction.js';
 import { ownString } from './own-string.js';
 import { buildCancel } from './request-builders.js';
 import type {
@@ -26,7 +27,7 @@ import type {
   TxContext,
 } from './types.js';
 
-export { InviteClientTransaction, InviteServerTransaction, NonInviteClientTransaction, NonInviteServerTransaction };
+export { InviteClientTransaction, InviteServerTransaction, NonInviteClientTransaction, NonInviteServerTransaction, StatelessServerTransaction };
 
 const log = createLogger('sip-transaction');
 const MAGIC_COOKIE = 'z9hG4bK';
@@ -41,6 +42,8 @@ function channel(event: string): diagnostics_channel.Channel {
   }
   return c;
 }
+
+const statelessRequests = counter('tandem_sip_stateless_requests_total', 'Requests answered without a server transaction (TransactionUser.statelessFor)');
 
 const txErrors = counter('tandem_sip_transaction_events_total', 'SIP transaction timeouts, transport errors, faults', ['event']);
 
@@ -345,6 +348,12 @@ export class TransactionLayer {
     const existing = this.#findServer(req, method, magic);
     if (existing && (!legacy || existing.requestToTag === req.toTag)) {
       existing.receiveRequest(req);
+      return;
+    }
+    const tu = this.#tu;
+    if (method !== 'INVITE' && method !== 'CANCEL' && tu?.statelessFor !== undefined && tu.statelessFor(req, source)) {
+      statelessRequests.inc();
+      tu.onRequest(req, new StatelessServerTransaction(this.#ctx, req, source), source);
       return;
     }
     const key = this.#newServerKey(req, method, magic);

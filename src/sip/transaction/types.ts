@@ -40,6 +40,13 @@ export interface TransactionUser {
    * a peer). The TU answers it through `tx`. Without this hook the layer answers 481 itself.
    */
   onUnmatchedCancel?(req: SipRequest, tx: ServerTransaction, source: Source): void;
+  /**
+   * Asked for a new non-INVITE request (not CANCEL, not ACK) that matched no transaction: true
+   * answers it without a server transaction (`StatelessServerTransaction`: nothing kept, a
+   * retransmission comes to the TU again). Only for idempotent processing, e.g. REGISTER to our
+   * own registrar. Without this hook every request gets a transaction.
+   */
+  statelessFor?(req: SipRequest, source: Source): boolean;
 }
 
 export interface ClientTransactionHandlers {

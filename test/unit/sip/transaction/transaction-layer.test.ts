@@ -457,3 +457,31 @@ describe('matching keys and memory (branch-keyed maps, dropped request)', () => 
     expect(s.uas.size).toBe(0);
   });
 });
+
+describe('requests answered without a server transaction (TransactionUser.statelessFor)', () => {
+  const viaReq = (method: string, via: string): SipRequest => createRequest({ method, uri: 'sip:bob@10.0.0.2', from: '<sip:alice@10.0.0.1>', to: '<sip:bob@10.0.0.2>', cseq: 1, via });
+  it('a REGISTER the TU takes statelessly is answered, nothing is kept, and its retransmission reaches the TU again', () => {
+    const s = setup();
+    const tu: TransactionUser = {
+      onRequest(r, t) {
+        s.seen.push({ req: r, tx: t });
+        t?.respond(createResponse(r, 200, 'OK'));
+      },
+      statelessFor: (r) => r.method === 'REGISTER',
+    };
+    s.uas.setUser(tu);
+    const reg = viaReq('REGISTER', 'SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKreg1;rport');
+    const src: Source = { transport: 'udp', address: '10.0.0.1', port: 5070, localAddress: '10.0.0.2', localPort: 5060 };
+    s.uas.receive(wire<SipRequest>(reg.toBuffer()), src);
+    expect(s.uas.size).toBe(0);
+    expect(s.seen[0]!.tx?.state).toBe('Terminated');
+    s.uas.receive(wire<SipRequest>(reg.toBuffer()), src); // retransmission: processed again
+    expect(s.seen.length).toBe(2);
+    expect(s.sends('10.0.0.2:5060', /^SIP\/2.0 200/)).toBe(2);
+    expect(s.net.traffic.filter((t) => t.to === '10.0.0.1:5070').length).toBe(2); // by rport
+    // Other methods keep their transaction.
+    const opt = viaReq('OPTIONS', 'SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKopt1;rport');
+    s.uas.receive(wire<SipRequest>(opt.toBuffer()), src);
+    expect(s.uas.size).toBe(1);
+  });
+});
