@@ -80,7 +80,7 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
     w.send(msg);
     return true;
   };
-  const hub = new WorkerHub({ send, live: () => slots.filter((x) => x.hello && x.worker).map((x) => x.index), auth: s.auth });
+  const hub = new WorkerHub({ send, live: () => slots.filter((x) => x.hello && x.worker).map((x) => x.index), auth: s.auth, keepBindings: !cfg.state.redis });
   gauge('tandem_workers', 'Worker processes serving SIP', [], function () {
     this.set(slots.filter((x) => x.channelPort > 0).length);
   });

@@ -26,7 +26,8 @@ import { RedisLocationStore } from '../../state/redis/redis-location-store.js';
 import { RedisNodeRegistry } from '../../state/redis/redis-node-registry.js';
 import { RedisNonceCountStore } from '../../state/redis/redis-nonce-count-store.js';
 import { RedisState } from '../../state/redis/redis-state.js';
-import type { AuthFailureStore, LocationStore, NonceCountStore } from '../../state/store.js';
+import type { AuthFailureStore, DialogRecord, LocationStore, NonceCountStore } from '../../state/store.js';
+import type { DialogTracker } from '../../signalling/dialogs/dialog-tracker.js';
 import { logger, setLogLevel } from '../../util/logger.js';
 import { counter, metricsRegistry } from '../../util/metrics.js';
 import { setWorkerIndex } from '../../util/worker-tag.js';
@@ -105,7 +106,8 @@ export async function runWorker(cfg: Readonly<TandemConfig>, hepOptions?: Omit<H
   let replica: ReplicatedLocationStore | undefined;
   if (cfg.state.redis) {
     redis = new RedisState({ url: cfg.state.redis, nodeId: init.nodeId, cluster: cfg.cluster.name });
-    locationStore = new RedisLocationStore({ state: redis });
+    // A write waits for Redis through the outbox; the other workers see it at once through the primary.
+    locationStore = new ReplicatedLocationStore(hub, new RedisLocationStore({ state: redis }), 5000);
     nonceCounts = new RedisNonceCountStore({ state: redis });
     authFailures = new RedisAuthFailureStore({ state: redis, maxFailures: s.auth.maxFailures, windowSec: s.auth.failureWindowSec, blockSec: s.auth.blockSec });
   } else {
@@ -149,7 +151,7 @@ export async function runWorker(cfg: Readonly<TandemConfig>, hepOptions?: Omit<H
 
   // Registrations and peers before serving: a restarted worker answers with the node's state.
   const hello = await hub.request<{ entries: Array<[string, import('../../state/store.js').Binding[]]>; peers: PeersMessage }>({ t: 'hello', channelPort });
-  if (replica) for (const [aor, bindings] of hello.entries) await replica.setBindings(aor, bindings).catch(() => undefined);
+  if (replica) await replica.load(hello.entries);
   steering.setPeers(hello.peers);
 
   const vipLps = new Map<string, ListeningPoint[]>();
@@ -186,6 +188,11 @@ export async function runWorker(cfg: Readonly<TandemConfig>, hepOptions?: Omit<H
   });
   hub.on('peerTakeover', () => sn.notePeerTakeover());
 
+  const handOver = (record: DialogRecord): void => {
+    if (record.state === 'confirmed') sn.dialogs.adopt(record);
+    else void sn.resumeRinging(record);
+  };
+  hub.on('adopt', (m) => handOver(m.record));
   const lps = [...(await sn.start())];
   ownLps = lps;
   // Dialogs of a dead peer node are claimed by one worker (its own node's at the node's first start).
@@ -193,7 +200,14 @@ export async function runWorker(cfg: Readonly<TandemConfig>, hepOptions?: Omit<H
   let claimTimer: NodeJS.Timeout | undefined;
   if (redis && dialogStore && init.index === 0) {
     const registry = new RedisNodeRegistry({ state: redis, meta: {} });
-    claimer = new DialogClaimer({ nodeId: init.nodeId, store: dialogStore, registry, tracker: sn.dialogs, onPeerDead: () => sn.notePeerTakeover(), onRinging: (rec) => void sn.resumeRinging(rec) });
+    // A claimed dialog goes to the worker its Call-ID is steered to (its BYE arrives there).
+    const adopt = (record: DialogRecord): void => {
+      const owner = steering.ownerOfCallId(record.callId);
+      if (owner === init.index) handOver(record);
+      else hub.send({ t: 'adopt', index: owner, record });
+    };
+    const tracker = { adopt } as unknown as DialogTracker;
+    claimer = new DialogClaimer({ nodeId: init.nodeId, store: dialogStore, registry, tracker, onPeerDead: () => sn.notePeerTakeover(), onRinging: adopt });
     if (init.firstStart) claimer.start();
     else {
       claimTimer = setInterval(() => void claimer!.tick(), 1000);

@@ -4,7 +4,7 @@
  * the same id. The link itself is injected (`HubLink`): the signalling layer never touches
  * processes.
  */
-import type { Binding } from '../../state/store.js';
+import type { Binding, DialogRecord } from '../../state/store.js';
 import type { ListeningPoint } from '../../sip/transport/types.js';
 
 /** Worker index -> channel port (0: down), and connection-id incarnation -> worker index. */
@@ -47,6 +47,8 @@ export type PrimaryToWorker =
   | { t: 'listen'; id: number; vip: string; epoch: number }
   | { t: 'unlisten'; id: number; vip: string }
   | { t: 'peerTakeover' }
+  /** A dialog claimed from a dead node by another worker, for the worker holding its Call-ID. */
+  | { t: 'adopt'; index: number; record: DialogRecord }
   | { t: 'shutdown'; graceMs: number };
 
 export type WorkerToPrimary =
@@ -60,7 +62,9 @@ export type WorkerToPrimary =
   | { t: 'setBindings'; id: number; aor: string; bindings: Binding[] }
   | { t: 'nonce'; id: number; nonce: string; nc: number; ttlSec: number }
   | { t: 'authFailure'; source: string }
-  | { t: 'authSuccess'; source: string };
+  | { t: 'authSuccess'; source: string }
+  /** Hand a claimed dialog to worker `index` (relayed by the primary). */
+  | { t: 'adopt'; index: number; record: DialogRecord };
 
 /** The worker's end of the IPC channel. */
 export interface HubLink {

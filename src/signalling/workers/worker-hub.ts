@@ -18,6 +18,8 @@ export interface WorkerHubOptions {
   /** Indexes of the workers running now. */
   live(): number[];
   auth: { maxFailures: number; failureWindowSec: number; blockSec: number };
+  /** Keep the bindings for workers that start (no Redis: the primary's copy is the node's). @default true */
+  keepBindings?: boolean;
   /** How long a worker gets to answer, ms. @default 2000 */
   timeoutMs?: number;
 }
@@ -118,6 +120,9 @@ export class WorkerHub {
           for (const i of this.#o.live()) this.#o.send(i, { t: 'block', source: msg.source, untilMs: until });
         }
         return;
+      case 'adopt':
+        this.#o.send(msg.index, msg);
+        return;
       case 'authSuccess':
         this.#failures.recordSuccess(msg.source);
         return;
@@ -127,7 +132,9 @@ export class WorkerHub {
   }
 
   async #replicate(from: number, aor: string, bindings: Binding[]): Promise<void> {
-    if (bindings.length === 0) this.#aors.delete(aor);
+    if (this.#o.keepBindings === false) {
+      // Redis holds them.
+    } else if (bindings.length === 0) this.#aors.delete(aor);
     else this.#aors.set(aor, bindings);
     const others = this.#o.live().filter((i) => i !== from);
     // A worker that does not answer (stuck, exiting) does not hold the REGISTER longer than the timeout.

@@ -12,7 +12,7 @@
  * they return to it.
  */
 import type { Source, TransportOptions } from '../../sip/transport/types.js';
-import { callIdHash } from './call-id-hash.js';
+import { callIdHash, callIdHashOf } from './call-id-hash.js';
 import type { PeersMessage } from './hub-protocol.js';
 import type { WorkerChannel } from './worker-channel.js';
 
@@ -51,6 +51,17 @@ export class WorkerSteering {
   /** Worker that holds the call of `data`. */
   ownerOf(data: Buffer): number {
     const h = callIdHash(data);
+    if (h === -1) return this.index;
+    if (h < -1) {
+      const k = -2 - h;
+      return k < this.count && this.#alive[k] ? k : this.index;
+    }
+    return this.#owners[h % this.count]!;
+  }
+
+  /** Worker that holds the call `callId` (a dialog claimed from a dead node goes there). */
+  ownerOfCallId(callId: string): number {
+    const h = callIdHashOf(callId);
     if (h === -1) return this.index;
     if (h < -1) {
       const k = -2 - h;

@@ -3,10 +3,11 @@
  * `--redis`): a worker's side of each store. With `--redis` the workers use the Redis stores
  * instead, as peers of the cluster.
  *
- * - Location: every worker keeps a full replica (reads stay local and synchronous, as on the
- *   INVITE hot path today); a write is applied here, then sent through the primary to every
- *   other worker and resolves once each has applied it. The registrar answers the REGISTER only
- *   after that, so an INVITE any worker routes after the 200 OK finds the binding.
+ * - Location: every worker keeps a full replica (reads stay local, as on the INVITE hot path
+ *   today); a write is applied here, then sent through the primary to every other worker and
+ *   resolves once each has applied it. The registrar answers the REGISTER only after that, so an
+ *   INVITE any worker routes after the 200 OK finds the binding. With Redis the same relay keeps
+ *   the workers' Redis caches from answering with a binding another worker just replaced.
  * - Nonce counts: one authority, the primary (an atomic check-and-set must have one place).
  * - Failed authentications: each failure is counted here (this worker's own window, at once)
  *   and at the primary (the node's window); a block decided there reaches every worker.
@@ -21,27 +22,49 @@ import type { HubClient } from './hub-client.js';
 const log = createLogger('workers');
 const hubErrors = counter('tandem_workers_hub_errors_total', 'Shared-state requests to the primary that failed or timed out (the worker went on with its own view)', ['op']);
 
-/** Location replica of one worker; writes reach every worker before they resolve. */
+/**
+ * Location store of one worker; a write reaches every worker of the node before it resolves.
+ * Without Redis `inner` is a full replica in memory. With Redis, `inner` is the Redis store,
+ * whose cache learns another writer's change only when Redis tells it (after the writer's outbox
+ * has reached Redis): a write another worker of this node made is held beside it for
+ * `overlayMs`, long enough for Redis to have caught up.
+ */
 export class ReplicatedLocationStore implements LocationStore {
-  readonly #local = new MemoryLocationStore();
+  readonly #inner: LocationStore;
   readonly #hub: HubClient;
+  readonly #overlayMs: number;
+  readonly #overlay = new Map<string, { bindings: Binding[]; untilMs: number }>();
 
-  constructor(hub: HubClient) {
+  constructor(hub: HubClient, inner: LocationStore = new MemoryLocationStore(), overlayMs = 0) {
     this.#hub = hub;
+    this.#inner = inner;
+    this.#overlayMs = overlayMs;
     hub.on('loc', async (m) => {
-      await this.#local.setBindings(m.aor, m.bindings);
+      if (this.#overlayMs > 0) this.#overlay.set(m.aor, { bindings: m.bindings, untilMs: Date.now() + this.#overlayMs });
+      else await this.#inner.setBindings(m.aor, m.bindings);
     });
-    hub.on('locSnapshot', async (m) => {
-      for (const [aor, bindings] of m.entries) await this.#local.setBindings(aor, bindings);
-    });
+  }
+
+  /** Bindings every worker holds (a worker that starts gets them from the primary). */
+  async load(entries: Array<[string, Binding[]]>): Promise<void> {
+    for (const [aor, bindings] of entries) await this.#inner.setBindings(aor, bindings);
   }
 
   getBindings(aor: string): Promise<Binding[]> {
-    return this.#local.getBindings(aor);
+    if (this.#overlay.size > 0) {
+      const o = this.#overlay.get(aor);
+      if (o) {
+        const now = Date.now();
+        if (o.untilMs > now) return Promise.resolve(o.bindings.filter((b) => b.expiresAtMs > now));
+        this.#overlay.delete(aor);
+      }
+    }
+    return this.#inner.getBindings(aor);
   }
 
   async setBindings(aor: string, bindings: Binding[]): Promise<void> {
-    await this.#local.setBindings(aor, bindings);
+    this.#overlay.delete(aor);
+    await this.#inner.setBindings(aor, bindings);
     try {
       await this.#hub.request({ t: 'setBindings', aor, bindings });
     } catch (err) {
@@ -51,19 +74,20 @@ export class ReplicatedLocationStore implements LocationStore {
   }
 
   size(): number {
-    return this.#local.size();
+    return this.#inner.size();
   }
 
   aorCount(): number {
-    return this.#local.aorCount();
+    return this.#inner.aorCount();
   }
 
   onExpired(listener: (binding: Binding) => void): void {
-    this.#local.onExpired(listener);
+    this.#inner.onExpired(listener);
   }
 
   async close(): Promise<void> {
-    await this.#local.close();
+    this.#overlay.clear();
+    await this.#inner.close();
   }
 }
 
