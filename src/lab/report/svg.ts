@@ -123,6 +123,47 @@ export function line(x1: number, y1: number, x2: number, y2: number, stroke: str
   return el('line', { x1, y1, x2, y2, stroke, 'stroke-width': width, 'stroke-dasharray': dash });
 }
 
+/**
+ * Thins a line of many points to at most four per pixel column (first, lowest, highest, last), so
+ * an hour of 250 ms samples draws the same shape from a few thousand points.
+ */
+export function decimate(points: ReadonlyArray<readonly [number, number]>): Array<readonly [number, number]> {
+  const out: Array<readonly [number, number]> = [];
+  let col = NaN;
+  let group: Array<readonly [number, number]> = [];
+  const flush = () => {
+    if (group.length <= 4) {
+      out.push(...group);
+    } else {
+      let lo = group[0];
+      let hi = group[0];
+      for (const p of group) {
+        if (p[1] < lo[1]) lo = p;
+        if (p[1] > hi[1]) hi = p;
+      }
+      const mid = lo[0] <= hi[0] ? [lo, hi] : [hi, lo];
+      out.push(group[0], ...mid, group[group.length - 1]);
+    }
+    group = [];
+  };
+  for (const p of points) {
+    if (!Number.isFinite(p[0]) || !Number.isFinite(p[1])) {
+      flush();
+      out.push(p);
+      col = NaN;
+      continue;
+    }
+    const c = Math.round(p[0]);
+    if (c !== col) {
+      flush();
+      col = c;
+    }
+    group.push(p);
+  }
+  flush();
+  return out;
+}
+
 /** A polyline through the points; non-finite points break the line. */
 export function polyline(points: ReadonlyArray<readonly [number, number]>, stroke: string, width = 2, dash?: string): string {
   const runs: string[] = [];

@@ -123,6 +123,9 @@ export async function writeExperimentReport(baseDir: string, data: ExperimentDat
   await writeFile(mdFile, md);
   const json = { schema: REPORT_SCHEMA, writtenAt: new Date().toISOString(), mtbfHours, environment: env, data: withNotes, computed, plots: plots.map((p) => p.file) };
   // Infinity (nines of a perfect run) is not JSON: written as null.
-  await writeFile(jsonFile, `${JSON.stringify(json, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
+  const text = JSON.stringify(json, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2);
+  // Arrays of plain numbers (per-call gaps, takeovers) on one line each: a long run has a million.
+  // A pretty-printed array starts with "[" and a newline, which no JSON string can hold.
+  await writeFile(jsonFile, `${text.replace(/\[\n[\d\s.,eE+-]*\]/g, (m) => m.replace(/\s+/g, ''))}\n`);
   return { dir, files: [mdFile, jsonFile, ...files], computed };
 }

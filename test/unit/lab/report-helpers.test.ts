@@ -5,7 +5,7 @@ import { binValues, logBinValues, logTicks, round125 } from '../../../src/lab/re
 import { faultMarkers } from '../../../src/lab/report/plots/markers.js';
 import { downStretchesOf, holdingsAndVacancies, holdingsOf, takeoverWindowOf } from '../../../src/lab/report/plots/takeover-timeline.js';
 import { PUBLISHED_FIGURES, publishedFor } from '../../../src/lab/report/published.js';
-import { el, esc, legend, linearScale, niceStep, niceTicks, polyline, tickLabel } from '../../../src/lab/report/svg.js';
+import { decimate, el, esc, legend, linearScale, niceStep, niceTicks, polyline, tickLabel } from '../../../src/lab/report/svg.js';
 import { reportDirName } from '../../../src/lab/report/write-report.js';
 import type { LabEvent } from '../../../src/lab/report/types.js';
 
@@ -238,5 +238,19 @@ describe('report directory name', () => {
     expect(reportDirName('half-dead', at)).toBe('half-dead-20261203-090507');
     expect(reportDirName('../../x y', at)).toBe('x-y-20261203-090507');
     expect(reportDirName('', at)).toBe('experiment-20261203-090507');
+  });
+});
+
+describe('decimate', () => {
+  it('keeps at most first, lowest, highest and last point per pixel column, and the line breaks', () => {
+    const pts = Array.from({ length: 1000 }, (_, i) => [i / 100, Math.sin(i)] as const);
+    const d = decimate(pts);
+    expect(d.length).toBeLessThanOrEqual(11 * 4);
+    const ys = pts.map((p) => p[1]);
+    expect(Math.max(...d.map((p) => p[1]))).toBe(Math.max(...ys));
+    expect(Math.min(...d.map((p) => p[1]))).toBe(Math.min(...ys));
+    expect(d[0]).toEqual(pts[0]);
+    expect(d[d.length - 1]).toEqual(pts[pts.length - 1]);
+    expect(decimate([[0, 1], [NaN, 2], [1, 3]]).length).toBe(3);
   });
 });

@@ -80,6 +80,10 @@ describe('writeExperimentReport from a synthetic half-dead run', () => {
     expect(json.computed.takeoverMaxMs).toBe(850);
     expect(json.computed.comparisons.length).toBeGreaterThan(3);
     expect(json.environment.node).toBe(process.version);
+    // Number arrays on one line; strings that look like arrays untouched.
+    const text = await readFile(join(report.dir, 'report.json'), 'utf8');
+    expect(text).toMatch(/"takeoverMs": \[850,330\]/);
+    expect(text).toContain('"refused 900 ms, takeover 850 ms"');
   });
 
   it('draws PNGs of the plot size that are not blank', async () => {

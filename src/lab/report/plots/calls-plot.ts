@@ -7,6 +7,7 @@ import { formatDuration } from '../format.js';
 import type { ExperimentData } from '../types.js';
 import {
   PALETTE,
+  decimate,
   document,
   el,
   legend,
@@ -69,9 +70,9 @@ export function callsPlotSvg(data: ExperimentData, canvas: Canvas): string {
     if (x > plot.x + 1 && x <= plot.x + plot.w) body.push(line(x, plot.y, x, plot.y + plot.h, MOVE_COLOUR, 1.2, '2 3'));
   }
   const hasFailed = samples.some((s) => Number.isFinite(s.failed) && s.failed > 0);
-  body.push(polyline(samples.map((s) => [sx(s.t), syr(s.rate)] as const), RATE_COLOUR, 1.8));
-  if (hasFailed) body.push(polyline(samples.map((s) => [sx(s.t), syl(s.failed)] as const), FAILED_COLOUR, 2, '7 4'));
-  body.push(polyline(samples.map((s) => [sx(s.t), syl(s.active)] as const), ACTIVE_COLOUR, 2.5));
+  body.push(polyline(decimate(samples.map((s) => [sx(s.t), syr(s.rate)] as const)), RATE_COLOUR, 1.8));
+  if (hasFailed) body.push(polyline(decimate(samples.map((s) => [sx(s.t), syl(s.failed)] as const)), FAILED_COLOUR, 2, '7 4'));
+  body.push(polyline(decimate(samples.map((s) => [sx(s.t), syl(s.active)] as const)), ACTIVE_COLOUR, 2.5));
 
   body.push(verticalMarkers(plot, faultMarkers(faults, (atMs) => sx((atMs - start) / 1000))));
 
