@@ -65,9 +65,14 @@ export function callsPlotSvg(data: ExperimentData, canvas: Canvas): string {
     if (x1 > x0) body.push(el('rect', { x: x0, y: plot.y, width: Math.max(1, x1 - x0), height: plot.h, fill: REFUSAL_COLOUR, 'fill-opacity': 0.13 }));
   }
   const moves = events.filter((e) => e.kind === 'vip-move' || e.kind === 'lease');
+  // Holders read at the start are not moves: only lines inside the plot are drawn (and listed).
+  let movesDrawn = 0;
   for (const e of moves) {
     const x = sx((e.atMs - start) / 1000);
-    if (x > plot.x + 1 && x <= plot.x + plot.w) body.push(line(x, plot.y, x, plot.y + plot.h, MOVE_COLOUR, 1.2, '2 3'));
+    if (x > plot.x + 1 && x <= plot.x + plot.w) {
+      body.push(line(x, plot.y, x, plot.y + plot.h, MOVE_COLOUR, 1.2, '2 3'));
+      movesDrawn++;
+    }
   }
   const hasFailed = samples.some((s) => Number.isFinite(s.failed) && s.failed > 0);
   body.push(polyline(decimate(samples.map((s) => [sx(s.t), syr(s.rate)] as const)), RATE_COLOUR, 1.8));
@@ -81,7 +86,7 @@ export function callsPlotSvg(data: ExperimentData, canvas: Canvas): string {
     { label: 'new calls/s (right axis)', colour: RATE_COLOUR },
     ...(hasFailed ? [{ label: 'failed calls so far', colour: FAILED_COLOUR, shape: 'dash' as const }] : []),
     ...(faults.length ? [{ label: 'fault', colour: '#D62728', shape: 'dash' as const }] : []),
-    ...(moves.length ? [{ label: 'VIP / lease move', colour: MOVE_COLOUR, shape: 'dash' as const }] : []),
+    ...(movesDrawn ? [{ label: 'VIP / lease move', colour: MOVE_COLOUR, shape: 'dash' as const }] : []),
     ...(showRefusal ? [{ label: `new-call refusal window ${formatDuration(refusalMs)} (from the fault)`, colour: '#F4CCCC', shape: 'box' as const }] : []),
   ];
   body.push(legend(items, plot.x, 54, plot.w + 60).svg);
