@@ -3,7 +3,7 @@
  * and three plots as PNG (and SVG). A plot that fails to render is noted in the report instead of
  * failing the whole report: the run's figures matter more than its pictures.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, hostname, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { computeFigures } from './figures.js';
@@ -128,4 +128,24 @@ export async function writeExperimentReport(baseDir: string, data: ExperimentDat
   // A pretty-printed array starts with "[" and a newline, which no JSON string can hold.
   await writeFile(jsonFile, `${text.replace(/\[\n[\d\s.,eE+-]*\]/g, (m) => m.replace(/\s+/g, ''))}\n`);
   return { dir, files: [mdFile, jsonFile, ...files], computed };
+}
+
+/**
+ * The experiment data in a report.json this module wrote (under `data`), or in a file holding the
+ * bare `ExperimentData`; for writing a report again (after a change to the plots, or with another
+ * MTBF). Throws with the file name when it holds neither.
+ */
+export async function readExperimentData(jsonFile: string): Promise<ExperimentData> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(jsonFile, 'utf8'));
+  } catch (err) {
+    throw new Error(`${jsonFile}: not JSON (${(err as Error).message})`);
+  }
+  const obj = parsed as { schema?: unknown; data?: unknown };
+  const data = (obj && typeof obj === 'object' && obj.schema === REPORT_SCHEMA ? obj.data : parsed) as Partial<ExperimentData> | null;
+  if (!data || typeof data !== 'object' || typeof data.experiment !== 'string' || !Number.isFinite(data.startedAtMs) || !Number.isFinite(data.endedAtMs)) {
+    throw new Error(`${jsonFile}: no experiment data (needs experiment, startedAtMs, endedAtMs)`);
+  }
+  return data as ExperimentData;
 }

@@ -1,8 +1,8 @@
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeExperimentReport } from '../../../src/lab/report/index.js';
+import { readExperimentData, writeExperimentReport } from '../../../src/lab/report/index.js';
 import type { ExperimentData, WrittenReport } from '../../../src/lab/report/types.js';
 import { PNG_SIGNATURE, inkStats, readPngHeader } from './report-png.js';
 import { SAMPLE_START_MS, halfDeadSample } from './report-sample-data.js';
@@ -173,5 +173,22 @@ describe('writeExperimentReport from a real lab run (half-dead on loopback, data
     for (const f of ['calls.png', 'media-gap.png', 'takeover.png', 'takeover-zoom.png']) {
       expect(inkStats(await readFile(join(r.dir, f))).inkShare, f).toBeGreaterThan(0.02);
     }
+  });
+});
+
+describe('readExperimentData', () => {
+  it('reads the data back from a report.json or a bare data file, and refuses anything else', async () => {
+    const r = await writeExperimentReport(base, halfDeadSample(), { svgOnly: true });
+    const again = await readExperimentData(join(r.dir, 'report.json'));
+    expect(again.experiment).toBe('half-dead');
+    expect(again.figures?.takeoverMs).toEqual([850, 330]);
+    const bare = join(base, 'bare.json');
+    await writeFile(bare, JSON.stringify(halfDeadSample()));
+    expect((await readExperimentData(bare)).startedAtMs).toBe(SAMPLE_START_MS);
+    const bad = join(base, 'bad.json');
+    await writeFile(bad, '{"experiment": 1}');
+    await expect(readExperimentData(bad)).rejects.toThrow(/no experiment data/);
+    await writeFile(bad, 'not json');
+    await expect(readExperimentData(bad)).rejects.toThrow(/not JSON/);
   });
 });
