@@ -5,6 +5,8 @@
  */
 
 export const FONT_FAMILY = 'DejaVu Sans';
+/** What the SVG asks for: DejaVu Sans, else whatever sans-serif the viewer or renderer has. */
+export const FONT_STACK = 'DejaVu Sans, Liberation Sans, Arial, Helvetica, sans-serif';
 
 /** Colours that stay distinct for the common kinds of colour blindness (Okabe-Ito). */
 export const PALETTE = ['#0072B2', '#E69F00', '#009E73', '#CC79A7', '#56B4E9', '#D55E00', '#F0E442', '#000000'] as const;
@@ -107,7 +109,7 @@ export function text(x: number, y: number, s: string, o: TextOptions = {}): stri
     {
       x,
       y,
-      'font-family': FONT_FAMILY,
+      'font-family': FONT_STACK,
       'font-size': o.size ?? 13,
       'text-anchor': o.anchor ?? 'start',
       'dominant-baseline': o.baseline && o.baseline !== 'auto' ? (o.baseline === 'hanging' ? 'hanging' : 'central') : undefined,

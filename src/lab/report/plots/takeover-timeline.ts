@@ -206,12 +206,15 @@ export function takeoverTimelineSvg(data: ExperimentData, canvas: Canvas, option
   if (win) title = `${data.experiment}: takeover close-up, ${formatNumber(xt.min, 3)} s to ${formatNumber(xt.max, 3)} s after start`;
   const sx = linearScale(xt.min, xt.max, plot.x, plot.x + plot.w);
   const clampX = (t: number) => Math.min(plot.x + plot.w, Math.max(plot.x, sx(t)));
-  const laneH = plot.h / order.length;
+  // A strip on top for the fault labels, so they do not cover the first lane's bars.
+  const labelStrip = faults.length ? 26 : 0;
+  const lanesY = plot.y + labelStrip;
+  const laneH = (plot.h - labelStrip) / order.length;
 
   const body: string[] = [];
   body.push(xAxis(plot, { ticks: xt, label: 'time since start (s)' }));
   order.forEach((node, i) => {
-    const y0 = plot.y + i * laneH;
+    const y0 = lanesY + i * laneH;
     if (i % 2 === 1) body.push(el('rect', { x: plot.x, y: y0, width: plot.w, height: laneH, fill: '#F6F8FA' }));
     body.push(line(plot.x, y0 + laneH, plot.x + plot.w, y0 + laneH, GRID_COLOUR));
     body.push(text(plot.x - 10, y0 + laneH / 2 + 5, node, { anchor: 'end', size: 13, weight: 'bold' }));
@@ -222,15 +225,15 @@ export function takeoverTimelineSvg(data: ExperimentData, canvas: Canvas, option
     if (i < 0) continue;
     const x0 = clampX(d.fromSec);
     const x1 = clampX(d.toSec);
-    body.push(el('rect', { x: x0, y: plot.y + i * laneH + 2, width: Math.max(1, x1 - x0), height: laneH - 4, fill: '#BDBDBD', 'fill-opacity': 0.55 }));
-    if (x1 - x0 > 50) body.push(text(x1 - 6, plot.y + (i + 1) * laneH - 8, 'down', { anchor: 'end', size: 11, colour: '#555555' }));
+    body.push(el('rect', { x: x0, y: lanesY + i * laneH + 2, width: Math.max(1, x1 - x0), height: laneH - 4, fill: '#BDBDBD', 'fill-opacity': 0.55 }));
+    if (x1 - x0 > 50) body.push(text(x1 - 6, lanesY + (i + 1) * laneH - 8, 'down', { anchor: 'end', size: 11, colour: '#555555' }));
   }
   // Each node's lane is split in rows, one per resource it ever held.
   for (const [i, node] of order.entries()) {
     const mine = [...new Set(holdings.filter((h) => h.node === node).map((h) => h.resource))];
     for (const v of vacancies) if (v.node === node && !mine.includes(v.resource)) mine.push(v.resource);
     const rowH = Math.min(26, (laneH - 8) / Math.max(1, mine.length));
-    const top = plot.y + i * laneH + (laneH - rowH * mine.length) / 2;
+    const top = lanesY + i * laneH + (laneH - rowH * mine.length) / 2;
     for (const h of holdings.filter((x) => x.node === node)) {
       const r = mine.indexOf(h.resource);
       if (h.toSec < xt.min || h.fromSec > xt.max) continue;
