@@ -14,7 +14,9 @@ import nodeCluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { AggregatorRegistry } from 'prom-client';
 import { startAdminServer } from '../../admin/admin-server.js';
-import type { HepExporterOptions } from '../../admin/hep/hep-exporter.js';
+import { startOperations } from '../../admin/operations.js';
+import type { SignallingNode } from '../../signalling/signalling-node.js';
+import type { HepExporter, HepExporterOptions } from '../../admin/hep/hep-exporter.js';
 import { AddressTakeover } from '../../cluster/address-takeover.js';
 import { RedisLeaseStore } from '../../cluster/redis-lease-store.js';
 import { startMediaNode, type MediaNode } from '../../media/media-node.js';
@@ -50,6 +52,8 @@ interface Slot {
   channelPort: number;
   lps: ListeningPoint[];
   starts: number;
+  /** The worker's own admin server (loopback). */
+  adminPort: number;
 }
 
 export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<HepExporterOptions, 'nodeName'> | undefined, count: number): Promise<void> {
@@ -58,12 +62,12 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
   // Read once here so a bad users file fails the start, not N workers.
   const users = loadUsers(cfg);
   if (s.auth.enabled && !users) logger.warn('authentication is on but no users file is configured: every local user will be refused');
-  void hepOptions; // each worker exports its own messages
   const cluster = await startClusterRuntime(cfg.cluster, cfg.state, s.auth.secret, s.auth, { role: 'signalling', sip: s.listen.join(' '), workers: String(count) });
   const nodeId = cluster.nodeId;
   // One secret for every worker: nonces, flow tokens and route tokens of one are valid at all.
   const secret = s.auth.secret ?? cluster.secret ?? randomSecret();
   const token = randomBytes(8).toString('hex');
+  const adminToken = randomBytes(24).toString('base64url');
 
   let mediaNode: MediaNode | undefined;
   if (s.mediaControl.enabled && s.mediaControl.ng.length === 0) {
@@ -71,7 +75,7 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
   }
   const mediaNg = mediaNode ? `${mediaNode.ngHost}:${mediaNode.ngPort}` : undefined;
 
-  const slots: Slot[] = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, incarnation: 0, hello: false, channelPort: 0, lps: [], starts: 0 }));
+  const slots: Slot[] = Array.from({ length: count }, (_, index) => ({ index, worker: undefined, incarnation: 0, hello: false, channelPort: 0, lps: [], starts: 0, adminPort: 0 }));
   let nextIncarnation = 1;
   let stopping = false;
   const send = (index: number, msg: PrimaryToWorker): boolean => {
@@ -111,7 +115,7 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
       const msg = m as WorkerToPrimary;
       // Asked once the worker has loaded (a message sent before it listens would be lost).
       if (msg.t === 'boot') {
-        w.send({ t: 'init', index: slot.index, count, incarnation, token, nodeId, secret, ...(mediaNg ? { mediaNg } : {}), firstStart } satisfies PrimaryToWorker);
+        w.send({ t: 'init', index: slot.index, count, incarnation, token, nodeId, secret, ...(mediaNg ? { mediaNg } : {}), firstStart, adminToken } satisfies PrimaryToWorker);
         return;
       }
       if (msg.t === 'hello') {
@@ -123,6 +127,7 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
       if (msg.t === 'ready') {
         slot.channelPort = msg.channelPort;
         slot.lps = msg.lps;
+        slot.adminPort = msg.adminPort;
         broadcastPeers();
         // A worker (re)started while the node holds VIPs serves them too.
         for (const h of takeover?.held() ?? []) void hub.request(slot.index, { t: 'listen', vip: h.vip, epoch: 0 }).catch((err: unknown) => logger.error({ err, vip: h.vip, worker: slot.index }, 'worker could not bind a held VIP'));
@@ -180,6 +185,71 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
     await takeover.start();
   }
 
+  // The node's figures, summed over the workers (refreshed each second for the operations API).
+  let figures = { bindings: 0, aors: 0, transactions: 0, dialogs: { early: 0, confirmed: 0, perDestination: {} as Record<string, number> }, traceSent: 0 };
+  let traceEnabled = hepOptions !== undefined;
+  const refreshFigures = async (): Promise<typeof figures> => {
+    const st = await hub.requestAll<WorkerStatus>({ t: 'status' });
+    const perDestination: Record<string, number> = {};
+    let early = 0;
+    let confirmed = 0;
+    for (const { value } of st) {
+      early += value.dialogs.early;
+      confirmed += value.dialogs.confirmed;
+      for (const [k, v] of Object.entries(value.dialogs.perDestination)) perDestination[k] = (perDestination[k] ?? 0) + v;
+    }
+    figures = {
+      bindings: cluster.state ? Math.max(0, ...st.map((x) => x.value.bindings)) : hub.bindingCount,
+      aors: cluster.state ? Math.max(0, ...st.map((x) => x.value.aors)) : hub.aorCount,
+      transactions: st.reduce((a, x) => a + x.value.transactions, 0),
+      dialogs: { early, confirmed, perDestination },
+      traceSent: st.reduce((a, x) => a + (x.value.trace?.sent ?? 0), 0),
+    };
+    return figures;
+  };
+  const figuresTimer = setInterval(() => void refreshFigures().catch(() => undefined), 1000);
+  figuresTimer.unref();
+  await refreshFigures().catch(() => undefined);
+  /** What the operations side reads of a signalling node, answered from the workers' sum. */
+  const nodeView = {
+    dialogs: { counts: () => figures.dialogs, get: () => undefined },
+    location: { size: () => figures.bindings, aorCount: () => figures.aors, getBindings: async (aor: string) => (cluster.locationStore ? cluster.locationStore.getBindings(aor) : hub.bindingsOf(aor)) },
+    transactions: {
+      get size() {
+        return figures.transactions;
+      },
+    },
+    get draining() {
+      return stopping;
+    },
+    transport: { listeningPoints: slots[0]!.lps },
+  } as unknown as SignallingNode;
+  const ops = startOperations({
+    nodeId, clusterName: cfg.cluster.name, vips: [...vips], takeover: cfg.cluster.takeover,
+    ...(cluster.state ? { state: cluster.state } : {}), ...(cluster.registry ? { registry: cluster.registry } : {}), ...(cfg.state.redis ? { redisUrl: cfg.state.redis } : {}),
+    held: () => takeover?.held().map((h) => h.vip) ?? [], signalling: nodeView, dispatcher: () => undefined,
+    ...(cluster.dialogStore ? { dialogStore: cluster.dialogStore } : {}), ...(mediaNode ? { mediaNode } : {}), ...(cfg.admin ? { admin: cfg.admin } : {}),
+    summary: { role: 'signalling', sip: [...s.listen], domains: [...s.domains], vips: [...vips], takeover: cfg.cluster.takeover, media: s.mediaControl.enabled, workers: count },
+    // Each worker exports the messages it handles; the switch reaches them all.
+    ...(hepOptions
+      ? {
+          hep: {
+            target: hepOptions.target,
+            get enabled() {
+              return traceEnabled;
+            },
+            get sent() {
+              return figures.traceSent;
+            },
+            setEnabled(on: boolean) {
+              traceEnabled = on;
+              for (const x of slots) send(x.index, { t: 'trace', enabled: on });
+            },
+          } as unknown as HepExporter,
+        }
+      : {}),
+  });
+
   const aggregateMetrics = async (): Promise<string> => {
     type MetricJson = Awaited<ReturnType<typeof metricsRegistry.getMetricsAsJSON>>;
     const per = await hub.requestAll<MetricJson>({ t: 'metrics' });
@@ -189,26 +259,41 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
   };
   const routeList: NonNullable<Parameters<typeof startAdminServer>[0]['routes']> = [];
   if (mediaNode) routeList.push(mediaNode.adminRoutes);
+  routeList.push(...ops.routes);
   routeList.push((app) => {
     app.get('/signalling/status', async () => {
-      const st = await hub.requestAll<WorkerStatus>({ t: 'status' });
-      const perDestination: Record<string, number> = {};
-      let early = 0;
-      let confirmed = 0;
-      for (const { value } of st) {
-        early += value.dialogs.early;
-        confirmed += value.dialogs.confirmed;
-        for (const [k, v] of Object.entries(value.dialogs.perDestination)) perDestination[k] = (perDestination[k] ?? 0) + v;
-      }
+      const f = await refreshFigures();
       return {
-        bindings: cluster.state ? Math.max(0, ...st.map((x) => x.value.bindings)) : hub.bindingCount,
-        aors: cluster.state ? Math.max(0, ...st.map((x) => x.value.aors)) : hub.aorCount,
-        transactions: st.reduce((a, x) => a + x.value.transactions, 0),
-        dialogs: { early, confirmed, perDestination },
+        ...f,
         draining: stopping,
         workers: slots.map((x) => ({ index: x.index, pid: x.worker?.process.pid, serving: x.channelPort > 0, restarts: Math.max(0, x.starts - 1) })),
         cluster: { nodeId, vips: [...vips], held: takeover?.held() ?? [], takeover: cfg.cluster.takeover, redis: cfg.state.redis !== undefined },
       };
+    });
+  });
+  // Everything else (dispatcher) is the workers': reads from the first serving
+  // worker, writes to every worker (each holds its own dispatcher), answered with the first's.
+  routeList.push((app) => {
+    app.all('/*', async (req, reply) => {
+      const serving = slots.filter((x) => x.worker && x.adminPort > 0);
+      if (serving.length === 0) return reply.code(503).send({ error: 'no worker is serving' });
+      const write = req.method !== 'GET' && req.method !== 'HEAD';
+      const body = req.body === undefined || req.body === null ? undefined : typeof req.body === 'string' ? req.body : JSON.stringify(req.body);
+      const ask = (port: number) =>
+        fetch(`http://127.0.0.1:${port}${req.url}`, {
+          method: req.method,
+          headers: { authorization: `Bearer ${adminToken}`, ...(body !== undefined ? { 'content-type': String(req.headers['content-type'] ?? 'application/json') } : {}) },
+          ...(body !== undefined ? { body } : {}),
+          signal: AbortSignal.timeout(5000),
+        });
+      const answers = await Promise.allSettled((write ? serving : serving.slice(0, 1)).map((x) => ask(x.adminPort)));
+      const first = answers[0]!;
+      if (first.status === 'rejected') return reply.code(502).send({ error: 'worker did not answer' });
+      const res = first.value;
+      reply.code(res.status);
+      const ct = res.headers.get('content-type');
+      if (ct) reply.header('content-type', ct);
+      return reply.send(Buffer.from(await res.arrayBuffer()));
     });
   });
   let admin: Awaited<ReturnType<typeof startAdminServer>> | undefined;
@@ -243,6 +328,8 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
       const exits = slots.flatMap((x) => (x.worker ? [new Promise<void>((r) => x.worker!.once('exit', () => r()))] : []));
       for (const x of slots) send(x.index, { t: 'shutdown', graceMs: s.shutdownGraceMs });
       await Promise.all(exits);
+      clearInterval(figuresTimer);
+      await ops.close();
       hub.close();
       await cluster.close();
       await admin?.close();

@@ -7,6 +7,8 @@
  * per node: the admin API, the in-process media node, the cluster lease and heartbeat.
  */
 import { HepExporter, type HepExporterOptions } from '../../admin/hep/hep-exporter.js';
+import { startAdminServer } from '../../admin/admin-server.js';
+import { dispatcherRoutes } from '../../admin/dispatcher-routes.js';
 import { Accounting } from '../../signalling/accounting/accounting.js';
 import { DialogClaimer } from '../../signalling/dialogs/dialog-claimer.js';
 import { DispatcherService, DISPATCHER_SERVICE } from '../../signalling/dispatcher/service.js';
@@ -45,6 +47,8 @@ export interface WorkerStatus {
   transactions: number;
   dialogs: { early: number; confirmed: number; perDestination: Record<string, number> };
   draining: boolean;
+  /** HEP export, when configured. */
+  trace?: { enabled: boolean; sent: number };
 }
 
 function ipcLink(): HubLink {
@@ -165,7 +169,9 @@ export async function runWorker(cfg: Readonly<TandemConfig>, hepOptions?: Omit<H
     transactions: sn.transactions.size,
     dialogs: sn.dialogs.counts(),
     draining: sn.draining,
+    ...(hep ? { trace: { enabled: hep.enabled, sent: hep.sent } } : {}),
   }));
+  hub.on('trace', (m) => hep?.setEnabled(m.enabled));
   // The primary holds the lease; the VIP is served by every worker (on the shared sockets).
   hub.on('listen', async (m) => {
     const own = ownLps;
@@ -220,6 +226,7 @@ export async function runWorker(cfg: Readonly<TandemConfig>, hepOptions?: Omit<H
   hub.on('shutdown', async (m) => {
     try {
       ds?.close();
+      await admin.close();
       claimer?.stop();
       clearInterval(claimTimer);
       await sn.shutdown(m.graceMs);
@@ -235,5 +242,8 @@ export async function runWorker(cfg: Readonly<TandemConfig>, hepOptions?: Omit<H
     setImmediate(() => process.exit(0));
     return true;
   });
-  hub.send({ t: 'ready', channelPort, lps });
+  // The worker's own admin API (loopback, the primary's token): the primary forwards the
+  // dispatcher routes here (the operations API is the primary's: it is the node's).
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0, token: init.adminToken, routes: [dispatcherRoutes(ds.dispatcher, ds.prober)] });
+  hub.send({ t: 'ready', channelPort, lps, adminPort: admin.port });
 }

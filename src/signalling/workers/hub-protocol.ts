@@ -30,6 +30,8 @@ export interface InitMessage {
   mediaNg?: string;
   /** First start of this index since the node started (not a restart after a crash). */
   firstStart: boolean;
+  /** Bearer token of the worker's own admin server (loopback; only the primary calls it). */
+  adminToken: string;
 }
 
 export type PrimaryToWorker =
@@ -47,6 +49,8 @@ export type PrimaryToWorker =
   | { t: 'listen'; id: number; vip: string; epoch: number }
   | { t: 'unlisten'; id: number; vip: string }
   | { t: 'peerTakeover' }
+  /** SIP tracing (HEP export) switched through the admin API. */
+  | { t: 'trace'; enabled: boolean }
   /** A dialog claimed from a dead node by another worker, for the worker holding its Call-ID. */
   | { t: 'adopt'; index: number; record: DialogRecord }
   | { t: 'shutdown'; graceMs: number };
@@ -57,7 +61,7 @@ export type WorkerToPrimary =
   /** Before listening: the worker gets the location snapshot and the peers as the reply. */
   | { t: 'hello'; id: number; channelPort: number }
   /** Listening: messages may be steered to it now. */
-  | { t: 'ready'; channelPort: number; lps: ListeningPoint[] }
+  | { t: 'ready'; channelPort: number; lps: ListeningPoint[]; adminPort: number }
   | { t: 'reply'; id: number; value?: unknown; error?: string }
   | { t: 'setBindings'; id: number; aor: string; bindings: Binding[] }
   | { t: 'nonce'; id: number; nonce: string; nc: number; ttlSec: number }

@@ -48,6 +48,12 @@ export class WorkerHub {
     return n;
   }
 
+  /** Current bindings of an AOR, from the primary's copy (no Redis). */
+  bindingsOf(aor: string): Binding[] {
+    const now = Date.now();
+    return (this.#aors.get(aor) ?? []).filter((b) => b.expiresAtMs > now);
+  }
+
   get aorCount(): number {
     return this.#aors.size;
   }
