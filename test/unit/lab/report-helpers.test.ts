@@ -73,7 +73,7 @@ describe('figures', () => {
 
 describe('published figures', () => {
   it('every experiment of issue 12 has lines, each with a source naming the paper and where', () => {
-    for (const e of ['sig-fail', 'media-fail', 'half-dead', 'redis-fail', 'pbx-fail', 'stress']) expect(publishedFor(e).length, e).toBeGreaterThan(0);
+    for (const e of ['sig-fail', 'media-fail', 'half-dead', 'redis-fail', 'pbx-fail', 'stress', 'ringing-fail']) expect(publishedFor(e).length, e).toBeGreaterThan(0);
     for (const p of PUBLISHED_FIGURES) expect(p.source).toMatch(/(Pryimak & Kravchuk 2025|Martin et al\. 2018), (§|Table|abstract)/);
     const pbx = publishedFor('pbx-fail').map((p) => p.value);
     expect(pbx).toEqual([4174, 63049]);
