@@ -1,25 +1,43 @@
 import type { AccountingStore, CallRecord } from '../store.js';
 
-/** One process's call records: each call claimed once (bounded memory of claims), records kept in a bounded list. */
+/**
+ * A copy of `s` that does not keep its parent alive: a Call-ID or URI read from a parsed message
+ * is a slice of the whole received header block, and a record outlives its message by minutes.
+ */
+function own(s: string): string {
+  return (' ' + s).slice(1);
+}
+
+/**
+ * One process's call records: each call claimed once (a bounded set of recent Call-IDs), the
+ * latest records kept in a bounded list (nothing reads them but tests and a debugger: the JSON
+ * lines file and Redis are where records go). Both hold their own copies of strings.
+ */
 export class MemoryAccountingStore implements AccountingStore {
   readonly records: CallRecord[] = [];
   readonly #claimed = new Set<string>();
-  readonly #max: number;
+  readonly #maxClaims: number;
+  readonly #maxRecords: number;
 
-  constructor(maxEntries = 100_000) {
-    this.#max = maxEntries;
+  /** @param maxEntries Call-IDs remembered as claimed. @param maxRecords records kept. */
+  constructor(maxEntries = 100_000, maxRecords = 1_000) {
+    this.#maxClaims = maxEntries;
+    this.#maxRecords = maxRecords;
   }
 
   async claim(callId: string): Promise<boolean> {
     if (this.#claimed.has(callId)) return false;
-    this.#claimed.add(callId);
-    if (this.#claimed.size > this.#max) this.#claimed.delete(this.#claimed.values().next().value!);
+    this.#claimed.add(own(callId));
+    if (this.#claimed.size > this.#maxClaims) this.#claimed.delete(this.#claimed.values().next().value!);
     return true;
   }
 
   append(record: CallRecord): void {
-    this.records.push(record);
-    if (this.records.length > this.#max) this.records.shift();
+    const r: CallRecord = { ...record, callId: own(record.callId) };
+    if (r.from !== undefined) r.from = own(r.from);
+    if (r.to !== undefined) r.to = own(r.to);
+    this.records.push(r);
+    if (this.records.length > this.#maxRecords) this.records.shift();
   }
 
   async close(): Promise<void> {}
