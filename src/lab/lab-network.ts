@@ -8,7 +8,7 @@ import type { LabTopology } from './lab.js';
  */
 export interface LabNetwork {
   /** Root, `ip`, keepalived present, no namespace left from a crashed run: else a clear error. */
-  preflight(): Promise<void>;
+  preflight(dir?: string): Promise<void>;
   /** Namespace name of a part. */
   namespaceOf(dir: string, part: string): string;
   /**

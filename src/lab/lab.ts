@@ -39,6 +39,8 @@ export interface LabTopology {
   files: string[];
   /** Parts whose link was taken down (netns). */
   linksDown: string[];
+  /** keepalived advert interval (netns). */
+  advertMs?: number;
 }
 
 export interface LabUpOptions {
@@ -167,7 +169,7 @@ export async function labUp(o: LabUpOptions): Promise<LabTopology> {
   if (!commandExists('redis-server')) throw new Error('redis-server is missing: apt-get install redis-server (the test command installs it when run as root)');
   if (o.mode === 'netns') {
     if (!o.network) throw new Error('netns mode needs the namespace layer');
-    await o.network.preflight();
+    await o.network.preflight(dir);
   }
   const adminToken = randomBytes(16).toString('hex');
   const plan = labPlan({
@@ -193,6 +195,7 @@ export async function labUp(o: LabUpOptions): Promise<LabTopology> {
     parts: plan.parts,
     files: Object.keys(plan.files),
     linksDown: [],
+    advertMs: o.advertMs ?? 20,
   };
   writeTopology(topo);
   try {
@@ -223,7 +226,9 @@ export async function labUp(o: LabUpOptions): Promise<LabTopology> {
       }
       await waitHealthy(group, o.timeoutMs ?? 30_000);
       if (label === 'sentinels') await waitSentinels(plan.addresses, o.timeoutMs ?? 30_000);
-      if (label === 'media nodes' || label === 'signalling nodes') await waitVipsHeld(topo, pick, o.timeoutMs ?? 30_000);
+      // Lease mode: the nodes take their VIPs themselves; netns: keepalived moves them in.
+      if (o.mode === 'loopback' && (label === 'media nodes' || label === 'signalling nodes')) await waitVipsHeld(topo, pick, o.timeoutMs ?? 30_000);
+      if (label === 'keepalived') await waitVipsHeld(topo, (p) => p.role === 'media' || p.role === 'signalling', o.timeoutMs ?? 30_000, o.network);
       say(`${label}: ${group.map((p) => `${p.name} (pid ${p.pid})`).join(', ')} healthy`);
     }
     return topo;
@@ -235,11 +240,11 @@ export async function labUp(o: LabUpOptions): Promise<LabTopology> {
 }
 
 /** Every VIP of a role has a holder. */
-async function waitVipsHeld(topo: LabTopology, pick: (p: LabPart) => boolean, timeoutMs: number): Promise<void> {
+async function waitVipsHeld(topo: LabTopology, pick: (p: LabPart) => boolean, timeoutMs: number, network?: LabNetwork): Promise<void> {
   const vips = new Set(topo.parts.filter(pick).flatMap((p) => p.vips));
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const holders = await vipHolders(topo);
+    const holders = await vipHolders(topo, network);
     if ([...vips].every((v) => holders[v])) return;
     if (Date.now() > until) throw new Error(`no holder for ${[...vips].filter((v) => !holders[v]).join(', ')} in time`);
     await new Promise((r) => setTimeout(r, 100));
@@ -285,6 +290,12 @@ export async function labKill(dir: string, name: string, how: KillHow = 'sigkill
   const companions = topo.parts.filter((x) => x.role === 'keepalived' && x.name === `keepalived-${name}`);
   if (how === 'sigkill') {
     await Promise.all([p, ...companions].map((x) => killPart(x.pid)));
+    // A switched-off host also stops answering ARP for the VIP its dead keepalived left configured.
+    if (topo.mode === 'netns' && network && companions.length) {
+      network.setLink(dir, topo, name, false);
+      if (!topo.linksDown.includes(name)) topo.linksDown.push(name);
+      writeTopology(topo);
+    }
   } else if (how === 'sigstop') {
     signalPart(p.pid, 'SIGSTOP');
   } else {
@@ -299,15 +310,28 @@ export async function labKill(dir: string, name: string, how: KillHow = 'sigkill
 export async function labRevive(dir: string, name: string, network?: LabNetwork): Promise<void> {
   const topo = mustTopology(dir);
   const p = findPart(topo, name);
+  if (isStopped(p.pid)) signalPart(p.pid, 'SIGCONT');
+  const restart = [p, ...topo.parts.filter((x) => x.role === 'keepalived' && x.name === `keepalived-${name}`)].filter((x) => !isAlive(x.pid));
   if (topo.linksDown.includes(name) && network) {
+    // Link up first clears the VIPs a dead keepalived left behind (see the netns layer).
     network.setLink(dir, topo, name, true);
     topo.linksDown = topo.linksDown.filter((n) => n !== name);
   }
-  if (isStopped(p.pid)) signalPart(p.pid, 'SIGCONT');
-  const restart = [p, ...topo.parts.filter((x) => x.role === 'keepalived' && x.name === `keepalived-${name}`)].filter((x) => !isAlive(x.pid));
   for (const x of restart) x.pid = startPart(x);
   writeTopology(topo);
   if (restart.length) await waitHealthy(restart, 30_000);
+}
+
+/**
+ * Brings every failed part back (after an experiment) and waits until the Sentinels again see
+ * a replica, so the next experiment starts from the full topology. Returns the parts revived.
+ */
+export async function labHeal(dir: string, network?: LabNetwork): Promise<string[]> {
+  const topo = mustTopology(dir);
+  const failed = topo.parts.filter((p) => p.role !== 'keepalived' && (topo.linksDown.includes(p.name) || !isAlive(p.pid) || isStopped(p.pid))).map((p) => p.name);
+  for (const name of failed) await labRevive(dir, name, network);
+  if (failed.length) await waitSentinels(topo.addresses, 30_000);
+  return failed;
 }
 
 function mustTopology(dir: string): LabTopology {

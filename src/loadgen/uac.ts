@@ -395,7 +395,7 @@ export class UacEngine {
       extra.unshift(a);
     }
     this.#request(call, 'INVITE', uri, o.target, [
-      ['From', `<sip:${this.#fromUser(call)}@${this.#hostPort({ address: addr, port: 0 })}>;tag=${call.fromTag}`],
+      ['From', `<sip:${this.#fromUser(call)}@${o.domain ?? this.#hostPort({ address: addr, port: 0 })}>;tag=${call.fromTag}`],
       ['To', `<${uri}>`],
       ['Call-ID', call.callId],
       ['Contact', this.#contact(this.#fromUser(call), call.ep)],

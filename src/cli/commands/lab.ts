@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { labDown, labKill, labRevive, labStatus, labUp, readTopology, type KillHow } from '../../lab/lab.js';
+import { labDown, labHeal, labKill, labRevive, labStatus, labUp, readTopology, type KillHow } from '../../lab/lab.js';
 import type { LabMode } from '../../lab/lab-plan.js';
 import type { LabNetwork } from '../../lab/lab-network.js';
 import { EXPERIMENTS, runExperiment, type ExperimentName } from '../../lab/experiments/run-experiment.js';
@@ -8,7 +8,7 @@ const DEFAULT_DIR = 'tandem-lab';
 
 async function networkFor(mode: LabMode | undefined): Promise<LabNetwork | undefined> {
   if (mode !== 'netns') return undefined;
-  const { netnsLabNetwork } = await import('../../lab/lab-network-netns.js');
+  const { netnsLabNetwork } = await import('../../lab/netns/lab-network-netns.js');
   return netnsLabNetwork();
 }
 
@@ -91,11 +91,17 @@ export function registerLabCommand(program: Command): void {
 
   lab
     .command('revive <name>')
-    .description('bring a failed part back (link up, SIGCONT or a fresh start)')
+    .description('bring a failed part back (link up, SIGCONT or a fresh start); `all`: every failed part')
     .option('--dir <dir>', 'lab directory', DEFAULT_DIR)
     .action(async (name: string, f: { dir: string }) => {
       try {
-        await labRevive(f.dir, name, await networkFor(readTopology(f.dir)?.mode));
+        const network = await networkFor(readTopology(f.dir)?.mode);
+        if (name === 'all') {
+          const revived = await labHeal(f.dir, network);
+          console.log(revived.length ? `revived: ${revived.join(', ')}` : 'nothing had failed');
+          return;
+        }
+        await labRevive(f.dir, name, network);
         console.log(`${name}: up`);
       } catch (err) {
         fail(err);
