@@ -1,48 +1,69 @@
 /**
- * Signalling node benchmark: `tandem start` vs Kamailio 5.6 (Debian) with an equivalent minimal
- * registrar + stateful proxy config, driven by the same `tandem load` UAC/UAS.
+ * Signalling node benchmark: `tandem start --no-media` against Kamailio 5.6 (Debian) with an
+ * equivalent registrar + stateful proxy script, both driven by the same independent generator,
+ * SIPp (Debian `sip-tester`). Steps alternate between the servers at each rate so both see the
+ * same background load.
  *
- *  1. calls/s through the proxy: INVITE-100-180-200-ACK-BYE-200 (no media, no auth on INVITE;
- *     the callee is a `tandem load uas` registered as `service`, found by location lookup,
- *     Record-Route on). The rate is stepped up; the figure is the highest achieved rate of a step
- *     with 0 failed calls.
- *  2. REGISTER/s with digest auth (qop=auth, MD5) over 10,000 users, 0 failures, stepped up.
+ *  1. calls/s through the proxy: INVITE-200-ACK-pause-BYE-200 (test/fixtures/sipp/bench-uac.xml;
+ *     the callee is a SIPp UAS registered as `service`, found by location lookup, Record-Route
+ *     on). Each step is sustained for --step-sec seconds.
+ *  2. digest REGISTER/s (qop=auth, MD5) over 10,000 users (test/fixtures/sipp/bench-register.xml,
+ *     users from an injection CSV, SIPp answers each challenge).
  *
- * CPU is the server's own (utime+stime from /proc/<pid>/stat, all Kamailio processes summed)
- * over each step, in % of one core. The load generator runs on the same 2 shared cores, so
- * figures are noisy and bounded by the generator too.
+ * For each step: calls passed / failed, SIPp retransmissions, p50/p99 response time (SIPp rtd,
+ * every request of the scenario, from -trace_rtt), server CPU per call (utime+stime of every
+ * server process from /proc over the step), and for Tandem the V8 heap and collections
+ * (`--trace-gc`: live heap after the last full collection, the longest full and young pauses).
+ * The figure per server is the highest rate with 0 failed calls and 0 retransmissions.
  *
- *   node --import tsx bench/signalling.bench.ts [--quick] [--no-kamailio]
+ *   node --import tsx bench/signalling.bench.ts [--quick] [--step-sec 60] [--rates 400,1000]
+ *     [--reg-rates 2000,4000] [--only calls|register] [--no-kamailio] [--workers 1,2]
+ *     [--pin] [--call-ms 1000] [--no-trace-gc]
+ *
+ * --pin runs each server on core 1 and SIPp on core 0 (taskset); without it all share the cores.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { runLoad } from '../src/loadgen/run-load.js';
-import { startUas } from '../src/loadgen/uas.js';
-import type { LoadUser } from '../src/loadgen/users.js';
 import { registerContact, sipRequest } from './lib/udp-sip.js';
 import { CLK_TCK, cpuTicks, freePort } from './lib/proc.js';
 
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const list = (s: string | undefined): number[] | undefined => s?.split(',').map(Number).filter((n) => n > 0);
+
 const quick = process.argv.includes('--quick');
 const withKamailio = !process.argv.includes('--no-kamailio') && existsSync('/usr/sbin/kamailio');
+const pin = process.argv.includes('--pin');
+const traceGc = !process.argv.includes('--no-trace-gc');
+const only = arg('--only');
 const ROOT = resolve(import.meta.dirname, '..');
+const SCENARIOS = join(ROOT, 'test/fixtures/sipp');
 const DOMAIN = 'bench.test';
 const USERS = 10_000;
-const callRates = quick ? [100, 200] : [100, 200, 400, 800, 1200, 1600, 2400];
-const regRates = quick ? [250, 500] : [250, 500, 1000, 2000, 3000, 4000, 6000];
-const stepSec = quick ? 3 : 5;
-const started = Date.now();
-const budgetMs = quick ? 120_000 : 300_000;
+const stepSec = Number(arg('--step-sec') ?? (quick ? 10 : 60));
+const callMs = Number(arg('--call-ms') ?? 1000);
+const callRates = list(arg('--rates')) ?? (quick ? [200, 400] : [400, 700, 1000, 1400, 1750, 2100, 2500]);
+const regRates = list(arg('--reg-rates')) ?? (quick ? [500, 1000] : [1000, 2000, 3000, 4000, 6000, 8000]);
+const workersArg = list(arg('--workers'));
+const workerCounts = workersArg ?? [1];
 
-console.log(`signalling bench: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version} (2 cores shared with the load generator and other work: figures are noisy)`);
+console.log(
+  `signalling bench (SIPp): ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${spawnSync('sipp', ['-v']).stdout.toString().match(/SIPp v[\w.-]+/)?.[0] ?? 'sipp'}; ` +
+    `${stepSec} s per step, calls of ${callMs} ms, ${pin ? 'server on core 1, SIPp on core 0' : 'server and SIPp share the cores'}; load average ${loadavg()[0]!.toFixed(2)}`,
+);
 
 const dir = mkdtempSync(join(tmpdir(), 'tandem-sig-bench-'));
-const users: LoadUser[] = Array.from({ length: USERS }, (_, i) => ({ user: `u${String(i).padStart(5, '0')}`, password: `p-u${String(i).padStart(5, '0')}` }));
+const userName = (i: number) => `u${String(i).padStart(5, '0')}`;
 const usersCsv = join(dir, 'users.csv');
-writeFileSync(usersCsv, users.map((u) => `${u.user},${u.password}`).join('\n') + '\n');
+writeFileSync(usersCsv, Array.from({ length: USERS }, (_, i) => `${userName(i)},p-${userName(i)}`).join('\n') + '\n');
+const injectionCsv = join(dir, 'sipp-users.csv');
+writeFileSync(injectionCsv, 'SEQUENTIAL\n' + Array.from({ length: USERS }, (_, i) => `${userName(i)};p-${userName(i)};${DOMAIN};[authentication username=${userName(i)} password=p-${userName(i)}]`).join('\n') + '\n');
 
-/** pid and all its descendants (Kamailio forks worker processes). */
+/** pid and all its descendants (Kamailio and Tandem workers are child processes). */
 function processTree(root: number): number[] {
   const parent = new Map<number, number>();
   for (const d of readdirSync('/proc')) {
@@ -59,8 +80,6 @@ function processTree(root: number): number[] {
   for (let i = 0; i < out.length; i++) for (const [pid, pp] of parent) if (pp === out[i]) out.push(pid);
   return out;
 }
-
-const registerService = (proxyPort: number, uasPort: number) => registerContact(proxyPort, DOMAIN, 'service', uasPort);
 
 const options = (port: number) =>
   sipRequest(
@@ -81,31 +100,98 @@ const options = (port: number) =>
     500,
   );
 
+/** V8 collections seen in `--trace-gc` output since the last `take()`. */
+class GcLog {
+  fullCount = 0;
+  fullMaxMs = 0;
+  youngMaxMs = 0;
+  youngCount = 0;
+  /** Heap after the last full collection (MB): the live set. */
+  liveMb = 0;
+  peakMb = 0;
+  #buf = '';
+
+  feed(text: string): void {
+    this.#buf += text;
+    let nl: number;
+    while ((nl = this.#buf.indexOf('\n')) >= 0) {
+      const line = this.#buf.slice(0, nl);
+      this.#buf = this.#buf.slice(nl + 1);
+      // [pid:0x..]   1234 ms: Mark-Compact 120.1 (130.0) -> 100.2 (125.0) MB, 45.67 / 0.01 ms  (...)
+      const m = /\d+ ms: (Scavenge|Mark-Compact|Minor Mark-Compact|Mark-Sweep)[^\d]*([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/.exec(line);
+      if (!m) continue;
+      const before = Number(m[2]);
+      const after = Number(m[3]);
+      const pause = Number(m[4]);
+      this.peakMb = Math.max(this.peakMb, before);
+      if (m[1] === 'Mark-Compact' || m[1] === 'Mark-Sweep') {
+        this.fullCount++;
+        this.fullMaxMs = Math.max(this.fullMaxMs, pause);
+        this.liveMb = after;
+      } else {
+        this.youngCount++;
+        this.youngMaxMs = Math.max(this.youngMaxMs, pause);
+      }
+    }
+  }
+
+  take(): { fullCount: number; fullMaxMs: number; youngCount: number; youngMaxMs: number; liveMb: number; peakMb: number } {
+    const r = { fullCount: this.fullCount, fullMaxMs: this.fullMaxMs, youngCount: this.youngCount, youngMaxMs: this.youngMaxMs, liveMb: this.liveMb, peakMb: this.peakMb };
+    this.fullCount = this.youngCount = 0;
+    this.fullMaxMs = this.youngMaxMs = this.peakMb = 0;
+    return r;
+  }
+}
+
 interface Server {
   name: string;
   port: number;
   pids: () => number[];
+  gc?: GcLog;
   stop: () => Promise<void>;
 }
 
-async function startTandemServer(auth: boolean): Promise<Server> {
+const taskset = (core: number, cmd: string, args: string[]): [string, string[]] => (pin ? ['taskset', ['-c', String(core), cmd, ...args]] : [cmd, args]);
+
+const workersFlag = (() => {
+  try {
+    return execFileSync(process.execPath, [join(ROOT, 'bin/tandem.mjs'), 'start', '--help'], { env: { ...process.env, TANDEM_FROM_SOURCE: '1' } })
+      .toString()
+      .includes('--workers');
+  } catch {
+    return false;
+  }
+})();
+if (workerCounts.some((n) => n !== 1) && !workersFlag) throw new Error('this tandem has no `start --workers`: only --workers 1 can be measured');
+
+async function startTandemServer(auth: boolean, workers: number): Promise<Server> {
   const port = await freePort();
   const args = [join(ROOT, 'bin/tandem.mjs'), 'start', '--sip', `udp:127.0.0.1:${port}`, '--domain', DOMAIN, '--users', usersCsv, '--no-media', '--log-level', 'error'];
+  if (workersFlag) args.push('--workers', String(workers));
   if (!auth) args.push('--no-auth');
   const cfg = join(dir, 'tandem.yaml');
   writeFileSync(cfg, 'signalling:\n  auth:\n    algorithms: [MD5]\n    maxFailures: 1000000\n');
   args.push('--config', cfg);
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TANDEM_FROM_SOURCE: '1' } });
+  const [cmd, full] = taskset(1, process.execPath, [...(traceGc ? ['--trace-gc'] : []), ...args]);
+  const child = spawn(cmd, full, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TANDEM_FROM_SOURCE: '1' } });
+  const gc = new GcLog();
   await new Promise<void>((r, j) => {
-    const t = setTimeout(() => j(new Error('tandem start not ready')), 20000);
+    const t = setTimeout(() => j(new Error('tandem start not ready')), 30000);
+    child.once('exit', (code, sig) => {
+      clearTimeout(t);
+      j(new Error(`tandem start exited: ${code ?? sig}`));
+    });
     child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('tandem: listening')) {
+      const s = d.toString();
+      gc.feed(s);
+      if (s.includes('tandem: listening')) {
         clearTimeout(t);
         r();
       }
     });
   });
-  return { name: 'tandem', port, pids: () => [child.pid!], stop: () => stopChild(child) };
+  const name = workersArg ? `tandem-w${workers}` : 'tandem';
+  return { name, port, gc, pids: () => processTree(child.pid!), stop: () => stopChild(child) };
 }
 
 const stopping = new WeakSet<ChildProcess>();
@@ -120,7 +206,11 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(t);
 }
 
-/** Kamailio 5.6 minimal registrar + stateful proxy, equivalent to Tandem's default route. */
+/**
+ * Kamailio 5.6 registrar + stateful proxy with 4 UDP workers, equivalent to Tandem's default
+ * route: REGISTER challenged (qop=auth) except the callee, INVITEs record-routed and sent to the
+ * registered contact, in-dialog requests loose-routed, retransmissions absorbed by tm.
+ */
 async function startKamailio(): Promise<Server> {
   const port = await freePort();
   const cfg = join(dir, `kamailio-${port}.cfg`);
@@ -130,7 +220,7 @@ async function startKamailio(): Promise<Server> {
 debug=-1
 log_stderror=yes
 fork=yes
-children=2
+children=4
 disable_tcp=yes
 auto_aliases=no
 listen=udp:127.0.0.1:${port}
@@ -176,7 +266,8 @@ request_route {
 }
 `,
   );
-  const child = spawn('/usr/sbin/kamailio', ['-f', cfg, '-DD', '-E', '-m', '512', '-M', '64', '-Y', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const [cmd, args] = taskset(1, '/usr/sbin/kamailio', ['-f', cfg, '-DD', '-E', '-m', '512', '-M', '64', '-Y', dir]);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const until = Date.now() + 10000;
@@ -189,65 +280,160 @@ request_route {
   return { name: 'kamailio', port, pids: () => processTree(child.pid!), stop: () => stopChild(child) };
 }
 
+/** The SIPp UAS the calls end at (one for the whole run, registered at each server as `service`). */
+async function startUas(): Promise<{ port: number; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const uasDir = join(dir, 'uas');
+  mkdirSync(uasDir, { recursive: true });
+  const [cmd, args] = taskset(0, 'sipp', ['-sf', join(SCENARIOS, 'uas-record-route.xml'), '-i', '127.0.0.1', '-p', String(port), '-nostdin', '-bg']);
+  // -bg: SIPp forks, prints its pid and the parent exits.
+  const out = spawnSync(cmd, args, { cwd: uasDir }).stdout.toString();
+  const pid = Number(/PID=\[(\d+)\]/.exec(out)?.[1] ?? /(\d+)/.exec(out)?.[1]);
+  if (!pid) throw new Error(`sipp uas did not start: ${out}`);
+  return {
+    port,
+    stop: async () => {
+      try {
+        process.kill(pid, 'SIGUSR1'); // SIPp: end the scenario and exit
+      } catch {
+        /* gone */
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    },
+  };
+}
+
 interface Step {
+  server: string;
   rate: number;
   achieved: number;
-  ok: boolean;
+  total: number;
+  successful: number;
+  failed: number;
+  retransmissions: number;
+  p50Ms: number;
+  p99Ms: number;
   cpuPct: number;
-  line: string;
+  cpuUsPerCall: number;
+  clean: boolean;
+  gc?: ReturnType<GcLog['take']>;
 }
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Last line of a SIPp -trace_stat file as a column -> value map, and the rows' OutgoingCall(C) over ElapsedTime. */
+function readStats(file: string): { last: Map<string, string>; rows: Map<string, string>[] } {
+  const lines = readFileSync(file, 'latin1').trim().split('\n');
+  const head = lines[0]!.split(';');
+  const rows = lines.slice(1).map((l) => new Map(l.split(';').map((v, i) => [head[i]!, v] as [string, string])));
+  return { last: rows[rows.length - 1] ?? new Map(), rows };
+}
+
+const seconds = (hms: string | undefined): number => {
+  // "00:00:12:345000" (h:m:s:us) in SIPp's stat file
+  const p = (hms ?? '').split(':').map(Number);
+  return p.length >= 3 ? p[0]! * 3600 + p[1]! * 60 + p[2]! + (p[3] ?? 0) / 1e6 : NaN;
+};
 
 async function step(server: Server, scenario: 'call' | 'register', rate: number): Promise<Step> {
   const total = Math.round(rate * stepSec);
+  const stepDir = join(dir, `${server.name}-${scenario}-${rate}-${Date.now()}`);
+  mkdirSync(stepDir);
+  const stats = join(stepDir, 'stats.csv');
+  const rtt = join(stepDir, 'rtt.csv');
+  const sippArgs =
+    scenario === 'call'
+      ? ['-sf', join(SCENARIOS, 'bench-uac.xml'), '-s', 'service', '-key', 'domain', DOMAIN, '-d', String(callMs)]
+      : ['-sf', join(SCENARIOS, 'bench-register.xml'), '-inf', injectionCsv];
+  const args = [
+    ...sippArgs,
+    `127.0.0.1:${server.port}`,
+    '-i', '127.0.0.1',
+    '-p', String(await freePort()),
+    '-m', String(total),
+    '-r', String(rate),
+    '-rp', '1000',
+    '-l', String(Math.max(1000, rate * 20)),
+    '-timeout', `${stepSec + 40}s`,
+    '-timeout_error',
+    '-trace_stat', '-stf', stats, '-fd', '1',
+    '-trace_rtt', '-rtt_freq', '200',
+    '-nostdin',
+  ];
   const pids = server.pids();
+  server.gc?.take();
   const c0 = cpuTicks(...pids);
   const t0 = Date.now();
-  let genStart = -1;
-  let genEnd = 0;
-  let g0 = 0;
-  const r = await runLoad({
-    scenario,
-    target: { address: '127.0.0.1', port: server.port },
-    transport: 'udp',
-    localAddress: '127.0.0.1',
-    rate,
-    calls: total,
-    durationMs: 0,
-    timeoutMs: 8000,
-    stopAfterMs: stepSec * 1000 + 10_000,
-    domain: DOMAIN,
-    service: 'service',
-    ...(scenario === 'register' ? { users, expiresSec: 3600 } : {}),
-    workers: 2,
-    progress: 'none',
-    reportMs: 100,
-    onProgress: (p) => {
-      if (p.generated > 0 && genStart < 0) {
-        genStart = p.elapsedSec;
-        g0 = p.generated;
-      }
-      if (p.generated >= total && genEnd === 0) genEnd = p.elapsedSec;
-    },
-  });
+  const [cmd, full] = taskset(0, 'sipp', args);
+  const sipp = spawn(cmd, full, { cwd: stepDir, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  sipp.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+  const killer = setTimeout(() => sipp.kill('SIGKILL'), (stepSec + 60) * 1000);
+  await new Promise((r) => sipp.once('exit', r));
+  clearTimeout(killer);
   const wallSec = (Date.now() - t0) / 1000;
-  const cpuPct = ((cpuTicks(...pids) - c0) / CLK_TCK / wallSec) * 100;
-  const f = r.figures;
-  if (genEnd === 0) genEnd = f.elapsedSec;
-  const achieved = genEnd > genStart && genStart >= 0 ? (total - g0) / (genEnd - genStart) : f.generated / f.elapsedSec;
-  // 0 failed calls is the criterion; the achieved rate is what the figure reports (the generator
-  // shares the 2 cores, so it may fall short of the asked rate).
-  const ok = f.failed === 0 && f.successful === total;
-  const line =
-    `  ${server.name.padEnd(8)} ${scenario.padEnd(8)} ${String(rate).padStart(5)}/s (achieved ${achieved.toFixed(0).padStart(5)}): ${f.successful}/${total} ok, ${f.failed} failed, ` +
-    `${f.retransmissions} retrans, p50 ${f.responseP50Ms.toFixed(2)} p99 ${f.responseP99Ms.toFixed(1)} ms, server CPU ${cpuPct.toFixed(0)}%` +
-    (Object.keys(r.failures).length ? ` ${JSON.stringify(r.failures)}` : '');
-  console.log(line);
-  return { rate, achieved, ok, cpuPct, line };
+  const ticks = cpuTicks(...pids) - c0;
+  const gc = server.gc?.take();
+  let last = new Map<string, string>();
+  let achieved = 0;
+  try {
+    const s = readStats(stats);
+    last = s.last;
+    // Generation rate: calls placed over the time until the last one was placed.
+    const full = s.rows.find((r) => Number(r.get('OutgoingCall(C)') ?? r.get('IncomingCall(C)')) >= total);
+    const genSec = seconds(full?.get('ElapsedTime(C)') ?? last.get('ElapsedTime(C)'));
+    achieved = Number(full?.get('OutgoingCall(C)') ?? last.get('OutgoingCall(C)')) / genSec;
+  } catch (e) {
+    console.log(`  (no SIPp statistics: ${(e as Error).message}; stderr: ${err.replace(/\s+/g, ' ').slice(-300)})`);
+  }
+  const times: number[] = [];
+  for (const f of readdirSync(stepDir)) {
+    if (!f.endsWith('_rtt.csv')) continue;
+    for (const line of readFileSync(join(stepDir, f), 'latin1').split('\n')) {
+      const v = Number(line.split(';')[1]);
+      if (line && !Number.isNaN(v) && /^\d/.test(line)) times.push(v);
+    }
+  }
+  times.sort((a, b) => a - b);
+  const successful = Number(last.get('SuccessfulCall(C)') ?? 0);
+  const failed = Number(last.get('FailedCall(C)') ?? 0) + Math.max(0, total - successful - Number(last.get('FailedCall(C)') ?? 0));
+  const retransmissions = Number(last.get('Retransmissions(C)') ?? 0);
+  const s: Step = {
+    server: server.name,
+    rate,
+    achieved,
+    total,
+    successful,
+    failed,
+    retransmissions,
+    p50Ms: percentile(times, 50),
+    p99Ms: percentile(times, 99),
+    cpuPct: (ticks / CLK_TCK / wallSec) * 100,
+    cpuUsPerCall: successful > 0 ? ((ticks / CLK_TCK) * 1e6) / successful : NaN,
+    clean: failed === 0 && retransmissions === 0 && successful === total,
+    ...(gc ? { gc } : {}),
+  };
+  const gcText = gc
+    ? `; heap live ${gc.liveMb.toFixed(0)} MB, peak ${gc.peakMb.toFixed(0)} MB, ${gc.fullCount} full GC (max ${gc.fullMaxMs.toFixed(1)} ms), ${gc.youngCount} young (max ${gc.youngMaxMs.toFixed(1)} ms)`
+    : '';
+  console.log(
+    `  ${server.name.padEnd(10)} ${scenario.padEnd(8)} ${String(rate).padStart(5)}/s (achieved ${achieved.toFixed(0).padStart(5)}): ${successful}/${total} ok, ${failed} failed, ` +
+      `${retransmissions} retrans, p50 ${s.p50Ms.toFixed(2)} p99 ${s.p99Ms.toFixed(1)} ms (${times.length} samples), CPU ${s.cpuPct.toFixed(0)}% = ${s.cpuUsPerCall.toFixed(0)} µs per ${scenario}${gcText}`,
+  );
+  return s;
 }
 
 /**
- * Steps both servers through the same rates, alternating at each rate so both see the same
- * background load; a server stops at its first step with failures.
+ * Steps the servers through the same rates, alternating at each rate; a server stops at its
+ * first step that is not clean (or whose achieved rate falls well short of the asked one).
  */
 async function sweep(servers: Server[], scenario: 'call' | 'register', rates: number[]): Promise<Map<string, Step | undefined>> {
   const best = new Map<string, Step | undefined>(servers.map((s) => [s.name, undefined]));
@@ -255,59 +441,62 @@ async function sweep(servers: Server[], scenario: 'call' | 'register', rates: nu
   for (const rate of rates) {
     for (const server of servers) {
       if (!active.has(server.name)) continue;
-      if (Date.now() - started > budgetMs) {
-        console.log('  (time budget reached)');
-        return best;
-      }
       const s = await step(server, scenario, rate);
-      const prev = best.get(server.name);
-      if (s.ok && (!prev || s.achieved > prev.achieved)) best.set(server.name, s);
-      // Stop at the first failure, or when the achieved rate falls well short (saturated).
-      if (!s.ok || s.achieved < rate * 0.7) active.delete(server.name);
-      await new Promise((r) => setTimeout(r, 500));
+      if (s.clean && s.achieved >= rate * 0.9) {
+        const prev = best.get(server.name);
+        if (!prev || s.achieved > prev.achieved) best.set(server.name, s);
+      } else active.delete(server.name);
+      await new Promise((r) => setTimeout(r, 1000));
     }
     if (active.size === 0) break;
   }
   return best;
 }
 
-const results: Record<string, { calls?: Step | undefined; register?: Step | undefined }> = { tandem: {}, ...(withKamailio ? { kamailio: {} } : {}) };
-const uas = await startUas({ listen: { address: '127.0.0.1', port: 0 } });
-const uasPort = uas.address.port;
+const results = new Map<string, { calls?: Step | undefined; register?: Step | undefined }>();
 const running: Server[] = [];
+const uas = await startUas();
 try {
-  // Calls: INVITEs are not authenticated (both servers); the callee `service` is registered.
-  const tandemCalls = await startTandemServer(false);
-  running.push(tandemCalls);
-  const callServers = [tandemCalls];
-  let kam: Server | undefined;
-  if (withKamailio) {
-    kam = await startKamailio();
-    running.push(kam);
-    callServers.push(kam);
+  if (only !== 'register') {
+    // Calls: INVITEs are not authenticated (both servers); the callee `service` is the SIPp UAS.
+    const callServers: Server[] = [];
+    for (const w of workerCounts) callServers.push(await startTandemServer(false, w));
+    if (withKamailio) callServers.push(await startKamailio());
+    running.push(...callServers);
+    for (const srv of callServers) {
+      const st = await registerContact(srv.port, DOMAIN, 'service', uas.port);
+      if (st !== 200) throw new Error(`${srv.name}: registering the callee failed (${st})`);
+    }
+    for (const [k, v] of await sweep(callServers, 'call', callRates)) results.set(k, { ...results.get(k), calls: v });
+    for (const s of callServers) await s.stop();
   }
-  for (const srv of callServers) {
-    const st = await registerService(srv.port, uasPort);
-    if (st !== 200) throw new Error(`${srv.name}: registering the callee failed (${st})`);
+  if (only !== 'calls') {
+    const regServers: Server[] = [];
+    for (const w of workerCounts) regServers.push(await startTandemServer(true, w));
+    if (withKamailio) regServers.push(await startKamailio());
+    running.push(...regServers);
+    for (const [k, v] of await sweep(regServers, 'register', regRates)) results.set(k, { ...results.get(k), register: v });
   }
-  for (const [k, v] of await sweep(callServers, 'call', callRates)) results[k]!.calls = v;
-  await tandemCalls.stop();
-  // REGISTER with digest auth over 10,000 users.
-  const tandemReg = await startTandemServer(true);
-  running.push(tandemReg);
-  for (const [k, v] of await sweep(kam ? [tandemReg, kam] : [tandemReg], 'register', regRates)) results[k]!.register = v;
 } finally {
   for (const s of running) await s.stop();
-  await uas.close();
+  await uas.stop();
 }
 
-const fmt = (s: Step | undefined) => (s ? `${s.achieved.toFixed(0)}/s (server CPU ${s.cpuPct.toFixed(0)}% of a core)` : 'no step passed');
-console.log('\nsignalling results (highest achieved rate of a step with 0 failures):');
-for (const [k, v] of Object.entries(results)) {
-  console.log(`  ${k.padEnd(8)} calls ${fmt(v.calls)}; REGISTER with digest over ${USERS} users ${fmt(v.register)}`);
+const fmt = (s: Step | undefined, what: string) =>
+  s ? `${s.achieved.toFixed(0)}/s (CPU ${s.cpuPct.toFixed(0)}% of a core, ${s.cpuUsPerCall.toFixed(0)} µs per ${what}, p99 ${s.p99Ms.toFixed(1)} ms)` : 'no clean step';
+console.log('\nsignalling results (highest rate of a step with 0 failed and 0 retransmissions):');
+for (const [k, v] of results) {
+  console.log(`  ${k.padEnd(10)} calls ${fmt(v.calls, 'call')}; REGISTER with digest over ${USERS} users ${fmt(v.register, 'REGISTER')}`);
 }
-if (results['tandem'] && results['kamailio']) {
-  const ratio = (a?: Step, b?: Step) => (a && b ? (a.achieved / b.achieved).toFixed(2) : 'n/a');
-  console.log(`  tandem/kamailio: calls ${ratio(results['tandem'].calls, results['kamailio'].calls)}, REGISTER ${ratio(results['tandem'].register, results['kamailio'].register)}`);
+const kam = results.get('kamailio');
+if (kam) {
+  for (const [k, v] of results) {
+    if (k === 'kamailio') continue;
+    const r = (a?: number, b?: number) => (a && b ? (a / b).toFixed(2) : 'n/a');
+    console.log(
+      `  ${k}/kamailio: clean calls/s ${r(v.calls?.achieved, kam.calls?.achieved)}, CPU per call ${r(v.calls?.cpuUsPerCall, kam.calls?.cpuUsPerCall)} (at each one's top step); ` +
+        `REGISTER/s ${r(v.register?.achieved, kam.register?.achieved)}, CPU per REGISTER ${r(v.register?.cpuUsPerCall, kam.register?.cpuUsPerCall)}`,
+    );
+  }
 }
 process.exit(0);
