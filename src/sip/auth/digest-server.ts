@@ -223,7 +223,9 @@ export class DigestAuthenticator {
     const last = this.#ncSeen.get(creds.nonce);
     if (last !== undefined && nc <= last) return { ok: false, failure: creds.qop ? 'replay' : 'stale', username };
     if (last !== undefined) this.#ncSeen.delete(creds.nonce);
-    this.#ncSeen.set(creds.nonce, nc);
+    // Its own copy: the nonce as parsed is a slice of the request's whole header block, which
+    // the map would otherwise keep alive for as long as it tracks the nonce.
+    this.#ncSeen.set(last !== undefined ? creds.nonce : (' ' + creds.nonce).slice(1), nc);
     if (this.#ncSeen.size > this.#maxTracked) {
       const oldest = this.#ncSeen.keys().next().value;
       if (oldest !== undefined) this.#ncSeen.delete(oldest);

@@ -30,7 +30,8 @@ export class MemoryNonceCountStore implements NonceCountStore {
       const oldest = this.#seen.keys().next();
       if (!oldest.done) this.#seen.delete(oldest.value);
     }
-    this.#seen.set(nonce, { nc, expiresAtMs: live ? seen.expiresAtMs : now + ttlSec * 1000 });
+    // Its own copy of the nonce: the caller's is a slice of a whole received header block.
+    this.#seen.set((' ' + nonce).slice(1), { nc, expiresAtMs: live ? seen.expiresAtMs : now + ttlSec * 1000 });
     return true;
   }
 
