@@ -5,7 +5,7 @@ import { NG_MAX_MESSAGE_BYTES } from '../ng/ng-message.js';
 import { createLogger } from '../util/logger.js';
 import { gauge } from '../util/metrics.js';
 import type { NgRequest } from '../ng/ng-request.js';
-import { RelayEngine, type RelayTotals } from './relay/relay-engine.js';
+import { RelayEngine, type RelayEngineOptions, type RelayTotals } from './relay/relay-engine.js';
 import { NgServer, type NgSource } from './ng-server/ng-server.js';
 import { SessionManager, type EndReason } from './sessions/session-manager.js';
 import { effectiveMaxSessions, parseHostPort, parsePortRange, validateMediaConfig, type MediaConfig, type MediaConfigInput } from './config-schema.js';
@@ -59,8 +59,8 @@ export interface MediaCore {
   close: () => Promise<void>;
 }
 
-/** Starts the relay workers and the session manager of a media node; ng is the caller's. */
-export async function createMediaCore(config: MediaConfig, hooks: MediaCoreHooks = {}): Promise<MediaCore> {
+/** Starts the relay workers and the session manager of a media node; ng is the caller's. `relayOptions`: what a cluster node adds (`sharedPorts`). */
+export async function createMediaCore(config: MediaConfig, hooks: MediaCoreHooks = {}, relayOptions: Pick<RelayEngineOptions, 'sharedPorts'> = {}): Promise<MediaCore> {
   const { portMin, portMax } = parsePortRange(config.rtpPorts);
   let sessionsRef: SessionManager | undefined;
   const relay = new RelayEngine({
@@ -75,6 +75,7 @@ export async function createMediaCore(config: MediaConfig, hooks: MediaCoreHooks
     ...(config.workers ? { workers: config.workers } : {}),
     ...(config.forwarder ? { forwarder: config.forwarder } : {}),
     quarantineMs: config.portQuarantineMs,
+    ...relayOptions,
   });
   await relay.start();
   const sessions = new SessionManager({

@@ -116,11 +116,18 @@ interface VipInstance {
   flushScheduled: boolean;
   /** While a takeover binds its calls, ng commands wait for it. */
   adopting: Promise<void> | undefined;
-  /** keepalived mode, standby: calls bound ahead of the address move, with the record version bound. */
+  /**
+   * Standby: calls bound ahead of a takeover, with the record version bound (keepalived mode; lease
+   * mode when the relay shares ports, see {@link RelayEngine.sharesPorts}).
+   */
   prebound: Map<string, number>;
   syncing: boolean;
   syncAgain: boolean;
-  lastTakeover?: { atMs: number; epoch: number; adopted: number; failed: number; tookMs: number; ngMs: number; replayMs: number; adoptMs: number; catchUp: number };
+  /** The running pass of syncPrebound, if any. */
+  syncRun: Promise<void> | undefined;
+  /** Lease mode: the lease arrived and the calls are being claimed; no more binding ahead. */
+  claiming: boolean;
+  lastTakeover?: { atMs: number; epoch: number; adopted: number; failed: number; tookMs: number; ngMs: number; replayMs: number; adoptMs: number; catchUp: number; prebound?: number };
 }
 
 /** A running media cluster node. */
@@ -256,57 +263,74 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     if (cur && (cur.epoch > epoch || (cur.epoch === epoch && cur.version >= version))) return;
     if (rec === undefined) {
       inst.mirror.delete(callId);
-      if (keepalived) void syncPrebound(inst);
+      if (prebinds(inst)) void syncPrebound(inst);
       return;
     }
     const d = decodeSessionRecord(rec, callId);
     if (!d.ok) return skip(d.reason, { vip: inst.vip, callId, owner });
     inst.mirror.set(callId, { version, owner, epoch, call: d.value, seenMs });
-    if (keepalived) void syncPrebound(inst);
+    if (prebinds(inst)) void syncPrebound(inst);
   };
 
   /**
-   * keepalived mode, standby: binds every mirrored call now (ports on the VIP before the address
-   * is here, so forwarding starts with the first packet after the move), follows newer records
-   * (counters and peers in place; dialogues or ports changed: bound again) and frees the calls that
-   * ended. One run at a time; changes meanwhile cause another.
+   * Whether the standby binds mirrored calls ahead of a takeover: keepalived mode (ports on the VIP
+   * before the address is here: ip_nonlocal_bind, IP_FREEBIND), and lease mode when the relay
+   * shares ports (on one host the holder has the same address and ports: SO_REUSEPORT, with the
+   * kernel giving every packet to the holder's socket until it is gone).
    */
-  const syncPrebound = async (inst: VipInstance): Promise<void> => {
-    if (inst.held) return;
+  const prebinds = (inst: VipInstance): boolean => keepalived || (inst.core.relay.sharesPorts && !prebindPaused);
+  /** Lease mode: binding ahead is off while the records cannot be followed (see staleAfterDownMs). */
+  let prebindPaused = false;
+
+  /**
+   * Standby: binds every mirrored call now (so forwarding starts with the first packet after the
+   * address moves or the holder's sockets close), follows newer records (counters and peers in
+   * place; dialogues or ports changed: bound again) and frees the calls that ended. One run at a
+   * time; changes meanwhile cause another.
+   */
+  const syncPrebound = (inst: VipInstance): Promise<void> => {
+    if (inst.held || inst.claiming) return Promise.resolve();
     if (inst.syncing) {
       inst.syncAgain = true;
-      return;
+      return inst.syncRun ?? Promise.resolve();
     }
     inst.syncing = true;
-    try {
-      do {
-        inst.syncAgain = false;
-        for (const [callId, m] of [...inst.mirror]) {
-          if (inst.held || closed) return;
-          const bound = inst.prebound.get(callId);
-          if (bound === m.version) continue;
-          if (bound !== undefined && inst.core.sessions.refreshAdopted(m.call)) {
-            inst.prebound.set(callId, m.version);
-            continue;
-          }
-          inst.core.sessions.drop(callId);
-          const r = await inst.core.sessions.adopt(m.call, { standby: true });
-          if (r.ok) inst.prebound.set(callId, m.version);
-          else {
-            inst.prebound.delete(callId);
-            mErrors.inc({ reason: 'prebind' });
-            rateLimitedLog('media-prebind', (n) => log.warn({ vip: inst.vip, callId, code: r.code, reason: r.reason, suppressed: n }, 'could not bind a mirrored call ahead of a takeover'));
-          }
+    // On the next turn of the loop: a burst of records (a snapshot rewrites every call) makes one pass.
+    inst.syncRun = new Promise<void>((r) => setImmediate(r))
+      .then(() => syncPreboundRun(inst))
+      .finally(() => {
+        inst.syncing = false;
+        inst.syncRun = undefined;
+      });
+    return inst.syncRun;
+  };
+
+  const syncPreboundRun = async (inst: VipInstance): Promise<void> => {
+    do {
+      inst.syncAgain = false;
+      for (const [callId, m] of [...inst.mirror]) {
+        if (inst.held || inst.claiming || closed) return;
+        const bound = inst.prebound.get(callId);
+        if (bound === m.version) continue;
+        if (bound !== undefined && inst.core.sessions.refreshAdopted(m.call)) {
+          inst.prebound.set(callId, m.version);
+          continue;
         }
-        for (const callId of [...inst.prebound.keys()]) {
-          if (inst.mirror.has(callId) || inst.held) continue;
-          inst.core.sessions.drop(callId);
+        inst.core.sessions.drop(callId);
+        const r = await inst.core.sessions.adopt(m.call, { standby: true });
+        if (r.ok) inst.prebound.set(callId, m.version);
+        else {
           inst.prebound.delete(callId);
+          mErrors.inc({ reason: 'prebind' });
+          rateLimitedLog('media-prebind', (n) => log.warn({ vip: inst.vip, callId, code: r.code, reason: r.reason, suppressed: n }, 'could not bind a mirrored call ahead of a takeover'));
         }
-      } while (inst.syncAgain && !inst.held && !closed);
-    } finally {
-      inst.syncing = false;
-    }
+      }
+      for (const callId of [...inst.prebound.keys()]) {
+        if (inst.mirror.has(callId) || inst.held || inst.claiming) continue;
+        inst.core.sessions.drop(callId);
+        inst.prebound.delete(callId);
+      }
+    } while (inst.syncAgain && !inst.held && !inst.claiming && !closed);
   };
 
   store.onMessage((m, raw) => {
@@ -354,7 +378,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
       }
     }
     counts.scans++;
-    if (keepalived) void syncPrebound(inst);
+    if (prebinds(inst)) void syncPrebound(inst);
     return records.length;
   };
 
@@ -383,6 +407,8 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
       prebound: new Map(),
       syncing: false,
       syncAgain: false,
+      syncRun: undefined,
+      claiming: false,
     };
     inst.core = await createMediaCore(Object.freeze(cfg), {
       onSessionChange: (callId, ended) => onSessionChange(inst, callId, ended),
@@ -392,7 +418,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
       foreignCallIds: () => [...instances.values()].flatMap((i) => [...i.mirror.keys()]),
       extraStatistics: () => ({ cluster: vipStatus(inst) }),
       gate: () => inst.adopting,
-    });
+    }, { sharedPorts: true });
     instances.set(vip, inst);
   }
   registerRelayMetrics(instances.values().next().value!.core.relay);
@@ -406,7 +432,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     epoch: inst.epoch,
     own: inst.held ? inst.core.sessions.size : 0,
     foreign: inst.mirror.size,
-    ...(keepalived ? { prebound: inst.held ? 0 : inst.prebound.size } : {}),
+    ...(prebinds(inst) ? { prebound: inst.held ? 0 : inst.prebound.size } : {}),
     takenOver: inst.core.sessions.adoptedCount,
     ...(inst.lastTakeover ? { lastTakeover: inst.lastTakeover } : {}),
   });
@@ -417,6 +443,31 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     if (lost) for (const inst of instances.values()) if (inst.held) for (const id of inst.core.sessions.callIds()) inst.dirty.add(id);
     for (const inst of instances.values()) if (inst.held && inst.dirty.size) flush(inst);
     await replayAll(lost);
+  });
+
+  // Lease mode on one host: ports bound ahead are shared with the holder's. A standby that cannot
+  // follow the records (subscriber down) might keep a call's ports after the holder freed them and,
+  // once their quarantine is over, gave them to a new call, whose packets would then come here.
+  // So its calls bound ahead are freed when the subscriber has been down for half the quarantine
+  // (at most 3 s); the catch-up after it returns binds them again.
+  const staleAfterDownMs = Math.max(100, Math.min(3000, base.value.portQuarantineMs / 2));
+  let downTimer: NodeJS.Timeout | undefined;
+  state.subscriber.on('down', () => {
+    downTimer ??= setTimeout(() => {
+      prebindPaused = true;
+      for (const inst of instances.values()) {
+        if (inst.held || keepalived || !inst.core.relay.sharesPorts || inst.prebound.size === 0) continue;
+        log.warn({ vip: inst.vip, calls: inst.prebound.size }, 'Redis subscriber down: calls bound ahead of a takeover freed until the records can be followed again');
+        for (const id of inst.prebound.keys()) inst.core.sessions.drop(id);
+        inst.prebound.clear();
+      }
+    }, staleAfterDownMs);
+    downTimer.unref();
+  });
+  state.subscriber.on('ready', () => {
+    clearTimeout(downTimer);
+    downTimer = undefined;
+    prebindPaused = false;
   });
 
   let closed = false;
@@ -459,6 +510,8 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     // ng first: while the old holder still has the address's ports, this fails and the lease goes back.
     const started = await NgServer.start({ udp: { host: vip, port: ng.port }, ...(inst.core.config.ngTcp ? { tcp: { host: vip, port: parseHostPort(inst.core.config.ngTcp)!.port } } : {}), allow: inst.core.config.ngAllow, cookieCacheMs: inst.core.config.cookieCacheSec * 1000, handler: inst.core.handler });
     if (!started.ok) throw new Error(started.reason);
+    // Calls bound ahead stay as they are; the pass binding more of them stops here.
+    inst.claiming = true;
     let release!: () => void;
     inst.adopting = new Promise<void>((r) => (release = r));
     inst.ng = started.value;
@@ -474,6 +527,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
       await started.value.close();
       throw err;
     } finally {
+      inst.claiming = false;
       inst.adopting = undefined;
       release();
     }
@@ -483,6 +537,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
   const adoptAll = async (inst: VipInstance, epoch: number, t0: number): Promise<void> => {
     const vip = inst.vip;
     const tNg = performance.now();
+    await inst.syncRun?.catch(() => undefined);
     let catchUp = 0;
     try {
       // Whatever was published while this node was away, read now (Redis answered the lease just now).
@@ -505,9 +560,27 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
       void state.commands.call('EVAL', RAISE_EPOCH_LUA, 1, `tandem:${cluster}:lease:media-${vip}:epoch`, inst.epoch).catch(() => undefined);
     }
     inst.mirror.clear();
-    let adopted = 0;
+    // Calls bound ahead (their ports shared with the old holder, whose sockets had the packets
+    // until they closed): served as they are when up to date, else refreshed in place or bound again.
+    let prebound = 0;
+    let pending: Mirrored[] = [];
+    const mirrored = new Set<string>();
+    for (const m of calls) {
+      const id = m.call.callId;
+      mirrored.add(id);
+      const bound = inst.prebound.get(id);
+      if (bound === m.version || (bound !== undefined && inst.core.sessions.refreshAdopted(m.call))) {
+        prebound++;
+        continue;
+      }
+      if (bound !== undefined) inst.core.sessions.drop(id);
+      pending.push(m);
+    }
+    for (const id of inst.prebound.keys()) if (!mirrored.has(id)) inst.core.sessions.drop(id);
+    inst.prebound.clear();
+    inst.core.sessions.claimStandby();
+    let adopted = prebound;
     let failed = 0;
-    let pending = calls;
     // Ports still held by a node that is letting go (a handover while both live) free up within
     // moments: calls whose ports were busy are tried again for a while.
     for (let attempt = 0; pending.length > 0; attempt++) {
@@ -529,7 +602,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
     }
     const tookMs = performance.now() - t0;
     const r1 = (x: number): number => Math.round(x * 10) / 10;
-    inst.lastTakeover = { atMs: Date.now(), epoch: inst.epoch, adopted, failed, tookMs: r1(tookMs), ngMs: r1(tNg - t0), replayMs: r1(tReplay - tNg), adoptMs: r1(t0 + tookMs - tReplay), catchUp };
+    inst.lastTakeover = { atMs: Date.now(), epoch: inst.epoch, adopted, failed, tookMs: r1(tookMs), ngMs: r1(tNg - t0), replayMs: r1(tReplay - tNg), adoptMs: r1(t0 + tookMs - tReplay), catchUp, prebound };
     mTakeovers.inc();
     mAdopted.inc(adopted);
     mTakeoverSec.observe(tookMs / 1000);
@@ -680,6 +753,7 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
       closed = true;
       clearInterval(snapshotTimer);
       clearTimeout(standbyTimer);
+      clearTimeout(downTimer);
       clearInterval(addressTimer);
       for (const inst of instances.values()) if (inst.held) flush(inst);
       await takeover?.stop();

@@ -22,7 +22,7 @@ import type { WorkerCounters } from './worker-protocol.js';
 
 /** What native/forwarder.cc exports. */
 interface NativeModule {
-  create(threads: number, bindAddress: string, socketBufferBytes: number): unknown;
+  create(threads: number, bindAddress: string, socketBufferBytes: number, flags: number): unknown;
   open(h: unknown, thread: number, id: number, p0: number, p1: number, p2: number, p3: number): string | undefined;
   peer(
     h: unknown,
@@ -57,6 +57,9 @@ export interface NativeLatch {
 }
 
 const BUILD_TIMEOUT_MS = 120_000;
+/** create() flags (native/forwarder.cc). */
+const FLAG_SHARED_PORTS = 1;
+const FLAG_FREEBIND = 2;
 const CHANNEL_VALUES = 8;
 const STREAM_VALUES = 10;
 
@@ -152,8 +155,13 @@ export class NativeForwarder {
     this.#h = h;
   }
 
-  static create(mod: NativeModule, threads: number, bindAddress: string, socketBufferBytes: number): Result<NativeForwarder> {
-    const h = mod.create(threads, bindAddress, socketBufferBytes);
+  /**
+   * `sharedPorts`: every socket is made so a hot standby can bind the same port ahead of a
+   * takeover and the oldest socket of a port receives (SO_REUSEPORT with a steering program, and
+   * IP_FREEBIND; see shareSocket() in native/forwarder.cc).
+   */
+  static create(mod: NativeModule, threads: number, bindAddress: string, socketBufferBytes: number, sharedPorts = false): Result<NativeForwarder> {
+    const h = mod.create(threads, bindAddress, socketBufferBytes, sharedPorts ? FLAG_SHARED_PORTS | FLAG_FREEBIND : 0);
     if (typeof h === 'string' || h === undefined) return fail('NATIVE_ERR_CREATE', String(h ?? 'create failed'));
     return ok(new NativeForwarder(mod, h));
   }

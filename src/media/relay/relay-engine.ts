@@ -103,6 +103,7 @@ export class RelayEngine {
       quarantineMs: opts.quarantineMs ?? DEFAULT_QUARANTINE_MS,
       socketBufferBytes: opts.socketBufferBytes ?? DEFAULT_SOCKET_BUFFER_BYTES,
       forwarder: opts.forwarder ?? 'auto',
+      sharedPorts: opts.sharedPorts ?? false,
     };
     this.#onEvent = opts.onEvent;
     this.#ports = new PortAllocator(opts.portMin, opts.portMax, this.#opts.quarantineMs);
@@ -116,6 +117,11 @@ export class RelayEngine {
   /** Number of forwarding workers. */
   get workerCount(): number {
     return this.#opts.workers;
+  }
+
+  /** True when a standby may bind this engine's ports ahead of a takeover (`sharedPorts` asked and the native forwarder runs). */
+  get sharesPorts(): boolean {
+    return this.#opts.sharedPorts && this.#native !== undefined;
   }
 
   /** The forwarder in use: `native` or `js` (known once started). */
@@ -138,7 +144,7 @@ export class RelayEngine {
   /** Starts the native forwarder; false (after one warning) when it cannot be built or loaded. */
   async #startNative(): Promise<boolean> {
     const mod = await loadNativeForwarder();
-    const fwd = mod.ok ? NativeForwarder.create(mod.value, this.#opts.workers, this.#opts.interface, this.#opts.socketBufferBytes) : mod;
+    const fwd = mod.ok ? NativeForwarder.create(mod.value, this.#opts.workers, this.#opts.interface, this.#opts.socketBufferBytes, this.#opts.sharedPorts) : mod;
     if (!fwd.ok) {
       log.warn({ code: fwd.code, reason: fwd.reason, asked: this.#opts.forwarder }, 'native forwarder unavailable; using JS relay workers');
       return false;

@@ -58,6 +58,15 @@ export interface RelayEngineOptions {
    * @default 'auto'
    */
   forwarder?: ForwarderKind;
+  /**
+   * Cluster nodes: media sockets are made so that a hot standby can bind a call's ports while the
+   * holder still has them (same address on one host: SO_REUSEPORT; an address not here yet:
+   * IP_FREEBIND), and the kernel gives every packet to the socket bound first, the holder's;
+   * the standby's receives once that one is closed (the holder died or let the call go). Native
+   * forwarder only (Node's dgram has no SO_REUSEPORT); see {@link RelayEngine.sharesPorts}.
+   * @default false
+   */
+  sharedPorts?: boolean;
   /** Called on the control thread for rare engine events (latching); never for each packet. */
   onEvent?: (event: RelayEvent) => void;
 }

@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -52,6 +53,15 @@ constexpr size_t MAX_EVENTS_QUEUED = 10000;
 constexpr uint32_t MAX_DROPOUT = 3000;
 constexpr uint32_t MAX_MISORDER = 100;
 constexpr uint32_t RTP_SEQ_MOD = 0x10000;
+// create() flags.
+constexpr int FLAG_SHARED_PORTS = 1;  // SO_REUSEPORT, every packet to the oldest socket of a port
+constexpr int FLAG_FREEBIND = 2;      // IP_FREEBIND: bind an address not (yet) on this host
+#ifndef SO_ATTACH_REUSEPORT_CBPF
+#define SO_ATTACH_REUSEPORT_CBPF 51
+#endif
+#ifndef IPV6_FREEBIND
+#define IPV6_FREEBIND 78
+#endif
 
 double monoMs() {
   timespec ts;
@@ -237,6 +247,7 @@ struct Engine {
   sockaddr_storage bindAddr{};
   socklen_t bindLen = 0;
   int sockBuf = 0;
+  int flags = 0;
   std::vector<Thread*> threads;
   std::unordered_map<int, Pair*> pairs;  // control thread only
   Counters retired;                        // control thread only
@@ -442,6 +453,41 @@ void runThread(Thread* t) {
   freeGraveyard(t);
 }
 
+/**
+ * Options that let a hot standby bind a call's ports ahead of a takeover (create() flags).
+ *
+ * FLAG_SHARED_PORTS: SO_REUSEPORT, so the standby may bind the port the holder has on the same
+ * address (one host), plus a classic BPF steering program that returns 0, so the kernel gives
+ * every datagram to the socket at index 0 of the port's group, which is the one bound first (the
+ * holder's; without the program the kernel would spread the peers over both sockets by a hash of
+ * their addresses). When the holder's socket closes (the process died, or it let the call go) the
+ * kernel moves the last socket of the group into its place, so the standby's receives from the
+ * next packet on. The program is attached after bind (a socket that has a group of its own before
+ * bind cannot join another); every socket attaches the same one, so the group's never changes.
+ * FLAG_FREEBIND: IP_FREEBIND, the same on two hosts: bind the VIP before it arrives here.
+ * Returns false (errno set) when an option is refused.
+ */
+bool shareSocket(Engine* e, int fd) {
+  int one = 1;
+  if ((e->flags & FLAG_SHARED_PORTS) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) return false;
+  if (e->flags & FLAG_FREEBIND) {
+    if (e->family == AF_INET6) {
+      if (setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one)) != 0) return false;
+    } else if (setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** After bind: the steering program of a shared port (see shareSocket). */
+bool steerToOldest(Engine* e, int fd) {
+  if (!(e->flags & FLAG_SHARED_PORTS)) return true;
+  sock_filter code[] = {{BPF_RET | BPF_K, 0, 0, 0}};
+  sock_fprog prog = {1, code};
+  return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) == 0;
+}
+
 // ---- N-API helpers ---------------------------------------------------------------------------
 
 napi_value undef(napi_env env) {
@@ -548,13 +594,14 @@ void finalizeEngine(napi_env, void* data, void*) {
   if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < n) \
     return undef(env);
 
-// create(threads, bindAddress, socketBufferBytes) -> external | string (error)
+// create(threads, bindAddress, socketBufferBytes, flags) -> external | string (error)
 napi_value Create(napi_env env, napi_callback_info info) {
   try {
-    ARGS(3)
-    double threads = 0, sockBuf = 0;
+    ARGS(4)
+    double threads = 0, sockBuf = 0, flags = 0;
     std::string bind;
-    if (!getNum(env, argv[0], &threads) || !getStr(env, argv[1], &bind) || !getNum(env, argv[2], &sockBuf)) return str(env, "bad arguments");
+    if (!getNum(env, argv[0], &threads) || !getStr(env, argv[1], &bind) || !getNum(env, argv[2], &sockBuf) || !getNum(env, argv[3], &flags))
+      return str(env, "bad arguments");
     if (threads < 1 || threads > 64) return str(env, "bad thread count");
     Engine* e = new Engine();
     e->family = bind.find(':') != std::string::npos ? AF_INET6 : AF_INET;
@@ -563,6 +610,7 @@ napi_value Create(napi_env env, napi_callback_info info) {
       return str(env, "bad bind address");
     }
     e->sockBuf = static_cast<int>(sockBuf);
+    e->flags = static_cast<int>(flags);
     for (int i = 0; i < static_cast<int>(threads); i++) {
       Thread* t = new Thread();
       t->engine = e;
@@ -617,10 +665,12 @@ napi_value Open(napi_env env, napi_callback_info info) {
           setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &e->sockBuf, sizeof(int));
           setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &e->sockBuf, sizeof(int));
         }
+        if (!shareSocket(e, fd)) err = std::string("socket options: ") + strerror(errno);
         sockaddr_storage a = e->bindAddr;
         if (e->family == AF_INET) reinterpret_cast<sockaddr_in*>(&a)->sin_port = htons(static_cast<uint16_t>(ports[i]));
         else reinterpret_cast<sockaddr_in6*>(&a)->sin6_port = htons(static_cast<uint16_t>(ports[i]));
-        if (bind(fd, reinterpret_cast<sockaddr*>(&a), e->bindLen) != 0) err = strerror(errno);
+        if (err.empty() && bind(fd, reinterpret_cast<sockaddr*>(&a), e->bindLen) != 0) err = strerror(errno);
+        if (err.empty() && !steerToOldest(e, fd)) err = std::string("SO_ATTACH_REUSEPORT_CBPF: ") + strerror(errno);
       }
       if (!err.empty()) {
         if (fd >= 0) close(fd);
