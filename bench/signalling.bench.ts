@@ -13,14 +13,16 @@
  * For each step: calls passed / failed, SIPp retransmissions, p50/p99 response time (SIPp rtd,
  * every request of the scenario, from -trace_rtt), server CPU per call (utime+stime of every
  * server process from /proc over the step), and for Tandem the V8 heap and collections
- * (`--trace-gc`: live heap after the last full collection, the longest full and young pauses).
+ * (`--trace-gc`: live heap after the last full collection, the longest full and young pauses,
+ * and the bytes allocated on the heap per call: its growth between collections).
  * The figure per server is the highest rate with 0 failed calls and 0 retransmissions.
  *
  *   node --import tsx bench/signalling.bench.ts [--quick] [--step-sec 60] [--rates 400,1000]
  *     [--reg-rates 2000,4000] [--only calls|register] [--no-kamailio] [--workers 1,2]
- *     [--pin] [--call-ms 1000] [--no-trace-gc]
+ *     [--pin] [--call-ms 1000] [--no-trace-gc] [--root DIR]
  *
  * --pin runs each server on core 1 and SIPp on core 0 (taskset); without it all share the cores.
+ * --root runs the Tandem of another checkout (e.g. `git archive <commit>` unpacked) for an A/B.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -42,6 +44,8 @@ const traceGc = !process.argv.includes('--no-trace-gc');
 const only = arg('--only');
 const ROOT = resolve(import.meta.dirname, '..');
 const SCENARIOS = join(ROOT, 'test/fixtures/sipp');
+/** The Tandem checkout to run (--root: an A/B against another commit's tree, with this bench). */
+const TANDEM_ROOT = resolve(arg('--root') ?? ROOT);
 const DOMAIN = 'bench.test';
 const USERS = 10_000;
 const stepSec = Number(arg('--step-sec') ?? (quick ? 10 : 60));
@@ -109,6 +113,9 @@ class GcLog {
   /** Heap after the last full collection (MB): the live set. */
   liveMb = 0;
   peakMb = 0;
+  /** Bytes allocated (MB): the heap's growth between one collection's end and the next one's start. */
+  allocatedMb = 0;
+  #lastAfterMb: number | undefined;
   #buf = '';
 
   feed(text: string): void {
@@ -124,6 +131,8 @@ class GcLog {
       const after = Number(m[3]);
       const pause = Number(m[4]);
       this.peakMb = Math.max(this.peakMb, before);
+      if (this.#lastAfterMb !== undefined && before > this.#lastAfterMb) this.allocatedMb += before - this.#lastAfterMb;
+      this.#lastAfterMb = after;
       if (m[1] === 'Mark-Compact' || m[1] === 'Mark-Sweep') {
         this.fullCount++;
         this.fullMaxMs = Math.max(this.fullMaxMs, pause);
@@ -135,10 +144,10 @@ class GcLog {
     }
   }
 
-  take(): { fullCount: number; fullMaxMs: number; youngCount: number; youngMaxMs: number; liveMb: number; peakMb: number } {
-    const r = { fullCount: this.fullCount, fullMaxMs: this.fullMaxMs, youngCount: this.youngCount, youngMaxMs: this.youngMaxMs, liveMb: this.liveMb, peakMb: this.peakMb };
+  take(): { fullCount: number; fullMaxMs: number; youngCount: number; youngMaxMs: number; liveMb: number; peakMb: number; allocatedMb: number } {
+    const r = { fullCount: this.fullCount, fullMaxMs: this.fullMaxMs, youngCount: this.youngCount, youngMaxMs: this.youngMaxMs, liveMb: this.liveMb, peakMb: this.peakMb, allocatedMb: this.allocatedMb };
     this.fullCount = this.youngCount = 0;
-    this.fullMaxMs = this.youngMaxMs = this.peakMb = 0;
+    this.fullMaxMs = this.youngMaxMs = this.peakMb = this.allocatedMb = 0;
     return r;
   }
 }
@@ -155,7 +164,7 @@ const taskset = (core: number, cmd: string, args: string[]): [string, string[]] 
 
 const workersFlag = (() => {
   try {
-    return execFileSync(process.execPath, [join(ROOT, 'bin/tandem.mjs'), 'start', '--help'], { env: { ...process.env, TANDEM_FROM_SOURCE: '1' } })
+    return execFileSync(process.execPath, [join(TANDEM_ROOT, 'bin/tandem.mjs'), 'start', '--help'], { env: { ...process.env, TANDEM_FROM_SOURCE: '1' } })
       .toString()
       .includes('--workers');
   } catch {
@@ -166,7 +175,7 @@ if (workerCounts.some((n) => n !== 1) && !workersFlag) throw new Error('this tan
 
 async function startTandemServer(auth: boolean, workers: number): Promise<Server> {
   const port = await freePort();
-  const args = [join(ROOT, 'bin/tandem.mjs'), 'start', '--sip', `udp:127.0.0.1:${port}`, '--domain', DOMAIN, '--users', usersCsv, '--no-media', '--log-level', 'error'];
+  const args = [join(TANDEM_ROOT, 'bin/tandem.mjs'), 'start', '--sip', `udp:127.0.0.1:${port}`, '--domain', DOMAIN, '--users', usersCsv, '--no-media', '--log-level', 'error'];
   if (workersFlag) args.push('--workers', String(workers));
   if (!auth) args.push('--no-auth');
   const cfg = join(dir, 'tandem.yaml');
@@ -422,7 +431,8 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
     ...(gc ? { gc } : {}),
   };
   const gcText = gc
-    ? `; heap live ${gc.liveMb.toFixed(0)} MB, peak ${gc.peakMb.toFixed(0)} MB, ${gc.fullCount} full GC (max ${gc.fullMaxMs.toFixed(1)} ms), ${gc.youngCount} young (max ${gc.youngMaxMs.toFixed(1)} ms)`
+    ? `; heap live ${gc.liveMb.toFixed(0)} MB, peak ${gc.peakMb.toFixed(0)} MB, ${gc.fullCount} full GC (max ${gc.fullMaxMs.toFixed(1)} ms), ${gc.youngCount} young (max ${gc.youngMaxMs.toFixed(1)} ms), ` +
+      `allocated ${successful > 0 ? ((gc.allocatedMb * 1e6) / successful / 1000).toFixed(1) : '?'} kB per ${scenario}`
     : '';
   console.log(
     `  ${server.name.padEnd(10)} ${scenario.padEnd(8)} ${String(rate).padStart(5)}/s (achieved ${achieved.toFixed(0).padStart(5)}): ${successful}/${total} ok, ${failed} failed, ` +
