@@ -135,6 +135,7 @@ export const signallingConfigSchema = z
     /**
      * Worker processes sharing the listening points (`--workers N`); each call is held by one,
      * chosen by its Call-ID. 1 runs everything in one process. @default the number of cores
+     * (1 when dispatcher sets are configured: rotation and call-load limits are per process)
      */
     workers: z.number().int().min(1).max(64).optional(),
     /** SIGTERM: how long live transactions get to finish, ms. @default 3000 */

@@ -130,7 +130,7 @@ export function registerStartCommand(program: Command): void {
     .option('--hep <udp:host:port>', 'send every SIP message to a Homer collector as HEPv3 (heplify-server)')
     .option('--hep-id <n>', 'HEP capture agent id of this node (default 2001)')
     .option('--hep-password <password>', 'HEP auth key; also TANDEM_HEP_PASSWORD')
-    .option('--workers <n>', 'worker processes sharing the SIP listening points, each call held by one (default: the number of cores; 1: a single process)')
+    .option('--workers <n>', 'worker processes sharing the SIP listening points, each call held by one (default: the number of cores, 1 with dispatcher sets; 1: a single process)')
     .action(async (o: StartCliOptions) => {
       const file = readConfigFile(o.config);
       if (!file.ok) {
@@ -147,7 +147,7 @@ export function registerStartCommand(program: Command): void {
       }
       try {
         const hep = hepFlags(o);
-        const workers = v.value.signalling.workers ?? availableParallelism();
+        const workers = defaultWorkers(v.value);
         if (nodeCluster.isWorker) await runWorker(v.value, hep);
         else if (workers > 1) await runPrimary(v.value, hep, workers);
         else await run(v.value, hep);
@@ -156,6 +156,21 @@ export function registerStartCommand(program: Command): void {
         process.exit(1);
       }
     });
+}
+
+/**
+ * Worker processes: as configured, else one per core. The dispatcher rotates and counts calls per
+ * process (src/signalling/workers/README.md, limits), so a node with dispatcher sets runs one
+ * process unless told otherwise.
+ */
+export function defaultWorkers(cfg: Readonly<TandemConfig>): number {
+  if (cfg.signalling.workers !== undefined) {
+    if (cfg.signalling.workers > 1 && Object.keys(cfg.dispatcher.sets).length > 0 && !nodeCluster.isWorker) {
+      logger.warn({ workers: cfg.signalling.workers }, 'dispatcher sets with several workers: round-robin rotates and call-load limits count per worker');
+    }
+    return cfg.signalling.workers;
+  }
+  return Object.keys(cfg.dispatcher.sets).length > 0 ? 1 : availableParallelism();
 }
 
 /** What `signallingNodeOptions` needs besides the config. */

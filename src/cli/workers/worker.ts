@@ -17,6 +17,7 @@ import { SignallingNode } from '../../signalling/signalling-node.js';
 import { HubClient } from '../../signalling/workers/hub-client.js';
 import { isHubMessage, type HubLink, type InitMessage, type PeersMessage, type PrimaryToWorker, type WorkerToPrimary } from '../../signalling/workers/hub-protocol.js';
 import { WorkerChannel } from '../../signalling/workers/worker-channel.js';
+import { NodeCallLoad } from '../../signalling/workers/node-call-load.js';
 import { WorkerSteering } from '../../signalling/workers/worker-steering.js';
 import { HubAuthFailureStore, HubNonceCountStore, ReplicatedLocationStore } from '../../signalling/workers/worker-stores.js';
 import type { ListeningPoint } from '../../sip/transport/types.js';
@@ -220,12 +221,15 @@ export async function runWorker(cfg: Readonly<TandemConfig>, hepOptions?: Omit<H
       claimTimer.unref();
     }
   }
-  ds = new DispatcherService({ config: cfg.dispatcher, stack: sn.stack, callLoad: sn.dialogs });
+  // call-load counts and limits see every worker's calls.
+  const callLoad = Object.keys(cfg.dispatcher.sets).length > 0 ? new NodeCallLoad({ hub, own: sn.dialogs }) : undefined;
+  ds = new DispatcherService({ config: cfg.dispatcher, stack: sn.stack, callLoad: callLoad ?? sn.dialogs });
   services[DISPATCHER_SERVICE] = ds;
 
   hub.on('shutdown', async (m) => {
     try {
       ds?.close();
+      callLoad?.close();
       await admin.close();
       claimer?.stop();
       clearInterval(claimTimer);

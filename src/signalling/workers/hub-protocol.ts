@@ -49,6 +49,8 @@ export type PrimaryToWorker =
   | { t: 'listen'; id: number; vip: string; epoch: number }
   | { t: 'unlisten'; id: number; vip: string }
   | { t: 'peerTakeover' }
+  /** Active calls per dispatcher destination of worker `index` (its own dialogs). */
+  | { t: 'load'; index: number; counts: Record<string, number> }
   /** SIP tracing (HEP export) switched through the admin API. */
   | { t: 'trace'; enabled: boolean }
   /** A dialog claimed from a dead node by another worker, for the worker holding its Call-ID. */
@@ -67,6 +69,8 @@ export type WorkerToPrimary =
   | { t: 'nonce'; id: number; nonce: string; nc: number; ttlSec: number }
   | { t: 'authFailure'; source: string }
   | { t: 'authSuccess'; source: string }
+  /** This worker's active calls per dispatcher destination, when they change (relayed to the others). */
+  | { t: 'load'; counts: Record<string, number> }
   /** Hand a claimed dialog to worker `index` (relayed by the primary). */
   | { t: 'adopt'; index: number; record: DialogRecord };
 

@@ -92,8 +92,9 @@ export class WorkerHub {
     return out;
   }
 
-  /** A worker exited: what it was asked fails now instead of at its timeout. */
+  /** A worker exited: what it was asked fails now instead of at its timeout; its calls count no more. */
   workerGone(index: number): void {
+    for (const i of this.#o.live()) if (i !== index) this.#o.send(i, { t: 'load', index, counts: {} });
     for (const [id, p] of this.#pending) {
       if (p.index !== index) continue;
       clearTimeout(p.timer);
@@ -125,6 +126,9 @@ export class WorkerHub {
           const until = Date.now() + this.#o.auth.blockSec * 1000;
           for (const i of this.#o.live()) this.#o.send(i, { t: 'block', source: msg.source, untilMs: until });
         }
+        return;
+      case 'load':
+        for (const i of this.#o.live()) if (i !== index) this.#o.send(i, { t: 'load', index, counts: msg.counts });
         return;
       case 'adopt':
         this.#o.send(msg.index, msg);
