@@ -43,7 +43,7 @@ for (const advertMs of adverts) {
     console.log(
       `N=${calls} adverts ${advertMs} ms, RTP every ${packetMs} ms, ${trials} trial(s): VIP move min/median/max ${triple(runs.flatMap((r) => (r.vipMoveMs === undefined ? [] : [r.vipMoveMs])))} ms; ` +
         `first packet after the fault (max per trial) ${triple(runs.map((r) => r.firstPacketMs.max))} ms; per-call worst gap over all trials p50 ${quantile(gaps, 0.5)} / p99 ${quantile(gaps, 0.99)} / max ${Math.max(...gaps)} ms (goal <= 100 ms); ` +
-        `calls without media ${runs.reduce((n, r) => n + r.callsWithoutMedia, 0)}; packets lost ${runs.reduce((n, r) => n + r.packetsLost, 0)}`,
+        `calls without media ${runs.reduce((n, r) => n + r.callsWithoutMedia, 0)}; packets lost ${runs.reduce((n, r) => n + r.packetsLost, 0)}; phones' event loop max delay per trial ${runs.map((r) => r.phonesStallMs).join(', ')} ms`,
     );
   }
 }

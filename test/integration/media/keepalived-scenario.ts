@@ -9,6 +9,7 @@
  * and VRRP moves the VIP. Measured per call: the worst gap of its two directions.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +38,12 @@ export interface KeepalivedScenarioOptions {
   packetMs?: number;
   /** Third octet of 198.19.X.0/24. @default pid-derived */
   subnet?: number;
+  /**
+   * `host`: the holder's host is switched off (link down, every process in its namespace
+   * SIGKILLed). `process`: only its `tandem media` is SIGKILLed; keepalived lives on and gives the
+   * VIP up when its track_script (/health every 1 s, 2 failures) fails. @default 'host'
+   */
+  fault?: 'host' | 'process';
   /** How long RTP runs after the fault before the figures are taken, ms. @default 1500 */
   afterMs?: number;
   log?: (line: string) => void;
@@ -61,6 +68,11 @@ export interface KeepalivedScenarioResult {
   /** The new holder answers ng for a taken-over call (`query`). */
   queryOk: boolean;
   setUpMs: number;
+  /**
+   * Longest delay of this process's event loop (the phones send from it) from the fault to the
+   * end, ms: a gap about this long may be the phones' stall, not the relay's.
+   */
+  phonesStallMs: number;
 }
 
 interface NodeProc {
@@ -169,24 +181,32 @@ export async function runKeepalivedScenario(o: KeepalivedScenarioOptions): Promi
     await until('m2 in BACKUP', () => readVrrpEvents(dir).some((e) => e.node === 'm2' && e.state === 'BACKUP') || undefined, 10_000);
     await sleep(500);
 
-    // The holder's host is switched off: its link goes down and every process in it dies at once.
-    // Nothing below blocks this process's event loop (the phones send from it): no spawnSync.
+    // The holder's host is switched off: its link goes down and every process in it dies at once
+    // (or, fault 'process', only the media node dies). Nothing below blocks this process's event
+    // loop (the phones send from it): no spawnSync.
     rtp.openWindow();
+    const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+    loopDelay.enable();
     const faultAt = Date.now();
-    await execFileAsync('ip', ['-n', state.bridgeNamespace, 'link', 'set', state.nodes['m1']!.bridgePort, 'down']);
-    const pids = (await execFileAsync('ip', ['netns', 'pids', state.nodes['m1']!.namespace])).stdout.split('\n').filter(Boolean).map(Number);
-    for (const p of pids) {
-      try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        /* gone */
+    if ((o.fault ?? 'host') === 'host') {
+      await execFileAsync('ip', ['-n', state.bridgeNamespace, 'link', 'set', state.nodes['m1']!.bridgePort, 'down']);
+      const pids = (await execFileAsync('ip', ['netns', 'pids', state.nodes['m1']!.namespace])).stdout.split('\n').filter(Boolean).map(Number);
+      for (const p of pids) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
       }
+    } else {
+      m1.proc.kill('SIGKILL');
     }
     await until('m2 to serve the calls', async () => {
       const v = (await clusterStatus(m2))?.vips[0];
       return (v?.held && v.own === o.calls) || undefined;
-    }, 10_000);
+    }, 15_000);
     await sleep(o.afterMs ?? 1500);
+    loopDelay.disable();
     const now = Date.now();
     const streams = rtp.all();
     const worstGapMs: number[] = [];
@@ -198,7 +218,7 @@ export async function runKeepalivedScenario(o: KeepalivedScenarioOptions): Promi
     const firstAfter = streams.map((s) => s.maxGapAtMs + s.maxGapMs - faultAt);
     // Where each stream's longest gap began, relative to the fault (a later stall shows here).
     const gapStart = streams.map((s) => s.maxGapAtMs - faultAt);
-    if (master && master.tMs - faultAt > 150) log(`slow VRRP move: m2's keepalived said:\n${kaLog['m2']!.split('\n').slice(-15).join('\n')}`);
+    if (master && master.tMs - faultAt > 150 && (o.fault ?? 'host') === 'host') log(`slow VRRP move: m2's keepalived said:\n${kaLog['m2']!.split('\n').slice(-15).join('\n')}`);
     const q = await ng.query({ callId: 'vrrp-0' });
     const result: KeepalivedScenarioResult = {
       calls: o.calls,
@@ -211,11 +231,12 @@ export async function runKeepalivedScenario(o: KeepalivedScenarioOptions): Promi
       takeover: (await clusterStatus(m2))?.vips[0]?.lastTakeover,
       queryOk: q.ok,
       setUpMs,
+      phonesStallMs: Math.round(loopDelay.max / 1e6),
     };
     log(
-      `${o.calls} calls, adverts ${advertMs} ms, RTP every ${packetMs} ms: VIP moved (m2 MASTER) ${result.vipMoveMs ?? '?'} ms after the fault; ` +
+      `${o.calls} calls, fault ${o.fault ?? 'host'}, adverts ${advertMs} ms, RTP every ${packetMs} ms: VIP moved (m2 MASTER) ${result.vipMoveMs ?? '?'} ms after the fault; ` +
         `first packet through m2 p50 ${result.firstPacketMs.p50} / max ${result.firstPacketMs.max} ms; per-call worst gap p50 ${quantile(worstGapMs, 0.5)} / p99 ${quantile(worstGapMs, 0.99)} / max ${Math.max(...worstGapMs)} ms; ` +
-        `longest gaps began ${Math.min(...gapStart)}..${Math.max(...gapStart)} ms from the fault; calls without media ${callsWithoutMedia}; packets lost ${result.packetsLost}; takeover ${JSON.stringify(result.takeover)}`,
+        `longest gaps began ${Math.min(...gapStart)}..${Math.max(...gapStart)} ms from the fault; calls without media ${callsWithoutMedia}; packets lost ${result.packetsLost}; phones' event loop max delay ${result.phonesStallMs} ms; takeover ${JSON.stringify(result.takeover)}`,
     );
     return result;
   } finally {

@@ -21,4 +21,11 @@ describe.skipIf(!canRunKeepalivedScenario())('media takeover moved by keepalived
     expect(r.takeover?.['adopted']).toBe(CALLS);
     console.log(`keepalived takeover: worst gap p50 ${quantile(r.worstGapMs, 0.5)} / max ${Math.max(...r.worstGapMs)} ms`);
   }, 120_000);
+
+  it('only the media process dies (host up): keepalived\'s health check gives the VIP away and the calls continue', async () => {
+    const r = await runKeepalivedScenario({ calls: 10, fault: 'process', afterMs: 1000, log: (l) => console.log(`keepalived takeover (process): ${l}`) });
+    expect(r.callsWithoutMedia).toBe(0);
+    expect(r.vipMoveMs).toBeDefined();
+    expect(r.takeover?.['adopted']).toBe(10);
+  }, 120_000);
 });
