@@ -9,6 +9,7 @@
 //
 //   flock /tmp/tandem-cpu.lock node --import tsx bench/ng.bench.ts [--rate 50] [--round-sec 30]
 //        [--rounds 2] [--hold-sec 2] [--workers 1] [--quick] [--only tandem|rtpengine] [--cpu-prof DIR] [--node-args "--trace-gc"]
+//        [--base DIR: also an older checkout, e.g. `git worktree add /tmp/base <commit>`, as tandem@base]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -40,6 +41,8 @@ const ONLY = opt('--only', '');
 const CPU_PROF = opt('--cpu-prof', '');
 /** Extra node flags for the tandem process (e.g. `--trace-gc`), space-separated. */
 const NODE_ARGS = opt('--node-args', '').split(' ').filter(Boolean);
+/** Another checkout of Tandem (e.g. a git worktree of an older commit) measured in the same rounds as `tandem@base`. */
+const BASE_ROOT = opt('--base', '');
 const ROOT = resolve(import.meta.dirname, '..');
 const H = '127.0.0.1';
 
@@ -64,8 +67,8 @@ interface Server {
   seconds: number;
 }
 
-async function spawnTandem(range: string): Promise<Server> {
-  const args = [...NODE_ARGS, ...(CPU_PROF ? [`--cpu-prof`, `--cpu-prof-dir=${CPU_PROF}`] : []), resolve(ROOT, 'bin/tandem.mjs'), 'media', '--ng', `${H}:0`, '--interface', H, '--rtp-ports', range, '--max-sessions', '100000', '--workers', WORKERS];
+async function spawnTandem(range: string, root = ROOT, name = 'tandem'): Promise<Server> {
+  const args = [...NODE_ARGS, ...(CPU_PROF ? [`--cpu-prof`, `--cpu-prof-dir=${CPU_PROF}`] : []), resolve(root, 'bin/tandem.mjs'), 'media', '--ng', `${H}:0`, '--interface', H, '--rtp-ports', range, '--max-sessions', '100000', '--workers', WORKERS];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TANDEM_FROM_SOURCE: '1', TANDEM_LOG_LEVEL: 'warn' } });
   const port = await new Promise<number>((res, rej) => {
     let out = '';
@@ -77,7 +80,7 @@ async function spawnTandem(range: string): Promise<Server> {
     });
     proc.once('exit', (c) => rej(new Error(`tandem media exited ${c}`)));
   });
-  return { name: 'tandem', port, proc, samples: { total: [], offer: [], answer: [] }, calls: 0, errors: 0, ticks: 0, seconds: 0 };
+  return { name, port, proc, samples: { total: [], offer: [], answer: [] }, calls: 0, errors: 0, ticks: 0, seconds: 0 };
 }
 
 async function spawnRtpengine(range: string): Promise<Server> {
@@ -156,10 +159,10 @@ function report(s: Server): { p50: number; p99: number; max: number; cpuUs: numb
   };
   const total = [...s.samples.total].sort((x, y) => x - y);
   const cpuUs = ((s.ticks / CLK_TCK) * 1e6) / Math.max(1, s.calls);
-  console.log(`${s.name.padEnd(9)} offer+answer ${f(s.samples.total)}   (${s.samples.total.length} calls, ${s.errors} errors)`);
-  console.log(`${''.padEnd(9)} offer        ${f(s.samples.offer)}`);
-  console.log(`${''.padEnd(9)} answer       ${f(s.samples.answer)}`);
-  console.log(`${''.padEnd(9)} CPU ${cpuUs.toFixed(0)} µs per call (offer+answer+delete; ${((s.ticks / CLK_TCK / Math.max(0.001, s.seconds)) * 100).toFixed(1)} % of a core over ${s.seconds.toFixed(0)} s)`);
+  console.log(`${s.name.padEnd(11)} offer+answer ${f(s.samples.total)}   (${s.samples.total.length} calls, ${s.errors} errors)`);
+  console.log(`${''.padEnd(11)} offer        ${f(s.samples.offer)}`);
+  console.log(`${''.padEnd(11)} answer       ${f(s.samples.answer)}`);
+  console.log(`${''.padEnd(11)} CPU ${cpuUs.toFixed(0)} µs per call (offer+answer+delete; ${((s.ticks / CLK_TCK / Math.max(0.001, s.seconds)) * 100).toFixed(1)} % of a core over ${s.seconds.toFixed(0)} s)`);
   return { p50: pct(total, 50), p99: pct(total, 99), max: total[total.length - 1] ?? NaN, cpuUs };
 }
 
@@ -170,13 +173,14 @@ async function main(): Promise<void> {
   );
   // Live calls plus released ports in quarantine (tandem: 10 s), 4 ports per call.
   const span = Math.ceil(RATE * (HOLD_SEC + 15)) * 4 + 1000;
-  const base = 30000 + 2 * Math.floor(Math.random() * 4000);
+  const base = 28000 + 2 * Math.floor(Math.random() * 2000);
   const servers: Server[] = [];
   const haveRtpe = existsSync('/usr/bin/rtpengine');
   if (!haveRtpe) console.log('rtpengine not installed; tandem only');
   try {
     if (ONLY !== 'rtpengine') servers.push(await spawnTandem(`${base}-${base + span}`));
     if (haveRtpe && ONLY !== 'tandem') servers.push(await spawnRtpengine(`${base + span + 2}-${base + 2 * span + 2}`));
+    if (BASE_ROOT) servers.push(await spawnTandem(`${base + 2 * span + 4}-${base + 3 * span + 4}`, resolve(BASE_ROOT), 'tandem@base'));
     const client = new Client({ timeout: 5000 });
     client.on('error', () => undefined);
     for (const s of servers) {

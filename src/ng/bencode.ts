@@ -68,10 +68,10 @@ export function bdecodePrefix(buf: Buffer, start = 0, opts: DecodeOptions = {}):
     if (digits === 0 || pos >= len) throw new DecodeError('BENC_ERR_STRING_LENGTH', `bad string at ${pos}`);
     pos++; // colon
     if (pos + n > len) throw new DecodeError('BENC_ERR_TRUNCATED', `string of ${n} bytes runs past the end`);
-    const slice = buf.subarray(pos, pos + n);
+    const start = pos;
     pos += n;
-    if (strings === 'buffer') return Buffer.from(slice);
-    return slice.toString(strings);
+    if (strings === 'buffer') return Buffer.from(buf.subarray(start, pos));
+    return buf.toString(strings, start, pos);
   };
 
   const readInt = (): number | bigint => {

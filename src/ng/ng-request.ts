@@ -8,8 +8,12 @@ import { isDict } from './ng-message.js';
  * `SIP-source-address`, `rtpp_flags` and `rtpp-flags`; this maps them all to one form.
  */
 export function canonicalName(name: string): string {
+  // Most names arrive canonical already (`call-id`, `from-tag`, `trust-address`): no new string.
+  if (CANONICAL.test(name)) return name;
   return name.trim().toLowerCase().replace(/[\s_]+/g, '-');
 }
+
+const CANONICAL = /^[a-z0-9-]+$/;
 
 /** Commands this server implements (wire names, canonical). */
 export const NG_COMMANDS = ['ping', 'offer', 'answer', 'delete', 'query', 'list', 'statistics'] as const;
@@ -150,7 +154,7 @@ function addReplace(req: NgRequest, value: string): void {
  */
 export function parseNgRequest(dict: BDict): Result<NgRequest> {
   const raw: Record<string, BValue> = Object.create(null) as Record<string, BValue>;
-  for (const [k, v] of Object.entries(dict)) raw[canonicalName(k)] = v;
+  for (const k in dict) raw[canonicalName(k)] = dict[k]!;
   const command = str(raw['command']);
   if (command === undefined || command.trim() === '') return fail('NG_ERR_NO_COMMAND', 'No command given');
   const req: NgRequest = {

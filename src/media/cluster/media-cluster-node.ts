@@ -149,6 +149,9 @@ export interface MediaClusterNode {
   close: () => Promise<void>;
 }
 
+/** Records of changed calls are written this long after the change (coalesced), ms. */
+const FLUSH_DELAY_MS = 2;
+
 /** Tries at a call whose ports are busy at takeover, and the pause between them (about 1 s in all). */
 const ADOPT_RETRIES = 20;
 const ADOPT_RETRY_MS = 50;
@@ -243,7 +246,9 @@ export async function startMediaClusterNode(input: MediaConfigInput, opts: Media
       inst.dirty.add(callId);
       if (!inst.flushScheduled) {
         inst.flushScheduled = true;
-        setImmediate(() => flush(inst));
+        // Shortly after the reply, not right after it: the command that follows an offer's reply
+        // (its answer) comes within a millisecond and should not find the loop encoding records.
+        setTimeout(() => flush(inst), FLUSH_DELAY_MS).unref();
       }
       return;
     }

@@ -255,7 +255,7 @@ export class NgServer {
     const replyP = (async (): Promise<Buffer> => {
       let dict: Record<string, unknown>;
       let command = 'invalid';
-      const started = process.hrtime.bigint();
+      const started = performance.now();
       if (!parsed.ok) {
         rateLimitedLog('ng-decode', (n) =>
           log.warn({ source: `${source.address}:${source.port}`, reason: parsed.reason, snippet: escapeSnippet(msg, 80), suppressed: n }, 'undecodable ng message'),
@@ -267,7 +267,7 @@ export class NgServer {
       const result = typeof dict['result'] === 'string' ? (dict['result'] as string) : 'unknown';
       if (result === 'error') this.errorCount++;
       mRequests.inc({ command, result });
-      mDuration.observe({ command }, Number(process.hrtime.bigint() - started) / 1e9);
+      mDuration.observe({ command }, (performance.now() - started) / 1000);
       try {
         return formatNgMessage(key, encoding, dict);
       } catch (err) {
