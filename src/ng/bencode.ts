@@ -142,59 +142,23 @@ export function bdecode(buf: Buffer, opts: DecodeOptions = {}): Result<BValue> {
  * `undefined`/`null` entries are skipped; booleans become 1/0; non-integral numbers are truncated.
  */
 export function bencode(value: unknown, stringEncoding: 'latin1' | 'utf8' = 'utf8'): Buffer {
-  const text = bencodeText(value, stringEncoding);
-  if (text !== undefined) return Buffer.from(text, stringEncoding);
-  const w = new Writer(stringEncoding);
-  w.value(value, 0);
-  return w.result();
+  return bencodeWithPrefix('', value, stringEncoding);
 }
 
 /**
- * The encoding of `value` as a JS string, to be written out with `Buffer.from(text,
- * stringEncoding)` (so a caller can prepend a cookie and make one buffer). One string is built
- * (V8 joins the pieces once, at the write): far cheaper than a write per token. undefined when
- * the value holds raw bytes and the encoding is utf8 (bytes cannot ride in a UTF-8 string); then
- * use {@link bencode}.
+ * `prefix` (latin1, e.g. an ng cookie and a space) followed by the encoding of `value`, in one
+ * buffer of the exact size. Tokens are written byte by byte into a scratch buffer kept between
+ * calls (encoding is synchronous), so the only allocation is the result: an ng reply makes no
+ * garbage besides it (a write call or a string per token made the collector run every few
+ * hundred commands).
  */
-export function bencodeText(value: unknown, stringEncoding: 'latin1' | 'utf8' = 'utf8'): string | undefined {
-  try {
-    return encodeText(value, 0, stringEncoding === 'latin1');
-  } catch (err) {
-    if (err === NEEDS_BYTES) return undefined;
-    throw err;
-  }
-}
-
-const NEEDS_BYTES = Symbol('bencode: raw bytes in a utf8 string');
-
-function encodeText(v: unknown, depth: number, latin1: boolean): string {
-  if (typeof v === 'string') return `${latin1 ? v.length : Buffer.byteLength(v, 'utf8')}:${v}`;
-  if (typeof v === 'number') return `i${Number.isFinite(v) ? Math.trunc(v) : 0}e`;
-  if (depth > 64) throw new Error('bencode: value nested too deeply');
-  if (typeof v === 'object' && v !== null) {
-    if (Array.isArray(v)) {
-      let s = 'l';
-      for (const item of v) if (item !== undefined && item !== null) s += encodeText(item, depth + 1, latin1);
-      return `${s}e`;
-    }
-    if (v instanceof Uint8Array) {
-      if (!latin1) throw NEEDS_BYTES;
-      return `${v.length}:${Buffer.from(v.buffer, v.byteOffset, v.length).toString('latin1')}`;
-    }
-    const keys = Object.keys(v);
-    sortKeys(keys);
-    let s = 'd';
-    for (const k of keys) {
-      const item = (v as Record<string, unknown>)[k];
-      if (item === undefined || item === null) continue;
-      s += `${latin1 ? k.length : Buffer.byteLength(k, 'utf8')}:${k}`;
-      s += encodeText(item, depth + 1, latin1);
-    }
-    return `${s}e`;
-  }
-  if (typeof v === 'bigint') return `i${v}e`;
-  if (typeof v === 'boolean') return v ? 'i1e' : 'i0e';
-  throw new Error(`bencode: cannot encode ${typeof v}`);
+export function bencodeWithPrefix(prefix: string, value: unknown, stringEncoding: 'latin1' | 'utf8' = 'utf8'): Buffer {
+  const w = writer;
+  w.latin1 = stringEncoding === 'latin1';
+  w.pos = 0;
+  w.raw(prefix);
+  w.value(value, 0);
+  return Buffer.from(w.buf.subarray(0, w.pos));
 }
 
 /** Sorts in place by UTF-16 code units (as Array.prototype.sort does); insertion sort for the short key lists of ng dictionaries, no allocation. */
@@ -215,66 +179,122 @@ function sortKeys(keys: string[]): void {
   }
 }
 
-/** Appends into one growing buffer (the path for raw bytes in a utf8 message). */
+/** Strings up to this long are copied in JS; longer ones (SDP) with one Buffer.write. */
+const SHORT_STRING = 48;
+
+/** Appends into one scratch buffer that grows as needed and is reused by the next message. */
 class Writer {
-  #buf = Buffer.allocUnsafe(1024);
-  #pos = 0;
-  constructor(readonly enc: 'latin1' | 'utf8') {}
+  buf = Buffer.allocUnsafe(16 * 1024);
+  pos = 0;
+  latin1 = true;
 
   #reserve(n: number): void {
-    if (this.#pos + n <= this.#buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.#buf.length * 2, this.#pos + n));
-    this.#buf.copy(next, 0, 0, this.#pos);
-    this.#buf = next;
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
   }
 
-  #ascii(s: string): void {
-    this.#reserve(s.length);
-    this.#pos += this.#buf.write(s, this.#pos, 'latin1');
+  /** One byte per char (latin1; the callers' text is ASCII or latin1). */
+  raw(s: string): void {
+    const n = s.length;
+    this.#reserve(n);
+    if (n > SHORT_STRING) {
+      this.pos += this.buf.write(s, this.pos, n, 'latin1');
+      return;
+    }
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < n; i++) b[p++] = s.charCodeAt(i);
+    this.pos = p;
+  }
+
+  /** Decimal digits of an integer (no string made for safe integers). */
+  int(v: number): void {
+    if (!Number.isSafeInteger(v)) {
+      this.raw(String(v));
+      return;
+    }
+    this.#reserve(17);
+    const b = this.buf;
+    if (v < 0) {
+      b[this.pos++] = 0x2d;
+      v = -v;
+    }
+    if (v < 10) {
+      b[this.pos++] = 0x30 + v;
+      return;
+    }
+    let digits = 1;
+    for (let x = v; x >= 10; x = Math.floor(x / 10)) digits++;
+    let p = this.pos + digits;
+    this.pos = p;
+    while (v >= 10) {
+      const q = Math.floor(v / 10);
+      b[--p] = 0x30 + (v - q * 10);
+      v = q;
+    }
+    b[--p] = 0x30 + v;
   }
 
   string(s: string): void {
-    const len = this.enc === 'latin1' ? s.length : Buffer.byteLength(s, 'utf8');
-    this.#ascii(`${len}:`);
-    this.#reserve(len);
-    this.#pos += this.#buf.write(s, this.#pos, this.enc);
+    if (this.latin1) {
+      this.int(s.length);
+      this.buf[this.pos++] = COLON_BYTE;
+      this.raw(s);
+      return;
+    }
+    const len = Buffer.byteLength(s, 'utf8');
+    this.int(len);
+    this.#reserve(1 + len);
+    this.buf[this.pos++] = COLON_BYTE;
+    this.pos += this.buf.write(s, this.pos, len, 'utf8');
   }
 
-  bytes(b: Uint8Array): void {
-    this.#ascii(`${b.length}:`);
-    this.#reserve(b.length);
-    this.#buf.set(b, this.#pos);
-    this.#pos += b.length;
+  bytes(v: Uint8Array): void {
+    this.int(v.length);
+    this.#reserve(1 + v.length);
+    this.buf[this.pos++] = COLON_BYTE;
+    this.buf.set(v, this.pos);
+    this.pos += v.length;
+  }
+
+  #byte(c: number): void {
+    this.#reserve(1);
+    this.buf[this.pos++] = c;
   }
 
   value(v: unknown, depth: number): void {
+    if (typeof v === 'string') return this.string(v);
+    if (typeof v === 'number') {
+      this.#byte(I);
+      this.int(Number.isFinite(v) ? Math.trunc(v) : 0);
+      return this.#byte(E);
+    }
     if (depth > 64) throw new Error('bencode: value nested too deeply');
-    if (typeof v === 'string') this.string(v);
-    else if (typeof v === 'number') this.#ascii(`i${Number.isFinite(v) ? Math.trunc(v) : 0}e`);
-    else if (typeof v === 'bigint') this.#ascii(`i${v}e`);
-    else if (typeof v === 'boolean') this.#ascii(v ? 'i1e' : 'i0e');
-    else if (v instanceof Uint8Array) this.bytes(v);
-    else if (Array.isArray(v)) {
-      this.#ascii('l');
-      for (const item of v) if (item !== undefined && item !== null) this.value(item, depth + 1);
-      this.#ascii('e');
-    } else if (v !== null && typeof v === 'object') {
-      this.#ascii('d');
+    if (typeof v === 'object' && v !== null) {
+      if (Array.isArray(v)) {
+        this.#byte(L);
+        for (const item of v) if (item !== undefined && item !== null) this.value(item, depth + 1);
+        return this.#byte(E);
+      }
+      if (v instanceof Uint8Array) return this.bytes(v);
       const keys = Object.keys(v);
       sortKeys(keys);
+      this.#byte(D);
       for (const k of keys) {
         const item = (v as Record<string, unknown>)[k];
         if (item === undefined || item === null) continue;
         this.string(k);
         this.value(item, depth + 1);
       }
-      this.#ascii('e');
-    } else {
-      throw new Error(`bencode: cannot encode ${typeof v}`);
+      return this.#byte(E);
     }
-  }
-
-  result(): Buffer {
-    return Buffer.from(this.#buf.subarray(0, this.#pos));
+    if (typeof v === 'bigint') return this.raw(`i${v}e`);
+    if (typeof v === 'boolean') return this.raw(v ? 'i1e' : 'i0e');
+    throw new Error(`bencode: cannot encode ${typeof v}`);
   }
 }
+
+const COLON_BYTE = 0x3a;
+const writer = new Writer();

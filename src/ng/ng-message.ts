@@ -1,5 +1,5 @@
 import { fail, ok, type Result } from '../util/result.js';
-import { bdecodePrefix, bencode, bencodeText, type BDict, type BValue } from './bencode.js';
+import { bdecodePrefix, bencodeWithPrefix, type BDict, type BValue } from './bencode.js';
 
 /** Wire encoding of the dictionary that follows the cookie; a reply uses the request's. */
 export type NgEncoding = 'bencode' | 'json';
@@ -60,10 +60,8 @@ export function formatNgMessage(cookie: Buffer | string, encoding: NgEncoding, d
   const c = typeof cookie === 'string' ? cookie : cookie.toString('latin1');
   if (encoding === 'json') return Buffer.concat([Buffer.from(`${c} `, 'latin1'), Buffer.from(JSON.stringify(toJson(dict)), 'utf8')]);
   // Strings decoded from bencode are latin1 (one char per byte), so latin1 re-encodes them exactly;
-  // the cookie too. One string, one buffer.
-  const text = bencodeText(dict, 'latin1');
-  if (text !== undefined) return Buffer.from(`${c} ${text}`, 'latin1');
-  return Buffer.concat([Buffer.from(`${c} `, 'latin1'), bencode(dict, 'latin1')]);
+  // the cookie too.
+  return bencodeWithPrefix(`${c} `, dict, 'latin1');
 }
 
 export function isDict(v: BValue | undefined): v is BDict {
