@@ -310,13 +310,14 @@ export class SessionManager {
   }
 
   #withLock<T>(callId: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.#locks.get(callId) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.#locks.set(callId, tail);
-    void tail.then(() => {
+    const prev = this.#locks.get(callId);
+    // Nothing running for this call (the usual case): start at once, no extra turn.
+    const next = prev ? prev.then(fn, fn) : fn();
+    const done = (): void => {
       if (this.#locks.get(callId) === tail) this.#locks.delete(callId);
-    });
+    };
+    const tail: Promise<void> = next.then(done, done);
+    this.#locks.set(callId, tail);
     return next;
   }
 
