@@ -5,6 +5,7 @@
  * runs what production would).
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { keepalivedConfig } from '../../cluster/keepalived-config.js';
 import type { LabNetwork } from '../lab-network.js';
@@ -17,6 +18,18 @@ import { createNetwork, namespaceName, nodeAddresses, preflightNetns, readNetnsS
 function hasProcesses(ns: string): boolean {
   const r = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' });
   return r.status === 0 && r.stdout.trim() !== '';
+}
+
+/** Whether the process named in a pid file is alive. */
+function pidFileAlive(path: string): boolean {
+  try {
+    const pid = Number(readFileSync(path, 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 1) return false;
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function linkUp(dir: string, node: string): boolean {
@@ -94,7 +107,7 @@ export function netnsLabNetwork(): LabNetwork & { preflight(dir?: string): Promi
         // returns, or two nodes would answer for one address.
         const p = topo.parts.find((x) => x.name === part);
         const ns = namespaceName(dir, part);
-        const kaAlive = spawnSync('sh', ['-c', `test -f ${keepalivedFiles(dir, part).pid} && kill -0 $(cat ${keepalivedFiles(dir, part).pid})`]).status === 0;
+        const kaAlive = pidFileAlive(keepalivedFiles(dir, part).pid);
         if (p && !kaAlive) {
           const have = nodeAddresses(dir, part);
           for (const vip of p.vips.filter((v) => have.includes(v))) run('ip', ['-n', ns, 'addr', 'del', `${vip}/32`, 'dev', 'eth0']);

@@ -93,3 +93,30 @@ describe('keepalived parts of the lab topology', () => {
     }
   });
 });
+
+describe('preflight: clear errors before anything is made', () => {
+  const run = (code: string, opts: { user?: boolean; path?: string } = {}) => {
+    const node = ['--import', join(process.cwd(), 'node_modules/tsx/dist/esm/index.mjs'), '-e', `import(${JSON.stringify(join(process.cwd(), 'src/lab/netns/netns.ts'))}).then((m) => { try { ${code}; console.log('OK') } catch (e) { console.log(e.code + ' ' + e.message) } })`];
+    const [cmd, args] = opts.user ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...node]] : [process.execPath, node];
+    return spawnSync(cmd, args, { encoding: 'utf8', cwd: tmpdir(), env: { ...process.env, HOME: tmpdir(), ...(opts.path ? { PATH: opts.path } : {}) } }).stdout.trim();
+  };
+  const root = process.getuid?.() === 0;
+
+  it.skipIf(!root || spawnSync('setpriv', ['--version']).status !== 0)('not root', () => {
+    expect(run('m.preflightNetns({})', { user: true })).toBe('NETNS_ERR_NOT_ROOT network namespaces need root: run as root, or use --loopback');
+  });
+
+  it.skipIf(!root)('keepalived missing', () => {
+    const bin = mkdtempSync(join(tmpdir(), 'tandem-netns-path-'));
+    try {
+      for (const tool of ['ip', 'sh']) {
+        const where = spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim();
+        spawnSync('ln', ['-s', where, join(bin, tool)]);
+      }
+      expect(run('m.preflightNetns({ keepalived: true })', { path: bin })).toMatch(/^NETNS_ERR_MISSING_TOOL keepalived is missing: apt-get install keepalived/);
+      expect(run(`m.preflightNetns({ keepalived: false, dir: ${JSON.stringify(bin)} })`, { path: bin })).toBe('OK');
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
+});
