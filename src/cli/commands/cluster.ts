@@ -141,6 +141,9 @@ export function registerClusterCommand(program: Command): void {
         process.exit(2);
       }
       const text = keepalivedConfig(opts.value);
+      const file = o.config ? readConfigFile(o.config) : undefined;
+      const takeover = file?.ok ? (file.value['cluster'] as { takeover?: string } | undefined)?.takeover : undefined;
+      if (takeover === 'lease') console.error(`tandem cluster keepalived-config: warning: ${o.config} has cluster.takeover: lease; with keepalived moving the VIPs the node needs takeover: keepalived (sockets bound in advance)`);
       if (o.check) {
         const problem = keepalivedCheck(text);
         if (problem) {
