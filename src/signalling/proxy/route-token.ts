@@ -16,6 +16,8 @@
  * and the callee's route set is taken from that INVITE (§12.1.1).
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { GenerationalMap } from '../../util/generational-map.js';
+import { ownString as flat } from '../../sip/transaction/own-string.js';
 
 /** Record-Route URI parameter that carries the token. */
 export const ROUTE_TOKEN_PARAM = 'tk';
@@ -30,7 +32,7 @@ const ISSUED_MAX = 200_000;
 export class RouteToken {
   readonly #key: Buffer;
   /** token -> what it binds (`callId\0tag\0flows`), oldest first; bounded. */
-  readonly #issued = new Map<string, string>();
+  readonly #issued = new GenerationalMap<string, string>(ISSUED_MAX);
 
   /** `key`: the cluster's shared secret (derived key, never the raw auth secret). */
   constructor(key: Buffer) {
@@ -40,8 +42,8 @@ export class RouteToken {
   /** Token for a dialog set up by a request with this Call-ID and From-tag, next to `flowParams` (`;ft=..;ftc=..` text or ''). */
   sign(callId: string, callerTag: string, flowParams = ''): string {
     const token = this.#mac(callId, callerTag, flowParams).toString('base64url');
-    this.#issued.set(token, `${callId}\0${callerTag}\0${flowParams}`);
-    if (this.#issued.size > ISSUED_MAX) this.#issued.delete(this.#issued.keys().next().value!);
+    // A flat copy: the Call-ID and tag are slices of the request's whole header block.
+    this.#issued.set(token, flat(`${callId}\0${callerTag}\0${flowParams}`));
     return token;
   }
 

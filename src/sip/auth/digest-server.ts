@@ -16,6 +16,7 @@
  * resource designated by the uri parameter is the same as the resource specified in the
  * Request-Line"). Response comparisons use crypto.timingSafeEqual.
  */
+import { GenerationalMap } from '../../util/generational-map.js';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { parseUri } from '../uri/sip-uri.js';
 import {
@@ -132,8 +133,7 @@ export class DigestAuthenticator {
   #secret: Buffer;
   #users: UserDirectory;
   #now: () => number;
-  #ncSeen = new Map<string, number>();
-  #maxTracked: number;
+  #ncSeen: GenerationalMap<string, number>;
   #opaque: string;
   /** HA1 cache for password users: `${alg}\0${username}` -> HA1. */
   #ha1Cache = new Map<string, string>();
@@ -146,7 +146,7 @@ export class DigestAuthenticator {
     this.#secret = typeof opts.secret === 'string' ? Buffer.from(opts.secret, 'utf8') : opts.secret;
     this.#users = opts.users;
     this.#now = opts.now ?? Date.now;
-    this.#maxTracked = opts.maxTrackedNonces ?? 200_000;
+    this.#ncSeen = new GenerationalMap(opts.maxTrackedNonces ?? 200_000);
     this.#allowNoQop = opts.allowNoQop ?? false;
     this.#opaque = createHmac('sha256', this.#secret).update(`opaque:${this.realm}`).digest('base64url').slice(0, 22);
   }
@@ -222,14 +222,9 @@ export class DigestAuthenticator {
     const nc = creds.qop ? parseInt(creds.nc!, 16) : Number.MAX_SAFE_INTEGER;
     const last = this.#ncSeen.get(creds.nonce);
     if (last !== undefined && nc <= last) return { ok: false, failure: creds.qop ? 'replay' : 'stale', username };
-    if (last !== undefined) this.#ncSeen.delete(creds.nonce);
     // Its own copy: the nonce as parsed is a slice of the request's whole header block, which
     // the map would otherwise keep alive for as long as it tracks the nonce.
     this.#ncSeen.set(last !== undefined ? creds.nonce : (' ' + creds.nonce).slice(1), nc);
-    if (this.#ncSeen.size > this.#maxTracked) {
-      const oldest = this.#ncSeen.keys().next().value;
-      if (oldest !== undefined) this.#ncSeen.delete(oldest);
-    }
     return { ok: true, username, credentials: creds };
   }
 

@@ -1,3 +1,4 @@
+import { GenerationalMap } from '../../util/generational-map.js';
 import type { AccountingStore, CallRecord } from '../store.js';
 
 /**
@@ -15,20 +16,18 @@ function own(s: string): string {
  */
 export class MemoryAccountingStore implements AccountingStore {
   readonly records: CallRecord[] = [];
-  readonly #claimed = new Set<string>();
-  readonly #maxClaims: number;
+  readonly #claimed: GenerationalMap<string, true>;
   readonly #maxRecords: number;
 
   /** @param maxEntries Call-IDs remembered as claimed. @param maxRecords records kept. */
   constructor(maxEntries = 100_000, maxRecords = 1_000) {
-    this.#maxClaims = maxEntries;
+    this.#claimed = new GenerationalMap(maxEntries);
     this.#maxRecords = maxRecords;
   }
 
   async claim(callId: string): Promise<boolean> {
     if (this.#claimed.has(callId)) return false;
-    this.#claimed.add(own(callId));
-    if (this.#claimed.size > this.#maxClaims) this.#claimed.delete(this.#claimed.values().next().value!);
+    this.#claimed.set(own(callId), true);
     return true;
   }
 

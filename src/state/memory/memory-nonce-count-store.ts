@@ -1,3 +1,4 @@
+import { GenerationalMap } from '../../util/generational-map.js';
 import type { NonceCountStore } from '../store.js';
 
 export interface MemoryNonceCountStoreOptions {
@@ -11,12 +12,11 @@ export interface MemoryNonceCountStoreOptions {
 
 /** In-process nonce-count replay state (RFC 7616 §3.4) for one node. */
 export class MemoryNonceCountStore implements NonceCountStore {
-  #seen = new Map<string, { nc: number; expiresAtMs: number }>();
-  #max: number;
+  #seen: GenerationalMap<string, { nc: number; expiresAtMs: number }>;
   #now: () => number;
 
   constructor(opts: MemoryNonceCountStoreOptions = {}) {
-    this.#max = opts.maxNonces ?? 200_000;
+    this.#seen = new GenerationalMap(opts.maxNonces ?? 200_000);
     this.#now = opts.now ?? Date.now;
   }
 
@@ -25,11 +25,6 @@ export class MemoryNonceCountStore implements NonceCountStore {
     const seen = this.#seen.get(nonce);
     const live = seen !== undefined && seen.expiresAtMs > now;
     if (live && nc <= seen.nc) return false;
-    this.#seen.delete(nonce);
-    if (this.#seen.size >= this.#max) {
-      const oldest = this.#seen.keys().next();
-      if (!oldest.done) this.#seen.delete(oldest.value);
-    }
     // Its own copy of the nonce: the caller's is a slice of a whole received header block.
     this.#seen.set((' ' + nonce).slice(1), { nc, expiresAtMs: live ? seen.expiresAtMs : now + ttlSec * 1000 });
     return true;
