@@ -40,7 +40,7 @@ interface NativeModule {
     latchedRtcpAddress: string | null,
     latchedRtcpPort: number,
   ): void;
-  close(h: unknown, id: number): boolean;
+  close(h: unknown, id: number, later: boolean): boolean;
   stats(h: unknown, id: number): [number[], string[]] | undefined;
   idle(h: unknown, idleMs: number): number[];
   totals(h: unknown): number[] | undefined;
@@ -181,8 +181,13 @@ export class NativeForwarder {
     );
   }
 
-  close(id: number): void {
-    this.#mod.close(this.#h, id);
+  /**
+   * Releases a pair. `later`: its sockets are closed by its forwarding thread at its next wake-up
+   * (within 500 ms; the control thread makes no system call), for ports not wanted again soon;
+   * else they are closed when this returns.
+   */
+  close(id: number, later = false): void {
+    this.#mod.close(this.#h, id, later);
   }
 
   stats(id: number, callKey: string, createdMs: number): PairStats | undefined {

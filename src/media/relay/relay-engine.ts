@@ -35,8 +35,8 @@ const YOUNG_GENERATION_MB = 32;
 const WORKER_RESTART_DELAY_MS = 1000;
 /** Attempts at other ports when a bind fails because something outside the engine holds a port. */
 const BIND_ATTEMPTS = 8;
-/** Sockets of released native pairs are closed this long after the release, in one batch, ms. */
-const DEFERRED_CLOSE_MS = 2;
+/** Released native pairs whose ports are quarantined at least this long are closed by their forwarding thread (which wakes within 500 ms), ms. */
+const LAZY_CLOSE_MIN_QUARANTINE_MS = 1000;
 /** How often latching events are read from the native forwarder. */
 const NATIVE_EVENT_POLL_MS = 20;
 
@@ -206,7 +206,6 @@ export class RelayEngine {
     if (!this.#started || this.#stopping) return;
     this.#stopping = true;
     if (this.#native) {
-      this.#flushCloses();
       clearInterval(this.#eventTimer);
       this.#drainNativeEvents();
       addCounters(this.#retired, this.#native.totals());
@@ -344,17 +343,11 @@ export class RelayEngine {
     p.worker.pairs--;
     const q = quarantineMs ?? this.#opts.quarantineMs;
     if (this.#native) {
-      if (q > 0) {
-        // Quarantined ports are not handed out again for a while anyway: close the sockets shortly
-        // after the current command has been answered (a delete's reply, and the next command,
-        // do not wait for 4 close()s).
-        this.#closing.push({ id, slots: p.slots, q });
-        if (this.#closing.length === 1) setTimeout(() => this.#flushCloses(), DEFERRED_CLOSE_MS).unref();
-        return;
-      }
-      // Ports wanted again at once (a handover): sockets are closed when this returns; the
-      // forwarding thread frees the memory later.
-      this.#native.close(id);
+      // Ports quarantined for a while: the forwarding thread closes the sockets (within its 500 ms
+      // wake-up; no system call here, a delete's reply does not wait for 4 close()s). Ports
+      // wanted again soon (a handover, a short quarantine): closed when this returns. The forwarding thread frees the
+      // memory later.
+      this.#native.close(id, q >= LAZY_CLOSE_MIN_QUARANTINE_MS);
       this.#ports.release(p.slots[0], q);
       this.#ports.release(p.slots[1], q);
       return;
@@ -366,19 +359,6 @@ export class RelayEngine {
         this.#ports.release(p.slots[0], q);
         this.#ports.release(p.slots[1], q);
       });
-  }
-
-  /** Native pairs released whose sockets are closed after the current command (see {@link release}). */
-  #closing: Array<{ id: number; slots: [number, number]; q: number }> = [];
-
-  #flushCloses(): void {
-    const list = this.#closing;
-    this.#closing = [];
-    for (const c of list) {
-      this.#native?.close(c.id);
-      this.#ports.release(c.slots[0], c.q);
-      this.#ports.release(c.slots[1], c.q);
-    }
   }
 
   /** Statistics of one pair, or undefined if unknown. */

@@ -54,7 +54,8 @@ if (!process.env.TANDEM_ASAN_ADDON) {
 }
 
 const m = createRequire(import.meta.url)(process.env.TANDEM_ASAN_ADDON);
-const h = m.create(2, '127.0.0.1', 262144);
+// flags 1|2: shared ports (SO_REUSEPORT + steering program) and IP_FREEBIND, as a cluster node makes them.
+const h = m.create(2, '127.0.0.1', 262144, 3);
 const BASE = 9000;
 const bind = () => new Promise((res) => {
   const s = createSocket('udp4');
@@ -96,7 +97,7 @@ while (Date.now() < end) {
   for (const pid of [...live.keys()]) {
     if (Math.random() < 0.3) m.stats(h, pid);
     if (Math.random() < 0.25) {
-      m.close(h, pid);
+      m.close(h, pid, pid % 2 === 0); // half closed by the forwarding thread
       live.delete(pid);
     }
   }

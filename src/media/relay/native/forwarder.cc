@@ -231,6 +231,8 @@ struct Thread {
   int evfd = -1;
   std::mutex mu;
   std::vector<Pair*> graveyard;
+  // Released pairs whose sockets this thread closes (see retirePairLater).
+  std::vector<Pair*> closing;
   std::thread th;
   std::atomic<bool> stop{false};
   // Batch buffers, used only by the forwarding thread.
@@ -427,6 +429,21 @@ void freeGraveyard(Thread* t) {
   t->graveyard.clear();
 }
 
+/** Closes the sockets of pairs released with retirePairLater; they are freed with the graveyard. Holds t->mu. */
+void drainClosing(Thread* t) {
+  for (Pair* p : t->closing) {
+    for (auto& c : p->ch) {
+      if (c.fd >= 0) {
+        epoll_ctl(t->epfd, EPOLL_CTL_DEL, c.fd, nullptr);
+        close(c.fd);
+        c.fd = -1;
+      }
+    }
+    t->graveyard.push_back(p);
+  }
+  t->closing.clear();
+}
+
 void runThread(Thread* t) {
   epoll_event evs[256];
   while (!t->stop.load(std::memory_order_relaxed)) {
@@ -447,9 +464,11 @@ void runThread(Thread* t) {
         serveChannel(t, c, now);
       }
     }
+    drainClosing(t);
     freeGraveyard(t);
   }
   std::lock_guard<std::mutex> g(t->mu);
+  drainClosing(t);
   freeGraveyard(t);
 }
 
@@ -557,6 +576,19 @@ void retirePair(Engine* e, Pair* p) {
     e->retired.add(c);
   }
   t->graveyard.push_back(p);
+}
+
+/**
+ * Like retirePair, but the sockets are closed by the forwarding thread at its next wake-up (at
+ * most its 500 ms epoll timeout; at once under traffic): the control thread makes no system call.
+ * For ports that are not bound again soon (quarantined). Caller holds no lock.
+ */
+void retirePairLater(Engine* e, Pair* p) {
+  Thread* t = e->threads[p->thread];
+  std::lock_guard<std::mutex> g(t->mu);
+  p->dead = true;
+  for (auto& c : p->ch) e->retired.add(c);
+  t->closing.push_back(p);
 }
 
 void destroyEngine(Engine* e) {
@@ -788,10 +820,12 @@ napi_value Peer(napi_env env, napi_callback_info info) {
   }
 }
 
-// close(h, id) -> boolean
+// close(h, id, later) -> boolean. `later`: the forwarding thread closes the sockets (retirePairLater).
 napi_value Close(napi_env env, napi_callback_info info) {
   try {
-    ARGS(2)
+    size_t argc = 3;
+    napi_value argv[3];
+    if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 2) return undef(env);
     Engine* e = getEngine(env, argv[0]);
     double id = 0;
     napi_value res;
@@ -799,6 +833,7 @@ napi_value Close(napi_env env, napi_callback_info info) {
       napi_get_boolean(env, false, &res);
       return res;
     }
+    bool later = argc >= 3 && getBool(env, argv[2]);
     auto it = e->pairs.find(static_cast<int>(id));
     bool found = it != e->pairs.end();
     if (found) {
@@ -806,8 +841,12 @@ napi_value Close(napi_env env, napi_callback_info info) {
       Thread* t = e->threads[p->thread];
       e->pairs.erase(it);
       // After this the forwarding thread may free p at any time: p is not touched again.
-      retirePair(e, p);
-      wake(t);
+      if (later) {
+        retirePairLater(e, p);
+      } else {
+        retirePair(e, p);
+        wake(t);
+      }
     }
     napi_get_boolean(env, found, &res);
     return res;
