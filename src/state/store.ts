@@ -152,7 +152,12 @@ export interface AccountingStore {
 
 export interface DialogStore {
   get(id: string): Promise<DialogRecord | undefined>;
-  put(record: DialogRecord): Promise<void>;
+  /**
+   * Stores the record. `onDurable` is called once the record is where a peer can read it (at
+   * once for a local store; once Redis answered the write, or a later write of the same record,
+   * for a shared one; never when the write is dropped).
+   */
+  put(record: DialogRecord, onDurable?: () => void): Promise<void>;
   delete(id: string): Promise<void>;
   /** Nodes owning confirmed dialogs (shared stores only). */
   owners?(): Promise<string[]>;

@@ -90,7 +90,8 @@ function histogramValues(h: HistogramSnapshot): number[] {
 
 function toolVersion(cmd: string, args: string[]): string {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0]!.trim();
+    // keepalived prints its version on stderr
+    return execFileSync('sh', ['-c', `${cmd} ${args.join(' ')} 2>&1`], { encoding: 'utf8' }).split('\n')[0]!.trim();
   } catch {
     return 'not found';
   }

@@ -136,13 +136,19 @@ export class DialogTracker {
    * early dialogs are shared the record, with how to CANCEL each copy, is written (the outbox
    * folds the writes of one INVITE's branches into one).
    */
-  forwarded(callId: string, invite: Omit<NonNullable<DialogRecord['invite']>, 'branches'>, branch: ForwardedBranch): void {
-    if (!this.#shareEarly || !this.#store) return;
+  forwarded(callId: string, invite: Omit<NonNullable<DialogRecord['invite']>, 'branches'>, branch: ForwardedBranch, onDurable?: () => void): void {
+    if (!this.#shareEarly || !this.#store) {
+      onDurable?.();
+      return;
+    }
     const rec = this.#byCallId.get(callId);
-    if (!rec || rec.state !== 'early') return;
+    if (!rec || rec.state !== 'early') {
+      onDurable?.();
+      return;
+    }
     if (!rec.invite) rec.invite = { ...invite, branches: [] };
     rec.invite.branches.push(branch);
-    void this.#store.put(rec).catch(() => undefined);
+    void this.#store.put(rec, onDurable).catch(() => undefined);
   }
 
   /** A 2xx confirmed the dialog. */

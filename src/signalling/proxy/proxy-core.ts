@@ -69,6 +69,11 @@ export interface ProxyCoreOptions {
    * @default 180000
    */
   timerCMs?: number;
+  /**
+   * With early dialogs shared: longest time provisional responses to an INVITE wait for its record
+   * to reach Redis (then they go anyway: a slow Redis must not slow calls). @default 100
+   */
+  earlyDurableWaitMs?: number;
   dialogs?: DialogTracker;
   media?: MediaControl;
   /**
@@ -189,6 +194,7 @@ export class ProxyCore {
   #isLocal: (host: string) => boolean;
   #recordRoute: boolean;
   #timerCMs: number;
+  readonly earlyDurableWaitMs: number;
   #dialogs: DialogTracker | undefined;
   #media: MediaControl | undefined;
   #flowKey: Buffer;
@@ -205,6 +211,7 @@ export class ProxyCore {
     this.#isLocal = opts.isLocalDomain;
     this.#recordRoute = opts.recordRoute ?? true;
     this.#timerCMs = opts.timerCMs ?? 180_000;
+    this.earlyDurableWaitMs = opts.earlyDurableWaitMs ?? 100;
     this.#dialogs = opts.dialogs;
     this.#media = opts.media;
     this.#flowKey = opts.flowTokenKey ?? randomBytes(16);
@@ -539,6 +546,16 @@ class ProxyContext {
   #answered = false;
   /** The request as received, before the media offer rewrote its SDP. */
   #received: SipRequest;
+  /**
+   * Provisional responses (our 100 Trying included) held until the INVITE's shared record is in
+   * Redis, so that a caller who heard ringing can count on a peer to finish the call: were the
+   * node to die between telling the caller "ringing" and the record landing, the caller would stop
+   * retransmitting and the survivor, with no record of the branch, could not relay the answer.
+   * Held, the caller retransmits into the takeover and the survivor forwards the INVITE again
+   * (same derived branch: the callee sees a retransmission). Undefined when not holding.
+   */
+  #held: Array<[SipResponse, Branch]> | undefined;
+  #holdTimer: TimerHandle | undefined;
 
   constructor(proxy: ProxyCore, req: SipRequest, stx: ProxyServerTransaction, source: Source, route: Exclude<RouteResult, { kind: 'default' | 'reply' }>) {
     this.#proxy = proxy;
@@ -555,8 +572,14 @@ class ProxyContext {
 
   async start(): Promise<void> {
     if (this.#isInvite) {
-      // §16.2: "the proxy MUST ... send a 100 (Trying)" when it will not answer within 200 ms.
-      this.#stx.respond(createResponse(this.#req, 100, 'Trying'));
+      if (this.#proxy.dialogs?.sharesEarly && this.#req.toTag === undefined) {
+        // §16.2 asks for a 100 (Trying) within 200 ms: the hold is capped well below that.
+        this.#held = [];
+        this.#holdTimer = this.#proxy.wheel.schedule(this.#proxy.earlyDurableWaitMs, ProxyContext.#holdExpired, this);
+      } else {
+        // §16.2: "the proxy MUST ... send a 100 (Trying)" when it will not answer within 200 ms.
+        this.#stx.respond(createResponse(this.#req, 100, 'Trying'));
+      }
       this.#stx.onCancel(this.#onCancel.bind(this));
     }
     const media = this.#proxy.media;
@@ -659,6 +682,7 @@ class ProxyContext {
           ...(target.destinationKey ? { destination: target.destinationKey } : {}),
           ...(out.getAll('Route').length ? { route: out.getAll('Route') } : {}),
         },
+        this.#held ? () => this.#releaseHeld() : undefined,
       );
     }
     const s = this.#serial();
@@ -706,6 +730,27 @@ class ProxyContext {
   };
 
   /** Timer-wheel callbacks: shared functions taking the branch as argument (no closure per timer). */
+  static #holdExpired = (ctx: ProxyContext): void => {
+    ctx.#holdTimer = undefined;
+    ctx.#releaseHeld();
+  };
+
+  /** Stops holding provisional responses; `send`: send our 100 and what was held. */
+  #stopHolding(send: boolean): void {
+    const held = this.#held;
+    if (!held) return;
+    this.#held = undefined;
+    if (this.#holdTimer) this.#proxy.wheel.cancel(this.#holdTimer);
+    this.#holdTimer = undefined;
+    if (!send || this.#finalSent) return;
+    this.#stx.respond(createResponse(this.#received, 100, 'Trying'));
+    for (const [res, b] of held) this.#relay(res, b);
+  }
+
+  #releaseHeld(): void {
+    this.#stopHolding(true);
+  }
+
   static #frTimerFired = (b: Branch): void => b.ctx.#onFrTimer(b);
   static #timerCFired = (b: Branch): void => b.ctx.#onTimerC(b);
 
@@ -925,6 +970,14 @@ class ProxyContext {
 
   /** Sends a response upstream, passing SDP through the media node first when needed. */
   #relay(res: SipResponse, b: Branch, final = false): void {
+    if (this.#held) {
+      if (!final) {
+        this.#held.push([res, b]);
+        return;
+      }
+      // An answer supersedes the ringing held before it.
+      this.#stopHolding(false);
+    }
     const media = this.#proxy.media;
     const needsMedia = media && this.#mediaUsed && this.#isInvite && isSdp(res) && (res.status === 183 || res.status === 180 || (res.status >= 200 && res.status < 300));
     // Fast path: nothing to rewrite and nothing queued before it, so order is kept.
@@ -979,6 +1032,7 @@ class ProxyContext {
 
   #sendFinal(res: SipResponse): void {
     if (this.#finalSent) return;
+    this.#stopHolding(false);
     this.#finalSent = true;
     for (const b of this.#branches) if (!b.final) this.#abandonQuietly(b);
     // Only the failure of the initial INVITE ends the call; a failed re-INVITE (491, 488, a

@@ -6,8 +6,9 @@ export class MemoryDialogStore implements DialogStore {
   async get(id: string): Promise<DialogRecord | undefined> {
     return this.#map.get(id);
   }
-  async put(record: DialogRecord): Promise<void> {
+  async put(record: DialogRecord, onDurable?: () => void): Promise<void> {
     this.#map.set(record.id, record);
+    onDurable?.();
   }
   async delete(id: string): Promise<void> {
     this.#map.delete(id);

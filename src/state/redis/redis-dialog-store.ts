@@ -127,9 +127,9 @@ export class RedisDialogStore implements DialogStore {
     return (await this.records.read(id))?.value;
   }
 
-  async put(record: DialogRecord): Promise<void> {
+  async put(record: DialogRecord, onDurable?: () => void): Promise<void> {
     const ttl = record.state === 'confirmed' ? this.#confirmedMs : this.#earlyMs;
-    this.records.write(record.id, { ...record }, this.#now() + ttl);
+    this.records.write(record.id, { ...record }, this.#now() + ttl, onDurable);
     // Confirmed dialogs, and ringing calls with a failover to go on with, are claimable.
     if ((record.state === 'confirmed' || record.invite?.serial) && record.owner) {
       const set = this.#ownedKey(record.owner);

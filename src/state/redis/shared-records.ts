@@ -132,12 +132,34 @@ export class SharedRecords<T> {
   }
 
   /** Writes `value` (undefined: remove) now to the cache and through the outbox to Redis. */
-  write(id: string, value: T | undefined, expiresAtMs: number): void {
+  write(id: string, value: T | undefined, expiresAtMs: number, onDurable?: () => void): void {
     const state = this.#state;
     const version = state.nextVersion();
     const entry: CachedRecord<T> = { value, version, own: true, expiresAtMs, owner: state.nodeId };
     this.#set(id, entry);
+    if (onDurable) {
+      // A later write of the same record replaces this one in the outbox: its answer covers both.
+      const list = this.#durableWaiters.get(id);
+      if (list) list.push(onDurable);
+      else this.#durableWaiters.set(id, [onDurable]);
+    }
     this.#push(id, entry);
+  }
+
+  /** Callers waiting for a record's write to reach Redis (`write(..., onDurable)`). */
+  #durableWaiters = new Map<string, Array<() => void>>();
+
+  #durable(id: string): void {
+    const list = this.#durableWaiters.get(id);
+    if (!list) return;
+    this.#durableWaiters.delete(id);
+    for (const fn of list) {
+      try {
+        fn();
+      } catch {
+        /* a waiter's fault is its own */
+      }
+    }
   }
 
   /** Changes the cached record only (e.g. drops lapsed parts that Redis filters on read anyway). */
@@ -179,6 +201,7 @@ export class SharedRecords<T> {
         ['evalsha', this.#script.sha, 1, state.key(this.kind, id), entry.version, state.nodeId, entry.expiresAtMs, state.channel, state.message(this.kind, id, entry.version), ...fields],
       ],
       onApplied: (results) => {
+        this.#durable(id);
         const [err, written] = results[0] ?? [null, null];
         if (err) return;
         const cur = this.#cache.get(id);
@@ -249,6 +272,8 @@ export class SharedRecords<T> {
   }
 
   #delete(id: string): void {
+    // Nobody waits on a record that is gone (its write may have been dropped: Redis down).
+    this.#durableWaiters.delete(id);
     const before = this.#cache.get(id);
     if (!before) return;
     this.#cache.delete(id);
