@@ -9,6 +9,7 @@ export interface ViaLike {
   params: Map<string, string | null>;
   received?: string;
   rport?: number | null;
+  maddr?: string;
 }
 
 /** IPv6 references are written `[::1]` in SIP; sockets want `::1`. */
@@ -46,14 +47,16 @@ function viaParam(via: ViaLike, name: string): string | null | undefined {
 export function responseDestination(via: ViaLike, source?: Source): Endpoint | undefined {
   const transport: TransportName | undefined = transportFromVia(via.transport);
   if (!transport) return undefined;
-  const received = via.received ?? (viaParam(via, 'received') || undefined);
+  // A parsed Via carries received/maddr as fields (set from its parameters, `undefined` when
+  // absent): reading them does not build the parameter Map. Other Via-like objects are asked.
+  const received = 'received' in via ? via.received : viaParam(via, 'received') || undefined;
   const sentByPort = via.port ?? DEFAULT_PORTS[transport];
   if (isReliable(transport)) {
     const dest: Endpoint = { transport, address: bareHost(received ?? via.host), port: sentByPort };
     if (source?.connectionId !== undefined) dest.connectionId = source.connectionId;
     return dest;
   }
-  const maddr = viaParam(via, 'maddr');
+  const maddr = 'maddr' in via ? via.maddr : viaParam(via, 'maddr');
   if (maddr) return { transport, address: bareHost(maddr), port: sentByPort };
   let rport: number | null | undefined = via.rport;
   if (rport === undefined) {
