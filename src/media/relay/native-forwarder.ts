@@ -24,6 +24,8 @@ import type { WorkerCounters } from './worker-protocol.js';
 interface NativeModule {
   create(threads: number, bindAddress: string, socketBufferBytes: number, flags: number): unknown;
   open(h: unknown, thread: number, id: number, p0: number, p1: number, p2: number, p3: number): string | undefined;
+  openLater(h: unknown, thread: number, id: number, p0: number, p1: number, p2: number, p3: number): string | undefined;
+  opened(h: unknown): (number | string)[] | undefined;
   peer(
     h: unknown,
     id: number,
@@ -172,6 +174,27 @@ export class NativeForwarder {
     if (err === undefined) return { ok: true };
     const colon = err.indexOf(':');
     return { ok: false, failedPort: Number(err.slice(0, colon)) || undefined, error: err.slice(colon + 1) };
+  }
+
+  /** Has `thread` open and bind the pair's sockets; the result comes from {@link opened}. Fails at once only on bad arguments. */
+  openLater(thread: number, id: number, ports: [number, number, number, number]): { ok: boolean; error?: string } {
+    const err = this.#mod.openLater(this.#h, thread, id, ports[0], ports[1], ports[2], ports[3]);
+    return err === undefined ? { ok: true } : { ok: false, error: err.slice(err.indexOf(':') + 1) };
+  }
+
+  /** Results of {@link openLater} since the last call; a bound pair is usable from here on. */
+  opened(): Array<{ id: number; ok: boolean; failedPort?: number; error?: string }> {
+    const v = this.#mod.opened(this.#h) ?? [];
+    const out: Array<{ id: number; ok: boolean; failedPort?: number; error?: string }> = [];
+    for (let i = 0; i + 1 < v.length; i += 2) {
+      const err = v[i + 1] as string;
+      if (err === '') out.push({ id: v[i] as number, ok: true });
+      else {
+        const colon = err.indexOf(':');
+        out.push({ id: v[i] as number, ok: false, failedPort: Number(err.slice(0, colon)) || undefined, error: err.slice(colon + 1) });
+      }
+    }
+    return out;
   }
 
   peer(id: number, side: Side, rtp: Endpoint | undefined, rtcp: Endpoint | undefined, latch: boolean, strict: boolean, clockRate: number, latchedRtp?: Endpoint, latchedRtcp?: Endpoint): void {

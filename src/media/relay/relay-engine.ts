@@ -207,6 +207,9 @@ export class RelayEngine {
     this.#stopping = true;
     if (this.#native) {
       clearInterval(this.#eventTimer);
+      clearTimeout(this.#openPoll);
+      for (const done of this.#opening.values()) done({ ok: false, error: 'relay stopping' });
+      this.#opening.clear();
       this.#drainNativeEvents();
       addCounters(this.#retired, this.#native.totals());
       this.#native.destroy();
@@ -269,7 +272,9 @@ export class RelayEngine {
       worker.pairs++;
       const native = this.#native;
       const res = native
-        ? native.open(worker.index, id, ports)
+        ? opts.background && !opts.ports
+          ? await this.#openInBackground(worker.index, id, ports)
+          : native.open(worker.index, id, ports)
         : await this.#request<{ ok: boolean; failedPort?: number; error?: string }>(worker, (req) => ({
         t: 'open',
         req,
@@ -301,6 +306,33 @@ export class RelayEngine {
       }
     }
     return fail('NG_ERR_PORT_UNAVAILABLE', 'cannot bind media ports');
+  }
+
+  /** Pending {@link NativeForwarder.openLater} results by pair id. */
+  readonly #opening = new Map<number, (r: { ok: boolean; failedPort?: number; error?: string }) => void>();
+  #openPoll: NodeJS.Timeout | undefined;
+
+  /** Binds a pair on its forwarding thread; resolves when it reports (polled every millisecond while any is pending). */
+  #openInBackground(thread: number, id: number, ports: [number, number, number, number]): Promise<{ ok: boolean; failedPort?: number; error?: string }> {
+    const native = this.#native!;
+    const r = native.openLater(thread, id, ports);
+    if (!r.ok) return Promise.resolve(r);
+    return new Promise((resolve) => {
+      this.#opening.set(id, resolve);
+      this.#openPoll ??= setTimeout(() => this.#pollOpened(), 1);
+    });
+  }
+
+  #pollOpened(): void {
+    this.#openPoll = undefined;
+    if (this.#native && !this.#stopping) {
+      for (const r of this.#native.opened()) {
+        const done = this.#opening.get(r.id);
+        this.#opening.delete(r.id);
+        done?.(r);
+      }
+    }
+    if (this.#opening.size > 0 && !this.#stopping) this.#openPoll = setTimeout(() => this.#pollOpened(), 1);
   }
 
   /**

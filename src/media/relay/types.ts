@@ -97,6 +97,13 @@ export interface AllocateOptions {
    * NG_ERR_PORT_UNAVAILABLE if any is in use or quarantined.
    */
   ports?: { a: LegPorts; b: LegPorts };
+  /**
+   * Native forwarder: the sockets are opened and bound by the forwarding thread, so the caller's
+   * thread makes no system call; resolves once they are bound (a millisecond or two). For pairs
+   * nobody is waiting for (spares). Ignored with `ports` and by the JS workers.
+   * @default false
+   */
+  background?: boolean;
 }
 
 /** Where to send what comes out of one leg's sockets. */

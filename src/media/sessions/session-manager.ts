@@ -296,10 +296,17 @@ export class SessionManager {
     void (async () => {
       try {
         while (!this.#closed && this.#spare.length < this.#opts.sparePairs) {
-          const r = await this.#relay.allocatePair('spare');
-          if (!r.ok) break;
-          if (this.#closed) this.#relay.release(r.value.id);
-          else this.#spare.push(r.value);
+          // All missing at once, bound by the forwarding threads: this thread makes no system call
+          // for a spare.
+          const need = this.#opts.sparePairs - this.#spare.length;
+          const rs = await Promise.all(Array.from({ length: need }, () => this.#relay.allocatePair('spare', { background: true })));
+          let failed = false;
+          for (const r of rs) {
+            if (!r.ok) failed = true;
+            else if (this.#closed) this.#relay.release(r.value.id);
+            else this.#spare.push(r.value);
+          }
+          if (failed) break;
         }
       } catch (err) {
         log.warn({ err }, 'spare pair allocation failed');

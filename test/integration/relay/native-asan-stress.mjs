@@ -67,6 +67,7 @@ const [A, B, N] = [await bind(), await bind(), await bind()];
 const ap = A.address().port;
 const bp = B.address().port;
 const live = new Map();
+const later = new Map();
 let id = 1;
 let opened = 0;
 let sent = 0;
@@ -77,11 +78,27 @@ while (Date.now() < end) {
   for (let k = 0; k < 4; k++, id++) {
     const slot = (id % 400) * 4;
     const ports = [BASE + slot, BASE + slot + 1, BASE + slot + 2, BASE + slot + 3];
+    // Every third pair is bound by its forwarding thread (openLater) and reported by opened().
+    if (id % 3 === 0) {
+      if (m.openLater(h, id % 2, id, ...ports) === undefined) later.set(id, ports);
+      continue;
+    }
     if (m.open(h, id % 2, id, ...ports) !== undefined) continue;
     live.set(id, ports);
     opened++;
     m.peer(h, id, 0, '127.0.0.1', ap, '127.0.0.1', ap, id % 3 !== 0, id % 5 === 0, 8000);
     m.peer(h, id, 1, '127.0.0.1', bp, 'not an address', 70000, true, false, 0);
+  }
+  const done = m.opened(h);
+  for (let i = 0; i + 1 < done.length; i += 2) {
+    const pid = done[i];
+    const ports = later.get(pid);
+    later.delete(pid);
+    if (done[i + 1] !== '' || !ports) continue;
+    live.set(pid, ports);
+    opened++;
+    m.peer(h, pid, 0, '127.0.0.1', ap, '127.0.0.1', ap, true, false, 8000);
+    m.peer(h, pid, 1, '127.0.0.1', bp, '127.0.0.1', bp + 1, true, false, 8000);
   }
   for (const [pid, ports] of live) {
     pkt.writeUInt16BE(sent & 0xffff, 2);
@@ -107,6 +124,9 @@ while (Date.now() < end) {
   m.stats(h, 'x');
   m.peer(h);
   m.open(h, 5, 1, 1, 2, 3, 4);
+  m.openLater(h, 5, 1, 1, 2, 3, 4);
+  m.openLater(h, 0, 'x');
+  m.opened({});
   m.close({}, 1);
   m.stats(null, 1);
   await new Promise((r) => setTimeout(r, 1));

@@ -108,6 +108,22 @@ describe.each(['js', 'native'] as const)('forwarder %s', (forwarder) => {
       engine.release(pr.id);
     });
 
+    it('binds a pair in the background (native: on the forwarding thread) and relays through it; released lazily, its port is not reused while quarantined', async () => {
+      const [A, B] = [await mk(), await mk()];
+      const rs = await Promise.all([1, 2, 3].map(() => engine.allocatePair('background', { background: true })));
+      expect(rs.every((r) => r.ok)).toBe(true);
+      const prs = rs.map((r) => (r as { value: AllocatedPair }).value);
+      expect(new Set(prs.map((p) => p.a.rtpPort)).size).toBe(3);
+      const pr = prs[0]!;
+      engine.setPeer(pr.id, 'a', { rtp: { address: LO, port: A.port } }, { latch: true, strictSource: false });
+      engine.setPeer(pr.id, 'b', { rtp: { address: LO, port: B.port } }, { latch: true, strictSource: false });
+      for (let s = 0; s < 5; s++) await send(A, rtp(s, s * 160, 0xb0b0), pr.a.rtpPort);
+      await until(() => B.got.length === 5);
+      expect((await engine.stats(pr.id))!.a.rtp.packets).toBe(5);
+      for (const p of prs) engine.release(p.id);
+      expect(await engine.stats(pr.id)).toBeUndefined();
+    });
+
     it('counts loss across a sequence number wrap and keeps the extended sequence number', async () => {
       const [A, B] = [await mk(), await mk()];
       const pr = await pair('wrap');

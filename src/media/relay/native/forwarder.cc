@@ -233,6 +233,8 @@ struct Thread {
   std::vector<Pair*> graveyard;
   // Released pairs whose sockets this thread closes (see retirePairLater).
   std::vector<Pair*> closing;
+  // Pairs whose sockets this thread opens and binds (see OpenLater).
+  std::vector<Pair*> opening;
   std::thread th;
   std::atomic<bool> stop{false};
   // Batch buffers, used only by the forwarding thread.
@@ -252,6 +254,8 @@ struct Engine {
   int flags = 0;
   std::vector<Thread*> threads;
   std::unordered_map<int, Pair*> pairs;  // control thread only
+  std::unordered_map<int, Pair*> openPending;  // control thread only: OpenLater not yet reported by Opened
+  std::vector<std::pair<int, std::string>> opened;  // under evMu: OpenLater results (id, "" or "port:error")
   Counters retired;                        // control thread only
   std::mutex evMu;
   std::vector<LatchEvent> events;
@@ -444,10 +448,88 @@ void drainClosing(Thread* t) {
   t->closing.clear();
 }
 
+bool shareSocket(Engine* e, int fd);
+bool steerToOldest(Engine* e, int fd);
+
+/**
+ * Opens and binds a pair's four sockets on `ports`; "" with `fds` set, or "port:error" with
+ * nothing left open. Any thread.
+ */
+std::string bindSockets(Engine* e, const int ports[4], int fds[4]) {
+  for (int i = 0; i < 4; i++) fds[i] = -1;
+  for (int i = 0; i < 4; i++) {
+    int fd = socket(e->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    std::string err;
+    if (fd < 0) err = strerror(errno);
+    else {
+      if (e->sockBuf > 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &e->sockBuf, sizeof(int));
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &e->sockBuf, sizeof(int));
+      }
+      if (!shareSocket(e, fd)) err = std::string("socket options: ") + strerror(errno);
+      sockaddr_storage a = e->bindAddr;
+      if (e->family == AF_INET) reinterpret_cast<sockaddr_in*>(&a)->sin_port = htons(static_cast<uint16_t>(ports[i]));
+      else reinterpret_cast<sockaddr_in6*>(&a)->sin6_port = htons(static_cast<uint16_t>(ports[i]));
+      if (err.empty() && bind(fd, reinterpret_cast<sockaddr*>(&a), e->bindLen) != 0) err = strerror(errno);
+      if (err.empty() && !steerToOldest(e, fd)) err = std::string("SO_ATTACH_REUSEPORT_CBPF: ") + strerror(errno);
+    }
+    if (!err.empty()) {
+      if (fd >= 0) close(fd);
+      for (int j = 0; j < i; j++) {
+        close(fds[j]);
+        fds[j] = -1;
+      }
+      return std::to_string(ports[i]) + ":bind " + std::to_string(ports[i]) + ": " + err;
+    }
+    fds[i] = fd;
+  }
+  return "";
+}
+
+/**
+ * OpenLater's work, on the forwarding thread and without its lock (control calls on this thread's
+ * pairs do not wait for the system calls): the pairs are not visible to the control thread until
+ * Opened reports them, and their first events come from this thread's next epoll_wait.
+ */
+void serveOpening(Thread* t) {
+  std::vector<Pair*> jobs;
+  {
+    std::lock_guard<std::mutex> g(t->mu);
+    if (t->opening.empty()) return;
+    jobs.swap(t->opening);
+  }
+  Engine* e = t->engine;
+  for (Pair* p : jobs) {
+    int ports[4], fds[4];
+    for (int i = 0; i < 4; i++) ports[i] = p->ch[i].localPort;
+    std::string err = bindSockets(e, ports, fds);
+    if (err.empty()) {
+      p->createdMono = monoMs();
+      for (int i = 0; i < 4; i++) p->ch[i].fd = fds[i];
+      for (int i = 0; i < 4 && err.empty(); i++) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.ptr = &p->ch[i];
+        if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fds[i], &ev) != 0) err = std::string("0:epoll_ctl: ") + strerror(errno);
+      }
+      if (!err.empty()) {
+        for (auto& c : p->ch) {
+          epoll_ctl(t->epfd, EPOLL_CTL_DEL, c.fd, nullptr);
+          close(c.fd);
+          c.fd = -1;
+        }
+      }
+    }
+    std::lock_guard<std::mutex> g(e->evMu);
+    e->opened.emplace_back(p->id, err);
+  }
+}
+
 void runThread(Thread* t) {
   epoll_event evs[256];
   while (!t->stop.load(std::memory_order_relaxed)) {
     int n = epoll_wait(t->epfd, evs, 256, 500);
+    serveOpening(t);
     std::lock_guard<std::mutex> g(t->mu);
     if (n > 0) {
       double now = monoMs();
@@ -605,9 +687,17 @@ void destroyEngine(Engine* e) {
     if (t->th.joinable()) t->th.join();
     close(t->epfd);
     close(t->evfd);
+    t->opening.clear();
     delete t;
   }
   e->threads.clear();
+  // Opens not reported yet: bound or not, their sockets are closed here (the threads are gone).
+  for (auto& kv : e->openPending) {
+    for (auto& c : kv.second->ch)
+      if (c.fd >= 0) close(c.fd);
+    delete kv.second;
+  }
+  e->openPending.clear();
   e->destroyed = true;
 }
 
@@ -687,30 +777,10 @@ napi_value Open(napi_env env, napi_callback_info info) {
     for (int i = 0; i < 4; i++)
       if (!getNum(env, argv[3 + i], &ports[i]) || ports[i] < 1 || ports[i] > 65535) return str(env, "0:bad port");
     if (thread < 0 || thread >= e->threads.size() || e->pairs.count(static_cast<int>(id))) return str(env, "0:bad thread or id");
-    int fds[4] = {-1, -1, -1, -1};
-    for (int i = 0; i < 4; i++) {
-      int fd = socket(e->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      std::string err;
-      if (fd < 0) err = strerror(errno);
-      else {
-        if (e->sockBuf > 0) {
-          setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &e->sockBuf, sizeof(int));
-          setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &e->sockBuf, sizeof(int));
-        }
-        if (!shareSocket(e, fd)) err = std::string("socket options: ") + strerror(errno);
-        sockaddr_storage a = e->bindAddr;
-        if (e->family == AF_INET) reinterpret_cast<sockaddr_in*>(&a)->sin_port = htons(static_cast<uint16_t>(ports[i]));
-        else reinterpret_cast<sockaddr_in6*>(&a)->sin6_port = htons(static_cast<uint16_t>(ports[i]));
-        if (err.empty() && bind(fd, reinterpret_cast<sockaddr*>(&a), e->bindLen) != 0) err = strerror(errno);
-        if (err.empty() && !steerToOldest(e, fd)) err = std::string("SO_ATTACH_REUSEPORT_CBPF: ") + strerror(errno);
-      }
-      if (!err.empty()) {
-        if (fd >= 0) close(fd);
-        for (int j = 0; j < i; j++) close(fds[j]);
-        return str(env, std::to_string(static_cast<int>(ports[i])) + ":bind " + std::to_string(static_cast<int>(ports[i])) + ": " + err);
-      }
-      fds[i] = fd;
-    }
+    int ports4[4], fds[4];
+    for (int i = 0; i < 4; i++) ports4[i] = static_cast<int>(ports[i]);
+    std::string berr = bindSockets(e, ports4, fds);
+    if (!berr.empty()) return str(env, berr);
     Pair* p = new Pair();
     p->id = static_cast<int>(id);
     p->thread = static_cast<int>(thread);
@@ -751,6 +821,76 @@ napi_value Open(napi_env env, napi_callback_info info) {
     return undef(env);
   } catch (...) {
     return str(env, "0:native forwarder: open failed");
+  }
+}
+
+// openLater(h, thread, id, rtpA, rtcpA, rtpB, rtcpB) -> undefined | "0:error" (bad arguments).
+// The pair's sockets are opened and bound by its forwarding thread; the result comes from opened().
+napi_value OpenLater(napi_env env, napi_callback_info info) {
+  try {
+    ARGS(7)
+    Engine* e = getEngine(env, argv[0]);
+    if (!e) return str(env, "0:engine stopped");
+    double thread = 0, id = 0, ports[4];
+    if (!getNum(env, argv[1], &thread) || !getNum(env, argv[2], &id)) return str(env, "0:bad arguments");
+    for (int i = 0; i < 4; i++)
+      if (!getNum(env, argv[3 + i], &ports[i]) || ports[i] < 1 || ports[i] > 65535) return str(env, "0:bad port");
+    int key = static_cast<int>(id);
+    if (thread < 0 || thread >= e->threads.size() || e->pairs.count(key) || e->openPending.count(key)) return str(env, "0:bad thread or id");
+    Pair* p = new Pair();
+    p->id = key;
+    p->thread = static_cast<int>(thread);
+    p->createdMono = monoMs();
+    for (int i = 0; i < 4; i++) {
+      Channel& c = p->ch[i];
+      c.fd = -1;
+      c.pair = p;
+      c.side = i < 2 ? 0 : 1;
+      c.kind = (i & 1) ? KIND_RTCP : KIND_RTP;
+      c.localPort = static_cast<int>(ports[i]);
+      c.other = &p->ch[i ^ 2];
+    }
+    e->openPending[key] = p;
+    Thread* t = e->threads[p->thread];
+    {
+      std::lock_guard<std::mutex> g(t->mu);
+      t->opening.push_back(p);
+    }
+    wake(t);
+    return undef(env);
+  } catch (...) {
+    return str(env, "0:native forwarder: open failed");
+  }
+}
+
+// opened(h) -> flat [id, "" | "port:error", ...]: openLater results since the last call. A bound
+// pair is usable from here on (peer, stats, close); a failed one holds nothing.
+napi_value Opened(napi_env env, napi_callback_info info) {
+  try {
+    ARGS(1)
+    Engine* e = getEngine(env, argv[0]);
+    napi_value arr;
+    napi_create_array(env, &arr);
+    if (!e) return arr;
+    std::vector<std::pair<int, std::string>> done;
+    {
+      std::lock_guard<std::mutex> g(e->evMu);
+      done.swap(e->opened);
+    }
+    uint32_t k = 0;
+    for (auto& r : done) {
+      auto it = e->openPending.find(r.first);
+      if (it == e->openPending.end()) continue;
+      Pair* p = it->second;
+      e->openPending.erase(it);
+      if (r.second.empty()) e->pairs[p->id] = p;
+      else delete p;  // its sockets are closed and out of the epoll set; no thread refers to it
+      napi_set_element(env, arr, k++, num(env, r.first));
+      napi_set_element(env, arr, k++, str(env, r.second));
+    }
+    return arr;
+  } catch (...) {
+    return undef(env);
   }
 }
 
@@ -995,8 +1135,9 @@ napi_value Init(napi_env env, napi_value exports) {
   struct {
     const char* name;
     napi_callback cb;
-  } fns[] = {{"create", Create}, {"open", Open},     {"peer", Peer},     {"close", Close},     {"stats", Stats},
-             {"idle", Idle},     {"totals", Totals}, {"events", Events}, {"destroy", Destroy}};
+  } fns[] = {{"create", Create}, {"open", Open},       {"openLater", OpenLater}, {"opened", Opened}, {"peer", Peer},
+             {"close", Close},   {"stats", Stats},     {"idle", Idle},           {"totals", Totals}, {"events", Events},
+             {"destroy", Destroy}};
   for (auto& f : fns) {
     napi_value fn;
     if (napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn) == napi_ok) napi_set_named_property(env, exports, f.name, fn);
