@@ -34,10 +34,18 @@ import type { WorkerStatus } from './worker.js';
 const restarts = counter('tandem_workers_restarts_total', 'Worker processes started again after one exited');
 
 /**
- * Metrics every worker reports for the whole node (each holds a replica): the node's value is
- * one worker's, not the sum.
+ * Gauges that are not a sum over the processes: each worker holds the node's whole view (the
+ * location replica, the dispatcher's destinations and their node-wide call counts), or each
+ * process has its own Redis connection.
  */
-const NODE_WIDE = new Set(['tandem_location_bindings', 'tandem_auth_blocked_sources']);
+const AGGREGATORS: Record<string, 'max' | 'min' | 'average'> = {
+  tandem_location_bindings: 'max',
+  tandem_dispatcher_destination_up: 'max',
+  tandem_dispatcher_active_calls: 'max',
+  tandem_redis_connected: 'min',
+  tandem_redis_latency_seconds: 'average',
+  tandem_redis_replica_lag_seconds: 'max',
+};
 
 /** Pause before a worker that exited is started again, ms (a crash loop does not spin). */
 const RESTART_DELAY_MS = 200;
@@ -146,9 +154,10 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
       if (stopping) return;
       logger.error({ worker: slot.index, pid: w.process.pid, code, signal }, 'worker exited; starting it again');
       restarts.inc();
+      // Not unref'd: with every worker gone this timer is what keeps the primary alive.
       setTimeout(() => {
         if (!stopping) fork(slot);
-      }, RESTART_DELAY_MS).unref();
+      }, RESTART_DELAY_MS);
     });
   };
 
@@ -254,7 +263,7 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
     type MetricJson = Awaited<ReturnType<typeof metricsRegistry.getMetricsAsJSON>>;
     const per = await hub.requestAll<MetricJson>({ t: 'metrics' });
     const lists = [await metricsRegistry.getMetricsAsJSON(), ...per.map((p) => p.value)];
-    for (const list of lists) for (const m of list as Array<{ name: string; aggregator?: string }>) if (NODE_WIDE.has(m.name)) m.aggregator = 'max';
+    for (const list of lists) for (const m of list as Array<{ name: string; aggregator?: string }>) if (AGGREGATORS[m.name]) m.aggregator = AGGREGATORS[m.name];
     return AggregatorRegistry.aggregate(lists).metrics();
   };
   const routeList: NonNullable<Parameters<typeof startAdminServer>[0]['routes']> = [];
