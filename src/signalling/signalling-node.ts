@@ -39,6 +39,7 @@ import type { MediaControl } from './media-control/media-control.js';
 const log = createLogger('signalling');
 const authCounter = counter('tandem_auth_results_total', 'Digest authentication outcomes', ['result']);
 const droppedBlocked = counter('tandem_auth_blocked_requests_total', 'Requests dropped because their source is blocked after failed authentications');
+const registerRetransmissions = counter('tandem_registrar_retransmissions_total', 'Retransmitted authenticated REGISTERs answered with the 200 their first copy got (no server transaction for REGISTER)');
 const sourcesBlocked = counter('tandem_auth_sources_blocked_total', 'Sources blocked after repeated wrong credentials');
 const requestsCounter = counter('tandem_signalling_requests_total', 'Requests received by the signalling node, by method', ['method']);
 const requestsBy = childrenOf(requestsCounter);
@@ -82,7 +83,7 @@ export interface SignallingNodeOptions {
    * challenged again). @default true
    */
   statelessRegister?: boolean;
-  proxy?: { recordRoute?: boolean; timerCMs?: number };
+  proxy?: { recordRoute?: boolean; timerCMs?: number; earlyDurableWaitMs?: number };
   transaction?: { t1Ms?: number; t2Ms?: number; t4Ms?: number };
   routeHook?: RouteHook;
   media?: MediaControl;
@@ -164,6 +165,7 @@ export class SignallingNode implements TransactionUser {
       ...(opts.media ? { media: opts.media } : {}),
       ...(opts.proxy?.recordRoute !== undefined ? { recordRoute: opts.proxy.recordRoute } : {}),
       ...(opts.proxy?.timerCMs !== undefined ? { timerCMs: opts.proxy.timerCMs } : {}),
+      ...(opts.proxy?.earlyDurableWaitMs !== undefined ? { earlyDurableWaitMs: opts.proxy.earlyDurableWaitMs } : {}),
       // Record-Route names the cluster's shared address: in-dialog requests reach whoever holds it.
       ...(opts.clusterAddresses?.length ? { recordRouteHost: opts.clusterAddresses[0]! } : {}),
       // Nodes sharing the secret also accept each other's flow tokens and route tokens.
@@ -721,6 +723,17 @@ export class SignallingNode implements TransactionUser {
       return r.username;
     }
     authResult(r.failure).inc();
+    if (r.failure === 'replay' && r.sameCount && role === 'registrar' && r.username !== undefined) {
+      // The REGISTER is answered without a transaction: a retransmission of one already accepted
+      // reaches us again with the count it used. It gets the 200 the first copy got (nothing
+      // changes: the registrar only answers, see answerRetransmission); any other reuse is refused.
+      const again = await this.registrar.answerRetransmission(req, r.username);
+      if (again) {
+        registerRetransmissions.inc();
+        tx.respond(again);
+        return null;
+      }
+    }
     if (r.failure === 'uri-mismatch') {
       tx.respond(createResponse(req, 400, 'Digest URI Does Not Match Request-URI'));
       return null;

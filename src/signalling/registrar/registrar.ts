@@ -173,6 +173,9 @@ export class Registrar {
         const idx = next.findIndex((b) => sameContact(b.contact, pc.uri));
         if (idx >= 0) {
           const b = next[idx]!;
+          // A retransmission of the REGISTER that set this binding (REGISTER is answered without
+          // a server transaction): the same answer, nothing changed.
+          if (isRetransmission(b, callId, cseq, nowMs)) return this.#ok(req, current, nowMs);
           // §10.3 step 7: same Call-ID requires a higher CSeq, else the update is aborted.
           if (b.callId === callId && cseq <= b.cseq) return createResponse(req, 400, 'Out Of Order CSeq');
           if (pc.expiresSec === 0) {
@@ -207,6 +210,32 @@ export class Registrar {
         for (const p of path) res.append('Path', p);
       }
       return res;
+    });
+  }
+
+  /**
+   * The answer to a retransmission of a REGISTER this registrar already applied (same Call-ID and
+   * CSeq as a binding of the AOR set within the last 64*T1), or undefined when it is not one.
+   * For a request whose digest nonce count was already used (a retransmitted authenticated
+   * REGISTER): it gets the 200 the first copy got, and changes nothing, whatever its Contact says.
+   * `authUser` must own the AOR, as for `handle`.
+   */
+  async answerRetransmission(req: SipRequest, authUser: string): Promise<SipResponse | undefined> {
+    let to;
+    try {
+      to = req.to;
+    } catch {
+      return undefined;
+    }
+    if (to.uri.scheme === 'tel' || !to.uri.user || !this.#isLocal(to.uri.host)) return undefined;
+    if (authUser !== unescapeUser(to.uri.user)) return undefined;
+    const aor = aorKey(to.uri);
+    const nowMs = this.#now();
+    const callId = req.callId;
+    const cseq = req.cseq.seq;
+    return this.#withLock(aor, async () => {
+      const current = await this.store.getBindings(aor);
+      return current.some((b) => isRetransmission(b, callId, cseq, nowMs)) ? this.#ok(req, current, nowMs) : undefined;
     });
   }
 
@@ -267,4 +296,11 @@ function unescapeUser(u: string): string {
   } catch {
     return u;
   }
+}
+
+/** How long after a binding was set a REGISTER with its Call-ID and CSeq counts as a retransmission (64*T1). */
+const RETRANSMISSION_WINDOW_MS = 32_000;
+
+function isRetransmission(b: Binding, callId: string, cseq: number, nowMs: number): boolean {
+  return b.callId === callId && b.cseq === cseq && nowMs - b.updatedAtMs <= RETRANSMISSION_WINDOW_MS;
 }

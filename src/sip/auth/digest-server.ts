@@ -106,7 +106,10 @@ export function provesWrongCredentials(f: VerifyFailure): boolean {
   return f === 'bad-response' || f === 'unknown-user';
 }
 
-export type VerifyResult = { ok: true; username: string; credentials: DigestCredentials } | { ok: false; failure: VerifyFailure; username?: string };
+export type VerifyResult =
+  | { ok: true; username: string; credentials: DigestCredentials }
+  /** `sameCount`: a `replay` with the very nonce count last accepted (a retransmission of that request, or a copy of it). */
+  | { ok: false; failure: VerifyFailure; username?: string; sameCount?: boolean };
 
 const NONCE_BYTES = 6 + 8 + 16;
 
@@ -221,7 +224,7 @@ export class DigestAuthenticator {
     // stale so that a legitimate client simply retries with the fresh nonce.
     const nc = creds.qop ? parseInt(creds.nc!, 16) : Number.MAX_SAFE_INTEGER;
     const last = this.#ncSeen.get(creds.nonce);
-    if (last !== undefined && nc <= last) return { ok: false, failure: creds.qop ? 'replay' : 'stale', username };
+    if (last !== undefined && nc <= last) return creds.qop ? { ok: false, failure: 'replay', username, sameCount: nc === last } : { ok: false, failure: 'stale', username };
     // Its own copy: the nonce as parsed is a slice of the request's whole header block, which
     // the map would otherwise keep alive for as long as it tracks the nonce.
     this.#ncSeen.set(last !== undefined ? creds.nonce : (' ' + creds.nonce).slice(1), nc);

@@ -230,7 +230,7 @@ describe('forged in-dialog requests (a To-tag is no proof)', () => {
 });
 
 describe('digest authentication', () => {
-  it('credentials without qop are refused (challenged again), and a replayed REGISTER is refused', async () => {
+  it('credentials without qop are refused (challenged again); a retransmitted REGISTER gets its 200 again and changes nothing, a replayed one is refused', async () => {
     const alice = await ua('alice');
     const uri = `sip:${DOMAIN}`;
     const mk = (cseq: number, auth?: string) =>
@@ -248,7 +248,20 @@ describe('digest authentication', () => {
     const withQop = buildAuthorization(parsed.value, { username: 'alice', password: 'alice-secret' }, 'REGISTER', uri, 1);
     if (!withQop.ok) throw new Error(withQop.reason);
     alice.send(mk(3, withQop.value));
-    expect((await alice.waitResponse(alice.callIdReg, 'REGISTER')).status).toBe(200);
+    const ok = await alice.waitResponse(alice.callIdReg, 'REGISTER');
+    expect(ok.status).toBe(200);
+    // REGISTER has no server transaction: a retransmission (same Call-ID, CSeq, nonce count) gets
+    // the same 200 ...
+    alice.send(mk(3, withQop.value));
+    const again = await alice.waitResponse(alice.callIdReg, 'REGISTER');
+    expect(again.status).toBe(200);
+    expect(again.getAll('Contact')).toEqual(ok.getAll('Contact'));
+    // ... and a copy of it carrying another Contact changes nothing.
+    const forged = alice.request({ method: 'REGISTER', uri, callId: alice.callIdReg, cseq: 3, fromTag: alice.regTag, to: alice.aor, headers: ['Expires: 60', 'Contact: <sip:mallory@203.0.113.9>', `Authorization: ${withQop.value}`] });
+    alice.send(forged);
+    const copy = await alice.waitResponse(alice.callIdReg, 'REGISTER');
+    expect(copy.status).toBe(200);
+    expect(copy.getAll('Contact').join()).not.toContain('mallory');
     alice.send(mk(4, withQop.value));
     expect((await alice.waitResponse(alice.callIdReg, 'REGISTER')).status).toBe(401);
   });

@@ -66,7 +66,8 @@ describe('Registrar (RFC 3261 §10.3)', () => {
   it('rejects an out-of-order CSeq for the same Call-ID, accepts a new Call-ID', async () => {
     const { r } = setup();
     await r.handle(reg({ cseq: 5, contacts: ['<sip:a@h>'], expires: 600 }), src);
-    expect((await r.handle(reg({ cseq: 5, contacts: ['<sip:a@h>'], expires: 600 }), src)).status).toBe(400);
+    // The same CSeq at once is a retransmission (see below); a lower one is out of order.
+    expect((await r.handle(reg({ cseq: 5, contacts: ['<sip:a@h>'], expires: 600 }), src)).status).toBe(200);
     expect((await r.handle(reg({ cseq: 4, contacts: ['<sip:a@h>'], expires: 600 }), src)).status).toBe(400);
     expect((await r.handle(reg({ callId: 'other', cseq: 1, contacts: ['<sip:a@h>'], expires: 600 }), src)).status).toBe(200);
   });
@@ -81,5 +82,26 @@ describe('Registrar (RFC 3261 §10.3)', () => {
     expect(withPath.get('Path')).toBe('<sip:edge.d.test;lr>');
     expect((await store.getBindings('sip:bob@d.test'))[0]?.path).toEqual(['<sip:edge.d.test;lr>']);
     expect((await r.handle(reg({ to: 'sip:x@elsewhere.test', contacts: ['<sip:b@h>'] }), src)).status).toBe(404);
+  });
+});
+
+describe('Registrar: REGISTER answered without a server transaction', () => {
+  it('a retransmission (same Call-ID and CSeq, within 64*T1) gets the 200 again and changes nothing; later, it is out of order', async () => {
+    const { r, store, advance } = setup();
+    const first = await r.handle(reg({ cseq: 5, contacts: ['<sip:alice@192.0.2.7:5060>'], expires: 600 }), src);
+    expect(first.status).toBe(200);
+    const before = await store.getBindings('sip:alice@d.test');
+    advance(1_000);
+    const again = await r.handle(reg({ cseq: 5, contacts: ['<sip:alice@192.0.2.7:5060>'], expires: 600 }), src);
+    expect(again.status).toBe(200);
+    expect(await store.getBindings('sip:alice@d.test')).toEqual(before);
+    // answerRetransmission (the digest path for a reused nonce count): only for the AOR's owner
+    expect((await r.answerRetransmission(reg({ cseq: 5, contacts: ['<sip:x@203.0.113.9>'] }), 'alice'))?.status).toBe(200);
+    expect(await r.answerRetransmission(reg({ cseq: 5 }), 'bob')).toBeUndefined();
+    expect(await r.answerRetransmission(reg({ cseq: 6 }), 'alice')).toBeUndefined();
+    expect(await store.getBindings('sip:alice@d.test')).toEqual(before);
+    advance(40_000);
+    expect((await r.handle(reg({ cseq: 5, contacts: ['<sip:alice@192.0.2.7:5060>'], expires: 600 }), src)).status).toBe(400);
+    expect((await r.handle(reg({ cseq: 4, contacts: ['<sip:alice@192.0.2.7:5060>'], expires: 600 }), src)).status).toBe(400);
   });
 });
