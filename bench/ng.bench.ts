@@ -129,7 +129,8 @@ async function round(client: RtpeClient, s: Server, tag: string, record: boolean
           s.samples.answer.push(a2 - a1);
         }
         await sleep(HOLD_SEC * 1000);
-        await client.delete(s.port, H, { 'call-id': callId, 'from-tag': `f${i}` });
+        // No delete delay (rtpengine keeps a deleted call 30 s by default): both free the call now.
+        await client.delete(s.port, H, { 'call-id': callId, 'from-tag': `f${i}`, 'delete delay': 0 });
       })().catch(() => {
         s.errors++;
       }),
