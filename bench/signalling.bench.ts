@@ -29,7 +29,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { registerContact, sipRequest } from './lib/udp-sip.js';
-import { CLK_TCK, cpuTicks, freePort } from './lib/proc.js';
+import { CLK_TCK, freePort } from './lib/proc.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -66,6 +66,23 @@ const usersCsv = join(dir, 'users.csv');
 writeFileSync(usersCsv, Array.from({ length: USERS }, (_, i) => `${userName(i)},p-${userName(i)}`).join('\n') + '\n');
 const injectionCsv = join(dir, 'sipp-users.csv');
 writeFileSync(injectionCsv, 'SEQUENTIAL\n' + Array.from({ length: USERS }, (_, i) => `${userName(i)};p-${userName(i)};${DOMAIN};[authentication username=${userName(i)} password=p-${userName(i)}]`).join('\n') + '\n');
+
+/** utime and stime of the processes, in clock ticks (user: the server's own code; system: the kernel's, mostly the UDP sends and receives). */
+function cpuSplit(pids: number[]): { user: number; system: number } {
+  let user = 0;
+  let system = 0;
+  for (const pid of pids) {
+    try {
+      const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      user += Number(f[11]);
+      system += Number(f[12]);
+    } catch {
+      /* gone */
+    }
+  }
+  return { user, system };
+}
 
 /** pid and all its descendants (Kamailio and Tandem workers are child processes). */
 function processTree(root: number): number[] {
@@ -157,6 +174,8 @@ interface Server {
   port: number;
   pids: () => number[];
   gc?: GcLog;
+  /** Admin /metrics URL (Tandem): event-loop delay since the previous scrape. */
+  metricsUrl?: string;
   stop: () => Promise<void>;
 }
 
@@ -175,7 +194,8 @@ if (workerCounts.some((n) => n !== 1) && !workersFlag) throw new Error('this tan
 
 async function startTandemServer(auth: boolean, workers: number): Promise<Server> {
   const port = await freePort();
-  const args = [join(TANDEM_ROOT, 'bin/tandem.mjs'), 'start', '--sip', `udp:127.0.0.1:${port}`, '--domain', DOMAIN, '--users', usersCsv, '--no-media', '--log-level', 'error'];
+  const adminPort = await freePort();
+  const args = [join(TANDEM_ROOT, 'bin/tandem.mjs'), 'start', '--sip', `udp:127.0.0.1:${port}`, '--domain', DOMAIN, '--users', usersCsv, '--no-media', '--log-level', 'error', '--admin', `127.0.0.1:${adminPort}`];
   if (workersFlag) args.push('--workers', String(workers));
   if (!auth) args.push('--no-auth');
   const cfg = join(dir, 'tandem.yaml');
@@ -200,7 +220,7 @@ async function startTandemServer(auth: boolean, workers: number): Promise<Server
     });
   });
   const name = workersArg ? `tandem-w${workers}` : 'tandem';
-  return { name, port, gc, pids: () => processTree(child.pid!), stop: () => stopChild(child) };
+  return { name, port, gc, metricsUrl: `http://127.0.0.1:${adminPort}/metrics`, pids: () => processTree(child.pid!), stop: () => stopChild(child) };
 }
 
 const stopping = new WeakSet<ChildProcess>();
@@ -317,6 +337,18 @@ async function startUas(): Promise<{ port: number; stop: () => Promise<void> }> 
   };
 }
 
+/** Event-loop delay p99 and max (s) since the previous scrape of the server's admin /metrics (undefined when it has none). */
+async function eventLoopDelay(server: Server): Promise<{ p99: number; max: number } | undefined> {
+  if (!server.metricsUrl) return undefined;
+  try {
+    const text = await (await fetch(server.metricsUrl, { signal: AbortSignal.timeout(3000) })).text();
+    const v = (q: string) => Number(new RegExp(`^tandem_event_loop_delay_seconds\\{quantile="${q}"\\} (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
+    return { p99: v('0.99'), max: v('1') };
+  } catch {
+    return undefined;
+  }
+}
+
 interface Step {
   server: string;
   rate: number;
@@ -329,6 +361,8 @@ interface Step {
   p99Ms: number;
   cpuPct: number;
   cpuUsPerCall: number;
+  /** Share of that CPU spent in the server's own code (utime), the rest in the kernel (stime). */
+  userShare: number;
   clean: boolean;
   gc?: ReturnType<GcLog['take']>;
 }
@@ -379,7 +413,8 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
   ];
   const pids = server.pids();
   server.gc?.take();
-  const c0 = cpuTicks(...pids);
+  await eventLoopDelay(server); // resets the histogram
+  const c0 = cpuSplit(pids);
   const t0 = Date.now();
   const [cmd, full] = taskset(0, 'sipp', args);
   const sipp = spawn(cmd, full, { cwd: stepDir, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -389,8 +424,11 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
   await new Promise((r) => sipp.once('exit', r));
   clearTimeout(killer);
   const wallSec = (Date.now() - t0) / 1000;
-  const ticks = cpuTicks(...pids) - c0;
+  const c1 = cpuSplit(pids);
+  const userTicks = c1.user - c0.user;
+  const ticks = userTicks + c1.system - c0.system;
   const gc = server.gc?.take();
+  const loop = await eventLoopDelay(server);
   let last = new Map<string, string>();
   let achieved = 0;
   try {
@@ -427,6 +465,7 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
     p99Ms: percentile(times, 99),
     cpuPct: (ticks / CLK_TCK / wallSec) * 100,
     cpuUsPerCall: successful > 0 ? ((ticks / CLK_TCK) * 1e6) / successful : NaN,
+    userShare: ticks > 0 ? userTicks / ticks : NaN,
     clean: failed === 0 && retransmissions === 0 && successful === total,
     ...(gc ? { gc } : {}),
   };
@@ -434,9 +473,10 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
     ? `; heap live ${gc.liveMb.toFixed(0)} MB, peak ${gc.peakMb.toFixed(0)} MB, ${gc.fullCount} full GC (max ${gc.fullMaxMs.toFixed(1)} ms), ${gc.youngCount} young (max ${gc.youngMaxMs.toFixed(1)} ms), ` +
       `allocated ${successful > 0 ? ((gc.allocatedMb * 1e6) / successful / 1000).toFixed(1) : '?'} kB per ${scenario}`
     : '';
+  const loopText = loop ? `; event-loop delay p99 ${(loop.p99 * 1000).toFixed(1)} max ${(loop.max * 1000).toFixed(1)} ms` : '';
   console.log(
     `  ${server.name.padEnd(10)} ${scenario.padEnd(8)} ${String(rate).padStart(5)}/s (achieved ${achieved.toFixed(0).padStart(5)}): ${successful}/${total} ok, ${failed} failed, ` +
-      `${retransmissions} retrans, p50 ${s.p50Ms.toFixed(2)} p99 ${s.p99Ms.toFixed(1)} ms (${times.length} samples), CPU ${s.cpuPct.toFixed(0)}% = ${s.cpuUsPerCall.toFixed(0)} µs per ${scenario}${gcText}`,
+      `${retransmissions} retrans, p50 ${s.p50Ms.toFixed(2)} p99 ${s.p99Ms.toFixed(1)} ms (${times.length} samples), CPU ${s.cpuPct.toFixed(0)}% = ${s.cpuUsPerCall.toFixed(0)} µs per ${scenario} (${(s.userShare * 100).toFixed(0)}% user)${gcText}${loopText}`,
   );
   return s;
 }
