@@ -285,25 +285,33 @@ export type KillHow = 'sigkill' | 'sigstop' | 'link-down';
  * when the published experiments switched a VM off.
  */
 export async function labKill(dir: string, name: string, how: KillHow = 'sigkill', network?: LabNetwork): Promise<void> {
+  await labKillMany(dir, [{ name, how }], network);
+}
+
+/** Fails several parts at once (one topology write: concurrent kills must not lose each other's state). */
+export async function labKillMany(dir: string, targets: Array<{ name: string; how: KillHow }>, network?: LabNetwork): Promise<void> {
   const topo = mustTopology(dir);
-  const p = findPart(topo, name);
-  const companions = topo.parts.filter((x) => x.role === 'keepalived' && x.name === `keepalived-${name}`);
-  if (how === 'sigkill') {
-    await Promise.all([p, ...companions].map((x) => killPart(x.pid)));
-    // A switched-off host also stops answering ARP for the VIP its dead keepalived left configured.
-    if (topo.mode === 'netns' && network && companions.length) {
-      network.setLink(dir, topo, name, false);
-      if (!topo.linksDown.includes(name)) topo.linksDown.push(name);
-      writeTopology(topo);
-    }
-  } else if (how === 'sigstop') {
-    signalPart(p.pid, 'SIGSTOP');
-  } else {
+  const linkDown = (name: string): void => {
     if (topo.mode !== 'netns' || !network) throw new Error('link-down needs a lab made with --netns');
     network.setLink(dir, topo, name, false);
     if (!topo.linksDown.includes(name)) topo.linksDown.push(name);
-    writeTopology(topo);
-  }
+  };
+  await Promise.all(
+    targets.map(async ({ name, how }) => {
+      const p = findPart(topo, name);
+      const companions = topo.parts.filter((x) => x.role === 'keepalived' && x.name === `keepalived-${name}`);
+      if (how === 'sigkill') {
+        await Promise.all([p, ...companions].map((x) => killPart(x.pid)));
+        // A switched-off host also stops answering ARP for the VIP its dead keepalived left configured.
+        if (topo.mode === 'netns' && network && companions.length) linkDown(name);
+      } else if (how === 'sigstop') {
+        signalPart(p.pid, 'SIGSTOP');
+      } else {
+        linkDown(name);
+      }
+    }),
+  );
+  writeTopology(topo);
 }
 
 /** Brings a part back: link up, SIGCONT, or a fresh start with the same command line. */

@@ -100,9 +100,14 @@ export const signallingConfigSchema = z
         recordRoute: z.boolean().default(true),
         /** Timer C: a ringing branch without a final response is cancelled after this, ms. @default 180000 */
         timerCMs: z.number().int().min(1000).default(180_000),
+        /**
+         * Cluster with ringing calls shared: provisional responses to an INVITE wait at most this
+         * long for its record to reach Redis, ms (a peer can then finish the call). @default 100
+         */
+        earlyDurableWaitMs: z.number().int().min(0).max(60_000).default(100),
       })
       .strict()
-      .default({ recordRoute: true, timerCMs: 180_000 }),
+      .default({ recordRoute: true, timerCMs: 180_000, earlyDurableWaitMs: 100 }),
     transaction: z
       .object({
         /** @default 500 */

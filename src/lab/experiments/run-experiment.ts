@@ -23,7 +23,7 @@ import {
   userPassword,
 } from '../lab-plan.js';
 import { isAlive } from '../part-process.js';
-import { labKill, readTopology, vipHolders, type KillHow, type LabTopology } from '../lab.js';
+import { labKillMany, readTopology, vipHolders, type KillHow, type LabTopology } from '../lab.js';
 import type { LabNetwork } from '../lab-network.js';
 import { sentinelPrimary } from '../resp.js';
 import type { ExperimentData, LabCheck, LabEvent, LabSample } from '../report/types.js';
@@ -250,7 +250,7 @@ export async function runExperiment(o: RunExperimentOptions): Promise<Experiment
           killed.push({ part, atMs, ...(resource ? { resource } : {}) });
           faultEvents.push({ atMs, kind: 'fault', node: part, detail: t.how.toUpperCase() });
         }
-        await Promise.all(f.targets.map((t, i) => labKill(topo.dir, names[i]!, t.how, o.network)));
+        await labKillMany(topo.dir, f.targets.map((t, i) => ({ name: names[i]!, how: t.how })), o.network);
         say(`  fault at +${((atMs - loadStart) / 1000).toFixed(1)} s: ${names.map((n, i) => `${n} ${f.targets[i]!.how}`).join(', ')}`);
       })().catch((err: unknown) => say(`  fault failed: ${(err as Error).message}`));
     }, f.atMs),

@@ -4,8 +4,8 @@
  * `_exp`; the key expires with the last binding.
  *
  * `setBindings` never waits on Redis (cache now, Redis through the outbox). `getBindings` answers
- * from the local cache and asks Redis on a miss; with Redis down, an AOR this node does not know
- * has no bindings. `size()` and `aorCount()` count what this node knows: the bindings it wrote
+ * from the local cache and asks Redis on a miss; with Redis unreachable, a miss waits up to
+ * `readWaitMs` for it (a failover) and then has no bindings. `size()` and `aorCount()` count what this node knows: the bindings it wrote
  * and those it read and still holds. `onExpired` reports expired bindings of AORs whose last
  * write was this node's, so one node reports each expiry, not every node that cached it.
  */
@@ -25,6 +25,11 @@ export interface RedisLocationStoreOptions {
    * @default 500000
    */
   maxCachedAors?: number;
+  /**
+   * How long a lookup of an AOR this node has not cached waits for an unreachable Redis to come
+   * back (a Sentinel failover takes about 2.3 s with down-after 1 s), ms. @default 4000
+   */
+  readWaitMs?: number;
   /**
    * How long "this AOR has no bindings", read from Redis, is cached.
    * @default 30
@@ -79,6 +84,8 @@ export class RedisLocationStore implements LocationStore {
       codec,
       maxCached: opts.maxCachedAors ?? 500_000,
       negativeTtlMs: (opts.negativeCacheSec ?? 30) * 1000,
+      // A call to a user this node has not cached waits out a Redis failover instead of a false 480.
+      readWaitMs: opts.readWaitMs ?? 4000,
       now: this.#now,
       onChange: (aor, before, after) => this.#onChange(aor, before, after),
     });

@@ -49,6 +49,12 @@ export interface SharedRecordsOptions<T> {
   /** Called on every change of the cache (for counts and expiry bookkeeping). */
   onChange?: (id: string, before: CachedRecord<T> | undefined, after: CachedRecord<T> | undefined) => void;
   now?: () => number;
+  /**
+   * A read that finds Redis unreachable waits for it to come back until Redis has been away this
+   * long (a Sentinel failover takes about 2.3 s), then answers "not known"; past that (an outage)
+   * reads answer at once. ms; 0: never wait. @default 0
+   */
+  readWaitMs?: number;
 }
 
 /**
@@ -92,6 +98,12 @@ export class SharedRecords<T> {
     this.#negativeTtlMs = opts.negativeTtlMs;
     this.#onChange = opts.onChange;
     this.#now = opts.now ?? Date.now;
+    this.#readWaitMs = opts.readWaitMs ?? 0;
+    this.#downSinceMs = opts.state.commands.ready ? undefined : this.#now();
+    if (this.#readWaitMs > 0) {
+      opts.state.commands.on('down', () => (this.#downSinceMs ??= this.#now()));
+      opts.state.commands.on('ready', () => (this.#downSinceMs = undefined));
+    }
     this.#lastSweepSec = Math.floor(this.#now() / 1000) - 1;
     this.#script = opts.state.script('put-record', PUT_LUA);
     opts.state.onInvalidate(this.kind, (id, _from, version) => this.#invalidate(id, version));
@@ -122,7 +134,7 @@ export class SharedRecords<T> {
       if (hit.expiresAtMs > this.#now()) return hit;
       this.#delete(id);
     }
-    if (!this.#state.commands.ready) return undefined;
+    if (!this.#state.commands.ready && !(await this.#whenReady())) return undefined;
     let pending = this.#reads.get(id);
     if (!pending) {
       pending = this.#fetch(id).finally(() => this.#reads.delete(id));
@@ -144,6 +156,31 @@ export class SharedRecords<T> {
       else this.#durableWaiters.set(id, [onDurable]);
     }
     this.#push(id, entry);
+  }
+
+  readonly #readWaitMs: number;
+  #downSinceMs: number | undefined;
+
+  /**
+   * Resolves true once the command connection is up; false at once when Redis has been away
+   * longer than `readWaitMs` (an outage, not a failover: nothing waits), else when it runs out.
+   */
+  #whenReady(): Promise<boolean> {
+    const conn = this.#state.commands;
+    if (conn.ready) return Promise.resolve(true);
+    const leftMs = this.#readWaitMs - (this.#now() - (this.#downSinceMs ?? this.#now()));
+    if (leftMs <= 0) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onReady = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        conn.off('ready', onReady);
+        resolve(false);
+      }, leftMs);
+      conn.once('ready', onReady);
+    });
   }
 
   /** Callers waiting for a record's write to reach Redis (`write(..., onDurable)`). */
@@ -223,8 +260,17 @@ export class SharedRecords<T> {
     try {
       reply = await state.commands.call('HGETALL', state.key(this.kind, id));
     } catch {
-      this.#crossed.delete(id);
-      return undefined;
+      // The primary died under the read: once, wait for the new one (Sentinel) and ask it.
+      if (!(this.#readWaitMs > 0 && !state.commands.ready && (await this.#whenReady()))) {
+        this.#crossed.delete(id);
+        return undefined;
+      }
+      try {
+        reply = await state.commands.call('HGETALL', state.key(this.kind, id));
+      } catch {
+        this.#crossed.delete(id);
+        return undefined;
+      }
     }
     const entry = this.#decode(reply);
     const crossed = this.#crossed.get(id);
