@@ -300,8 +300,9 @@ export class RelayEngine {
       const q = opts.ports ? 0 : this.#opts.quarantineMs;
       this.#ports.release(slots[0], q);
       this.#ports.release(slots[1], q);
+      if (this.#stopping) return fail('NG_ERR_RELAY_DOWN', 'media relay is stopping');
       log.warn({ callKey, ports, error: res?.error }, 'media port bind failed, trying others');
-      if (opts.ports || !this.#started || this.#stopping) {
+      if (opts.ports || !this.#started) {
         return fail('NG_ERR_PORT_UNAVAILABLE', `cannot bind media ports: ${res?.error ?? 'worker unavailable'}`);
       }
     }
