@@ -191,7 +191,7 @@ export class SessionManager {
     this.#sweepTimer = setInterval(() => void this.#sweep(), this.#opts.sweepIntervalMs);
     this.#sweepTimer.unref();
     this.#gauge.set(0);
-    this.#refill();
+    this.#refillNow();
   }
 
   readonly #gauge = gauge('tandem_media_sessions', 'media sessions (calls) now');
@@ -269,6 +269,16 @@ export class SessionManager {
     }
     const r = await this.#relay.allocatePair(callKey);
     if (r.ok) this.#refill();
+    else if (r.code === 'NG_ERR_PORTS_EXHAUSTED' && (this.#refilling || this.#refillScheduled)) {
+      // The last free ports are spares being bound right now (a small range, or just after start).
+      this.#refillNow();
+      await this.#refillRun;
+      const late = this.#spare.shift();
+      if (late) {
+        this.#refill();
+        return { ok: true, value: late };
+      }
+    }
     return r;
   }
 
@@ -290,10 +300,13 @@ export class SessionManager {
     }, IDLE_WORK_DELAY_MS).unref();
   }
 
+  /** The refill in progress, if any. */
+  #refillRun: Promise<void> | undefined;
+
   #refillNow(): void {
     if (this.#refilling || this.#closed || this.#spare.length >= this.#opts.sparePairs) return;
     this.#refilling = true;
-    void (async () => {
+    this.#refillRun = (async () => {
       try {
         while (!this.#closed && this.#spare.length < this.#opts.sparePairs) {
           // All missing at once, bound by the forwarding threads: this thread makes no system call
@@ -312,6 +325,7 @@ export class SessionManager {
         log.warn({ err }, 'spare pair allocation failed');
       } finally {
         this.#refilling = false;
+        this.#refillRun = undefined;
       }
     })();
   }
