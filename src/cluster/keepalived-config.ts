@@ -26,7 +26,9 @@
  *   the command is for the operator's log or the lab's timeline.
  * - One `vrrp_instance` for the node's own VIPs and one for its standby VIPs (active/active media:
  *   each node's own VIP is the other's standby VIP), each with a virtual router id derived from
- *   the cluster name and the addresses, so both nodes derive the same one.
+ *   the cluster name and the addresses, so both nodes derive the same one. The standby instance
+ *   stays in FAULT for `standbyGraceSec` after keepalived starts (a check with `init_fail`), so a
+ *   node that starts a little earlier does not take both VIPs and, with `nopreempt`, keep them.
  */
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -85,6 +87,13 @@ export const keepalivedOptionsSchema = z
     healthFall: z.number().int().min(1).max(100).default(2),
     /** Passed checks in a row before the node may hold the address again. @default 2 */
     healthRise: z.number().int().min(1).max(100).default(2),
+    /**
+     * Seconds after keepalived starts before this node's standby-VIP instance may become master:
+     * it tracks a check that starts failed (`init_fail`) and must pass this many times in a row
+     * (one a second), so when both nodes start together each takes its own VIP first, however
+     * their start-up jitters (active/active; the lease mode's standby grace). 0 = none. @default 3
+     */
+    standbyGraceSec: z.number().int().min(0).max(600).default(3),
     /** The HTTP client the health script runs. @default '/usr/bin/curl' */
     curlPath: z.string().startsWith('/', 'an absolute path').default('/usr/bin/curl'),
     /** Command run at every state change (keepalived appends: INSTANCE <name> <state> <priority>). */
@@ -166,7 +175,23 @@ export function keepalivedConfig(input: KeepalivedOptionsInput): string {
       '}',
     );
   }
-  const instance = (suffix: string, vips: string[], priority: number, routerId: number): void => {
+  const grace = `tandem_standby_grace_${node}`;
+  if (o.standbyVips.length && o.standbyGraceSec > 0) {
+    lines.push(
+      '',
+      `vrrp_script ${grace} {`,
+      // Fails while keepalived's VRRP process (the script's parent) is younger than the grace:
+      // field 22 of /proc/PID/stat is its start in clock ticks since boot.
+      `  script "/bin/sh -c 'set -- $(cat /proc/$PPID/stat); [ $(( $(cut -d. -f1 /proc/uptime) - \${22} / $(getconf CLK_TCK) )) -ge ${o.standbyGraceSec} ]'"`,
+      '  interval 1',
+      '  timeout 2',
+      '  fall 1',
+      '  rise 1',
+      '  init_fail',
+      '}',
+    );
+  }
+  const instance = (suffix: string, vips: string[], priority: number, routerId: number, scripts: string[]): void => {
     lines.push(
       '',
       `vrrp_instance tandem_${ident(o.role)}_${suffix} {`,
@@ -183,7 +208,7 @@ export function keepalivedConfig(input: KeepalivedOptionsInput): string {
       '  virtual_ipaddress {',
       ...vips.map((a) => `    ${a}/${o.vipPrefixLength} dev ${o.dev}`),
       '  }',
-      ...(o.healthUrl ? ['  track_script {', `    ${script}`, '  }'] : []),
+      ...(scripts.length ? ['  track_script {', ...scripts.map((x) => `    ${x}`), '  }'] : []),
       ...(o.notify ? [`  notify "${o.notify}"`] : []),
       '}',
     );
@@ -199,7 +224,8 @@ export function keepalivedConfig(input: KeepalivedOptionsInput): string {
     else if (o.virtualRouterId === undefined) ownId = (ownId % 255) + 1;
     else standbyId = (standbyId % 255) + 1;
   }
-  instance(ident(o.vips[0]!), o.vips, o.priority, ownId);
-  if (o.standbyVips.length) instance(ident(o.standbyVips[0]!), o.standbyVips, o.standbyPriority, standbyId);
+  const health = o.healthUrl ? [script] : [];
+  instance(ident(o.vips[0]!), o.vips, o.priority, ownId, health);
+  if (o.standbyVips.length) instance(ident(o.standbyVips[0]!), o.standbyVips, o.standbyPriority, standbyId, o.standbyGraceSec > 0 ? [...health, grace] : health);
   return lines.join('\n') + '\n';
 }

@@ -28,6 +28,7 @@ interface KeepalivedCliOptions {
   preemptDelay?: string;
   notify?: string;
   rtPriority?: string;
+  standbyGrace?: string;
   out?: string;
   check?: boolean;
 }
@@ -87,6 +88,7 @@ function keepalivedOptions(o: KeepalivedCliOptions): { ok: true; value: Keepaliv
     ...(healthUrl ? { healthUrl } : {}),
     ...(o.notify ? { notify: o.notify } : {}),
     ...(o.rtPriority !== undefined ? { rtPriority: num(o.rtPriority) } : {}),
+    ...(o.standbyGrace !== undefined ? { standbyGraceSec: num(o.standbyGrace) } : {}),
   };
   const v = validateKeepalivedOptions(value);
   return v.ok ? { ok: true, value } : v;
@@ -131,6 +133,7 @@ export function registerClusterCommand(program: Command): void {
     .option('--preempt <when>', 'never (nopreempt: a returning node does not take the VIP back; default), delay, always')
     .option('--preempt-delay <sec>', 'with --preempt delay: seconds (default 60)')
     .option('--notify <command>', 'command run at each VRRP state change (keepalived appends: INSTANCE name state priority)')
+    .option('--standby-grace <sec>', 'seconds after start before a --standby-vip may be taken, so each node of a pair takes its own VIP first (default 3, 0 = none)')
     .option('--rt-priority <n>', 'realtime priority of the VRRP process (vrrp_rt_priority, 0 = none; default 50)')
     .option('--out <file>', 'write the configuration to this file instead of stdout')
     .option('--check', 'also run keepalived\'s own syntax check (keepalived -t) on it')

@@ -132,6 +132,35 @@ describe.skipIf(!canRun)('lab network namespaces with keepalived', () => {
     expect(teardownNetwork(dir)).toEqual([]);
   }, 60_000);
 
+  it('active/active: the node that starts first does not keep the other\'s VIP (standby grace)', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'tandem-netns-aa-'));
+    const mine: ChildProcess[] = [];
+    try {
+      const s = createNetwork(d, { hostAddress: `${net}.4`, nodes: [{ name: 'a', address: `${net}.31` }, { name: 'b', address: `${net}.32` }] });
+      const vips = { a: `${net}.110`, b: `${net}.111` };
+      const start = (n: 'a' | 'b'): void => {
+        const other = n === 'a' ? 'b' : 'a';
+        const ka = startKeepalived(d, n, keepalivedConfig({
+          nodeId: n, role: 'media', vips: [vips[n]], standbyVips: [vips[other]], dev: 'eth0', sourceAddress: s.nodes[n]!.address, peers: [s.nodes[other]!.address], standbyGraceSec: 2,
+        }));
+        ka.stdout!.resume();
+        ka.stderr!.resume();
+        mine.push(ka);
+      };
+      start('a');
+      await sleep(1000);
+      start('b');
+      await waitFor('each VIP on its owner', () => (addressHolderOf(d, vips.a) === 'a' && addressHolderOf(d, vips.b) === 'b') || undefined, 10_000);
+      // And it stays so after the grace of both.
+      await sleep(2500);
+      expect([addressHolderOf(d, vips.a), addressHolderOf(d, vips.b)]).toEqual(['a', 'b']);
+    } finally {
+      for (const c of mine) c.kill('SIGKILL');
+      teardownNetwork(d);
+      rmSync(d, { recursive: true, force: true });
+    }
+  }, 30_000);
+
   it('teardown after a crash halfway: namespaces found by the lab prefix without a state file', () => {
     const d = mkdtempSync(join(tmpdir(), 'tandem-netns-crash-'));
     try {

@@ -86,6 +86,13 @@ describe('keepalived configuration from Tandem options', () => {
     expect(idOf(a, '198.18.0.200')[0]).not.toBe(idOf(a, '198.18.0.201')[0]);
     expect(idOf(a, '198.18.0.200')[1]).toBeGreaterThan(idOf(b, '198.18.0.200')[1]);
     expect(idOf(b, '198.18.0.201')[1]).toBeGreaterThan(idOf(a, '198.18.0.201')[1]);
+    // The standby instance waits out a start-up grace (a check failing while keepalived is younger), the own one does not.
+    const [own, standby] = instances(a);
+    expect(a).toContain('vrrp_script tandem_standby_grace_media1 {\n  script "/bin/sh -c \'set -- $(cat /proc/$PPID/stat); [ $(( $(cut -d. -f1 /proc/uptime) - ${22} / $(getconf CLK_TCK) )) -ge 3 ]\'"\n');
+    expect(standby).toContain('  track_script {\n    tandem_health_media1\n    tandem_standby_grace_media1\n  }');
+    expect(own).toContain('  track_script {\n    tandem_health_media1\n  }');
+    expect(keepalivedConfig({ ...base, healthUrl: undefined, vips: ['198.18.0.200'], standbyVips: ['198.18.0.201'], standbyGraceSec: 5 })).toContain(' -ge 5 ]');
+    expect(keepalivedConfig({ ...base, vips: ['198.18.0.200'], standbyVips: ['198.18.0.201'], standbyGraceSec: 0 })).not.toContain('grace');
   });
 
   it('derived router ids: 1-255, order of addresses does not matter, given id wins', () => {
