@@ -51,6 +51,9 @@ interface TypedCache {
   viaError?: string | undefined;
   from?: NameAddr | null | undefined;
   to?: NameAddr | null | undefined;
+  /** The tag parameter of From / To (null: none), read without parsing the whole name-addr. */
+  fromTag?: string | null | undefined;
+  toTag?: string | null | undefined;
   cseq?: CSeq | null | undefined;
   contacts?: Contact[] | null | undefined;
   routes?: NameAddr[] | undefined;
@@ -180,9 +183,11 @@ export abstract class SipMessage {
             break;
           case K_FROM:
             c.from = undefined;
+            c.fromTag = undefined;
             break;
           case K_TO:
             c.to = undefined;
+            c.toTag = undefined;
             break;
           case K_CSEQ:
             c.cseq = undefined;
@@ -292,11 +297,33 @@ export abstract class SipMessage {
   }
 
   get fromTag(): string | undefined {
-    return this.#nameAddr('from')?.params.get('tag') ?? undefined;
+    const c = this.#c();
+    let t = c.fromTag;
+    if (t === undefined) t = c.fromTag = this.#tagOf('from');
+    return t ?? undefined;
   }
 
   get toTag(): string | undefined {
-    return this.#nameAddr('to')?.params.get('tag') ?? undefined;
+    const c = this.#c();
+    let t = c.toTag;
+    if (t === undefined) t = c.toTag = this.#tagOf('to');
+    return t ?? undefined;
+  }
+
+  /**
+   * The tag of From / To. Every proxied request reads both (transaction keys, dialogs, route
+   * tokens), so the common form is read straight off the text: no quote in the value, then the
+   * header parameters are what follows the last `>` (name-addr) or the first `;` (addr-spec, whose
+   * `;` parameters are header parameters, RFC 3261 §20). Anything else takes the full parse.
+   */
+  #tagOf(which: 'from' | 'to'): string | null {
+    const parsed = this.#c()[which];
+    if (parsed !== undefined) return parsed?.params.get('tag') ?? null;
+    const text = this.headers.get(which);
+    if (text === undefined) return null;
+    const fast = text.indexOf('"') === -1 ? tagParam(text) : undefined;
+    if (fast !== undefined) return fast;
+    return this.#nameAddr(which)?.params.get('tag') ?? null;
   }
 
   get maxForwards(): number | undefined {
@@ -583,3 +610,59 @@ export class SipResponse extends SipMessage {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * The `tag` header parameter of a From/To value without double quotes (see `#tagOf`): null when
+ * there is none, undefined when the text is not in the simple form (the caller parses it fully).
+ */
+function tagParam(text: string): string | null | undefined {
+  const lt = text.indexOf('<');
+  let i: number;
+  if (lt !== -1) {
+    const gt = text.indexOf('>', lt);
+    if (gt === -1 || text.indexOf('<', lt + 1) !== -1 || text.indexOf('>', gt + 1) !== -1) return undefined;
+    i = gt + 1;
+  } else {
+    i = text.indexOf(';');
+    if (i === -1) return null;
+  }
+  const n = text.length;
+  let tag: string | null = null;
+  while (i < n) {
+    // ; SWS name SWS [= SWS value] SWS
+    while (i < n && isSws(text.charCodeAt(i))) i++;
+    if (i >= n) break;
+    if (text.charCodeAt(i) !== 59) return undefined;
+    i++;
+    while (i < n && isSws(text.charCodeAt(i))) i++;
+    const ns = i;
+    while (i < n && isTokenChar(text.charCodeAt(i))) i++;
+    const ne = i;
+    if (ne === ns) return undefined;
+    while (i < n && isSws(text.charCodeAt(i))) i++;
+    let value: string | null = null;
+    if (i < n && text.charCodeAt(i) === 61) {
+      i++;
+      while (i < n && isSws(text.charCodeAt(i))) i++;
+      const vs = i;
+      while (i < n && isTokenChar(text.charCodeAt(i))) i++;
+      if (i === vs) return undefined; // IPv6 reference or other forms: the full parse decides
+      value = text.slice(vs, i);
+    }
+    // The first occurrence counts, as in the parsed parameter Map.
+    if (tag === null && ne - ns === 3 && (text.charCodeAt(ns) | 0x20) === 116 && (text.charCodeAt(ns + 1) | 0x20) === 97 && (text.charCodeAt(ns + 2) | 0x20) === 103) {
+      if (value === null) return undefined;
+      tag = value;
+    }
+  }
+  return tag;
+}
+
+function isSws(c: number): boolean {
+  return c === 32 || c === 9 || c === 13 || c === 10;
+}
+
+/** RFC 3261 token characters: alphanumerics and -.!%*_+`'~ */
+function isTokenChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 45 || c === 46 || c === 33 || c === 37 || c === 42 || c === 95 || c === 43 || c === 96 || c === 39 || c === 126;
+}
