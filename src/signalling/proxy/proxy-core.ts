@@ -54,6 +54,7 @@ function forwardedChild(method: string): BatchedChild {
 const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
 const BRANCH_MAGIC = 'z9hG4bK';
 const LOOP_TAG = 'tdm';
+const LOOP_MARK = `.${LOOP_TAG}.`;
 
 export interface ProxyCoreOptions {
   stack: ProxyStack;
@@ -257,6 +258,15 @@ export class ProxyCore {
     if (mf !== undefined && mf <= 0) return { status: 483, reason: 'Too Many Hops' };
     // §16.3 step 4: a Via with our sent-by whose branch carries the hash of this very request
     // means the request came back unchanged: a loop (a spiral changes the Request-URI).
+    // Most requests carry no Via of ours at all: their Via text is scanned before any is parsed.
+    let candidate = false;
+    for (const e of req.headers.all('via')) {
+      if (e.value.includes(LOOP_MARK)) {
+        candidate = true;
+        break;
+      }
+    }
+    if (!candidate) return undefined;
     let ours = false;
     for (const v of req.vias) {
       if (v.branch && v.branch.includes(`.${LOOP_TAG}.`) && this.stack.isOwnAddress(v.host, v.port, v.transport)) {
