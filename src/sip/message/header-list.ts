@@ -1,5 +1,5 @@
 import { canonicalName, headerKey, isListHeader } from './header-names.js';
-import { splitList, trimLws } from './header-values.js';
+import { firstListComma, splitList, trimLws } from './header-values.js';
 
 const HIGH_BYTES = /[\x80-\xff]/;
 const NON_ASCII = /[^\x00-\x7f]/;
@@ -251,6 +251,16 @@ export class HeaderList {
     this.#touch(key);
     const v = e.value;
     if (isListHeader(key) && v.indexOf(',') !== -1) {
+      // Common case: a well-formed list whose first element is cut off, the rest kept as written.
+      const cut = firstListComma(v);
+      if (cut !== -1) {
+        const first = trimLws(v.slice(0, cut));
+        const rest = trimLws(v.slice(cut + 1));
+        if (first.length > 0 && rest.length > 0 && rest.charCodeAt(0) !== 44 && !/,\s*,|,\s*$/.test(rest)) {
+          this.entries[idx] = new HeaderEntry(e.name, e.key, undefined, 0, 0, 0, 0, rest);
+          return first;
+        }
+      }
       const parts = splitList(v);
       if (parts.length > 1) {
         this.entries[idx] = new HeaderEntry(e.name, e.key, undefined, 0, 0, 0, 0, parts.slice(1).join(', '));

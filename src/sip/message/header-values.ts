@@ -95,6 +95,27 @@ export function splitList(value: string): string[] {
   return out;
 }
 
+/**
+ * Index of the comma ending the first element of a comma-separated value (outside quoted strings
+ * and `<...>`), or -1 when there is none: `removeFirst` takes the first element of a combined
+ * line (a response's Via list) without splitting the rest.
+ */
+export function firstListComma(value: string): number {
+  let inAngle = false;
+  const n = value.length;
+  for (let i = 0; i < n; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 34) {
+      const qe = quotedStringEnd(value, i);
+      if (qe === -1) return -1;
+      i = qe - 1;
+    } else if (c === 60) inAngle = true;
+    else if (c === 62) inAngle = false;
+    else if (c === 44 && !inAngle) return i;
+  }
+  return -1;
+}
+
 function skipWs(s: string, i: number, end = s.length): number {
   while (i < end && isWs(s.charCodeAt(i))) i++;
   return i;
