@@ -10,6 +10,7 @@
 //   flock /tmp/tandem-cpu.lock node --import tsx bench/ng.bench.ts [--rate 50] [--round-sec 30]
 //        [--rounds 2] [--hold-sec 2] [--workers 1] [--quick] [--only tandem|rtpengine] [--cpu-prof DIR] [--node-args "--trace-gc"]
 //        [--base DIR: also an older checkout, e.g. `git worktree add /tmp/base <commit>`, as tandem@base]
+//        [--serial 1000: calls back to back per server afterwards (0: none)]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -36,6 +37,8 @@ const RATE = Number(opt('--rate', '50'));
 const ROUND_SEC = Number(opt('--round-sec', quick ? '10' : '30'));
 const ROUNDS = Number(opt('--rounds', quick ? '1' : '2'));
 const HOLD_SEC = Number(opt('--hold-sec', '2'));
+/** Calls set up back to back (no pacing, the next as soon as the previous is deleted) per server after the paced rounds. */
+const SERIAL = Number(opt('--serial', quick ? '300' : '1000'));
 const WORKERS = opt('--workers', '1');
 const ONLY = opt('--only', '');
 const CPU_PROF = opt('--cpu-prof', '');
@@ -61,6 +64,8 @@ interface Server {
   port: number;
   proc: ChildProcess;
   samples: { total: number[]; offer: number[]; answer: number[] };
+  /** offer+answer of the back-to-back calls, ms. */
+  serial: number[];
   calls: number;
   errors: number;
   ticks: number;
@@ -80,7 +85,7 @@ async function spawnTandem(range: string, root = ROOT, name = 'tandem'): Promise
     });
     proc.once('exit', (c) => rej(new Error(`tandem media exited ${c}`)));
   });
-  return { name, port, proc, samples: { total: [], offer: [], answer: [] }, calls: 0, errors: 0, ticks: 0, seconds: 0 };
+  return { name, port, proc, samples: { total: [], offer: [], answer: [] }, serial: [], calls: 0, errors: 0, ticks: 0, seconds: 0 };
 }
 
 async function spawnRtpengine(range: string): Promise<Server> {
@@ -89,7 +94,7 @@ async function spawnRtpengine(range: string): Promise<Server> {
   const proc = spawn('/usr/bin/rtpengine', ['--foreground', `--interface=${H}`, `--listen-ng=${H}:${port}`, `--port-min=${min}`, `--port-max=${max}`, '--table=-1', '--log-stderr', '--log-level=3', `--num-threads=${WORKERS}`], {
     stdio: ['ignore', 'ignore', 'ignore'],
   });
-  return { name: 'rtpengine', port, proc, samples: { total: [], offer: [], answer: [] }, calls: 0, errors: 0, ticks: 0, seconds: 0 };
+  return { name: 'rtpengine', port, proc, samples: { total: [], offer: [], answer: [] }, serial: [], calls: 0, errors: 0, ticks: 0, seconds: 0 };
 }
 
 async function waitPing(client: RtpeClient, s: Server): Promise<void> {
@@ -163,6 +168,10 @@ function report(s: Server): { p50: number; p99: number; max: number; cpuUs: numb
   console.log(`${s.name.padEnd(11)} offer+answer ${f(s.samples.total)}   (${s.samples.total.length} calls, ${s.errors} errors)`);
   console.log(`${''.padEnd(11)} offer        ${f(s.samples.offer)}`);
   console.log(`${''.padEnd(11)} answer       ${f(s.samples.answer)}`);
+  if (s.serial.length) {
+    const v = [...s.serial].sort((x, y) => x - y);
+    console.log(`${''.padEnd(11)} back to back (${v.length} calls): offer+answer p50 ${pct(v, 50).toFixed(3)}  p99 ${pct(v, 99).toFixed(3)}  max ${(v[v.length - 1] ?? NaN).toFixed(3)} ms`);
+  }
   console.log(`${''.padEnd(11)} CPU ${cpuUs.toFixed(0)} µs per call (offer+answer+delete; ${((s.ticks / CLK_TCK / Math.max(0.001, s.seconds)) * 100).toFixed(1)} % of a core over ${s.seconds.toFixed(0)} s)`);
   return { p50: pct(total, 50), p99: pct(total, 99), max: total[total.length - 1] ?? NaN, cpuUs };
 }
@@ -193,6 +202,21 @@ async function main(): Promise<void> {
       for (const s of servers) {
         await round(client, s, `${s.name}-${r}`, true);
         await sleep(500);
+      }
+    }
+    // Back to back, alternating in blocks of 100: the machine stays awake, so this is closer to the
+    // servers' own processing time than the paced figure (which includes waking idle cores).
+    for (let done = 0; done < SERIAL; done += 100) {
+      for (const s of servers) {
+        for (let i = done; i < Math.min(SERIAL, done + 100); i++) {
+          const callId = `${s.name}-serial-${i}-${Date.now()}@bench`;
+          const a0 = performance.now();
+          const o = await client.offer(s.port, H, { 'call-id': callId, 'from-tag': `f${i}`, sdp: sdp(10_000 + (i % 5000) * 2, i), flags: ['trust-address'], replace: ['origin'] });
+          const a = await client.answer(s.port, H, { 'call-id': callId, 'from-tag': `f${i}`, 'to-tag': `t${i}`, sdp: sdp(20_000 + (i % 5000) * 2, i + 1), flags: ['trust-address'] });
+          if (o['result'] === 'ok' && a['result'] === 'ok') s.serial.push(performance.now() - a0);
+          else s.errors++;
+          await client.delete(s.port, H, { 'call-id': callId, 'from-tag': `f${i}`, 'delete delay': 0 });
+        }
       }
     }
     client.close();
