@@ -104,9 +104,10 @@ export class NgServer {
     sock.on('message', (msg, rinfo) => {
       try {
         this.#onMessage(msg, { address: rinfo.address, port: rinfo.port, transport: 'udp' }, (reply) => {
-          sock.send(reply, rinfo.port, rinfo.address, (err) => {
-            if (err) rateLimitedLog('ng-udp-send', (n) => log.warn({ err: err.message, suppressed: n }, 'ng reply send failed'));
-          });
+          // No callback: Node then tries the send at once (uv_udp_try_send) and makes no completion
+          // call back into JS. The price: a failed send is not reported; the controller
+          // retransmits (every ng client does) and gets the reply from the cookie cache.
+          sock.send(reply, rinfo.port, rinfo.address);
         });
       } catch (err) {
         rateLimitedLog('ng-udp-handler', (n) => log.error({ err, suppressed: n }, 'ng message handler threw'));
