@@ -26,6 +26,7 @@ import { isAlive } from '../part-process.js';
 import { labKillMany, readTopology, vipHolders, type KillHow, type LabTopology } from '../lab.js';
 import type { LabNetwork } from '../lab-network.js';
 import { sentinelPrimary } from '../resp.js';
+import { readVrrpEvents } from '../netns/keepalived.js';
 import type { ExperimentData, LabCheck, LabEvent, LabSample } from '../report/types.js';
 
 export const EXPERIMENTS = ['sig-fail', 'media-fail', 'half-dead', 'redis-fail', 'pbx-fail', 'stress', 'ringing-fail'] as const;
@@ -311,10 +312,20 @@ export async function runExperiment(o: RunExperimentOptions): Promise<Experiment
   const failures = calls.failures;
   const dropped = Object.entries(failures).filter(([r]) => r.startsWith('BYE')).reduce((s, [, n]) => s + n, 0);
   const failedNew = f.failed - dropped;
+  // In namespaces, keepalived's own notify times (the instant a node became MASTER) are exact;
+  // the 50 ms poll of who holds an address is the fallback (and the only source for leases).
+  const vrrp = topo.mode === 'netns' ? readVrrpEvents(topo.dir).filter((e) => e.tMs >= startedAtMs && e.tMs <= Date.now()) : [];
+  const resourceOf = (instance: string): string => {
+    const m = /^tandem_(signalling|media)_(.+)$/.exec(instance);
+    return m ? `${m[1] === 'signalling' ? 'sig' : 'media'}-vip ${m[2]!.replaceAll('_', '.')}` : instance;
+  };
+  const vrrpEvents: LabEvent[] = vrrp.map((e) => ({ atMs: e.tMs, kind: 'vip-move', node: e.node, resource: resourceOf(e.instance), held: e.state === 'MASTER', detail: `keepalived ${e.state} (notify)` }));
   const takeoverMs: number[] = [];
   for (const k of killed) {
     if (!k.resource) continue;
-    const moved = watch.movedAt(k.resource, k.part, k.atMs);
+    const vip = k.resource.split(' ')[1];
+    const master = vip ? vrrp.find((e) => e.state === 'MASTER' && e.node !== k.part && e.tMs >= k.atMs && e.instance.endsWith(vip.replaceAll('.', '_'))) : undefined;
+    const moved = master?.tMs ?? watch.movedAt(k.resource, k.part, k.atMs);
     if (moved !== undefined) takeoverMs.push(moved - k.atMs);
   }
   const gaps = load.rtp ? histogramValues(calls.snapshot.rtp.gaps) : [];
@@ -356,7 +367,7 @@ export async function runExperiment(o: RunExperimentOptions): Promise<Experiment
       kernel: toolVersion('uname', ['-r']),
     },
     samples,
-    events: [...watch.events, ...faultEvents].sort((x, y) => x.atMs - y.atMs),
+    events: [...watch.events, ...vrrpEvents, ...faultEvents].sort((x, y) => x.atMs - y.atMs),
     ...(load.rtp ? { media: { perCallWorstGapMs: gaps, packetsExpected: f.rtpReceived + f.rtpLost, packetsLost: f.rtpLost } } : {}),
     figures: {
       callsAttempted: f.generated,
