@@ -74,27 +74,29 @@ export interface CreateResponseOptions {
  * and To are copied; To gets a tag unless it has one or the status is 100; a 100 copies
  * Timestamp (§8.2.6.1). Works on a `partial` request (copies whatever lines exist).
  */
+/** Appends the first `key` header of `req` under `name` (a module function: no closure per response). */
+function copyFirst(req: SipRequest, list: HeaderEntry[], key: string, name: string): void {
+  const e = req.headers.first(key);
+  if (e !== undefined) list.push(HeaderEntry.create(name, e.value));
+}
+
 export function createResponse(req: SipRequest, status: number, reason?: string, opts?: CreateResponseOptions): SipResponse {
   const list: HeaderEntry[] = [];
   const entries = req.headers.entries;
   for (const e of entries) if (e.key === 'via') list.push(HeaderEntry.create('Via', e.value));
-  const copy = (key: string, name: string): void => {
-    const e = req.headers.first(key);
-    if (e !== undefined) list.push(HeaderEntry.create(name, e.value));
-  };
-  copy('from', 'From');
+  copyFirst(req, list, 'from', 'From');
   const to = req.headers.first('to');
   if (to !== undefined) {
     let value = to.value;
-    const parsed = req.toOrUndefined;
-    if (parsed !== undefined && !parsed.params.has('tag') && (status !== 100 || opts?.toTag !== undefined)) {
+    // (cheap tests first: the To tag is read off the text; the full parse only checks a To to tag is valid)
+    if ((status !== 100 || opts?.toTag !== undefined) && req.toTag === undefined && req.toOrUndefined !== undefined) {
       value += ';tag=' + (opts?.toTag ?? newTag());
     }
     list.push(HeaderEntry.create('To', value));
   }
-  copy('call-id', 'Call-ID');
-  copy('cseq', 'CSeq');
-  if (status === 100) copy('timestamp', 'Timestamp');
+  copyFirst(req, list, 'call-id', 'Call-ID');
+  copyFirst(req, list, 'cseq', 'CSeq');
+  if (status === 100) copyFirst(req, list, 'timestamp', 'Timestamp');
   const headers = new HeaderList(list);
   if (opts?.headers) for (const [k, v] of opts.headers) headers.append(k, v);
   const body = opts?.body ?? Buffer.alloc(0);
