@@ -117,6 +117,19 @@ describe('tandem start --workers 2', () => {
     expect(await metric('tandem_workers')).toBe(WORKERS);
   });
 
+  it('signalling.workers in the YAML config starts that many workers', async () => {
+    const cfg = tempFile('tandem.yaml', 'signalling:\n  workers: 3\n');
+    const t = await startTandem(['--config', cfg, '--sip', 'udp:127.0.0.1:0', '--no-auth', '--no-media', '--admin', '127.0.0.1:0'], 30_000);
+    try {
+      expect(t.stdout.join('')).toContain('workers=3');
+      const url = /admin=(http:\/\/127\.0\.0\.1:\d+)/.exec(t.stdout.join(''))![1]!;
+      const st = (await (await fetch(`${url}/signalling/status`)).json()) as Status;
+      expect(st.workers.filter((w) => w.serving)).toHaveLength(3);
+    } finally {
+      await t.stop();
+    }
+  }, 40_000);
+
   it('a user registered through one worker is found by an INVITE the other worker routes (both ways)', async () => {
     for (const [regOn, callOn] of [[0, 1], [1, 0]] as const) {
       const bob = onWorker(await ua('bob'), regOn);
