@@ -101,6 +101,7 @@ export async function runWorker(cfg: Readonly<TandemConfig>, hepOptions?: Omit<H
   });
   const channelPort = await channel.open();
   const steering = new WorkerSteering(init.index, init.count, channel);
+  steering.onReader = (reads) => node?.transport.setUdpReceiving(reads);
   hub.on('peers', (m) => steering.setPeers(m));
 
   // Shared state: Redis (the workers are peers of the cluster store), else through the primary.

@@ -46,7 +46,20 @@ export class WorkerSteering {
       this.#owners[s] = this.#alive[w] ? w : this.index;
     }
     this.#incarnations = new Map(m.incarnations);
+    // One worker reads the shared UDP sockets (the lowest running index): a datagram then wakes
+    // one process, not all. When it dies the next one reads; the kernel queue holds the gap.
+    let reader = this.index;
+    for (let i = 0; i < this.count; i++) {
+      if (this.#alive[i]) {
+        reader = i;
+        break;
+      }
+    }
+    this.onReader?.(reader === this.index);
   }
+
+  /** Told after each change of the running workers whether this worker is the one reading UDP. */
+  onReader: ((reads: boolean) => void) | undefined;
 
   /** Worker that holds the call of `data`. */
   ownerOf(data: Buffer): number {

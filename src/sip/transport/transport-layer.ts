@@ -140,6 +140,14 @@ function isIPv4Literal(s: string): boolean {
   return parts === 4;
 }
 
+/** The libuv handle of a dgram socket (Node keeps it under a symbol described `state symbol`). */
+function setReceiving(socket: dgram.Socket, on: boolean): void {
+  const sym = Object.getOwnPropertySymbols(socket).find((x) => x.description === 'state symbol');
+  const handle = sym ? (socket as unknown as Record<symbol, { handle?: { recvStart?: () => number; recvStop?: () => number } }>)[sym]?.handle : undefined;
+  if (on) handle?.recvStart?.();
+  else handle?.recvStop?.();
+}
+
 function onElsewhereWriteError(err: Error, label: string): void {
   reportTransportEvent('send_error', label, err);
 }
@@ -188,6 +196,8 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
   readonly #byKey = new Map<string, StreamConnection>();
   readonly #pending = new Map<string, Promise<StreamConnection>>();
   #closed = false;
+  /** Whether our UDP sockets read (see `setUdpReceiving`). */
+  #udpReceiving = true;
   readonly #parseDatagram: { maxBytes: number; stream: boolean };
   readonly #parseStream: { maxBytes: number; stream: boolean };
 
@@ -245,6 +255,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       const entry: UdpEntry = { lp, socket, family };
       socket.on('message', (buf, rinfo) => this.#onDatagram(entry, buf, rinfo));
       socket.on('error', (err) => reportTransportEvent('udp_socket_error', `udp:${spec.address}`, err));
+      if (!this.#udpReceiving) setReceiving(socket, false);
       if (spec.preferred) {
         this.#udp.unshift(entry);
         this.listeningPoints.unshift(lp);
@@ -452,6 +463,16 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     } catch (err) {
       reportTransportEvent('handler_fault', sourceLabel(source), err);
     }
+  }
+
+  /**
+   * Stops (or resumes) reading our UDP sockets while still sending from them: processes sharing
+   * one socket (`tandem start --workers N`) let one of them read, so a datagram does not wake
+   * every process. Best effort: where the runtime gives no way, the sockets keep reading.
+   */
+  setUdpReceiving(on: boolean): void {
+    this.#udpReceiving = on;
+    for (const e of this.#udp) setReceiving(e.socket, on);
   }
 
   /** Writes bytes on one of our stream connections (for another process); false when it is gone. */
