@@ -23,6 +23,9 @@
  *
  * --pin runs each server on core 1 and SIPp on core 0 (taskset); without it all share the cores.
  * --root runs the Tandem of another checkout (e.g. `git archive <commit>` unpacked) for an A/B.
+ * --workers 1,2 starts one Tandem per count with `tandem start --workers N` (named tandem-wN);
+ * when `tandem start` has the flag, a run without --workers passes `--workers 1`. The event-loop
+ * delay per step comes from Tandem's admin /metrics; CPU is also split into user and kernel time.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
