@@ -55,7 +55,7 @@ export interface KeepalivedScenarioResult {
   established: number;
   /** Per call: the worse of its two directions' longest gap around the fault, ms. */
   worstGapMs: number[];
-  /** Calls with a direction that received nothing for 3 packet intervals (at least 300 ms), or under half its packets after the fault. */
+  /** Calls with a direction that received nothing for 3 packet intervals (at least 300 ms), or under half its packets since its longest gap. */
   callsWithoutMedia: number;
   /** Sequence numbers never received, all streams. */
   packetsLost: number;
@@ -211,9 +211,10 @@ export async function runKeepalivedScenario(o: KeepalivedScenarioOptions): Promi
     const streams = rtp.all();
     const worstGapMs: number[] = [];
     for (let i = 0; i < streams.length; i += 2) worstGapMs.push(Math.max(streams[i]!.maxGapMs, streams[i + 1]!.maxGapMs));
-    // Lost its media: nothing for 3 packet intervals (at least 300 ms), or under half the packets the window should hold.
-    const afterMs = now - faultAt;
-    const bad = (s: (typeof streams)[number]): boolean => now - s.lastArrivalMs > Math.max(300, 3 * packetMs) || s.receivedInWindow < afterMs / packetMs / 2;
+    // Lost its media: nothing for 3 packet intervals (at least 300 ms), or since its longest gap
+    // ended under half the packets it should have had.
+    const bad = (s: (typeof streams)[number]): boolean =>
+      now - s.lastArrivalMs > Math.max(300, 3 * packetMs) || s.receivedInWindow < (now - (s.maxGapAtMs + s.maxGapMs)) / packetMs / 2;
     let callsWithoutMedia = 0;
     for (let i = 0; i < streams.length; i += 2) if (bad(streams[i]!) || bad(streams[i + 1]!)) callsWithoutMedia++;
     const master = readVrrpEvents(dir).find((e) => e.node === 'm2' && e.state === 'MASTER' && e.tMs >= faultAt);
