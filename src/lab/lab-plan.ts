@@ -29,6 +29,8 @@ export interface LabPart {
   env?: Record<string, string>;
   health: HealthCheck;
   adminUrl?: string;
+  /** Files a killed instance leaves that would stop a new one from starting (pid files). */
+  staleFiles?: string[];
   /** Filled in once started. */
   pid?: number;
   log: string;

@@ -4,7 +4,7 @@
  * them again by the pid recorded in topology.json.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { HealthCheck, LabPart } from './lab-plan.js';
 import { respCall } from './resp.js';
@@ -12,6 +12,7 @@ import { respCall } from './resp.js';
 /** Starts a part detached; returns its pid. In a namespace it runs under `ip netns exec`, which execs in place (same pid). */
 export function startPart(part: LabPart): number {
   mkdirSync(dirname(part.log), { recursive: true });
+  for (const f of part.staleFiles ?? []) rmSync(f, { force: true });
   const fd = openSync(part.log, 'a');
   try {
     const [command, args] = part.namespace ? ['ip', ['netns', 'exec', part.namespace, part.command, ...part.args]] : [part.command, part.args];

@@ -79,6 +79,8 @@ export function keepalivedParts(dir: string, topo: LabTopology, advertMs: number
       namespace: namespaceName(dir, p.name),
       command: 'keepalived',
       args: keepalivedArgs(dir, p.name),
+      // A SIGKILLed keepalived leaves its pid files: a new one would say "daemon is already running".
+      staleFiles: (({ pid, vrrpPid, checkersPid, bfdPid }) => [pid, vrrpPid, checkersPid, bfdPid])(keepalivedFiles(dir, p.name)),
       // keepalived logs each instance's first state ("Entering BACKUP STATE (init)") once its config is read.
       health: { kind: 'log', pattern: 'Entering BACKUP STATE' },
       log: join(resolve(dir), 'logs', `${name}.log`),
