@@ -153,6 +153,28 @@ async function waitSentinels(a: LabAddresses, timeoutMs: number): Promise<void> 
   }
 }
 
+/**
+ * Waits until every Redis but the primary is its replica with the link up and no sync running: a
+ * revived Redis starts empty, and a failover to it before it synced would lose every record (a
+ * second fault the experiment did not ask for).
+ */
+async function waitReplicasInSync(topo: LabTopology, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const primary = await sentinelPrimary(topo.addresses.sentinels.map((host) => ({ host, port: LAB_SENTINEL_PORT })), LAB_MASTER_NAME);
+    let ok = primary !== undefined;
+    for (const host of topo.addresses.redis) {
+      if (!ok || host === primary!.host) continue;
+      const info = await respCall(host, LAB_REDIS_PORT, ['INFO', 'replication'], 300).catch(() => undefined);
+      const text = typeof info === 'string' ? info : '';
+      if (!/role:slave/.test(text) || !/master_link_status:up/.test(text) || /master_sync_in_progress:1/.test(text) || !text.includes(`master_host:${primary!.host}`)) ok = false;
+    }
+    if (ok) return;
+    if (Date.now() > until) throw new Error('the revived Redis did not become an in-sync replica in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Builds the topology and returns once every part is healthy. On failure everything made is removed. */
 export async function labUp(o: LabUpOptions): Promise<LabTopology> {
   const dir = resolve(o.dir);
@@ -225,7 +247,10 @@ export async function labUp(o: LabUpOptions): Promise<LabTopology> {
         writeTopology(topo);
       }
       await waitHealthy(group, o.timeoutMs ?? 30_000);
-      if (label === 'sentinels') await waitSentinels(plan.addresses, o.timeoutMs ?? 30_000);
+      if (label === 'sentinels') {
+        await waitSentinels(plan.addresses, o.timeoutMs ?? 30_000);
+        await waitReplicasInSync(topo, o.timeoutMs ?? 30_000);
+      }
       // Lease mode: the nodes take their VIPs themselves; netns: keepalived moves them in.
       if (o.mode === 'loopback' && (label === 'media nodes' || label === 'signalling nodes')) await waitVipsHeld(topo, pick, o.timeoutMs ?? 30_000);
       if (label === 'keepalived') await waitVipsHeld(topo, (p) => p.role === 'media' || p.role === 'signalling', o.timeoutMs ?? 30_000, o.network);
@@ -338,7 +363,10 @@ export async function labHeal(dir: string, network?: LabNetwork): Promise<string
   const topo = mustTopology(dir);
   const failed = topo.parts.filter((p) => p.role !== 'keepalived' && (topo.linksDown.includes(p.name) || !isAlive(p.pid) || isStopped(p.pid))).map((p) => p.name);
   for (const name of failed) await labRevive(dir, name, network);
-  if (failed.length) await waitSentinels(topo.addresses, 30_000);
+  if (failed.length) {
+    await waitSentinels(topo.addresses, 30_000);
+    await waitReplicasInSync(topo, 30_000);
+  }
   return failed;
 }
 
