@@ -109,7 +109,7 @@ interface Node {
 }
 
 async function startNode(args: string[], name: string): Promise<Node> {
-  const child = spawn(process.execPath, [join(ROOT, 'bin/tandem.mjs'), 'start', ...args, '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TANDEM_FROM_SOURCE: '1' } });
+  const child = spawn(process.execPath, [join(ROOT, 'bin/tandem.mjs'), 'start', '--workers', '1', ...args, '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TANDEM_FROM_SOURCE: '1' } });
   await new Promise<void>((r, j) => {
     const t = setTimeout(() => j(new Error(`${name} not ready`)), 20_000);
     child.stdout!.on('data', (d: Buffer) => {

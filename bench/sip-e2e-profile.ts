@@ -109,7 +109,7 @@ try {
   const port = await freeUdpPort();
   const profDir = join(dir, 'prof');
   const node = start(
-    ['start', '--sip', `udp:127.0.0.1:${port}`, '--domain', DOMAIN, '--no-auth', '--no-media', '--log-level', 'error'],
+    ['start', '--workers', '1', '--sip', `udp:127.0.0.1:${port}`, '--domain', DOMAIN, '--no-auth', '--no-media', '--log-level', 'error'],
     PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
   );
   await waitLine(node, /tandem: listening/, 'tandem start');
