@@ -39,6 +39,8 @@ export interface OperationsOptions {
   hep?: HepExporter;
   /** Configuration summary shown by /api/node. */
   summary: Record<string, unknown>;
+  /** INVITEs received by the node, when its SIP work runs elsewhere (workers); else this process's counter. */
+  invitesTotal?: () => number;
 }
 
 export interface Operations {
@@ -86,7 +88,7 @@ export function startOperations(o: OperationsOptions): Operations {
       }
     }
     return {
-      invitesTotal: await counterValue('tandem_signalling_requests_total', { method: 'INVITE' }),
+      invitesTotal: o.invitesTotal ? o.invitesTotal() : await counterValue('tandem_signalling_requests_total', { method: 'INVITE' }),
       activeCalls: counts.confirmed,
       earlyCalls: counts.early,
       registrations: node.location.size(),

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { AggregatorRegistry } from 'prom-client';
 import { startAdminServer } from '../../admin/admin-server.js';
 import { startOperations } from '../../admin/operations.js';
+import type { Dispatcher } from '../../signalling/dispatcher/dispatcher.js';
 import type { SignallingNode } from '../../signalling/signalling-node.js';
 import type { HepExporter, HepExporterOptions } from '../../admin/hep/hep-exporter.js';
 import { AddressTakeover } from '../../cluster/address-takeover.js';
@@ -195,7 +196,9 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
   }
 
   // The node's figures, summed over the workers (refreshed each second for the operations API).
-  let figures = { bindings: 0, aors: 0, transactions: 0, dialogs: { early: 0, confirmed: 0, perDestination: {} as Record<string, number> }, traceSent: 0 };
+  // The PBX table: the first answering worker's view (probing results and shared call counts).
+  let dispatcherView: WorkerStatus['dispatcher'];
+  let figures = { bindings: 0, aors: 0, transactions: 0, invites: 0, dialogs: { early: 0, confirmed: 0, perDestination: {} as Record<string, number> }, traceSent: 0 };
   let traceEnabled = hepOptions !== undefined;
   const refreshFigures = async (): Promise<typeof figures> => {
     const st = await hub.requestAll<WorkerStatus>({ t: 'status' });
@@ -207,10 +210,13 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
       confirmed += value.dialogs.confirmed;
       for (const [k, v] of Object.entries(value.dialogs.perDestination)) perDestination[k] = (perDestination[k] ?? 0) + v;
     }
+    dispatcherView = st.find((x) => x.value.dispatcher)?.value.dispatcher;
     figures = {
       bindings: cluster.state ? Math.max(0, ...st.map((x) => x.value.bindings)) : hub.bindingCount,
       aors: cluster.state ? Math.max(0, ...st.map((x) => x.value.aors)) : hub.aorCount,
       transactions: st.reduce((a, x) => a + x.value.transactions, 0),
+      // A restarted worker starts from 0: never let the node's total go back (calls/s would dip).
+      invites: Math.max(figures.invites, st.reduce((a, x) => a + (x.value.invites ?? 0), 0)),
       dialogs: { early, confirmed, perDestination },
       traceSent: st.reduce((a, x) => a + (x.value.trace?.sent ?? 0), 0),
     };
@@ -236,7 +242,9 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
   const ops = startOperations({
     nodeId, clusterName: cfg.cluster.name, vips: [...vips], takeover: cfg.cluster.takeover,
     ...(cluster.state ? { state: cluster.state } : {}), ...(cluster.registry ? { registry: cluster.registry } : {}), ...(cfg.state.redis ? { redisUrl: cfg.state.redis } : {}),
-    held: () => takeover?.held().map((h) => h.vip) ?? [], signalling: nodeView, dispatcher: () => undefined,
+    held: () => takeover?.held().map((h) => h.vip) ?? [], signalling: nodeView,
+    dispatcher: () => (dispatcherView ? ({ view: () => dispatcherView } as unknown as Dispatcher) : undefined),
+    invitesTotal: () => figures.invites,
     ...(cluster.dialogStore ? { dialogStore: cluster.dialogStore } : {}), ...(mediaNode ? { mediaNode } : {}), ...(cfg.admin ? { admin: cfg.admin } : {}),
     summary: { role: 'signalling', sip: [...s.listen], domains: [...s.domains], vips: [...vips], takeover: cfg.cluster.takeover, media: s.mediaControl.enabled, workers: count },
     // Each worker exports the messages it handles; the switch reaches them all.

@@ -12,6 +12,7 @@ import { dispatcherRoutes } from '../../admin/dispatcher-routes.js';
 import { Accounting } from '../../signalling/accounting/accounting.js';
 import { DialogClaimer } from '../../signalling/dialogs/dialog-claimer.js';
 import { DispatcherService, DISPATCHER_SERVICE } from '../../signalling/dispatcher/service.js';
+import type { Dispatcher } from '../../signalling/dispatcher/dispatcher.js';
 import { NgMediaControl } from '../../signalling/media-control/ng-media-control.js';
 import { SignallingNode } from '../../signalling/signalling-node.js';
 import { HubClient } from '../../signalling/workers/hub-client.js';
@@ -48,8 +49,21 @@ export interface WorkerStatus {
   transactions: number;
   dialogs: { early: number; confirmed: number; perDestination: Record<string, number> };
   draining: boolean;
+  /** INVITEs this worker received (the operations API's calls/s is their sum's rate). */
+  invites: number;
+  /** The dispatcher's sets as this worker sees them (the operations API's PBX table). */
+  dispatcher?: ReturnType<Dispatcher['view']>;
   /** HEP export, when configured. */
   trace?: { enabled: boolean; sent: number };
+}
+
+/** Sum of a counter's series whose labels match. */
+async function counterSum(name: string, labels: Record<string, string>): Promise<number> {
+  const m = metricsRegistry.getSingleMetric(name);
+  if (!m) return 0;
+  let sum = 0;
+  for (const x of (await m.get()).values) if (Object.entries(labels).every(([k, l]) => x.labels[k] === l)) sum += x.value;
+  return sum;
 }
 
 function ipcLink(): HubLink {
@@ -171,6 +185,8 @@ export async function runWorker(cfg: Readonly<TandemConfig>, hepOptions?: Omit<H
     transactions: sn.transactions.size,
     dialogs: sn.dialogs.counts(),
     draining: sn.draining,
+    invites: await counterSum('tandem_signalling_requests_total', { method: 'INVITE' }),
+    ...(ds ? { dispatcher: ds.dispatcher.view() } : {}),
     ...(hep ? { trace: { enabled: hep.enabled, sent: hep.sent } } : {}),
   }));
   hub.on('trace', (m) => hep?.setEnabled(m.enabled));
