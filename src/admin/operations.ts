@@ -11,7 +11,7 @@ import type { SignallingNode } from '../signalling/signalling-node.js';
 import type { RedisState } from '../state/redis/redis-state.js';
 import { parseRedisUrl } from '../state/redis/redis-url.js';
 import type { DialogStore, NodeRegistry } from '../state/store.js';
-import { metricsRegistry } from '../util/metrics.js';
+import { metricSum } from '../util/metrics.js';
 import { operationsRoutes } from './api/operations-routes.js';
 import { ClusterMonitor, type NodeFigures, type PbxStat } from './cluster-monitor.js';
 import { dashboardRoutes } from './dashboard/dashboard-routes.js';
@@ -50,14 +50,6 @@ export interface Operations {
   close(): Promise<void>;
 }
 
-async function counterValue(name: string, labels: Record<string, string>): Promise<number> {
-  const m = metricsRegistry.getSingleMetric(name);
-  if (!m) return 0;
-  const v = await m.get();
-  let sum = 0;
-  for (const x of v.values) if (Object.entries(labels).every(([k, l]) => x.labels[k] === l)) sum += x.value;
-  return sum;
-}
 
 /** Mode and Sentinels of a Redis URL (never its credentials). */
 function redisShape(url: string | undefined): { redisMode?: string; sentinels?: string[] } {
@@ -88,7 +80,7 @@ export function startOperations(o: OperationsOptions): Operations {
       }
     }
     return {
-      invitesTotal: o.invitesTotal ? o.invitesTotal() : await counterValue('tandem_signalling_requests_total', { method: 'INVITE' }),
+      invitesTotal: o.invitesTotal ? o.invitesTotal() : await metricSum('tandem_signalling_requests_total', { method: 'INVITE' }),
       activeCalls: counts.confirmed,
       earlyCalls: counts.early,
       registrations: node.location.size(),

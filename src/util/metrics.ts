@@ -29,3 +29,12 @@ export function gauge(
 export function histogram(name: string, help: string, labelNames: string[] = [], buckets?: number[]): Histogram<string> {
   return once(name, () => new Histogram({ name, help, labelNames, registers: [metricsRegistry], ...(buckets ? { buckets } : {}) }));
 }
+
+/** Sum of a registered metric's series whose labels match (0 when it is not registered). */
+export async function metricSum(name: string, labels: Record<string, string>): Promise<number> {
+  const m = metricsRegistry.getSingleMetric(name);
+  if (!m) return 0;
+  let sum = 0;
+  for (const x of (await m.get()).values) if (Object.entries(labels).every(([k, l]) => x.labels[k] === l)) sum += x.value;
+  return sum;
+}

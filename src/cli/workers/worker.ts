@@ -33,7 +33,7 @@ import { RedisState } from '../../state/redis/redis-state.js';
 import type { AuthFailureStore, DialogRecord, LocationStore, NonceCountStore } from '../../state/store.js';
 import type { DialogTracker } from '../../signalling/dialogs/dialog-tracker.js';
 import { logger, setLogLevel } from '../../util/logger.js';
-import { counter, metricsRegistry } from '../../util/metrics.js';
+import { counter, metricSum, metricsRegistry } from '../../util/metrics.js';
 import { setWorkerIndex } from '../../util/worker-tag.js';
 import type { TandemConfig } from '../config.js';
 import { listenSpecs, loadRouteHook, loadUsers, signallingNodeOptions, splitHostPort } from '../commands/start.js';
@@ -57,14 +57,6 @@ export interface WorkerStatus {
   trace?: { enabled: boolean; sent: number };
 }
 
-/** Sum of a counter's series whose labels match. */
-async function counterSum(name: string, labels: Record<string, string>): Promise<number> {
-  const m = metricsRegistry.getSingleMetric(name);
-  if (!m) return 0;
-  let sum = 0;
-  for (const x of (await m.get()).values) if (Object.entries(labels).every(([k, l]) => x.labels[k] === l)) sum += x.value;
-  return sum;
-}
 
 function ipcLink(): HubLink {
   return {
@@ -185,7 +177,7 @@ export async function runWorker(cfg: Readonly<TandemConfig>, hepOptions?: Omit<H
     transactions: sn.transactions.size,
     dialogs: sn.dialogs.counts(),
     draining: sn.draining,
-    invites: await counterSum('tandem_signalling_requests_total', { method: 'INVITE' }),
+    invites: await metricSum('tandem_signalling_requests_total', { method: 'INVITE' }),
     ...(ds ? { dispatcher: ds.dispatcher.view() } : {}),
     ...(hep ? { trace: { enabled: hep.enabled, sent: hep.sent } } : {}),
   }));

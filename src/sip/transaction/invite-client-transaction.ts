@@ -1,8 +1,7 @@
 import type { TimerHandle } from '../../util/timer-wheel.js';
-import { parseMessage } from '../message/parser.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import type { Endpoint } from '../transport/types.js';
-import { buildNon2xxAck } from './request-builders.js';
+import { buildNon2xxAck, requestFromOwnBytes } from './request-builders.js';
 import type { ClientTransaction, ClientTransactionHandlers, TransactionState, TxContext } from './types.js';
 
 /**
@@ -57,9 +56,7 @@ export class InviteClientTransaction implements ClientTransaction {
   get request(): SipRequest {
     let r = this.#request;
     if (r === undefined) {
-      const p = parseMessage(this.#bytes);
-      // Our own serialization of a request: this cannot fail.
-      r = (p.ok ? p.value : p.partial) as SipRequest;
+      r = requestFromOwnBytes(this.#bytes);
       this.#request = r;
     }
     return r;

@@ -7,6 +7,7 @@ import type { Endpoint, Source } from '../transport/types.js';
 import { ownString } from './own-string.js';
 import { TxEmitter } from './tx-emitter.js';
 import type { ServerTransaction, ServerTransactionEvents, TransactionState, TxContext } from './types.js';
+import { requestFromOwnBytes } from './request-builders.js';
 
 /**
  * INVITE server transaction (RFC 3261 §17.2.1, figure 7, as updated by RFC 6026 §7.1).
@@ -116,9 +117,7 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
   get request(): SipRequest {
     let r = this.#request;
     if (r === undefined) {
-      const p = parseMessage(this.#requestBytes!);
-      // The bytes are our own serialization of a request that parsed: this cannot fail.
-      r = (p.ok ? p.value : p.partial) as SipRequest;
+      r = requestFromOwnBytes(this.#requestBytes!);
       this.#request = r;
     }
     return r;

@@ -1,8 +1,8 @@
 import type { TimerHandle } from '../../util/timer-wheel.js';
-import { parseMessage } from '../message/parser.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import type { Endpoint } from '../transport/types.js';
 import type { ClientTransaction, ClientTransactionHandlers, TransactionState, TxContext } from './types.js';
+import { requestFromOwnBytes } from './request-builders.js';
 
 /**
  * Non-INVITE client transaction (RFC 3261 §17.1.2, figure 6).
@@ -48,9 +48,7 @@ export class NonInviteClientTransaction implements ClientTransaction {
   get request(): SipRequest {
     let r = this.#request;
     if (r === undefined) {
-      const p = parseMessage(this.#bytes);
-      // Our own serialization of a request: this cannot fail.
-      r = (p.ok ? p.value : p.partial) as SipRequest;
+      r = requestFromOwnBytes(this.#bytes);
       this.#request = r;
     }
     return r;

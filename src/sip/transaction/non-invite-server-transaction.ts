@@ -1,11 +1,11 @@
 import type { TimerHandle } from '../../util/timer-wheel.js';
-import { parseMessage } from '../message/parser.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import { responseDestination } from '../transport/response-routing.js';
 import type { Endpoint, Source } from '../transport/types.js';
 import { ownString } from './own-string.js';
 import { TxEmitter } from './tx-emitter.js';
 import type { ServerTransaction, ServerTransactionEvents, TransactionState, TxContext } from './types.js';
+import { requestFromOwnBytes } from './request-builders.js';
 
 /**
  * Non-INVITE server transaction (RFC 3261 §17.2.2, figure 8).
@@ -63,9 +63,7 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
   get request(): SipRequest {
     let r = this.#request;
     if (r === undefined) {
-      const p = parseMessage(this.#requestBytes!);
-      // The bytes are our own serialization of a request that parsed: this cannot fail.
-      r = (p.ok ? p.value : p.partial) as SipRequest;
+      r = requestFromOwnBytes(this.#requestBytes!);
       this.#request = r;
     }
     return r;

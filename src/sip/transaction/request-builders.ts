@@ -62,3 +62,12 @@ export function buildCancel(req: SipRequest, reason?: string): SipRequest {
     'Content-Length: 0',
   ]);
 }
+
+/**
+ * A request a transaction kept as bytes only (its parsed form dropped to save memory), parsed
+ * again. The bytes are our own serialization of a request that parsed: this cannot fail.
+ */
+export function requestFromOwnBytes(bytes: Buffer): SipRequest {
+  const p = parseMessage(bytes);
+  return (p.ok ? p.value : p.partial) as SipRequest;
+}
