@@ -4,6 +4,7 @@
  * SIP transaction.
  */
 import type { HubLink, PrimaryToWorker, WorkerToPrimary } from './hub-protocol.js';
+import { PendingReplies } from './pending-replies.js';
 
 type Handler = (msg: PrimaryToWorker) => void | Promise<unknown>;
 
@@ -14,8 +15,7 @@ type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : n
 export class HubClient {
   readonly #link: HubLink;
   readonly #timeoutMs: number;
-  #nextId = 1;
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  readonly #pending = new PendingReplies();
   readonly #handlers = new Map<string, Handler>();
 
   constructor(link: HubLink, timeoutMs = 2000) {
@@ -34,25 +34,19 @@ export class HubClient {
   }
 
   request<T>(msg: DistributiveOmit<WorkerRequest, 'id'>): Promise<T> {
-    const id = this.#nextId++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new Error(`TANDEM_ERR_HUB_TIMEOUT: no answer from the primary to ${msg.t}`));
-      }, this.#timeoutMs);
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+    const { id, reply } = this.#pending.add<T>(0, this.#timeoutMs, () => new Error(`TANDEM_ERR_HUB_TIMEOUT: no answer from the primary to ${msg.t}`));
+    try {
       this.#link.send({ ...msg, id } as WorkerToPrimary);
-    });
+    } catch (err) {
+      // The link to the primary is closed: the request fails now, as a rejection.
+      this.#pending.fail(id, err instanceof Error ? err : new Error(String(err)));
+    }
+    return reply;
   }
 
   #onMessage(msg: PrimaryToWorker): void {
     if (msg.t === 'reply') {
-      const p = this.#pending.get(msg.id);
-      if (!p) return;
-      this.#pending.delete(msg.id);
-      clearTimeout(p.timer);
-      if (msg.error) p.reject(new Error(msg.error));
-      else p.resolve(msg.value);
+      this.#pending.settle(msg.id, msg.error, msg.value);
       return;
     }
     const h = this.#handlers.get(msg.t);

@@ -8,6 +8,7 @@ import { AuthFailureTracker } from '../../sip/auth/digest-server.js';
 import { MemoryNonceCountStore } from '../../state/memory/memory-nonce-count-store.js';
 import type { Binding } from '../../state/store.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './hub-protocol.js';
+import { PendingReplies } from './pending-replies.js';
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 type PrimaryRequest = Extract<PrimaryToWorker, { id: number }>;
@@ -29,8 +30,7 @@ export class WorkerHub {
   readonly #aors = new Map<string, Binding[]>();
   readonly #nonces = new MemoryNonceCountStore();
   readonly #failures: AuthFailureTracker;
-  readonly #pending = new Map<number, { index: number; resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
-  #nextId = 1;
+  readonly #pending = new PendingReplies();
   readonly #sweep: NodeJS.Timeout;
 
   constructor(o: WorkerHubOptions) {
@@ -66,19 +66,9 @@ export class WorkerHub {
 
   /** Sends a request to worker `index` and waits for its reply. */
   request<T>(index: number, msg: DistributiveOmit<PrimaryRequest, 'id'>): Promise<T> {
-    const id = this.#nextId++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new Error(`TANDEM_ERR_WORKER_TIMEOUT: worker ${index} did not answer ${msg.t}`));
-      }, this.#o.timeoutMs ?? 2000);
-      this.#pending.set(id, { index, resolve: resolve as (v: unknown) => void, reject, timer });
-      if (!this.#o.send(index, { ...msg, id } as PrimaryToWorker)) {
-        clearTimeout(timer);
-        this.#pending.delete(id);
-        reject(new Error(`TANDEM_ERR_WORKER_DOWN: worker ${index} is not running`));
-      }
-    });
+    const { id, reply } = this.#pending.add<T>(index, this.#o.timeoutMs ?? 2000, () => new Error(`TANDEM_ERR_WORKER_TIMEOUT: worker ${index} did not answer ${msg.t}`));
+    if (!this.#o.send(index, { ...msg, id } as PrimaryToWorker)) this.#pending.fail(id, new Error(`TANDEM_ERR_WORKER_DOWN: worker ${index} is not running`));
+    return reply;
   }
 
   /** Asks every running worker; answers of those that fail are left out. */
@@ -95,26 +85,15 @@ export class WorkerHub {
   /** A worker exited: what it was asked fails now instead of at its timeout; its calls count no more. */
   workerGone(index: number): void {
     for (const i of this.#o.live()) if (i !== index) this.#o.send(i, { t: 'load', index, counts: {} });
-    for (const [id, p] of this.#pending) {
-      if (p.index !== index) continue;
-      clearTimeout(p.timer);
-      this.#pending.delete(id);
-      p.reject(new Error(`TANDEM_ERR_WORKER_DOWN: worker ${index} exited`));
-    }
+    this.#pending.failPeer(index, () => new Error(`TANDEM_ERR_WORKER_DOWN: worker ${index} exited`));
   }
 
   /** A message from worker `index`. */
   handle(index: number, msg: WorkerToPrimary): void {
     switch (msg.t) {
-      case 'reply': {
-        const p = this.#pending.get(msg.id);
-        if (!p) return;
-        this.#pending.delete(msg.id);
-        clearTimeout(p.timer);
-        if (msg.error) p.reject(new Error(msg.error));
-        else p.resolve(msg.value);
+      case 'reply':
+        this.#pending.settle(msg.id, msg.error, msg.value);
         return;
-      }
       case 'setBindings':
         void this.#replicate(index, msg.aor, msg.bindings).then(() => this.#o.send(index, { t: 'reply', id: msg.id }));
         return;
@@ -162,7 +141,6 @@ export class WorkerHub {
 
   close(): void {
     clearInterval(this.#sweep);
-    for (const p of this.#pending.values()) clearTimeout(p.timer);
     this.#pending.clear();
   }
 }
