@@ -16,6 +16,9 @@ command -v keepalived >/dev/null 2>&1 || need+=(keepalived)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # Lab report plots (src/lab/report) render their text with DejaVu Sans.
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+# The dashboard's browser test (test/e2e) drives Debian's Chromium. Installed here, before the
+# tests start, so that no test blocks its runner for the minutes a download takes.
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ "${TANDEM_INTEROP:-1}" = "1" ]; then
   command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
   command -v rtpengine >/dev/null 2>&1 || need+=(rtpengine-daemon)

@@ -566,6 +566,14 @@ class ProxyContext {
    */
   #held: Array<[SipResponse, Branch]> | undefined;
   #holdTimer: TimerHandle | undefined;
+  /**
+   * The hold ran out before the INVITE left (a slow media offer or location lookup). The 100 then
+   * waits for the first branch: a caller quenched by a 100 for an INVITE that no node has sent on
+   * would wait in silence if this node died, where without it the caller retransmits and a peer
+   * forwards the call.
+   */
+  #holdExpiredUnsent = false;
+  #sentOnce = false;
 
   constructor(proxy: ProxyCore, req: SipRequest, stx: ProxyServerTransaction, source: Source, route: Exclude<RouteResult, { kind: 'default' | 'reply' }>) {
     this.#proxy = proxy;
@@ -701,6 +709,12 @@ class ProxyContext {
       branch.tx = this.#proxy.stack.sendRequest(prepared.request, prepared.nextHop, branch);
     } catch (err) {
       this.#branchFailed(branch, { kind: 'transport', error: err instanceof Error ? err.message : String(err) }, 503);
+      return;
+    }
+    this.#sentOnce = true;
+    if (this.#holdExpiredUnsent) {
+      this.#holdExpiredUnsent = false;
+      this.#releaseHeld();
     }
   }
 
@@ -742,7 +756,8 @@ class ProxyContext {
   /** Timer-wheel callbacks: shared functions taking the branch as argument (no closure per timer). */
   static #holdExpired = (ctx: ProxyContext): void => {
     ctx.#holdTimer = undefined;
-    ctx.#releaseHeld();
+    if (ctx.#sentOnce) ctx.#releaseHeld();
+    else ctx.#holdExpiredUnsent = true;
   };
 
   /** Stops holding provisional responses; `send`: send our 100 and what was held. */
