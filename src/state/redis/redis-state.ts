@@ -66,6 +66,7 @@ export class RedisState {
   #redisLost = false;
   #resyncRunning = false;
   #resyncTimer: NodeJS.Timeout | undefined;
+  #markerRetry: NodeJS.Timeout | undefined;
   #resyncRetryMs: number;
   #now: () => number;
   #closed = false;
@@ -149,6 +150,7 @@ export class RedisState {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#resyncTimer);
+    clearTimeout(this.#markerRetry);
     const left = await this.outbox.close(drainTimeoutMs);
     if (left > 0) log.warn({ left }, 'redis state closed with writes not applied');
     await Promise.all([this.commands.close(), this.subscriber.close()]);
@@ -195,8 +197,15 @@ export class RedisState {
         log.warn({ before, now: current }, 'redis came back without its data: writing owned records back');
         this.#requestResync(true);
       }
-    } catch {
-      // The next `ready` checks again.
+    } catch (err) {
+      // A command timed out or failed on a busy server: checked again soon while the connection
+      // stays up (a missed check would leave an emptied Redis without this node's records); the
+      // next `ready` checks anyway.
+      log.warn({ err: String(err) }, 'redis instance check failed; trying again');
+      clearTimeout(this.#markerRetry);
+      this.#markerRetry = setTimeout(() => {
+        if (!this.#closed && this.commands.ready) void this.#checkMarker();
+      }, this.#resyncRetryMs);
     }
   }
 

@@ -97,7 +97,7 @@ describe('signalling cluster with Redis failing', () => {
   it('Redis stopped and restarted empty: what was written meanwhile and before is back in Redis', async () => {
     const redis = await SingleRedis.start();
     cleanups.push(() => redis.stop());
-    const { port } = await twoNodes(redis.url);
+    const { port, nodes } = await twoNodes(redis.url);
     const bob = await ua('bob', '127.0.0.2', port);
     expect((await bob.register()).status).toBe(200);
     autoAnswer(bob);
@@ -110,7 +110,11 @@ describe('signalling cluster with Redis failing', () => {
     const during = await call(alice, 'bob');
     await redis.restart();
     const aorKeys = async () => ((await respCommand(redis.port, ['KEYS', 'tandem:tandem:loc:*'])) as string[]).length;
-    await waitFor('both registrations back in Redis', async () => ((await aorKeys()) >= 2 ? true : undefined), 15_000);
+    await waitFor('both registrations back in Redis', async () => ((await aorKeys()) >= 2 ? true : undefined), 15_000).catch((err: Error) => {
+      // What the nodes said about Redis tells a missed resync from a slow one.
+      const said = nodes.map((n) => n.stderr.join('').split('\n').filter((l) => l.includes('redis')).slice(-12).join('\n'));
+      throw new Error(`${err.message}\n${said.join('\n---\n')}`);
+    });
     // The call set up while Redis was away ends normally; both users are reachable through either node.
     expect(await bye(during)).toBe(200);
     for (const via of ['127.0.0.2', '127.0.0.3']) {
