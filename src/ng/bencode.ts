@@ -1,4 +1,5 @@
 import { fail, ok, type Result } from '../util/result.js';
+import { charCode } from '../util/string-calls.js';
 
 /**
  * Bencode value as used by the ng control protocol.
@@ -205,7 +206,7 @@ class Writer {
     }
     const b = this.buf;
     let p = this.pos;
-    for (let i = 0; i < n; i++) b[p++] = s.charCodeAt(i);
+    for (let i = 0; i < n; i++) b[p++] = charCode(s, i);
     this.pos = p;
   }
 

@@ -30,6 +30,7 @@ import {
   type TransportName,
   type TransportOptions,
 } from './types.js';
+import { charCode } from '../../util/string-calls.js';
 
 export type { Endpoint, ListeningPoint, ListenSpec, Source, TransportName, TransportOptions } from './types.js';
 
@@ -125,7 +126,7 @@ function isIPv4Literal(s: string): boolean {
   let value = 0;
   let digits = 0;
   for (let i = 0; i <= n; i++) {
-    const c = i === n ? 46 : s.charCodeAt(i);
+    const c = i === n ? 46 : charCode(s, i);
     if (c === 46) {
       if (digits === 0 || value > 255) return false;
       parts++;

@@ -1,4 +1,5 @@
 import { fail, ok, type Result } from '../../util/result.js';
+import { charCode } from '../../util/string-calls.js';
 
 /**
  * A SIP, SIPS or tel URI (RFC 3261 §19.1, RFC 3966).
@@ -59,7 +60,7 @@ function isCtlOrSpace(c: number): boolean {
 /** True when `s` has no whitespace / control characters and no characters forbidden everywhere in a URI. */
 function cleanUriChars(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
+    const c = charCode(s, i);
     if (isCtlOrSpace(c) || c === 60 /* < */ || c === 62 /* > */ || c === 34 /* " */) return false;
   }
   return true;
@@ -79,9 +80,9 @@ export function scanHostname(text: string, start: number, limit: number): number
   let digitsAndDots = true;
   let i = start;
   for (; i < limit; i++) {
-    const c = text.charCodeAt(i);
+    const c = charCode(text, i);
     if (c === 46) {
-      if (i === labelStart || text.charCodeAt(labelStart) === 45 || text.charCodeAt(i - 1) === 45) return -1;
+      if (i === labelStart || charCode(text, labelStart) === 45 || charCode(text, i - 1) === 45) return -1;
       lastLabel = labelStart;
       labelStart = i + 1;
       continue;
@@ -98,12 +99,12 @@ export function scanHostname(text: string, start: number, limit: number): number
   if (end === start || end - start > 255) return -1;
   if (labelStart < end) {
     // last label (no trailing dot)
-    if (text.charCodeAt(labelStart) === 45 || text.charCodeAt(end - 1) === 45) return -1;
+    if (charCode(text, labelStart) === 45 || charCode(text, end - 1) === 45) return -1;
     lastLabel = labelStart;
   } else if (end - start < 2) return -1; // "." alone
   if (digitsAndDots) return isIpv4(text, start, end) ? end : -1;
   // toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum
-  const t = text.charCodeAt(lastLabel) | 0x20;
+  const t = charCode(text, lastLabel) | 0x20;
   return t >= 97 && t <= 122 ? end : -1;
 }
 
@@ -113,7 +114,7 @@ function isIpv4(text: string, start: number, end: number): boolean {
   let digits = 0;
   let value = 0;
   for (let i = start; i <= end; i++) {
-    const c = i < end ? text.charCodeAt(i) : 46;
+    const c = i < end ? charCode(text, i) : 46;
     if (c === 46) {
       if (digits === 0 || value > 255) return false;
       groups++;
@@ -136,8 +137,8 @@ export function isValidHost(host: string): boolean {
 export function isValidHostRange(host: string, start: number, end: number): boolean {
   const n = end - start;
   if (n <= 0 || n > 255) return false;
-  if (host.charCodeAt(start) === C_LBRACK) {
-    return host.charCodeAt(end - 1) === C_RBRACK && isValidIpv6(host.slice(start + 1, end - 1));
+  if (charCode(host, start) === C_LBRACK) {
+    return charCode(host, end - 1) === C_RBRACK && isValidIpv6(host.slice(start + 1, end - 1));
   }
   return scanHostname(host, start, end) === end;
 }
@@ -195,7 +196,7 @@ function scanUriParams(text: string, start: number, end: number, params: Map<str
     if (e === -1 || e > end) e = end;
     let eq = -1;
     for (let j = i; j < e; j++) {
-      if (text.charCodeAt(j) === C_EQ) {
+      if (charCode(text, j) === C_EQ) {
         eq = j;
         break;
       }
@@ -219,7 +220,7 @@ function scanUriHeaders(text: string, start: number, end: number, headers: Map<s
     if (e > i) {
       let eq = -1;
       for (let j = i; j < e; j++) {
-        if (text.charCodeAt(j) === C_EQ) {
+        if (charCode(text, j) === C_EQ) {
           eq = j;
           break;
         }
@@ -262,19 +263,19 @@ export function validateUri(text: string, start = 0, end = text.length): number 
 function scanUri(text: string, start: number, end: number, uri: SipUri | undefined): number | UriFailure {
   let colon = -1;
   for (let i = start; i < end; i++) {
-    if (text.charCodeAt(i) === C_COLON) {
+    if (charCode(text, i) === C_COLON) {
       colon = i;
       break;
     }
   }
   if (colon <= start) return F_URI;
   let scheme: 'sip' | 'sips' | 'tel';
-  const c0 = text.charCodeAt(start) | 0x20;
-  const c1 = text.charCodeAt(start + 1) | 0x20;
-  const c2 = text.charCodeAt(start + 2) | 0x20;
+  const c0 = charCode(text, start) | 0x20;
+  const c1 = charCode(text, start + 1) | 0x20;
+  const c2 = charCode(text, start + 2) | 0x20;
   const slen = colon - start;
   if (slen === 3 && c0 === 115 && c1 === 105 && c2 === 112) scheme = 'sip';
-  else if (slen === 4 && c0 === 115 && c1 === 105 && c2 === 112 && (text.charCodeAt(start + 3) | 0x20) === 115) scheme = 'sips';
+  else if (slen === 4 && c0 === 115 && c1 === 105 && c2 === 112 && (charCode(text, start + 3) | 0x20) === 115) scheme = 'sips';
   else if (slen === 3 && c0 === 116 && c1 === 101 && c2 === 108) scheme = 'tel';
   else {
     const whole = text.slice(start, end);
@@ -299,7 +300,7 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
   let firstColon = -1;
   let percent = false;
   for (let i = pos; i < end; i++) {
-    const k = URI_CLASS[text.charCodeAt(i) & 0xff]!;
+    const k = URI_CLASS[charCode(text, i) & 0xff]!;
     if (k === 0) continue;
     if (k === 1) return F_URI;
     if (k === 2) {
@@ -320,7 +321,7 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
   }
   // hostport
   let hostEnd: number;
-  if (text.charCodeAt(pos) === C_LBRACK) {
+  if (charCode(text, pos) === C_LBRACK) {
     const rb = text.indexOf(']', pos);
     if (rb === -1 || rb >= end) return F_HOST;
     hostEnd = rb + 1;
@@ -331,11 +332,11 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
   }
   if (uri !== undefined) uri.host = text.slice(pos, hostEnd);
   pos = hostEnd;
-  if (pos < end && text.charCodeAt(pos) === C_COLON) {
+  if (pos < end && charCode(text, pos) === C_COLON) {
     let pEnd = pos + 1;
     let port = 0;
     while (pEnd < end) {
-      const c = text.charCodeAt(pEnd);
+      const c = charCode(text, pEnd);
       if (c < 48 || c > 57) break;
       port = port * 10 + (c - 48);
       if (port > 65535) return F_PORT;
@@ -345,14 +346,14 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
     if (uri !== undefined) uri.port = port;
     pos = pEnd;
   }
-  if (pos < end && text.charCodeAt(pos) === C_SEMI) {
+  if (pos < end && charCode(text, pos) === C_SEMI) {
     let pEnd = pos + 1;
-    while (pEnd < end && text.charCodeAt(pEnd) !== C_QMARK) pEnd++;
+    while (pEnd < end && charCode(text, pEnd) !== C_QMARK) pEnd++;
     if (!scanUriParams(text, pos + 1, pEnd, uri?.params)) return F_PARAM;
     pos = pEnd;
   }
   let hasHeaders = 0;
-  if (pos < end && text.charCodeAt(pos) === C_QMARK) {
+  if (pos < end && charCode(text, pos) === C_QMARK) {
     if (!scanUriHeaders(text, pos + 1, end, uri?.headers)) return F_HEADER;
     hasHeaders = pos + 1 < end ? 1 : 0;
     pos = end;
@@ -363,8 +364,8 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
 
 function validEscapes(s: string, start: number, end: number): boolean {
   for (let i = start; i < end; i++) {
-    if (s.charCodeAt(i) === 37 /* % */) {
-      if (i + 2 >= end || !isHex(s.charCodeAt(i + 1)) || !isHex(s.charCodeAt(i + 2))) return false;
+    if (charCode(s, i) === 37 /* % */) {
+      if (i + 2 >= end || !isHex(charCode(s, i + 1)) || !isHex(charCode(s, i + 2))) return false;
       i += 2;
     }
   }
@@ -497,7 +498,7 @@ export function isTokenChar(c: number): boolean {
 
 export function isToken(s: string): boolean {
   if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) if (!isTokenChar(s.charCodeAt(i))) return false;
+  for (let i = 0; i < s.length; i++) if (!isTokenChar(charCode(s, i))) return false;
   return true;
 }
 
@@ -518,36 +519,36 @@ export function parseHeaderParams(
 ): number {
   const n = end;
   for (;;) {
-    while (pos < n && isWs(text.charCodeAt(pos))) pos++;
+    while (pos < n && isWs(charCode(text, pos))) pos++;
     if (pos >= n) return pos;
-    const c = text.charCodeAt(pos);
+    const c = charCode(text, pos);
     if (stopAtComma && c === 44) return pos;
     if (c !== C_SEMI) return -1;
     pos++;
-    while (pos < n && isWs(text.charCodeAt(pos))) pos++;
+    while (pos < n && isWs(charCode(text, pos))) pos++;
     const ns = pos;
     let upper = false;
     for (; pos < n; pos++) {
-      const ch = text.charCodeAt(pos);
+      const ch = charCode(text, pos);
       if (!isTokenChar(ch)) break;
       if (ch >= 65 && ch <= 90) upper = true;
     }
     if (pos === ns) return -1;
     const nameEnd = pos;
     let p2 = pos;
-    while (p2 < n && isWs(text.charCodeAt(p2))) p2++;
+    while (p2 < n && isWs(charCode(text, p2))) p2++;
     let vs = -1;
-    if (p2 < n && text.charCodeAt(p2) === C_EQ) {
+    if (p2 < n && charCode(text, p2) === C_EQ) {
       p2++;
-      while (p2 < n && isWs(text.charCodeAt(p2))) p2++;
+      while (p2 < n && isWs(charCode(text, p2))) p2++;
       vs = p2;
-      if (p2 < n && text.charCodeAt(p2) === 34) {
+      if (p2 < n && charCode(text, p2) === 34) {
         const qe = quotedStringEnd(text, p2, n);
         if (qe === -1) return -1;
         p2 = qe;
       } else {
         while (p2 < n) {
-          const ch = text.charCodeAt(p2);
+          const ch = charCode(text, p2);
           // token / host (IPv6 reference)
           if (ch < 128 && PARAM_VALUE_CHARS[ch] === 1) p2++;
           else break;
@@ -568,7 +569,7 @@ export function parseHeaderParams(
 /** text[start, end) equals `lower` ignoring ASCII case. */
 function eqLower(text: string, start: number, end: number, lower: string): boolean {
   if (end - start !== lower.length) return false;
-  for (let i = 0; i < lower.length; i++) if ((text.charCodeAt(start + i) | 0x20) !== lower.charCodeAt(i)) return false;
+  for (let i = 0; i < lower.length; i++) if ((charCode(text, start + i) | 0x20) !== charCode(lower, i)) return false;
   return true;
 }
 
@@ -576,7 +577,7 @@ function digitsUpTo(text: string, start: number, end: number, max: number): bool
   if (start >= end || end - start > 5) return false;
   let v = 0;
   for (let i = start; i < end; i++) {
-    const c = text.charCodeAt(i);
+    const c = charCode(text, i);
     if (c < 48 || c > 57) return false;
     v = v * 10 + c - 48;
   }
@@ -609,7 +610,7 @@ export function quotedStringEnd(text: string, start: number, end = text.length):
   let i = start + 1;
   const n = end;
   while (i < n) {
-    const c = text.charCodeAt(i);
+    const c = charCode(text, i);
     if (c === 92 /* \ */) {
       i += 2;
       continue;
@@ -622,7 +623,7 @@ export function quotedStringEnd(text: string, start: number, end = text.length):
 
 /** Removes the quotes and backslash escapes of a quoted-string. */
 export function unquote(q: string): string {
-  if (q.length < 2 || q.charCodeAt(0) !== 34) return q;
+  if (q.length < 2 || charCode(q, 0) !== 34) return q;
   const inner = q.slice(1, -1);
   return inner.indexOf('\\') === -1 ? inner : inner.replace(/\\(.)/gs, '$1');
 }
@@ -663,25 +664,25 @@ const PENDING_URI: SipUri = Object.freeze({ scheme: 'sip', host: '', params: new
 /** Scans one name-addr at `pos`; fills `out` when given. Returns the end position or an error. */
 function nameAddrAt(text: string, pos: number, list: boolean, out: NameAddr | undefined, end = text.length): number | string {
   const n = end;
-  while (pos < n && isWs(text.charCodeAt(pos))) pos++;
+  while (pos < n && isWs(charCode(text, pos))) pos++;
   if (pos >= n) return 'Empty address';
-  let c = text.charCodeAt(pos);
+  let c = charCode(text, pos);
   if (c === 34) {
     const qe = quotedStringEnd(text, pos, n);
     if (qe === -1) return 'Unterminated quoted string';
     if (out !== undefined) out.displayName = unquote(text.slice(pos, qe));
     pos = qe;
-    while (pos < n && isWs(text.charCodeAt(pos))) pos++;
-    if (pos >= n || text.charCodeAt(pos) !== 60) return 'Missing <';
+    while (pos < n && isWs(charCode(text, pos))) pos++;
+    if (pos >= n || charCode(text, pos) !== 60) return 'Missing <';
   }
-  c = text.charCodeAt(pos);
+  c = charCode(text, pos);
   let lt = -1;
   if (c === 60) lt = pos;
   else {
     // display-name as tokens, or an addr-spec: look for '<' before any ';' ',' or '"'
     let i = pos;
     while (i < n) {
-      const ch = text.charCodeAt(i);
+      const ch = charCode(text, i);
       if (ch === 60) {
         lt = i;
         break;
@@ -692,12 +693,12 @@ function nameAddrAt(text: string, pos: number, list: boolean, out: NameAddr | un
     if (lt !== -1 && lt > pos) {
       // display-name = *(token LWS): tokens separated by whitespace, collapsed to one space
       let dnEnd = lt;
-      while (dnEnd > pos && isWs(text.charCodeAt(dnEnd - 1))) dnEnd--;
+      while (dnEnd > pos && isWs(charCode(text, dnEnd - 1))) dnEnd--;
       let collapse = false;
       for (let j = pos; j < dnEnd; j++) {
-        const ch = text.charCodeAt(j);
+        const ch = charCode(text, j);
         if (isWs(ch)) {
-          if (ch !== 32 || isWs(text.charCodeAt(j + 1))) collapse = true;
+          if (ch !== 32 || isWs(charCode(text, j + 1))) collapse = true;
         } else if (!isTokenChar(ch)) return 'Bad display name';
       }
       if (dnEnd > pos && out !== undefined) {
@@ -719,7 +720,7 @@ function nameAddrAt(text: string, pos: number, list: boolean, out: NameAddr | un
     // addr-spec: the URI runs to the first ';' (params belong to the header), ',' in lists, or whitespace
     let i = pos;
     while (i < n) {
-      const ch = text.charCodeAt(i);
+      const ch = charCode(text, i);
       if (ch === C_SEMI || (list && ch === 44) || isWs(ch)) break;
       // §20.10: a URI containing ',', '?' or ';' must be enclosed in <> (';' ends it here)
       if (ch === C_QMARK) return 'Bad address: URI with ? not enclosed in <>';
