@@ -62,6 +62,9 @@ interface TypedCache {
 }
 
 /** Headers with typed cache entries (indexes K_*). */
+/** A bare `rport` parameter (no value) in a Via line. */
+const BARE_RPORT = /;[ \t]*rport(?=[ \t]*(?:;|$))/i;
+
 const CACHED_KEYS = ['via', 'call-id', 'from', 'to', 'cseq', 'contact', 'route', 'record-route'] as const;
 const K_VIA = 0;
 const K_CALL_ID = 1;
@@ -150,6 +153,31 @@ export abstract class SipMessage {
     c.viaError = undefined;
     // keep it only when the text parses back to the same value; else parse lazily as usual
     c.topVia = cacheableVia(via, text);
+  }
+
+  /**
+   * The transport's stamping of the top Via (RFC 3261 §18.2.1 `received`, RFC 3581 §4 `rport`)
+   * as an edit of its text: `;rport` becomes `;rport=PORT` when `rport` is given, and
+   * `;received=ADDRESS` is appended. Only for a line holding one Via; returns false (nothing
+   * changed) otherwise, and the caller rebuilds the Via from its parameters. Formatting and
+   * re-validating a whole Via per request cost more than parsing it; the line parses lazily on
+   * its next read, like any received one.
+   */
+  stampTopVia(address: string, rport: number | undefined): boolean {
+    const h = this.headers;
+    const e = h.first('via');
+    if (e === undefined) return false;
+    const v = e.value;
+    if (v.indexOf(',') !== -1) return false;
+    let text: string;
+    if (rport === undefined) text = `${v};received=${address}`;
+    else {
+      const m = BARE_RPORT.exec(v);
+      if (m === null) return false;
+      text = `${v.slice(0, m.index)};rport=${rport}${v.slice(m.index + m[0].length)};received=${address}`;
+    }
+    h.replace(e, HeaderEntry.create(e.name, text));
+    return true;
   }
 
   /**

@@ -661,6 +661,15 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
   #stampVia(req: SipRequest, source: Source): void {
     const via = req.topVia;
     const host = bareHost(via.host);
+    // Common case, as a text edit: no `received` yet, and `rport` bare or absent from the line.
+    if (via.received === undefined) {
+      if (via.rport === null) {
+        if (req.stampTopVia(source.address, source.port)) return;
+      } else if (via.rport === undefined && !/rport/i.test(req.headers.first('via')?.value ?? 'rport')) {
+        if (host === source.address) return;
+        if (req.stampTopVia(source.address, undefined)) return;
+      }
+    }
     const rportAsked = via.rport === null || via.params.get('rport') === null || via.params.get('rport') === '';
     const needReceived = rportAsked || host !== source.address;
     if (!needReceived) return;

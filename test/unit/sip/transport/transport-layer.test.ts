@@ -282,3 +282,53 @@ describe('transmit (callback send path) and UDP address resolution', () => {
     expect(errors[1]!.message).toMatch(/SIP_ERR_TRANSPORT_CLOSED/);
   });
 });
+
+describe('Via stamping of received requests (RFC 3261 §18.2.1, RFC 3581 §4)', () => {
+  async function stamped(via: string): Promise<{ req: SipRequest; source: Source }> {
+    const b = await layer('udp');
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const text = [
+      `OPTIONS sip:x@127.0.0.1:${b.lp.port} SIP/2.0`,
+      `Via: ${via}`,
+      'Max-Forwards: 70',
+      'From: <sip:a@example.com>;tag=1',
+      'To: <sip:x@example.com>',
+      'Call-ID: stamp-1',
+      'CSeq: 1 OPTIONS',
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n');
+    sock.send(text, b.lp.port, '127.0.0.1');
+    const got = await waitFor(() => b.got[0]);
+    sock.close();
+    return { req: got.msg as SipRequest, source: got.source };
+  }
+
+  it('a bare rport is filled with the source port, received added, other parameters kept in place', async () => {
+    const { req, source } = await stamped('SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bK-s1;x=1');
+    expect(req.headers.get('Via')).toBe(`SIP/2.0/UDP 192.0.2.1:5060;rport=${source.port};branch=z9hG4bK-s1;x=1;received=127.0.0.1`);
+    expect(req.topVia).toMatchObject({ rport: source.port, received: '127.0.0.1', branch: 'z9hG4bK-s1' });
+  });
+
+  it('no rport and a sent-by that is not the source: received only', async () => {
+    const { req } = await stamped('SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-s2');
+    expect(req.headers.get('Via')).toBe('SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-s2;received=127.0.0.1');
+    expect(req.topVia.rport).toBeUndefined();
+  });
+
+  it('no rport and a sent-by that is the source: the Via is left as sent', async () => {
+    const { req } = await stamped('SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-s3');
+    expect(req.headers.get('Via')).toBe('SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-s3');
+  });
+
+  it('a client-supplied received is replaced, and two Vias on one line keep the second untouched', async () => {
+    const one = await stamped('SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-s4;received=203.0.113.9;rport');
+    expect(one.req.topVia).toMatchObject({ received: '127.0.0.1', rport: one.source.port });
+    const two = await stamped('SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bK-s5, SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK-up');
+    expect(two.req.topVia).toMatchObject({ received: '127.0.0.1', rport: two.source.port, branch: 'z9hG4bK-s5' });
+    expect(two.req.vias[1]).toMatchObject({ host: '192.0.2.2', branch: 'z9hG4bK-up' });
+    expect(two.req.vias[1]!.received).toBeUndefined();
+  });
+});
