@@ -46,6 +46,17 @@ describe('DigestAuthenticator', () => {
     expect(a.challenges(true)[0]).toContain('stale=true');
   });
 
+  it('a nonce issued here and then altered (time or MAC) is a bad nonce, not one it remembers issuing', () => {
+    const { a } = setup();
+    const c = creds(a, 'MD5');
+    for (const at of [2, c.nonce.length - 2]) {
+      const flipped = c.nonce.slice(0, at) + (c.nonce[at] === 'A' ? 'B' : 'A') + c.nonce.slice(at + 1);
+      const forged = c.value.replace(c.nonce, flipped);
+      expect(a.verify([forged], 'REGISTER')).toMatchObject({ ok: false, failure: 'bad-nonce' });
+    }
+    expect(a.verify([c.value], 'REGISTER').ok).toBe(true);
+  });
+
   it('verifies nonces issued by another node with the same secret', () => {
     const { a } = setup();
     const b = new DigestAuthenticator({ realm: 'r', secret: 'secret-secret-secret', users, now: () => 1_000_000 });
