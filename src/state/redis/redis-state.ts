@@ -61,6 +61,15 @@ export class RedisState {
   #resyncHandlers: ResyncHandler[] = [];
   #lastVersion = 0;
   #marker: string | undefined;
+  /**
+   * The marker was checked on the current command connection. A resync waits for it: run before,
+   * a resync would take records missing from an emptied Redis for records deleted by a peer and
+   * drop the ones this node owns instead of writing them back (seen under load: a subscriber that
+   * reconnected a few ms before the command connection started its resync first).
+   */
+  #markerChecked = false;
+  /** Ends a resync's wait early (the marker check it waits for is done). */
+  #wakeResync: (() => void) | undefined;
   #subscriberWasDown = false;
   #resyncPending = false;
   #redisLost = false;
@@ -94,7 +103,9 @@ export class RedisState {
       this.#subscriberWasDown = false;
       this.#requestResync(false);
     });
+    this.commands.on('down', () => (this.#markerChecked = false));
     this.commands.on('ready', () => {
+      this.#markerChecked = false;
       this.outbox.kick();
       void this.#checkMarker();
     });
@@ -193,10 +204,12 @@ export class RedisState {
       }
       const before = this.#marker;
       this.#marker = current;
+      this.#markerChecked = true;
       if (before !== undefined && before !== current) {
         log.warn({ before, now: current }, 'redis came back without its data: writing owned records back');
         this.#requestResync(true);
       }
+      this.#wakeResync?.();
     } catch (err) {
       // A command timed out or failed on a busy server: checked again soon while the connection
       // stays up (a missed check would leave an emptied Redis without this node's records); the
@@ -222,8 +235,12 @@ export class RedisState {
       while (this.#resyncPending && !this.#closed) {
         // Own writes first: a record's version in Redis is then the one the cache expects.
         await this.outbox.idle();
-        if (!this.commands.ready || !this.subscriber.ready) {
-          await new Promise((r) => (this.#resyncTimer = setTimeout(r, this.#resyncRetryMs)));
+        if (!this.commands.ready || !this.subscriber.ready || !this.#markerChecked) {
+          await new Promise<void>((r) => {
+            this.#wakeResync = r;
+            this.#resyncTimer = setTimeout(r, this.#resyncRetryMs);
+          });
+          this.#wakeResync = undefined;
           continue;
         }
         this.#resyncPending = false;
