@@ -94,7 +94,7 @@ describe('signalling cluster with Redis failing', () => {
     console.log(`sentinel failover: ${stillFailingOver ? 'calls ended and connected before the switch' : 'switch came before the checks'}; carol registered after it`);
   }, 120_000);
 
-  // Under load (three copies of this test at once) it failed 3 times in 9 runs before the resync
+  // Under load (three copies of this test at once) it failed 3 times in 15 runs before the resync
   // waited for the instance check: a resync started by the subscriber's reconnect dropped the
   // owner's cached binding as deleted before the check told that Redis had come back empty.
   it('Redis stopped and restarted empty: what was written meanwhile and before is back in Redis', { timeout: 90_000 }, async () => {
