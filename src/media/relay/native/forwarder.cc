@@ -766,34 +766,52 @@ napi_value Create(napi_env env, napi_callback_info info) {
   }
 }
 
+// The arguments open and openLater share: (h, thread, id, rtpA, rtcpA, rtpB, rtcpB). Empty when
+// they are good (the id is checked by each caller), else the error to return.
+static std::string pairArgs(napi_env env, napi_value* argv, Engine* e, int* thread, int* id, int ports[4]) {
+  double th = 0, key = 0, pt[4];
+  if (!getNum(env, argv[1], &th) || !getNum(env, argv[2], &key)) return "0:bad arguments";
+  for (int i = 0; i < 4; i++)
+    if (!getNum(env, argv[3 + i], &pt[i]) || pt[i] < 1 || pt[i] > 65535) return "0:bad port";
+  if (th < 0 || th >= e->threads.size()) return "0:bad thread or id";
+  *thread = static_cast<int>(th);
+  *id = static_cast<int>(key);
+  for (int i = 0; i < 4; i++) ports[i] = static_cast<int>(pt[i]);
+  return "";
+}
+
+// A pair's record: RTP and RTCP of side A, then of side B, each channel linked to its opposite.
+// fds: the bound sockets, or null when its forwarding thread opens them later.
+static Pair* newPair(int id, int thread, const int ports[4], const int* fds) {
+  Pair* p = new Pair();
+  p->id = id;
+  p->thread = thread;
+  p->createdMono = monoMs();
+  for (int i = 0; i < 4; i++) {
+    Channel& c = p->ch[i];
+    c.fd = fds ? fds[i] : -1;
+    c.pair = p;
+    c.side = i < 2 ? 0 : 1;
+    c.kind = (i & 1) ? KIND_RTCP : KIND_RTP;
+    c.localPort = ports[i];
+    c.other = &p->ch[i ^ 2];
+  }
+  return p;
+}
+
 // open(h, thread, id, rtpA, rtcpA, rtpB, rtcpB) -> undefined | "port:error"
 napi_value Open(napi_env env, napi_callback_info info) {
   try {
     ARGS(7)
     Engine* e = getEngine(env, argv[0]);
     if (!e) return str(env, "0:engine stopped");
-    double thread = 0, id = 0, ports[4];
-    if (!getNum(env, argv[1], &thread) || !getNum(env, argv[2], &id)) return str(env, "0:bad arguments");
-    for (int i = 0; i < 4; i++)
-      if (!getNum(env, argv[3 + i], &ports[i]) || ports[i] < 1 || ports[i] > 65535) return str(env, "0:bad port");
-    if (thread < 0 || thread >= e->threads.size() || e->pairs.count(static_cast<int>(id))) return str(env, "0:bad thread or id");
-    int ports4[4], fds[4];
-    for (int i = 0; i < 4; i++) ports4[i] = static_cast<int>(ports[i]);
-    std::string berr = bindSockets(e, ports4, fds);
+    int thread = 0, id = 0, ports[4], fds[4];
+    std::string aerr = pairArgs(env, argv, e, &thread, &id, ports);
+    if (!aerr.empty()) return str(env, aerr);
+    if (e->pairs.count(id)) return str(env, "0:bad thread or id");
+    std::string berr = bindSockets(e, ports, fds);
     if (!berr.empty()) return str(env, berr);
-    Pair* p = new Pair();
-    p->id = static_cast<int>(id);
-    p->thread = static_cast<int>(thread);
-    p->createdMono = monoMs();
-    for (int i = 0; i < 4; i++) {
-      Channel& c = p->ch[i];
-      c.fd = fds[i];
-      c.pair = p;
-      c.side = i < 2 ? 0 : 1;
-      c.kind = (i & 1) ? KIND_RTCP : KIND_RTP;
-      c.localPort = static_cast<int>(ports[i]);
-      c.other = &p->ch[i ^ 2];
-    }
+    Pair* p = newPair(id, thread, ports, fds);
     Thread* t = e->threads[p->thread];
     std::string err;
     {
@@ -831,25 +849,11 @@ napi_value OpenLater(napi_env env, napi_callback_info info) {
     ARGS(7)
     Engine* e = getEngine(env, argv[0]);
     if (!e) return str(env, "0:engine stopped");
-    double thread = 0, id = 0, ports[4];
-    if (!getNum(env, argv[1], &thread) || !getNum(env, argv[2], &id)) return str(env, "0:bad arguments");
-    for (int i = 0; i < 4; i++)
-      if (!getNum(env, argv[3 + i], &ports[i]) || ports[i] < 1 || ports[i] > 65535) return str(env, "0:bad port");
-    int key = static_cast<int>(id);
-    if (thread < 0 || thread >= e->threads.size() || e->pairs.count(key) || e->openPending.count(key)) return str(env, "0:bad thread or id");
-    Pair* p = new Pair();
-    p->id = key;
-    p->thread = static_cast<int>(thread);
-    p->createdMono = monoMs();
-    for (int i = 0; i < 4; i++) {
-      Channel& c = p->ch[i];
-      c.fd = -1;
-      c.pair = p;
-      c.side = i < 2 ? 0 : 1;
-      c.kind = (i & 1) ? KIND_RTCP : KIND_RTP;
-      c.localPort = static_cast<int>(ports[i]);
-      c.other = &p->ch[i ^ 2];
-    }
+    int thread = 0, key = 0, ports[4];
+    std::string aerr = pairArgs(env, argv, e, &thread, &key, ports);
+    if (!aerr.empty()) return str(env, aerr);
+    if (e->pairs.count(key) || e->openPending.count(key)) return str(env, "0:bad thread or id");
+    Pair* p = newPair(key, thread, ports, nullptr);
     e->openPending[key] = p;
     Thread* t = e->threads[p->thread];
     {
