@@ -75,21 +75,10 @@ export function splitList(value: string): string[] {
   }
   const out: string[] = [];
   let start = 0;
-  let inAngle = false;
-  const n = value.length;
-  for (let i = 0; i < n; i++) {
-    const c = charCode(value, i);
-    if (c === 34) {
-      const qe = quotedStringEnd(value, i);
-      if (qe === -1) break;
-      i = qe - 1;
-    } else if (c === 60) inAngle = true;
-    else if (c === 62) inAngle = false;
-    else if (c === 44 && !inAngle) {
-      const t = trimLws(value.slice(start, i));
-      if (t.length > 0) out.push(t);
-      start = i + 1;
-    }
+  for (let comma = listComma(value, 0); comma !== -1; comma = listComma(value, start)) {
+    const t = trimLws(value.slice(start, comma));
+    if (t.length > 0) out.push(t);
+    start = comma + 1;
   }
   const t = trimLws(value.slice(start));
   if (t.length > 0) out.push(t);
@@ -102,9 +91,17 @@ export function splitList(value: string): string[] {
  * line (a response's Via list) without splitting the rest.
  */
 export function firstListComma(value: string): number {
+  return listComma(value, 0);
+}
+
+/**
+ * Index of the first comma from `from` that separates list elements (outside quoted strings and
+ * `<...>`), or -1 when there is none (an unterminated quoted string ends the search).
+ */
+function listComma(value: string, from: number): number {
   let inAngle = false;
   const n = value.length;
-  for (let i = 0; i < n; i++) {
+  for (let i = from; i < n; i++) {
     const c = charCode(value, i);
     if (c === 34) {
       const qe = quotedStringEnd(value, i);
