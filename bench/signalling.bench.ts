@@ -19,13 +19,15 @@
  *
  *   node --import tsx bench/signalling.bench.ts [--quick] [--step-sec 60] [--rates 400,1000]
  *     [--reg-rates 2000,4000] [--only calls|register] [--no-kamailio] [--workers 1,2]
- *     [--pin] [--call-ms 1000] [--no-trace-gc] [--root DIR]
+ *     [--pin] [--call-ms 1000] [--no-trace-gc] [--root DIR] [--gc-threads N|node]
  *
  * --pin runs each server on core 1 and SIPp on core 0 (taskset); without it all share the cores.
  * --root runs the Tandem of another checkout (e.g. `git archive <commit>` unpacked) for an A/B.
  * --workers 1,2 starts one Tandem per count with `tandem start --workers N` (named tandem-wN);
  * when `tandem start` has the flag, a run without --workers passes `--workers 1`. The event-loop
  * delay per step comes from Tandem's admin /metrics; CPU is also split into user and kernel time.
+ * --gc-threads: garbage-collection helper threads per Tandem process (`node --v8-pool-size`), by
+ * default what Tandem chooses for the machine (src/util/gc-threads.ts); `node` keeps Node's 4.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -33,6 +35,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { registerContact, sipRequest } from './lib/udp-sip.js';
 import { CLK_TCK, freePort } from './lib/proc.js';
+import { gcThreadsFor, NODE_DEFAULT_POOL_SIZE } from '../src/util/gc-threads.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -57,11 +60,14 @@ const callRates = list(arg('--rates')) ?? (quick ? [200, 400] : [400, 700, 1000,
 const regRates = list(arg('--reg-rates')) ?? (quick ? [500, 1000] : [1000, 2000, 3000, 4000, 6000, 8000]);
 const workersArg = list(arg('--workers'));
 const workerCounts = workersArg ?? [1];
+const gcThreadsArg = arg('--gc-threads');
 
 console.log(
   `signalling bench (SIPp): ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${spawnSync('sipp', ['-v']).stdout.toString().match(/SIPp v[\w.-]+/)?.[0] ?? 'sipp'}; ` +
     `${stepSec} s per step, calls of ${callMs} ms, ${pin ? 'server on core 1, SIPp on core 0' : 'server and SIPp share the cores'}; load average ${loadavg()[0]!.toFixed(2)}`,
 );
+
+console.log(`garbage-collection helper threads per Tandem process: ${gcThreadsArg === 'node' ? `Node's default (${NODE_DEFAULT_POOL_SIZE})` : (gcThreadsArg ?? `Tandem's choice (${workerCounts.map((w) => `${gcThreadsFor(cpus().length, w)} with ${w} worker${w > 1 ? 's' : ''}`).join(', ')})`)}`);
 
 const dir = mkdtempSync(join(tmpdir(), 'tandem-sig-bench-'));
 const userName = (i: number) => `u${String(i).padStart(5, '0')}`;
@@ -184,15 +190,15 @@ interface Server {
 
 const taskset = (core: number, cmd: string, args: string[]): [string, string[]] => (pin ? ['taskset', ['-c', String(core), cmd, ...args]] : [cmd, args]);
 
-const workersFlag = (() => {
+const startHelp = (() => {
   try {
-    return execFileSync(process.execPath, [join(TANDEM_ROOT, 'bin/tandem.mjs'), 'start', '--help'], { env: { ...process.env, TANDEM_FROM_SOURCE: '1' } })
-      .toString()
-      .includes('--workers');
+    return execFileSync(process.execPath, [join(TANDEM_ROOT, 'bin/tandem.mjs'), 'start', '--help'], { env: { ...process.env, TANDEM_FROM_SOURCE: '1' } }).toString();
   } catch {
-    return false;
+    return '';
   }
 })();
+const workersFlag = startHelp.includes('--workers');
+const gcThreadsFlag = startHelp.includes('--gc-threads');
 if (workerCounts.some((n) => n !== 1) && !workersFlag) throw new Error('this tandem has no `start --workers`: only --workers 1 can be measured');
 
 async function startTandemServer(auth: boolean, workers: number): Promise<Server> {
@@ -201,10 +207,15 @@ async function startTandemServer(auth: boolean, workers: number): Promise<Server
   const args = [join(TANDEM_ROOT, 'bin/tandem.mjs'), 'start', '--sip', `udp:127.0.0.1:${port}`, '--domain', DOMAIN, '--users', usersCsv, '--no-media', '--log-level', 'error', '--admin', `127.0.0.1:${adminPort}`];
   if (workersFlag) args.push('--workers', String(workers));
   if (!auth) args.push('--no-auth');
+  // As deployed: one process is started with its helper count, workers get theirs from the primary.
+  const gcThreads = gcThreadsArg === 'node' ? NODE_DEFAULT_POOL_SIZE : Number(gcThreadsArg ?? gcThreadsFor(cpus().length, workers));
+  const nodeFlags = traceGc ? ['--trace-gc'] : [];
+  if (workers === 1) nodeFlags.push(`--v8-pool-size=${gcThreads}`);
+  else if (gcThreadsFlag) args.push('--gc-threads', String(gcThreads));
   const cfg = join(dir, 'tandem.yaml');
   writeFileSync(cfg, 'signalling:\n  auth:\n    algorithms: [MD5]\n    maxFailures: 1000000\n');
   args.push('--config', cfg);
-  const [cmd, full] = taskset(1, process.execPath, [...(traceGc ? ['--trace-gc'] : []), ...args]);
+  const [cmd, full] = taskset(1, process.execPath, [...nodeFlags, ...args]);
   const child = spawn(cmd, full, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TANDEM_FROM_SOURCE: '1' } });
   const gc = new GcLog();
   await new Promise<void>((r, j) => {

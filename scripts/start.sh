@@ -16,4 +16,7 @@ tandem: starting. Point a softphone (baresip, Linphone, Zoiper, ...) at it:
   e.g. baresip account line: <sip:alice@127.0.0.1>;auth_pass=alice-secret
 Register two accounts, call one from the other (sip:bob@127.0.0.1). Ctrl-C stops it.
 TXT
-exec node bin/tandem.mjs start --config examples/tandem.yaml --sip udp:127.0.0.1:5060 --sip tcp:127.0.0.1:5060 --users examples/users.csv "$@"
+# One process (the example config has a dispatcher set): its garbage-collection helpers are fixed
+# when Node starts; give it the cores it does not use itself, 1 to 4 (src/util/gc-threads.ts).
+gc_threads=$(( $(nproc) - 1 )); (( gc_threads < 1 )) && gc_threads=1; (( gc_threads > 4 )) && gc_threads=4
+exec node --v8-pool-size="$gc_threads" bin/tandem.mjs start --config examples/tandem.yaml --sip udp:127.0.0.1:5060 --sip tcp:127.0.0.1:5060 --users examples/users.csv "$@"

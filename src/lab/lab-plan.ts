@@ -183,7 +183,9 @@ export function labPlan(o: LabPlanOptions): { addresses: LabAddresses; parts: La
   const ns = (name: string): { namespace?: string } => (o.mode === 'netns' && o.namespaceOf ? { namespace: o.namespaceOf(name) } : {});
   const log = (name: string): string => join(o.dir, 'logs', `${name}.log`);
   const takeover = o.mode === 'netns' ? 'keepalived' : 'lease';
-  const tandem = (sub: string[]): { command: string; args: string[] } => ({ command: o.node, args: [o.tandemBin, ...sub] });
+  // Many hosts on one machine: each process gets one garbage-collection helper thread, not Node's
+  // 4, which would preempt the other parts' event loops at every major collection (src/util/gc-threads.ts).
+  const tandem = (sub: string[]): { command: string; args: string[] } => ({ command: o.node, args: ['--v8-pool-size=1', o.tandemBin, ...sub] });
   const files: Record<string, string> = {
     [usersFile(o.dir)]: usersCsv(),
     [join(o.dir, 'signalling.yaml')]: signallingYaml(a, o.dir),

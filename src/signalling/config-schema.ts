@@ -143,6 +143,12 @@ export const signallingConfigSchema = z
      * (1 when dispatcher sets are configured: rotation and call-load limits are per process)
      */
     workers: z.number().int().min(1).max(64).optional(),
+    /**
+     * Garbage-collection helper threads per process (Node's `--v8-pool-size`, src/util/gc-threads.ts):
+     * forked workers are started with it; a single process reports when it was started with more.
+     * @default the cores each process can count on less one, 1 to 4
+     */
+    gcThreads: z.number().int().min(1).max(16).optional(),
     /** SIGTERM: how long live transactions get to finish, ms. @default 3000 */
     shutdownGraceMs: z.number().int().min(0).max(60_000).default(3000),
   })

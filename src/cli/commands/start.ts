@@ -15,6 +15,7 @@ import type { RouteHook } from '../../signalling/proxy/types.js';
 import { SignallingNode } from '../../signalling/signalling-node.js';
 import type { ListenSpec } from '../../sip/transport/types.js';
 import { logger, setLogLevel } from '../../util/logger.js';
+import { gcThreadsFor, poolSizeOf } from '../../util/gc-threads.js';
 import { readConfigFile, setPath, validateConfig, type TandemConfig } from '../config.js';
 import { startClusterRuntime } from '../cluster-runtime.js';
 import { Accounting } from '../../signalling/accounting/accounting.js';
@@ -50,6 +51,7 @@ interface StartCliOptions {
   hepId?: string;
   hepPassword?: string;
   workers?: string;
+  gcThreads?: string;
 }
 
 /** HEP export options from the flags (`--hep udp:HOST:PORT`, `--hep-id`, `--hep-password`). */
@@ -85,6 +87,7 @@ function applyFlags(raw: Record<string, unknown>, o: StartCliOptions): void {
   if (o.redis) setPath(raw, ['state', 'redis'], o.redis);
   if (o.cdr) setPath(raw, ['signalling', 'accounting', 'file'], o.cdr);
   if (o.workers !== undefined) setPath(raw, ['signalling', 'workers'], /^\d+$/.test(o.workers) ? Number(o.workers) : o.workers);
+  if (o.gcThreads !== undefined) setPath(raw, ['signalling', 'gcThreads'], /^\d+$/.test(o.gcThreads) ? Number(o.gcThreads) : o.gcThreads);
 }
 
 export async function loadRouteHook(path: string): Promise<RouteHook> {
@@ -131,6 +134,7 @@ export function registerStartCommand(program: Command): void {
     .option('--hep-id <n>', 'HEP capture agent id of this node (default 2001)')
     .option('--hep-password <password>', 'HEP auth key; also TANDEM_HEP_PASSWORD')
     .option('--workers <n>', 'worker processes sharing the SIP listening points, each call held by one (default: the number of cores, 1 with dispatcher sets; 1: a single process)')
+    .option('--gc-threads <n>', 'garbage-collection helper threads per worker process (node --v8-pool-size; default: cores per process less one, 1 to 4)')
     .action(async (o: StartCliOptions) => {
       const file = readConfigFile(o.config);
       if (!file.ok) {
@@ -156,6 +160,17 @@ export function registerStartCommand(program: Command): void {
         process.exit(1);
       }
     });
+}
+
+/**
+ * A single process cannot change its garbage-collection thread pool once Node has started: it
+ * says so when it was started with more helpers than this machine leaves it (src/util/gc-threads.ts).
+ */
+function checkGcThreads(wanted: number): void {
+  const have = poolSizeOf(process.execArgv, process.env['NODE_OPTIONS']);
+  if (have > wanted) {
+    logger.warn({ gcThreads: have, wanted }, `garbage-collection helper threads: ${have}, more than the ${wanted} this machine leaves a single process; they preempt the event loop during major collections (start node with --v8-pool-size=${wanted})`);
+  }
 }
 
 /**
@@ -257,6 +272,7 @@ export function listenSpecs(cfg: Readonly<TandemConfig>): { listen: ListenSpec[]
 async function run(cfg: Readonly<TandemConfig>, hepOptions?: Omit<HepExporterOptions, 'nodeName'>): Promise<void> {
   setLogLevel(cfg.logLevel);
   const s = cfg.signalling;
+  checkGcThreads(s.gcThreads ?? gcThreadsFor(availableParallelism(), 1));
   const users = loadUsers(cfg);
   const cluster = await startClusterRuntime(cfg.cluster, cfg.state, s.auth.secret, s.auth, { role: 'signalling', sip: s.listen.join(' ') });
   // Tracing starts before the node listens, so its first message is exported too.

@@ -26,6 +26,8 @@ import { isHubMessage, type PeersMessage, type PrimaryToWorker, type WorkerToPri
 import { WorkerHub } from '../../signalling/workers/worker-hub.js';
 import type { ListeningPoint } from '../../sip/transport/types.js';
 import { logger, setLogLevel } from '../../util/logger.js';
+import { gcThreadsFor, withPoolSize } from '../../util/gc-threads.js';
+import { availableParallelism } from 'node:os';
 import { counter, gauge, metricsRegistry } from '../../util/metrics.js';
 import { startClusterRuntime } from '../cluster-runtime.js';
 import type { TandemConfig } from '../config.js';
@@ -162,7 +164,9 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
     });
   };
 
-  nodeCluster.setupPrimary({ serialization: 'advanced' });
+  // Each worker's garbage-collection helpers: the cores the other workers leave (src/util/gc-threads.ts).
+  const gcThreads = cfg.signalling.gcThreads ?? gcThreadsFor(availableParallelism(), count);
+  nodeCluster.setupPrimary({ serialization: 'advanced', execArgv: withPoolSize(process.execArgv, gcThreads) });
   for (const slot of slots) fork(slot);
   const startTimeout = setTimeout(() => {
     logger.error('workers did not all start within 30 s');

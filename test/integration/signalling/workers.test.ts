@@ -9,6 +9,9 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { gcThreadsFor } from '../../../src/util/gc-threads.js';
 import { callIdHashOf } from '../../../src/signalling/workers/call-id-hash.js';
 import type { SipResponse } from '../../../src/sip/message/sip-message.js';
 import { startTandem, tempFile, type TandemProcess } from './helpers/tandem-process.js';
@@ -116,6 +119,35 @@ describe('tandem start --workers 2', () => {
     expect(new Set(st.workers.map((w) => w.pid)).size).toBe(WORKERS);
     expect(await metric('tandem_workers')).toBe(WORKERS);
   });
+
+  it('each worker runs with the garbage-collection helper threads the machine leaves it (node --v8-pool-size), once', async () => {
+    const want = `--v8-pool-size=${gcThreadsFor(availableParallelism(), WORKERS)}`;
+    for (const w of (await status()).workers) {
+      const argv = readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0');
+      expect(argv.filter((a) => a.startsWith('--v8-pool-size'))).toEqual([want]);
+    }
+  });
+
+  it('--gc-threads sets the workers\' helper threads; a single process started with more than asked says how to start it', async () => {
+    const t = await startTandem(['--workers', '2', '--gc-threads', '3', '--sip', 'udp:127.0.0.1:0', '--no-auth', '--no-media', '--admin', '127.0.0.1:0'], 30_000);
+    try {
+      const url = /admin=(http:\/\/127\.0\.0\.1:\d+)/.exec(t.stdout.join(''))![1]!;
+      const st = (await (await fetch(`${url}/signalling/status`)).json()) as Status;
+      for (const w of st.workers) expect(readFileSync(`/proc/${w.pid}/cmdline`, 'utf8').split('\0')).toContain('--v8-pool-size=3');
+    } finally {
+      await t.stop();
+    }
+    // startTandem runs node without --v8-pool-size: Node's 4 helpers.
+    for (const [asked, warned] of [['1', true], ['4', false]] as const) {
+      const one = await startTandem(['--workers', '1', '--gc-threads', asked, '--sip', 'udp:127.0.0.1:0', '--no-auth', '--no-media'], 30_000);
+      try {
+        const out = one.stdout.join('') + one.stderr.join('');
+        expect(out.includes(`start node with --v8-pool-size=${asked}`)).toBe(warned);
+      } finally {
+        await one.stop();
+      }
+    }
+  }, 60_000);
 
   it('signalling.workers in the YAML config starts that many workers', async () => {
     const cfg = tempFile('tandem.yaml', 'signalling:\n  workers: 3\n');
