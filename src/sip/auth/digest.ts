@@ -8,6 +8,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { fail, ok, type Result } from '../../util/result.js';
+import { charCode } from '../../util/string-calls.js';
 
 /** Algorithms accepted by RFC 8760 for SIP. */
 export type DigestAlgorithm = 'MD5' | 'MD5-sess' | 'SHA-256' | 'SHA-256-sess';
@@ -125,6 +126,15 @@ export function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(ba, bb);
 }
 
+const SP = 32;
+const HTAB = 9;
+const CR = 13;
+const LF = 10;
+const COMMA = 44;
+const EQUALS = 61;
+const DQUOTE = 34;
+const BACKSLASH = 92;
+
 /**
  * Parses `Digest k=v, k="v", ...` (RFC 7616 §3.3 / §3.4; RFC 3261 §25.1 auth-param).
  * Names are lower-cased; quoted values are unescaped (`\"` -> `"`).
@@ -138,39 +148,42 @@ export function parseAuthParams(value: string): Result<{ scheme: string; params:
   let i = sp;
   const n = text.length;
   while (i < n) {
-    while (i < n && (text[i] === ' ' || text[i] === '\t' || text[i] === ',' || text[i] === '\r' || text[i] === '\n')) i++;
+    let c = charCode(text, i);
+    while (c === SP || c === HTAB || c === COMMA || c === CR || c === LF) c = charCode(text, ++i);
     if (i >= n) break;
     const nameStart = i;
-    while (i < n && text[i] !== '=' && text[i] !== ',' && text[i] !== ' ' && text[i] !== '\t') i++;
+    while (i < n && c !== EQUALS && c !== COMMA && c !== SP && c !== HTAB) c = charCode(text, ++i);
     const name = text.slice(nameStart, i).toLowerCase();
     if (!name) return fail('SIP_ERR_BAD_AUTH', 'empty auth-param name');
-    while (i < n && (text[i] === ' ' || text[i] === '\t')) i++;
-    if (text[i] !== '=') return fail('SIP_ERR_BAD_AUTH', `auth-param ${name} has no value`);
-    i++;
-    while (i < n && (text[i] === ' ' || text[i] === '\t')) i++;
-    let val = '';
-    if (text[i] === '"') {
-      i++;
+    while (c === SP || c === HTAB) c = charCode(text, ++i);
+    if (c !== EQUALS) return fail('SIP_ERR_BAD_AUTH', `auth-param ${name} has no value`);
+    c = charCode(text, ++i);
+    while (c === SP || c === HTAB) c = charCode(text, ++i);
+    let val: string;
+    if (c === DQUOTE) {
+      // One slice of the quoted text; only a value with a quoted-pair is rebuilt.
+      const vStart = ++i;
+      let escaped = false;
       let closed = false;
       while (i < n) {
-        const c = text[i]!;
-        if (c === '\\' && i + 1 < n) {
-          val += text[i + 1];
+        c = charCode(text, i);
+        if (c === BACKSLASH && i + 1 < n) {
+          escaped = true;
           i += 2;
           continue;
         }
-        if (c === '"') {
+        if (c === DQUOTE) {
           closed = true;
-          i++;
           break;
         }
-        val += c;
         i++;
       }
       if (!closed) return fail('SIP_ERR_BAD_AUTH', `unterminated quoted value for ${name}`);
+      val = escaped ? text.slice(vStart, i).replace(/\\([\s\S])/g, '$1') : text.slice(vStart, i);
+      i++;
     } else {
       const vStart = i;
-      while (i < n && text[i] !== ',' && text[i] !== ' ' && text[i] !== '\t') i++;
+      while (i < n && c !== COMMA && c !== SP && c !== HTAB) c = charCode(text, ++i);
       val = text.slice(vStart, i);
     }
     if (params.size >= 64) return fail('SIP_ERR_BAD_AUTH', 'too many auth-params');

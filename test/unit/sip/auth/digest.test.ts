@@ -50,6 +50,9 @@ describe('digest primitives', () => {
     expect(p.ok && p.value.realm).toBe('a"b');
     expect(p.ok && p.value.stale).toBe(true);
     expect(p.ok && p.value.qop).toEqual(['auth', 'auth-int']);
+    // A quoted-pair of a backslash, and a comma inside quotes, stay in the value.
+    const q = parseChallenge('Digest realm="a\\\\b, c", nonce="\\n"');
+    expect(q.ok && [q.value.realm, q.value.nonce]).toEqual(['a\\b, c', 'n']);
     for (const bad of ['', 'Digest', 'Basic abc=1', 'Digest realm="x', 'Digest realm', 'Digest nonce="x"']) {
       expect(parseChallenge(bad).ok).toBe(false);
     }
