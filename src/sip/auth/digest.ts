@@ -9,6 +9,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { fail, ok, type Result } from '../../util/result.js';
 import { charCode } from '../../util/string-calls.js';
+import { quote, quotedStringEnd, unquote } from '../uri/sip-uri.js';
 
 /** Algorithms accepted by RFC 8760 for SIP. */
 export type DigestAlgorithm = 'MD5' | 'MD5-sess' | 'SHA-256' | 'SHA-256-sess';
@@ -133,7 +134,6 @@ const LF = 10;
 const COMMA = 44;
 const EQUALS = 61;
 const DQUOTE = 34;
-const BACKSLASH = 92;
 
 /**
  * Parses `Digest k=v, k="v", ...` (RFC 7616 §3.3 / §3.4; RFC 3261 §25.1 auth-param).
@@ -161,26 +161,10 @@ export function parseAuthParams(value: string): Result<{ scheme: string; params:
     while (c === SP || c === HTAB) c = charCode(text, ++i);
     let val: string;
     if (c === DQUOTE) {
-      // One slice of the quoted text; only a value with a quoted-pair is rebuilt.
-      const vStart = ++i;
-      let escaped = false;
-      let closed = false;
-      while (i < n) {
-        c = charCode(text, i);
-        if (c === BACKSLASH && i + 1 < n) {
-          escaped = true;
-          i += 2;
-          continue;
-        }
-        if (c === DQUOTE) {
-          closed = true;
-          break;
-        }
-        i++;
-      }
-      if (!closed) return fail('SIP_ERR_BAD_AUTH', `unterminated quoted value for ${name}`);
-      val = escaped ? text.slice(vStart, i).replace(/\\([\s\S])/g, '$1') : text.slice(vStart, i);
-      i++;
+      const qe = quotedStringEnd(text, i);
+      if (qe === -1) return fail('SIP_ERR_BAD_AUTH', `unterminated quoted value for ${name}`);
+      val = unquote(text.slice(i, qe));
+      i = qe;
     } else {
       const vStart = i;
       while (i < n && c !== COMMA && c !== SP && c !== HTAB) c = charCode(text, ++i);
@@ -192,9 +176,6 @@ export function parseAuthParams(value: string): Result<{ scheme: string; params:
   return ok({ scheme, params });
 }
 
-function quote(v: string): string {
-  return `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-}
 
 /** Parses a Digest challenge (`WWW-Authenticate` / `Proxy-Authenticate`). */
 export function parseChallenge(value: string): Result<DigestChallenge> {
