@@ -86,8 +86,10 @@ function applyFlags(raw: Record<string, unknown>, o: StartCliOptions): void {
   if (o.takeover) setPath(raw, ['cluster', 'takeover'], o.takeover);
   if (o.redis) setPath(raw, ['state', 'redis'], o.redis);
   if (o.cdr) setPath(raw, ['signalling', 'accounting', 'file'], o.cdr);
-  if (o.workers !== undefined) setPath(raw, ['signalling', 'workers'], /^\d+$/.test(o.workers) ? Number(o.workers) : o.workers);
-  if (o.gcThreads !== undefined) setPath(raw, ['signalling', 'gcThreads'], /^\d+$/.test(o.gcThreads) ? Number(o.gcThreads) : o.gcThreads);
+  // Digits become a number; anything else goes as written, for validation to name it.
+  const count = (v: string): number | string => (/^\d+$/.test(v) ? Number(v) : v);
+  if (o.workers !== undefined) setPath(raw, ['signalling', 'workers'], count(o.workers));
+  if (o.gcThreads !== undefined) setPath(raw, ['signalling', 'gcThreads'], count(o.gcThreads));
 }
 
 export async function loadRouteHook(path: string): Promise<RouteHook> {
