@@ -6,7 +6,8 @@
  * Per INVITE the proxy keeps a `ProxyContext` (the "response context" of §16.2) holding the
  * server transaction and one `Branch` per client transaction.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { HmacSha256 } from '../../util/hmac-sha256.js';
 import { SipRequest as SipRequestClass, type SipRequest, type SipResponse } from '../../sip/message/sip-message.js';
 import { ownString } from '../../sip/transaction/own-string.js';
 import { createResponse } from '../../sip/message/builders.js';
@@ -199,7 +200,8 @@ export class ProxyCore {
   readonly earlyDurableWaitMs: number;
   #dialogs: DialogTracker | undefined;
   #media: MediaControl | undefined;
-  #flowKey: Buffer;
+  /** MACs of flow tokens (key shared by the cluster when it has a secret). */
+  #flowMac: HmacSha256;
   readonly routeToken: RouteToken;
   readonly wheel: TimerWheel;
   #branchSeq = 0;
@@ -216,7 +218,7 @@ export class ProxyCore {
     this.earlyDurableWaitMs = opts.earlyDurableWaitMs ?? 100;
     this.#dialogs = opts.dialogs;
     this.#media = opts.media;
-    this.#flowKey = opts.flowTokenKey ?? randomBytes(16);
+    this.#flowMac = new HmacSha256(opts.flowTokenKey ?? randomBytes(16));
     this.routeToken = new RouteToken(opts.routeTokenKey ?? randomBytes(32));
     this.#rrHost = opts.recordRouteHost;
     this.wheel = opts.wheel ?? sharedTimerWheel();
@@ -225,7 +227,7 @@ export class ProxyCore {
   /** Flow token for a flow: base64url(transport|address|port|connectionId|mac); carried as `;ft=` (caller) / `;ftc=` (callee) Record-Route parameters. */
   flowToken(source: Endpoint): string {
     const body = `${source.transport}|${source.address}|${source.port}|${source.connectionId ?? ''}`;
-    const mac = createHmac('sha256', this.#flowKey).update(body).digest().subarray(0, 8).toString('base64url');
+    const mac = this.#flowMac.start().add(body).digest().subarray(0, 8).toString('base64url');
     return Buffer.from(`${body}|${mac}`, 'utf8').toString('base64url');
   }
 
@@ -237,7 +239,7 @@ export class ProxyCore {
     if (parts.length !== 5) return undefined;
     const [transport, address, portText, conn, mac] = parts as [string, string, string, string, string];
     const body = `${transport}|${address}|${portText}|${conn}`;
-    const expect = createHmac('sha256', this.#flowKey).update(body).digest().subarray(0, 8).toString('base64url');
+    const expect = this.#flowMac.start().add(body).digest().subarray(0, 8).toString('base64url');
     if (!safeEqualText(mac, expect)) return undefined;
     if (transport !== 'udp' && transport !== 'tcp' && transport !== 'tls') return undefined;
     const port = Number(portText);

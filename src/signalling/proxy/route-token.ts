@@ -17,6 +17,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { GenerationalMap } from '../../util/generational-map.js';
+import { HmacSha256 } from '../../util/hmac-sha256.js';
 import { ownString as flat } from '../../sip/transaction/own-string.js';
 
 /** Record-Route URI parameter that carries the token. */
@@ -30,13 +31,13 @@ const TOKEN_CHARS = 16;
 const ISSUED_MAX = 200_000;
 
 export class RouteToken {
-  readonly #key: Buffer;
+  readonly #hmac: HmacSha256;
   /** token -> what it binds (`callId\0tag\0flows`), oldest first; bounded. */
   readonly #issued = new GenerationalMap<string, string>(ISSUED_MAX);
 
   /** `key`: the cluster's shared secret (derived key, never the raw auth secret). */
   constructor(key: Buffer) {
-    this.#key = key;
+    this.#hmac = new HmacSha256(key);
   }
 
   /** Token for a dialog set up by a request with this Call-ID and From-tag, next to `flowParams` (`;ft=..;ftc=..` text or ''). */
@@ -65,7 +66,7 @@ export class RouteToken {
   }
 
   #mac(callId: string, tag: string, flowParams: string): Buffer {
-    return createHmac('sha256', this.#key).update(callId).update('\0').update(tag).update('\0').update(flowParams).digest().subarray(0, TOKEN_BYTES);
+    return this.#hmac.start().add(callId).add('\0').add(tag).add('\0').add(flowParams).digest().subarray(0, TOKEN_BYTES);
   }
 }
 

@@ -18,6 +18,7 @@
  */
 import { GenerationalMap } from '../../util/generational-map.js';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { HmacSha256 } from '../../util/hmac-sha256.js';
 import { parseUri } from '../uri/sip-uri.js';
 import {
   computeHa1,
@@ -134,6 +135,8 @@ export class DigestAuthenticator {
   readonly nonceLifetimeSec: number;
   readonly algorithms: DigestAlgorithm[];
   #secret: Buffer;
+  /** MACs of nonces, keyed with the secret. */
+  #nonceMac: HmacSha256;
   #users: UserDirectory;
   #now: () => number;
   #ncSeen: GenerationalMap<string, number>;
@@ -147,6 +150,7 @@ export class DigestAuthenticator {
     this.nonceLifetimeSec = opts.nonceLifetimeSec ?? 300;
     this.algorithms = opts.algorithms?.length ? opts.algorithms : ['SHA-256', 'MD5'];
     this.#secret = typeof opts.secret === 'string' ? Buffer.from(opts.secret, 'utf8') : opts.secret;
+    this.#nonceMac = new HmacSha256(this.#secret);
     this.#users = opts.users;
     this.#now = opts.now ?? Date.now;
     this.#ncSeen = new GenerationalMap(opts.maxTrackedNonces ?? 200_000);
@@ -232,8 +236,8 @@ export class DigestAuthenticator {
   }
 
   #mac(data: Buffer, source: string): Buffer {
-    const h = createHmac('sha256', this.#secret).update(data).update(this.realm);
-    if (source) h.update('\0').update(source);
+    const h = this.#nonceMac.start().add(data).add(this.realm);
+    if (source) h.add('\0').add(source);
     return h.digest();
   }
 
