@@ -102,7 +102,10 @@ export function createResponse(req: SipRequest, status: number, reason?: string,
   const body = opts?.body ?? Buffer.alloc(0);
   if (opts?.contentType !== undefined) headers.append('Content-Type', opts.contentType);
   headers.append('Content-Length', String(body.length));
-  return new SipResponse(status, reason ?? reasonPhrase(status), headers, body);
+  const res = new SipResponse(status, reason ?? reasonPhrase(status), headers, body);
+  // The response goes where the request's top Via says: the typed value is shared, not parsed again.
+  res.shareTopViaOf(req);
+  return res;
 }
 
 export interface CreateRequestOptions {

@@ -358,6 +358,34 @@ class ParsedVia implements Via {
   set params(p: Map<string, string | null>) {
     this.#params = p;
   }
+
+  /**
+   * This Via after the transport's edit of its text (`text`: the value with a bare `;rport`
+   * filled in as `;rport=PORT` when `rport` is given, and `;received=ADDRESS` appended), built
+   * without parsing `text`. Undefined where the result could differ from a parse of `text`: a
+   * `received` already present (the first occurrence counts), an `rport` that was not bare, a
+   * quoted string (the edit may have landed inside it), an address other than IPv4 dotted
+   * digits, or parameters that did not parse.
+   */
+  stamped(text: string, received: string, rport: number | undefined): Via | undefined {
+    if (this.#pe === -1 || this.received !== undefined || (rport !== undefined && this.rport !== null)) return undefined;
+    if (text.indexOf('"') !== -1 || !IPV4_DIGITS.test(received)) return undefined;
+    // sent-protocol and sent-by hold no ';': the parameters start at the first one.
+    const via = new ParsedVia(this.protocol, this.transport, this.host, this.port, text, text.indexOf(';'), text.length);
+    via.branch = this.branch;
+    via.received = received;
+    via.rport = rport ?? this.rport;
+    via.maddr = this.maddr;
+    via.ttl = this.ttl;
+    return via;
+  }
+}
+
+const IPV4_DIGITS = /^[0-9]{1,3}(?:\.[0-9]{1,3}){3}$/;
+
+/** See `ParsedVia.stamped`; undefined for a Via that was not parsed from text. */
+export function stampedVia(via: Via, text: string, received: string, rport: number | undefined): Via | undefined {
+  return via instanceof ParsedVia ? via.stamped(text, received, rport) : undefined;
 }
 
 /** Renders a Via value. */

@@ -8,6 +8,7 @@ import {
   formatVia,
   parseNameAddrList,
   parseViaList,
+  stampedVia,
   validCallId,
   validateViaList,
   viaFromParts,
@@ -160,8 +161,8 @@ export abstract class SipMessage {
    * as an edit of its text: `;rport` becomes `;rport=PORT` when `rport` is given, and
    * `;received=ADDRESS` is appended. Only for a line holding one Via; returns false (nothing
    * changed) otherwise, and the caller rebuilds the Via from its parameters. Formatting and
-   * re-validating a whole Via per request cost more than parsing it; the line parses lazily on
-   * its next read, like any received one.
+   * re-validating a whole Via per request cost more than parsing it; the typed top Via is
+   * derived from the one already parsed (`stampedVia`), or else parsed lazily on its next read.
    */
   stampTopVia(address: string, rport: number | undefined): boolean {
     const h = this.headers;
@@ -176,8 +177,29 @@ export abstract class SipMessage {
       if (m === null) return false;
       text = `${v.slice(0, m.index)};rport=${rport}${v.slice(m.index + m[0].length)};received=${address}`;
     }
+    const c = this.#c();
+    const before = (c.vias !== undefined ? c.vias[0] : c.topVia) ?? undefined;
     h.replace(e, HeaderEntry.create(e.name, text));
+    const after = before === undefined ? undefined : stampedVia(before, text, address, rport);
+    // (#c() drops the Via entries for the edit first; the derived one is then kept)
+    if (after !== undefined) this.#c().topVia = after;
     return true;
+  }
+
+  /**
+   * Takes `other`'s typed top Via, when already parsed and when this message's top Via line has
+   * the same text (a response built from the request it answers copies the request's lines).
+   * Typed Via objects are never changed after parsing, so they can be shared.
+   */
+  shareTopViaOf(other: SipMessage): void {
+    const oc = other.#c();
+    const via = oc.vias !== undefined ? oc.vias[0] : oc.topVia;
+    if (via === undefined || via === null) return;
+    const theirs = other.headers.first('via');
+    const mine = this.headers.first('via');
+    if (theirs === undefined || mine === undefined || mine.value !== theirs.value) return;
+    const c = this.#c();
+    if (c.vias === undefined && c.topVia === undefined) c.topVia = via;
   }
 
   /**

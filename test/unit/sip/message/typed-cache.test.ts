@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseMessage, serialize, type SipMessage, type SipResponse } from '../../../../src/sip/message/index.js';
+import { createResponse, parseMessage, serialize, type SipMessage, type SipResponse } from '../../../../src/sip/message/index.js';
 
 const invite = readFileSync(new URL('../../../fixtures/sip/invite-typical.sip', import.meta.url));
 const crlf = (s: string) => Buffer.from(s.replace(/\r?\n/g, '\r\n'));
@@ -242,5 +242,48 @@ describe('top Via kept from parsing', () => {
       expect(m.topVia).toEqual(expected[0]);
       expect([...m.topVia.params]).toEqual([...expected[0]!.params]);
     }
+  });
+});
+
+describe('typed top Via after the transport stamps it, and in the response built from the request', () => {
+  /** The routing fields and every parameter of a Via, for comparing a derived one with a parsed one. */
+  const fields = (m: SipMessage) => {
+    const v = m.topVia;
+    return { protocol: v.protocol, transport: v.transport, host: v.host, port: v.port, branch: v.branch, received: v.received, rport: v.rport, maddr: v.maddr, ttl: v.ttl, params: [...v.params] };
+  };
+  const request = (via: string) =>
+    parse(crlf(`REGISTER sip:example.com SIP/2.0\nVia: ${via}\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:a@example.com>\nCall-ID: c1\nCSeq: 1 REGISTER\nContent-Length: 0\n\n`));
+  const cases: [string, string, number | undefined][] = [
+    ['SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport', '192.0.2.7', 40000],
+    ['SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bK1;maddr=239.1.1.1;ttl=3', '192.0.2.7', 40000],
+    ['SIP/2.0/UDP 10.0.0.1:5060 ; RPORT ;branch=z9hG4bK1', '192.0.2.7', 40000],
+    ['SIP/2.0/UDP host.example.com;branch=z9hG4bK1', '192.0.2.7', undefined],
+    ['SIP/2.0/UDP host.example.com', '192.0.2.7', undefined],
+    ['SIP/2.0/TCP [2001:db8::1]:5060;branch=z9hG4bK1;rport', '2001:db8::9', 40000],
+    ['SIP/2.0/UDP 10.0.0.1;received=10.9.9.9;branch=z9hG4bK1;rport', '192.0.2.7', 40000],
+    ['SIP/2.0/UDP 10.0.0.1;x=";rport";branch=z9hG4bK1;rport', '192.0.2.7', 40000],
+    ['SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1;rport;rport=5', '192.0.2.7', 40000],
+  ];
+  for (const [via, address, port] of cases) {
+    it(`equals a parse of the stamped text: ${via} from ${address}${port ? `:${port}` : ''}`, () => {
+      const req = request(via);
+      void req.topVia; // read first, as the transport does
+      if (!req.stampTopVia(address, port)) return;
+      expect(fields(req)).toEqual(fields(reparsed(req)));
+      const res = createResponse(req, 200, 'OK');
+      expect(fields(res)).toEqual(fields(reparsed(res)));
+    });
+  }
+
+  it('the response shares the request\'s parsed top Via, and parses its own once its Via lines change', () => {
+    const req = request('SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport');
+    req.stampTopVia('192.0.2.7', 40000);
+    const res = createResponse(req, 200, 'OK');
+    expect(res.topVia).toBe(req.topVia);
+    expect(res.topVia.rport).toBe(40000);
+    res.removeFirst('Via');
+    res.prepend('Via', 'SIP/2.0/UDP 10.1.1.1;branch=z9hG4bK2');
+    expect(res.topVia.host).toBe('10.1.1.1');
+    expect(req.topVia.host).toBe('10.0.0.1');
   });
 });
