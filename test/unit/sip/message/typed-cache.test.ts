@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { createResponse, parseMessage, serialize, type SipMessage, type SipResponse } from '../../../../src/sip/message/index.js';
+import { createResponse, parseMessage, serialize, type SipMessage, type SipRequest, type SipResponse } from '../../../../src/sip/message/index.js';
 
 const invite = readFileSync(new URL('../../../fixtures/sip/invite-typical.sip', import.meta.url));
 const crlf = (s: string) => Buffer.from(s.replace(/\r?\n/g, '\r\n'));
@@ -252,7 +252,7 @@ describe('typed top Via after the transport stamps it, and in the response built
     return { protocol: v.protocol, transport: v.transport, host: v.host, port: v.port, branch: v.branch, received: v.received, rport: v.rport, maddr: v.maddr, ttl: v.ttl, params: [...v.params] };
   };
   const request = (via: string) =>
-    parse(crlf(`REGISTER sip:example.com SIP/2.0\nVia: ${via}\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:a@example.com>\nCall-ID: c1\nCSeq: 1 REGISTER\nContent-Length: 0\n\n`));
+    parse(crlf(`REGISTER sip:example.com SIP/2.0\nVia: ${via}\nFrom: <sip:a@example.com>;tag=1\nTo: <sip:a@example.com>\nCall-ID: c1\nCSeq: 1 REGISTER\nContent-Length: 0\n\n`)) as SipRequest;
   const cases: [string, string, number | undefined][] = [
     ['SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport', '192.0.2.7', 40000],
     ['SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bK1;maddr=239.1.1.1;ttl=3', '192.0.2.7', 40000],
