@@ -469,61 +469,72 @@ export abstract class SipMessage {
     if (raw !== undefined && !this.headers.modified && body === raw.body && !this.startLineChanged()) {
       return raw.buf.subarray(0, raw.bodyStart + body.length);
     }
-    // Two passes: sizes first (rendering only added/replaced lines), then one buffer. Lines
-    // still pointing into the received text are copied from the received bytes, adjacent
-    // ones in one copy; rendered text is written as UTF-8 (what a latin1 view of it would be).
+    // Two passes. The first lists the parts: runs of lines still pointing into the received
+    // bytes (adjacent ones merged), and the rendered text between them (consecutive rendered lines
+    // joined into one string, so that sizing and writing cost one native call per part, not per
+    // line). The second writes them into one buffer. Rendered text is written as UTF-8; a line
+    // from another message's received text as latin1 (its bytes as received).
     const rawBuf = raw?.buf;
     const rawSrc = raw?.src;
-    const rendered = RENDERED;
-    let startText: string | undefined;
-    let size: number;
-    if (raw !== undefined && !this.startLineChanged()) size = raw.startLineEnd;
-    else {
-      startText = this.startLine() + '\r\n';
-      size = Buffer.byteLength(startText, 'utf8');
-    }
+    const texts = PART_TEXTS;
+    const marks = PART_MARKS;
+    let text = '';
+    let runStart = 0;
+    let runEnd = 0;
+    if (raw !== undefined && !this.startLineChanged()) runEnd = raw.startLineEnd;
+    else text = this.startLine() + '\r\n';
     const entries = this.headers.entries;
     const n = entries.length;
     for (let i = 0; i < n; i++) {
       const e = entries[i]!;
-      if (e.src !== undefined) size += e.re - e.rs;
-      else {
-        const line = `${e.name}: ${e.value}\r\n`;
-        rendered.push(line);
-        size += Buffer.byteLength(line, 'utf8');
-      }
-    }
-    size += 2;
-    const out = Buffer.allocUnsafe(size + body.length);
-    let off = 0;
-    // pending run of received bytes [runStart, runEnd) of rawBuf
-    let runStart = 0;
-    let runEnd = 0;
-    if (startText === undefined) runEnd = raw!.startLineEnd;
-    else off = out.write(startText, 0, 'utf8');
-    let r = 0;
-    for (let i = 0; i < n; i++) {
-      const e = entries[i]!;
       const src = e.src;
       if (src !== undefined && src === rawSrc) {
+        if (text !== '') {
+          texts.push(text);
+          marks.push(UTF8_TEXT, 0);
+          text = '';
+        }
         if (e.rs !== runEnd || runEnd === runStart) {
-          if (runEnd > runStart) off += rawBuf!.copy(out, off, runStart, runEnd);
+          if (runEnd > runStart) marks.push(runStart, runEnd);
           runStart = e.rs;
         }
         runEnd = e.re;
         continue;
       }
       if (runEnd > runStart) {
-        off += rawBuf!.copy(out, off, runStart, runEnd);
+        marks.push(runStart, runEnd);
         runStart = runEnd = 0;
       }
-      if (src !== undefined) off += out.write(src.slice(e.rs, e.re), off, 'latin1');
-      else off += out.write(rendered[r++]!, off, 'utf8');
+      if (src === undefined) text += `${e.name}: ${e.value}\r\n`;
+      else {
+        if (text !== '') {
+          texts.push(text);
+          marks.push(UTF8_TEXT, 0);
+          text = '';
+        }
+        texts.push(src.slice(e.rs, e.re));
+        marks.push(LATIN1_TEXT, 0);
+      }
     }
-    if (runEnd > runStart) off += rawBuf!.copy(out, off, runStart, runEnd);
-    rendered.length = 0;
-    out[off++] = 13;
-    out[off++] = 10;
+    if (runEnd > runStart) marks.push(runStart, runEnd);
+    texts.push(text + '\r\n');
+    marks.push(UTF8_TEXT, 0);
+    let size = body.length;
+    for (let i = 0, t = 0; i < marks.length; i += 2) {
+      const m = marks[i]!;
+      if (m >= 0) size += marks[i + 1]! - m;
+      else if (m === UTF8_TEXT) size += Buffer.byteLength(texts[t++]!, 'utf8');
+      else size += texts[t++]!.length;
+    }
+    const out = Buffer.allocUnsafe(size);
+    let off = 0;
+    for (let i = 0, t = 0; i < marks.length; i += 2) {
+      const m = marks[i]!;
+      if (m >= 0) off += rawBuf!.copy(out, off, m, marks[i + 1]!);
+      else off += out.write(texts[t++]!, off, m === UTF8_TEXT ? 'utf8' : 'latin1');
+    }
+    texts.length = 0;
+    marks.length = 0;
     body.copy(out, off);
     return out;
   }
@@ -561,8 +572,15 @@ function cacheableVia(via: Via, text: string): Via | undefined {
   return viaFromParts(via.protocol, via.transport.toUpperCase(), via.host, via.port, params);
 }
 
-/** Lines rendered by the first pass of toBuffer, written by its second (synchronous, not re-entered). */
-const RENDERED: string[] = [];
+/**
+ * Parts listed by the first pass of toBuffer, written by its second (synchronous, not
+ * re-entered): per part two numbers, a run [start, end) of the received bytes, or a text marker
+ * and 0, the text being the next of PART_TEXTS.
+ */
+const PART_TEXTS: string[] = [];
+const PART_MARKS: number[] = [];
+const UTF8_TEXT = -1;
+const LATIN1_TEXT = -2;
 
 export class SipRequest extends SipMessage {
   method: string;
