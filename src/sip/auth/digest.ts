@@ -9,6 +9,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { fail, ok, type Result } from '../../util/result.js';
 import { charCode } from '../../util/string-calls.js';
+import { md5Hex } from '../../util/md5.js';
 import { quote, quotedStringEnd, unquote } from '../uri/sip-uri.js';
 
 /** Algorithms accepted by RFC 8760 for SIP. */
@@ -67,7 +68,9 @@ function baseHash(alg: DigestAlgorithm): 'md5' | 'sha256' {
 
 /** H(data) as lower-case hex for the algorithm. */
 export function digestHash(alg: DigestAlgorithm, data: string): string {
-  return createHash(baseHash(alg)).update(data, 'utf8').digest('hex');
+  const base = baseHash(alg);
+  // MD5 in JavaScript: no native hash object per request (util/md5.ts says why)
+  return base === 'md5' ? md5Hex(data) : createHash(base).update(data, 'utf8').digest('hex');
 }
 
 /**
