@@ -15,8 +15,8 @@ export interface SipUri {
   password?: string;
   host: string;
   port?: number;
-  params: Map<string, string | null>;
-  headers: Map<string, string>;
+  params: ReadonlyMap<string, string | null>;
+  headers: ReadonlyMap<string, string>;
 }
 
 /** name-addr or addr-spec (RFC 3261 §20.10, §20.20, §20.39); header params (tag, expires, q) live in `params`. */
@@ -24,7 +24,7 @@ export interface NameAddr {
   /** Display name, unquoted and unescaped. */
   displayName?: string;
   uri: SipUri;
-  params: Map<string, string | null>;
+  params: ReadonlyMap<string, string | null>;
 }
 
 export const URI_ERR = 'SIP_ERR_BAD_URI';
@@ -234,6 +234,13 @@ function scanUriHeaders(text: string, start: number, end: number, headers: Map<s
 }
 
 /**
+ * The `params` / `headers` of a parsed URI that has none: one shared empty map, where every parse
+ * used to make two (most URIs have no headers, many no parameters). Read-only by type.
+ */
+const NO_PARAMS: ReadonlyMap<string, string | null> = new Map();
+const NO_HEADERS: ReadonlyMap<string, string> = new Map();
+
+/**
  * Parses a sip:, sips: or tel: URI (RFC 3261 §19.1.1, §25.1; RFC 3966).
  * Other schemes fail with `SIP_ERR_UNSUPPORTED_URI_SCHEME` (a UAS answers 416).
  */
@@ -245,8 +252,8 @@ export function parseUri(text: string): Result<SipUri> {
     password: undefined,
     host: '',
     port: undefined,
-    params: new Map<string, string | null>(),
-    headers: new Map<string, string>(),
+    params: NO_PARAMS,
+    headers: NO_HEADERS,
   };
   const r = scanUri(text, 0, text.length, uri);
   return typeof r === 'number' ? ok(uri) : r;
@@ -289,7 +296,11 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
     const semi = rest.indexOf(';');
     const number = semi === -1 ? rest : rest.slice(0, semi);
     if (!/^(?:\+[0-9().-]*[0-9][0-9().-]*|[0-9A-Fa-f*#().-]*[0-9A-Fa-f*#][0-9A-Fa-f*#().-]*)$/.test(number)) return F_TEL;
-    if (semi !== -1 && !scanUriParams(rest, semi + 1, rest.length, uri?.params)) return F_PARAM;
+    if (semi !== -1) {
+      const params = uri !== undefined ? new Map<string, string | null>() : undefined;
+      if (!scanUriParams(rest, semi + 1, rest.length, params)) return F_PARAM;
+      if (uri !== undefined) uri.params = params!;
+    }
     if (uri !== undefined) uri.user = number;
     return 0;
   }
@@ -349,12 +360,16 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
   if (pos < end && charCode(text, pos) === C_SEMI) {
     let pEnd = pos + 1;
     while (pEnd < end && charCode(text, pEnd) !== C_QMARK) pEnd++;
-    if (!scanUriParams(text, pos + 1, pEnd, uri?.params)) return F_PARAM;
+    const params = uri !== undefined ? new Map<string, string | null>() : undefined;
+    if (!scanUriParams(text, pos + 1, pEnd, params)) return F_PARAM;
+    if (uri !== undefined) uri.params = params!;
     pos = pEnd;
   }
   let hasHeaders = 0;
   if (pos < end && charCode(text, pos) === C_QMARK) {
-    if (!scanUriHeaders(text, pos + 1, end, uri?.headers)) return F_HEADER;
+    const headers = uri !== undefined ? new Map<string, string>() : undefined;
+    if (!scanUriHeaders(text, pos + 1, end, headers)) return F_HEADER;
+    if (uri !== undefined) uri.headers = headers!;
     hasHeaders = pos + 1 < end ? 1 : 0;
     pos = end;
   }
@@ -376,7 +391,7 @@ function isHex(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
 }
 
-export function formatUriParams(params: Map<string, string | null>): string {
+export function formatUriParams(params: ReadonlyMap<string, string | null>): string {
   let out = '';
   for (const [k, v] of params) out += v === null ? `;${k}` : `;${k}=${v}`;
   return out;
@@ -446,7 +461,7 @@ export function urisEqual(a: SipUri, b: SipUri): boolean {
   return true;
 }
 
-function paramsEqual(a: Map<string, string | null>, b: Map<string, string | null>, allMustMatch: boolean): boolean {
+function paramsEqual(a: ReadonlyMap<string, string | null>, b: ReadonlyMap<string, string | null>, allMustMatch: boolean): boolean {
   const norm = (v: string | null | undefined) => (v === null || v === undefined ? v : unescapeUri(v).toLowerCase());
   if (!allMustMatch) {
     if (norm(a.get('transport')) !== norm(b.get('transport'))) return false;
@@ -648,7 +663,7 @@ export function parseNameAddr(text: string): Result<NameAddr> {
  * the position. Returns an error string on failure.
  */
 export function parseNameAddrAt(text: string, pos: number, list: boolean): { value: NameAddr; end: number } | string {
-  const value: NameAddr = { displayName: undefined, uri: PENDING_URI, params: new Map<string, string | null>() };
+  const value: NameAddr = { displayName: undefined, uri: PENDING_URI, params: NO_PARAMS };
   const r = nameAddrAt(text, pos, list, value);
   return typeof r === 'string' ? r : { value, end: r };
 }
@@ -738,7 +753,14 @@ function nameAddrAt(text: string, pos: number, list: boolean, out: NameAddr | un
     const v = validateUri(text, uriStart, uriEnd);
     if (typeof v !== 'number') return v.reason;
   }
-  const pe = parseHeaderParams(text, after, out?.params, list, false, n);
+  // A map only when there are parameters (else the shared empty one stays)
+  let params: Map<string, string | null> | undefined;
+  if (out !== undefined) {
+    let k = after;
+    while (k < n && isWs(charCode(text, k))) k++;
+    if (k < n && charCode(text, k) === C_SEMI) out.params = params = new Map();
+  }
+  const pe = parseHeaderParams(text, after, params, list, false, n);
   if (pe === -1) return 'Bad header parameter';
   return pe;
 }
