@@ -91,9 +91,9 @@ export class Registrar {
 
   async #handle(req: SipRequest, source: Source, authUser?: string): Promise<SipResponse> {
     // §10.3 step 1: the Request-URI names the domain of the registrar.
-    const ruri = parseUri(req.uri);
-    if (!ruri.ok || ruri.value.scheme === 'tel') return createResponse(req, 416, 'Unsupported URI Scheme');
-    if (!this.#isLocal(ruri.value.host)) return createResponse(req, 404, 'Domain Not Served Here');
+    const ruri = req.requestUriOrUndefined;
+    if (ruri === undefined || ruri.scheme === 'tel') return createResponse(req, 416, 'Unsupported URI Scheme');
+    if (!this.#isLocal(ruri.host)) return createResponse(req, 404, 'Domain Not Served Here');
 
     // §10.3 step 2: Require with extensions we do not support -> 420.
     const unsupported = req.getAll('Require').filter((o) => o.toLowerCase() !== 'path');

@@ -141,8 +141,8 @@ export class DigestAuthenticator {
   #now: () => number;
   #ncSeen: GenerationalMap<string, number>;
   #opaque: string;
-  /** HA1 cache for password users: `${alg}\0${username}` -> HA1. */
-  #ha1Cache = new Map<string, string>();
+  /** HA1 of password users, per user record. */
+  #ha1Cache = new WeakMap<DigestUserRecord, { username: string; password: string; md5?: string; sha256?: string }>();
   #allowNoQop: boolean;
 
   constructor(opts: DigestAuthenticatorOptions) {
@@ -258,15 +258,22 @@ export class DigestAuthenticator {
     const stored = sha ? user.ha1Sha256 : user.ha1Md5;
     if (stored) return stored.toLowerCase();
     if (user.password === undefined) return undefined;
-    const key = `${alg}\0${user.username}\0${user.password}`;
-    let ha1 = this.#ha1Cache.get(key);
-    if (!ha1) {
+    // Cached per user record (the directory keeps its records; a reloaded one is a new record)
+    // and checked against its name and password, which a caller may change in place.
+    let cached = this.#ha1Cache.get(user);
+    if (cached === undefined || cached.password !== user.password || cached.username !== user.username) {
+      cached = { username: user.username, password: user.password };
+      this.#ha1Cache.set(user, cached);
+    }
+    let ha1 = sha ? cached.sha256 : cached.md5;
+    if (ha1 === undefined) {
       ha1 = computeHa1(sha ? 'SHA-256' : 'MD5', user.username, this.realm, user.password);
-      if (this.#ha1Cache.size > 500_000) this.#ha1Cache.clear();
-      this.#ha1Cache.set(key, ha1);
+      if (sha) cached.sha256 = ha1;
+      else cached.md5 = ha1;
     }
     return ha1;
   }
+
 }
 
 /**

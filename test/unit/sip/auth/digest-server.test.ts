@@ -25,6 +25,17 @@ describe('DigestAuthenticator', () => {
     expect(a.verify([creds(a, 'MD5', 'hashed', 'pw2').value], 'REGISTER').ok).toBe(true);
   });
 
+  it('a user record kept by the directory: its password changed in place takes effect at once (HA1 cache)', () => {
+    const bob = { username: 'bob', password: 'old' };
+    const a = new DigestAuthenticator({ realm: 'r', secret: 'secret-secret-secret', users: { lookup: (u) => (u === 'bob' ? bob : undefined) } });
+    expect(a.verify([creds(a, 'MD5', 'bob', 'old').value], 'REGISTER').ok).toBe(true);
+    expect(a.verify([creds(a, 'SHA-256', 'bob', 'old').value], 'REGISTER').ok).toBe(true);
+    bob.password = 'new';
+    expect(a.verify([creds(a, 'MD5', 'bob', 'old').value], 'REGISTER')).toMatchObject({ ok: false, failure: 'bad-response' });
+    expect(a.verify([creds(a, 'SHA-256', 'bob', 'old').value], 'REGISTER')).toMatchObject({ ok: false, failure: 'bad-response' });
+    expect(a.verify([creds(a, 'MD5', 'bob', 'new').value], 'REGISTER').ok).toBe(true);
+  });
+
   it('rejects a wrong password, an unknown user, a forged nonce, another method', () => {
     const { a } = setup();
     expect(a.verify([creds(a, 'MD5', 'alice', 'bad').value], 'REGISTER')).toMatchObject({ ok: false, failure: 'bad-response' });

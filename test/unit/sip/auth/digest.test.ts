@@ -63,5 +63,13 @@ describe('digest primitives', () => {
     expect(safeEqual('abc', 'abc')).toBe(true);
     expect(safeEqual('abc', 'abd')).toBe(false);
     expect(safeEqual('abc', 'abcd')).toBe(false);
+    expect(safeEqual('abcd', 'abc')).toBe(false);
+    expect(safeEqual('', '')).toBe(true);
+    expect(safeEqual('', 'a')).toBe(false);
+    expect(safeEqual('a', '')).toBe(false);
+    // a prefix repeated to the other's length is not equal
+    expect(safeEqual('abab', 'ab')).toBe(false);
+    expect(safeEqual('0cc175b9c0f1b6a831c399e269772661', '0cc175b9c0f1b6a831c399e269772661')).toBe(true);
+    expect(safeEqual('0cc175b9c0f1b6a831c399e269772661', '0cc175b9c0f1b6a831c399e269772662')).toBe(false);
   });
 });
