@@ -4,8 +4,9 @@
  *  1. Call-ID scan + hash (callIdHash) over a typical INVITE and a 200 OK, ns per message, and
  *     the full parse of the same INVITE for scale.
  *  2. Hand-over over the worker channel: one WorkerChannel forwards INVITEs (with their source)
- *     to another in the same process, as fast as the receiver drains; CPU µs per forwarded
- *     message counts both ends (send + receive + header decode), the cost a steered message adds.
+ *     to another in the same process, as fast as the receiver drains, 1, 8 and 256 per turn of
+ *     the event loop (messages of one turn leave as one batch); CPU µs per forwarded message
+ *     counts both ends (send + receive + header decode), the cost a steered message adds.
  *
  *   node --import tsx bench/workers-steering.bench.ts [secondsPerCase=2]
  * Figures depend on the machine; tests never assert on them.
@@ -65,28 +66,41 @@ const rxPort = await rx.open();
 await tx.open();
 tx.setPeers([0, rxPort]);
 const source: Source = { transport: 'udp', address: '192.0.2.10', port: 5060, localAddress: '127.0.0.1', localPort: 5060 };
-const total = 200_000;
-const window = 256;
-let sent = 0;
-const cpu0 = process.cpuUsage();
-const t0 = process.hrtime.bigint();
-const deadline = Date.now() + 30_000;
-await new Promise<void>((resolve) => {
-  const pump = (): void => {
-    // Keep at most `window` in flight so the receive buffer never overflows (loss would skew it).
-    while (sent < total && sent - received < window) {
-      tx.forward(1, invite, source);
-      sent++;
-    }
-    if (received >= total || Date.now() > deadline) resolve();
-    else setImmediate(pump);
-  };
-  pump();
-});
-const cpu = process.cpuUsage(cpu0);
-const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
-const usPer = (cpu.user + cpu.system) / received;
-console.log(`  channel hand-over (INVITE + source)       ${usPer.toFixed(2).padStart(6)} µs/msg CPU, both ends  (${received} of ${sent} in ${wallSec.toFixed(2)} s, ${(received / wallSec / 1000).toFixed(0)} k msg/s)`);
+
+/**
+ * Hands `total` INVITEs over, `perTurn` per turn of the event loop (what one worker reads from
+ * its socket in one turn decides the batch: 1 is the worst case, one datagram per message).
+ */
+async function handOver(perTurn: number, total: number): Promise<void> {
+  received = 0;
+  const window = Math.max(256, perTurn);
+  let sent = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  const deadline = Date.now() + 30_000;
+  await new Promise<void>((resolve) => {
+    const pump = (): void => {
+      // Keep at most `window` in flight so the receive buffer never overflows (loss would skew it).
+      for (let k = 0; k < perTurn && sent < total && sent - received < window; k++) {
+        tx.forward(1, invite, source);
+        sent++;
+      }
+      if (received >= total || Date.now() > deadline) resolve();
+      else setImmediate(pump);
+    };
+    pump();
+  });
+  const cpu = process.cpuUsage(cpu0);
+  const wallSec = Number(process.hrtime.bigint() - t0) / 1e9;
+  const usPer = (cpu.user + cpu.system) / received;
+  console.log(
+    `  channel hand-over, ${String(perTurn).padStart(3)} per turn     ${usPer.toFixed(2).padStart(6)} µs/msg CPU, both ends  (${received} of ${sent} in ${wallSec.toFixed(2)} s, ${(received / wallSec / 1000).toFixed(0)} k msg/s)`,
+  );
+}
+
+await handOver(1, 50_000);
+await handOver(8, 100_000);
+await handOver(256, 200_000);
 rx.close();
 tx.close();
 if (sink === 0.5) console.log(sink);

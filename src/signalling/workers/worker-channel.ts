@@ -13,7 +13,14 @@
  * +------+------+-----------------+---------+------+------+-------+-------+--------------+----
  * kind 1: a received message (above);  kind 2: write on a connection:
  * | 0x54 | 2    | node token (8)  | connection id (float64 BE) | bytes to write
+ * kind 3: several received messages for one worker:
+ * | 0x54 | 3    | node token (8)  | length (u16 BE) | kind 1 datagram | length | kind 1 datagram | ...
  * ```
+ *
+ * Messages for a worker are batched: those read in one turn of the event loop (libuv reads up to
+ * 32 datagrams per socket per turn) go out in one datagram when that turn ends (`setImmediate`),
+ * or as soon as a batch is full. A send and the receiving worker's wake-up, which cost more than
+ * the rest of a hand-over, are then paid per batch instead of per message.
  *
  * The token (random per node, given to every worker) keeps other local processes from
  * injecting messages with a forged source.
@@ -27,7 +34,11 @@ const log = createLogger('workers');
 const MAGIC = 0x54;
 const KIND_MESSAGE = 1;
 const KIND_WRITE = 2;
+const KIND_BATCH = 3;
 const HEADER_MESSAGE = 25;
+const HEADER_BATCH = 10;
+/** Most messages in one batch (each takes three buffers of the send's iovec). */
+const BATCH_MAX_MESSAGES = 64;
 const HEADER_WRITE = 18;
 /** Largest UDP payload on loopback. */
 const MAX_DATAGRAM = 65_507;
@@ -50,6 +61,13 @@ export class WorkerChannel {
   /** Channel port of each worker index (0: unknown or down). */
   #ports: number[] = [];
   #port = 0;
+  /** Messages waiting to go to each worker index, and their sources (to handle them here if it goes down). */
+  #pending: Pending[] = [];
+  #flushScheduled = false;
+  readonly #flushAll = (): void => {
+    this.#flushScheduled = false;
+    for (let i = 0; i < this.#pending.length; i++) this.#flush(i);
+  };
 
   constructor(token: Buffer, events: WorkerChannelEvents) {
     if (token.length !== 8) throw new Error('worker channel token must be 8 bytes');
@@ -107,9 +125,55 @@ export class WorkerChannel {
     h.writeDoubleBE(source.connectionId ?? -1, 17);
     address.copy(h, HEADER_MESSAGE);
     local.copy(h, HEADER_MESSAGE + address.length);
-    this.#socket.send([h, data], port, '127.0.0.1', onSendError);
+    const size = h.length + data.length;
+    let q = this.#pending[index];
+    if (q !== undefined && (q.bytes + 2 + size > MAX_DATAGRAM || q.messages.length === BATCH_MAX_MESSAGES)) this.#flush(index);
+    q = this.#pending[index] ??= { buffers: [], bytes: HEADER_BATCH, messages: [], sources: [] };
+    const len = Buffer.allocUnsafe(2);
+    len.writeUInt16BE(size, 0);
+    q.buffers.push(len, h, data);
+    q.bytes += 2 + size;
+    q.messages.push(data);
+    q.sources.push(source);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flushAll);
+    }
     steered.inc();
     return true;
+  }
+
+  /** Sends worker `index` its waiting messages, one datagram; handles them here if it went down meanwhile. */
+  #flush(index: number): void {
+    const q = this.#pending[index];
+    if (q === undefined || q.messages.length === 0) return;
+    const { buffers, messages, sources } = q;
+    this.#pending[index] = { buffers: [], bytes: HEADER_BATCH, messages: [], sources: [] };
+    const port = this.#ports[index];
+    if (!port) {
+      for (let i = 0; i < messages.length; i++) this.#deliver(messages[i]!, sources[i]!);
+      return;
+    }
+    if (messages.length === 1) {
+      // One message: sent as such (kind 1), without the batch framing.
+      this.#socket.send([buffers[1]!, buffers[2]!], port, '127.0.0.1', onSendError);
+      return;
+    }
+    const head = Buffer.allocUnsafe(HEADER_BATCH);
+    head[0] = MAGIC;
+    head[1] = KIND_BATCH;
+    this.#token.copy(head, 2);
+    buffers.unshift(head);
+    this.#socket.send(buffers, port, '127.0.0.1', onSendError);
+  }
+
+  /** A message handled by this worker after all (its owner went down before the batch left). */
+  #deliver(data: Buffer, source: Source): void {
+    try {
+      this.#events.onMessage(data, source);
+    } catch (err) {
+      rateLimitedLog('worker-channel-fault', (s) => log.error({ err, suppressed: s }, 'worker channel handler failed'));
+    }
   }
 
   /** Asks worker `index` to write `data` on its connection `connectionId`. */
@@ -129,6 +193,25 @@ export class WorkerChannel {
   }
 
   #onDatagram(buf: Buffer): void {
+    if (buf.length >= HEADER_BATCH && buf[1] === KIND_BATCH) {
+      if (buf[0] !== MAGIC || !this.#token.equals(buf.subarray(2, 10))) {
+        steerDropped.inc({ reason: 'bad_channel_datagram' });
+        return;
+      }
+      // each record is a kind 1 datagram (checked as one: its own magic and token)
+      let at = HEADER_BATCH;
+      while (at + 2 <= buf.length) {
+        const len = buf.readUInt16BE(at);
+        const end = at + 2 + len;
+        if (end > buf.length || buf[at + 3] === KIND_BATCH) {
+          steerDropped.inc({ reason: 'bad_channel_datagram' });
+          return;
+        }
+        this.#onDatagram(buf.subarray(at + 2, end));
+        at = end;
+      }
+      return;
+    }
     try {
       if (buf.length < HEADER_WRITE || buf[0] !== MAGIC || !this.#token.equals(buf.subarray(2, 10))) {
         steerDropped.inc({ reason: 'bad_channel_datagram' });
@@ -160,12 +243,22 @@ export class WorkerChannel {
   }
 
   close(): void {
+    this.#pending = [];
     try {
       this.#socket.close();
     } catch {
       /* already closed */
     }
   }
+}
+
+interface Pending {
+  /** Per message: its length (2 bytes), its kind 1 header, the message. */
+  buffers: Buffer[];
+  /** Size of the batch datagram so far. */
+  bytes: number;
+  messages: Buffer[];
+  sources: Source[];
 }
 
 function onSendError(err: Error | null): void {
