@@ -324,7 +324,10 @@ request_route {
 }
 
 /** The SIPp UAS the calls end at (one for the whole run, registered at each server as `service`). */
-async function startUas(): Promise<{ port: number; stop: () => Promise<void> }> {
+/** The SIPp UAS of the call steps, whose CPU counts with the generator's. */
+let uasPid = 0;
+
+async function startUas(): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
   const port = await freePort();
   const uasDir = join(dir, 'uas');
   mkdirSync(uasDir, { recursive: true });
@@ -333,8 +336,10 @@ async function startUas(): Promise<{ port: number; stop: () => Promise<void> }> 
   const out = spawnSync(cmd, args, { cwd: uasDir }).stdout.toString();
   const pid = Number(/PID=\[(\d+)\]/.exec(out)?.[1] ?? /(\d+)/.exec(out)?.[1]);
   if (!pid) throw new Error(`sipp uas did not start: ${out}`);
+  uasPid = pid;
   return {
     port,
+    pid,
     stop: async () => {
       try {
         process.kill(pid, 'SIGUSR1'); // SIPp: end the scenario and exit
@@ -377,6 +382,8 @@ interface Step {
   cpuUsPerCall: number;
   /** Share of that CPU spent in the server's own code (utime), the rest in the kernel (stime). */
   userShare: number;
+  /** CPU of the SIPp processes driving the step, % of one core. */
+  generatorPct: number;
   clean: boolean;
   gc?: ReturnType<GcLog['take']>;
 }
@@ -432,13 +439,26 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
   const t0 = Date.now();
   const [cmd, full] = taskset(0, 'sipp', args);
   const sipp = spawn(cmd, full, { cwd: stepDir, stdio: ['ignore', 'ignore', 'pipe'] });
+  // The generator's CPU (SIPp UAC, and the UAS for calls): with the server's, what the machine
+  // spends. Read every 0.5 s, each process's last reading kept (the UAC's ends when it exits).
+  const generatorPids = scenario === 'call' && uasPid ? [sipp.pid!, uasPid] : [sipp.pid!];
+  const ticksOf = (pid: number) => {
+    const c = cpuSplit([pid]);
+    return c.user + c.system;
+  };
+  const g0 = generatorPids.map((pid, i) => (i === 0 ? 0 : ticksOf(pid)));
+  const gLast = g0.slice();
+  const gPoll = setInterval(() => generatorPids.forEach((pid, i) => (gLast[i] = Math.max(gLast[i]!, ticksOf(pid)))), 500);
   let err = '';
   sipp.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
   const killer = setTimeout(() => sipp.kill('SIGKILL'), (stepSec + 60) * 1000);
   await new Promise((r) => sipp.once('exit', r));
   clearTimeout(killer);
+  clearInterval(gPoll);
   const wallSec = (Date.now() - t0) / 1000;
   const c1 = cpuSplit(pids);
+  generatorPids.forEach((pid, i) => (gLast[i] = Math.max(gLast[i]!, ticksOf(pid))));
+  const generatorPct = (gLast.reduce((a, t, i) => a + t - g0[i]!, 0) / CLK_TCK / wallSec) * 100;
   const userTicks = c1.user - c0.user;
   const ticks = userTicks + c1.system - c0.system;
   const gc = server.gc?.take();
@@ -480,6 +500,7 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
     cpuPct: (ticks / CLK_TCK / wallSec) * 100,
     cpuUsPerCall: successful > 0 ? ((ticks / CLK_TCK) * 1e6) / successful : NaN,
     userShare: ticks > 0 ? userTicks / ticks : NaN,
+    generatorPct,
     clean: failed === 0 && retransmissions === 0 && successful === total,
     ...(gc ? { gc } : {}),
   };
@@ -490,7 +511,7 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
   const loopText = loop ? `; event-loop delay p99 ${(loop.p99 * 1000).toFixed(1)} max ${(loop.max * 1000).toFixed(1)} ms` : '';
   console.log(
     `  ${server.name.padEnd(10)} ${scenario.padEnd(8)} ${String(rate).padStart(5)}/s (achieved ${achieved.toFixed(0).padStart(5)}): ${successful}/${total} ok, ${failed} failed, ` +
-      `${retransmissions} retrans, p50 ${s.p50Ms.toFixed(2)} p99 ${s.p99Ms.toFixed(1)} ms (${times.length} samples), CPU ${s.cpuPct.toFixed(0)}% = ${s.cpuUsPerCall.toFixed(0)} µs per ${scenario} (${(s.userShare * 100).toFixed(0)}% user)${gcText}${loopText}`,
+      `${retransmissions} retrans, p50 ${s.p50Ms.toFixed(2)} p99 ${s.p99Ms.toFixed(1)} ms (${times.length} samples), CPU ${s.cpuPct.toFixed(0)}% = ${s.cpuUsPerCall.toFixed(0)} µs per ${scenario} (${(s.userShare * 100).toFixed(0)}% user), SIPp ${generatorPct.toFixed(0)}%${gcText}${loopText}`,
   );
   return s;
 }
