@@ -25,17 +25,23 @@ function channel(token: Buffer) {
   return { ch, got, writes };
 }
 
+/** Two workers of one node (same token): `a` (index 0) knows `b` (index 1) by its port. */
+async function pair() {
+  const token = randomBytes(8);
+  const b = channel(token);
+  const bPort = await b.ch.open();
+  const a = channel(token);
+  await a.ch.open();
+  a.ch.setPeers([0, bPort]);
+  return { a, b, bPort };
+}
+
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 150));
 const source: Source = { transport: 'udp', address: '192.0.2.7', port: 5060, localAddress: '127.0.0.1', localPort: 5060 } as Source;
 
 describe('worker channel trust', () => {
   it('a frame from a worker of the same node arrives with its claimed source; forged frames inject nothing', async () => {
-    const token = randomBytes(8);
-    const b = channel(token);
-    const bPort = await b.ch.open();
-    const a = channel(token);
-    await a.ch.open();
-    a.ch.setPeers([0, bPort]);
+    const { a, b, bPort } = await pair();
     expect(a.ch.forward(1, Buffer.from('INVITE sip:bob@x SIP/2.0\r\n\r\n'), source)).toBe(true);
     expect(a.ch.write(1, 42, Buffer.from('bytes'))).toBe(true);
     await settle();
@@ -58,12 +64,7 @@ describe('worker channel trust', () => {
   });
 
   it('messages handed over in one turn go out as one batch and arrive in order, each with its source', async () => {
-    const token = randomBytes(8);
-    const b = channel(token);
-    const bPort = await b.ch.open();
-    const a = channel(token);
-    await a.ch.open();
-    a.ch.setPeers([0, bPort]);
+    const { a, b, bPort } = await pair();
     // Count the datagrams b's socket receives by listening next to it: b's port is its own, so
     // the batch is seen through what b got, and the count through a raw receiver instead.
     const raw = dgram.createSocket('udp4');
@@ -83,12 +84,7 @@ describe('worker channel trust', () => {
   });
 
   it('messages waiting for a worker that goes down before they leave are handled by the worker that read them', async () => {
-    const token = randomBytes(8);
-    const b = channel(token);
-    const bPort = await b.ch.open();
-    const a = channel(token);
-    await a.ch.open();
-    a.ch.setPeers([0, bPort]);
+    const { a, b, bPort } = await pair();
     a.ch.forward(1, Buffer.from('INVITE sip:1@x SIP/2.0\r\n\r\n'), source);
     a.ch.forward(1, Buffer.from('INVITE sip:2@x SIP/2.0\r\n\r\n'), source);
     a.ch.setPeers([0, 0]);
