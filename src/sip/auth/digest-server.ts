@@ -113,6 +113,8 @@ export type VerifyResult =
   | { ok: false; failure: VerifyFailure; username?: string; sameCount?: boolean };
 
 const NONCE_BYTES = 6 + 8 + 16;
+/** Stands for the nonce in the challenge text rendered once (no base64url nonce contains it). */
+const NONCE_MARK = '\u0000nonce\u0000';
 
 /**
  * Random bytes for nonces from a pool refilled 4 KiB at a time: a synchronous `randomBytes(8)`
@@ -144,6 +146,8 @@ export class DigestAuthenticator {
   /** HA1 of password users, per user record. */
   #ha1Cache = new WeakMap<DigestUserRecord, { username: string; password: string; md5?: string; sha256?: string }>();
   #allowNoQop: boolean;
+  /** Challenge text before and after the nonce: [not stale, stale] x algorithm (see `challenges`). */
+  #challengeText: [string, string][][] | undefined;
 
   constructor(opts: DigestAuthenticatorOptions) {
     this.realm = opts.realm;
@@ -174,9 +178,12 @@ export class DigestAuthenticator {
    */
   challenges(stale = false, source?: string): string[] {
     const nonce = this.newNonce(source);
-    return this.algorithms.map((algorithm) =>
-      formatChallenge({ realm: this.realm, nonce, opaque: this.#opaque, stale, algorithm, qop: ['auth'] }),
-    );
+    // Only the nonce changes between challenges: the text around it is rendered once per
+    // algorithm and staleness (a base64url nonce needs no escaping inside its quotes).
+    const around = (this.#challengeText ??= [false, true].map((st) =>
+      this.algorithms.map((algorithm) => formatChallenge({ realm: this.realm, nonce: NONCE_MARK, opaque: this.#opaque, stale: st, algorithm, qop: ['auth'] }).split(NONCE_MARK) as [string, string]),
+    ))[stale ? 1 : 0]!;
+    return around.map(([before, after]) => before + nonce + after);
   }
 
   /**

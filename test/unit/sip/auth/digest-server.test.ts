@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AuthFailureTracker, DigestAuthenticator, provesWrongCredentials, sameResource } from '../../../../src/sip/auth/digest-server.js';
-import { buildAuthorization, computeHa1, parseChallenge } from '../../../../src/sip/auth/digest.js';
+import { buildAuthorization, computeHa1, formatChallenge, parseChallenge } from '../../../../src/sip/auth/digest.js';
 
 const users = { lookup: (u: string) => (u === 'alice' ? { username: 'alice', password: 'pw' } : u === 'hashed' ? { username: 'hashed', ha1Md5: computeHa1('MD5', 'hashed', 'r', 'pw2') } : undefined) };
 
@@ -34,6 +34,20 @@ describe('DigestAuthenticator', () => {
     expect(a.verify([creds(a, 'MD5', 'bob', 'old').value], 'REGISTER')).toMatchObject({ ok: false, failure: 'bad-response' });
     expect(a.verify([creds(a, 'SHA-256', 'bob', 'old').value], 'REGISTER')).toMatchObject({ ok: false, failure: 'bad-response' });
     expect(a.verify([creds(a, 'MD5', 'bob', 'new').value], 'REGISTER').ok).toBe(true);
+  });
+
+  it('challenges are the text formatChallenge renders, for each algorithm, stale or not', () => {
+    const { a } = setup();
+    for (const stale of [false, true]) {
+      const values = a.challenges(stale, '192.0.2.1');
+      expect(values).toHaveLength(2);
+      values.forEach((v, i) => {
+        const p = parseChallenge(v);
+        if (!p.ok) throw new Error(p.reason);
+        expect(v).toBe(formatChallenge({ realm: 'r', nonce: p.value.nonce, opaque: p.value.opaque!, stale, algorithm: a.algorithms[i]!, qop: ['auth'] }));
+        expect(p.value.stale ?? false).toBe(stale);
+      });
+    }
   });
 
   it('rejects a wrong password, an unknown user, a forged nonce, another method', () => {
