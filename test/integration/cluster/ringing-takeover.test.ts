@@ -150,8 +150,17 @@ describe('calls still ringing survive the death of their node', () => {
     stop = true;
 
     await waitFor('every media session deleted', async () => ((await Promise.all(media.map(sessions))).every((n) => n === 0) ? true : undefined), 5000);
-    const entries = (await respCommand(redis.port, ['XRANGE', 'tandem:tandem:cdr', '-', '+'])) as Array<[string, string[]]>;
-    const records = entries.map(([, f]) => JSON.parse(f[1]!) as { callId: string; endReason: string; setupNode: string; endNode: string });
+    // A call's record is written after its BYE or CANCEL is answered: read once every call has one
+    // (or the wait ran out, and the assertions below show which is missing).
+    const readRecords = async () => {
+      const entries = (await respCommand(redis.port, ['XRANGE', 'tandem:tandem:cdr', '-', '+'])) as Array<[string, string[]]>;
+      return entries.map(([, f]) => JSON.parse(f[1]!) as { callId: string; endReason: string; setupNode: string; endNode: string });
+    };
+    const everyCall = [...answered, ...cancelled];
+    const records = await waitFor('a record for every call', async () => {
+      const r = await readRecords();
+      return everyCall.every((c) => r.some((x) => x.callId === c.callId)) ? r : undefined;
+    }, 5000).catch(readRecords);
     for (const c of answered) expect(records.filter((r) => r.callId === c.callId).map((r) => [r.endReason, r.endNode])).toEqual([['bye', survivor]]);
     for (const c of cancelled) expect(records.filter((r) => r.callId === c.callId).map((r) => [r.endReason, r.endNode])).toEqual([['cancel', survivor]]);
   }, 120_000);
