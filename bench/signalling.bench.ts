@@ -324,9 +324,6 @@ request_route {
 }
 
 /** The SIPp UAS the calls end at (one for the whole run, registered at each server as `service`). */
-/** The SIPp UAS of the call steps, whose CPU counts with the generator's. */
-let uasPid = 0;
-
 async function startUas(): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
   const port = await freePort();
   const uasDir = join(dir, 'uas');
@@ -336,7 +333,6 @@ async function startUas(): Promise<{ port: number; pid: number; stop: () => Prom
   const out = spawnSync(cmd, args, { cwd: uasDir }).stdout.toString();
   const pid = Number(/PID=\[(\d+)\]/.exec(out)?.[1] ?? /(\d+)/.exec(out)?.[1]);
   if (!pid) throw new Error(`sipp uas did not start: ${out}`);
-  uasPid = pid;
   return {
     port,
     pid,
@@ -441,7 +437,7 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
   const sipp = spawn(cmd, full, { cwd: stepDir, stdio: ['ignore', 'ignore', 'pipe'] });
   // The generator's CPU (SIPp UAC, and the UAS for calls): with the server's, what the machine
   // spends. Read every 0.5 s, each process's last reading kept (the UAC's ends when it exits).
-  const generatorPids = scenario === 'call' && uasPid ? [sipp.pid!, uasPid] : [sipp.pid!];
+  const generatorPids = scenario === 'call' ? [sipp.pid!, uas.pid] : [sipp.pid!];
   const ticksOf = (pid: number) => {
     const c = cpuSplit([pid]);
     return c.user + c.system;

@@ -10,7 +10,7 @@
  * of a signalling node comes from its worker processes, so each gets the cores the others leave.
  *
  * The pool size is fixed when Node starts: forked workers get it on their command line; a single
- * process must be started with it (bin/tandem.mjs's `#!` line does; `poolSizeOf` tells whether).
+ * process must be started with it (scripts/start.sh and the lab do; `poolSizeOf` tells whether).
  */
 
 /** Node's default `--v8-pool-size`. */

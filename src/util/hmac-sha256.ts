@@ -14,6 +14,7 @@
  * time; JavaScript runs it to the end before anything else can start another).
  */
 import { createHash } from 'node:crypto';
+import { writeUtf8 } from './utf8-bytes.js';
 
 const K = new Int32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -116,21 +117,14 @@ export class HmacSha256 {
 
   /** Appends bytes, or a string as UTF-8. */
   add(part: string | Uint8Array): this {
-    if (typeof part !== 'string') {
-      this.#room(part.length);
-      this.#buf.set(part, this.#length);
-      this.#length += part.length;
+    if (typeof part === 'string') {
+      this.#room(part.length * 3);
+      this.#length = writeUtf8(part, this.#buf, this.#length);
       return this;
     }
     this.#room(part.length);
-    const buf = this.#buf;
-    let n = this.#length;
-    for (let i = 0; i < part.length; i++) {
-      const c = part.charCodeAt(i);
-      if (c >= 0x80) return this.#addUtf8(part, i);
-      buf[n++] = c;
-    }
-    this.#length = n;
+    this.#buf.set(part, this.#length);
+    this.#length += part.length;
     return this;
   }
 
@@ -154,12 +148,6 @@ export class HmacSha256 {
     for (let i = 0; i < 8; i++) out.writeInt32BE(s[i]!, 4 * i);
     this.#length = 0;
     return out;
-  }
-
-  /** The rest of a string from its first non-ASCII character, encoded as UTF-8. */
-  #addUtf8(part: string, from: number): this {
-    this.#length += from; // the ASCII characters before it, already written by add()
-    return this.add(Buffer.from(part.slice(from), 'utf8'));
   }
 
   /** Ensures room for `more` bytes plus the padding (up to 72 bytes). */

@@ -9,6 +9,8 @@
  * block, with no object created but the hex string.
  */
 
+import { writeUtf8 } from './utf8-bytes.js';
+
 const state = new Int32Array(4);
 let buf = new Uint8Array(256);
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
@@ -177,18 +179,9 @@ function compress(block: Uint8Array, at: number): void {
 
 /** MD5 of `text` (as UTF-8), 32 lower-case hex digits. */
 export function md5Hex(text: string): string {
-  let bytes: Uint8Array = buf;
-  let n = 0;
-  if (text.length * 3 + 72 > bytes.length) bytes = buf = new Uint8Array(text.length * 3 + 72);
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 0x80) {
-      // Not ASCII: the rest is encoded by the runtime (lone surrogates as U+FFFD, like createHash).
-      n += Buffer.from(text.slice(i), 'utf8').copy(bytes, n);
-      break;
-    }
-    bytes[n++] = c;
-  }
+  if (text.length * 3 + 72 > buf.length) buf = new Uint8Array(text.length * 3 + 72);
+  const bytes = buf;
+  const n = writeUtf8(text, bytes, 0);
   const bits = n * 8;
   bytes[n] = 0x80;
   let end = n + 1;

@@ -280,7 +280,6 @@ export class DigestAuthenticator {
     }
     return ha1;
   }
-
 }
 
 /**

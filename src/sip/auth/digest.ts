@@ -6,7 +6,7 @@
  * response computations for MD5 and SHA-256 (and their `-sess` variants), and a client helper
  * `buildAuthorization`. Server-side policy (nonces, users, replay) lives in digest-server.ts.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { fail, ok, type Result } from '../../util/result.js';
 import { charCode } from '../../util/string-calls.js';
 import { md5Hex } from '../../util/md5.js';
@@ -178,7 +178,6 @@ export function parseAuthParams(value: string): Result<{ scheme: string; params:
   }
   return ok({ scheme, params });
 }
-
 
 /** Parses a Digest challenge (`WWW-Authenticate` / `Proxy-Authenticate`). */
 export function parseChallenge(value: string): Result<DigestChallenge> {

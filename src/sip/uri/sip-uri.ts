@@ -212,6 +212,14 @@ function scanUriParams(text: string, start: number, end: number, params: Map<str
   }
 }
 
+/** scanUriParams for a URI being built: its parameters get a map of their own (else NO_PARAMS stays). */
+function scanUriParamsOf(text: string, start: number, end: number, uri: SipUri | undefined): boolean {
+  if (uri === undefined) return scanUriParams(text, start, end, undefined);
+  const params = new Map<string, string | null>();
+  uri.params = params;
+  return scanUriParams(text, start, end, params);
+}
+
 function scanUriHeaders(text: string, start: number, end: number, headers: Map<string, string> | undefined): boolean {
   let i = start;
   while (i < end) {
@@ -296,11 +304,7 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
     const semi = rest.indexOf(';');
     const number = semi === -1 ? rest : rest.slice(0, semi);
     if (!/^(?:\+[0-9().-]*[0-9][0-9().-]*|[0-9A-Fa-f*#().-]*[0-9A-Fa-f*#][0-9A-Fa-f*#().-]*)$/.test(number)) return F_TEL;
-    if (semi !== -1) {
-      const params = uri !== undefined ? new Map<string, string | null>() : undefined;
-      if (!scanUriParams(rest, semi + 1, rest.length, params)) return F_PARAM;
-      if (uri !== undefined) uri.params = params!;
-    }
+    if (semi !== -1 && !scanUriParamsOf(rest, semi + 1, rest.length, uri)) return F_PARAM;
     if (uri !== undefined) uri.user = number;
     return 0;
   }
@@ -360,9 +364,7 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
   if (pos < end && charCode(text, pos) === C_SEMI) {
     let pEnd = pos + 1;
     while (pEnd < end && charCode(text, pEnd) !== C_QMARK) pEnd++;
-    const params = uri !== undefined ? new Map<string, string | null>() : undefined;
-    if (!scanUriParams(text, pos + 1, pEnd, params)) return F_PARAM;
-    if (uri !== undefined) uri.params = params!;
+    if (!scanUriParamsOf(text, pos + 1, pEnd, uri)) return F_PARAM;
     pos = pEnd;
   }
   let hasHeaders = 0;
