@@ -37,7 +37,7 @@ const KIND_WRITE = 2;
 const KIND_BATCH = 3;
 const HEADER_MESSAGE = 25;
 const HEADER_BATCH = 10;
-/** Most messages in one batch (each takes three buffers of the send's iovec). */
+/** Most messages in one batch (each takes two buffers of the send's iovec). */
 const BATCH_MAX_MESSAGES = 64;
 const HEADER_WRITE = 18;
 /** Largest UDP payload on loopback. */
@@ -113,7 +113,9 @@ export class WorkerChannel {
       steerDropped.inc({ reason: 'too_big' });
       return false;
     }
-    const h = Buffer.allocUnsafe(HEADER_MESSAGE + address.length + local.length);
+    // The record's length (for a batch) then its kind 1 header, in one buffer.
+    const rec = Buffer.allocUnsafe(2 + HEADER_MESSAGE + address.length + local.length);
+    const h = rec.subarray(2);
     h[0] = MAGIC;
     h[1] = KIND_MESSAGE;
     this.#token.copy(h, 2);
@@ -126,12 +128,11 @@ export class WorkerChannel {
     address.copy(h, HEADER_MESSAGE);
     local.copy(h, HEADER_MESSAGE + address.length);
     const size = h.length + data.length;
+    rec.writeUInt16BE(size, 0);
     let q = this.#pending[index];
     if (q !== undefined && (q.bytes + 2 + size > MAX_DATAGRAM || q.messages.length === BATCH_MAX_MESSAGES)) this.#flush(index);
     q = this.#pending[index] ??= { buffers: [], bytes: HEADER_BATCH, messages: [], sources: [] };
-    const len = Buffer.allocUnsafe(2);
-    len.writeUInt16BE(size, 0);
-    q.buffers.push(len, h, data);
+    q.buffers.push(rec, data);
     q.bytes += 2 + size;
     q.messages.push(data);
     q.sources.push(source);
@@ -156,7 +157,7 @@ export class WorkerChannel {
     }
     if (messages.length === 1) {
       // One message: sent as such (kind 1), without the batch framing.
-      this.#socket.send([buffers[1]!, buffers[2]!], port, '127.0.0.1', onSendError);
+      this.#socket.send([buffers[0]!.subarray(2), buffers[1]!], port, '127.0.0.1', onSendError);
       return;
     }
     const head = Buffer.allocUnsafe(HEADER_BATCH);
@@ -253,7 +254,7 @@ export class WorkerChannel {
 }
 
 interface Pending {
-  /** Per message: its length (2 bytes), its kind 1 header, the message. */
+  /** Per message: its length (2 bytes) and kind 1 header in one buffer, then the message. */
   buffers: Buffer[];
   /** Size of the batch datagram so far. */
   bytes: number;
