@@ -8,6 +8,7 @@ import type { NgRequest } from '../ng/ng-request.js';
 import { RelayEngine, type RelayEngineOptions, type RelayTotals } from './relay/relay-engine.js';
 import { NgServer, type NgSource } from './ng-server/ng-server.js';
 import { SessionManager, type EndReason } from './sessions/session-manager.js';
+import { warmUpNgPathOnce } from './sessions/warm-up.js';
 import { effectiveMaxSessions, parseHostPort, parsePortRange, validateMediaConfig, type MediaConfig, type MediaConfigInput } from './config-schema.js';
 
 const log = createLogger('media-node');
@@ -77,7 +78,14 @@ export async function createMediaCore(config: MediaConfig, hooks: MediaCoreHooks
     quarantineMs: config.portQuarantineMs,
     ...relayOptions,
   });
-  await relay.start();
+  // The warm-up yields between its calls, so it runs while the relay's threads start.
+  const warm = config.warmUpCalls > 0 ? warmUpNgPathOnce({ calls: config.warmUpCalls, advertisedAddress: config.advertise ?? config.interface, sparePairs: config.sparePairs }) : undefined;
+  try {
+    await relay.start();
+  } finally {
+    const w = await warm?.catch((err: unknown) => log.warn({ err }, 'ng warm-up failed'));
+    if (w) log.info({ calls: w.calls, ms: Math.round(w.ms) }, 'ng path warmed up');
+  }
   const sessions = new SessionManager({
     relay,
     maxSessions: effectiveMaxSessions(config),

@@ -14,6 +14,12 @@ const mCreated = counter('tandem_media_sessions_created_total', 'media sessions 
 const mForks = counter('tandem_media_forks_created_total', 'offers with a tag pair new to a known Call-ID, given relay pairs of their own (forks)');
 const mEnded = counter('tandem_media_sessions_ended_total', 'media sessions ended, by reason', ['reason']);
 const mRejected = counter('tandem_media_sessions_rejected_total', 'offers refused, by reason', ['reason']);
+const mSessions = gauge('tandem_media_sessions', 'media sessions (calls) now');
+
+/** Zeroes the session metrics: after the start-up warm-up (warm-up.ts), whose synthetic calls are not traffic. */
+export function resetSessionMetrics(): void {
+  for (const m of [mCreated, mForks, mEnded, mRejected, mSessions]) m.reset();
+}
 
 /** The relay operations sessions use (a RelayEngine). */
 export type RelayApi = Pick<RelayEngine, 'allocatePair' | 'setPeer' | 'release' | 'stats' | 'idlePairs' | 'totals' | 'advertisedAddress'>;
@@ -194,7 +200,7 @@ export class SessionManager {
     this.#refillNow();
   }
 
-  readonly #gauge = gauge('tandem_media_sessions', 'media sessions (calls) now');
+  readonly #gauge = mSessions;
 
   /** Calls (Call-IDs) now. */
   get size(): number {

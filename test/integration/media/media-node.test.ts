@@ -55,6 +55,20 @@ function metricValue(text: string, name: string, labels = ''): number {
 }
 
 describe('tandem media driven by rtpengine-client', () => {
+  // First in the file: the node has served nothing yet. Its start-up warm-up ran 2,000
+  // synthetic calls through the ng path; none of them may show as traffic or hold ports.
+  it('a node just started shows no calls: the warm-up is not counted and holds no ports', async () => {
+    const stats = (await client.statistics(node.ngPort, H))['statistics'] as Record<string, Record<string, unknown>>;
+    expect(stats['totalstatistics']!['managedsessions']).toBe(0);
+    expect(stats['totalstatistics']!['regularterminatedsessions']).toBe(0);
+    expect(stats['currentstatistics']!['sessionstotal']).toBe(0);
+    // Only the spare pairs bound ahead (4 pairs of 4 ports by default).
+    expect(stats['totalstatistics']!['portsinuse']).toBe(16);
+    const m = await metrics();
+    expect(metricValue(m, 'tandem_media_sessions_created_total')).toBe(0);
+    expect(metricValue(m, 'tandem_media_sessions')).toBe(0);
+  });
+
   it('ping -> pong (UDP and TCP)', async () => {
     expect(await client.ping(node.ngPort, H)).toEqual({ result: 'pong' });
     const tcp = new TcpClient(`${H}:${node.ngTcpPort}`) as unknown as TcpLike & { on: (e: string, cb: () => void) => void };
