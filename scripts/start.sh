@@ -19,4 +19,6 @@ TXT
 # One process (the example config has a dispatcher set): its garbage-collection helpers are fixed
 # when Node starts; give it the cores it does not use itself, 1 to 4 (src/util/gc-threads.ts).
 gc_threads=$(( $(nproc) - 1 )); (( gc_threads < 1 )) && gc_threads=1; (( gc_threads > 4 )) && gc_threads=4
-exec node --v8-pool-size="$gc_threads" bin/tandem.mjs start --config examples/tandem.yaml --sip udp:127.0.0.1:5060 --sip tcp:127.0.0.1:5060 --users examples/users.csv "$@"
+# --no-memory-reducer: at light load V8 takes the process for idle and runs three full collections
+# in a row to shrink the heap (pauses up to 13 ms measured on the ng path); a server keeps its heap.
+exec node --v8-pool-size="$gc_threads" --no-memory-reducer bin/tandem.mjs start --config examples/tandem.yaml --sip udp:127.0.0.1:5060 --sip tcp:127.0.0.1:5060 --users examples/users.csv "$@"
