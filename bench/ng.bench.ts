@@ -142,6 +142,16 @@ function buildProbe(): string | undefined {
 
 type Calls = (s: Server, tag: string, into: Samples | undefined, n: number, serial?: boolean) => Promise<void>;
 
+/** One answered call's times, ms: into the back-to-back list, or into `into` when the round records. */
+function record(s: Server, into: Samples | undefined, serial: boolean, offerMs: number, answerMs: number): void {
+  if (serial) s.serial.push(offerMs + answerMs);
+  else if (into) {
+    into.total.push(offerMs + answerMs);
+    into.offer.push(offerMs);
+    into.answer.push(answerMs);
+  }
+}
+
 /** Calls through the C probe: one process per round, its per-call lines parsed afterwards. */
 function probeCalls(bin: string): Calls {
   return async (s, tag, into, n, serial = false) => {
@@ -158,12 +168,7 @@ function probeCalls(bin: string): Calls {
         s.errors++;
         continue;
       }
-      if (serial) s.serial.push((offerUs + answerUs) / 1000);
-      else if (into) {
-        into.total.push((offerUs + answerUs) / 1000);
-        into.offer.push(offerUs / 1000);
-        into.answer.push(answerUs / 1000);
-      }
+      record(s, into, serial, offerUs / 1000, answerUs / 1000);
     }
   };
 }
@@ -189,13 +194,7 @@ function nodeClientCalls(client: RtpeClient): Calls {
         if (o['result'] !== 'ok' || a['result'] !== 'ok') {
           s.errors++;
           if (s.errors < 4) console.log(`  ${s.name} error: ${JSON.stringify(o['result'] !== 'ok' ? o : a).slice(0, 200)}`);
-        } else if (serial) {
-          s.serial.push(a2 - a0);
-        } else if (into) {
-          into.total.push(a2 - a0);
-          into.offer.push(a1 - a0);
-          into.answer.push(a2 - a1);
-        }
+        } else record(s, into, serial, a1 - a0, a2 - a1);
         if (!serial) await sleep(HOLD_SEC * 1000);
         // No delete delay (rtpengine keeps a deleted call 30 s by default): both free the call now.
         await client.delete(s.port, H, { 'call-id': callId, 'from-tag': `f${i}`, 'delete delay': 0 });
