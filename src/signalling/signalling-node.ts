@@ -11,7 +11,7 @@ import type { Endpoint, ListeningPoint, ListenSpec, Source, TransportOptions } f
 import { TransactionLayer } from '../sip/transaction/transaction-layer.js';
 import type { ServerTransaction, TransactionUser } from '../sip/transaction/types.js';
 import type { SipRequest, SipResponse } from '../sip/message/sip-message.js';
-import { createRequest, createResponse } from '../sip/message/builders.js';
+import { createRequest, createResponse, reasonPhrase } from '../sip/message/builders.js';
 import { parseUri } from '../sip/uri/sip-uri.js';
 import { parseMessage } from '../sip/message/parser.js';
 import { AuthFailureTracker, DigestAuthenticator, provesWrongCredentials, randomSecret, type UserDirectory } from '../sip/auth/digest-server.js';
@@ -23,7 +23,7 @@ import { MemoryLocationStore } from '../state/memory/memory-location-store.js';
 import { counter, gauge } from '../util/metrics.js';
 import { startRuntimeMetrics } from '../util/runtime-metrics.js';
 import { createLogger, rateLimitedLog } from '../util/logger.js';
-import { Registrar } from './registrar/registrar.js';
+import { Registrar, registerFactsOf, type RegisterAnswer, type RegisterFacts } from './registrar/registrar.js';
 import { childrenOf } from './metric-children.js';
 import { aorKey } from './location/aor.js';
 import { derivedBranch, methodLabel, ProxyCore } from './proxy/proxy-core.js';
@@ -52,6 +52,15 @@ const strayDropped = counter('tandem_signalling_stray_responses_dropped_total', 
 const takenOverCancels = counter('tandem_signalling_peer_invite_cancels_total', 'CANCELs of INVITEs forwarded by a peer that died, sent on by this node');
 const untrustedInDialog = counter('tandem_signalling_untrusted_in_dialog_total', 'Requests with a To-tag but no authentic Route of ours, handled as out-of-dialog');
 const untrustedAbsorbed = counter('tandem_signalling_untrusted_ack_total', 'ACKs with no authentic Route of ours, absorbed');
+
+/** What a digest check decided (`SignallingNode.#checkCredentials`). */
+type CredentialCheck =
+  /** Proven (or auth off: `undefined`). */
+  | { kind: 'user'; user: string | undefined }
+  /** Answered instead: a challenge, a refusal, or a retransmitted REGISTER's 200. */
+  | { kind: 'answer'; answer: RegisterAnswer }
+  /** Dropped without an answer: the source is blocked. */
+  | { kind: 'drop' };
 
 export interface SignallingNodeOptions {
   listen: ListenSpec[];
@@ -484,14 +493,17 @@ export class SignallingNode implements TransactionUser {
       case 'absorb':
         return;
       case 'registrar': {
-        const user = trust.authenticate ? await this.#authenticate(req, tx, source, 'registrar', receivedUri) : undefined;
-        if (user === null) return;
-        tx.respond(await this.registrar.handle(req, source, user));
+        const answer = await this.answerRegister(registerFactsOf(req), trust.authenticate ? req.getAll('Authorization') : undefined, receivedUri, source);
+        if (answer) tx.respond(createResponse(req, answer.status, answer.reason, { headers: answer.headers }));
         return;
       }
       case 'authenticate': {
-        const user = await this.#authenticate(req, tx, source, 'proxy', receivedUri);
-        if (user === null) return;
+        const check = await this.#checkCredentials(req.getAll('Proxy-Authorization'), method, source, 'proxy', receivedUri, undefined);
+        if (check.kind !== 'user') {
+          if (check.kind === 'answer') tx.respond(createResponse(req, check.answer.status, check.answer.reason, { headers: check.answer.headers }));
+          return;
+        }
+        const user = check.user;
         authUser = user;
         const fromUser = req.from.uri.user;
         if (user !== undefined && fromUser !== undefined && decodeURIComponentSafe(fromUser) !== user) {
@@ -701,16 +713,34 @@ export class SignallingNode implements TransactionUser {
   }
 
   /**
-   * Digest check. Returns the user name, undefined when auth is off, or null when a response
-   * was sent (challenge or refusal) or the request was dropped. Only failures that prove wrong
-   * credentials, made with a nonce issued to this very source, count toward blocking it.
+   * A REGISTER for our registrar, from the generic path or the fast path: the digest check when
+   * `authorization` is given (auth on), then the registrar. Undefined when nothing is to be sent
+   * (a blocked source). The caller has already checked the source is not blocked and the node
+   * is not draining.
    */
-  async #authenticate(req: SipRequest, tx: ServerTransaction, source: Source, role: 'registrar' | 'proxy', receivedUri: string): Promise<string | undefined | null> {
+  async answerRegister(facts: RegisterFacts, authorization: string[] | undefined, receivedUri: string, source: Source): Promise<RegisterAnswer | undefined> {
+    let user: string | undefined;
+    if (authorization !== undefined && this.#auth) {
+      const check = await this.#checkCredentials(authorization, 'REGISTER', source, 'registrar', receivedUri, facts);
+      if (check.kind === 'answer') return check.answer;
+      if (check.kind === 'drop') return undefined;
+      user = check.user;
+    }
+    return this.registrar.decide(facts, source, user);
+  }
+
+  /**
+   * Digest check of the Authorization (registrar) or Proxy-Authorization (proxy) values. Says
+   * who the user is, or the answer to send instead (challenge, refusal, or for a retransmitted
+   * REGISTER the 200 its first copy got), or that the request is dropped. Only failures that
+   * prove wrong credentials, made with a nonce issued to this very source, count toward
+   * blocking it.
+   */
+  async #checkCredentials(values: string[], method: string, source: Source, role: 'registrar' | 'proxy', receivedUri: string, register: RegisterFacts | undefined): Promise<CredentialCheck> {
     const auth = this.#auth;
-    if (!auth) return undefined;
-    const header = role === 'registrar' ? 'Authorization' : 'Proxy-Authorization';
+    if (!auth) return { kind: 'user', user: undefined };
     const bound = this.#bindNonce ? source.address : undefined;
-    let r = auth.verify(req.getAll(header), req.method, { requestUri: receivedUri, ...(bound ? { source: bound } : {}) });
+    let r = auth.verify(values, method, { requestUri: receivedUri, ...(bound ? { source: bound } : {}) });
     if (r.ok && this.#nonceCounts) {
       // This node's own check passed; the cluster's tells a replay to another node (without qop a
       // nonce serves one request: its count is "infinity").
@@ -721,24 +751,20 @@ export class SignallingNode implements TransactionUser {
     if (r.ok) {
       authResult('ok').inc();
       this.#failures.recordSuccess(source.address);
-      return r.username;
+      return { kind: 'user', user: r.username };
     }
     authResult(r.failure).inc();
-    if (r.failure === 'replay' && r.sameCount && role === 'registrar' && r.username !== undefined) {
+    if (r.failure === 'replay' && r.sameCount && register && r.username !== undefined) {
       // The REGISTER is answered without a transaction: a retransmission of one already accepted
       // reaches us again with the count it used. It gets the 200 the first copy got (nothing
       // changes: the registrar only answers, see answerRetransmission); any other reuse is refused.
-      const again = await this.registrar.answerRetransmission(req, r.username);
+      const again = await this.registrar.answerRetransmission(register, r.username);
       if (again) {
         registerRetransmissions.inc();
-        tx.respond(again);
-        return null;
+        return { kind: 'answer', answer: again };
       }
     }
-    if (r.failure === 'uri-mismatch') {
-      tx.respond(createResponse(req, 400, 'Digest URI Does Not Match Request-URI'));
-      return null;
-    }
+    if (r.failure === 'uri-mismatch') return { kind: 'answer', answer: { status: 400, reason: 'Digest URI Does Not Match Request-URI', headers: [] } };
     if (provesWrongCredentials(r.failure) && !this.#isTrusted(source.address)) {
       if (this.#failures.recordFailure(source.address)) {
         sourcesBlocked.inc();
@@ -746,14 +772,13 @@ export class SignallingNode implements TransactionUser {
       }
       if (this.#failures.isBlocked(source.address)) {
         droppedBlocked.inc();
-        return null;
+        return { kind: 'drop' };
       }
     }
     const status = role === 'registrar' ? 401 : 407;
     const chHeader = role === 'registrar' ? 'WWW-Authenticate' : 'Proxy-Authenticate';
     const headers: [string, string][] = auth.challenges(r.failure === 'stale', bound).map((c) => [chHeader, c]);
-    tx.respond(createResponse(req, status, undefined, { headers }));
-    return null;
+    return { kind: 'answer', answer: { status, reason: reasonPhrase(status), headers } };
   }
 
   #makeStack(): ProxyStack {

@@ -3,8 +3,9 @@
  * through the `LocationStore` interface.
  */
 import type { SipRequest, SipResponse } from '../../sip/message/sip-message.js';
+import type { Contact } from '../../sip/message/header-values.js';
 import { createResponse } from '../../sip/message/builders.js';
-import { formatUri, parseUri, urisEqual, type SipUri } from '../../sip/uri/sip-uri.js';
+import { formatUri, parseUri, urisEqual, type NameAddr, type SipUri } from '../../sip/uri/sip-uri.js';
 import type { Source } from '../../sip/transport/types.js';
 import type { Binding, LocationStore } from '../../state/store.js';
 import { counter } from '../../util/metrics.js';
@@ -45,6 +46,53 @@ const registerChildren = childrenOf(registerCounter);
 /** Status codes are bounded (100-699) by the response builder. */
 const registerBy = (status: number) => registerChildren(String(status));
 
+/**
+ * What the registrar reads from a REGISTER. The same facts come from a parsed message
+ * (`registerFactsOf`) or from the fast path's scan of the datagram's text
+ * (`register-fast-path.ts`), so one set of rules answers both.
+ */
+export interface RegisterFacts {
+  /** Undefined when the Request-URI does not parse. */
+  requestUri: SipUri | undefined;
+  /** Require option tags. */
+  require: string[];
+  /** Undefined when missing or malformed. */
+  to: NameAddr | undefined;
+  /** Undefined when a Contact value is malformed. */
+  contacts: Contact[] | undefined;
+  callId: string;
+  cseq: number;
+  /** The Expires header's text. */
+  expires: string | undefined;
+  path: string[];
+  /** Supported option tags. */
+  supported: string[];
+  userAgent: string | undefined;
+}
+
+/** The registrar's answer before it becomes a message: status, reason and the headers it adds. */
+export interface RegisterAnswer {
+  status: number;
+  reason: string;
+  headers: [string, string][];
+}
+
+/** The facts of a parsed REGISTER. */
+export function registerFactsOf(req: SipRequest): RegisterFacts {
+  return {
+    requestUri: req.requestUriOrUndefined,
+    require: req.getAll('Require'),
+    to: req.toOrUndefined,
+    contacts: req.contactsValid ? req.contacts : undefined,
+    callId: req.callId,
+    cseq: req.cseq.seq,
+    expires: req.get('Expires'),
+    path: req.getAll('Path'),
+    supported: req.getAll('Supported'),
+    userAgent: req.get('User-Agent'),
+  };
+}
+
 interface ParsedContact {
   uri: SipUri;
   text: string;
@@ -54,9 +102,9 @@ interface ParsedContact {
 }
 
 /**
- * Handles REGISTER requests that passed authentication. Returns the response to send; the caller
- * owns the server transaction. Concurrent REGISTERs for one AOR are serialised so the §10.3
- * read-modify-write is atomic per AOR in this process.
+ * Handles REGISTER requests that passed authentication. Returns the answer to send; the caller
+ * owns the server transaction (or its absence). Concurrent REGISTERs for one AOR are serialised
+ * so the §10.3 read-modify-write is atomic per AOR in this process.
  */
 export class Registrar {
   readonly store: LocationStore;
@@ -84,58 +132,55 @@ export class Registrar {
    * only register its own AOR (§10.3 step 3).
    */
   async handle(req: SipRequest, source: Source, authUser?: string): Promise<SipResponse> {
-    const res = await this.#handle(req, source, authUser);
-    registerBy(res.status).inc();
-    return res;
+    const answer = await this.decide(registerFactsOf(req), source, authUser);
+    return createResponse(req, answer.status, answer.reason, { headers: answer.headers });
   }
 
-  async #handle(req: SipRequest, source: Source, authUser?: string): Promise<SipResponse> {
+  /** The answer to a REGISTER, from its facts, after its bindings were written. */
+  async decide(facts: RegisterFacts, source: Source, authUser?: string): Promise<RegisterAnswer> {
+    const answer = await this.#decide(facts, source, authUser);
+    registerBy(answer.status).inc();
+    return answer;
+  }
+
+  async #decide(facts: RegisterFacts, source: Source, authUser?: string): Promise<RegisterAnswer> {
     // §10.3 step 1: the Request-URI names the domain of the registrar.
-    const ruri = req.requestUriOrUndefined;
-    if (ruri === undefined || ruri.scheme === 'tel') return createResponse(req, 416, 'Unsupported URI Scheme');
-    if (!this.#isLocal(ruri.host)) return createResponse(req, 404, 'Domain Not Served Here');
+    const ruri = facts.requestUri;
+    if (ruri === undefined || ruri.scheme === 'tel') return refuse(416, 'Unsupported URI Scheme');
+    if (!this.#isLocal(ruri.host)) return refuse(404, 'Domain Not Served Here');
 
     // §10.3 step 2: Require with extensions we do not support -> 420.
-    const unsupported = req.getAll('Require').filter((o) => o.toLowerCase() !== 'path');
-    if (unsupported.length) return createResponse(req, 420, 'Bad Extension', { headers: [['Unsupported', unsupported.join(', ')]] });
+    const unsupported = facts.require.filter((o) => o.toLowerCase() !== 'path');
+    if (unsupported.length) return refuse(420, 'Bad Extension', [['Unsupported', unsupported.join(', ')]]);
 
     // §10.3 step 5: the AOR is the To URI.
-    let to;
-    try {
-      to = req.to;
-    } catch {
-      return createResponse(req, 400, 'Bad To Header');
-    }
-    if (to.uri.scheme === 'tel' || !to.uri.user) return createResponse(req, 404, 'Not Found');
-    if (!this.#isLocal(to.uri.host)) return createResponse(req, 404, 'Not Found');
+    const to = facts.to;
+    if (to === undefined) return refuse(400, 'Bad To Header');
+    if (to.uri.scheme === 'tel' || !to.uri.user) return refuse(404, 'Not Found');
+    if (!this.#isLocal(to.uri.host)) return refuse(404, 'Not Found');
     const aor = aorKey(to.uri);
     // §10.3 step 4: is the authenticated user allowed to modify this AOR?
-    if (authUser !== undefined && authUser !== unescapeUser(to.uri.user)) return createResponse(req, 403, 'Forbidden (AOR Does Not Match User)');
+    if (authUser !== undefined && authUser !== unescapeUser(to.uri.user)) return refuse(403, 'Forbidden (AOR Does Not Match User)');
 
-    let contacts;
-    try {
-      contacts = req.contacts;
-    } catch {
-      return createResponse(req, 400, 'Bad Contact Header');
-    }
-    const callId = req.callId;
-    const cseq = req.cseq.seq;
+    const contacts = facts.contacts;
+    if (contacts === undefined) return refuse(400, 'Bad Contact Header');
+    const { callId, cseq } = facts;
     const nowMs = this.#now();
-    const headerExpires = parseExpires(req.get('Expires'));
-    if (headerExpires === 'bad') return createResponse(req, 400, 'Bad Expires Header');
+    const headerExpires = parseExpires(facts.expires);
+    if (headerExpires === 'bad') return refuse(400, 'Bad Expires Header');
 
     return this.#withLock(aor, async () => {
       const current = await this.store.getBindings(aor);
-      if (contacts.length === 0) return this.#ok(req, current, nowMs);
+      if (contacts.length === 0) return ok(current, nowMs);
 
       // §10.3 step 6: Contact: * only with Expires: 0 and alone.
       if (contacts.some((c) => c === '*')) {
-        if (contacts.length !== 1 || headerExpires !== 0) return createResponse(req, 400, 'Invalid Wildcard Contact');
+        if (contacts.length !== 1 || headerExpires !== 0) return refuse(400, 'Invalid Wildcard Contact');
         for (const b of current) {
-          if (b.callId === callId && cseq <= b.cseq) return createResponse(req, 400, 'Out Of Order CSeq');
+          if (b.callId === callId && cseq <= b.cseq) return refuse(400, 'Out Of Order CSeq');
         }
         await this.store.setBindings(aor, []);
-        return this.#ok(req, [], nowMs);
+        return ok([], nowMs);
       }
 
       const parsed: ParsedContact[] = [];
@@ -149,14 +194,14 @@ export class Registrar {
         // AND smaller than one hour AND less than a registrar-configured minimum, the registrar
         // MAY reject the registration with a response of 423".
         if (expiresSec > 0 && expiresSec < this.#opts.minExpiresSec) {
-          return createResponse(req, 423, 'Interval Too Brief', { headers: [['Min-Expires', String(this.#opts.minExpiresSec)]] });
+          return refuse(423, 'Interval Too Brief', [['Min-Expires', String(this.#opts.minExpiresSec)]]);
         }
         if (expiresSec > this.#opts.maxExpiresSec) expiresSec = this.#opts.maxExpiresSec;
         const qText = c.params.get('q');
         let q = 1;
         if (qText !== undefined && qText !== null) {
           const n = Number(qText);
-          if (!Number.isFinite(n) || n < 0 || n > 1) return createResponse(req, 400, 'Bad q-value');
+          if (!Number.isFinite(n) || n < 0 || n > 1) return refuse(400, 'Bad q-value');
           q = n;
         }
         const pc: ParsedContact = { uri: c.uri, text: formatUri(c.uri), expiresSec, q };
@@ -166,18 +211,18 @@ export class Registrar {
       }
 
       const next = current.slice();
-      const path = req.getAll('Path');
+      const path = facts.path;
       const flow = { transport: source.transport, address: source.address, port: source.port, localAddress: source.localAddress, localPort: source.localPort, ...(source.connectionId !== undefined ? { connectionId: source.connectionId } : {}) };
-      const userAgent = req.get('User-Agent');
+      const userAgent = facts.userAgent;
       for (const pc of parsed) {
         const idx = next.findIndex((b) => sameContact(b.contact, pc.uri));
         if (idx >= 0) {
           const b = next[idx]!;
           // A retransmission of the REGISTER that set this binding (REGISTER is answered without
           // a server transaction): the same answer, nothing changed.
-          if (isRetransmission(b, callId, cseq, nowMs)) return this.#ok(req, current, nowMs);
+          if (isRetransmission(b, callId, cseq, nowMs)) return ok(current, nowMs);
           // §10.3 step 7: same Call-ID requires a higher CSeq, else the update is aborted.
-          if (b.callId === callId && cseq <= b.cseq) return createResponse(req, 400, 'Out Of Order CSeq');
+          if (b.callId === callId && cseq <= b.cseq) return refuse(400, 'Out Of Order CSeq');
           if (pc.expiresSec === 0) {
             next.splice(idx, 1);
             continue;
@@ -202,14 +247,14 @@ export class Registrar {
         if (idx >= 0) next[idx] = binding;
         else next.push(binding);
       }
-      if (next.length > this.#opts.maxContactsPerAor) return createResponse(req, 403, 'Too Many Registered Contacts');
+      if (next.length > this.#opts.maxContactsPerAor) return refuse(403, 'Too Many Registered Contacts');
       await this.store.setBindings(aor, next);
-      const res = this.#ok(req, next, nowMs);
+      const answer = ok(next, nowMs);
       // RFC 3327 §5.3: return the Path the registrar stored when the UA supports it.
-      if (path.length && req.getAll('Supported').some((s) => s.toLowerCase() === 'path')) {
-        for (const p of path) res.append('Path', p);
+      if (path.length && facts.supported.some((s) => s.toLowerCase() === 'path')) {
+        for (const p of path) answer.headers.push(['Path', p]);
       }
-      return res;
+      return answer;
     });
   }
 
@@ -218,37 +263,19 @@ export class Registrar {
    * CSeq as a binding of the AOR set within the last 64*T1), or undefined when it is not one.
    * For a request whose digest nonce count was already used (a retransmitted authenticated
    * REGISTER): it gets the 200 the first copy got, and changes nothing, whatever its Contact says.
-   * `authUser` must own the AOR, as for `handle`.
+   * `authUser` must own the AOR, as for `decide`.
    */
-  async answerRetransmission(req: SipRequest, authUser: string): Promise<SipResponse | undefined> {
-    let to;
-    try {
-      to = req.to;
-    } catch {
-      return undefined;
-    }
-    if (to.uri.scheme === 'tel' || !to.uri.user || !this.#isLocal(to.uri.host)) return undefined;
+  async answerRetransmission(facts: RegisterFacts, authUser: string): Promise<RegisterAnswer | undefined> {
+    const to = facts.to;
+    if (to === undefined || to.uri.scheme === 'tel' || !to.uri.user || !this.#isLocal(to.uri.host)) return undefined;
     if (authUser !== unescapeUser(to.uri.user)) return undefined;
     const aor = aorKey(to.uri);
     const nowMs = this.#now();
-    const callId = req.callId;
-    const cseq = req.cseq.seq;
+    const { callId, cseq } = facts;
     return this.#withLock(aor, async () => {
       const current = await this.store.getBindings(aor);
-      return current.some((b) => isRetransmission(b, callId, cseq, nowMs)) ? this.#ok(req, current, nowMs) : undefined;
+      return current.some((b) => isRetransmission(b, callId, cseq, nowMs)) ? ok(current, nowMs) : undefined;
     });
-  }
-
-  /** §10.3 step 8: 200 with every current binding and its remaining expiry, plus Date. */
-  #ok(req: SipRequest, bindings: Binding[], nowMs: number): SipResponse {
-    const res = createResponse(req, 200, 'OK');
-    for (const b of bindings) {
-      const left = Math.max(0, Math.round((b.expiresAtMs - nowMs) / 1000));
-      if (left <= 0) continue;
-      res.append('Contact', `<${b.contact}>;expires=${left}${b.q !== 1 ? `;q=${b.q}` : ''}`);
-    }
-    res.set('Date', httpDate(nowMs));
-    return res;
   }
 
   async #withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
@@ -262,6 +289,22 @@ export class Registrar {
       if (this.#locks.get(key) === tail) this.#locks.delete(key);
     }
   }
+}
+
+function refuse(status: number, reason: string, headers: [string, string][] = []): RegisterAnswer {
+  return { status, reason, headers };
+}
+
+/** §10.3 step 8: 200 with every current binding and its remaining expiry, plus Date. */
+function ok(bindings: Binding[], nowMs: number): RegisterAnswer {
+  const headers: [string, string][] = [];
+  for (const b of bindings) {
+    const left = Math.max(0, Math.round((b.expiresAtMs - nowMs) / 1000));
+    if (left <= 0) continue;
+    headers.push(['Contact', `<${b.contact}>;expires=${left}${b.q !== 1 ? `;q=${b.q}` : ''}`]);
+  }
+  headers.push(['Date', httpDate(nowMs)]);
+  return { status: 200, reason: 'OK', headers };
 }
 
 let dateSec = Number.NaN;
