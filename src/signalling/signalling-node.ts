@@ -7,8 +7,9 @@ import { createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { TransportLayer } from '../sip/transport/transport-layer.js';
+import { reportTransportEvent } from '../sip/transport/bad-input.js';
 import type { Endpoint, ListeningPoint, ListenSpec, Source, TransportOptions } from '../sip/transport/types.js';
-import { TransactionLayer } from '../sip/transaction/transaction-layer.js';
+import { countStatelessRequest, TransactionLayer } from '../sip/transaction/transaction-layer.js';
 import type { ServerTransaction, TransactionUser } from '../sip/transaction/types.js';
 import type { SipRequest, SipResponse } from '../sip/message/sip-message.js';
 import { createRequest, createResponse, reasonPhrase } from '../sip/message/builders.js';
@@ -23,6 +24,7 @@ import { MemoryLocationStore } from '../state/memory/memory-location-store.js';
 import { counter, gauge } from '../util/metrics.js';
 import { startRuntimeMetrics } from '../util/runtime-metrics.js';
 import { createLogger, rateLimitedLog } from '../util/logger.js';
+import { RegisterFastPath } from './registrar/register-fast-path.js';
 import { Registrar, registerFactsOf, type RegisterAnswer, type RegisterFacts } from './registrar/registrar.js';
 import { childrenOf } from './metric-children.js';
 import { aorKey } from './location/aor.js';
@@ -62,6 +64,10 @@ type CredentialCheck =
   /** Dropped without an answer: the source is blocked. */
   | { kind: 'drop' };
 
+function onFastSendError(err: Error, dest: Endpoint): void {
+  reportTransportEvent('send_error', `${dest.transport}:${dest.address}:${dest.port}`, err);
+}
+
 export interface SignallingNodeOptions {
   listen: ListenSpec[];
   /** Domains served (registrar + local users). The listening addresses are always served too. */
@@ -93,6 +99,12 @@ export interface SignallingNodeOptions {
    * challenged again). @default true
    */
   statelessRegister?: boolean;
+  /**
+   * Plain REGISTERs over UDP to our registrar are answered from the datagram's text, without
+   * building a message object (registrar/register-fast-path.ts); the rest take the generic path.
+   * Only with `statelessRegister`. @default true
+   */
+  fastRegister?: boolean;
   proxy?: { recordRoute?: boolean; timerCMs?: number; earlyDurableWaitMs?: number };
   transaction?: { t1Ms?: number; t2Ms?: number; t4Ms?: number };
   routeHook?: RouteHook;
@@ -205,6 +217,7 @@ export class SignallingNode implements TransactionUser {
         ...(opts.auth.blockSec !== undefined ? { blockSec: opts.auth.blockSec } : {}),
       });
     this.#routeHook = opts.routeHook;
+    if (opts.statelessRegister !== false && opts.fastRegister !== false) this.transport.setPreParse(this.#fastRegisterPath());
     const self = this;
     gauge('tandem_location_bindings', 'Registered contacts in the location store', [], function () {
       this.set(self.location.size());
@@ -275,6 +288,28 @@ export class SignallingNode implements TransactionUser {
         }
       }
     }
+  }
+
+  /** The registrar's fast path (registrar/register-fast-path.ts) as the transport's pre-parse hook. */
+  #fastRegisterPath(): (data: Buffer, source: Source) => boolean {
+    const fast = new RegisterFastPath({
+      isLocalDomain: (host) => this.isLocalDomain(host),
+      authEnabled: this.#auth !== undefined,
+      admit: (source) => {
+        if (this.#draining) return 'generic';
+        requestsBy('REGISTER').inc();
+        countStatelessRequest();
+        if (this.#failures.isBlocked(source.address)) {
+          droppedBlocked.inc();
+          return 'drop';
+        }
+        return 'go';
+      },
+      answer: (facts, authorization, receivedUri, source) => this.answerRegister(facts, authorization, receivedUri, source),
+      send: (data, dest, source) => this.transport.transmit(data, dest, onFastSendError, dest, source),
+      fault: (err) => rateLimitedLog('signalling-request-error', (s) => log.error({ err, suppressed: s, method: 'REGISTER' }, 'request handling failed')),
+    });
+    return (data, source) => fast.take(data, source);
   }
 
   statelessFor(req: SipRequest): boolean {

@@ -58,6 +58,11 @@ const BRANCH_MAGIC = 'z9hG4bK';
 const LOOP_TAG = 'tdm';
 const LOOP_MARK = `.${LOOP_TAG}.`;
 
+/** Whether a Via value may carry a branch of ours (`validate` then runs the §16.3 loop check). */
+export function mayCarryOurBranch(viaValue: string): boolean {
+  return viaValue.includes(LOOP_MARK);
+}
+
 export interface ProxyCoreOptions {
   stack: ProxyStack;
   isLocalDomain: (host: string) => boolean;
@@ -264,7 +269,7 @@ export class ProxyCore {
     // Most requests carry no Via of ours at all: their Via text is scanned before any is parsed.
     let candidate = false;
     for (const e of req.headers.all('via')) {
-      if (e.value.includes(LOOP_MARK)) {
+      if (mayCarryOurBranch(e.value)) {
         candidate = true;
         break;
       }

@@ -383,6 +383,21 @@ class ParsedVia implements Via {
 
 const IPV4_DIGITS = /^[0-9]{1,3}(?:\.[0-9]{1,3}){3}$/;
 
+const BARE_RPORT = /;[ \t]*rport(?=[ \t]*(?:;|$))/i;
+
+/**
+ * A single-valued Via line with `received` added (RFC 3261 §18.2.1) and, when `rport` is given,
+ * the bare `rport` filled with it (RFC 3581 §4), as a text edit. Undefined when the line holds
+ * several values, or `rport` is given and the line has no bare `rport`.
+ */
+export function stampViaText(line: string, received: string, rport: number | undefined): string | undefined {
+  if (line.indexOf(',') !== -1) return undefined;
+  if (rport === undefined) return `${line};received=${received}`;
+  const m = BARE_RPORT.exec(line);
+  if (m === null) return undefined;
+  return `${line.slice(0, m.index)};rport=${rport}${line.slice(m.index + m[0].length)};received=${received}`;
+}
+
 /** See `ParsedVia.stamped`; undefined for a Via that was not parsed from text. */
 export function stampedVia(via: Via, text: string, received: string, rport: number | undefined): Via | undefined {
   return via instanceof ParsedVia ? via.stamped(text, received, rport) : undefined;

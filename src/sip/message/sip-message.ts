@@ -9,6 +9,7 @@ import {
   parseNameAddrList,
   parseViaList,
   stampedVia,
+  stampViaText,
   validCallId,
   validateViaList,
   viaFromParts,
@@ -64,7 +65,6 @@ interface TypedCache {
 
 /** Headers with typed cache entries (indexes K_*). */
 /** A bare `rport` parameter (no value) in a Via line. */
-const BARE_RPORT = /;[ \t]*rport(?=[ \t]*(?:;|$))/i;
 
 const CACHED_KEYS = ['via', 'call-id', 'from', 'to', 'cseq', 'contact', 'route', 'record-route'] as const;
 const K_VIA = 0;
@@ -168,15 +168,8 @@ export abstract class SipMessage {
     const h = this.headers;
     const e = h.first('via');
     if (e === undefined) return false;
-    const v = e.value;
-    if (v.indexOf(',') !== -1) return false;
-    let text: string;
-    if (rport === undefined) text = `${v};received=${address}`;
-    else {
-      const m = BARE_RPORT.exec(v);
-      if (m === null) return false;
-      text = `${v.slice(0, m.index)};rport=${rport}${v.slice(m.index + m[0].length)};received=${address}`;
-    }
+    const text = stampViaText(e.value, address, rport);
+    if (text === undefined) return false;
     const c = this.#c();
     const before = (c.vias !== undefined ? c.vias[0] : c.topVia) ?? undefined;
     h.replace(e, HeaderEntry.create(e.name, text));

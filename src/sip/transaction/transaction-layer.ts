@@ -45,6 +45,11 @@ function channel(event: string): diagnostics_channel.Channel {
 
 const statelessRequests = counter('tandem_sip_stateless_requests_total', 'Requests answered without a server transaction (TransactionUser.statelessFor)');
 
+/** Counts a request a layer above answered without a server transaction before it reached this layer (a fast path). */
+export function countStatelessRequest(): void {
+  statelessRequests.inc();
+}
+
 const txErrors = counter('tandem_sip_transaction_events_total', 'SIP transaction timeouts, transport errors, faults', ['event']);
 
 /** Live layers, for the gauge below (removed by close()). */

@@ -199,6 +199,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
   #closed = false;
   /** Whether our UDP sockets read (see `setUdpReceiving`). */
   #udpReceiving = true;
+  #preParse: ((data: Buffer, source: Source) => boolean) | undefined;
   readonly #parseDatagram: { maxBytes: number; stream: boolean };
   readonly #parseStream: { maxBytes: number; stream: boolean };
 
@@ -476,6 +477,15 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     for (const e of this.#udp) setReceiving(e.socket, on);
   }
 
+  /**
+   * A handler that sees every datagram (received here or steered here) before it is parsed and
+   * may answer it from its bytes: true means it took the datagram, false hands it to the parser.
+   * It must not throw. Set by a layer above for its fast path (the registrar's).
+   */
+  setPreParse(handler: ((data: Buffer, source: Source) => boolean) | undefined): void {
+    this.#preParse = handler;
+  }
+
   /** Writes bytes on one of our stream connections (for another process); false when it is gone. */
   writeToConnection(connectionId: number, data: Buffer): boolean {
     const conn = this.#conns.get(connectionId);
@@ -605,6 +615,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
 
   #onBytes(buf: Buffer, source: Source, stream: boolean, conn: StreamConnection | undefined): void {
     if (sipWire.hasSubscribers) publishSipWire('in', buf, source.transport, source.localAddress, source.localPort, source.address, source.port);
+    if (!stream && this.#preParse !== undefined && this.#preParse(buf, source)) return;
     const r = parseMessage(buf, stream ? this.#parseStream : this.#parseDatagram);
     if (!r.ok) {
       const from = sourceLabel(source);
