@@ -20,6 +20,7 @@
  *   node --import tsx bench/signalling.bench.ts [--quick] [--step-sec 60] [--rates 400,1000]
  *     [--reg-rates 2000,4000] [--only calls|register] [--no-kamailio] [--workers 1,2]
  *     [--pin] [--call-ms 1000] [--no-trace-gc] [--root DIR] [--gc-threads N|node]
+ *     [--generic-register]
  *
  * --pin runs each server on core 1 and SIPp on core 0 (taskset); without it all share the cores.
  * --root runs the Tandem of another checkout (e.g. `git archive <commit>` unpacked) for an A/B.
@@ -28,6 +29,8 @@
  * delay per step comes from Tandem's admin /metrics; CPU is also split into user and kernel time.
  * --gc-threads: garbage-collection helper threads per Tandem process (`node --v8-pool-size`), by
  * default what Tandem chooses for the machine (src/util/gc-threads.ts); `node` keeps Node's 4.
+ * --generic-register adds to the REGISTER sweep a Tandem with its registrar fast path off
+ * (`registrar.fastPath: false`, named tandem-generic): the A/B of that path in one run.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -61,6 +64,7 @@ const regRates = list(arg('--reg-rates')) ?? (quick ? [500, 1000] : [1000, 2000,
 const workersArg = list(arg('--workers'));
 const workerCounts = workersArg ?? [1];
 const gcThreadsArg = arg('--gc-threads');
+const genericRegister = process.argv.includes('--generic-register');
 
 console.log(
   `signalling bench (SIPp): ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${spawnSync('sipp', ['-v']).stdout.toString().match(/SIPp v[\w.-]+/)?.[0] ?? 'sipp'}; ` +
@@ -201,7 +205,7 @@ const workersFlag = startHelp.includes('--workers');
 const gcThreadsFlag = startHelp.includes('--gc-threads');
 if (workerCounts.some((n) => n !== 1) && !workersFlag) throw new Error('this tandem has no `start --workers`: only --workers 1 can be measured');
 
-async function startTandemServer(auth: boolean, workers: number): Promise<Server> {
+async function startTandemServer(auth: boolean, workers: number, fastRegister = true): Promise<Server> {
   const port = await freePort();
   const adminPort = await freePort();
   const args = [join(TANDEM_ROOT, 'bin/tandem.mjs'), 'start', '--sip', `udp:127.0.0.1:${port}`, '--domain', DOMAIN, '--users', usersCsv, '--no-media', '--log-level', 'error', '--admin', `127.0.0.1:${adminPort}`];
@@ -212,8 +216,8 @@ async function startTandemServer(auth: boolean, workers: number): Promise<Server
   const nodeFlags = traceGc ? ['--trace-gc'] : [];
   if (workers === 1) nodeFlags.push(`--v8-pool-size=${gcThreads}`);
   else if (gcThreadsFlag) args.push('--gc-threads', String(gcThreads));
-  const cfg = join(dir, 'tandem.yaml');
-  writeFileSync(cfg, 'signalling:\n  auth:\n    algorithms: [MD5]\n    maxFailures: 1000000\n');
+  const cfg = join(dir, fastRegister ? 'tandem.yaml' : 'tandem-generic.yaml');
+  writeFileSync(cfg, `signalling:\n  auth:\n    algorithms: [MD5]\n    maxFailures: 1000000\n${fastRegister ? '' : '  registrar:\n    fastPath: false\n'}`);
   args.push('--config', cfg);
   const [cmd, full] = taskset(1, process.execPath, [...nodeFlags, ...args]);
   const child = spawn(cmd, full, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TANDEM_FROM_SOURCE: '1' } });
@@ -233,7 +237,7 @@ async function startTandemServer(auth: boolean, workers: number): Promise<Server
       }
     });
   });
-  const name = workersArg ? `tandem-w${workers}` : 'tandem';
+  const name = (workersArg ? `tandem-w${workers}` : 'tandem') + (fastRegister ? '' : '-generic');
   return { name, port, gc, metricsUrl: `http://127.0.0.1:${adminPort}/metrics`, pids: () => processTree(child.pid!), stop: () => stopChild(child) };
 }
 
@@ -554,6 +558,7 @@ try {
   if (only !== 'calls') {
     const regServers: Server[] = [];
     for (const w of workerCounts) regServers.push(await startTandemServer(true, w));
+    if (genericRegister) regServers.push(await startTandemServer(true, workerCounts[0]!, false));
     if (withKamailio) regServers.push(await startKamailio());
     running.push(...regServers);
     for (const [k, v] of await sweep(regServers, 'register', regRates)) results.set(k, { ...results.get(k), register: v });

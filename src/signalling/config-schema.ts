@@ -91,9 +91,15 @@ export const signallingConfigSchema = z
         defaultExpiresSec: z.number().int().min(1).default(3600),
         /** Contacts per address-of-record. @default 10 */
         maxContactsPerAor: z.number().int().min(1).max(1000).default(10),
+        /**
+         * Plain REGISTERs over UDP are answered from the datagram's text, without building a
+         * message object; the rest take the generic path. Off: every REGISTER takes the generic
+         * path (same answers, more CPU). @default true
+         */
+        fastPath: z.boolean().default(true),
       })
       .strict()
-      .default({ minExpiresSec: 60, maxExpiresSec: 3600, defaultExpiresSec: 3600, maxContactsPerAor: 10 }),
+      .default({ minExpiresSec: 60, maxExpiresSec: 3600, defaultExpiresSec: 3600, maxContactsPerAor: 10, fastPath: true }),
     proxy: z
       .object({
         /** Record-Route dialog-creating requests. @default true */

@@ -230,7 +230,8 @@ export function signallingNodeOptions(cfg: Readonly<TandemConfig>, d: NodeDeps):
     // The dispatcher's PBXs are never blocked after failed authentications (spoofable UDP).
     isTrustedSource: d.isTrustedSource,
     ...(d.users ? { users: d.users } : {}),
-    registrar: { ...s.registrar },
+    registrar: { minExpiresSec: s.registrar.minExpiresSec, maxExpiresSec: s.registrar.maxExpiresSec, defaultExpiresSec: s.registrar.defaultExpiresSec, maxContactsPerAor: s.registrar.maxContactsPerAor },
+    fastRegister: s.registrar.fastPath,
     proxy: { ...s.proxy },
     transaction: { ...s.transaction },
     ...(d.routeHook ? { routeHook: d.routeHook } : {}),
