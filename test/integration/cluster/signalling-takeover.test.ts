@@ -105,7 +105,7 @@ describe('signalling cluster: any node continues any call', () => {
     const calls: TestCall[] = [];
     for (let i = 0; i < CALLS; i++) {
       const call = new TestCall(alice, 'bob');
-      let res: SipResponse = await call.invite({ sdp: SAMPLE_SDP(40000 + 2 * (i % 1000)) });
+      let res: SipResponse = await call.invite({ sdp: SAMPLE_SDP(40000 + 2 * (i % 1000)), retransmit: true });
       if (res.status < 200) res = await alice.waitResponse(call.callId, 'INVITE', (s) => s >= 200);
       expect(res.status).toBe(200);
       call.learn(res);

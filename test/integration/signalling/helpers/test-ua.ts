@@ -281,7 +281,12 @@ export class TestCall {
   }
 
   /** Sends INVITE; answers a 407 with credentials (ACKing the 407). Returns after the 100/first response. */
-  async invite(opts: { sdp?: string; password?: string; noAuth?: boolean } = {}): Promise<SipResponse> {
+  /**
+   * `retransmit`: resend the INVITE as Timer A does (500 ms, doubling) until a response arrives,
+   * for tests that send many calls on a loaded machine, where one lost datagram is not the
+   * behaviour under test.
+   */
+  async invite(opts: { sdp?: string; password?: string; noAuth?: boolean; retransmit?: boolean } = {}): Promise<SipResponse> {
     const send = (auth?: string) => {
       this.branch = `z9hG4bK${rand()}`;
       this.inviteText = this.ua.request({
@@ -298,14 +303,28 @@ export class TestCall {
       this.ua.send(this.inviteText);
     };
     send();
-    let res = await this.ua.waitResponse(this.callId, 'INVITE', (s) => s !== 100);
+    let res = await this.#firstResponse(opts.retransmit === true);
     if (res.status === 407 && !opts.noAuth) {
       this.ackNon2xx(res);
       this.cseq++;
       send(this.ua.answer(res, 'Proxy-Authenticate', 'INVITE', this.target, opts.password));
-      res = await this.ua.waitResponse(this.callId, 'INVITE', (s) => s !== 100);
+      res = await this.#firstResponse(opts.retransmit === true);
     }
     return res;
+  }
+
+  /** The first response other than 100 to the INVITE just sent (Timer A retransmissions until any response). */
+  async #firstResponse(retransmit: boolean): Promise<SipResponse> {
+    if (retransmit) {
+      const cseq = this.cseq;
+      const ours = (m: SipMessage) => !m.isRequest() && m.callId === this.callId && m.cseq.method === 'INVITE' && m.cseq.seq === cseq;
+      for (let wait = 500; wait <= 4000; wait *= 2) {
+        const any = (await this.ua.waitFor(ours, wait).catch(() => undefined)) as SipResponse | undefined;
+        if (any) return any.status !== 100 ? any : this.ua.waitResponse(this.callId, 'INVITE', (s) => s !== 100);
+        this.ua.send(this.inviteText);
+      }
+    }
+    return this.ua.waitResponse(this.callId, 'INVITE', (s) => s !== 100);
   }
 
   /** ACK for a non-2xx final: same branch as the INVITE (§17.1.1.3). */
