@@ -14,3 +14,7 @@ const charCodeAt = String.prototype.charCodeAt;
 export function charCode(s: string, i: number): number {
   return charCodeAt.call(s, i);
 }
+
+/** Buffer#latin1Slice exists at runtime (faster than toString's encoding dispatch) but is not typed. */
+export const latin1 = (b: Buffer, start: number, end: number): string =>
+  (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(start, end);

@@ -18,8 +18,9 @@ import { parseCSeq, parseDigits, parseFirstVia, parseNameAddrList, splitList, st
 import { scanRequest } from '../../sip/message/request-scan.js';
 import { bareHost } from '../../sip/transport/response-routing.js';
 import type { Endpoint, Source } from '../../sip/transport/types.js';
-import { parseNameAddr, parseUri, validateNameAddr, validateUri } from '../../sip/uri/sip-uri.js';
+import { parseNameAddr, parseUri, validateNameAddr } from '../../sip/uri/sip-uri.js';
 import { counter } from '../../util/metrics.js';
+import { latin1 } from '../../util/string-calls.js';
 import { mayCarryOurBranch } from '../proxy/proxy-core.js';
 import type { RegisterAnswer, RegisterFacts } from './registrar.js';
 
@@ -73,7 +74,7 @@ export class RegisterFastPath {
    * or dropped); false hands it to the generic path. Never throws.
    */
   take(buf: Buffer, source: Source): boolean {
-    if (buf[0] !== R || source.transport !== 'udp') return false;
+    if (buf[0] !== R || buf.length < 9 || source.transport !== 'udp' || latin1(buf, 0, 9) !== 'REGISTER ') return false;
     let read: ReadRegister | undefined;
     try {
       read = this.#read(buf, source);
@@ -81,7 +82,7 @@ export class RegisterFastPath {
       read = undefined;
     }
     if (read === undefined) {
-      if (buf.length > 9 && buf.toString('latin1', 0, 9) === 'REGISTER ') generic.inc();
+      generic.inc();
       return false;
     }
     const admit = this.#host.admit(source);
@@ -201,9 +202,9 @@ export class RegisterFastPath {
       if (mf === undefined || mf < 1 || mf > 255) return undefined;
     }
     if (contentLength !== undefined && parseDigits(contentLength) !== 0) return undefined;
-    if (validateUri(scan.uri) !== 0) return undefined;
     const ruri = parseUri(scan.uri);
-    if (!ruri.ok || ruri.value.scheme === 'tel' || !this.#host.isLocalDomain(ruri.value.host)) return undefined;
+    // (a Request-URI with ?headers is refused by the parser: §19.1.1)
+    if (!ruri.ok || ruri.value.headers.size !== 0 || ruri.value.scheme === 'tel' || !this.#host.isLocalDomain(ruri.value.host)) return undefined;
     const contacts: Contact[] = [];
     if (contact !== undefined && parseNameAddrList(contact, contacts, true) !== undefined) return undefined;
 

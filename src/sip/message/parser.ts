@@ -13,7 +13,7 @@ import { HeaderEntry, HeaderList } from './header-list.js';
 import { headerKey, matchKnownName } from './header-names.js';
 import { parseCSeq, parseDigits, validateViaList, validateViaListKeepFirst, validCallId, viaSentByCount, type CSeq, type Via } from './header-values.js';
 import { SipRequest, SipResponse, type SipMessage } from './sip-message.js';
-import { charCode } from '../../util/string-calls.js';
+import { charCode, latin1 } from '../../util/string-calls.js';
 
 export interface ParseOptions {
   /** Messages larger than this are rejected before any other work. @default 65536 */
@@ -57,9 +57,6 @@ function isToken(s: string, from: number, to: number): boolean {
   return true;
 }
 
-/** Buffer#latin1Slice exists at runtime (faster than toString's encoding dispatch) but is not typed. */
-const latin1 = (b: Buffer, start: number, end: number): string =>
-  (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(start, end);
 
 /** Header names already seen and known to be tokens -> lookup key (bounded). */
 const validNameKeys = new Map<string, string>();

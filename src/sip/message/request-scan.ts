@@ -7,7 +7,7 @@
  * validate header values: the caller checks the ones it reads with the parser's own functions.
  */
 import { isAscii } from 'node:buffer';
-import { charCode } from '../../util/string-calls.js';
+import { charCode, latin1 } from '../../util/string-calls.js';
 import { isTokenChar } from '../uri/sip-uri.js';
 import { headerKey, matchKnownName } from './header-names.js';
 
@@ -20,9 +20,6 @@ export interface RequestScan {
   values: string[];
 }
 
-/** Buffer#latin1Slice exists at runtime (faster than toString's encoding dispatch) but is not typed. */
-const latin1 = (b: Buffer, start: number, end: number): string =>
-  (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(start, end);
 
 /**
  * Scans `buf` when it starts with `method` and a space. The message must end with the blank line
@@ -30,9 +27,8 @@ const latin1 = (b: Buffer, start: number, end: number): string =>
  */
 export function scanRequest(buf: Buffer, method: string): RequestScan | undefined {
   const n = buf.length;
-  if (n < method.length + 16 || n > 65535 || !isAscii(buf)) return undefined;
+  if (n < method.length + 16 || n > 65535 || latin1(buf, 0, method.length + 1) !== method + ' ' || !isAscii(buf)) return undefined;
   const s = latin1(buf, 0, n);
-  if (!s.startsWith(method, 0) || charCode(s, method.length) !== 32) return undefined;
   if (!s.endsWith('\r\n\r\n')) return undefined;
   const headEnd = n - 2;
   // Request-Line = Method SP Request-URI SP SIP-Version CRLF

@@ -236,6 +236,12 @@ describe('REGISTER fast path answers as the generic path does', () => {
     }
     // o6 is taken (a Via without rport from another address is the common case); the rest are not
     expect((await fastPathCount('generic')) - genericBefore).toBeGreaterThanOrEqual(odd.length - 2);
+    // garbled and truncated datagrams starting like a REGISTER: no crash, the next one is answered
+    for (const junk of ['R', 'REG', 'REGISTER ', 'REGISTER sip:fast.test SIP/2.0\r\nVia: SIP/2.0/UDP']) {
+      client.send(Buffer.from(junk, 'latin1'), fast.port, '127.0.0.1');
+      client.send(Buffer.from(junk, 'latin1'), generic.port, '127.0.0.1');
+    }
+    expect((await both({ callId: 'o30', cseq: 1, contact: '<sip:alice@192.0.2.1>' })).fast?.status).toBe(401);
     // compact header names are the plain form too
     const compact = register({ callId: 'p1', cseq: 1, contact: '<sip:alice@192.0.2.1>' })
       .replace(/^Via:/m, 'v:')
