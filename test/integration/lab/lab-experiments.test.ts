@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { labPrefix } from '../../../src/lab/netns/netns.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
 const BIN = join(ROOT, 'bin/tandem.mjs');
@@ -75,8 +76,9 @@ describe(`tandem lab (${mode})`, () => {
     expect(down.code, down.out).toBe(0);
     expect(existsSync(join(dir, 'topology.json'))).toBe(false);
     if (mode === 'netns') {
+      // Only this lab's names: other tests (keepalived takeover) run their own labs meanwhile.
       const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-      expect(left).not.toMatch(/^tdm-/m);
+      expect(left.split('\n').filter((line) => line.startsWith(`${labPrefix(dir)}-`))).toEqual([]);
     }
   }, 130_000);
 
