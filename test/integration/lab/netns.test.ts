@@ -102,7 +102,13 @@ describe.skipIf(!canRun)('lab network namespaces with keepalived', () => {
       // Switched off: the link goes and every process in its namespace dies at once.
       const offAt = performance.now();
       setNodeLink(dir, 'n1', false);
-      for (const p of spawnSync('ip', ['netns', 'pids', state.nodes['n1']!.namespace], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) process.kill(Number(p), 'SIGKILL');
+      for (const p of spawnSync('ip', ['netns', 'pids', state.nodes['n1']!.namespace], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(p), 'SIGKILL');
+        } catch {
+          // gone since it was listed (a keepalived child exits with its parent): ESRCH
+        }
+      }
       await waitFor('answers from n2', () => answers.some((a) => a.from === 'n2') || undefined, 5000);
       await sleep(300);
       const first = answers.find((a) => a.from === 'n2')!;
