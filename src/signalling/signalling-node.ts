@@ -15,7 +15,7 @@ import type { SipRequest, SipResponse } from '../sip/message/sip-message.js';
 import { createRequest, createResponse, reasonPhrase } from '../sip/message/builders.js';
 import { parseUri } from '../sip/uri/sip-uri.js';
 import { parseMessage } from '../sip/message/parser.js';
-import { AuthFailureTracker, DigestAuthenticator, provesWrongCredentials, randomSecret, type UserDirectory } from '../sip/auth/digest-server.js';
+import { AuthFailureTracker, DigestAuthenticator, provesWrongCredentials, randomSecret, type UserDirectory, type VerifyResult } from '../sip/auth/digest-server.js';
 import { NetworkList } from '../util/network-list.js';
 import { routeTokenKey } from './proxy/route-token.js';
 import type { DigestAlgorithm } from '../sip/auth/digest.js';
@@ -63,6 +63,9 @@ type CredentialCheck =
   | { kind: 'answer'; answer: RegisterAnswer }
   /** Dropped without an answer: the source is blocked. */
   | { kind: 'drop' };
+
+/** A value, or a promise of it where the work had to wait. */
+type MaybePromise<T> = T | Promise<T>;
 
 function onFastSendError(err: Error, dest: Endpoint): void {
   reportTransportEvent('send_error', `${dest.transport}:${dest.address}:${dest.port}`, err);
@@ -247,6 +250,8 @@ export class SignallingNode implements TransactionUser {
   }
 
   isLocalDomain(host: string): boolean {
+    // The common case first: the host as configured (lower-case, no brackets).
+    if (this.#domains.has(host) || this.#ownHosts.has(host)) return true;
     const h = host.toLowerCase().replace(/^\[|\]$/g, '');
     return this.#domains.has(h) || this.#ownHosts.has(h);
   }
@@ -751,17 +756,23 @@ export class SignallingNode implements TransactionUser {
    * A REGISTER for our registrar, from the generic path or the fast path: the digest check when
    * `authorization` is given (auth on), then the registrar. Undefined when nothing is to be sent
    * (a blocked source). The caller has already checked the source is not blocked and the node
-   * is not draining.
+   * is not draining. The answer comes without a promise when nothing has to wait (no cluster
+   * nonce count, a location store in this process): the usual case of a single node.
    */
-  async answerRegister(facts: RegisterFacts, authorization: string[] | undefined, receivedUri: string, source: Source): Promise<RegisterAnswer | undefined> {
-    let user: string | undefined;
-    if (authorization !== undefined && this.#auth) {
-      const check = await this.#checkCredentials(authorization, 'REGISTER', source, 'registrar', receivedUri, facts);
-      if (check.kind === 'answer') return check.answer;
-      if (check.kind === 'drop') return undefined;
-      user = check.user;
-    }
-    return this.registrar.decide(facts, source, user);
+  answerRegister(facts: RegisterFacts, authorization: string[] | undefined, receivedUri: string, source: Source): MaybePromise<RegisterAnswer | undefined> {
+    if (authorization === undefined || !this.#auth) return this.#register(facts, source, undefined);
+    const check = this.#checkCredentials(authorization, 'REGISTER', source, 'registrar', receivedUri, facts);
+    return check instanceof Promise ? check.then((c) => this.#registerChecked(c, facts, source)) : this.#registerChecked(check, facts, source);
+  }
+
+  #registerChecked(check: CredentialCheck, facts: RegisterFacts, source: Source): MaybePromise<RegisterAnswer | undefined> {
+    if (check.kind === 'answer') return check.answer;
+    if (check.kind === 'drop') return undefined;
+    return this.#register(facts, source, check.user);
+  }
+
+  #register(facts: RegisterFacts, source: Source, user: string | undefined): MaybePromise<RegisterAnswer> {
+    return this.registrar.decideNow(facts, source, user) ?? this.registrar.decide(facts, source, user);
   }
 
   /**
@@ -769,20 +780,27 @@ export class SignallingNode implements TransactionUser {
    * who the user is, or the answer to send instead (challenge, refusal, or for a retransmitted
    * REGISTER the 200 its first copy got), or that the request is dropped. Only failures that
    * prove wrong credentials, made with a nonce issued to this very source, count toward
-   * blocking it.
+   * blocking it. A promise only where the check waits: the cluster's nonce counts, the
+   * registrar's bindings for a retransmission.
    */
-  async #checkCredentials(values: string[], method: string, source: Source, role: 'registrar' | 'proxy', receivedUri: string, register: RegisterFacts | undefined): Promise<CredentialCheck> {
+  #checkCredentials(values: string[], method: string, source: Source, role: 'registrar' | 'proxy', receivedUri: string, register: RegisterFacts | undefined): MaybePromise<CredentialCheck> {
     const auth = this.#auth;
     if (!auth) return { kind: 'user', user: undefined };
     const bound = this.#bindNonce ? source.address : undefined;
-    let r = auth.verify(values, method, { requestUri: receivedUri, ...(bound ? { source: bound } : {}) });
+    const r = auth.verify(values, method, { requestUri: receivedUri, ...(bound ? { source: bound } : {}) });
     if (r.ok && this.#nonceCounts) {
       // This node's own check passed; the cluster's tells a replay to another node (without qop a
       // nonce serves one request: its count is "infinity").
       const c = r.credentials;
       const nc = c.qop && c.nc ? parseInt(c.nc, 16) : Number.MAX_SAFE_INTEGER;
-      if (!(await this.#nonceCounts.accept(c.nonce, nc, auth.nonceLifetimeSec))) r = { ok: false, failure: c.qop ? 'replay' : 'stale', username: r.username };
+      return this.#nonceCounts
+        .accept(c.nonce, nc, auth.nonceLifetimeSec)
+        .then((accepted) => this.#credentialOutcome(accepted ? r : { ok: false, failure: c.qop ? 'replay' : 'stale', username: r.username }, source, role, bound, register));
     }
+    return this.#credentialOutcome(r, source, role, bound, register);
+  }
+
+  #credentialOutcome(r: VerifyResult, source: Source, role: 'registrar' | 'proxy', bound: string | undefined, register: RegisterFacts | undefined): MaybePromise<CredentialCheck> {
     if (r.ok) {
       authResult('ok').inc();
       this.#failures.recordSuccess(source.address);
@@ -793,12 +811,20 @@ export class SignallingNode implements TransactionUser {
       // The REGISTER is answered without a transaction: a retransmission of one already accepted
       // reaches us again with the count it used. It gets the 200 the first copy got (nothing
       // changes: the registrar only answers, see answerRetransmission); any other reuse is refused.
-      const again = await this.registrar.answerRetransmission(register, r.username);
-      if (again) {
-        registerRetransmissions.inc();
-        return { kind: 'answer', answer: again };
-      }
+      return this.registrar.answerRetransmission(register, r.username).then((again): CredentialCheck => {
+        if (again) {
+          registerRetransmissions.inc();
+          return { kind: 'answer', answer: again };
+        }
+        return this.#refusal(r, source, role, bound);
+      });
     }
+    return this.#refusal(r, source, role, bound);
+  }
+
+  /** A failed check's answer: 400 for a wrong digest URI, else a fresh challenge; or a drop once the source is blocked. */
+  #refusal(r: VerifyResult & { ok: false }, source: Source, role: 'registrar' | 'proxy', bound: string | undefined): CredentialCheck {
+    const auth = this.#auth!;
     if (r.failure === 'uri-mismatch') return { kind: 'answer', answer: { status: 400, reason: 'Digest URI Does Not Match Request-URI', headers: [] } };
     if (provesWrongCredentials(r.failure) && !this.#isTrusted(source.address)) {
       if (this.#failures.recordFailure(source.address)) {

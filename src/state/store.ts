@@ -60,6 +60,20 @@ export interface LocationStore {
   close(): Promise<void>;
 }
 
+/**
+ * A location store held in this process: reads and writes complete at once, so the registrar
+ * decides a REGISTER without a promise (`Registrar.decideNow`).
+ */
+export interface SyncLocationStore extends LocationStore {
+  getBindingsSync(aor: string): Binding[];
+  setBindingsSync(aor: string, bindings: Binding[]): void;
+}
+
+export function isSyncLocationStore(store: LocationStore): store is SyncLocationStore {
+  const s = store as Partial<SyncLocationStore>;
+  return typeof s.getBindingsSync === 'function' && typeof s.setBindingsSync === 'function';
+}
+
 /** A dialog as the proxy tracks it (for counts, media cleanup and failover). */
 export interface DialogRecord {
   /** Call-ID + from-tag + to-tag (to-tag empty while early). */

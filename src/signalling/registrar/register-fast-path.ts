@@ -21,12 +21,13 @@ import type { Endpoint, Source } from '../../sip/transport/types.js';
 import { parseNameAddr, parseUri, validateNameAddr } from '../../sip/uri/sip-uri.js';
 import { counter } from '../../util/metrics.js';
 import { latin1 } from '../../util/string-calls.js';
+import { childrenOf } from '../metric-children.js';
 import { mayCarryOurBranch } from '../proxy/proxy-core.js';
 import type { RegisterAnswer, RegisterFacts } from './registrar.js';
 
-const fastPathCounter = counter('tandem_registrar_fast_path_total', 'REGISTER datagrams answered from their text (answered) or handed to the generic path (generic)', ['path']);
-const answered = fastPathCounter.labels('answered');
-const generic = fastPathCounter.labels('generic');
+const fastPathCounter = childrenOf(counter('tandem_registrar_fast_path_total', 'REGISTER datagrams answered from their text (answered) or handed to the generic path (generic)', ['path']));
+const answered = fastPathCounter('answered');
+const generic = fastPathCounter('generic');
 
 /** What the fast path needs from the signalling node. */
 export interface RegisterFastPathHost {
@@ -39,8 +40,11 @@ export interface RegisterFastPathHost {
    * ('generic', e.g. while draining).
    */
   admit(source: Source): 'go' | 'drop' | 'generic';
-  /** `SignallingNode.answerRegister`: digest check, then the registrar. Undefined: send nothing. */
-  answer(facts: RegisterFacts, authorization: string[] | undefined, receivedUri: string, source: Source): Promise<RegisterAnswer | undefined>;
+  /**
+   * `SignallingNode.answerRegister`: digest check, then the registrar. Undefined: send nothing.
+   * A promise only where the answer has to wait (a store or nonce counts outside the process).
+   */
+  answer(facts: RegisterFacts, authorization: string[] | undefined, receivedUri: string, source: Source): RegisterAnswer | undefined | Promise<RegisterAnswer | undefined>;
   send(data: Buffer, dest: Endpoint, source: Source): void;
   /** A fault while answering (after the request was taken): logged by the node. */
   fault(err: unknown): void;
@@ -92,20 +96,33 @@ export class RegisterFastPath {
     }
     answered.inc();
     if (admit === 'drop') return true;
-    void this.#answer(read, source);
+    let answer: RegisterAnswer | undefined | Promise<RegisterAnswer | undefined>;
+    try {
+      answer = this.#host.answer(read.facts, this.#host.authEnabled ? read.authorization : undefined, read.receivedUri, source);
+    } catch (err) {
+      answer = this.#faulted(err);
+    }
+    if (answer instanceof Promise) {
+      answer.then(
+        (a) => this.#send(read, a, source),
+        (err: unknown) => this.#send(read, this.#faulted(err), source),
+      );
+    } else this.#send(read, answer, source);
     return true;
   }
 
-  async #answer(read: ReadRegister, source: Source): Promise<void> {
-    let answer: RegisterAnswer | undefined;
+  #faulted(err: unknown): RegisterAnswer {
+    this.#host.fault(err);
+    return { status: 500, reason: 'Server Internal Error', headers: [] };
+  }
+
+  #send(read: ReadRegister, answer: RegisterAnswer | undefined, source: Source): void {
+    if (answer === undefined) return;
     try {
-      answer = await this.#host.answer(read.facts, this.#host.authEnabled ? read.authorization : undefined, read.receivedUri, source);
+      this.#host.send(responseBytes(read, answer), read.dest, source);
     } catch (err) {
       this.#host.fault(err);
-      answer = { status: 500, reason: 'Server Internal Error', headers: [] };
     }
-    if (answer === undefined) return;
-    this.#host.send(responseBytes(read, answer), read.dest, source);
   }
 
   /** The REGISTER's facts, or undefined when it is not in the plain form this path takes. */

@@ -1,11 +1,11 @@
-import type { Binding, LocationStore } from '../store.js';
+import type { Binding, SyncLocationStore } from '../store.js';
 
 /**
  * In-process location store. Expiry purging uses one-second buckets keyed by expiry time
  * (a coarse timer wheel): inserting and refreshing a binding is O(1), and one interval per second
  * visits only the bindings due in that second, so 100,000 bindings cost nothing between expiries.
  */
-export class MemoryLocationStore implements LocationStore {
+export class MemoryLocationStore implements SyncLocationStore {
   #aors = new Map<string, Binding[]>();
   #buckets = new Map<number, Set<string>>();
   #count = 0;
@@ -34,6 +34,10 @@ export class MemoryLocationStore implements LocationStore {
   }
 
   async setBindings(aor: string, bindings: Binding[]): Promise<void> {
+    this.setBindingsSync(aor, bindings);
+  }
+
+  setBindingsSync(aor: string, bindings: Binding[]): void {
     const old = this.#aors.get(aor);
     if (old) this.#count -= old.length;
     if (bindings.length === 0) {

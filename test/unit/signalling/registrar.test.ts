@@ -4,6 +4,7 @@ import type { SipRequest } from '../../../src/sip/message/sip-message.js';
 import { Registrar, registerFactsOf } from '../../../src/signalling/registrar/registrar.js';
 import { MemoryLocationStore } from '../../../src/state/memory/memory-location-store.js';
 import type { Source } from '../../../src/sip/transport/types.js';
+import type { SyncLocationStore } from '../../../src/state/store.js';
 
 const src: Source = { transport: 'udp', address: '192.0.2.7', port: 40000, localAddress: '127.0.0.1', localPort: 5060 };
 
@@ -103,5 +104,67 @@ describe('Registrar: REGISTER answered without a server transaction', () => {
     advance(40_000);
     expect((await r.handle(reg({ cseq: 5, contacts: ['<sip:alice@192.0.2.7:5060>'], expires: 600 }), src)).status).toBe(400);
     expect((await r.handle(reg({ cseq: 4, contacts: ['<sip:alice@192.0.2.7:5060>'], expires: 600 }), src)).status).toBe(400);
+  });
+});
+
+describe('Registrar.decideNow (in-process store, no promise)', () => {
+  const sequence = (): SipRequest[] => [
+    reg({ contacts: ['<sip:alice@192.0.2.7:5060>;q=0.5'], expires: 600 }),
+    reg({ cseq: 1, contacts: ['<sip:alice@192.0.2.7:5060>;q=0.5'], expires: 600 }), // retransmission
+    reg({ cseq: 2, contacts: ['<sip:alice@192.0.2.8:5060>', '<sip:alice@192.0.2.7:5060>;expires=900'] }),
+    reg({ cseq: 2, contacts: ['<sip:alice@192.0.2.9:5060>'] }), // out of order
+    reg({ cseq: 3, contacts: ['<sip:alice@192.0.2.9:5060>'] }), // one too many
+    reg({ cseq: 4, contacts: ['<sip:a@h>'], expires: 30 }), // too brief
+    reg({ cseq: 5, contacts: ['<sip:a@h>;q=7'] }), // bad q
+    reg({ cseq: 6, to: 'sip:bob@d.test', contacts: ['<sip:bob@h>'] }), // another user's AOR
+    reg({ cseq: 7 }), // query
+    reg({ cseq: 8, contacts: ['*'] }), // wildcard without Expires: 0
+    reg({ cseq: 9, contacts: ['*'], expires: 0 }),
+    reg({ cseq: 10 }),
+  ];
+
+  it('answers a sequence of REGISTERs as decide does, and leaves the same bindings', async () => {
+    const now = setup();
+    const later = setup();
+    for (const req of sequence()) {
+      const sync = now.r.decideNow(registerFactsOf(req), src, 'alice');
+      const async = await later.r.decide(registerFactsOf(req), src, 'alice');
+      expect(sync).toBeDefined();
+      expect(sync).toEqual(async);
+      expect(now.store.getBindingsSync('sip:alice@d.test')).toEqual(later.store.getBindingsSync('sip:alice@d.test'));
+      now.advance(1000);
+      later.advance(1000);
+    }
+  });
+
+  it('says undefined when the store is outside the process, or while a REGISTER of the AOR is being written', async () => {
+    const inner = new MemoryLocationStore({ sweepIntervalMs: 3_600_000 });
+    let release!: () => void;
+    const gate = new Promise<void>((done) => (release = done));
+    // A store answering only with promises (as Redis does), whose first write waits for the gate.
+    const remote = {
+      getBindings: (aor: string) => inner.getBindings(aor),
+      setBindings: async (aor: string, b: Parameters<typeof inner.setBindings>[1]) => {
+        await gate;
+        await inner.setBindings(aor, b);
+      },
+      size: () => inner.size(),
+      aorCount: () => inner.aorCount(),
+      onExpired: () => undefined,
+      close: async () => undefined,
+    };
+    const viaPromises = new Registrar({ store: remote, isLocalDomain: (h) => h === 'd.test' });
+    expect(viaPromises.decideNow(registerFactsOf(reg({ contacts: ['<sip:a@h>'] })), src)).toBeUndefined();
+
+    // The in-process registrar with an AOR lock held: a write through `decide` on a store that waits.
+    const inProcess: SyncLocationStore = { ...remote, getBindingsSync: (aor) => inner.getBindingsSync(aor), setBindingsSync: (aor, b) => inner.setBindingsSync(aor, b) };
+    const held = new Registrar({ store: inProcess, isLocalDomain: (h) => h === 'd.test' });
+    const first = held.decide(registerFactsOf(reg({ contacts: ['<sip:alice@192.0.2.7:5060>'] })), src);
+    expect(held.decideNow(registerFactsOf(reg({ cseq: 2, contacts: ['<sip:alice@192.0.2.8:5060>'] })), src)).toBeUndefined();
+    // Another AOR is not held up.
+    expect(held.decideNow(registerFactsOf(reg({ to: 'sip:bob@d.test', contacts: ['<sip:bob@h>'] })), src)?.status).toBe(200);
+    release();
+    expect((await first).status).toBe(200);
+    expect(held.decideNow(registerFactsOf(reg({ cseq: 2, contacts: ['<sip:alice@192.0.2.8:5060>'] })), src)?.headers.filter(([n]) => n === 'Contact')).toHaveLength(2);
   });
 });
