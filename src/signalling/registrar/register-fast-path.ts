@@ -222,8 +222,11 @@ export class RegisterFastPath {
     const ruri = parseUri(scan.uri);
     // (a Request-URI with ?headers is refused by the parser: §19.1.1)
     if (!ruri.ok || ruri.value.headers.size !== 0 || ruri.value.scheme === 'tel' || !this.#host.isLocalDomain(ruri.value.host)) return undefined;
+    // A REGISTER without credentials is challenged whatever its Contact says (the registrar never
+    // sees it, on either path), so its Contact is read only when it carries some.
     const contacts: Contact[] = [];
-    if (contact !== undefined && parseNameAddrList(contact, contacts, true) !== undefined) return undefined;
+    const challenged = this.#host.authEnabled && authorization.length === 0;
+    if (!challenged && contact !== undefined && parseNameAddrList(contact, contacts, true) !== undefined) return undefined;
 
     // §18.2.1 `received`, RFC 3581 `rport`: the text edit the transport makes in the common case.
     const address = source.address;

@@ -143,28 +143,37 @@ const DQUOTE = 34;
  * Names are lower-cased; quoted values are unescaped (`\"` -> `"`).
  */
 export function parseAuthParams(value: string): Result<{ scheme: string; params: Map<string, string> }> {
-  const text = value.trim();
-  const sp = text.search(/\s/);
-  if (sp <= 0) return fail('SIP_ERR_BAD_AUTH', 'missing auth scheme or parameters');
-  const scheme = text.slice(0, sp);
+  // The bounds of value.trim(), and the scheme up to the first white space (as /\s/ finds it),
+  // without the copies.
+  let start = 0;
+  let n = value.length;
+  while (start < n && isJsSpace(charCode(value, start))) start++;
+  while (n > start && isJsSpace(charCode(value, n - 1))) n--;
+  let i = start;
+  while (i < n && !isJsSpace(charCode(value, i))) i++;
+  if (i === start || i === n) return fail('SIP_ERR_BAD_AUTH', 'missing auth scheme or parameters');
+  const scheme = value.slice(start, i);
+  const text = value;
   const params = new Map<string, string>();
-  let i = sp;
-  const n = text.length;
   while (i < n) {
     let c = charCode(text, i);
     while (c === SP || c === HTAB || c === COMMA || c === CR || c === LF) c = charCode(text, ++i);
     if (i >= n) break;
     const nameStart = i;
-    while (i < n && c !== EQUALS && c !== COMMA && c !== SP && c !== HTAB) c = charCode(text, ++i);
-    const name = text.slice(nameStart, i).toLowerCase();
+    let upper = false;
+    while (i < n && c !== EQUALS && c !== COMMA && c !== SP && c !== HTAB) {
+      if ((c >= 65 && c <= 90) || c > 127) upper = true;
+      c = charCode(text, ++i);
+    }
+    const name = upper ? text.slice(nameStart, i).toLowerCase() : text.slice(nameStart, i);
     if (!name) return fail('SIP_ERR_BAD_AUTH', 'empty auth-param name');
-    while (c === SP || c === HTAB) c = charCode(text, ++i);
-    if (c !== EQUALS) return fail('SIP_ERR_BAD_AUTH', `auth-param ${name} has no value`);
+    while (i < n && (c === SP || c === HTAB)) c = charCode(text, ++i);
+    if (i >= n || c !== EQUALS) return fail('SIP_ERR_BAD_AUTH', `auth-param ${name} has no value`);
     c = charCode(text, ++i);
-    while (c === SP || c === HTAB) c = charCode(text, ++i);
+    while (i < n && (c === SP || c === HTAB)) c = charCode(text, ++i);
     let val: string;
-    if (c === DQUOTE) {
-      const qe = quotedStringEnd(text, i);
+    if (i < n && c === DQUOTE) {
+      const qe = quotedStringEnd(text, i, n);
       if (qe === -1) return fail('SIP_ERR_BAD_AUTH', `unterminated quoted value for ${name}`);
       val = unquote(text.slice(i, qe));
       i = qe;
@@ -177,6 +186,13 @@ export function parseAuthParams(value: string): Result<{ scheme: string; params:
     params.set(name, val);
   }
   return ok({ scheme, params });
+}
+
+/** What /\s/ and String#trim count as white space. */
+function isJsSpace(c: number): boolean {
+  if (c <= 32) return c === 32 || (c >= 9 && c <= 13);
+  if (c < 0xa0) return false;
+  return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
 }
 
 /** Parses a Digest challenge (`WWW-Authenticate` / `Proxy-Authenticate`). */
@@ -215,13 +231,16 @@ export function formatChallenge(c: Omit<DigestChallenge, 'params'> & { params?: 
   return `Digest ${parts.join(', ')}`;
 }
 
+const REQUIRED_CREDENTIALS = ['username', 'realm', 'nonce', 'uri', 'response'] as const;
+const OPTIONAL_CREDENTIALS = ['algorithm', 'cnonce', 'nc', 'qop', 'opaque'] as const;
+
 /** Parses Digest credentials (`Authorization` / `Proxy-Authorization`). */
 export function parseCredentials(value: string): Result<DigestCredentials> {
   const r = parseAuthParams(value);
   if (!r.ok) return r;
   if (r.value.scheme.toLowerCase() !== 'digest') return fail('SIP_ERR_BAD_AUTH', `unsupported auth scheme ${r.value.scheme}`);
   const p = r.value.params;
-  for (const k of ['username', 'realm', 'nonce', 'uri', 'response'] as const) {
+  for (const k of REQUIRED_CREDENTIALS) {
     if (p.get(k) === undefined) return fail('SIP_ERR_BAD_AUTH', `credentials without ${k}`);
   }
   const c: DigestCredentials = {
@@ -232,8 +251,7 @@ export function parseCredentials(value: string): Result<DigestCredentials> {
     response: p.get('response')!,
     params: p,
   };
-  const opt = ['algorithm', 'cnonce', 'nc', 'qop', 'opaque'] as const;
-  for (const k of opt) {
+  for (const k of OPTIONAL_CREDENTIALS) {
     const v = p.get(k);
     if (v !== undefined) c[k] = v;
   }
