@@ -9,7 +9,11 @@
  * the paths. This measures the code path; the SIPp figure against Kamailio is
  * `bench/signalling.bench.ts --only register --generic-register`.
  *
- *   node --import tsx bench/register-path.bench.ts [--n 20000] [--rounds 3]
+ * `--no-send`: the answers are kept instead of sent (no syscall, no sink), so the figure is the
+ * JavaScript alone; on a shared machine its round-to-round spread is a few per cent, against
+ * 10-20 % with the sends, which is what tells apart two versions of the path.
+ *
+ *   node --import tsx bench/register-path.bench.ts [--n 20000] [--rounds 3] [--no-send]
  */
 import dgram from 'node:dgram';
 import { SignallingNode } from '../src/signalling/signalling-node.js';
@@ -22,6 +26,7 @@ function arg(name: string): string | undefined {
 }
 const N = Number(arg('--n') ?? 20_000);
 const ROUNDS = Number(arg('--rounds') ?? 3);
+const NO_SEND = process.argv.includes('--no-send');
 const DOMAIN = 'bench.test';
 const USERS = 10_000;
 const user = (i: number) => `u${String(i % USERS).padStart(5, '0')}`;
@@ -42,6 +47,7 @@ async function startNode(fastRegister: boolean): Promise<{ node: SignallingNode;
     fastRegister,
   });
   const lp = (await node.start())[0]!;
+  if (NO_SEND) node.transport.transmit = (data: Buffer) => void received.push(data);
   return { node, source: { transport: 'udp', address: '127.0.0.1', port: sinkPort, localAddress: lp.address, localPort: lp.port } };
 }
 
@@ -110,7 +116,7 @@ async function measure(side: { node: SignallingNode; source: Source }): Promise<
 
 const fast = await startNode(true);
 const generic = await startNode(false);
-console.log(`REGISTER paths, in process: ${N} users' REGISTER -> 401 -> REGISTER -> 200 per round, ${ROUNDS} rounds alternating (first round is warm-up)`);
+console.log(`REGISTER paths, in process: ${N} users' REGISTER -> 401 -> REGISTER -> 200 per round, ${ROUNDS} rounds alternating (first round is warm-up)${NO_SEND ? ', answers kept, not sent' : ''}`);
 const results: Record<string, { challenge: number[]; authenticated: number[] }> = { fast: { challenge: [], authenticated: [] }, generic: { challenge: [], authenticated: [] } };
 for (let r = 0; r <= ROUNDS; r++) {
   for (const [name, side] of [['fast', fast], ['generic', generic]] as const) {
