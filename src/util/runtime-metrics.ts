@@ -24,17 +24,22 @@ const KIND_NAMES: Record<number, string> = {
 
 let started: { stop: () => void } | undefined;
 
+const LOOP_RESOLUTION_MS = 10;
+
 /** Starts the runtime metrics of this process (idempotent). Returns a stop function. */
 export function startRuntimeMetrics(): () => void {
   if (started) return started.stop;
-  const loop: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  const loop: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   loop.enable();
-  gauge('tandem_event_loop_delay_seconds', 'Event-loop delay since the previous scrape (perf_hooks monitorEventLoopDelay, 10 ms resolution)', ['quantile'], function collect() {
+  // The histogram records the whole interval between its timer's runs (an idle loop shows 10 ms),
+  // so the sampling interval is taken off: what is exported is how late the loop ran.
+  const late = (ns: number): number => Math.max(0, ns - LOOP_RESOLUTION_MS * 1e6) / 1e9;
+  gauge('tandem_event_loop_delay_seconds', 'How late the event loop ran, since the previous scrape (perf_hooks monitorEventLoopDelay sampled every 10 ms, the interval taken off)', ['quantile'], function collect() {
     // The histogram is in ns; an empty one reports NaN percentiles and a huge min.
     const n = loop.count;
-    this.set({ quantile: '0.5' }, n ? loop.percentile(50) / 1e9 : 0);
-    this.set({ quantile: '0.99' }, n ? loop.percentile(99) / 1e9 : 0);
-    this.set({ quantile: '1' }, n ? loop.max / 1e9 : 0);
+    this.set({ quantile: '0.5' }, n ? late(loop.percentile(50)) : 0);
+    this.set({ quantile: '0.99' }, n ? late(loop.percentile(99)) : 0);
+    this.set({ quantile: '1' }, n ? late(loop.max) : 0);
     loop.reset();
   });
   const pauses = histogram('tandem_gc_pause_seconds', 'V8 garbage-collection pauses, by kind', ['kind'], [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]);

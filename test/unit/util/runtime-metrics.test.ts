@@ -18,6 +18,13 @@ describe('runtime metrics', () => {
     expect(startRuntimeMetrics()).toBe(stop);
   });
 
+  it('an idle loop is not late: the 10 ms sampling interval is not reported as delay', async () => {
+    await metricsRegistry.metrics(); // reset
+    await new Promise((r) => setTimeout(r, 300));
+    const text = await metricsRegistry.metrics();
+    expect(sample(text, 'tandem_event_loop_delay_seconds{quantile="0.5"}')).toBeLessThan(0.008);
+  });
+
   it('exports the event-loop delay: a blocked loop shows in the max since the previous scrape, then it is reset', async () => {
     await metricsRegistry.metrics(); // reset
     await new Promise((r) => setTimeout(r, 30));
