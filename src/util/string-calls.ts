@@ -18,3 +18,13 @@ export function charCode(s: string, i: number): number {
 /** Buffer#latin1Slice exists at runtime (faster than toString's encoding dispatch) but is not typed. */
 export const latin1 = (b: Buffer, start: number, end: number): string =>
   (b as unknown as { latin1Slice(s: number, e: number): string }).latin1Slice(start, end);
+
+/**
+ * A copy of `s` that does not keep its parent alive. Values read from a received message are
+ * slices of its whole text; whatever outlives the message (a transaction kept for Timers J/K, a
+ * binding, a nonce count, a call record) must not pin that text. Concatenation forces a flat
+ * copy; the slice of it shares that small copy only.
+ */
+export function ownString(s: string): string {
+  return (' ' + s).slice(1);
+}

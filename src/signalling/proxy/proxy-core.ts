@@ -9,7 +9,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { HmacSha256 } from '../../util/hmac-sha256.js';
 import { SipRequest as SipRequestClass, type SipRequest, type SipResponse } from '../../sip/message/sip-message.js';
-import { ownString } from '../../sip/transaction/own-string.js';
+import { ownString } from '../../util/string-calls.js';
 import { createResponse } from '../../sip/message/builders.js';
 import { formatUri, parseNameAddr, parseUri, type SipUri } from '../../sip/uri/sip-uri.js';
 import type { Endpoint, Source, TransportName } from '../../sip/transport/types.js';

@@ -18,7 +18,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { GenerationalMap } from '../../util/generational-map.js';
 import { HmacSha256 } from '../../util/hmac-sha256.js';
-import { ownString as flat } from '../../sip/transaction/own-string.js';
+import { ownString as flat } from '../../util/string-calls.js';
 
 /** Record-Route URI parameter that carries the token. */
 export const ROUTE_TOKEN_PARAM = 'tk';

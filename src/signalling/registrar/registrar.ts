@@ -9,6 +9,7 @@ import { formatUri, parseUri, urisEqual, type NameAddr, type SipUri } from '../.
 import type { Source } from '../../sip/transport/types.js';
 import { isSyncLocationStore, type Binding, type FlowEndpoint, type LocationStore, type SyncLocationStore } from '../../state/store.js';
 import { counter } from '../../util/metrics.js';
+import { ownString } from '../../util/string-calls.js';
 import { aorKey } from '../location/aor.js';
 import { childrenOf } from '../metric-children.js';
 
@@ -274,19 +275,21 @@ export class Registrar {
       } else if (pc.expiresSec === 0) {
         continue;
       }
+      // The strings are copied: as slices of the REGISTER they would keep its whole text alive
+      // for the binding's lifetime (30 % of the heap a binding holds).
       const binding: Binding = {
         aor,
-        contact: pc.text,
+        contact: ownString(pc.text),
         q: pc.q,
         expiresAtMs: nowMs + pc.expiresSec * 1000,
-        callId,
+        callId: ownString(callId),
         cseq,
         received: flow,
         updatedAtMs: nowMs,
       };
-      if (path.length) binding.path = path;
-      if (pc.instanceId) binding.instanceId = pc.instanceId;
-      if (userAgent) binding.userAgent = userAgent;
+      if (path.length) binding.path = path.map(ownString);
+      if (pc.instanceId) binding.instanceId = ownString(pc.instanceId);
+      if (userAgent) binding.userAgent = ownString(userAgent);
       if (this.#node) binding.owner = this.#node;
       if (idx >= 0) next[idx] = binding;
       else next.push(binding);

@@ -19,6 +19,7 @@
 import { GenerationalMap } from '../../util/generational-map.js';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { HmacSha256 } from '../../util/hmac-sha256.js';
+import { ownString } from '../../util/string-calls.js';
 import { parseUri } from '../uri/sip-uri.js';
 import {
   computeHa1,
@@ -238,7 +239,7 @@ export class DigestAuthenticator {
     if (last !== undefined && nc <= last) return creds.qop ? { ok: false, failure: 'replay', username, sameCount: nc === last } : { ok: false, failure: 'stale', username };
     // Its own copy: the nonce as parsed is a slice of the request's whole header block, which
     // the map would otherwise keep alive for as long as it tracks the nonce.
-    this.#ncSeen.set(last !== undefined ? creds.nonce : (' ' + creds.nonce).slice(1), nc);
+    this.#ncSeen.set(last !== undefined ? creds.nonce : ownString(creds.nonce), nc);
     return { ok: true, username, credentials: creds };
   }
 

@@ -4,7 +4,7 @@ import { parseMessage } from '../message/parser.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import { responseDestination } from '../transport/response-routing.js';
 import type { Endpoint, Source } from '../transport/types.js';
-import { ownString } from './own-string.js';
+import { ownString } from '../../util/string-calls.js';
 import { TxEmitter } from './tx-emitter.js';
 import type { ServerTransaction, ServerTransactionEvents, TransactionState, TxContext } from './types.js';
 import { requestFromOwnBytes } from './request-builders.js';

@@ -15,7 +15,7 @@ import { InviteServerTransaction } from './invite-server-transaction.js';
 import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.js';
 import { StatelessServerTransaction } from './stateless-server-transaction.js';
-import { ownString } from './own-string.js';
+import { ownString } from '../../util/string-calls.js';
 import { buildCancel } from './request-builders.js';
 import type {
   ClientTransaction,

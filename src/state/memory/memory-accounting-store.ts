@@ -1,13 +1,7 @@
 import { GenerationalMap } from '../../util/generational-map.js';
+import { ownString as own } from '../../util/string-calls.js';
 import type { AccountingStore, CallRecord } from '../store.js';
 
-/**
- * A copy of `s` that does not keep its parent alive: a Call-ID or URI read from a parsed message
- * is a slice of the whole received header block, and a record outlives its message by minutes.
- */
-function own(s: string): string {
-  return (' ' + s).slice(1);
-}
 
 /**
  * One process's call records: each call claimed once (a bounded set of recent Call-IDs), the

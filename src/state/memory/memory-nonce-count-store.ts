@@ -1,5 +1,6 @@
 import { GenerationalMap } from '../../util/generational-map.js';
 import type { NonceCountStore } from '../store.js';
+import { ownString } from '../../util/string-calls.js';
 
 export interface MemoryNonceCountStoreOptions {
   /**
@@ -26,7 +27,7 @@ export class MemoryNonceCountStore implements NonceCountStore {
     const live = seen !== undefined && seen.expiresAtMs > now;
     if (live && nc <= seen.nc) return false;
     // Its own copy of the nonce: the caller's is a slice of a whole received header block.
-    this.#seen.set((' ' + nonce).slice(1), { nc, expiresAtMs: live ? seen.expiresAtMs : now + ttlSec * 1000 });
+    this.#seen.set(ownString(nonce), { nc, expiresAtMs: live ? seen.expiresAtMs : now + ttlSec * 1000 });
     return true;
   }
 
