@@ -5,6 +5,7 @@
  * destination, moves with serial failover, and is removed on BYE, on a failure final response,
  * on CANCEL and on dialog timeout.
  */
+import { ownString } from '../../util/string-calls.js';
 import type { DialogRecord, DialogStore, ForwardedBranch } from '../../state/store.js';
 import { gauge, counter } from '../../util/metrics.js';
 import { childrenOf } from '../metric-children.js';
@@ -108,7 +109,10 @@ export class DialogTracker {
       rec.updatedAtMs = now;
       return;
     }
-    const r: DialogRecord = { id: callId, callId, fromTag, state: 'early', createdAtMs: now, updatedAtMs: now };
+    // Own copies: read off the INVITE, they are slices of its text and would keep it alive for
+    // the whole call.
+    const id = ownString(callId);
+    const r: DialogRecord = { id, callId: id, fromTag: ownString(fromTag), state: 'early', createdAtMs: now, updatedAtMs: now };
     if (destination !== undefined) r.destination = destination;
     if (mediaNode !== undefined) r.mediaNode = mediaNode;
     if (this.#nodeId !== undefined) {
@@ -116,10 +120,10 @@ export class DialogTracker {
       r.creator = this.#nodeId;
     }
     if (parties) {
-      r.fromUri = parties.fromUri;
-      r.toUri = parties.toUri;
+      r.fromUri = ownString(parties.fromUri);
+      r.toUri = ownString(parties.toUri);
     }
-    this.#byCallId.set(callId, r);
+    this.#byCallId.set(id, r);
     this.#early++;
     this.#inc(destination);
     // Shared when confirmed: a peer continues established calls; an early dialog is only this
@@ -156,7 +160,7 @@ export class DialogTracker {
     const rec = this.#byCallId.get(callId);
     if (!rec || rec.state === 'confirmed') return;
     rec.state = 'confirmed';
-    if (toTag !== undefined) rec.toTag = toTag;
+    if (toTag !== undefined) rec.toTag = ownString(toTag); // a slice of the 2xx's text otherwise
     rec.updatedAtMs = this.#now();
     rec.answeredAtMs = rec.updatedAtMs;
     delete rec.invite;
