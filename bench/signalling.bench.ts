@@ -20,7 +20,7 @@
  *   node --import tsx bench/signalling.bench.ts [--quick] [--step-sec 60] [--rates 400,1000]
  *     [--reg-rates 2000,4000] [--only calls|register] [--no-kamailio] [--workers 1,2]
  *     [--pin] [--call-ms 1000] [--no-trace-gc] [--root DIR] [--gc-threads N|node]
- *     [--generic-register]
+ *     [--generic-register] [--cpu-prof DIR] [--sipp-buffer BYTES]
  *
  * --pin runs each server on core 1 and SIPp on core 0 (taskset); without it all share the cores.
  * --root runs the Tandem of another checkout (e.g. `git archive <commit>` unpacked) for an A/B.
@@ -65,10 +65,20 @@ const workersArg = list(arg('--workers'));
 const workerCounts = workersArg ?? [1];
 const gcThreadsArg = arg('--gc-threads');
 const genericRegister = process.argv.includes('--generic-register');
+/** --cpu-prof DIR: Tandem runs under V8's sampling profiler; one .cpuprofile per process lands in DIR at its exit. */
+const cpuProfDir = arg('--cpu-prof') ? resolve(arg('--cpu-prof')!) : undefined;
+/**
+ * --sipp-buffer BYTES: SIPp's socket buffers (its -buff_size; SIPp's own default is 64 KB, which
+ * the kernel doubles). Each SIPp process has one socket for all its calls, where a deployment has
+ * one per phone, so a burst of answers after any pause of the server can overflow it: the
+ * datagrams dropped there (visible in `ss -uamp`, column d) count as the server's failures.
+ */
+const sippBuffer = arg('--sipp-buffer');
+const sippBufferArgs = sippBuffer ? ['-buff_size', sippBuffer] : [];
 
 console.log(
   `signalling bench (SIPp): ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${spawnSync('sipp', ['-v']).stdout.toString().match(/SIPp v[\w.-]+/)?.[0] ?? 'sipp'}; ` +
-    `${stepSec} s per step, calls of ${callMs} ms, ${pin ? 'server on core 1, SIPp on core 0' : 'server and SIPp share the cores'}; load average ${loadavg()[0]!.toFixed(2)}`,
+    `${stepSec} s per step, calls of ${callMs} ms, ${pin ? 'server on core 1, SIPp on core 0' : 'server and SIPp share the cores'}, SIPp socket buffers ${sippBuffer ?? 'SIPp default'}; load average ${loadavg()[0]!.toFixed(2)}`,
 );
 
 console.log(`garbage-collection helper threads per Tandem process: ${gcThreadsArg === 'node' ? `Node's default (${NODE_DEFAULT_POOL_SIZE})` : (gcThreadsArg ?? `Tandem's choice (${workerCounts.map((w) => `${gcThreadsFor(cpus().length, w)} with ${w} worker${w > 1 ? 's' : ''}`).join(', ')})`)}`);
@@ -214,6 +224,7 @@ async function startTandemServer(auth: boolean, workers: number, fastRegister = 
   // As deployed: one process is started with its helper count, workers get theirs from the primary.
   const gcThreads = gcThreadsArg === 'node' ? NODE_DEFAULT_POOL_SIZE : Number(gcThreadsArg ?? gcThreadsFor(cpus().length, workers));
   const nodeFlags = traceGc ? ['--trace-gc'] : [];
+  if (cpuProfDir) nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
   if (workers === 1) nodeFlags.push(`--v8-pool-size=${gcThreads}`);
   else if (gcThreadsFlag) args.push('--gc-threads', String(gcThreads));
   const cfg = join(dir, fastRegister ? 'tandem.yaml' : 'tandem-generic.yaml');
@@ -332,7 +343,7 @@ async function startUas(): Promise<{ port: number; pid: number; stop: () => Prom
   const port = await freePort();
   const uasDir = join(dir, 'uas');
   mkdirSync(uasDir, { recursive: true });
-  const [cmd, args] = taskset(0, 'sipp', ['-sf', join(SCENARIOS, 'uas-record-route.xml'), '-i', '127.0.0.1', '-p', String(port), '-nostdin', '-bg']);
+  const [cmd, args] = taskset(0, 'sipp', ['-sf', join(SCENARIOS, 'uas-record-route.xml'), '-i', '127.0.0.1', '-p', String(port), '-nostdin', '-bg', ...sippBufferArgs]);
   // -bg: SIPp forks, prints its pid and the parent exits.
   const out = spawnSync(cmd, args, { cwd: uasDir }).stdout.toString();
   const pid = Number(/PID=\[(\d+)\]/.exec(out)?.[1] ?? /(\d+)/.exec(out)?.[1]);
@@ -388,6 +399,17 @@ interface Step {
   gc?: ReturnType<GcLog['take']>;
 }
 
+/** Datagrams the kernel dropped at the UDP sockets bound to these loopback ports (full receive buffer). */
+function udpDrops(ports: number[]): number {
+  let drops = 0;
+  for (const line of readFileSync('/proc/net/udp', 'latin1').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    const port = parseInt(f[1]?.split(':')[1] ?? '', 16);
+    if (ports.includes(port)) drops += Number(f[f.length - 1]);
+  }
+  return drops;
+}
+
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -417,11 +439,12 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
     scenario === 'call'
       ? ['-sf', join(SCENARIOS, 'bench-uac.xml'), '-s', 'service', '-key', 'domain', DOMAIN, '-d', String(callMs)]
       : ['-sf', join(SCENARIOS, 'bench-register.xml'), '-inf', injectionCsv];
+  const uacPort = await freePort();
   const args = [
     ...sippArgs,
     `127.0.0.1:${server.port}`,
     '-i', '127.0.0.1',
-    '-p', String(await freePort()),
+    '-p', String(uacPort),
     '-m', String(total),
     '-r', String(rate),
     '-rp', '1000',
@@ -429,8 +452,10 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
     '-timeout', `${stepSec + 40}s`,
     '-timeout_error',
     '-trace_stat', '-stf', stats, '-fd', '1',
+    '-trace_err',
     '-trace_rtt', '-rtt_freq', '200',
     '-nostdin',
+    ...sippBufferArgs,
   ];
   const pids = server.pids();
   server.gc?.take();
@@ -442,6 +467,9 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
   // The generator's CPU (SIPp UAC, and the UAS for calls): with the server's, what the machine
   // spends. Read every 0.5 s, each process's last reading kept (the UAC's ends when it exits).
   const generatorPids = scenario === 'call' ? [sipp.pid!, uas.pid] : [sipp.pid!];
+  const generatorPorts = scenario === 'call' ? [uacPort, uas.port] : [uacPort];
+  const drops0 = udpDrops(generatorPorts);
+  const serverDrops0 = udpDrops([server.port]);
   const ticksOf = (pid: number) => {
     const c = cpuSplit([pid]);
     return c.user + c.system;
@@ -456,6 +484,8 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
   clearTimeout(killer);
   clearInterval(gPoll);
   const wallSec = (Date.now() - t0) / 1000;
+  const sippDrops = udpDrops(generatorPorts) - drops0;
+  const serverDrops = udpDrops([server.port]) - serverDrops0;
   const c1 = cpuSplit(pids);
   generatorPids.forEach((pid, i) => (gLast[i] = Math.max(gLast[i]!, ticksOf(pid))));
   const generatorPct = (gLast.reduce((a, t, i) => a + t - g0[i]!, 0) / CLK_TCK / wallSec) * 100;
@@ -511,8 +541,23 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
   const loopText = loop ? `; event-loop delay p99 ${(loop.p99 * 1000).toFixed(1)} max ${(loop.max * 1000).toFixed(1)} ms` : '';
   console.log(
     `  ${server.name.padEnd(10)} ${scenario.padEnd(8)} ${String(rate).padStart(5)}/s (achieved ${achieved.toFixed(0).padStart(5)}): ${successful}/${total} ok, ${failed} failed, ` +
-      `${retransmissions} retrans, p50 ${s.p50Ms.toFixed(2)} p99 ${s.p99Ms.toFixed(1)} ms (${times.length} samples), CPU ${s.cpuPct.toFixed(0)}% = ${s.cpuUsPerCall.toFixed(0)} µs per ${scenario} (${(s.userShare * 100).toFixed(0)}% user), SIPp ${generatorPct.toFixed(0)}%${gcText}${loopText}`,
+      `${retransmissions} retrans, p50 ${s.p50Ms.toFixed(2)} p99 ${s.p99Ms.toFixed(1)} ms (${times.length} samples), CPU ${s.cpuPct.toFixed(0)}% = ${s.cpuUsPerCall.toFixed(0)} µs per ${scenario} (${(s.userShare * 100).toFixed(0)}% user), SIPp ${generatorPct.toFixed(0)}% (datagrams dropped at its sockets ${sippDrops}, at the server's ${serverDrops})${gcText}${loopText}`,
   );
+  if (!s.clean) {
+    // Why SIPp failed calls (-trace_err): the distinct reasons, Call-IDs and times left out.
+    const reasons = new Map<string, number>();
+    for (const f of readdirSync(stepDir)) {
+      if (!f.endsWith('_errors.log')) continue;
+      // One entry per "date<TAB>time<TAB>epoch: text", the text often followed by the message.
+      for (const entry of readFileSync(join(stepDir, f), 'latin1').split(/(?=\d{4}-\d\d-\d\d\t\d\d:)/)) {
+        const text = entry.replace(/^[\d\s:.-]+/, '').replace(/\r/g, '');
+        if (text.startsWith('Maximum number of open sockets') || text.startsWith('The following events')) continue; // SIPp's notes, not failures
+        const reason = text.split('\n').slice(0, 2).join(' ').replace(/'[^'\n]*@[^'\n]*'|\d+-\d+@[\d.]+/g, '…').slice(0, 200).trim();
+        if (reason) reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+      }
+    }
+    for (const [reason, n] of [...reasons].sort((x, y) => y[1] - x[1]).slice(0, 4)) console.log(`      SIPp: ${n} x ${reason}`);
+  }
   return s;
 }
 
