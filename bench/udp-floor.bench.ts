@@ -1,7 +1,9 @@
 /**
  * The datagram floor: what one UDP datagram received and answered costs a server that does
- * nothing else, Node's `dgram` against C's recvfrom/sendto, driven by the same C pacer at the
- * same rates (evenly spaced, as SIPp spaces its calls, so each datagram may wake the server).
+ * nothing else, driven by the same C pacer at the same rates (evenly spaced, as SIPp spaces its
+ * calls, so each datagram may wake the server): C's recvfrom/sendto, Node's `dgram`, and Node with
+ * the signalling transport's native path (src/sip/transport/native-udp.ts: recvmmsg batches, one
+ * JavaScript entry per batch, sendto without a request object).
  * The signalling node pays this floor for every message before any SIP work: a digest
  * registration is two datagrams in and two out, a proxied call about ten each way. The figure
  * puts the gap between Tandem's and Kamailio's CPU per request (bench/signalling.bench.ts) into
@@ -37,8 +39,16 @@ function buildEcho(): string {
   return bin;
 }
 
-async function startServer(kind: 'c' | 'node', echo: string, port: number): Promise<ChildProcess> {
-  const child = kind === 'c' ? spawn(echo, ['serve', String(port)]) : spawn(process.execPath, [join(import.meta.dirname, 'lib/node-echo.mjs'), String(port)]);
+type Kind = 'c' | 'node' | 'native';
+const KINDS: Kind[] = ['c', 'node', 'native'];
+
+async function startServer(kind: Kind, echo: string, port: number): Promise<ChildProcess> {
+  const child =
+    kind === 'c'
+      ? spawn(echo, ['serve', String(port)])
+      : kind === 'node'
+        ? spawn(process.execPath, [join(import.meta.dirname, 'lib/node-echo.mjs'), String(port)])
+        : spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'lib/native-echo.ts'), String(port)], { cwd: ROOT });
   await new Promise<void>((ok, fail) => {
     const t = setTimeout(() => fail(new Error(`${kind} echo server not ready`)), 10_000);
     child.stdout!.on('data', (d: Buffer) => {
@@ -51,7 +61,7 @@ async function startServer(kind: 'c' | 'node', echo: string, port: number): Prom
   return child;
 }
 
-async function run(kind: 'c' | 'node', echo: string, rate: number): Promise<{ usPerDatagram: number; answered: number; sent: number }> {
+async function run(kind: Kind, echo: string, rate: number): Promise<{ usPerDatagram: number; answered: number; sent: number }> {
   const port = await freePort();
   const server = await startServer(kind, echo, port);
   // Warm-up (JIT, socket buffers), then the measured run.
@@ -68,13 +78,13 @@ async function run(kind: 'c' | 'node', echo: string, rate: number): Promise<{ us
 
 const echo = buildEcho();
 console.log(
-  `UDP floor: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}; ${size}-byte datagrams echoed, ${sec} s per run, ${rounds} rounds alternating C and Node; load average ${loadavg()[0]!.toFixed(2)}`,
+  `UDP floor: ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}; ${size}-byte datagrams echoed, ${sec} s per run, ${rounds} rounds alternating C, Node dgram and Node with the native path; load average ${loadavg()[0]!.toFixed(2)}`,
 );
 for (const rate of rates) {
-  const figures: Record<'c' | 'node', number[]> = { c: [], node: [] };
+  const figures: Record<Kind, number[]> = { c: [], node: [], native: [] };
   let lost = 0;
   for (let r = 0; r < rounds; r++) {
-    for (const kind of ['c', 'node'] as const) {
+    for (const kind of KINDS) {
       const f = await run(kind, echo, rate);
       figures[kind].push(f.usPerDatagram);
       lost += f.sent - f.answered;
@@ -83,7 +93,10 @@ for (const rate of rates) {
   const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
   const c = med(figures.c);
   const n = med(figures.node);
+  const v = med(figures.native);
+  const runs = (k: Kind) => figures[k].map((x) => x.toFixed(1)).join(', ');
   console.log(
-    `  ${String(rate).padStart(6)} datagrams/s: server CPU per datagram in+out: C ${c.toFixed(1)} µs [${figures.c.map((x) => x.toFixed(1)).join(', ')}], Node ${n.toFixed(1)} µs [${figures.node.map((x) => x.toFixed(1)).join(', ')}]; Node/C ${(n / c).toFixed(2)}, Node - C ${(n - c).toFixed(1)} µs${lost ? `; ${lost} unanswered` : ''}`,
+    `  ${String(rate).padStart(6)} datagrams/s: server CPU per datagram in+out: C ${c.toFixed(1)} µs [${runs('c')}], Node dgram ${n.toFixed(1)} µs [${runs('node')}], ` +
+      `Node native path ${v.toFixed(1)} µs [${runs('native')}]; dgram/C ${(n / c).toFixed(2)}, native/C ${(v / c).toFixed(2)}${lost ? `; ${lost} unanswered` : ''}`,
   );
 }

@@ -3,19 +3,12 @@
  * the pairs' UDP sockets and relay with epoll + recvmmsg/sendmmsg. Same semantics as the JS
  * relay worker (relay-worker.ts); the control thread calls it synchronously.
  *
- * The addon is compiled on first use with the system C++ compiler against Node's own headers
- * and cached under node_modules/.cache/tandem-native/ keyed by source hash, Node ABI and
- * architecture (TANDEM_NATIVE_CACHE_DIR overrides the place; CXX the compiler, default g++). When
- * it cannot be built or loaded, {@link loadNativeForwarder} returns a failure and the engine uses
- * the JS workers.
+ * The addon is compiled on first use and cached (util/native-addon). When it cannot be built or
+ * loaded, {@link loadNativeForwarder} returns a failure and the engine uses the JS workers.
  */
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildAddon } from '../../util/native-addon.js';
 import { fail, ok, type Result } from '../../util/result.js';
 import type { ChannelStats, Endpoint, LegStats, PairStats, Side, SsrcStats } from './types.js';
 import type { WorkerCounters } from './worker-protocol.js';
@@ -58,7 +51,6 @@ export interface NativeLatch {
   endpoint: Endpoint;
 }
 
-const BUILD_TIMEOUT_MS = 120_000;
 /** create() flags (native/forwarder.cc). */
 const FLAG_SHARED_PORTS = 1;
 const FLAG_FREEBIND = 2;
@@ -73,78 +65,16 @@ export function loadNativeForwarder(): Promise<Result<NativeModule>> {
   return loading;
 }
 
-/** Node's C headers: the first directory that has node_api.h. */
-function nodeIncludeDir(): string | undefined {
-  const vars = (process.config as { variables?: Record<string, unknown> }).variables ?? {};
-  const candidates: string[] = [];
-  if (typeof vars['nodedir'] === 'string') candidates.push(join(vars['nodedir'], 'include/node'));
-  if (process.env['npm_config_nodedir']) candidates.push(join(process.env['npm_config_nodedir'], 'include/node'));
-  candidates.push(join(dirname(process.execPath), '../include/node'));
-  if (typeof vars['node_prefix'] === 'string') candidates.push(join(vars['node_prefix'], 'include/node'));
-  const home = process.env['HOME'];
-  if (home) {
-    const v = process.versions.node;
-    candidates.push(join(home, '.cache/node-gyp', v, 'include/node'), join(home, '.node-gyp', v, 'include/node'));
-  }
-  candidates.push('/usr/include/node', '/usr/local/include/node');
-  return candidates.find((d) => existsSync(join(d, 'node_api.h')));
-}
-
-/** Where built addons are kept: TANDEM_NATIVE_CACHE_DIR, else node_modules/.cache/tandem-native of the package. */
-function cacheRoot(from: string): string {
-  const override = process.env['TANDEM_NATIVE_CACHE_DIR'];
-  if (override) return override;
-  let dir = from;
-  for (let i = 0; i < 8; i++) {
-    if (existsSync(join(dir, 'node_modules'))) return join(dir, 'node_modules/.cache/tandem-native');
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return join(tmpdir(), 'tandem-native');
-}
-
 async function build(): Promise<Result<NativeModule>> {
-  if (process.platform !== 'linux') return fail('NATIVE_ERR_PLATFORM', `native forwarder needs Linux (epoll, recvmmsg), not ${process.platform}`);
   const here = dirname(fileURLToPath(import.meta.url));
   // Running from compiled output (dist/media/relay), the source sits in src/.
-  const source = [join(here, 'native/forwarder.cc'), join(here, '../../../src/media/relay/native/forwarder.cc')].find((p) => existsSync(p));
-  if (!source) return fail('NATIVE_ERR_SOURCE', 'native/forwarder.cc not found');
-  const include = nodeIncludeDir();
-  if (!include) return fail('NATIVE_ERR_HEADERS', "Node's C headers (node_api.h) not found");
-  const cxx = process.env['CXX'] || 'g++';
-  const flags = ['-O2', '-std=c++17', '-shared', '-fPIC', '-pthread', '-DNODE_GYP_MODULE_NAME=tandem_forwarder', '-DNAPI_VERSION=8', `-I${include}`];
-  const code = readFileSync(source);
-  const key = createHash('sha256')
-    .update(code)
-    .update(JSON.stringify([process.versions.node, process.versions.modules, process.arch, cxx, flags]))
-    .digest('hex')
-    .slice(0, 16);
-  const dir = cacheRoot(here);
-  const out = join(dir, `forwarder-${key}.node`);
-  if (!existsSync(out)) {
-    mkdirSync(dir, { recursive: true });
-    // Parallel processes may build at once: each writes its own file, the rename is atomic.
-    const tmp = `${out}.${process.pid}.tmp`;
-    const res = await new Promise<Result<true>>((resolve) => {
-      execFile(cxx, [...flags, source, '-o', tmp], { timeout: BUILD_TIMEOUT_MS }, (err, _stdout, stderr) => {
-        if (err) resolve(fail('NATIVE_ERR_BUILD', `${cxx} failed: ${String(stderr || err.message).slice(0, 500)}`));
-        else resolve(ok(true));
-      });
-    });
-    if (!res.ok) {
-      rmSync(tmp, { force: true });
-      return res;
-    }
-    renameSync(tmp, out);
-  }
-  try {
-    const mod = createRequire(import.meta.url)(out) as NativeModule;
-    if (typeof mod.create !== 'function' || typeof mod.stats !== 'function') return fail('NATIVE_ERR_LOAD', 'native forwarder exports are missing');
-    return ok(mod);
-  } catch (err) {
-    return fail('NATIVE_ERR_LOAD', (err as Error).message);
-  }
+  return buildAddon<NativeModule>({
+    name: 'forwarder',
+    sources: [join(here, 'native/forwarder.cc'), join(here, '../../../src/media/relay/native/forwarder.cc')],
+    from: here,
+    flags: ['-pthread'],
+    exports: ['create', 'stats'],
+  });
 }
 
 /** One native forwarder: `threads` forwarding threads, sockets bound to `bindAddress`. */

@@ -31,6 +31,7 @@ import {
   type TransportOptions,
 } from './types.js';
 import { charCode } from '../../util/string-calls.js';
+import { loadNativeUdp, NativeUdpSocket, sendError } from './native-udp.js';
 
 export type { Endpoint, ListeningPoint, ListenSpec, Source, TransportName, TransportOptions } from './types.js';
 
@@ -44,6 +45,8 @@ interface UdpEntry {
   lp: ListeningPoint;
   socket: dgram.Socket;
   family: 4 | 6;
+  /** The socket's native path (IPv4 only), when the addon loaded: reads and sends instead of dgram. */
+  native?: NativeUdpSocket;
 }
 
 interface ServerEntry {
@@ -185,7 +188,8 @@ function firstInterfaceAddress(family: 4 | 6): string {
 
 export class TransportLayer extends EventEmitter<TransportLayerEvents> {
   readonly listeningPoints: ListeningPoint[] = [];
-  readonly #opts: Required<Omit<TransportOptions, 'tlsClient' | 'wheel' | 'steer' | 'connectionIdBase' | 'sendElsewhere'>>;
+  readonly #opts: Required<Omit<TransportOptions, 'tlsClient' | 'wheel' | 'steer' | 'connectionIdBase' | 'sendElsewhere' | 'nativeUdp'>>;
+  readonly #nativeUdp: boolean;
   readonly #steer: TransportOptions['steer'];
   readonly #sendElsewhere: TransportOptions['sendElsewhere'];
   #nextConnectionId: number;
@@ -216,11 +220,18 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     this.#tlsClient = opts.tlsClient ?? {};
     this.#steer = opts.steer;
     this.#sendElsewhere = opts.sendElsewhere;
+    this.#nativeUdp = opts.nativeUdp ?? true;
     this.#nextConnectionId = opts.connectionIdBase ?? 1;
     this.#wheel = opts.wheel ?? sharedTimerWheel();
     this.#parseDatagram = { maxBytes: this.#opts.maxMessageBytes, stream: false };
     this.#parseStream = { maxBytes: this.#opts.maxMessageBytes, stream: true };
     liveTransports.add(this);
+  }
+
+  /** How each UDP listening point reads: 'native' (batched, native-udp.ts) or 'dgram'. */
+  udpPath(lp: ListeningPoint): 'native' | 'dgram' | undefined {
+    const e = this.#udp.find((x) => x.lp === lp);
+    return e === undefined ? undefined : e.native?.receiving ? 'native' : 'dgram';
   }
 
   /** Open stream connections (incoming and outgoing). */
@@ -255,9 +266,14 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       }
       const lp = makeLp(socket.address().port);
       const entry: UdpEntry = { lp, socket, family };
-      socket.on('message', (buf, rinfo) => this.#onDatagram(entry, buf, rinfo));
+      socket.on('message', (buf, rinfo) => this.#onDatagram(entry, buf, rinfo.address, rinfo.port));
       socket.on('error', (err) => reportTransportEvent('udp_socket_error', `udp:${spec.address}`, err));
+      if (family === 4 && this.#nativeUdp) {
+        const mod = await loadNativeUdp();
+        if (mod.ok) entry.native = NativeUdpSocket.attach(mod.value, socket, (buf, address, port) => this.#onDatagram(entry, buf, address, port));
+      }
       if (!this.#udpReceiving) setReceiving(socket, false);
+      else if (entry.native !== undefined && !entry.native.startReceiving()) entry.native = undefined;
       if (spec.preferred) {
         this.#udp.unshift(entry);
         this.listeningPoints.unshift(lp);
@@ -312,6 +328,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       const [entry] = this.#udp.splice(u, 1);
       await new Promise<void>((resolve) => {
         try {
+          entry!.native?.stopReceiving();
           entry!.socket.close(() => resolve());
         } catch {
           resolve();
@@ -385,8 +402,15 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
         deferError(onError, new Error('SIP_ERR_NO_TRANSPORT: no UDP listening point'), arg);
         return;
       }
-      if (sipWire.hasSubscribers) publishSipWire('out', data, 'udp', entry.lp.address, entry.lp.port, bareHost(target.address), target.port);
-      entry.socket.send(data, target.port, bareHost(target.address), (err) => {
+      const address = bareHost(target.address);
+      if (sipWire.hasSubscribers) publishSipWire('out', data, 'udp', entry.lp.address, entry.lp.port, address, target.port);
+      const rc = entry.native === undefined ? 1 : entry.native.trySend(data, target.port, address);
+      if (rc === 0) return;
+      if (rc < 0) {
+        deferError(onError, sendError(rc), arg);
+        return;
+      }
+      entry.socket.send(data, target.port, address, (err) => {
         if (err) onError(err, arg);
       });
       return;
@@ -412,6 +436,9 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       if (!entry) return Promise.reject(new Error('SIP_ERR_NO_TRANSPORT: no UDP listening point'));
       const address = bareHost(target.address);
       if (sipWire.hasSubscribers) publishSipWire('out', data, 'udp', entry.lp.address, entry.lp.port, address, target.port);
+      const rc = entry.native === undefined ? 1 : entry.native.trySend(data, target.port, address);
+      if (rc === 0) return Promise.resolve();
+      if (rc < 0) return Promise.reject(sendError(rc));
       return new Promise<void>((resolve, reject) => {
         entry.socket.send(data, target.port, address, (err) => (err ? reject(err) : resolve()));
       });
@@ -448,7 +475,13 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
     liveTransports.delete(this);
     for (const conn of [...this.#conns.values()]) this.#closeConnection(conn, undefined);
     await Promise.all([
-      ...this.#udp.map((e) => new Promise<void>((resolve) => e.socket.close(() => resolve()))),
+      ...this.#udp.map(
+        (e) =>
+          new Promise<void>((resolve) => {
+            e.native?.stopReceiving();
+            e.socket.close(() => resolve());
+          }),
+      ),
       ...this.#servers.map((e) => new Promise<void>((resolve) => e.server.close(() => resolve()))),
     ]);
     this.#udp.length = 0;
@@ -474,7 +507,11 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
    */
   setUdpReceiving(on: boolean): void {
     this.#udpReceiving = on;
-    for (const e of this.#udp) setReceiving(e.socket, on);
+    for (const e of this.#udp) {
+      if (e.native === undefined) setReceiving(e.socket, on);
+      else if (!on) e.native.stopReceiving();
+      else if (!e.native.startReceiving()) setReceiving(e.socket, true);
+    }
   }
 
   /**
@@ -496,21 +533,21 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
 
   // ---- receive path ---------------------------------------------------------------------
 
-  #onDatagram(entry: UdpEntry, buf: Buffer, rinfo: dgram.RemoteInfo): void {
+  #onDatagram(entry: UdpEntry, buf: Buffer, fromAddress: string, fromPort: number): void {
     try {
       // Keep-alive CRLFs and empty datagrams carry no message (RFC 3261 §7.5).
       if (buf.length <= 4 && buf.every((b) => b === 0x0d || b === 0x0a)) return;
       const source: Source = {
         transport: 'udp',
-        address: normalizeAddress(rinfo.address),
-        port: rinfo.port,
+        address: normalizeAddress(fromAddress),
+        port: fromPort,
         localAddress: entry.lp.address,
         localPort: entry.lp.port,
       };
       if (this.#steer !== undefined && this.#steer(buf, source)) return;
       this.#onBytes(buf, source, false, undefined);
     } catch (err) {
-      reportTransportEvent('handler_fault', `udp:${rinfo.address}:${rinfo.port}`, err);
+      reportTransportEvent('handler_fault', `udp:${fromAddress}:${fromPort}`, err);
     }
   }
 

@@ -109,6 +109,12 @@ export interface TransportOptions {
    * the bytes there; true when handed over. @default none
    */
   sendElsewhere?: (data: Buffer, connectionId: number) => boolean;
+  /**
+   * IPv4 UDP sockets read in batches and send without node:dgram's per-datagram cost, through a
+   * small addon built on first use (native-udp.ts); without a compiler they stay on dgram.
+   * TANDEM_NATIVE_UDP=0 turns it off for the process. @default true
+   */
+  nativeUdp?: boolean;
 }
 
 export const DEFAULT_PORTS: Record<TransportName, number> = { udp: 5060, tcp: 5060, tls: 5061 };

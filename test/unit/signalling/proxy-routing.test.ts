@@ -98,7 +98,7 @@ describe('proxy routing (RFC 3261 §16.4, §16.6)', () => {
       await env.proxy.forward(inv, env.stx(inv), src, { kind: 'parallel', targets: [{ uri: inv.uri }] });
       const rr = env.sent[0]!.req.getAll('Record-Route');
       expect(rr).toHaveLength(1);
-      expect(rr[0]).toMatch(/^<sip:10\.0\.0\.1:5060;lr;tk=[A-Za-z0-9_-]{16}>$/);
+      expect(rr[0]).toMatch(/^<sip:10\.0\.0\.1:5060;lr;tk=[0-9a-f]{24}>$/);
       return { ...env, rr: rr[0]! };
     }
     const inDialog = (route: string, callId: string, fromTag: string, toTag: string) =>

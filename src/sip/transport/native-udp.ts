@@ -1,0 +1,184 @@
+/**
+ * The UDP path of the transport's IPv4 sockets without node:dgram's per-datagram cost
+ * (native/udp-io.cc): dgram binds the socket and keeps it (address, close, the rare queued send),
+ * the addon reads it with recvmmsg() on Node's event loop and hands over batches of up to 32
+ * datagrams in one call, and sends with one sendto() and no request object or callback.
+ *
+ * Why: the signalling node pays dgram's cost for every message before any SIP work. Measured with
+ * bench/udp-floor.bench.ts (echo server, same C pacer, paced datagrams): dgram 12-13 µs of CPU per
+ * datagram received and answered at 2,000-8,000/s, C's recvfrom/sendto 3 µs. A digest
+ * registration is two such exchanges, a proxied call about seven.
+ *
+ * Off with TANDEM_NATIVE_UDP=0 or the transport's `nativeUdp: false`; without a C++ compiler or
+ * Node's headers the transport stays on dgram (util/native-addon).
+ */
+import type dgram from 'node:dgram';
+import { constants } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildAddon } from '../../util/native-addon.js';
+import { fail, ok, type Result } from '../../util/result.js';
+
+/** What native/udp-io.cc exports. */
+interface UdpIoModule {
+  open(fd: number, data: ArrayBuffer, meta: Int32Array, onBatch: (count: number) => void): unknown;
+  stop(handle: unknown): void;
+  send(fd: number, bytes: Uint8Array, port: number, ipv4: number): number;
+  BATCH: number;
+  SLOT: number;
+  META: number;
+}
+
+let loading: Promise<Result<UdpIoModule>> | undefined;
+
+/** Compiles (once per process, cached on disk) and loads the addon. Never throws. */
+export function loadNativeUdp(): Promise<Result<UdpIoModule>> {
+  loading ??= (async () => {
+    if (process.env['TANDEM_NATIVE_UDP'] === '0') return fail('NATIVE_UDP_OFF', 'TANDEM_NATIVE_UDP=0');
+    const here = dirname(fileURLToPath(import.meta.url));
+    return buildAddon<UdpIoModule>({
+      name: 'udp-io',
+      sources: [join(here, 'native/udp-io.cc'), join(here, '../../../src/sip/transport/native/udp-io.cc')],
+      from: here,
+      exports: ['open', 'stop', 'send', 'BATCH', 'SLOT', 'META'],
+    });
+  })().catch((err: unknown) => fail('NATIVE_ERR_BUILD', (err as Error)?.message ?? String(err)));
+  return loading;
+}
+
+/** dgram's handle of a bound socket: its descriptor, and reading switched off and on. */
+interface DgramHandle {
+  fd?: number;
+  recvStart?: () => number;
+  recvStop?: () => number;
+}
+
+export function dgramHandle(socket: dgram.Socket): DgramHandle | undefined {
+  const sym = Object.getOwnPropertySymbols(socket).find((x) => x.description === 'state symbol');
+  return sym ? (socket as unknown as Record<symbol, { handle?: DgramHandle }>)[sym]?.handle : undefined;
+}
+
+/** Dotted quad as a 32-bit number (host order), or -1 when `s` is not one. */
+export function ipv4Number(s: string): number {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || ++dots > 3) return -1;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && part === 0) return -1; // no leading zeros (not octal, not ambiguous)
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return -1;
+    } else return -1;
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return value * 256 + part;
+}
+
+/** Sender addresses as text, cached by number: a node hears from a bounded set of peers. */
+const addressText = new Map<number, string>();
+
+function addressOf(n: number): string {
+  let s = addressText.get(n);
+  if (s === undefined) {
+    s = `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+    if (addressText.size >= 65536) addressText.clear();
+    addressText.set(n, s);
+  }
+  return s;
+}
+
+const errnoNames = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+
+/** A send error as node:dgram reports one. */
+export function sendError(negErrno: number): NodeJS.ErrnoException {
+  const code = errnoNames.get(-negErrno) ?? `E${-negErrno}`;
+  return Object.assign(new Error(`send ${code}`), { code, errno: negErrno, syscall: 'send' });
+}
+
+const EAGAIN = constants.errno.EAGAIN;
+const ENOBUFS = constants.errno.ENOBUFS;
+
+/**
+ * One IPv4 socket on the native path. Reading is started and stopped with the transport's
+ * (`setUdpReceiving`); sending works whether or not this process reads.
+ */
+export class NativeUdpSocket {
+  readonly #mod: UdpIoModule;
+  readonly #socket: dgram.Socket;
+  readonly #fd: number;
+  readonly #onDatagram: (buf: Buffer, address: string, port: number) => void;
+  readonly #data: ArrayBuffer;
+  readonly #bytes: Buffer;
+  readonly #meta: Int32Array;
+  #receiver: unknown;
+
+  private constructor(mod: UdpIoModule, socket: dgram.Socket, fd: number, onDatagram: (buf: Buffer, address: string, port: number) => void) {
+    this.#mod = mod;
+    this.#socket = socket;
+    this.#fd = fd;
+    this.#onDatagram = onDatagram;
+    this.#data = new ArrayBuffer(mod.BATCH * mod.SLOT);
+    this.#bytes = Buffer.from(this.#data);
+    this.#meta = new Int32Array(mod.BATCH * mod.META);
+  }
+
+  /** Takes over a bound udp4 socket; undefined when its descriptor cannot be had. */
+  static attach(mod: UdpIoModule, socket: dgram.Socket, onDatagram: (buf: Buffer, address: string, port: number) => void): NativeUdpSocket | undefined {
+    const fd = dgramHandle(socket)?.fd;
+    if (typeof fd !== 'number' || fd < 0) return undefined;
+    return new NativeUdpSocket(mod, socket, fd, onDatagram);
+  }
+
+  /** Reads the socket here (dgram's reading stopped); false when the addon could not watch it. */
+  startReceiving(): boolean {
+    if (this.#receiver !== undefined) return true;
+    const h = this.#mod.open(this.#fd, this.#data, this.#meta, this.#onBatch);
+    if (typeof h === 'string' || h === undefined) return false;
+    dgramHandle(this.#socket)?.recvStop?.();
+    this.#receiver = h;
+    return true;
+  }
+
+  stopReceiving(): void {
+    if (this.#receiver === undefined) return;
+    this.#mod.stop(this.#receiver);
+    this.#receiver = undefined;
+  }
+
+  get receiving(): boolean {
+    return this.#receiver !== undefined;
+  }
+
+  /**
+   * Sends at once when it can: 0 when sent, a negative errno when the send failed (see
+   * {@link sendError}), 1 when the caller must send through dgram instead (a name rather than an
+   * IPv4 literal, or a full send buffer, which dgram queues).
+   */
+  trySend(data: Buffer, port: number, address: string): number {
+    const ip = ipv4Number(address);
+    if (ip < 0) return 1;
+    const rc = this.#mod.send(this.#fd, data, port, ip);
+    return rc === -EAGAIN || rc === -ENOBUFS ? 1 : rc;
+  }
+
+  readonly #onBatch = (count: number): void => {
+    const meta = this.#meta;
+    const m = this.#mod.META;
+    for (let i = 0; i < count; i++) {
+      const off = meta[i * m]!;
+      const len = meta[i * m + 1]!;
+      if (len < 0) continue; // larger than a datagram can be: cannot happen with 64 kB slots
+      // Copied out: the area is refilled by the next batch, and parsed messages keep their bytes.
+      const buf = Buffer.allocUnsafe(len);
+      this.#bytes.copy(buf, 0, off, off + len);
+      this.#onDatagram(buf, addressOf(meta[i * m + 3]! >>> 0), meta[i * m + 2]!);
+    }
+  };
+}
