@@ -20,7 +20,7 @@
  *   node --import tsx bench/signalling.bench.ts [--quick] [--step-sec 60] [--rates 400,1000]
  *     [--reg-rates 2000,4000] [--only calls|register] [--no-kamailio] [--workers 1,2]
  *     [--pin] [--call-ms 1000] [--no-trace-gc] [--root DIR] [--gc-threads N|node]
- *     [--generic-register] [--cpu-prof DIR] [--sipp-buffer BYTES]
+ *     [--generic-register] [--cpu-prof DIR] [--sipp-buffer BYTES] [--dgram]
  *
  * --pin runs each server on core 1 and SIPp on core 0 (taskset); without it all share the cores.
  * --root runs the Tandem of another checkout (e.g. `git archive <commit>` unpacked) for an A/B.
@@ -65,6 +65,8 @@ const workersArg = list(arg('--workers'));
 const workerCounts = workersArg ?? [1];
 const gcThreadsArg = arg('--gc-threads');
 const genericRegister = process.argv.includes('--generic-register');
+/** --dgram adds a Tandem on node:dgram (TANDEM_NATIVE_UDP=0, named tandem-dgram): the A/B of the native UDP path in one run. */
+const dgramToo = process.argv.includes('--dgram');
 /** --cpu-prof DIR: Tandem runs under V8's sampling profiler; one .cpuprofile per process lands in DIR at its exit. */
 const cpuProfDir = arg('--cpu-prof') ? resolve(arg('--cpu-prof')!) : undefined;
 /**
@@ -215,7 +217,7 @@ const workersFlag = startHelp.includes('--workers');
 const gcThreadsFlag = startHelp.includes('--gc-threads');
 if (workerCounts.some((n) => n !== 1) && !workersFlag) throw new Error('this tandem has no `start --workers`: only --workers 1 can be measured');
 
-async function startTandemServer(auth: boolean, workers: number, fastRegister = true): Promise<Server> {
+async function startTandemServer(auth: boolean, workers: number, fastRegister = true, nativeUdp = true): Promise<Server> {
   const port = await freePort();
   const adminPort = await freePort();
   const args = [join(TANDEM_ROOT, 'bin/tandem.mjs'), 'start', '--sip', `udp:127.0.0.1:${port}`, '--domain', DOMAIN, '--users', usersCsv, '--no-media', '--log-level', 'error', '--admin', `127.0.0.1:${adminPort}`];
@@ -231,7 +233,7 @@ async function startTandemServer(auth: boolean, workers: number, fastRegister = 
   writeFileSync(cfg, `signalling:\n  auth:\n    algorithms: [MD5]\n    maxFailures: 1000000\n${fastRegister ? '' : '  registrar:\n    fastPath: false\n'}`);
   args.push('--config', cfg);
   const [cmd, full] = taskset(1, process.execPath, [...nodeFlags, ...args]);
-  const child = spawn(cmd, full, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TANDEM_FROM_SOURCE: '1' } });
+  const child = spawn(cmd, full, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TANDEM_FROM_SOURCE: '1', ...(nativeUdp ? {} : { TANDEM_NATIVE_UDP: '0' }) } });
   const gc = new GcLog();
   await new Promise<void>((r, j) => {
     const t = setTimeout(() => j(new Error('tandem start not ready')), 30000);
@@ -248,7 +250,7 @@ async function startTandemServer(auth: boolean, workers: number, fastRegister = 
       }
     });
   });
-  const name = (workersArg ? `tandem-w${workers}` : 'tandem') + (fastRegister ? '' : '-generic');
+  const name = (workersArg ? `tandem-w${workers}` : 'tandem') + (fastRegister ? '' : '-generic') + (nativeUdp ? '' : '-dgram');
   return { name, port, gc, metricsUrl: `http://127.0.0.1:${adminPort}/metrics`, pids: () => processTree(child.pid!), stop: () => stopChild(child) };
 }
 
@@ -591,6 +593,7 @@ try {
     // Calls: INVITEs are not authenticated (both servers); the callee `service` is the SIPp UAS.
     const callServers: Server[] = [];
     for (const w of workerCounts) callServers.push(await startTandemServer(false, w));
+    if (dgramToo) callServers.push(await startTandemServer(false, workerCounts[0]!, true, false));
     if (withKamailio) callServers.push(await startKamailio());
     running.push(...callServers);
     for (const srv of callServers) {
@@ -604,6 +607,7 @@ try {
     const regServers: Server[] = [];
     for (const w of workerCounts) regServers.push(await startTandemServer(true, w));
     if (genericRegister) regServers.push(await startTandemServer(true, workerCounts[0]!, false));
+    if (dgramToo) regServers.push(await startTandemServer(true, workerCounts[0]!, true, false));
     if (withKamailio) regServers.push(await startKamailio());
     running.push(...regServers);
     for (const [k, v] of await sweep(regServers, 'register', regRates)) results.set(k, { ...results.get(k), register: v });
