@@ -20,7 +20,7 @@
  *   node --import tsx bench/signalling.bench.ts [--quick] [--step-sec 60] [--rates 400,1000]
  *     [--reg-rates 2000,4000] [--only calls|register] [--no-kamailio] [--workers 1,2]
  *     [--pin] [--call-ms 1000] [--no-trace-gc] [--root DIR] [--gc-threads N|node]
- *     [--generic-register] [--cpu-prof DIR] [--sipp-buffer BYTES] [--dgram]
+ *     [--generic-register] [--cpu-prof DIR] [--sipp-buffer BYTES] [--dgram] [--linger MS]
  *
  * --pin runs each server on core 1 and SIPp on core 0 (taskset); without it all share the cores.
  * --root runs the Tandem of another checkout (e.g. `git archive <commit>` unpacked) for an A/B.
@@ -67,6 +67,12 @@ const gcThreadsArg = arg('--gc-threads');
 const genericRegister = process.argv.includes('--generic-register');
 /** --dgram adds a Tandem on node:dgram (TANDEM_NATIVE_UDP=0, named tandem-dgram): the A/B of the native UDP path in one run. */
 const dgramToo = process.argv.includes('--dgram');
+/**
+ * --linger MS adds a Tandem whose finished transactions are kept MS instead of 64*T1 (32 s),
+ * named tandem-lMS: Kamailio's tm keeps them 5 s (wt_timer), so `--linger 5000` compares like
+ * with like (signalling.transaction.lingerMs).
+ */
+const lingerMs = arg('--linger') ? Number(arg('--linger')) : undefined;
 /** --cpu-prof DIR: Tandem runs under V8's sampling profiler; one .cpuprofile per process lands in DIR at its exit. */
 const cpuProfDir = arg('--cpu-prof') ? resolve(arg('--cpu-prof')!) : undefined;
 /**
@@ -217,7 +223,7 @@ const workersFlag = startHelp.includes('--workers');
 const gcThreadsFlag = startHelp.includes('--gc-threads');
 if (workerCounts.some((n) => n !== 1) && !workersFlag) throw new Error('this tandem has no `start --workers`: only --workers 1 can be measured');
 
-async function startTandemServer(auth: boolean, workers: number, fastRegister = true, nativeUdp = true): Promise<Server> {
+async function startTandemServer(auth: boolean, workers: number, fastRegister = true, nativeUdp = true, linger?: number): Promise<Server> {
   const port = await freePort();
   const adminPort = await freePort();
   const args = [join(TANDEM_ROOT, 'bin/tandem.mjs'), 'start', '--sip', `udp:127.0.0.1:${port}`, '--domain', DOMAIN, '--users', usersCsv, '--no-media', '--log-level', 'error', '--admin', `127.0.0.1:${adminPort}`];
@@ -229,8 +235,11 @@ async function startTandemServer(auth: boolean, workers: number, fastRegister = 
   if (cpuProfDir) nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
   if (workers === 1) nodeFlags.push(`--v8-pool-size=${gcThreads}`);
   else if (gcThreadsFlag) args.push('--gc-threads', String(gcThreads));
-  const cfg = join(dir, fastRegister ? 'tandem.yaml' : 'tandem-generic.yaml');
-  writeFileSync(cfg, `signalling:\n  auth:\n    algorithms: [MD5]\n    maxFailures: 1000000\n${fastRegister ? '' : '  registrar:\n    fastPath: false\n'}`);
+  const cfg = join(dir, `tandem${fastRegister ? '' : '-generic'}${linger ? `-l${linger}` : ''}.yaml`);
+  writeFileSync(
+    cfg,
+    `signalling:\n  auth:\n    algorithms: [MD5]\n    maxFailures: 1000000\n${fastRegister ? '' : '  registrar:\n    fastPath: false\n'}${linger ? `  transaction:\n    lingerMs: ${linger}\n` : ''}`,
+  );
   args.push('--config', cfg);
   const [cmd, full] = taskset(1, process.execPath, [...nodeFlags, ...args]);
   const child = spawn(cmd, full, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TANDEM_FROM_SOURCE: '1', ...(nativeUdp ? {} : { TANDEM_NATIVE_UDP: '0' }) } });
@@ -250,7 +259,7 @@ async function startTandemServer(auth: boolean, workers: number, fastRegister = 
       }
     });
   });
-  const name = (workersArg ? `tandem-w${workers}` : 'tandem') + (fastRegister ? '' : '-generic') + (nativeUdp ? '' : '-dgram');
+  const name = (workersArg ? `tandem-w${workers}` : 'tandem') + (fastRegister ? '' : '-generic') + (nativeUdp ? '' : '-dgram') + (linger ? `-l${linger}` : '');
   return { name, port, gc, metricsUrl: `http://127.0.0.1:${adminPort}/metrics`, pids: () => processTree(child.pid!), stop: () => stopChild(child) };
 }
 
@@ -594,6 +603,7 @@ try {
     const callServers: Server[] = [];
     for (const w of workerCounts) callServers.push(await startTandemServer(false, w));
     if (dgramToo) callServers.push(await startTandemServer(false, workerCounts[0]!, true, false));
+    if (lingerMs) callServers.push(await startTandemServer(false, workerCounts[0]!, true, true, lingerMs));
     if (withKamailio) callServers.push(await startKamailio());
     running.push(...callServers);
     for (const srv of callServers) {

@@ -122,6 +122,11 @@ export const signallingConfigSchema = z
         t2Ms: z.number().int().min(10).default(4000),
         /** @default 5000 */
         t4Ms: z.number().int().min(10).default(5000),
+        /**
+         * How long finished transactions absorb retransmissions (Timers J, L, M, D), ms. Kamailio
+         * keeps them 5 s (tm's wt_timer). @default 64*T1 (32 s, RFC 3261)
+         */
+        lingerMs: z.number().int().min(1000).max(600_000).optional(),
       })
       .strict()
       .default({ t1Ms: 500, t2Ms: 4000, t4Ms: 5000 }),

@@ -109,7 +109,7 @@ export interface SignallingNodeOptions {
    */
   fastRegister?: boolean;
   proxy?: { recordRoute?: boolean; timerCMs?: number; earlyDurableWaitMs?: number };
-  transaction?: { t1Ms?: number; t2Ms?: number; t4Ms?: number };
+  transaction?: { t1Ms?: number; t2Ms?: number; t4Ms?: number; lingerMs?: number };
   routeHook?: RouteHook;
   media?: MediaControl;
   locationStore?: LocationStore;

@@ -159,7 +159,7 @@ export class InviteClientTransaction implements ClientTransaction {
       this.#stopTimers();
       this.state = 'Accepted';
       this.pendingCancel = undefined;
-      this.#timeout = w.schedule(64 * this.ctx.t1, InviteClientTransaction.#onTerminate, this); // Timer M
+      this.#timeout = w.schedule(this.ctx.linger, InviteClientTransaction.#onTerminate, this); // Timer M
       this.#request = undefined;
       this.#handlers.onFinal?.(res);
       return;
@@ -179,7 +179,7 @@ export class InviteClientTransaction implements ClientTransaction {
     this.#handlers = NO_HANDLERS;
     this.#request = undefined;
     if (this.#reliable) this.terminate();
-    else this.#timeout = w.schedule(64 * this.ctx.t1, InviteClientTransaction.#onTerminate, this); // Timer D: 32 s at the default T1
+    else this.#timeout = w.schedule(this.ctx.linger, InviteClientTransaction.#onTerminate, this); // Timer D: 32 s at the default T1
     h.onFinal?.(res);
   }
 

@@ -124,6 +124,7 @@ export class TransactionLayer {
       t1: opts.t1Ms ?? 500,
       t2: opts.t2Ms ?? 4000,
       t4: opts.t4Ms ?? 5000,
+      linger: opts.lingerMs ?? 64 * (opts.t1Ms ?? 500),
       transport,
       opts: {
         autoTryingMs: opts.autoTryingMs ?? 200,

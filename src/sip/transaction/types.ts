@@ -109,6 +109,16 @@ export interface TransactionOptions {
    * @default 0
    */
   udpMaxRequestBytes?: number;
+  /**
+   * How long a finished transaction is kept to absorb retransmissions: Timer J (non-INVITE
+   * server, Completed), L (INVITE server, Accepted), M (INVITE client, Accepted) and D (INVITE
+   * client, Completed). RFC 3261 and 6026 give 64*T1, 32 s: at 1,000 calls/s that is 32,000
+   * calls' transactions held in memory and traced by every full collection. Kamailio's tm keeps
+   * finished transactions 5 s (its `wt_timer`); a shorter linger trades a late retransmission
+   * (a request whose answers were lost for that long) being handled as a new request. Timers H, I
+   * and K are not affected. @default 64*T1
+   */
+  lingerMs?: number;
 }
 
 export interface ServerTransactionEvents {
@@ -146,8 +156,10 @@ export interface TxContext {
   readonly t1: number;
   readonly t2: number;
   readonly t4: number;
+  /** Timers J, L, M and D (`TransactionOptions.lingerMs`). */
+  readonly linger: number;
   readonly transport: TransactionTransport;
-  readonly opts: Required<Omit<TransactionOptions, 'wheel' | 't1Ms' | 't2Ms' | 't4Ms'>>;
+  readonly opts: Required<Omit<TransactionOptions, 'wheel' | 't1Ms' | 't2Ms' | 't4Ms' | 'lingerMs'>>;
   /** Removes the transaction's map entry (only if the key still names this transaction). */
   removeClient(key: string, tx: object): void;
   removeServer(key: string, tx: object): void;

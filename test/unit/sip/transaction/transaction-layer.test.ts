@@ -11,15 +11,16 @@ import type { ServerTransaction, TransactionUser } from '../../../../src/sip/tra
 
 const T1 = 500;
 
-function setup(opts: { autoTryingMs?: number } = {}) {
+function setup(opts: { autoTryingMs?: number; lingerMs?: number } = {}) {
   const wheel = new TimerWheel({ manual: true, tickMs: 10 });
   const net = new InMemoryNetwork();
   net.sync = true;
   net.recordTraffic = true;
   const a = new InMemoryTransport(net, '10.0.0.1', 5060);
   const b = new InMemoryTransport(net, '10.0.0.2', 5060);
-  const uac = new TransactionLayer(a, { wheel, autoTryingMs: opts.autoTryingMs ?? -1 });
-  const uas = new TransactionLayer(b, { wheel, autoTryingMs: opts.autoTryingMs ?? -1 });
+  const linger = opts.lingerMs === undefined ? {} : { lingerMs: opts.lingerMs };
+  const uac = new TransactionLayer(a, { wheel, autoTryingMs: opts.autoTryingMs ?? -1, ...linger });
+  const uas = new TransactionLayer(b, { wheel, autoTryingMs: opts.autoTryingMs ?? -1, ...linger });
   const seen: { req: SipRequest; tx: ServerTransaction | undefined }[] = [];
   let onReq: (req: SipRequest, tx: ServerTransaction | undefined, src: Source) => void = () => {};
   const tu: TransactionUser = {
@@ -483,5 +484,40 @@ describe('requests answered without a server transaction (TransactionUser.statel
     const opt = viaReq('OPTIONS', 'SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKopt1;rport');
     s.uas.receive(wire<SipRequest>(opt.toBuffer()), src);
     expect(s.uas.size).toBe(1);
+  });
+});
+
+describe('linger of finished transactions (TransactionOptions.lingerMs)', () => {
+  function call(s: ReturnType<typeof setup>) {
+    s.handle((r, t) => t?.respond(createResponse(r, 200, 'OK', { toTag: 'callee' })));
+    let finals = 0;
+    s.uac.sendRequest(req('INVITE'), s.target, { onFinal: () => finals++ });
+    s.uac.sendRequest(req('BYE'), s.target, { onFinal: () => finals++ });
+    expect(finals).toBe(2);
+  }
+
+  it('by default keeps them 64*T1 (Timers L, M, J): still absorbing at 31 s, gone at 32 s', () => {
+    const s = setup();
+    call(s);
+    s.wheel.advance(5000 + 20); // Timer K (T4) ends the BYE's client transaction
+    expect(s.uac.clientCount).toBe(1);
+    expect(s.uas.size).toBe(2);
+    s.wheel.advance(31_000 - 5020);
+    expect(s.uas.size).toBe(2);
+    s.wheel.advance(1_020);
+    expect(s.uac.size + s.uas.size).toBe(0);
+  });
+
+  it('lingerMs 5000 ends them after 5 s, as Kamailio does; a retransmission before then is still answered', () => {
+    const s = setup({ lingerMs: 5000 });
+    call(s);
+    const bye = s.net.traffic.find((t) => t.from === '10.0.0.1:5060' && t.data.toString('latin1', 0, 3) === 'BYE')!;
+    const before = s.sends('10.0.0.2:5060', /^SIP\/2.0 200/);
+    s.wheel.advance(4_000);
+    s.b.receiveBytes(bye.data, { transport: 'udp', address: '10.0.0.1', port: 5060, localAddress: '10.0.0.2', localPort: 5060 });
+    expect(s.sends('10.0.0.2:5060', /^SIP\/2.0 200/)).toBe(before + 1); // the kept 200, not a new request
+    expect(s.seen.filter((x) => x.req.method === 'BYE').length).toBe(1);
+    s.wheel.advance(1_020);
+    expect(s.uac.size + s.uas.size).toBe(0);
   });
 });
