@@ -232,7 +232,6 @@ export function formatChallenge(c: Omit<DigestChallenge, 'params'> & { params?: 
 }
 
 const REQUIRED_CREDENTIALS = ['username', 'realm', 'nonce', 'uri', 'response'] as const;
-const OPTIONAL_CREDENTIALS = ['algorithm', 'cnonce', 'nc', 'qop', 'opaque'] as const;
 
 /** Parses Digest credentials (`Authorization` / `Proxy-Authorization`). */
 export function parseCredentials(value: string): Result<DigestCredentials> {
@@ -243,19 +242,21 @@ export function parseCredentials(value: string): Result<DigestCredentials> {
   for (const k of REQUIRED_CREDENTIALS) {
     if (p.get(k) === undefined) return fail('SIP_ERR_BAD_AUTH', `credentials without ${k}`);
   }
-  const c: DigestCredentials = {
+  // Every field written in one literal, absent ones undefined: one object shape whatever the
+  // phone sends (assigning them by a computed key went through the megamorphic store path).
+  return ok({
     username: p.get('username')!,
     realm: p.get('realm')!,
     nonce: p.get('nonce')!,
     uri: p.get('uri')!,
     response: p.get('response')!,
+    algorithm: p.get('algorithm'),
+    cnonce: p.get('cnonce'),
+    nc: p.get('nc'),
+    qop: p.get('qop'),
+    opaque: p.get('opaque'),
     params: p,
-  };
-  for (const k of OPTIONAL_CREDENTIALS) {
-    const v = p.get(k);
-    if (v !== undefined) c[k] = v;
-  }
-  return ok(c);
+  });
 }
 
 /** Formats Digest credentials. nc, qop and algorithm are tokens (unquoted) per RFC 7616 §3.4. */
