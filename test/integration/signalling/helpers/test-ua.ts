@@ -220,7 +220,12 @@ export class TestUa {
   }
 
   /** REGISTER with digest: returns the final response (after the challenge when one came). */
-  async register(expires = 3600, opts: { password?: string; extraHeaders?: string[]; contactParams?: string; timeoutMs?: number } = {}): Promise<SipResponse> {
+  /**
+   * REGISTER, answering a 401. `retransmit`: resend each request as a UDP client transaction does
+   * (Timer E: 500 ms doubling to 4 s) until it is answered or `timeoutMs` runs out, for tests
+   * where the node may be slow to answer (a Redis failover) rather than silent.
+   */
+  async register(expires = 3600, opts: { password?: string; extraHeaders?: string[]; contactParams?: string; timeoutMs?: number; retransmit?: boolean } = {}): Promise<SipResponse> {
     const uri = `sip:${this.opts.domain}`;
     const mk = (auth?: string) =>
       this.request({
@@ -232,13 +237,28 @@ export class TestUa {
         to: this.aor,
         headers: [`Expires: ${expires}`, ...(auth ? [`Authorization: ${auth}`] : []), ...(opts.extraHeaders ?? [])],
       }).replace(`Contact: <${this.contact}>`, `Contact: <${this.contact}>${opts.contactParams ?? ''}`);
-    this.send(mk());
-    let res = await this.waitResponse(this.callIdReg, 'REGISTER', undefined, opts.timeoutMs);
-    if (res.status === 401) {
-      const auth = this.answer(res, 'WWW-Authenticate', 'REGISTER', uri, opts.password);
-      this.send(mk(auth));
-      res = await this.waitResponse(this.callIdReg, 'REGISTER', undefined, opts.timeoutMs);
-    }
+    const transaction = async (text: string): Promise<SipResponse> => {
+      this.send(text);
+      if (!opts.retransmit) return this.waitResponse(this.callIdReg, 'REGISTER', undefined, opts.timeoutMs);
+      // Retransmissions may draw more than one answer: take the final one to this CSeq only.
+      const seq = this.#cseq - 1;
+      const final = (m: SipMessage) => !m.isRequest() && m.callId === this.callIdReg && m.cseq.method === 'REGISTER' && m.cseq.seq === seq && (m as SipResponse).status >= 200;
+      let interval = 500;
+      const timer = (): NodeJS.Timeout =>
+        setTimeout(() => {
+          this.send(text);
+          interval = Math.min(interval * 2, 4000);
+          pending = timer();
+        }, interval);
+      let pending = timer();
+      try {
+        return (await this.waitFor(final, opts.timeoutMs, 'REGISTER response')) as SipResponse;
+      } finally {
+        clearTimeout(pending);
+      }
+    };
+    let res = await transaction(mk());
+    if (res.status === 401) res = await transaction(mk(this.answer(res, 'WWW-Authenticate', 'REGISTER', uri, opts.password)));
     return res;
   }
 
