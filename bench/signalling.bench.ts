@@ -76,17 +76,19 @@ const lingerMs = arg('--linger') ? Number(arg('--linger')) : undefined;
 /** --cpu-prof DIR: Tandem runs under V8's sampling profiler; one .cpuprofile per process lands in DIR at its exit. */
 const cpuProfDir = arg('--cpu-prof') ? resolve(arg('--cpu-prof')!) : undefined;
 /**
- * --sipp-buffer BYTES: SIPp's socket buffers (its -buff_size; SIPp's own default is 64 KB, which
- * the kernel doubles). Each SIPp process has one socket for all its calls, where a deployment has
- * one per phone, so a burst of answers after any pause of the server can overflow it: the
- * datagrams dropped there (visible in `ss -uamp`, column d) count as the server's failures.
+ * --sipp-buffer BYTES: SIPp's socket buffers (its -buff_size), 4 MB unless given; 0 keeps SIPp's
+ * own default, 64 KB, which the kernel doubles. Each SIPp process has one socket for all its
+ * calls, where a deployment has one per phone, so with SIPp's default a burst of answers after
+ * any pause of the server overflowed it and the datagrams dropped there counted as the server's
+ * failures (each step prints the drops at SIPp's sockets and at the server's). The kernel caps
+ * the size at net.core.rmem_max.
  */
-const sippBuffer = arg('--sipp-buffer');
-const sippBufferArgs = sippBuffer ? ['-buff_size', sippBuffer] : [];
+const sippBuffer = arg('--sipp-buffer') ?? '4194304';
+const sippBufferArgs = sippBuffer !== '0' ? ['-buff_size', sippBuffer] : [];
 
 console.log(
   `signalling bench (SIPp): ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${spawnSync('sipp', ['-v']).stdout.toString().match(/SIPp v[\w.-]+/)?.[0] ?? 'sipp'}; ` +
-    `${stepSec} s per step, calls of ${callMs} ms, ${pin ? 'server on core 1, SIPp on core 0' : 'server and SIPp share the cores'}, SIPp socket buffers ${sippBuffer ?? 'SIPp default'}; load average ${loadavg()[0]!.toFixed(2)}`,
+    `${stepSec} s per step, calls of ${callMs} ms, ${pin ? 'server on core 1, SIPp on core 0' : 'server and SIPp share the cores'}, SIPp socket buffers ${sippBuffer !== '0' ? sippBuffer : "SIPp's default"}; load average ${loadavg()[0]!.toFixed(2)}`,
 );
 
 console.log(`garbage-collection helper threads per Tandem process: ${gcThreadsArg === 'node' ? `Node's default (${NODE_DEFAULT_POOL_SIZE})` : (gcThreadsArg ?? `Tandem's choice (${workerCounts.map((w) => `${gcThreadsFor(cpus().length, w)} with ${w} worker${w > 1 ? 's' : ''}`).join(', ')})`)}`);
