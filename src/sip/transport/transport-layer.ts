@@ -152,6 +152,16 @@ function setReceiving(socket: dgram.Socket, on: boolean): void {
   else handle?.recvStop?.();
 }
 
+let nativeUdpReported = false;
+
+/** Once per process: the UDP sockets stay on node:dgram (deliberately, or because the addon could not be built). */
+function reportNativeUdpUnavailable(code: string, reason: string): void {
+  if (nativeUdpReported) return;
+  nativeUdpReported = true;
+  if (code === 'NATIVE_UDP_OFF') logger.info({ reason }, 'UDP sockets on node:dgram: the native path is turned off');
+  else logger.warn({ code, reason }, 'UDP sockets on node:dgram: the native path could not be built or loaded (see docs/architecture.md)');
+}
+
 function onElsewhereWriteError(err: Error, label: string): void {
   reportTransportEvent('send_error', label, err);
 }
@@ -271,6 +281,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       if (family === 4 && this.#nativeUdp) {
         const mod = await loadNativeUdp();
         if (mod.ok) entry.native = NativeUdpSocket.attach(mod.value, socket, (buf, address, port) => this.#onDatagram(entry, buf, address, port));
+        else reportNativeUdpUnavailable(mod.code, mod.reason);
       }
       if (!this.#udpReceiving) setReceiving(socket, false);
       else if (entry.native !== undefined && !entry.native.startReceiving()) entry.native = undefined;
@@ -410,9 +421,14 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
         deferError(onError, sendError(rc), arg);
         return;
       }
-      entry.socket.send(data, target.port, address, (err) => {
-        if (err) onError(err, arg);
-      });
+      try {
+        entry.socket.send(data, target.port, address, (err) => {
+          if (err) onError(err, arg);
+        });
+      } catch (err) {
+        // dgram throws at once for some destinations (port 0 from a Via): report it as a failed send.
+        deferError(onError, err as Error, arg);
+      }
       return;
     }
     const conn = this.#openConnectionFor(target);
@@ -440,6 +456,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       if (rc === 0) return Promise.resolve();
       if (rc < 0) return Promise.reject(sendError(rc));
       return new Promise<void>((resolve, reject) => {
+        // dgram throws at once for some destinations (port 0 from a Via): the executor turns it into a rejection.
         entry.socket.send(data, target.port, address, (err) => (err ? reject(err) : resolve()));
       });
     }

@@ -116,13 +116,19 @@ describe('native UDP path', () => {
     await new Promise<void>((r) => again.close(() => r()));
   });
 
-  it('nativeUdp: false stays on dgram and behaves the same', async () => {
+  it('nativeUdp: false stays on dgram and behaves the same, a send to port 0 included', async () => {
     const { t, lp, seen } = await node(false);
     expect(t.udpPath(lp)).toBe('dgram');
     const c = await client();
     c.socket.send(options(3), lp.port, '127.0.0.1');
     await until(() => seen.length === 1);
     expect(seen[0]!.src.port).toBe(c.port);
+    // dgram throws at once for port 0 (a Via can say so): transmit reports it, it does not throw.
+    const errors: string[] = [];
+    expect(() => t.transmit(options(4), { transport: 'udp', address: '127.0.0.1', port: 0 }, (e) => errors.push((e as NodeJS.ErrnoException).code ?? ''), undefined)).not.toThrow();
+    await until(() => errors.length === 1);
+    expect(errors).toEqual(['ERR_SOCKET_BAD_PORT']);
+    await expect(t.sendRaw(options(5), { transport: 'udp', address: '127.0.0.1', port: 0 })).rejects.toMatchObject({ code: 'ERR_SOCKET_BAD_PORT' });
   });
 
   it('reads dotted quads only as IPv4 literals', () => {
