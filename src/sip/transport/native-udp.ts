@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildAddon } from '../../util/native-addon.js';
 import { fail, ok, type Result } from '../../util/result.js';
+import { ipv4Number } from './response-routing.js';
 
 /** What native/udp-io.cc exports. */
 interface UdpIoModule {
@@ -46,7 +47,7 @@ export function loadNativeUdp(): Promise<Result<UdpIoModule>> {
   return loading;
 }
 
-/** dgram's handle of a bound socket: its descriptor, and reading switched off and on. */
+/** dgram's libuv handle of a bound socket (Node keeps it under a symbol described `state symbol`): its descriptor, and reading switched off and on. */
 interface DgramHandle {
   fd?: number;
   recvStart?: () => number;
@@ -56,29 +57,6 @@ interface DgramHandle {
 export function dgramHandle(socket: dgram.Socket): DgramHandle | undefined {
   const sym = Object.getOwnPropertySymbols(socket).find((x) => x.description === 'state symbol');
   return sym ? (socket as unknown as Record<symbol, { handle?: DgramHandle }>)[sym]?.handle : undefined;
-}
-
-/** Dotted quad as a 32-bit number (host order), or -1 when `s` is not one. */
-export function ipv4Number(s: string): number {
-  let value = 0;
-  let part = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || ++dots > 3) return -1;
-      value = value * 256 + part;
-      part = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && part === 0) return -1; // no leading zeros (not octal, not ambiguous)
-      part = part * 10 + (c - 48);
-      if (++digits > 3 || part > 255) return -1;
-    } else return -1;
-  }
-  if (dots !== 3 || digits === 0) return -1;
-  return value * 256 + part;
 }
 
 /** Sender addresses as text, cached by number: a node hears from a bounded set of peers. */

@@ -12,6 +12,29 @@ export interface ViaLike {
   maddr?: string;
 }
 
+/** Dotted quad (no leading zeros) as a 32-bit number in host order, or -1 when `s` is not one. */
+export function ipv4Number(s: string): number {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || ++dots > 3) return -1;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && part === 0) return -1; // no leading zeros (not octal, not ambiguous)
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return -1;
+    } else return -1;
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return value * 256 + part;
+}
+
 /** IPv6 references are written `[::1]` in SIP; sockets want `::1`. */
 export function bareHost(host: string): string {
   return host.length > 1 && host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;

@@ -19,7 +19,7 @@ import { createResponse } from '../message/builders.js';
 import { parseMessage } from '../message/parser.js';
 import { SipRequest, SipResponse, type SipMessage } from '../message/sip-message.js';
 import { reportBadInput, reportTransportEvent, statusForParseError } from './bad-input.js';
-import { bareHost, hostForHeader, isIPv6Literal, responseDestination, type ViaLike } from './response-routing.js';
+import { bareHost, hostForHeader, ipv4Number, isIPv6Literal, responseDestination, type ViaLike } from './response-routing.js';
 import { StreamFramer } from './stream-framer.js';
 import {
   DEFAULT_PORTS,
@@ -30,8 +30,7 @@ import {
   type TransportName,
   type TransportOptions,
 } from './types.js';
-import { charCode } from '../../util/string-calls.js';
-import { loadNativeUdp, NativeUdpSocket, sendError } from './native-udp.js';
+import { dgramHandle, loadNativeUdp, NativeUdpSocket, sendError } from './native-udp.js';
 
 export type { Endpoint, ListeningPoint, ListenSpec, Source, TransportName, TransportOptions } from './types.js';
 
@@ -116,38 +115,14 @@ function literalFirstLookup(
   options: number | dns.LookupOneOptions,
   callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
 ): void {
-  if (isIPv4Literal(hostname)) return callback(null, hostname, 4);
+  if (ipv4Number(hostname) >= 0) return callback(null, hostname, 4);
   if (hostname.indexOf(':') !== -1 && net.isIPv6(hostname)) return callback(null, hostname, 6);
   dns.lookup(hostname, typeof options === 'number' ? { family: options } : options, callback);
 }
 
-/** Dotted quad with each part 0-255 (no regex). */
-function isIPv4Literal(s: string): boolean {
-  const n = s.length;
-  if (n < 7 || n > 15) return false;
-  let parts = 0;
-  let value = 0;
-  let digits = 0;
-  for (let i = 0; i <= n; i++) {
-    const c = i === n ? 46 : charCode(s, i);
-    if (c === 46) {
-      if (digits === 0 || value > 255) return false;
-      parts++;
-      value = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && value === 0) return false; // leading zero
-      value = value * 10 + (c - 48);
-      if (++digits > 3) return false;
-    } else return false;
-  }
-  return parts === 4;
-}
-
-/** The libuv handle of a dgram socket (Node keeps it under a symbol described `state symbol`). */
+/** Starts or stops dgram's reading of a socket (its libuv handle, see `dgramHandle`). */
 function setReceiving(socket: dgram.Socket, on: boolean): void {
-  const sym = Object.getOwnPropertySymbols(socket).find((x) => x.description === 'state symbol');
-  const handle = sym ? (socket as unknown as Record<symbol, { handle?: { recvStart?: () => number; recvStop?: () => number } }>)[sym]?.handle : undefined;
+  const handle = dgramHandle(socket);
   if (on) handle?.recvStart?.();
   else handle?.recvStop?.();
 }

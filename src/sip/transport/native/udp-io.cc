@@ -141,10 +141,10 @@ napi_value Open(napi_env env, napi_callback_info info) {
   if (napi_create_reference(env, argv[3], 1, &r->callback) != napi_ok || napi_create_reference(env, argv[1], 1, &r->data_ref) != napi_ok ||
       napi_create_reference(env, argv[2], 1, &r->meta_ref) != napi_ok || napi_async_init(env, nullptr, name, &r->actx) != napi_ok ||
       napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &r->poll, dup_fd) != 0) {
-    close(dup_fd);
-    r->fd = -1;
+    // The poll handle was never initialised: OnClosed's clean-up runs here directly.
+    r->poll.data = r;
+    OnClosed(reinterpret_cast<uv_handle_t*>(&r->poll));
     napi_create_string_utf8(env, "open: cannot watch the socket", NAPI_AUTO_LENGTH, &out);
-    delete r;  // references leak on this path only; it does not happen with a valid descriptor
     return out;
   }
   r->poll.data = r;

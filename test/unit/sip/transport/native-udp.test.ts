@@ -5,7 +5,8 @@
 import dgram from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SipMessage } from '../../../../src/sip/message/sip-message.js';
-import { ipv4Number, loadNativeUdp, sendError } from '../../../../src/sip/transport/native-udp.js';
+import { loadNativeUdp, sendError } from '../../../../src/sip/transport/native-udp.js';
+import { ipv4Number } from '../../../../src/sip/transport/response-routing.js';
 import { TransportLayer } from '../../../../src/sip/transport/transport-layer.js';
 import type { ListeningPoint, Source } from '../../../../src/sip/transport/types.js';
 
