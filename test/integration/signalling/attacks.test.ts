@@ -164,7 +164,8 @@ describe('forged in-dialog requests (a To-tag is no proof)', () => {
     const c = await establishedCall();
     const attacker = await ua('mallory');
     const ourAddr = `127.0.0.1:${t.ports['udp']}`;
-    const routes = [undefined, `<sip:${ourAddr};lr>`, `<sip:${ourAddr};lr;tk=AAAAAAAAAAAAAAAA>`];
+    // Made-up tokens in both accepted forms: hex (issued now) and base64url (issued by older nodes).
+    const routes = [undefined, `<sip:${ourAddr};lr>`, `<sip:${ourAddr};lr;tk=AAAAAAAAAAAAAAAA>`, `<sip:${ourAddr};lr;tk=${'5a'.repeat(12)}>`];
     for (const route of routes) {
       attacker.send(
         raw(attacker, { method: 'BYE', uri: c.call.remoteTarget!, callId: c.call.callId, fromUser: 'alice', fromTag: c.call.fromTag, to: c.call.target, toTag: c.call.toTag!, ...(route ? { route } : {}) }),
