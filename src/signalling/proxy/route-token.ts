@@ -60,7 +60,7 @@ export class RouteToken {
    * on either side of an in-dialog request). Constant-time comparison.
    */
   verify(token: string, callId: string, fromTag: string | undefined, toTag: string | undefined, flowParams = ''): boolean {
-    if (token.length !== TOKEN_CHARS && token.length !== LEGACY_TOKEN_CHARS) return false;
+    if (token.length === TOKEN_CHARS ? !isLowerHex(token) : token.length !== LEGACY_TOKEN_CHARS) return false;
     // Issued here: compare what it binds, no HMAC (a peer's token, or one older than the last
     // ISSUED_MAX, is checked by its MAC).
     const bound = this.#issued.get(token);
@@ -75,6 +75,18 @@ export class RouteToken {
   #mac(callId: string, tag: string, flowParams: string): Buffer {
     return this.#hmac.start().add(callId).add('\0').add(tag).add('\0').add(flowParams).digest().subarray(0, TOKEN_BYTES);
   }
+}
+
+/**
+ * Only the form tokens are issued in: Buffer.from(s, 'hex') also reads capitals and stops at the
+ * first other character, so an altered token could decode to the same bytes.
+ */
+function isLowerHex(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
 }
 
 /** The route-token key derived from the cluster secret (nodes sharing the secret accept each other's tokens). */

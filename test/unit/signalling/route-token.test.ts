@@ -21,6 +21,10 @@ describe('route tokens', () => {
     expect(peer.verify(t, 'c2@h', 'caller', undefined, ';ft=x')).toBe(false);
     expect(peer.verify(t, 'c1@h', 'caller', undefined, '')).toBe(false);
     expect(new RouteToken(routeTokenKey('other secret')).verify(t, 'c1@h', 'caller', undefined, ';ft=x')).toBe(false);
+    // The same bytes written another way (hex decoding reads capitals) are not the token issued.
+    const upper = t.replace(/[a-f]/, (c) => c.toUpperCase());
+    if (upper !== t) expect(peer.verify(upper, 'c1@h', 'caller', undefined, ';ft=x')).toBe(false);
+    expect(peer.verify(t.toUpperCase(), 'c1@h', 'caller', undefined, ';ft=x')).toBe(false);
   });
 
   it('still accept the base64url tokens of dialogs set up before, and reject forged ones of both forms', () => {
