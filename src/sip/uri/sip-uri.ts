@@ -315,7 +315,10 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
   let firstColon = -1;
   let percent = false;
   for (let i = pos; i < end; i++) {
-    const k = URI_CLASS[charCode(text, i) & 0xff]!;
+    // Beyond latin1 (text decoded as UTF-8) is non-ASCII like 0x80-0xff: masking it would alias
+    // U+0600 to NUL and U+0140 to '@', and a value the parser validated as bytes would not parse.
+    const c = charCode(text, i);
+    const k = c < 256 ? URI_CLASS[c]! : 0;
     if (k === 0) continue;
     if (k === 1) return F_URI;
     if (k === 2) {

@@ -144,3 +144,26 @@ describe('IPv6 references (RFC 5118 cases)', () => {
     expect(urisEqual(uri('sip:[2001:DB8::10]'), uri('sip:[2001:db8::10]'))).toBe(true);
   });
 });
+
+describe('non-ASCII in a URI, as bytes and as decoded text', () => {
+  // The parser validates header values on the received bytes (latin1 view); the getters parse the
+  // UTF-8 decoded text. Both views must agree, or a message accepted as valid has no To.
+  it('a user part with UTF-8 reads the same as bytes and as text (fuzz seed 1126847715)', async () => {
+    const { parseMessage } = await import('../../../../src/sip/message/parser.js');
+    const raw = Buffer.concat([
+      Buffer.from('OPTIONS sip:user@example.com SIP/2.0\r\nTo: sip:'),
+      Buffer.from([0xd8, 0x80]), // U+0600 in UTF-8
+      Buffer.from(
+        'j_user@example.com\r\nFrom: sip:caller@example.net;tag=1\r\nCall-ID: c1\r\nCSeq: 8 OPTIONS\r\nVia: SIP/2.0/UDP h.example.com;branch=z9hG4bKx\r\nMax-Forwards: 6\r\nContent-Length: 0\r\n\r\n',
+      ),
+    ]);
+    const r = parseMessage(raw);
+    expect(r.ok).toBe(true);
+    expect(r.ok && r.value.toOrUndefined?.uri.user).toBe('\u0600j_user');
+  });
+  it('a code unit above 0xff is not taken for the latin1 character it masks to', () => {
+    // U+0140 & 0xff is '@', U+013A & 0xff is ':', U+0120 & 0xff is a space
+    expect(parseUri('sip:a\u0140b@example.com').ok && (parseUri('sip:a\u0140b@example.com') as { value: { user?: string } }).value.user).toBe('a\u0140b');
+    expect(parseUri('sip:x\u0120y@example.com').ok).toBe(true);
+  });
+});
