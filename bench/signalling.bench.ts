@@ -20,7 +20,7 @@
  *   node --import tsx bench/signalling.bench.ts [--quick] [--step-sec 60] [--rates 400,1000]
  *     [--reg-rates 2000,4000] [--only calls|register] [--no-kamailio] [--workers 1,2]
  *     [--pin] [--call-ms 1000] [--no-trace-gc] [--root DIR] [--gc-threads N|node]
- *     [--generic-register] [--cpu-prof DIR] [--sipp-buffer BYTES] [--dgram] [--linger MS]
+ *     [--generic-register] [--cpu-prof DIR] [--heap-snapshot DIR] [--gc-log FILE] [--sipp-buffer BYTES] [--dgram] [--linger MS]
  *
  * --pin runs each server on core 1 and SIPp on core 0 (taskset); without it all share the cores.
  * --root runs the Tandem of another checkout (e.g. `git archive <commit>` unpacked) for an A/B.
@@ -33,7 +33,7 @@
  * (`registrar.fastPath: false`, named tandem-generic): the A/B of that path in one run.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { registerContact, sipRequest } from './lib/udp-sip.js';
@@ -75,6 +75,14 @@ const dgramToo = process.argv.includes('--dgram');
 const lingerMs = arg('--linger') ? Number(arg('--linger')) : undefined;
 /** --cpu-prof DIR: Tandem runs under V8's sampling profiler; one .cpuprofile per process lands in DIR at its exit. */
 const cpuProfDir = arg('--cpu-prof') ? resolve(arg('--cpu-prof')!) : undefined;
+/**
+ * --heap-snapshot DIR: Tandem writes a V8 heap snapshot into DIR two thirds into each step (its
+ * `--heapsnapshot-signal`): what the live heap holds under load. Writing one stops the process for
+ * seconds, so that step's figures are not comparable.
+ */
+/** --gc-log FILE: every collection line of Tandem's `--trace-gc`, appended to FILE (with the reason V8 gives). */
+const gcLogFile = arg('--gc-log') ? resolve(arg('--gc-log')!) : undefined;
+const heapSnapshotDir = arg('--heap-snapshot') ? resolve(arg('--heap-snapshot')!) : undefined;
 /**
  * --sipp-buffer BYTES: SIPp's socket buffers (its -buff_size), 4 MB unless given; 0 keeps SIPp's
  * own default, 64 KB, which the kernel doubles. Each SIPp process has one socket for all its
@@ -177,6 +185,7 @@ class GcLog {
       // [pid:0x..]   1234 ms: Mark-Compact 120.1 (130.0) -> 100.2 (125.0) MB, 45.67 / 0.01 ms  (...)
       const m = /\d+ ms: (Scavenge|Mark-Compact|Minor Mark-Compact|Mark-Sweep)[^\d]*([\d.]+) \([\d.]+\) -> ([\d.]+) \([\d.]+\) MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/.exec(line);
       if (!m) continue;
+      if (gcLogFile) appendFileSync(gcLogFile, `${line}\n`);
       const before = Number(m[2]);
       const after = Number(m[3]);
       const pause = Number(m[4]);
@@ -235,6 +244,7 @@ async function startTandemServer(auth: boolean, workers: number, fastRegister = 
   const gcThreads = gcThreadsArg === 'node' ? NODE_DEFAULT_POOL_SIZE : Number(gcThreadsArg ?? gcThreadsFor(cpus().length, workers));
   const nodeFlags = traceGc ? ['--trace-gc'] : [];
   if (cpuProfDir) nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
+  if (heapSnapshotDir) nodeFlags.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapSnapshotDir}`);
   if (workers === 1) nodeFlags.push(`--v8-pool-size=${gcThreads}`);
   else if (gcThreadsFlag) args.push('--gc-threads', String(gcThreads));
   const cfg = join(dir, `tandem${fastRegister ? '' : '-generic'}${linger ? `-l${linger}` : ''}.yaml`);
@@ -490,11 +500,13 @@ async function step(server: Server, scenario: 'call' | 'register', rate: number)
   const g0 = generatorPids.map((pid, i) => (i === 0 ? 0 : ticksOf(pid)));
   const gLast = g0.slice();
   const gPoll = setInterval(() => generatorPids.forEach((pid, i) => (gLast[i] = Math.max(gLast[i]!, ticksOf(pid)))), 500);
+  const snapshot = heapSnapshotDir && server.gc ? setTimeout(() => pids.forEach((pid) => process.kill(pid, 'SIGUSR2')), (stepSec * 2000) / 3) : undefined;
   let err = '';
   sipp.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
   const killer = setTimeout(() => sipp.kill('SIGKILL'), (stepSec + 60) * 1000);
   await new Promise((r) => sipp.once('exit', r));
   clearTimeout(killer);
+  clearTimeout(snapshot);
   clearInterval(gPoll);
   const wallSec = (Date.now() - t0) / 1000;
   const sippDrops = udpDrops(generatorPorts) - drops0;

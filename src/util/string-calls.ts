@@ -28,3 +28,12 @@ export const latin1 = (b: Buffer, start: number, end: number): string =>
 export function ownString(s: string): string {
   return (' ' + s).slice(1);
 }
+
+/**
+ * `known` when it has the same text as `s`, else `ownString(s)`: a value read from a message
+ * that usually repeats one the process already holds (a Via host equal to the sender's address,
+ * which the transport caches) costs no copy of its own.
+ */
+export function ownStringAs(s: string, known: string | undefined): string {
+  return s === known ? known : ownString(s);
+}

@@ -18,6 +18,11 @@ export interface ProxyClientHandlers {
 /** Opaque client transaction handle. */
 export interface ProxyClientTransaction {
   readonly request: SipRequest;
+  /**
+   * INVITE, once a 2xx made it Accepted: `h` replaces the handlers given to `sendRequest` for
+   * the further 2xx until Timer M. False when the transaction is in another state.
+   */
+  handOverAccepted?(h: ProxyClientHandlers): boolean;
 }
 
 /** Server transaction as the proxy uses it. */

@@ -66,6 +66,17 @@ export class InviteClientTransaction implements ClientTransaction {
     return this.#handlers;
   }
 
+  /**
+   * Accepted only: the TU's handlers become `h`, a smaller record of what it still needs for
+   * the further 2xx of Timer M (a proxy's whole response context would otherwise live 32 s per
+   * call). False in any other state, where the handlers stay.
+   */
+  handOverAccepted(h: ClientTransactionHandlers): boolean {
+    if (this.state !== 'Accepted') return false;
+    this.#handlers = h;
+    return true;
+  }
+
   start(): void {
     // Timers first: a response may arrive before send() returns (in-process transports).
     const w = this.ctx.wheel;

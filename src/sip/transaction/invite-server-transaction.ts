@@ -4,7 +4,7 @@ import { parseMessage } from '../message/parser.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import { responseDestination } from '../transport/response-routing.js';
 import type { Endpoint, Source } from '../transport/types.js';
-import { ownString } from '../../util/string-calls.js';
+import { ownString, ownStringAs } from '../../util/string-calls.js';
 import { TxEmitter } from './tx-emitter.js';
 import type { ServerTransaction, ServerTransactionEvents, TransactionState, TxContext } from './types.js';
 import { requestFromOwnBytes } from './request-builders.js';
@@ -67,7 +67,7 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
     const rt = request.toTag;
     this.requestToTag = rt === undefined ? undefined : ownString(rt);
     const via = request.topVia;
-    this.viaHost = ownString(via.host);
+    this.viaHost = ownStringAs(via.host, source.address);
     this.viaPort = via.port;
     this.#reliable = source.transport !== 'udp';
     this.#interval = ctx.t1;

@@ -2,7 +2,7 @@ import type { TimerHandle } from '../../util/timer-wheel.js';
 import type { SipRequest, SipResponse } from '../message/sip-message.js';
 import { responseDestination } from '../transport/response-routing.js';
 import type { Endpoint, Source } from '../transport/types.js';
-import { ownString } from '../../util/string-calls.js';
+import { ownString, ownStringAs } from '../../util/string-calls.js';
 import { TxEmitter } from './tx-emitter.js';
 import type { ServerTransaction, ServerTransactionEvents, TransactionState, TxContext } from './types.js';
 import { requestFromOwnBytes } from './request-builders.js';
@@ -54,7 +54,7 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
     const rt = request.toTag;
     this.requestToTag = rt === undefined ? undefined : ownString(rt);
     const via = request.topVia;
-    this.viaHost = ownString(via.host);
+    this.viaHost = ownStringAs(via.host, source.address);
     this.viaPort = via.port;
     this.#timer = ctx.wheel.schedule(64 * ctx.t1, NonInviteServerTransaction.#onTuTimeout, this);
   }

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { ownStringAs } from '../../util/string-calls.js';
 import { DEFAULT_PORTS, isReliable, transportFromVia, type Endpoint, type Source, type TransportName } from './types.js';
 
 /** The parts of a Via header that response routing reads. */
@@ -75,24 +76,34 @@ export function responseDestination(via: ViaLike, source?: Source): Endpoint | u
   const received = 'received' in via ? via.received : viaParam(via, 'received') || undefined;
   const sentByPort = via.port ?? DEFAULT_PORTS[transport];
   if (isReliable(transport)) {
-    const dest: Endpoint = { transport, address: bareHost(received ?? via.host), port: sentByPort };
+    const dest: Endpoint = { transport, address: settledAddress(received ?? via.host, source), port: sentByPort };
     if (source?.connectionId !== undefined) dest.connectionId = source.connectionId;
     return dest;
   }
   const maddr = 'maddr' in via ? via.maddr : viaParam(via, 'maddr');
-  if (maddr) return { transport, address: bareHost(maddr), port: sentByPort };
+  if (maddr) return { transport, address: settledAddress(maddr, source), port: sentByPort };
   let rport: number | null | undefined = via.rport;
   if (rport === undefined) {
     const raw = viaParam(via, 'rport');
     rport = raw === undefined ? undefined : raw === null || raw === '' ? null : Number(raw);
   }
   if (typeof rport === 'number' && Number.isInteger(rport) && rport > 0 && rport < 65536) {
-    return { transport, address: bareHost(received ?? source?.address ?? via.host), port: rport };
+    return { transport, address: settledAddress(received ?? source?.address ?? via.host, source), port: rport };
   }
   if (rport === null && source) {
     // rport asked for but not filled in (message built locally): the source port is the answer.
     return { transport, address: source.address, port: source.port };
   }
-  if (received) return { transport, address: bareHost(received), port: sentByPort };
-  return { transport, address: bareHost(via.host), port: sentByPort };
+  if (received) return { transport, address: settledAddress(received, source), port: sentByPort };
+  return { transport, address: settledAddress(via.host, source), port: sentByPort };
+}
+
+/**
+ * The address a response goes to, as a string that does not pin the message it was read from: a
+ * server transaction keeps its destination until Timer J/L ends (32 s), and `received` is a slice
+ * of the whole Via. Almost always it is the sender's address, which the transport already holds.
+ */
+function settledAddress(host: string, source: Source | undefined): string {
+  const bare = bareHost(host);
+  return ownStringAs(bare, source?.address);
 }

@@ -125,6 +125,16 @@ export function isReliable(t: TransportName): boolean {
 
 /** Maps a Via transport token (`UDP`, `TCP`, `TLS`) to ours; undefined for others (SCTP, WS). */
 export function transportFromVia(token: string): TransportName | undefined {
-  const t = token.toLowerCase();
-  return t === 'udp' || t === 'tcp' || t === 'tls' ? t : undefined;
+  // The constants, not the lower-cased copy: endpoints built from a Via outlive the message
+  // (a transaction's destination for 32 s), and one copy of "udp" each adds up at 2,000 calls/s.
+  switch (token.toLowerCase()) {
+    case 'udp':
+      return 'udp';
+    case 'tcp':
+      return 'tcp';
+    case 'tls':
+      return 'tls';
+    default:
+      return undefined;
+  }
 }

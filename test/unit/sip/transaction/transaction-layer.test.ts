@@ -6,7 +6,7 @@ import { parseMessage } from '../../../../src/sip/message/parser.js';
 import type { SipRequest, SipResponse } from '../../../../src/sip/message/sip-message.js';
 import { InMemoryNetwork, InMemoryTransport } from '../../../../src/sip/transport/in-memory-transport.js';
 import type { Endpoint, Source } from '../../../../src/sip/transport/types.js';
-import { TransactionLayer } from '../../../../src/sip/transaction/transaction-layer.js';
+import { InviteClientTransaction, TransactionLayer } from '../../../../src/sip/transaction/transaction-layer.js';
 import type { ServerTransaction, TransactionUser } from '../../../../src/sip/transaction/types.js';
 
 const T1 = 500;
@@ -265,6 +265,27 @@ describe('INVITE transactions', () => {
     expect(s.seen.filter((x) => x.req.method === 'INVITE').length).toBe(1);
     s.wheel.advance(64 * T1); // Timers L and M
     expect(s.uac.size + s.uas.size).toBe(0);
+  });
+
+  it('Accepted: the TU can hand the further 2xx to smaller handlers (handOverAccepted); other states refuse', () => {
+    const s = setup();
+    let server: ServerTransaction | undefined;
+    s.handle((r, tx) => {
+      if (r.method === 'INVITE') server = tx;
+    });
+    const first: SipResponse[] = [];
+    const handed: SipResponse[] = [];
+    const tx = s.uac.sendRequest(req('INVITE'), s.target, { onAdditional2xx: (r) => first.push(r) }) as InviteClientTransaction;
+    expect(tx.handOverAccepted({ onAdditional2xx: (r) => handed.push(r) })).toBe(false); // Calling
+    const ok = createResponse(server!.request, 200, 'OK', { toTag: 'srv' });
+    server!.respond(ok);
+    expect(tx.state).toBe('Accepted');
+    expect(tx.handOverAccepted({ onAdditional2xx: (r) => handed.push(r) })).toBe(true);
+    server!.respond(ok); // the 2xx again
+    expect(first.length).toBe(0);
+    expect(handed.map((r) => r.status)).toEqual([200]);
+    s.wheel.advance(64 * T1); // Timer M
+    expect(tx.handOverAccepted({})).toBe(false); // Terminated
   });
 
   it('sends 100 Trying when the TU is silent for 200 ms', () => {
