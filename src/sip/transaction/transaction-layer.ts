@@ -245,7 +245,8 @@ export class TransactionLayer {
   }
 
   #send(req: SipRequest, target: Endpoint, h: ClientTransactionHandlers): ClientTransaction {
-    const branch = req.topVia.branch!;
+    // Its own copy: a slice of the Via would keep the whole header text for Timer D/K/M.
+    const branch = ownString(req.topVia.branch!);
     const method = req.method;
     const taken = this.#client.get(branch);
     let key = branch;

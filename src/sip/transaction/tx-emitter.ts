@@ -27,7 +27,11 @@ export class TxEmitter<E extends { [K in keyof E]: unknown[] }> {
   /** Drops every listener of `event` (they may hold the TU's per-request state alive). */
   protected removeAllListeners<K extends keyof E>(event: K): void {
     const l = this.#listeners;
-    if (l !== undefined) delete l[event];
+    if (l === undefined) return;
+    l[event] = undefined;
+    // No listener left: no storage either (a finished transaction lives on for 32 s).
+    for (const k in l) if (l[k] !== undefined) return;
+    this.#listeners = undefined;
   }
 
   protected emit<K extends keyof E>(event: K, ...args: E[K]): void {

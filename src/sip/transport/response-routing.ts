@@ -88,7 +88,11 @@ export function responseDestination(via: ViaLike, source?: Source): Endpoint | u
     rport = raw === undefined ? undefined : raw === null || raw === '' ? null : Number(raw);
   }
   if (typeof rport === 'number' && Number.isInteger(rport) && rport > 0 && rport < 65536) {
-    return { transport, address: settledAddress(received ?? source?.address ?? via.host, source), port: rport };
+    const address = settledAddress(received ?? source?.address ?? via.host, source);
+    // The usual answer (RFC 3581): back where the request came from. The source is that endpoint
+    // already, so no copy of it is made (a server transaction keeps its destination 32 s).
+    if (source !== undefined && source.transport === transport && source.address === address && source.port === rport) return source;
+    return { transport, address, port: rport };
   }
   if (rport === null && source) {
     // rport asked for but not filled in (message built locally): the source port is the answer.
