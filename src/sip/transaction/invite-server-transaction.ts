@@ -28,9 +28,10 @@ import { requestFromOwnBytes } from './request-builders.js';
  * retransmissions are absorbed, and an ACK is passed to the TU; Timer L = 64*T1.
  *
  * Memory: after the final response (the 64*T1 of Timer L or H, the longest-lived state) the
- * transaction keeps the bytes of that response, where they go, its match data and the request's
- * bytes; the parsed request, the last response object and the TU's `cancel` listeners are
- * dropped (the request is re-parsed from its bytes if `request` is read again).
+ * transaction keeps where responses go, its match data and the request's bytes, and for a
+ * non-2xx (Completed: Timer G re-sends it) that response's bytes; the parsed request, the last
+ * response object and the TU's `cancel` listeners are dropped (the request is re-parsed from its
+ * bytes if `request` is read again; `lastResponse` is undefined in Accepted).
  */
 export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> implements ServerTransaction {
   /** §17.2.3 match data: the creating request's method and top Via sent-by. */
@@ -123,7 +124,7 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
     return r;
   }
 
-  /** The last response sent (undefined before any). */
+  /** The last response sent (undefined before any, and in Accepted, which keeps no bytes of its 2xx). */
   get lastResponse(): SipResponse | undefined {
     if (this.#lastRes === undefined && this.#last !== undefined) {
       // Dropped after the final response (memory during Timer L/H/I): re-parse its bytes once.
@@ -171,6 +172,9 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
       }
       this.#lastRes = undefined; // Timer L/H: only the bytes are needed from here on
       this.#send(data);
+      // Accepted never sends it again by itself (RFC 6026: the TU retransmits its 2xx, and
+      // INVITE retransmissions are absorbed), so its bytes are not kept for Timer L either.
+      if (s < 300) this.#last = undefined;
       this.#release();
       return;
     }

@@ -456,6 +456,34 @@ describe('matching keys and memory (branch-keyed maps, dropped request)', () => 
     s.wheel.advance(64 * T1 + 10);
     expect(s.uas.size).toBe(0);
   });
+  it('INVITE server tx in Accepted keeps no bytes of its 2xx: INVITE retransmissions absorbed, the TU\'s 2xx still sent, toTag known', () => {
+    const s = setup();
+    let tx: ServerTransaction | undefined;
+    let ok: SipResponse | undefined;
+    s.handle((r, t) => {
+      if (!t) return;
+      tx = t;
+      ok = createResponse(r, 200, undefined, { toTag: 'uas2' });
+      t.respond(ok);
+    });
+    const inv = viaReq('INVITE', 'SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKaccepted');
+    const src: Source = { transport: 'udp', address: '10.0.0.1', port: 5060, localAddress: '10.0.0.2', localPort: 5060 };
+    s.uas.receive(wire<SipRequest>(inv.toBuffer()), src);
+    const ist = tx as unknown as { lastResponse: SipResponse | undefined; toTag: string | undefined; state: string };
+    expect(ist.state).toBe('Accepted');
+    expect(ist.toTag).toBe('uas2');
+    expect(ist.lastResponse).toBeUndefined();
+    const sent = s.sends('10.0.0.2:5060', /^SIP\/2.0 200/);
+    expect(sent).toBe(1);
+    s.uas.receive(wire<SipRequest>(inv.toBuffer()), src); // retransmitted INVITE: absorbed
+    expect(s.sends('10.0.0.2:5060', /^SIP\/2.0 200/)).toBe(1);
+    expect(s.seen.filter((x) => x.req.method === 'INVITE').length).toBe(1);
+    tx!.respond(ok!); // the TU retransmits its 2xx (§13.3.1.4)
+    expect(s.sends('10.0.0.2:5060', /^SIP\/2.0 200/)).toBe(2);
+    s.wheel.advance(64 * T1 + 10); // Timer L
+    expect(s.uas.size).toBe(0);
+  });
+
   it('INVITE server tx keeps only the bytes of its final response; lastResponse and toTag still answer', () => {
     const s = setup();
     let tx: ServerTransaction | undefined;
