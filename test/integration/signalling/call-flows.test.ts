@@ -163,6 +163,17 @@ describe('tandem start: calls through the proxy', () => {
     await ackAndHangUp(call, bob);
   });
 
+  it('a 2xx the callee sends again after the answer reaches the caller again (RFC 6026 Accepted), then the call ends as usual', async () => {
+    const { alice, bob, call, inv } = await answeredCall('udp', 'udp');
+    // bob did not hear an ACK yet and retransmits his 200 (§13.3.1.4): same branch, same To tag
+    bob.send(bob.response(inv, 200, 'OK', { toTag: 'callee1', body: SAMPLE_SDP(41000) }));
+    const again = await alice.waitResponse(call.callId, 'INVITE', (s) => s === 200, 3000);
+    expect(again.toTag).toBe('callee1');
+    expect(again.getAll('Via').length).toBe(1); // ours stripped
+    expect(again.getAll('Record-Route').length).toBe(1);
+    await ackAndHangUp(call, bob);
+  });
+
   it('CANCEL before answer: callee gets CANCEL, caller gets 487', async () => {
     const alice = await ua('alice');
     const bob = await ua('bob');
