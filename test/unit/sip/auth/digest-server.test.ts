@@ -1,3 +1,4 @@
+import { createHmac, randomFillSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AuthFailureTracker, DigestAuthenticator, provesWrongCredentials, sameResource } from '../../../../src/sip/auth/digest-server.js';
 import { buildAuthorization, computeHa1, formatChallenge, parseChallenge } from '../../../../src/sip/auth/digest.js';
@@ -99,6 +100,70 @@ describe('DigestAuthenticator', () => {
     expect(a.verify([mk(1)], 'REGISTER').ok).toBe(true);
     expect(a.verify([mk(1)], 'REGISTER')).toMatchObject({ ok: false, failure: 'replay' });
     expect(a.verify([mk(2)], 'REGISTER').ok).toBe(true);
+  });
+});
+
+describe('DigestAuthenticator: nonce-counts', () => {
+  /** Credentials for a given nonce (the challenge's other fields as `a` issues them). */
+  function withNonce(a: DigestAuthenticator, nonce: string, nc: number): string {
+    const ch = parseChallenge(a.challenges()[0]!);
+    if (!ch.ok) throw new Error('no challenge');
+    const r = buildAuthorization({ ...ch.value, nonce }, { username: 'alice', password: 'pw' }, 'REGISTER', 'sip:r', nc, 'cn');
+    if (!r.ok) throw new Error(r.reason);
+    return r.value;
+  }
+  const nonceOf = (a: DigestAuthenticator): string => {
+    const ch = parseChallenge(a.challenges()[0]!);
+    if (!ch.ok) throw new Error('no challenge');
+    return ch.value.nonce;
+  };
+
+  it('nonces are unique, and one altered character makes any of them fail', () => {
+    const { a } = setup();
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) seen.add(nonceOf(a));
+    expect(seen.size).toBe(2000);
+    const n = nonceOf(a);
+    for (const at of [0, 7, 9, 13, 14, 19, 20, 39]) {
+      const c = n[at] === 'A' ? 'B' : 'A';
+      expect(a.verify([withNonce(a, n.slice(0, at) + c + n.slice(at + 1), 1)], 'REGISTER')).toMatchObject({ ok: false, failure: 'bad-nonce' });
+    }
+    expect(a.verify([withNonce(a, n, 1)], 'REGISTER').ok).toBe(true);
+  });
+
+  it('a peer\'s nonce (same secret, another issuer) has its count tracked too', () => {
+    const { a } = setup();
+    const b = new DigestAuthenticator({ realm: 'r', secret: 'secret-secret-secret', users, now: () => 1_000_000 });
+    const n = nonceOf(a);
+    expect(b.verify([withNonce(b, n, 1)], 'REGISTER').ok).toBe(true);
+    expect(b.verify([withNonce(b, n, 1)], 'REGISTER')).toMatchObject({ ok: false, failure: 'replay', sameCount: true });
+    expect(b.verify([withNonce(b, n, 2)], 'REGISTER').ok).toBe(true);
+    expect(b.verify([withNonce(b, n, 2)], 'REGISTER')).toMatchObject({ ok: false, failure: 'replay' });
+  });
+
+  it('a nonce of the former layout (8 random bytes after the time) still verifies, and its count is tracked', () => {
+    const { a } = setup();
+    const bytes = Buffer.alloc(30);
+    bytes.writeUIntBE(1_000, 0, 6); // issued at t = 1,000 s, as the test clock reads
+    randomFillSync(bytes, 6, 8);
+    createHmac('sha256', 'secret-secret-secret').update(bytes.subarray(0, 14)).update('r').digest().copy(bytes, 14, 0, 16);
+    const legacy = bytes.toString('base64url');
+    expect(a.verify([withNonce(a, legacy, 1)], 'REGISTER').ok).toBe(true);
+    expect(a.verify([withNonce(a, legacy, 1)], 'REGISTER')).toMatchObject({ ok: false, failure: 'replay', sameCount: true });
+  });
+
+  it('an older nonce used after a newer one that shares its slot is still tracked, and so is the newer one', () => {
+    const a = new DigestAuthenticator({ realm: 'r', secret: 'secret-secret-secret', users, now: () => 1_000_000, maxTrackedNonces: 16 });
+    const older = nonceOf(a);
+    const between = Array.from({ length: 15 }, () => nonceOf(a));
+    const newer = nonceOf(a); // 16 issues later: the same slot of a 16-slot table
+    expect(between.length).toBe(15);
+    expect(a.verify([withNonce(a, newer, 1)], 'REGISTER').ok).toBe(true);
+    expect(a.verify([withNonce(a, older, 1)], 'REGISTER').ok).toBe(true);
+    expect(a.verify([withNonce(a, older, 1)], 'REGISTER')).toMatchObject({ ok: false, failure: 'replay' });
+    expect(a.verify([withNonce(a, newer, 1)], 'REGISTER')).toMatchObject({ ok: false, failure: 'replay' });
+    expect(a.verify([withNonce(a, older, 2)], 'REGISTER').ok).toBe(true);
+    expect(a.verify([withNonce(a, newer, 2)], 'REGISTER').ok).toBe(true);
   });
 });
 
