@@ -102,10 +102,6 @@ export class InviteClientTransaction implements ClientTransaction {
     h.onTimeout?.();
   }
 
-  static #onTerminate(tx: InviteClientTransaction): void {
-    tx.terminate();
-  }
-
   static #onSendError(err: Error, tx: InviteClientTransaction): void {
     tx.#transportError(err);
   }
@@ -170,7 +166,7 @@ export class InviteClientTransaction implements ClientTransaction {
       this.#stopTimers();
       this.state = 'Accepted';
       this.pendingCancel = undefined;
-      this.#timeout = w.schedule(this.ctx.linger, InviteClientTransaction.#onTerminate, this); // Timer M
+      this.ctx.endAfterLinger(this); // Timer M
       this.#request = undefined;
       this.#handlers.onFinal?.(res);
       return;
@@ -190,7 +186,7 @@ export class InviteClientTransaction implements ClientTransaction {
     this.#handlers = NO_HANDLERS;
     this.#request = undefined;
     if (this.#reliable) this.terminate();
-    else this.#timeout = w.schedule(this.ctx.linger, InviteClientTransaction.#onTerminate, this); // Timer D: 32 s at the default T1
+    else this.ctx.endAfterLinger(this); // Timer D: 32 s at the default T1
     h.onFinal?.(res);
   }
 

@@ -164,7 +164,7 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
       this.#retransmit = undefined;
       if (s < 300) {
         this.state = 'Accepted';
-        this.#timeout = w.schedule(this.ctx.linger, InviteServerTransaction.#onTerminate, this); // Timer L
+        this.ctx.endAfterLinger(this); // Timer L
       } else {
         this.state = 'Completed';
         if (!this.#reliable) this.#retransmit = w.schedule(this.#interval, InviteServerTransaction.#onTimerG, this);

@@ -111,7 +111,7 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
     w.cancel(this.#timer);
     this.#timer = undefined;
     if (this.source.transport === 'udp') {
-      this.#timer = w.schedule(this.ctx.linger, NonInviteServerTransaction.#onTimerJ, this); // Timer J
+      this.ctx.endAfterLinger(this); // Timer J
       const req = this.#request!;
       // Serializing has no side effect on the TU's object only when Content-Length is right.
       if (req.contentLength === req.body.length) {

@@ -11,6 +11,7 @@ import { formatVia } from '../message/header-values.js';
 import type { SipMessage, SipRequest, SipResponse } from '../message/sip-message.js';
 import type { Endpoint, Source } from '../transport/types.js';
 import { InviteClientTransaction } from './invite-client-transaction.js';
+import { LingerQueue } from './linger-queue.js';
 import { InviteServerTransaction } from './invite-server-transaction.js';
 import { NonInviteClientTransaction } from './non-invite-client-transaction.js';
 import { NonInviteServerTransaction } from './non-invite-server-transaction.js';
@@ -112,6 +113,8 @@ export class TransactionLayer {
   /** Server transactions whose branch was taken, and RFC 2543 ones, by `serverKey`. */
   readonly #serverFull = new Map<string, ServerTx>();
   readonly #ctx: TxContext;
+  /** Finished transactions waiting out Timers J, L, M and D. */
+  readonly #lingering: LingerQueue;
   readonly #transport: TransactionTransport;
   readonly #onMessage = (msg: SipMessage, source: Source): void => this.receive(msg, source);
   #tu: TransactionUser | undefined;
@@ -119,12 +122,18 @@ export class TransactionLayer {
   constructor(transport: TransactionTransport, opts: TransactionOptions = {}) {
     this.#transport = transport;
     const wheel: TimerWheel = opts.wheel ?? sharedTimerWheel();
+    const linger = opts.lingerMs ?? 64 * (opts.t1Ms ?? 500);
+    const lingering = (this.#lingering = new LingerQueue(wheel, linger, (err) => {
+      txErrors.inc({ event: 'fault' });
+      rateLimitedLog('sip-transaction:linger', (suppressed) => log.error({ err, suppressed }, 'ending a finished transaction threw'));
+    }));
     this.#ctx = {
       wheel,
       t1: opts.t1Ms ?? 500,
       t2: opts.t2Ms ?? 4000,
       t4: opts.t4Ms ?? 5000,
-      linger: opts.lingerMs ?? 64 * (opts.t1Ms ?? 500),
+      linger,
+      endAfterLinger: (tx) => lingering.add(tx),
       transport,
       opts: {
         autoTryingMs: opts.autoTryingMs ?? 200,
@@ -410,5 +419,6 @@ export class TransactionLayer {
     this.#transport.off('message', this.#onMessage);
     for (const tx of [...this.#client.values(), ...this.#clientFull.values()]) tx.terminate();
     for (const tx of [...this.#server.values(), ...this.#serverFull.values()]) tx.terminate();
+    this.#lingering.clear();
   }
 }

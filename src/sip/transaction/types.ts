@@ -158,6 +158,8 @@ export interface TxContext {
   readonly t4: number;
   /** Timers J, L, M and D (`TransactionOptions.lingerMs`). */
   readonly linger: number;
+  /** Ends `tx` when Timer J, L, M or D (`linger` ms from now) fires, unless it has ended by then. */
+  endAfterLinger(tx: { readonly state: TransactionState; terminate(): void }): void;
   readonly transport: TransactionTransport;
   readonly opts: Required<Omit<TransactionOptions, 'wheel' | 't1Ms' | 't2Ms' | 't4Ms' | 'lingerMs'>>;
   /** Removes the transaction's map entry (only if the key still names this transaction). */
