@@ -161,7 +161,7 @@ export class InviteServerTransaction extends TxEmitter<ServerTransactionEvents> 
       // State first, then send: the ACK may come back before send() returns.
       w.cancel(this.#retransmit);
       w.cancel(this.#timeout);
-      this.#retransmit = undefined;
+      this.#retransmit = this.#timeout = undefined;
       if (s < 300) {
         this.state = 'Accepted';
         this.ctx.endAfterLinger(this); // Timer L
