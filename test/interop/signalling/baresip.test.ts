@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,12 +21,26 @@ let baresip: ChildProcess | undefined;
 let alice: TestUa;
 const baresipOut: string[] = [];
 
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
+/**
+ * A port free for UDP and TCP at once (baresip's `sip_listen` binds both), below the ephemeral
+ * range that other suites' outgoing TCP connections take their ports from.
+ */
+async function freeSipPort(): Promise<number> {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 10000);
+    const udp = dgram.createSocket('udp4');
+    const tcp = net.createServer();
+    const ok = await new Promise<boolean>((r) => {
+      udp.once('error', () => r(false));
+      udp.bind(port, '127.0.0.1', () => {
+        tcp.once('error', () => r(false));
+        tcp.listen(port, '127.0.0.1', () => r(true));
+      });
+    });
+    await new Promise<void>((r) => udp.close(() => r()));
+    await new Promise<void>((r) => (tcp.listening ? tcp.close(() => r()) : r()));
+    if (ok) return port;
+  }
 }
 
 async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -47,8 +62,21 @@ describe.skipIf(!HAVE_BARESIP)('interop: baresip <-> tandem start', () => {
     alice = await TestUa.create({ transport: 'udp', proxy: { host: '127.0.0.1', port: tandem.ports['udp']! }, user: 'alice', password: 'alice-secret', domain: DOMAIN });
     expect((await alice.register()).status).toBe(200);
 
+    // The port can still be taken between the check and baresip's bind: then it says so at
+    // once and is started again on another one.
+    for (let attempt = 1; ; attempt++) {
+      baresip = await startBaresip();
+      await new Promise((r) => setTimeout(r, 1500));
+      if (!/Address already in use/.test(baresipOut.join('')) || attempt === 3) break;
+      baresip.kill('SIGKILL');
+      baresipOut.length = 0;
+    }
+  }, 30000);
+
+  /** baresip with its SIP port chosen here; it places its call at start-up (-e), then stays registered and auto-answers. */
+  async function startBaresip(): Promise<ChildProcess> {
     const dir = mkdtempSync(join(tmpdir(), 'baresip-'));
-    const sipPort = await freeUdpPort();
+    const sipPort = await freeSipPort();
     writeFileSync(
       join(dir, 'config'),
       [
@@ -75,11 +103,11 @@ describe.skipIf(!HAVE_BARESIP)('interop: baresip <-> tandem start', () => {
       join(dir, 'accounts'),
       `<sip:carol@${DOMAIN};transport=udp>;auth_pass=carol-secret;outbound="sip:127.0.0.1:${tandem.ports['udp']}";answermode=auto;regint=600\n`,
     );
-    // baresip places its call at start-up (-e), then stays registered and auto-answers.
-    baresip = spawn('baresip', ['-f', dir, '-e', `/dial sip:alice@${DOMAIN}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    baresip.stdout!.setEncoding('utf8').on('data', (d: string) => baresipOut.push(d));
-    baresip.stderr!.setEncoding('utf8').on('data', (d: string) => baresipOut.push(d));
-  }, 30000);
+    const child = spawn('baresip', ['-f', dir, '-e', `/dial sip:alice@${DOMAIN}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => baresipOut.push(d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => baresipOut.push(d));
+    return child;
+  }
 
   afterAll(async () => {
     if (process.env.SHOW_BARESIP) console.log(baresipOut.join(''), tandem?.stderr.join(''));
