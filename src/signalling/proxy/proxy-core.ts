@@ -11,6 +11,7 @@ import { HmacSha256 } from '../../util/hmac-sha256.js';
 import { SipRequest as SipRequestClass, type SipRequest, type SipResponse } from '../../sip/message/sip-message.js';
 import { ownString } from '../../util/string-calls.js';
 import { createResponse } from '../../sip/message/builders.js';
+import { isKnownMethod } from '../../sip/message/methods.js';
 import { formatUri, parseNameAddr, parseUri, type SipUri } from '../../sip/uri/sip-uri.js';
 import type { Endpoint, Source, TransportName } from '../../sip/transport/types.js';
 import { counter } from '../../util/metrics.js';
@@ -39,12 +40,10 @@ const mediaErrorsBy = childrenOf(mediaErrors);
 const mediaOfferErrors = mediaErrorsBy('offer');
 const mediaAnswerErrors = mediaErrorsBy('answer');
 
-/** Methods counted under their own name; anything else (peer-chosen) counts as `other`. */
-export const KNOWN_METHODS = new Set(['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'INFO', 'UPDATE', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'REFER', 'MESSAGE', 'PUBLISH']);
 
-/** Metric label for a method, bounded to KNOWN_METHODS + `other`. */
+/** Metric label for a method: a known one by name, anything else (peer-chosen) as `other`. */
 export function methodLabel(method: string): string {
-  return KNOWN_METHODS.has(method) ? method : 'other';
+  return isKnownMethod(method) ? method : 'other';
 }
 
 const forwardedBy = childrenOf(forwardedCounter);
@@ -1019,14 +1018,7 @@ class ProxyContext {
       return;
     }
     this.#enqueue(async () => {
-      if (needsMedia && media) {
-        const r = await media.answer({ callId: this.#callId, fromTag: this.#fromTag, toTag: res.toTag ?? '', sdp: res.body, sourceAddress: b.target.nextHop?.address ?? '' });
-        if (r.ok) res.body = r.value;
-        else {
-          mediaAnswerErrors.inc();
-          rateLimitedLog('proxy-media-answer', (s) => log.warn({ reason: r.reason, suppressed: s }, 'media answer failed'));
-        }
-      }
+      if (needsMedia && media) await answerMedia(media, res, this.#callId, this.#fromTag, b.target.nextHop?.address ?? '');
       this.#sendUp(res, final);
     });
   }
@@ -1125,17 +1117,23 @@ class AnsweredBranch implements ProxyClientHandlers {
       this.stx.respond(out);
       return;
     }
-    media.answer({ callId: m.callId, fromTag: m.fromTag, toTag: out.toTag ?? '', sdp: out.body, sourceAddress: m.sourceAddress }).then(
-      (r) => {
-        if (r.ok) out.body = r.value;
-        else {
-          mediaAnswerErrors.inc();
-          rateLimitedLog('proxy-media-answer', (s) => log.warn({ reason: r.reason, suppressed: s }, 'media answer failed'));
-        }
-        this.stx.respond(out);
-      },
+    answerMedia(media, out, m.callId, m.fromTag, m.sourceAddress).then(
+      () => this.stx.respond(out),
       (err: unknown) => log.error({ err }, 'relaying a response failed'),
     );
+  }
+}
+
+/**
+ * A 183/2xx's SDP through the media node's answer, rewritten in place; when the node fails, the
+ * failure is counted and logged and the SDP goes on as the callee wrote it.
+ */
+async function answerMedia(media: MediaControl, res: SipResponse, callId: string, fromTag: string, sourceAddress: string): Promise<void> {
+  const r = await media.answer({ callId, fromTag, toTag: res.toTag ?? '', sdp: res.body, sourceAddress });
+  if (r.ok) res.body = r.value;
+  else {
+    mediaAnswerErrors.inc();
+    rateLimitedLog('proxy-media-answer', (s) => log.warn({ reason: r.reason, suppressed: s }, 'media answer failed'));
   }
 }
 

@@ -4,5 +4,6 @@ export * from './header-names.js';
 export * from './header-values.js';
 export * from './sip-message.js';
 export * from './parser.js';
+export * from './methods.js';
 export * from './serializer.js';
 export * from './builders.js';

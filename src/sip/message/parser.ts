@@ -13,6 +13,7 @@ import { HeaderEntry, HeaderList } from './header-list.js';
 import { headerKey, matchKnownName } from './header-names.js';
 import { parseCSeq, parseDigits, validateViaList, validateViaListKeepFirst, validCallId, viaSentByCount, type CSeq, type Via } from './header-values.js';
 import { SipRequest, SipResponse, type SipMessage } from './sip-message.js';
+import { methodConstant } from './methods.js';
 import { charCode, latin1 } from '../../util/string-calls.js';
 
 export interface ParseOptions {
@@ -457,44 +458,4 @@ export function frameStream(buf: Buffer, maxBytes: number = DEFAULT_MAX_MESSAGE_
   if (total > maxBytes) return { type: 'error', code: 'SIP_ERR_TOO_LARGE', reason: 'Message Too Large' };
   if (buf.length < total) return { type: 'need', searchFrom: end, total };
   return { type: 'message', length: total };
-}
-
-/**
- * The method as the constant of that name when it is one of RFC 3261's and its extensions':
- * transactions keep their method for 32 s after the request is gone, and a copy of "BYE" per
- * call is a string the collector has to trace for no reason.
- */
-function methodConstant(m: string): string {
-  switch (m) {
-    case 'INVITE':
-      return 'INVITE';
-    case 'ACK':
-      return 'ACK';
-    case 'BYE':
-      return 'BYE';
-    case 'CANCEL':
-      return 'CANCEL';
-    case 'REGISTER':
-      return 'REGISTER';
-    case 'OPTIONS':
-      return 'OPTIONS';
-    case 'INFO':
-      return 'INFO';
-    case 'UPDATE':
-      return 'UPDATE';
-    case 'PRACK':
-      return 'PRACK';
-    case 'SUBSCRIBE':
-      return 'SUBSCRIBE';
-    case 'NOTIFY':
-      return 'NOTIFY';
-    case 'REFER':
-      return 'REFER';
-    case 'MESSAGE':
-      return 'MESSAGE';
-    case 'PUBLISH':
-      return 'PUBLISH';
-    default:
-      return m;
-  }
 }
