@@ -27,6 +27,17 @@ describe('route tokens', () => {
     expect(peer.verify(t.toUpperCase(), 'c1@h', 'caller', undefined, ';ft=x')).toBe(false);
   });
 
+  it('a token this node issued long ago (out of its cache of recent ones) still verifies by its MAC, for its call only', () => {
+    const tokens = new RouteToken(key);
+    const old = tokens.sign('long@h', 'caller');
+    for (let i = 0; i < 40_000; i++) tokens.sign(`c${i}@h`, `t${i}`);
+    expect(tokens.verify(old, 'long@h', 'caller', undefined)).toBe(true);
+    expect(tokens.verify(old, 'long@h', 'someone', 'else')).toBe(false);
+    expect(tokens.verify(old, 'other@h', 'caller', undefined)).toBe(false);
+    const forged = (old[0] === 'a' ? 'b' : 'a') + old.slice(1);
+    expect(tokens.verify(forged, 'long@h', 'caller', undefined)).toBe(false);
+  });
+
   it('still accept the base64url tokens of dialogs set up before, and reject forged ones of both forms', () => {
     const legacy = createHmac('sha256', key).update('c1@h\0caller\0').digest().subarray(0, 12).toString('base64url');
     expect(legacy).toHaveLength(16);
