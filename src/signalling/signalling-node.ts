@@ -48,6 +48,7 @@ const requestsCounter = counter('tandem_signalling_requests_total', 'Requests re
 const requestsBy = childrenOf(requestsCounter);
 const authResult = childrenOf(authCounter);
 const takenOverResponses = counter('tandem_signalling_peer_invite_responses_total', 'Final responses to INVITEs forwarded by a peer that died, completed by this node');
+const answeredInvitesAbsorbed = counter('tandem_signalling_answered_invites_absorbed_total', 'INVITEs repeating the one that set up an answered call (Call-ID, From-tag, CSeq), absorbed: the callee re-sends its 2xx');
 const peerInvitesResumed = counter('tandem_signalling_peer_invites_resumed_total', 'Retransmitted INVITEs of a peer that died, sent on again by this node on the peer\'s branches');
 const resumedRinging = counter('tandem_signalling_ringing_calls_resumed_total', 'Ringing calls of a node that died whose serial failover this node went on with');
 const strayDropped = counter('tandem_signalling_stray_responses_dropped_total', 'Responses for no transaction, no dialog of ours and no recorded branch: dropped');
@@ -59,10 +60,22 @@ const untrustedAbsorbed = counter('tandem_signalling_untrusted_ack_total', 'ACKs
 type CredentialCheck =
   /** Proven (or auth off: `undefined`). */
   | { kind: 'user'; user: string | undefined }
-  /** Answered instead: a challenge, a refusal, or a retransmitted REGISTER's 200. */
-  | { kind: 'answer'; answer: RegisterAnswer }
+  /**
+   * Answered instead: a challenge, a refusal, or a retransmitted REGISTER's 200. `spent`: the
+   * credentials were right but the cluster had already accepted them (a retransmission of a
+   * request some node took, or a replay).
+   */
+  | { kind: 'answer'; answer: RegisterAnswer; spent?: boolean }
   /** Dropped without an answer: the source is blocked. */
   | { kind: 'drop' };
+
+/**
+ * `req` (an INVITE without To-tag) repeats the INVITE that set up the answered call `rec`: same
+ * Call-ID, From-tag and CSeq (records written before the CSeq was kept: From-tag only).
+ */
+function repeatsAnsweredInvite(req: SipRequest, rec: DialogRecord | undefined): boolean {
+  return rec !== undefined && rec.state === 'confirmed' && rec.fromTag === (req.fromTag ?? '') && (rec.cseq === undefined || rec.cseq === req.cseq.seq);
+}
 
 /** A value, or a promise of it where the work had to wait. */
 type MaybePromise<T> = T | Promise<T>;
@@ -513,12 +526,13 @@ export class SignallingNode implements TransactionUser {
       // same branches go out again (the callee sees a retransmission, not a second call) and this
       // node carries the transaction on. Proven by the branches derived from the request itself;
       // its credentials were checked by the peer (and their nonce count is spent).
-      const again = await this.#peerInviteRoute(req);
-      if (again) {
-        peerInvitesResumed.inc();
-        await this.proxy.forward(req, wrapServerTx(tx), source, again);
-        return;
-      }
+      if (await this.#continuePeerInvite(req, tx, source)) return;
+    }
+    if (method === 'INVITE' && req.toTag === undefined && repeatsAnsweredInvite(req, this.dialogs.get(req.callId))) {
+      // The caller did not hear the 2xx yet (it went through a peer, or was lost): the callee
+      // re-sends its 2xx until the ACK, and the INVITE is not a new request to challenge.
+      answeredInvitesAbsorbed.inc();
+      return;
     }
     const trust = decideTrust(this.#facts(req, check));
     const inDialog = trust.step === 'in-dialog';
@@ -540,6 +554,11 @@ export class SignallingNode implements TransactionUser {
       case 'authenticate': {
         const check = await this.#checkCredentials(req.getAll('Proxy-Authorization'), method, source, 'proxy', receivedUri, undefined);
         if (check.kind !== 'user') {
+          // Credentials a node of the cluster already took, on an INVITE: a retransmission of an
+          // INVITE a peer forwarded (the address moved before the peer's death was noticed, or
+          // the peer answered it) is carried on or absorbed, not challenged again (a caller that
+          // gets a 407 for it re-sends a new INVITE for a call that is already set up).
+          if (check.kind === 'answer' && check.spent && method === 'INVITE' && req.toTag === undefined && (await this.#continuePeerInvite(req, tx, source))) return;
           if (check.kind === 'answer') tx.respond(createResponse(req, check.answer.status, check.answer.reason, { headers: check.answer.headers }));
           return;
         }
@@ -606,10 +625,28 @@ export class SignallingNode implements TransactionUser {
     this.#peerWindowUntil = Date.now() + 64 * (this.#opts.transaction?.t1Ms ?? 500);
   }
 
-  /** The route that re-sends a dead peer's INVITE exactly as it did, when `req` is its retransmission. */
-  async #peerInviteRoute(req: SipRequest): Promise<ParallelRoute | undefined> {
+  /**
+   * `req` repeats an INVITE a peer forwarded: while the call rings it goes out again on the
+   * peer's branches and this node carries the transaction on; once answered it is absorbed.
+   * false when the cluster knows no such INVITE.
+   */
+  async #continuePeerInvite(req: SipRequest, tx: ServerTransaction, source: Source): Promise<boolean> {
     const rec = await this.#opts.dialogStore?.get(req.callId).catch(() => undefined);
-    if (!rec?.invite || rec.state !== 'early' || rec.owner === this.#opts.nodeName) return undefined;
+    if (!rec) return false;
+    if (repeatsAnsweredInvite(req, rec)) {
+      answeredInvitesAbsorbed.inc();
+      return true;
+    }
+    const again = this.#peerInviteRoute(req, rec);
+    if (!again) return false;
+    peerInvitesResumed.inc();
+    await this.proxy.forward(req, wrapServerTx(tx), source, again);
+    return true;
+  }
+
+  /** The route that re-sends a dead peer's INVITE exactly as it did, when `req` is its retransmission. */
+  #peerInviteRoute(req: SipRequest, rec: DialogRecord): ParallelRoute | undefined {
+    if (!rec.invite || rec.state !== 'early' || rec.owner === this.#opts.nodeName) return undefined;
     let matches = rec.invite.branches.map((b) => ({ b, i: b.index })).filter(({ b, i }) => b.branch.includes(`.${derivedBranch(req, i)}.`));
     // Serial forking: only the branch still running (the earlier ones failed).
     if (rec.invite.serial) matches = matches.slice(-1);
@@ -793,9 +830,11 @@ export class SignallingNode implements TransactionUser {
       // nonce serves one request: its count is "infinity").
       const c = r.credentials;
       const nc = c.qop && c.nc ? parseInt(c.nc, 16) : Number.MAX_SAFE_INTEGER;
-      return this.#nonceCounts
-        .accept(c.nonce, nc, auth.nonceLifetimeSec)
-        .then((accepted) => this.#credentialOutcome(accepted ? r : { ok: false, failure: c.qop ? 'replay' : 'stale', username: r.username }, source, role, bound, register));
+      return this.#nonceCounts.accept(c.nonce, nc, auth.nonceLifetimeSec).then(async (accepted): Promise<CredentialCheck> => {
+        if (accepted) return this.#credentialOutcome(r, source, role, bound, register);
+        const out = await this.#credentialOutcome({ ok: false, failure: c.qop ? 'replay' : 'stale', username: r.username }, source, role, bound, register);
+        return out.kind === 'answer' ? { ...out, spent: true } : out;
+      });
     }
     return this.#credentialOutcome(r, source, role, bound, register);
   }

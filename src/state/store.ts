@@ -84,6 +84,12 @@ export interface DialogRecord {
   state: 'early' | 'confirmed';
   /** Destination key (e.g. dispatcher destination URI) the call went to. */
   destination?: string;
+  /**
+   * CSeq number of the INVITE that set the dialog up: a copy of that INVITE arriving again (no
+   * To-tag, same Call-ID, From-tag and CSeq) is a retransmission, absorbed like RFC 6026's
+   * Accepted state absorbs it.
+   */
+  cseq?: number;
   /** Media node (ng address) handling this call's media. */
   mediaNode?: string;
   createdAtMs: number;

@@ -95,7 +95,7 @@ export class DialogTracker {
   }
 
   /** An INVITE was forwarded to `destination` (or moved there by failover). */
-  early(callId: string, fromTag: string, destination?: string, mediaNode?: string, parties?: { fromUri: string; toUri: string }): void {
+  early(callId: string, fromTag: string, destination?: string, mediaNode?: string, parties?: { fromUri: string; toUri: string }, cseq?: number): void {
     const now = this.#now();
     const rec = this.#byCallId.get(callId);
     if (rec) {
@@ -115,6 +115,7 @@ export class DialogTracker {
     const r: DialogRecord = { id, callId: id, fromTag: ownString(fromTag), state: 'early', createdAtMs: now, updatedAtMs: now };
     if (destination !== undefined) r.destination = destination;
     if (mediaNode !== undefined) r.mediaNode = mediaNode;
+    if (cseq !== undefined) r.cseq = cseq;
     if (this.#nodeId !== undefined) {
       r.owner = this.#nodeId;
       r.creator = this.#nodeId;

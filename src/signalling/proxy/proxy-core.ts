@@ -688,7 +688,7 @@ class ProxyContext {
       // From and To as received (name-addr text): accounting takes the URIs out once, at the end.
       const from = this.#req.get('From');
       const to = this.#req.get('To');
-      this.#proxy.dialogs?.early(this.#req.callId, this.#req.fromTag ?? '', target.destinationKey, mediaNode, from && to ? { fromUri: from, toUri: to } : undefined);
+      this.#proxy.dialogs?.early(this.#req.callId, this.#req.fromTag ?? '', target.destinationKey, mediaNode, from && to ? { fromUri: from, toUri: to } : undefined, this.#req.cseq.seq);
     }
     if (this.#isInvite && this.#proxy.dialogs?.sharesEarly) {
       const out = prepared.request;
