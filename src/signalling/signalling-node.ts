@@ -528,11 +528,17 @@ export class SignallingNode implements TransactionUser {
       // its credentials were checked by the peer (and their nonce count is spent).
       if (await this.#continuePeerInvite(req, tx, source)) return;
     }
-    if (method === 'INVITE' && req.toTag === undefined && repeatsAnsweredInvite(req, this.dialogs.get(req.callId))) {
-      // The caller did not hear the 2xx yet (it went through a peer, or was lost): the callee
-      // re-sends its 2xx until the ACK, and the INVITE is not a new request to challenge.
-      answeredInvitesAbsorbed.inc();
-      return;
+    if (method === 'INVITE' && req.toTag === undefined) {
+      // A call a peer set up and this node adopted, whose INVITE comes again: the caller did not
+      // hear the 2xx yet (it went through the peer, or was lost), and the callee re-sends it
+      // until the ACK; not a new request to challenge. (For this node's own calls the INVITE
+      // server transaction absorbs its retransmissions; a copy that reaches this point with
+      // another branch is a new request, refused below.)
+      const local = this.dialogs.get(req.callId);
+      if (local !== undefined && local.creator !== this.#opts.nodeName && repeatsAnsweredInvite(req, local)) {
+        answeredInvitesAbsorbed.inc();
+        return;
+      }
     }
     const trust = decideTrust(this.#facts(req, check));
     const inDialog = trust.step === 'in-dialog';
