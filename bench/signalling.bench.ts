@@ -20,7 +20,7 @@
  *   node --import tsx bench/signalling.bench.ts [--quick] [--step-sec 60] [--rates 400,1000]
  *     [--reg-rates 2000,4000] [--only calls|register] [--no-kamailio] [--workers 1,2]
  *     [--pin] [--call-ms 1000] [--no-trace-gc] [--root DIR] [--gc-threads N|node]
- *     [--generic-register] [--cpu-prof DIR] [--heap-snapshot DIR] [--gc-log FILE] [--sipp-buffer BYTES] [--dgram] [--linger MS]
+ *     [--generic-register] [--cpu-prof DIR] [--heap-snapshot DIR] [--gc-log FILE] [--sipp-buffer BYTES] [--dgram] [--linger MS] [--flags-b "NODE FLAGS"]
  *
  * --pin runs each server on core 1 and SIPp on core 0 (taskset); without it all share the cores.
  * --root runs the Tandem of another checkout (e.g. `git archive <commit>` unpacked) for an A/B.
@@ -73,6 +73,11 @@ const dgramToo = process.argv.includes('--dgram');
  * with like (signalling.transaction.lingerMs).
  */
 const lingerMs = arg('--linger') ? Number(arg('--linger')) : undefined;
+/**
+ * --flags-b "FLAGS": adds a Tandem started with these extra Node/V8 flags (space-separated, e.g.
+ * "--max-semi-space-size=64"), named tandem-b, alternated with the others at every step.
+ */
+const flagsB = arg('--flags-b')?.split(/\s+/).filter(Boolean);
 /** --cpu-prof DIR: Tandem runs under V8's sampling profiler; one .cpuprofile per process lands in DIR at its exit. */
 const cpuProfDir = arg('--cpu-prof') ? resolve(arg('--cpu-prof')!) : undefined;
 /**
@@ -234,7 +239,7 @@ const workersFlag = startHelp.includes('--workers');
 const gcThreadsFlag = startHelp.includes('--gc-threads');
 if (workerCounts.some((n) => n !== 1) && !workersFlag) throw new Error('this tandem has no `start --workers`: only --workers 1 can be measured');
 
-async function startTandemServer(auth: boolean, workers: number, fastRegister = true, nativeUdp = true, linger?: number): Promise<Server> {
+async function startTandemServer(auth: boolean, workers: number, fastRegister = true, nativeUdp = true, linger?: number, extraFlags?: string[]): Promise<Server> {
   const port = await freePort();
   const adminPort = await freePort();
   const args = [join(TANDEM_ROOT, 'bin/tandem.mjs'), 'start', '--sip', `udp:127.0.0.1:${port}`, '--domain', DOMAIN, '--users', usersCsv, '--no-media', '--log-level', 'error', '--admin', `127.0.0.1:${adminPort}`];
@@ -246,6 +251,7 @@ async function startTandemServer(auth: boolean, workers: number, fastRegister = 
   if (cpuProfDir) nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`);
   if (heapSnapshotDir) nodeFlags.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapSnapshotDir}`);
   if (workers === 1) nodeFlags.push(`--v8-pool-size=${gcThreads}`);
+  if (extraFlags) nodeFlags.push(...extraFlags);
   else if (gcThreadsFlag) args.push('--gc-threads', String(gcThreads));
   const cfg = join(dir, `tandem${fastRegister ? '' : '-generic'}${linger ? `-l${linger}` : ''}.yaml`);
   writeFileSync(
@@ -271,7 +277,7 @@ async function startTandemServer(auth: boolean, workers: number, fastRegister = 
       }
     });
   });
-  const name = (workersArg ? `tandem-w${workers}` : 'tandem') + (fastRegister ? '' : '-generic') + (nativeUdp ? '' : '-dgram') + (linger ? `-l${linger}` : '');
+  const name = (workersArg ? `tandem-w${workers}` : 'tandem') + (fastRegister ? '' : '-generic') + (nativeUdp ? '' : '-dgram') + (linger ? `-l${linger}` : '') + (extraFlags ? '-b' : '');
   return { name, port, gc, metricsUrl: `http://127.0.0.1:${adminPort}/metrics`, pids: () => processTree(child.pid!), stop: () => stopChild(child) };
 }
 
@@ -618,6 +624,7 @@ try {
     for (const w of workerCounts) callServers.push(await startTandemServer(false, w));
     if (dgramToo) callServers.push(await startTandemServer(false, workerCounts[0]!, true, false));
     if (lingerMs) callServers.push(await startTandemServer(false, workerCounts[0]!, true, true, lingerMs));
+    if (flagsB) callServers.push(await startTandemServer(false, workerCounts[0]!, true, true, undefined, flagsB));
     if (withKamailio) callServers.push(await startKamailio());
     running.push(...callServers);
     for (const srv of callServers) {
@@ -632,6 +639,7 @@ try {
     for (const w of workerCounts) regServers.push(await startTandemServer(true, w));
     if (genericRegister) regServers.push(await startTandemServer(true, workerCounts[0]!, false));
     if (dgramToo) regServers.push(await startTandemServer(true, workerCounts[0]!, true, false));
+    if (flagsB) regServers.push(await startTandemServer(true, workerCounts[0]!, true, true, undefined, flagsB));
     if (withKamailio) regServers.push(await startKamailio());
     running.push(...regServers);
     for (const [k, v] of await sweep(regServers, 'register', regRates)) results.set(k, { ...results.get(k), register: v });
