@@ -20,7 +20,7 @@
  *   node --import tsx bench/signalling.bench.ts [--quick] [--step-sec 60] [--rates 400,1000]
  *     [--reg-rates 2000,4000] [--only calls|register] [--no-kamailio] [--workers 1,2]
  *     [--pin] [--call-ms 1000] [--no-trace-gc] [--root DIR] [--gc-threads N|node]
- *     [--generic-register] [--cpu-prof DIR] [--heap-snapshot DIR] [--gc-log FILE] [--sipp-buffer BYTES] [--dgram] [--linger MS] [--flags-b "NODE FLAGS"]
+ *     [--generic-register] [--cpu-prof DIR] [--heap-snapshot DIR] [--gc-log FILE] [--sipp-buffer BYTES] [--dgram] [--linger MS] [--flags-b "NODE FLAGS"] [--env-b "K=V"]
  *
  * --pin runs each server on core 1 and SIPp on core 0 (taskset); without it all share the cores.
  * --root runs the Tandem of another checkout (e.g. `git archive <commit>` unpacked) for an A/B.
@@ -77,7 +77,9 @@ const lingerMs = arg('--linger') ? Number(arg('--linger')) : undefined;
  * --flags-b "FLAGS": adds a Tandem started with these extra Node/V8 flags (space-separated, e.g.
  * "--max-semi-space-size=64"), named tandem-b, alternated with the others at every step.
  */
-const flagsB = arg('--flags-b')?.split(/\s+/).filter(Boolean);
+const flagsB = arg('--flags-b')?.split(/\s+/).filter(Boolean) ?? (arg('--env-b') ? [] : undefined);
+/** --env-b "K=V ...": environment variables of tandem-b (with or without --flags-b). */
+const envB = Object.fromEntries((arg('--env-b') ?? '').split(/\s+/).filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 /** --cpu-prof DIR: Tandem runs under V8's sampling profiler; one .cpuprofile per process lands in DIR at its exit. */
 const cpuProfDir = arg('--cpu-prof') ? resolve(arg('--cpu-prof')!) : undefined;
 /**
@@ -260,7 +262,7 @@ async function startTandemServer(auth: boolean, workers: number, fastRegister = 
   );
   args.push('--config', cfg);
   const [cmd, full] = taskset(1, process.execPath, [...nodeFlags, ...args]);
-  const child = spawn(cmd, full, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TANDEM_FROM_SOURCE: '1', ...(nativeUdp ? {} : { TANDEM_NATIVE_UDP: '0' }) } });
+  const child = spawn(cmd, full, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TANDEM_FROM_SOURCE: '1', ...(nativeUdp ? {} : { TANDEM_NATIVE_UDP: '0' }), ...(extraFlags ? envB : {}) } });
   const gc = new GcLog();
   await new Promise<void>((r, j) => {
     const t = setTimeout(() => j(new Error('tandem start not ready')), 30000);
