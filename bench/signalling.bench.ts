@@ -20,7 +20,7 @@
  *   node --import tsx bench/signalling.bench.ts [--quick] [--step-sec 60] [--rates 400,1000]
  *     [--reg-rates 2000,4000] [--only calls|register] [--no-kamailio] [--workers 1,2]
  *     [--pin] [--call-ms 1000] [--no-trace-gc] [--root DIR] [--gc-threads N|node]
- *     [--generic-register] [--cpu-prof DIR] [--heap-snapshot DIR] [--gc-log FILE] [--sipp-buffer BYTES] [--dgram] [--linger MS] [--flags-b "NODE FLAGS"] [--env-b "K=V"]
+ *     [--generic-register] [--cpu-prof DIR] [--heap-snapshot DIR] [--gc-log FILE] [--sipp-buffer BYTES] [--dgram] [--linger MS] [--flags-b "NODE FLAGS"] [--env-b "K=V"] [--kamailio-children 1,4]
  *
  * --pin runs each server on core 1 and SIPp on core 0 (taskset); without it all share the cores.
  * --root runs the Tandem of another checkout (e.g. `git archive <commit>` unpacked) for an A/B.
@@ -77,6 +77,11 @@ const lingerMs = arg('--linger') ? Number(arg('--linger')) : undefined;
  * --flags-b "FLAGS": adds a Tandem started with these extra Node/V8 flags (space-separated, e.g.
  * "--max-semi-space-size=64"), named tandem-b, alternated with the others at every step.
  */
+/**
+ * --kamailio-children 1,4: one Kamailio per count of UDP worker processes (named kamailio-cN);
+ * without it one Kamailio with 4, named kamailio.
+ */
+const kamailioChildren = list(arg('--kamailio-children'));
 const flagsB = arg('--flags-b')?.split(/\s+/).filter(Boolean) ?? (arg('--env-b') ? [] : undefined);
 /** --env-b "K=V ...": environment variables of tandem-b (with or without --flags-b). */
 const envB = Object.fromEntries((arg('--env-b') ?? '').split(/\s+/).filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
@@ -296,11 +301,11 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /**
- * Kamailio 5.6 registrar + stateful proxy with 4 UDP workers, equivalent to Tandem's default
+ * Kamailio 5.6 registrar + stateful proxy with `children` UDP workers (4 unless --kamailio-children), equivalent to Tandem's default
  * route: REGISTER challenged (qop=auth) except the callee, INVITEs record-routed and sent to the
  * registered contact, in-dialog requests loose-routed, retransmissions absorbed by tm.
  */
-async function startKamailio(): Promise<Server> {
+async function startKamailio(children = 4, named = 'kamailio'): Promise<Server> {
   const port = await freePort();
   const cfg = join(dir, `kamailio-${port}.cfg`);
   writeFileSync(
@@ -309,7 +314,7 @@ async function startKamailio(): Promise<Server> {
 debug=-1
 log_stderror=yes
 fork=yes
-children=4
+children=${children}
 disable_tcp=yes
 auto_aliases=no
 listen=udp:127.0.0.1:${port}
@@ -366,7 +371,7 @@ request_route {
   child.once('exit', (code, sig) => {
     if (!stopping.has(child)) console.log(`  (kamailio exited unexpectedly: ${code ?? sig}; stderr tail: ${err.slice(-400).replace(/\s+/g, ' ')})`);
   });
-  return { name: 'kamailio', port, pids: () => processTree(child.pid!), stop: () => stopChild(child) };
+  return { name: named, port, pids: () => processTree(child.pid!), stop: () => stopChild(child) };
 }
 
 /** The SIPp UAS the calls end at (one for the whole run, registered at each server as `service`). */
@@ -627,7 +632,7 @@ try {
     if (dgramToo) callServers.push(await startTandemServer(false, workerCounts[0]!, true, false));
     if (lingerMs) callServers.push(await startTandemServer(false, workerCounts[0]!, true, true, lingerMs));
     if (flagsB) callServers.push(await startTandemServer(false, workerCounts[0]!, true, true, undefined, flagsB));
-    if (withKamailio) callServers.push(await startKamailio());
+    if (withKamailio) for (const c of kamailioChildren ?? [4]) callServers.push(await startKamailio(c, kamailioChildren ? `kamailio-c${c}` : 'kamailio'));
     running.push(...callServers);
     for (const srv of callServers) {
       const st = await registerContact(srv.port, DOMAIN, 'service', uas.port);
@@ -642,7 +647,7 @@ try {
     if (genericRegister) regServers.push(await startTandemServer(true, workerCounts[0]!, false));
     if (dgramToo) regServers.push(await startTandemServer(true, workerCounts[0]!, true, false));
     if (flagsB) regServers.push(await startTandemServer(true, workerCounts[0]!, true, true, undefined, flagsB));
-    if (withKamailio) regServers.push(await startKamailio());
+    if (withKamailio) for (const c of kamailioChildren ?? [4]) regServers.push(await startKamailio(c, kamailioChildren ? `kamailio-c${c}` : 'kamailio'));
     running.push(...regServers);
     for (const [k, v] of await sweep(regServers, 'register', regRates)) results.set(k, { ...results.get(k), register: v });
   }
