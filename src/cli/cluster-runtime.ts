@@ -98,6 +98,9 @@ export async function startClusterRuntime(
         ...(redis ? { leases: new RedisLeaseStore(redis.commands, cluster.name) } : {}),
         ttlMs: cluster.leaseTtlMs,
         pollMs: cluster.leasePollMs,
+        // keepalived mode: the address arrived (a peer died or gave it up), so callers may
+        // retransmit the peer's INVITEs here (lease mode learns it from the epoch, below).
+        onArrived: () => node.notePeerTakeover(),
         // The VIP is served on every transport and port the node listens on, and what the node
         // sends leaves from it while it holds it.
         bind: async (vip, epoch) => {

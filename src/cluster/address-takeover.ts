@@ -3,7 +3,9 @@
  *
  * - `keepalived`: an outside manager moves the address. The node binds the VIP's sockets at start
  *   (with `net.ipv4.ip_nonlocal_bind=1` the sockets exist before the address arrives), so
- *   takeover costs only the address move: packets are served as soon as they arrive.
+ *   takeover costs only the address move: packets are served as soon as they arrive. The node
+ *   watches its interfaces for the address (every `addressPollMs`) only to learn that it arrived
+ *   (`onArrived`): a peer died or gave it up, and callers may retransmit the peer's requests here.
  * - `lease`: the nodes elect the holder of each VIP through a lease (Redis). The holder renews it
  *   every `ttlMs / 4`; the others try to take it every `pollMs`, so after the holder dies the VIP
  *   moves within `ttlMs + pollMs` (defaults: 600 + 100 ms). A holder that hears its lease is gone
@@ -14,6 +16,7 @@
  * The manager only decides; binding is the `bind`/`unbind` callbacks' job (the signalling node
  * opens its listening points on the VIP).
  */
+import { networkInterfaces } from 'node:os';
 import { createLogger, rateLimitedLog } from '../util/logger.js';
 import { counter, gauge } from '../util/metrics.js';
 import type { LeaseGrant, LeaseStore } from './lease-store.js';
@@ -21,6 +24,7 @@ import type { LeaseGrant, LeaseStore } from './lease-store.js';
 const log = createLogger('cluster');
 const takeovers = counter('tandem_cluster_vip_acquired_total', 'Virtual addresses this node started serving, by address', ['vip']);
 const losses = counter('tandem_cluster_vip_lost_total', 'Virtual addresses this node stopped serving, by address and reason', ['vip', 'reason']);
+const arrivals = counter('tandem_cluster_vip_arrived_total', 'Virtual addresses that appeared on this node\'s interfaces after it started (keepalived mode), by address', ['vip']);
 const leaseErrors = counter('tandem_cluster_lease_errors_total', 'Lease operations that failed (Redis unreachable or slow)');
 
 export type TakeoverMode = 'lease' | 'keepalived';
@@ -41,6 +45,21 @@ export interface AddressTakeoverOptions {
   unbind: (vip: string, reason: string) => Promise<void>;
   /** Called after each change, for the admin API and events. */
   onChange?: (vip: string, held: boolean, epoch: number | undefined) => void;
+  /**
+   * keepalived mode: the address appeared on a local interface after start (this node became the
+   * VRRP master). Not called for an address already here at start.
+   */
+  onArrived?: (vip: string) => void;
+  /** keepalived mode: how often the interfaces are read for `onArrived`. @default 50 */
+  addressPollMs?: number;
+  /** The addresses on this host's interfaces (a test replaces it). @default os.networkInterfaces */
+  localAddresses?: () => Set<string>;
+}
+
+function interfaceAddresses(): Set<string> {
+  const out = new Set<string>();
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address);
+  return out;
 }
 
 interface VipState {
@@ -51,7 +70,7 @@ interface VipState {
 }
 
 export class AddressTakeover {
-  readonly #o: Required<Omit<AddressTakeoverOptions, 'leases' | 'onChange'>> & Pick<AddressTakeoverOptions, 'leases' | 'onChange'>;
+  readonly #o: Required<Omit<AddressTakeoverOptions, 'leases' | 'onChange' | 'onArrived'>> & Pick<AddressTakeoverOptions, 'leases' | 'onChange' | 'onArrived'>;
   readonly #state = new Map<string, VipState>();
   #timer: NodeJS.Timeout | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
@@ -59,7 +78,7 @@ export class AddressTakeover {
 
   constructor(opts: AddressTakeoverOptions) {
     if (opts.mode === 'lease' && !opts.leases) throw new Error('lease takeover needs a lease store (Redis)');
-    this.#o = { ...opts, ttlMs: opts.ttlMs ?? 600, pollMs: opts.pollMs ?? 100 };
+    this.#o = { ...opts, ttlMs: opts.ttlMs ?? 600, pollMs: opts.pollMs ?? 100, addressPollMs: opts.addressPollMs ?? 50, localAddresses: opts.localAddresses ?? interfaceAddresses };
     for (const vip of opts.vips) this.#state.set(vip, { vip, grant: undefined, busy: false, lastRenewOkMs: 0 });
     const self = this;
     gauge('tandem_cluster_vip_held', 'Virtual addresses held by this node (1) or not (0)', ['vip'], function () {
@@ -79,6 +98,7 @@ export class AddressTakeover {
         s.grant = { owner: this.#o.nodeId, epoch: 0 };
         this.#o.onChange?.(s.vip, true, 0);
       }
+      if (this.#o.onArrived) this.#watchAddresses(this.#o.onArrived);
       return;
     }
     await this.#tick();
@@ -86,6 +106,36 @@ export class AddressTakeover {
     this.#renewTimer = setInterval(() => void this.#renewAll(), Math.max(20, Math.floor(this.#o.ttlMs / 4)));
     this.#timer.unref();
     this.#renewTimer.unref();
+  }
+
+  /** keepalived mode: calls `arrived` for each VIP that appears on an interface (absent before). */
+  #watchAddresses(arrived: (vip: string) => void): void {
+    const read = (): Set<string> => {
+      try {
+        return this.#o.localAddresses();
+      } catch {
+        return new Set();
+      }
+    };
+    const first = read();
+    const here = new Map(this.#o.vips.map((v) => [v, first.has(v)]));
+    this.#timer = setInterval(() => {
+      const now = read();
+      for (const [vip, was] of here) {
+        const is = now.has(vip);
+        if (is === was) continue;
+        here.set(vip, is);
+        if (!is) continue;
+        arrivals.inc({ vip });
+        log.info({ vip }, 'virtual address arrived on this host (keepalived)');
+        try {
+          arrived(vip);
+        } catch (err) {
+          rateLimitedLog('vip-arrived', (n) => log.warn({ vip, err, suppressed: n }, 'handling an arrived address failed'));
+        }
+      }
+    }, this.#o.addressPollMs);
+    this.#timer.unref();
   }
 
   /** Releases every lease (clean shutdown: the peer takes over without waiting for the TTL). */

@@ -184,6 +184,10 @@ export async function runPrimary(cfg: Readonly<TandemConfig>, hepOptions: Omit<H
       ...(cluster.state ? { leases: new RedisLeaseStore(cluster.state.commands, cfg.cluster.name) } : {}),
       ttlMs: cfg.cluster.leaseTtlMs,
       pollMs: cfg.cluster.leasePollMs,
+      // keepalived mode: the address arrived, so callers may retransmit a dead peer's INVITEs.
+      onArrived: () => {
+        for (const x of slots) if (x.worker) send(x.index, { t: 'peerTakeover' });
+      },
       bind: async (vip, epoch) => {
         const r = await Promise.allSettled(slots.filter((x) => x.worker).map((x) => hub.request(x.index, { t: 'listen', vip, epoch })));
         const failed = r.find((x) => x.status === 'rejected');

@@ -63,3 +63,38 @@ describe('AddressTakeover (lease)', () => {
     await a.stop();
   });
 });
+
+describe('AddressTakeover (keepalived)', () => {
+  it('tells when a VIP arrives on an interface after start (not one already here), again after it left and came back', async () => {
+    let local = new Set(['10.0.0.1', '10.0.0.9']);
+    const arrived: string[] = [];
+    const t = new AddressTakeover({
+      nodeId: 'n1',
+      vips: ['10.0.0.9', '10.0.0.10'],
+      mode: 'keepalived',
+      bind: async () => undefined,
+      unbind: async () => undefined,
+      onArrived: (vip) => arrived.push(vip),
+      addressPollMs: 5,
+      localAddresses: () => local,
+    });
+    await t.start();
+    await new Promise((r) => setTimeout(r, 40));
+    expect(arrived).toEqual([]);
+    local = new Set(['10.0.0.1', '10.0.0.9', '10.0.0.10']);
+    await until(() => arrived.length === 1);
+    expect(arrived).toEqual(['10.0.0.10']);
+    local = new Set(['10.0.0.1', '10.0.0.9']);
+    await new Promise((r) => setTimeout(r, 40));
+    local = new Set(['10.0.0.1', '10.0.0.9', '10.0.0.10']);
+    await until(() => arrived.length === 2);
+    await new Promise((r) => setTimeout(r, 40));
+    expect(arrived).toEqual(['10.0.0.10', '10.0.0.10']);
+    await t.stop();
+    local = new Set(['10.0.0.1']);
+    await new Promise((r) => setTimeout(r, 20));
+    local = new Set(['10.0.0.1', '10.0.0.9', '10.0.0.10']);
+    await new Promise((r) => setTimeout(r, 40));
+    expect(arrived).toHaveLength(2);
+  });
+});
