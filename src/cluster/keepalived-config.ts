@@ -22,8 +22,9 @@
  *   process died or hangs while the host stays up goes to FAULT and releases the address.
  * - **`notify`**: a command run at every state change with keepalived's arguments appended
  *   (`INSTANCE <name> MASTER|BACKUP|FAULT|STOP <priority>`). The node needs no call: it serves
- *   whatever arrives on its pre-bound sockets (media nodes also watch their addresses every 10 ms);
- *   the command is for the operator's log or the lab's timeline.
+ *   whatever arrives on its pre-bound sockets and watches its interfaces for the address itself
+ *   (media nodes every 10 ms; signalling nodes every 50 ms, to expect a dead peer's INVITE
+ *   retransmissions); the command is for the operator's log or the lab's timeline.
  * - One `vrrp_instance` for the node's own VIPs and one for its standby VIPs (active/active media:
  *   each node's own VIP is the other's standby VIP), each with a virtual router id derived from
  *   the cluster name and the addresses, so both nodes derive the same one. The standby instance
