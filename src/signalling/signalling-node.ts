@@ -70,11 +70,13 @@ type CredentialCheck =
   | { kind: 'drop' };
 
 /**
- * `req` (an INVITE without To-tag) repeats the INVITE that set up the answered call `rec`: same
- * Call-ID, From-tag and CSeq (records written before the CSeq was kept: From-tag only).
+ * `req` (an INVITE without To-tag) repeats the INVITE that set up `rec`, an answered call another
+ * node (`self` is this one) set up: same Call-ID, From-tag and CSeq (records written before the
+ * CSeq was kept: From-tag only). This node's own calls have their INVITE server transaction for
+ * retransmissions; a copy of theirs that reaches the node with another branch is a new request.
  */
-function repeatsAnsweredInvite(req: SipRequest, rec: DialogRecord | undefined): boolean {
-  return rec !== undefined && rec.state === 'confirmed' && rec.fromTag === (req.fromTag ?? '') && (rec.cseq === undefined || rec.cseq === req.cseq.seq);
+function repeatsPeersAnsweredInvite(req: SipRequest, rec: DialogRecord | undefined, self: string | undefined): boolean {
+  return rec !== undefined && rec.state === 'confirmed' && rec.creator !== self && rec.fromTag === (req.fromTag ?? '') && (rec.cseq === undefined || rec.cseq === req.cseq.seq);
 }
 
 /** A value, or a promise of it where the work had to wait. */
@@ -531,11 +533,8 @@ export class SignallingNode implements TransactionUser {
     if (method === 'INVITE' && req.toTag === undefined) {
       // A call a peer set up and this node adopted, whose INVITE comes again: the caller did not
       // hear the 2xx yet (it went through the peer, or was lost), and the callee re-sends it
-      // until the ACK; not a new request to challenge. (For this node's own calls the INVITE
-      // server transaction absorbs its retransmissions; a copy that reaches this point with
-      // another branch is a new request, refused below.)
-      const local = this.dialogs.get(req.callId);
-      if (local !== undefined && local.creator !== this.#opts.nodeName && repeatsAnsweredInvite(req, local)) {
+      // until the ACK; not a new request to challenge.
+      if (repeatsPeersAnsweredInvite(req, this.dialogs.get(req.callId), this.#opts.nodeName)) {
         answeredInvitesAbsorbed.inc();
         return;
       }
@@ -639,7 +638,7 @@ export class SignallingNode implements TransactionUser {
   async #continuePeerInvite(req: SipRequest, tx: ServerTransaction, source: Source): Promise<boolean> {
     const rec = await this.#opts.dialogStore?.get(req.callId).catch(() => undefined);
     if (!rec) return false;
-    if (repeatsAnsweredInvite(req, rec)) {
+    if (repeatsPeersAnsweredInvite(req, rec, this.#opts.nodeName)) {
       answeredInvitesAbsorbed.inc();
       return true;
     }
