@@ -28,7 +28,7 @@ import { RegisterFastPath } from './registrar/register-fast-path.js';
 import { Registrar, registerFactsOf, type RegisterAnswer, type RegisterFacts } from './registrar/registrar.js';
 import { childrenOf } from './metric-children.js';
 import { aorKey } from './location/aor.js';
-import { derivedBranch, methodLabel, ProxyCore } from './proxy/proxy-core.js';
+import { derivedBranch, inviteBodyDigest, methodLabel, ProxyCore } from './proxy/proxy-core.js';
 import type { LocalInterface, ProxyClientTransaction, ProxyServerTransaction, ProxyStack } from './proxy/proxy-stack.js';
 import type { ParallelRoute, RouteContext, RouteHook, RouteResult, Target, TargetSupplier } from './proxy/types.js';
 import { DialogTracker } from './dialogs/dialog-tracker.js';
@@ -652,6 +652,9 @@ export class SignallingNode implements TransactionUser {
   /** The route that re-sends a dead peer's INVITE exactly as it did, when `req` is its retransmission. */
   #peerInviteRoute(req: SipRequest, rec: DialogRecord): ParallelRoute | undefined {
     if (!rec.invite || rec.state !== 'early' || rec.owner === this.#opts.nodeName) return undefined;
+    // The branches prove the transaction, not the body: a copy with another SDP would re-point the
+    // call's media (records of nodes that did not keep the digest: branches only).
+    if (rec.invite.body !== undefined && rec.invite.body !== inviteBodyDigest(req)) return undefined;
     let matches = rec.invite.branches.map((b) => ({ b, i: b.index })).filter(({ b, i }) => b.branch.includes(`.${derivedBranch(req, i)}.`));
     // Serial forking: only the branch still running (the earlier ones failed).
     if (rec.invite.serial) matches = matches.slice(-1);

@@ -118,6 +118,11 @@ export interface DialogRecord {
     serial?: { set?: string; frTimerMs?: number; frInvTimerMs?: number };
     /** The INVITE as received (before the media offer), base64: a peer forwards it to the next destination. */
     request?: string;
+    /**
+     * MD5 of the body as received: a copy of the INVITE a peer sends on must carry this body (the
+     * branch, Call-ID, CSeq and credentials a copy repeats do not cover it).
+     */
+    body?: string;
   };
 }
 

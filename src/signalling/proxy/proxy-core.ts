@@ -9,6 +9,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { HmacSha256 } from '../../util/hmac-sha256.js';
 import { SipRequest as SipRequestClass, type SipRequest, type SipResponse } from '../../sip/message/sip-message.js';
+import { md5Hex } from '../../util/md5.js';
 import { ownString } from '../../util/string-calls.js';
 import { createResponse } from '../../sip/message/builders.js';
 import { isKnownMethod } from '../../sip/message/methods.js';
@@ -489,6 +490,11 @@ export class ProxyCore {
  * second call. A 52-bit hash of fields that are unique per upstream transaction (collisions only
  * matter between live transactions: ~1e-6 with 100,000 of them).
  */
+/** What a shared early dialog records of an INVITE's body (`DialogRecord.invite.body`). */
+export function inviteBodyDigest(req: SipRequest): string {
+  return md5Hex(req.body.toString('latin1'));
+}
+
 export function derivedBranch(req: SipRequest, branchIndex: number): string {
   const v = req.topVia;
   const up = v.branch && v.branch.startsWith(BRANCH_MAGIC) ? v.branch : `${req.callId}|${req.fromTag ?? ''}`;
@@ -563,6 +569,8 @@ class ProxyContext {
   #answered = false;
   /** The request as received, before the media offer rewrote its SDP. */
   #received: SipRequest;
+  /** `inviteBodyDigest` of the INVITE as received, once per INVITE (written with its branches). */
+  #bodyDigest: string | undefined;
   /**
    * Provisional responses (our 100 Trying included) held until the INVITE's shared record is in
    * Redis, so that a caller who heard ringing can count on a peer to finish the call: were the
@@ -698,7 +706,7 @@ class ProxyContext {
       const serial = s ? { serial: { ...(s.dispatchSet ? { set: s.dispatchSet } : {}), frTimerMs: s.frTimerMs ?? 4000, frInvTimerMs: s.frInvTimerMs ?? 60_000 }, request: this.#received.toBuffer().toString('base64') } : {};
       this.#proxy.dialogs?.forwarded(
         out.callId,
-        { from: out.get('From') ?? '', to: out.get('To') ?? '', cseq: out.cseq.seq, ...serial },
+        { from: out.get('From') ?? '', to: out.get('To') ?? '', cseq: out.cseq.seq, body: (this.#bodyDigest ??= inviteBodyDigest(this.#received)), ...serial },
         {
           uri: out.uri,
           hop: `${hop.transport}:${hop.address}:${hop.port}`,
