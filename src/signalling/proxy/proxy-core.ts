@@ -41,7 +41,6 @@ const mediaErrorsBy = childrenOf(mediaErrors);
 const mediaOfferErrors = mediaErrorsBy('offer');
 const mediaAnswerErrors = mediaErrorsBy('answer');
 
-
 /** Metric label for a method: a known one by name, anything else (peer-chosen) as `other`. */
 export function methodLabel(method: string): string {
   return isKnownMethod(method) ? method : 'other';
@@ -481,6 +480,11 @@ export class ProxyCore {
   }
 }
 
+/** What a shared early dialog records of an INVITE's body (`DialogRecord.invite.body`). */
+export function inviteBodyDigest(req: SipRequest): string {
+  return md5Hex(req.body.toString('latin1'));
+}
+
 /**
  * The branch of the request we forward, derived from the request we received (its top Via
  * branch and sent-by, Call-ID, CSeq) and the branch's index: any node of the cluster derives the
@@ -490,11 +494,6 @@ export class ProxyCore {
  * second call. A 52-bit hash of fields that are unique per upstream transaction (collisions only
  * matter between live transactions: ~1e-6 with 100,000 of them).
  */
-/** What a shared early dialog records of an INVITE's body (`DialogRecord.invite.body`). */
-export function inviteBodyDigest(req: SipRequest): string {
-  return md5Hex(req.body.toString('latin1'));
-}
-
 export function derivedBranch(req: SipRequest, branchIndex: number): string {
   const v = req.topVia;
   const up = v.branch && v.branch.startsWith(BRANCH_MAGIC) ? v.branch : `${req.callId}|${req.fromTag ?? ''}`;

@@ -1,7 +1,7 @@
 /**
  * Server side of SIP digest authentication (RFC 3261 §22, RFC 7616, RFC 8760).
  *
- * Nonces are stateless: `base64url(ts[6] | rand[8] | HMAC-SHA256(secret, ts|rand|realm|source)[16])`,
+ * Nonces are stateless: `base64url(ts[6] | issuer[4] | count[4] | HMAC-SHA256(secret, ts|issuer|count|realm|source)[16])`,
  * so any node that shares the secret verifies a nonce another node issued. The MAC binds the
  * nonce to the IP address it was sent to (when the caller names one): a nonce fetched from one
  * address is worthless in a request claiming another, so an off-path attacker who spoofs a
@@ -10,11 +10,11 @@
  * gets `stale=true` (RFC 7616 §3.3: the client retries without asking the user).
  *
  * `qop=auth` is required by default. Nonce-count replay protection keeps, per nonce, the highest
- * `nc` seen (bounded map; RFC 7616 §3.4: "the server ... MUST reject a request with a repeated
- * nc"); where credentials without qop are allowed, each nonce is good for one request. The
+ * `nc` seen (a bounded table for this authenticator's own nonces, a bounded map for others';
+ * RFC 7616 §3.4: "the server ... MUST reject a request with a repeated nc"); where credentials without qop are allowed, each nonce is good for one request. The
  * `uri` parameter must name the Request-URI (RFC 7616 §3.4.6, "the server MUST assure that the
  * resource designated by the uri parameter is the same as the resource specified in the
- * Request-Line"). Response comparisons use crypto.timingSafeEqual.
+ * Request-Line"). Responses and nonce MACs are compared in constant time.
  */
 import { GenerationalMap } from '../../util/generational-map.js';
 import { createHmac, randomBytes } from 'node:crypto';
@@ -126,10 +126,6 @@ const NONCE_BYTES = 6 + 4 + 4 + 16;
 /** Stands for the nonce in the challenge text rendered once (no base64url nonce contains it). */
 const NONCE_MARK = '\u0000nonce\u0000';
 
-/**
- * Random bytes for nonces from a pool refilled 4 KiB at a time: a synchronous `randomBytes(8)`
- * per challenge costs more than the HMAC that protects the nonce.
- */
 /**
  * Nonce-counts of the nonces one authenticator issued, found by the issue count the nonce
  * carries: an array slot per count modulo the table's size, where a map keyed by the nonce's text

@@ -83,10 +83,6 @@ export class NonInviteServerTransaction extends TxEmitter<ServerTransactionEvent
     }
   }
 
-  static #onTimerJ(tx: NonInviteServerTransaction): void {
-    tx.terminate();
-  }
-
   static #onSendError(err: Error, tx: NonInviteServerTransaction): void {
     if (tx.state === 'Terminated') return;
     tx.ctx.diag('transport-error', tx);
