@@ -23,6 +23,7 @@ import type { AuthFailureStore, DialogRecord, DialogStore, LocationStore, NonceC
 import { MemoryLocationStore } from '../state/memory/memory-location-store.js';
 import { counter, gauge } from '../util/metrics.js';
 import { startRuntimeMetrics } from '../util/runtime-metrics.js';
+import { keepPrototypesFast } from '../util/fast-prototypes.js';
 import { createLogger, rateLimitedLog } from '../util/logger.js';
 import { RegisterFastPath } from './registrar/register-fast-path.js';
 import { Registrar, registerFactsOf, type RegisterAnswer, type RegisterFacts } from './registrar/registrar.js';
@@ -178,6 +179,7 @@ export class SignallingNode implements TransactionUser {
   constructor(opts: SignallingNodeOptions) {
     this.#opts = opts;
     startRuntimeMetrics(); // event-loop delay, GC pauses, heap: per process, started once
+    keepPrototypesFast(); // after every module this node loads (util/fast-prototypes)
     this.services = opts.services ?? {};
     this.#domains = new Set(opts.domains.map((d) => d.toLowerCase()));
     this.transport = new TransportLayer(opts.transport ?? {});

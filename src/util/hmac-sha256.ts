@@ -94,7 +94,7 @@ export class HmacSha256 {
   readonly #inner = new Int32Array(8);
   readonly #outer = new Int32Array(8);
   readonly #state = new Int32Array(8);
-  #buf = new Uint8Array(256);
+  #buf = Buffer.alloc(256);
   #length = 0;
 
   constructor(key: string | Uint8Array) {
@@ -154,7 +154,7 @@ export class HmacSha256 {
   #room(more: number): void {
     const need = this.#length + more + BLOCK + 8;
     if (need <= this.#buf.length) return;
-    const bigger = new Uint8Array(Math.max(need, this.#buf.length * 2));
+    const bigger = Buffer.alloc(Math.max(need, this.#buf.length * 2));
     bigger.set(this.#buf.subarray(0, this.#length));
     this.#buf = bigger;
   }

@@ -12,7 +12,7 @@
 import { writeUtf8 } from './utf8-bytes.js';
 
 const state = new Int32Array(4);
-let buf = new Uint8Array(256);
+let buf = Buffer.alloc(256);
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 const word = (b: Uint8Array, o: number): number => b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24);
@@ -179,7 +179,7 @@ function compress(block: Uint8Array, at: number): void {
 
 /** MD5 of `text` (as UTF-8), 32 lower-case hex digits. */
 export function md5Hex(text: string): string {
-  if (text.length * 3 + 72 > buf.length) buf = new Uint8Array(text.length * 3 + 72);
+  if (text.length * 3 + 72 > buf.length) buf = Buffer.alloc(text.length * 3 + 72);
   const bytes = buf;
   const n = writeUtf8(text, bytes, 0);
   const bits = n * 8;
