@@ -20,7 +20,7 @@
  *   node --import tsx bench/signalling.bench.ts [--quick] [--step-sec 60] [--rates 400,1000]
  *     [--reg-rates 2000,4000] [--only calls|register] [--no-kamailio] [--workers 1,2]
  *     [--pin] [--call-ms 1000] [--no-trace-gc] [--root DIR] [--gc-threads N|node]
- *     [--generic-register] [--cpu-prof DIR] [--heap-snapshot DIR] [--gc-log FILE] [--sipp-buffer BYTES] [--dgram] [--linger MS] [--flags-b "NODE FLAGS"] [--env-b "K=V"] [--kamailio-children 1,4]
+ *     [--generic-register] [--cpu-prof DIR] [--heap-snapshot DIR] [--gc-log FILE] [--sipp-buffer BYTES] [--dgram] [--linger MS] [--flags-b "NODE FLAGS"] [--env-b "K=V"] [--root-b DIR] [--kamailio-children 1,4]
  *
  * --pin runs each server on core 1 and SIPp on core 0 (taskset); without it all share the cores.
  * --root runs the Tandem of another checkout (e.g. `git archive <commit>` unpacked) for an A/B.
@@ -82,7 +82,9 @@ const lingerMs = arg('--linger') ? Number(arg('--linger')) : undefined;
  * without it one Kamailio with 4, named kamailio.
  */
 const kamailioChildren = list(arg('--kamailio-children'));
-const flagsB = arg('--flags-b')?.split(/\s+/).filter(Boolean) ?? (arg('--env-b') ? [] : undefined);
+/** --root-b DIR: tandem-b runs the Tandem of another checkout (A/B of two versions in one run). */
+const ROOT_B = arg('--root-b') ? resolve(arg('--root-b')!) : undefined;
+const flagsB = arg('--flags-b')?.split(/\s+/).filter(Boolean) ?? (arg('--env-b') || ROOT_B ? [] : undefined);
 /** --env-b "K=V ...": environment variables of tandem-b (with or without --flags-b). */
 const envB = Object.fromEntries((arg('--env-b') ?? '').split(/\s+/).filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 /** --cpu-prof DIR: Tandem runs under V8's sampling profiler; one .cpuprofile per process lands in DIR at its exit. */
@@ -249,7 +251,8 @@ if (workerCounts.some((n) => n !== 1) && !workersFlag) throw new Error('this tan
 async function startTandemServer(auth: boolean, workers: number, fastRegister = true, nativeUdp = true, linger?: number, extraFlags?: string[]): Promise<Server> {
   const port = await freePort();
   const adminPort = await freePort();
-  const args = [join(TANDEM_ROOT, 'bin/tandem.mjs'), 'start', '--sip', `udp:127.0.0.1:${port}`, '--domain', DOMAIN, '--users', usersCsv, '--no-media', '--log-level', 'error', '--admin', `127.0.0.1:${adminPort}`];
+  const root = extraFlags && ROOT_B ? ROOT_B : TANDEM_ROOT;
+  const args = [join(root, 'bin/tandem.mjs'), 'start', '--sip', `udp:127.0.0.1:${port}`, '--domain', DOMAIN, '--users', usersCsv, '--no-media', '--log-level', 'error', '--admin', `127.0.0.1:${adminPort}`];
   if (workersFlag) args.push('--workers', String(workers));
   if (!auth) args.push('--no-auth');
   // As deployed: one process is started with its helper count, workers get theirs from the primary.

@@ -1,5 +1,4 @@
 import { fail, ok, type Result } from '../util/result.js';
-import { charCode } from '../util/string-calls.js';
 
 /**
  * Bencode value as used by the ng control protocol.
@@ -206,7 +205,7 @@ class Writer {
     }
     const b = this.buf;
     let p = this.pos;
-    for (let i = 0; i < n; i++) b[p++] = charCode(s, i);
+    for (let i = 0; i < n; i++) b[p++] = s.charCodeAt(i);
     this.pos = p;
   }
 

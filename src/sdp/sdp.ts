@@ -1,5 +1,4 @@
 import { fail, ok, type Result } from '../util/result.js';
-import { charCode } from '../util/string-calls.js';
 
 /**
  * One SDP line kept with its own line ending, so that lines this module does not rewrite are
@@ -64,7 +63,7 @@ export function parseSdp(text: string): Result<SdpDocument> {
     const nl = text.indexOf('\n', pos);
     let end = nl === -1 ? text.length : nl;
     let eol = nl === -1 ? '' : '\n';
-    if (end > pos && charCode(text, end - 1) === 13) {
+    if (end > pos && text.charCodeAt(end - 1) === 13) {
       end--;
       eol = nl === -1 ? '\r' : '\r\n';
     }

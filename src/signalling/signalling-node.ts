@@ -38,7 +38,6 @@ import type { RouteCheck } from './proxy/proxy-core.js';
 import { decideTrust, type RequestFacts } from './request-trust.js';
 import type { Accounting } from './accounting/accounting.js';
 import type { MediaControl } from './media-control/media-control.js';
-import { charCode } from '../util/string-calls.js';
 
 const log = createLogger('signalling');
 const authCounter = counter('tandem_auth_results_total', 'Digest authentication outcomes', ['result']);
@@ -923,7 +922,7 @@ export class SignallingNode implements TransactionUser {
         return toIface(tp.listeningPointFor(source.transport, source.address));
       },
       isOwnAddress: (host, port, transport) => {
-        const h = (charCode(host, 0) === 91 ? host.replace(/^\[|\]$/g, '') : host).toLowerCase();
+        const h = (host.charCodeAt(0) === 91 ? host.replace(/^\[|\]$/g, '') : host).toLowerCase();
         const t = transport?.toLowerCase();
         for (const lp of tp.listeningPoints) {
           const p = port ?? (lp.transport === 'tls' ? 5061 : 5060);

@@ -1,5 +1,4 @@
 import type { Destination } from './destination.js';
-import { charCode } from '../../util/string-calls.js';
 
 /** Balancing algorithms a set (or a single dispatch call) can use. */
 export const ALGORITHMS = ['round-robin', 'weighted', 'hash', 'random', 'priority', 'call-load'] as const;
@@ -109,7 +108,7 @@ export function hashScore(key: string, uri: string): number {
   let h = 0x811c9dc5;
   const text = `${key}\u0000${uri}`;
   for (let i = 0; i < text.length; i++) {
-    h ^= charCode(text, i);
+    h ^= text.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
   h ^= h >>> 16;

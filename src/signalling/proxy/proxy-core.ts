@@ -25,7 +25,6 @@ import type { ProxyClientHandlers, ProxyClientTransaction, ProxyServerTransactio
 import { copyRequest, copyResponse } from './copy-message.js';
 import type { BranchFailureReason, RouteResult, SerialRoute, Target, TargetSupplier } from './types.js';
 import { ROUTE_TOKEN_PARAM, RouteToken } from './route-token.js';
-import { charCode } from '../../util/string-calls.js';
 
 const log = createLogger('proxy');
 const forwardedCounter = counter('tandem_proxy_forwarded_requests_total', 'Requests forwarded by the proxy, by method', ['method']);
@@ -172,7 +171,7 @@ class LoopHasher {
     let a = this.a;
     let b = this.b;
     for (let i = 0; i < s.length; i++) {
-      const c = charCode(s, i);
+      const c = s.charCodeAt(i);
       a = Math.imul(a ^ c, 0x01000193);
       b = Math.imul(b ^ c, 0x5bd1e995);
     }

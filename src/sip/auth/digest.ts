@@ -8,7 +8,6 @@
  */
 import { createHash } from 'node:crypto';
 import { fail, ok, type Result } from '../../util/result.js';
-import { charCode } from '../../util/string-calls.js';
 import { md5Hex } from '../../util/md5.js';
 import { quote, quotedStringEnd, unquote } from '../uri/sip-uri.js';
 
@@ -147,30 +146,30 @@ export function parseAuthParams(value: string): Result<{ scheme: string; params:
   // without the copies.
   let start = 0;
   let n = value.length;
-  while (start < n && isJsSpace(charCode(value, start))) start++;
-  while (n > start && isJsSpace(charCode(value, n - 1))) n--;
+  while (start < n && isJsSpace(value.charCodeAt(start))) start++;
+  while (n > start && isJsSpace(value.charCodeAt(n - 1))) n--;
   let i = start;
-  while (i < n && !isJsSpace(charCode(value, i))) i++;
+  while (i < n && !isJsSpace(value.charCodeAt(i))) i++;
   if (i === start || i === n) return fail('SIP_ERR_BAD_AUTH', 'missing auth scheme or parameters');
   const scheme = value.slice(start, i);
   const text = value;
   const params = new Map<string, string>();
   while (i < n) {
-    let c = charCode(text, i);
-    while (c === SP || c === HTAB || c === COMMA || c === CR || c === LF) c = charCode(text, ++i);
+    let c = text.charCodeAt(i);
+    while (c === SP || c === HTAB || c === COMMA || c === CR || c === LF) c = text.charCodeAt(++i);
     if (i >= n) break;
     const nameStart = i;
     let upper = false;
     while (i < n && c !== EQUALS && c !== COMMA && c !== SP && c !== HTAB) {
       if ((c >= 65 && c <= 90) || c > 127) upper = true;
-      c = charCode(text, ++i);
+      c = text.charCodeAt(++i);
     }
     const name = upper ? text.slice(nameStart, i).toLowerCase() : text.slice(nameStart, i);
     if (!name) return fail('SIP_ERR_BAD_AUTH', 'empty auth-param name');
-    while (i < n && (c === SP || c === HTAB)) c = charCode(text, ++i);
+    while (i < n && (c === SP || c === HTAB)) c = text.charCodeAt(++i);
     if (i >= n || c !== EQUALS) return fail('SIP_ERR_BAD_AUTH', `auth-param ${name} has no value`);
-    c = charCode(text, ++i);
-    while (i < n && (c === SP || c === HTAB)) c = charCode(text, ++i);
+    c = text.charCodeAt(++i);
+    while (i < n && (c === SP || c === HTAB)) c = text.charCodeAt(++i);
     let val: string;
     if (i < n && c === DQUOTE) {
       const qe = quotedStringEnd(text, i, n);
@@ -179,7 +178,7 @@ export function parseAuthParams(value: string): Result<{ scheme: string; params:
       i = qe;
     } else {
       const vStart = i;
-      while (i < n && c !== COMMA && c !== SP && c !== HTAB) c = charCode(text, ++i);
+      while (i < n && c !== COMMA && c !== SP && c !== HTAB) c = text.charCodeAt(++i);
       val = text.slice(vStart, i);
     }
     if (params.size >= 64) return fail('SIP_ERR_BAD_AUTH', 'too many auth-params');

@@ -1,6 +1,5 @@
 import { canonicalName, headerKey, isListHeader } from './header-names.js';
 import { firstListComma, splitList, trimLws } from './header-values.js';
-import { charCode } from '../../util/string-calls.js';
 
 const HIGH_BYTES = /[\x80-\xff]/;
 const NON_ASCII = /[^\x00-\x7f]/;
@@ -257,7 +256,7 @@ export class HeaderList {
       if (cut !== -1) {
         const first = trimLws(v.slice(0, cut));
         const rest = trimLws(v.slice(cut + 1));
-        if (first.length > 0 && rest.length > 0 && charCode(rest, 0) !== 44 && !/,\s*,|,\s*$/.test(rest)) {
+        if (first.length > 0 && rest.length > 0 && rest.charCodeAt(0) !== 44 && !/,\s*,|,\s*$/.test(rest)) {
           this.entries[idx] = new HeaderEntry(e.name, e.key, undefined, 0, 0, 0, 0, rest);
           return first;
         }

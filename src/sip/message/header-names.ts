@@ -2,7 +2,6 @@
  * Header name handling: case-insensitive lookup keys, compact forms (RFC 3261 §7.3.3 and
  * later RFCs), canonical spellings, and which headers are comma-separated lists.
  */
-import { charCode } from '../../util/string-calls.js';
 
 /** Compact form -> full lower-case name (RFC 3261 §7.3.3, RFC 3265, RFC 3515, RFC 3841, RFC 4028). */
 const COMPACT: Record<string, string> = {
@@ -115,7 +114,7 @@ const USUAL_SPELLINGS = [
 /** First char code -> names starting with it (exact spelling). */
 const KNOWN_BY_FIRST: (KnownName[] | undefined)[] = new Array<KnownName[] | undefined>(128).fill(undefined);
 for (const spelling of USUAL_SPELLINGS) {
-  const c = charCode(spelling, 0);
+  const c = spelling.charCodeAt(0);
   const list = (KNOWN_BY_FIRST[c] ??= []);
   if (!list.some((k) => k.name === spelling)) list.push({ name: spelling, key: headerKey(spelling) });
 }
@@ -125,7 +124,7 @@ for (const spelling of USUAL_SPELLINGS) {
  * anything else (the caller then slices, validates and looks the name up).
  */
 export function matchKnownName(s: string, start: number, end: number): KnownName | undefined {
-  const c = charCode(s, start);
+  const c = s.charCodeAt(start);
   if (c >= 128) return undefined;
   const list = KNOWN_BY_FIRST[c];
   if (list === undefined) return undefined;

@@ -12,7 +12,6 @@ import {
   unquote,
   type NameAddr,
 } from '../uri/sip-uri.js';
-import { charCode } from '../../util/string-calls.js';
 
 /** A Via header value (RFC 3261 §20.42, RFC 3581). */
 export interface Via {
@@ -59,8 +58,8 @@ function isWs(c: number): boolean {
 export function trimLws(value: string): string {
   let start = 0;
   let end = value.length;
-  while (start < end && isWs(charCode(value, start))) start++;
-  while (end > start && isWs(charCode(value, end - 1))) end--;
+  while (start < end && isWs(value.charCodeAt(start))) start++;
+  while (end > start && isWs(value.charCodeAt(end - 1))) end--;
   return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
@@ -102,7 +101,7 @@ function listComma(value: string, from: number): number {
   let inAngle = false;
   const n = value.length;
   for (let i = from; i < n; i++) {
-    const c = charCode(value, i);
+    const c = value.charCodeAt(i);
     if (c === 34) {
       const qe = quotedStringEnd(value, i);
       if (qe === -1) return -1;
@@ -115,12 +114,12 @@ function listComma(value: string, from: number): number {
 }
 
 function skipWs(s: string, i: number, end = s.length): number {
-  while (i < end && isWs(charCode(s, i))) i++;
+  while (i < end && isWs(s.charCodeAt(i))) i++;
   return i;
 }
 
 function readToken(s: string, i: number, end = s.length): number {
-  while (i < end && isTokenChar(charCode(s, i))) i++;
+  while (i < end && isTokenChar(s.charCodeAt(i))) i++;
   return i;
 }
 
@@ -175,7 +174,7 @@ function viaList(value: string, start: number, n: number, out: Via[] | undefined
     if (typeof r === 'string') return r;
     pos = skipWs(value, r, n);
     if (pos >= n) return undefined;
-    if (charCode(value, pos) !== 44) return 'Bad Via';
+    if (value.charCodeAt(pos) !== 44) return 'Bad Via';
     pos++;
   }
 }
@@ -187,7 +186,7 @@ function viaAt(s: string, pos: number, end: number, out: Via[] | undefined): num
   if (pos + 8 < end && s.startsWith('SIP/2.0/', pos)) {
     const ts = pos + 8;
     const te = readToken(s, ts, end);
-    if (te < end && (charCode(s, te) === 32 || charCode(s, te) === 9)) {
+    if (te < end && (s.charCodeAt(te) === 32 || s.charCodeAt(te) === 9)) {
       for (let i = 0; i < TRANSPORTS.length; i++) {
         const t = TRANSPORTS[i]!;
         if (t.length === te - ts && s.startsWith(t, ts)) return sentBy(s, te, end, 'SIP/2.0', t, out);
@@ -200,14 +199,14 @@ function viaAt(s: string, pos: number, end: number, out: Via[] | undefined): num
   const ns = pos;
   const ne = e;
   pos = skipWs(s, e, end);
-  if (pos >= end || charCode(s, pos) !== 47) return 'Bad Via';
+  if (pos >= end || s.charCodeAt(pos) !== 47) return 'Bad Via';
   pos = skipWs(s, pos + 1, end);
   e = readToken(s, pos, end);
   if (e === pos) return 'Bad Via';
   const vs = pos;
   const ve = e;
   pos = skipWs(s, e, end);
-  if (pos >= end || charCode(s, pos) !== 47) return 'Bad Via';
+  if (pos >= end || s.charCodeAt(pos) !== 47) return 'Bad Via';
   pos = skipWs(s, pos + 1, end);
   e = readToken(s, pos, end);
   if (e === pos) return 'Bad Via';
@@ -216,12 +215,12 @@ function viaAt(s: string, pos: number, end: number, out: Via[] | undefined): num
 }
 
 function sentBy(s: string, pos: number, end: number, protocol: string, transport: string, out: Via[] | undefined): number | string {
-  if (pos >= end || !isWs(charCode(s, pos))) return 'Bad Via';
+  if (pos >= end || !isWs(s.charCodeAt(pos))) return 'Bad Via';
   pos = skipWs(s, pos, end);
   // sent-by = host [ COLON port ]
   const hs = pos;
   let hostEnd: number;
-  if (pos < end && charCode(s, pos) === 91) {
+  if (pos < end && s.charCodeAt(pos) === 91) {
     const rb = s.indexOf(']', pos);
     if (rb === -1 || rb >= end) return 'Bad Via';
     hostEnd = rb + 1;
@@ -229,17 +228,17 @@ function sentBy(s: string, pos: number, end: number, protocol: string, transport
   } else {
     hostEnd = scanHostname(s, pos, end);
     if (hostEnd === -1) return 'Bad Via';
-    const c = hostEnd < end ? charCode(s, hostEnd) : 32;
+    const c = hostEnd < end ? s.charCodeAt(hostEnd) : 32;
     if (c !== 58 && c !== 59 && c !== 44 && !isWs(c)) return 'Bad Via';
   }
   pos = skipWs(s, hostEnd, end);
   let port: number | undefined;
-  if (pos < end && charCode(s, pos) === 58) {
+  if (pos < end && s.charCodeAt(pos) === 58) {
     pos = skipWs(s, pos + 1, end);
     const ps = pos;
     let p = 0;
     while (pos < end) {
-      const c = charCode(s, pos);
+      const c = s.charCodeAt(pos);
       if (c < 48 || c > 57) break;
       p = p * 10 + c - 48;
       if (p > 65535) return 'Bad Via';
@@ -312,7 +311,7 @@ export function viaFromParts(protocol: string, transport: string, host: string, 
 
 /** text[start, start + lower.length) equals `lower` ignoring ASCII case. */
 function eqLower(text: string, start: number, lower: string): boolean {
-  for (let i = 0; i < lower.length; i++) if ((charCode(text, start + i) | 0x20) !== charCode(lower, i)) return false;
+  for (let i = 0; i < lower.length; i++) if ((text.charCodeAt(start + i) | 0x20) !== lower.charCodeAt(i)) return false;
   return true;
 }
 
@@ -416,7 +415,7 @@ export function parseDigits(s: string): number | undefined {
   if (s.length === 0 || s.length > 15) return undefined;
   let v = 0;
   for (let i = 0; i < s.length; i++) {
-    const c = charCode(s, i);
+    const c = s.charCodeAt(i);
     if (c < 48 || c > 57) return undefined;
     v = v * 10 + c - 48;
   }
@@ -428,11 +427,11 @@ export function parseCSeq(value: string): CSeq | string {
   const s = trimLws(value);
   let i = 0;
   while (i < s.length) {
-    const c = charCode(s, i);
+    const c = s.charCodeAt(i);
     if (c < 48 || c > 57) break;
     i++;
   }
-  if (i === 0 || i >= s.length || !isWs(charCode(s, i))) return 'Bad CSeq';
+  if (i === 0 || i >= s.length || !isWs(s.charCodeAt(i))) return 'Bad CSeq';
   const seq = i > 10 ? Infinity : Number(s.slice(0, i));
   if (!(seq < 2 ** 31)) return 'Bad CSeq';
   const ms = skipWs(s, i);
@@ -445,7 +444,7 @@ export function parseCSeq(value: string): CSeq | string {
 export function validCallId(value: string): boolean {
   if (value.length === 0) return false;
   for (let i = 0; i < value.length; i++) {
-    const c = charCode(value, i);
+    const c = value.charCodeAt(i);
     if (c <= 32 || c === 127) return false;
   }
   return true;
@@ -457,7 +456,7 @@ export function parseNameAddrList(value: string, out: Contact[], allowStar: true
 export function parseNameAddrList(value: string, out: Contact[], allowStar: boolean): string | undefined {
   let pos = skipWs(value, 0);
   const n = value.length;
-  if (allowStar && charCode(value, pos) === 42 /* * */) {
+  if (allowStar && value.charCodeAt(pos) === 42 /* * */) {
     if (skipWs(value, pos + 1) !== n) return 'Bad address';
     out.push('*');
     return undefined;
@@ -468,7 +467,7 @@ export function parseNameAddrList(value: string, out: Contact[], allowStar: bool
     out.push(r.value);
     pos = skipWs(value, r.end);
     if (pos >= n) return undefined;
-    if (charCode(value, pos) !== 44) return 'Bad address';
+    if (value.charCodeAt(pos) !== 44) return 'Bad address';
     pos++;
   }
 }
@@ -491,10 +490,10 @@ export function parseCredentials(value: string): Credentials | string {
     if (ne === pos) return 'Bad credentials';
     const name = value.slice(pos, ne).toLowerCase();
     pos = skipWs(value, ne);
-    if (charCode(value, pos) !== 61) return 'Bad credentials';
+    if (value.charCodeAt(pos) !== 61) return 'Bad credentials';
     pos = skipWs(value, pos + 1);
     let v: string;
-    if (charCode(value, pos) === 34) {
+    if (value.charCodeAt(pos) === 34) {
       const qe = quotedStringEnd(value, pos);
       if (qe === -1) return 'Bad credentials';
       v = unquote(value.slice(pos, qe));
@@ -508,7 +507,7 @@ export function parseCredentials(value: string): Credentials | string {
     if (!params.has(name)) params.set(name, v);
     pos = skipWs(value, pos);
     if (pos >= value.length) return { scheme, params };
-    if (charCode(value, pos) !== 44) return 'Bad credentials';
+    if (value.charCodeAt(pos) !== 44) return 'Bad credentials';
     pos++;
   }
 }

@@ -14,7 +14,7 @@ import { headerKey, matchKnownName } from './header-names.js';
 import { parseCSeq, parseDigits, validateViaList, validateViaListKeepFirst, validCallId, viaSentByCount, type CSeq, type Via } from './header-values.js';
 import { SipRequest, SipResponse, type SipMessage } from './sip-message.js';
 import { methodConstant } from './methods.js';
-import { charCode, latin1 } from '../../util/string-calls.js';
+import { latin1 } from '../../util/string-calls.js';
 
 export interface ParseOptions {
   /** Messages larger than this are rejected before any other work. @default 65536 */
@@ -54,7 +54,7 @@ function isTokenCode(c: number): boolean {
 
 function isToken(s: string, from: number, to: number): boolean {
   if (to <= from) return false;
-  for (let i = from; i < to; i++) if (!isTokenCode(charCode(s, i))) return false;
+  for (let i = from; i < to; i++) if (!isTokenCode(s.charCodeAt(i))) return false;
   return true;
 }
 
@@ -84,7 +84,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
   let le = s.indexOf('\n');
   if (le === -1) return err('SIP_ERR_INCOMPLETE', 'Incomplete message');
   const startLineEnd = le + 1;
-  const slEnd = le > 0 && charCode(s, le - 1) === 13 ? le - 1 : le;
+  const slEnd = le > 0 && s.charCodeAt(le - 1) === 13 ? le - 1 : le;
 
   // ---- header lines
   const entries: HeaderEntry[] = [];
@@ -92,8 +92,8 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
   let bodyStart = -1;
   let last: HeaderEntry | undefined;
   while (pos < n) {
-    const c = charCode(s, pos);
-    if (c === 13 && charCode(s, pos + 1) === 10) {
+    const c = s.charCodeAt(pos);
+    if (c === 13 && s.charCodeAt(pos + 1) === 10) {
       bodyStart = pos + 2;
       break;
     }
@@ -103,12 +103,12 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     }
     le = s.indexOf('\n', pos);
     if (le === -1) return err('SIP_ERR_INCOMPLETE', 'Incomplete message');
-    let ve = le > pos && charCode(s, le - 1) === 13 ? le - 1 : le;
+    let ve = le > pos && s.charCodeAt(le - 1) === 13 ? le - 1 : le;
     if (c === 32 || c === 9) {
       // RFC 3261 §7.3.1: "Header fields can be extended over multiple lines by preceding each
       // extra line with at least one SP or horizontal tab (HT)."
       if (last === undefined) return err('SIP_ERR_BAD_HEADER', 'Bad header folding');
-      while (ve > pos && (charCode(s, ve - 1) === 32 || charCode(s, ve - 1) === 9)) ve--;
+      while (ve > pos && (s.charCodeAt(ve - 1) === 32 || s.charCodeAt(ve - 1) === 9)) ve--;
       if (ve > pos) {
         last.ve = ve;
         last.folded = true;
@@ -120,7 +120,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     const colon = s.indexOf(':', pos);
     if (colon === -1 || colon > le) return BAD_HEADER_LINE;
     let ne = colon;
-    while (ne > pos && (charCode(s, ne - 1) === 32 || charCode(s, ne - 1) === 9)) ne--;
+    while (ne > pos && (s.charCodeAt(ne - 1) === 32 || s.charCodeAt(ne - 1) === 9)) ne--;
     let name: string;
     let key: string | undefined;
     const known = matchKnownName(s, pos, ne);
@@ -137,8 +137,8 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
       }
     }
     let vs = colon + 1;
-    while (vs < ve && (charCode(s, vs) === 32 || charCode(s, vs) === 9)) vs++;
-    while (ve > vs && (charCode(s, ve - 1) === 32 || charCode(s, ve - 1) === 9)) ve--;
+    while (vs < ve && (s.charCodeAt(vs) === 32 || s.charCodeAt(vs) === 9)) vs++;
+    while (ve > vs && (s.charCodeAt(ve - 1) === 32 || s.charCodeAt(ve - 1) === 9)) ve--;
     last = new HeaderEntry(name, key, s, pos, le + 1, vs, ve, undefined, ascii);
     entries.push(last);
     pos = le + 1;
@@ -160,7 +160,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
     if (sp1 === -1 || sp1 > slEnd) return { ok: false, code: 'SIP_ERR_BAD_START_LINE', reason: 'Bad status line', response: true };
     if (!isSip20(s, 0, sp1)) return { ok: false, code: 'SIP_ERR_BAD_VERSION', reason: 'Version Not Supported', response: true };
     const status = parseDigits(s.slice(sp1 + 1, sp1 + 4));
-    if (status === undefined || status < 100 || status > 699 || (sp1 + 4 < slEnd && charCode(s, sp1 + 4) !== 32)) {
+    if (status === undefined || status < 100 || status > 699 || (sp1 + 4 < slEnd && s.charCodeAt(sp1 + 4) !== 32)) {
       return { ok: false, code: 'SIP_ERR_BAD_START_LINE', reason: 'Bad status code', response: true };
     }
     let reason = sp1 + 5 <= slEnd ? s.slice(sp1 + 5, slEnd) : '';
@@ -190,7 +190,7 @@ export function parseMessage(buf: Buffer, opts?: ParseOptions): ParseResult {
         uriCheck = validateUri(s, uriStart, uriEnd);
         if (typeof uriCheck !== 'number' || !ascii) {
           for (let i = 0; i < uri.length; i++) {
-            const c = charCode(uri, i);
+            const c = uri.charCodeAt(i);
             if (c <= 32 || c >= 127) {
               startFault = { code: 'SIP_ERR_BAD_URI', reason: 'Bad Request-URI' };
               break;
@@ -324,7 +324,7 @@ function validCallIdOf(e: HeaderEntry): boolean {
   const src = e.src;
   if (e.ve <= e.vs) return false;
   for (let i = e.vs; i < e.ve; i++) {
-    const c = charCode(src, i);
+    const c = src.charCodeAt(i);
     if (c <= 32 || c === 127) return false;
   }
   return true;
@@ -341,24 +341,24 @@ function cseqOf(e: HeaderEntry): CSeq | string {
   const vs = e.vs;
   const ve = e.ve;
   if (e.folded || src === undefined || ve - vs < 3) return parseCSeq(e.value);
-  const first = charCode(src, vs);
-  const lastc = charCode(src, ve - 1);
+  const first = src.charCodeAt(vs);
+  const lastc = src.charCodeAt(ve - 1);
   if (first <= 32 || first >= 127 || lastc <= 32 || lastc >= 127) return parseCSeq(e.value);
   let i = vs;
   let seq = 0;
   for (; i < ve; i++) {
-    const c = charCode(src, i);
+    const c = src.charCodeAt(i);
     if (c < 48 || c > 57) break;
     seq = seq * 10 + c - 48;
   }
   if (i === vs || i >= ve) return 'Bad CSeq';
-  let c = charCode(src, i);
+  let c = src.charCodeAt(i);
   if (c !== 32 && c !== 9 && c !== 13 && c !== 10) return 'Bad CSeq';
   if (i - vs > 10 || !(seq < 2 ** 31)) return 'Bad CSeq';
-  do c = charCode(src, ++i);
+  do c = src.charCodeAt(++i);
   while (c === 32 || c === 9 || c === 13 || c === 10);
   const ms = i;
-  while (i < ve && isTokenCode(charCode(src, i))) i++;
+  while (i < ve && isTokenCode(src.charCodeAt(i))) i++;
   if (i === ms || i !== ve) return 'Bad CSeq';
   return { seq, method: src.slice(ms, ve) };
 }
@@ -370,7 +370,7 @@ function digitsOf(e: HeaderEntry): number | undefined {
   if (e.ve <= e.vs || e.ve - e.vs > 15) return undefined;
   let v = 0;
   for (let i = e.vs; i < e.ve; i++) {
-    const c = charCode(src, i);
+    const c = src.charCodeAt(i);
     if (c < 48 || c > 57) return undefined;
     v = v * 10 + c - 48;
   }
@@ -392,9 +392,9 @@ const BAD_HEADER_LINE: ParseResult = Object.freeze({ ok: false, code: 'SIP_ERR_B
 
 function isSip20(s: string, from: number, to: number): boolean {
   if (to - from !== 7) return false;
-  const c0 = charCode(s, from) | 0x20;
-  const c1 = charCode(s, from + 1) | 0x20;
-  const c2 = charCode(s, from + 2) | 0x20;
+  const c0 = s.charCodeAt(from) | 0x20;
+  const c1 = s.charCodeAt(from + 1) | 0x20;
+  const c2 = s.charCodeAt(from + 2) | 0x20;
   return c0 === 115 && c1 === 105 && c2 === 112 && s.startsWith('/2.0', from + 3);
 }
 

@@ -7,7 +7,7 @@
  * validate header values: the caller checks the ones it reads with the parser's own functions.
  */
 import { isAscii } from 'node:buffer';
-import { charCode, latin1 } from '../../util/string-calls.js';
+import { latin1 } from '../../util/string-calls.js';
 import { isTokenChar } from '../uri/sip-uri.js';
 import { headerKey, matchKnownName } from './header-names.js';
 
@@ -42,24 +42,24 @@ export function scanRequest(buf: Buffer, method: string): RequestScan | undefine
   let pos = le + 2;
   while (pos < headEnd) {
     le = s.indexOf('\r\n', pos);
-    const c = charCode(s, pos);
+    const c = s.charCodeAt(pos);
     // folding, an empty name or a stray CR/LF inside the line: the generic parser decides
     if (c === 32 || c === 9 || c === 58) return undefined;
     const colon = s.indexOf(':', pos);
     if (colon === -1 || colon > le) return undefined;
     let ne = colon;
-    while (ne > pos && (charCode(s, ne - 1) === 32 || charCode(s, ne - 1) === 9)) ne--;
+    while (ne > pos && (s.charCodeAt(ne - 1) === 32 || s.charCodeAt(ne - 1) === 9)) ne--;
     const known = matchKnownName(s, pos, ne);
     let key: string;
     if (known !== undefined) key = known.key;
     else {
-      for (let i = pos; i < ne; i++) if (!isTokenChar(charCode(s, i))) return undefined;
+      for (let i = pos; i < ne; i++) if (!isTokenChar(s.charCodeAt(i))) return undefined;
       key = headerKey(s.slice(pos, ne));
     }
     let vs = colon + 1;
     let ve = le;
-    while (vs < ve && (charCode(s, vs) === 32 || charCode(s, vs) === 9)) vs++;
-    while (ve > vs && (charCode(s, ve - 1) === 32 || charCode(s, ve - 1) === 9)) ve--;
+    while (vs < ve && (s.charCodeAt(vs) === 32 || s.charCodeAt(vs) === 9)) vs++;
+    while (ve > vs && (s.charCodeAt(ve - 1) === 32 || s.charCodeAt(ve - 1) === 9)) ve--;
     const value = s.slice(vs, ve);
     if (value.indexOf('\n') !== -1 || value.indexOf('\r') !== -1) return undefined;
     keys.push(key);

@@ -18,7 +18,6 @@ import {
   type CSeq,
   type Via,
 } from './header-values.js';
-import { charCode } from '../../util/string-calls.js';
 
 export type { Contact, Credentials, CSeq, Via } from './header-values.js';
 
@@ -692,27 +691,27 @@ function tagParam(text: string): string | null | undefined {
   let tag: string | null = null;
   while (i < n) {
     // ; SWS name SWS [= SWS value] SWS
-    while (i < n && isSws(charCode(text, i))) i++;
+    while (i < n && isSws(text.charCodeAt(i))) i++;
     if (i >= n) break;
-    if (charCode(text, i) !== 59) return undefined;
+    if (text.charCodeAt(i) !== 59) return undefined;
     i++;
-    while (i < n && isSws(charCode(text, i))) i++;
+    while (i < n && isSws(text.charCodeAt(i))) i++;
     const ns = i;
-    while (i < n && isTokenChar(charCode(text, i))) i++;
+    while (i < n && isTokenChar(text.charCodeAt(i))) i++;
     const ne = i;
     if (ne === ns) return undefined;
-    while (i < n && isSws(charCode(text, i))) i++;
+    while (i < n && isSws(text.charCodeAt(i))) i++;
     let value: string | null = null;
-    if (i < n && charCode(text, i) === 61) {
+    if (i < n && text.charCodeAt(i) === 61) {
       i++;
-      while (i < n && isSws(charCode(text, i))) i++;
+      while (i < n && isSws(text.charCodeAt(i))) i++;
       const vs = i;
-      while (i < n && isTokenChar(charCode(text, i))) i++;
+      while (i < n && isTokenChar(text.charCodeAt(i))) i++;
       if (i === vs) return undefined; // IPv6 reference or other forms: the full parse decides
       value = text.slice(vs, i);
     }
     // The first occurrence counts, as in the parsed parameter Map.
-    if (tag === null && ne - ns === 3 && (charCode(text, ns) | 0x20) === 116 && (charCode(text, ns + 1) | 0x20) === 97 && (charCode(text, ns + 2) | 0x20) === 103) {
+    if (tag === null && ne - ns === 3 && (text.charCodeAt(ns) | 0x20) === 116 && (text.charCodeAt(ns + 1) | 0x20) === 97 && (text.charCodeAt(ns + 2) | 0x20) === 103) {
       if (value === null) return undefined;
       tag = value;
     }

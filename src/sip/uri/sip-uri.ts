@@ -1,5 +1,4 @@
 import { fail, ok, type Result } from '../../util/result.js';
-import { charCode } from '../../util/string-calls.js';
 
 /**
  * A SIP, SIPS or tel URI (RFC 3261 §19.1, RFC 3966).
@@ -60,7 +59,7 @@ function isCtlOrSpace(c: number): boolean {
 /** True when `s` has no whitespace / control characters and no characters forbidden everywhere in a URI. */
 function cleanUriChars(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
-    const c = charCode(s, i);
+    const c = s.charCodeAt(i);
     if (isCtlOrSpace(c) || c === 60 /* < */ || c === 62 /* > */ || c === 34 /* " */) return false;
   }
   return true;
@@ -80,9 +79,9 @@ export function scanHostname(text: string, start: number, limit: number): number
   let digitsAndDots = true;
   let i = start;
   for (; i < limit; i++) {
-    const c = charCode(text, i);
+    const c = text.charCodeAt(i);
     if (c === 46) {
-      if (i === labelStart || charCode(text, labelStart) === 45 || charCode(text, i - 1) === 45) return -1;
+      if (i === labelStart || text.charCodeAt(labelStart) === 45 || text.charCodeAt(i - 1) === 45) return -1;
       lastLabel = labelStart;
       labelStart = i + 1;
       continue;
@@ -99,12 +98,12 @@ export function scanHostname(text: string, start: number, limit: number): number
   if (end === start || end - start > 255) return -1;
   if (labelStart < end) {
     // last label (no trailing dot)
-    if (charCode(text, labelStart) === 45 || charCode(text, end - 1) === 45) return -1;
+    if (text.charCodeAt(labelStart) === 45 || text.charCodeAt(end - 1) === 45) return -1;
     lastLabel = labelStart;
   } else if (end - start < 2) return -1; // "." alone
   if (digitsAndDots) return isIpv4(text, start, end) ? end : -1;
   // toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum
-  const t = charCode(text, lastLabel) | 0x20;
+  const t = text.charCodeAt(lastLabel) | 0x20;
   return t >= 97 && t <= 122 ? end : -1;
 }
 
@@ -114,7 +113,7 @@ function isIpv4(text: string, start: number, end: number): boolean {
   let digits = 0;
   let value = 0;
   for (let i = start; i <= end; i++) {
-    const c = i < end ? charCode(text, i) : 46;
+    const c = i < end ? text.charCodeAt(i) : 46;
     if (c === 46) {
       if (digits === 0 || value > 255) return false;
       groups++;
@@ -137,8 +136,8 @@ export function isValidHost(host: string): boolean {
 export function isValidHostRange(host: string, start: number, end: number): boolean {
   const n = end - start;
   if (n <= 0 || n > 255) return false;
-  if (charCode(host, start) === C_LBRACK) {
-    return charCode(host, end - 1) === C_RBRACK && isValidIpv6(host.slice(start + 1, end - 1));
+  if (host.charCodeAt(start) === C_LBRACK) {
+    return host.charCodeAt(end - 1) === C_RBRACK && isValidIpv6(host.slice(start + 1, end - 1));
   }
   return scanHostname(host, start, end) === end;
 }
@@ -196,7 +195,7 @@ function scanUriParams(text: string, start: number, end: number, params: Map<str
     if (e === -1 || e > end) e = end;
     let eq = -1;
     for (let j = i; j < e; j++) {
-      if (charCode(text, j) === C_EQ) {
+      if (text.charCodeAt(j) === C_EQ) {
         eq = j;
         break;
       }
@@ -228,7 +227,7 @@ function scanUriHeaders(text: string, start: number, end: number, headers: Map<s
     if (e > i) {
       let eq = -1;
       for (let j = i; j < e; j++) {
-        if (charCode(text, j) === C_EQ) {
+        if (text.charCodeAt(j) === C_EQ) {
           eq = j;
           break;
         }
@@ -278,19 +277,19 @@ export function validateUri(text: string, start = 0, end = text.length): number 
 function scanUri(text: string, start: number, end: number, uri: SipUri | undefined): number | UriFailure {
   let colon = -1;
   for (let i = start; i < end; i++) {
-    if (charCode(text, i) === C_COLON) {
+    if (text.charCodeAt(i) === C_COLON) {
       colon = i;
       break;
     }
   }
   if (colon <= start) return F_URI;
   let scheme: 'sip' | 'sips' | 'tel';
-  const c0 = charCode(text, start) | 0x20;
-  const c1 = charCode(text, start + 1) | 0x20;
-  const c2 = charCode(text, start + 2) | 0x20;
+  const c0 = text.charCodeAt(start) | 0x20;
+  const c1 = text.charCodeAt(start + 1) | 0x20;
+  const c2 = text.charCodeAt(start + 2) | 0x20;
   const slen = colon - start;
   if (slen === 3 && c0 === 115 && c1 === 105 && c2 === 112) scheme = 'sip';
-  else if (slen === 4 && c0 === 115 && c1 === 105 && c2 === 112 && (charCode(text, start + 3) | 0x20) === 115) scheme = 'sips';
+  else if (slen === 4 && c0 === 115 && c1 === 105 && c2 === 112 && (text.charCodeAt(start + 3) | 0x20) === 115) scheme = 'sips';
   else if (slen === 3 && c0 === 116 && c1 === 101 && c2 === 108) scheme = 'tel';
   else {
     const whole = text.slice(start, end);
@@ -317,7 +316,7 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
   for (let i = pos; i < end; i++) {
     // Beyond latin1 (text decoded as UTF-8) is non-ASCII like 0x80-0xff: masking it would alias
     // U+0600 to NUL and U+0140 to '@', and a value the parser validated as bytes would not parse.
-    const c = charCode(text, i);
+    const c = text.charCodeAt(i);
     const k = c < 256 ? URI_CLASS[c]! : 0;
     if (k === 0) continue;
     if (k === 1) return F_URI;
@@ -339,7 +338,7 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
   }
   // hostport
   let hostEnd: number;
-  if (charCode(text, pos) === C_LBRACK) {
+  if (text.charCodeAt(pos) === C_LBRACK) {
     const rb = text.indexOf(']', pos);
     if (rb === -1 || rb >= end) return F_HOST;
     hostEnd = rb + 1;
@@ -350,11 +349,11 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
   }
   if (uri !== undefined) uri.host = text.slice(pos, hostEnd);
   pos = hostEnd;
-  if (pos < end && charCode(text, pos) === C_COLON) {
+  if (pos < end && text.charCodeAt(pos) === C_COLON) {
     let pEnd = pos + 1;
     let port = 0;
     while (pEnd < end) {
-      const c = charCode(text, pEnd);
+      const c = text.charCodeAt(pEnd);
       if (c < 48 || c > 57) break;
       port = port * 10 + (c - 48);
       if (port > 65535) return F_PORT;
@@ -364,14 +363,14 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
     if (uri !== undefined) uri.port = port;
     pos = pEnd;
   }
-  if (pos < end && charCode(text, pos) === C_SEMI) {
+  if (pos < end && text.charCodeAt(pos) === C_SEMI) {
     let pEnd = pos + 1;
-    while (pEnd < end && charCode(text, pEnd) !== C_QMARK) pEnd++;
+    while (pEnd < end && text.charCodeAt(pEnd) !== C_QMARK) pEnd++;
     if (!scanUriParamsOf(text, pos + 1, pEnd, uri)) return F_PARAM;
     pos = pEnd;
   }
   let hasHeaders = 0;
-  if (pos < end && charCode(text, pos) === C_QMARK) {
+  if (pos < end && text.charCodeAt(pos) === C_QMARK) {
     const headers = uri !== undefined ? new Map<string, string>() : undefined;
     if (!scanUriHeaders(text, pos + 1, end, headers)) return F_HEADER;
     if (uri !== undefined) uri.headers = headers!;
@@ -384,8 +383,8 @@ function scanUri(text: string, start: number, end: number, uri: SipUri | undefin
 
 function validEscapes(s: string, start: number, end: number): boolean {
   for (let i = start; i < end; i++) {
-    if (charCode(s, i) === 37 /* % */) {
-      if (i + 2 >= end || !isHex(charCode(s, i + 1)) || !isHex(charCode(s, i + 2))) return false;
+    if (s.charCodeAt(i) === 37 /* % */) {
+      if (i + 2 >= end || !isHex(s.charCodeAt(i + 1)) || !isHex(s.charCodeAt(i + 2))) return false;
       i += 2;
     }
   }
@@ -518,7 +517,7 @@ export function isTokenChar(c: number): boolean {
 
 export function isToken(s: string): boolean {
   if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) if (!isTokenChar(charCode(s, i))) return false;
+  for (let i = 0; i < s.length; i++) if (!isTokenChar(s.charCodeAt(i))) return false;
   return true;
 }
 
@@ -539,36 +538,36 @@ export function parseHeaderParams(
 ): number {
   const n = end;
   for (;;) {
-    while (pos < n && isWs(charCode(text, pos))) pos++;
+    while (pos < n && isWs(text.charCodeAt(pos))) pos++;
     if (pos >= n) return pos;
-    const c = charCode(text, pos);
+    const c = text.charCodeAt(pos);
     if (stopAtComma && c === 44) return pos;
     if (c !== C_SEMI) return -1;
     pos++;
-    while (pos < n && isWs(charCode(text, pos))) pos++;
+    while (pos < n && isWs(text.charCodeAt(pos))) pos++;
     const ns = pos;
     let upper = false;
     for (; pos < n; pos++) {
-      const ch = charCode(text, pos);
+      const ch = text.charCodeAt(pos);
       if (!isTokenChar(ch)) break;
       if (ch >= 65 && ch <= 90) upper = true;
     }
     if (pos === ns) return -1;
     const nameEnd = pos;
     let p2 = pos;
-    while (p2 < n && isWs(charCode(text, p2))) p2++;
+    while (p2 < n && isWs(text.charCodeAt(p2))) p2++;
     let vs = -1;
-    if (p2 < n && charCode(text, p2) === C_EQ) {
+    if (p2 < n && text.charCodeAt(p2) === C_EQ) {
       p2++;
-      while (p2 < n && isWs(charCode(text, p2))) p2++;
+      while (p2 < n && isWs(text.charCodeAt(p2))) p2++;
       vs = p2;
-      if (p2 < n && charCode(text, p2) === 34) {
+      if (p2 < n && text.charCodeAt(p2) === 34) {
         const qe = quotedStringEnd(text, p2, n);
         if (qe === -1) return -1;
         p2 = qe;
       } else {
         while (p2 < n) {
-          const ch = charCode(text, p2);
+          const ch = text.charCodeAt(p2);
           // token / host (IPv6 reference)
           if (ch < 128 && PARAM_VALUE_CHARS[ch] === 1) p2++;
           else break;
@@ -589,7 +588,7 @@ export function parseHeaderParams(
 /** text[start, end) equals `lower` ignoring ASCII case. */
 function eqLower(text: string, start: number, end: number, lower: string): boolean {
   if (end - start !== lower.length) return false;
-  for (let i = 0; i < lower.length; i++) if ((charCode(text, start + i) | 0x20) !== charCode(lower, i)) return false;
+  for (let i = 0; i < lower.length; i++) if ((text.charCodeAt(start + i) | 0x20) !== lower.charCodeAt(i)) return false;
   return true;
 }
 
@@ -597,7 +596,7 @@ function digitsUpTo(text: string, start: number, end: number, max: number): bool
   if (start >= end || end - start > 5) return false;
   let v = 0;
   for (let i = start; i < end; i++) {
-    const c = charCode(text, i);
+    const c = text.charCodeAt(i);
     if (c < 48 || c > 57) return false;
     v = v * 10 + c - 48;
   }
@@ -630,7 +629,7 @@ export function quotedStringEnd(text: string, start: number, end = text.length):
   let i = start + 1;
   const n = end;
   while (i < n) {
-    const c = charCode(text, i);
+    const c = text.charCodeAt(i);
     if (c === 92 /* \ */) {
       i += 2;
       continue;
@@ -643,7 +642,7 @@ export function quotedStringEnd(text: string, start: number, end = text.length):
 
 /** Removes the quotes and backslash escapes of a quoted-string. */
 export function unquote(q: string): string {
-  if (q.length < 2 || charCode(q, 0) !== 34) return q;
+  if (q.length < 2 || q.charCodeAt(0) !== 34) return q;
   const inner = q.slice(1, -1);
   return inner.indexOf('\\') === -1 ? inner : inner.replace(/\\(.)/gs, '$1');
 }
@@ -684,25 +683,25 @@ const PENDING_URI: SipUri = Object.freeze({ scheme: 'sip', host: '', params: new
 /** Scans one name-addr at `pos`; fills `out` when given. Returns the end position or an error. */
 function nameAddrAt(text: string, pos: number, list: boolean, out: NameAddr | undefined, end = text.length): number | string {
   const n = end;
-  while (pos < n && isWs(charCode(text, pos))) pos++;
+  while (pos < n && isWs(text.charCodeAt(pos))) pos++;
   if (pos >= n) return 'Empty address';
-  let c = charCode(text, pos);
+  let c = text.charCodeAt(pos);
   if (c === 34) {
     const qe = quotedStringEnd(text, pos, n);
     if (qe === -1) return 'Unterminated quoted string';
     if (out !== undefined) out.displayName = unquote(text.slice(pos, qe));
     pos = qe;
-    while (pos < n && isWs(charCode(text, pos))) pos++;
-    if (pos >= n || charCode(text, pos) !== 60) return 'Missing <';
+    while (pos < n && isWs(text.charCodeAt(pos))) pos++;
+    if (pos >= n || text.charCodeAt(pos) !== 60) return 'Missing <';
   }
-  c = charCode(text, pos);
+  c = text.charCodeAt(pos);
   let lt = -1;
   if (c === 60) lt = pos;
   else {
     // display-name as tokens, or an addr-spec: look for '<' before any ';' ',' or '"'
     let i = pos;
     while (i < n) {
-      const ch = charCode(text, i);
+      const ch = text.charCodeAt(i);
       if (ch === 60) {
         lt = i;
         break;
@@ -713,12 +712,12 @@ function nameAddrAt(text: string, pos: number, list: boolean, out: NameAddr | un
     if (lt !== -1 && lt > pos) {
       // display-name = *(token LWS): tokens separated by whitespace, collapsed to one space
       let dnEnd = lt;
-      while (dnEnd > pos && isWs(charCode(text, dnEnd - 1))) dnEnd--;
+      while (dnEnd > pos && isWs(text.charCodeAt(dnEnd - 1))) dnEnd--;
       let collapse = false;
       for (let j = pos; j < dnEnd; j++) {
-        const ch = charCode(text, j);
+        const ch = text.charCodeAt(j);
         if (isWs(ch)) {
-          if (ch !== 32 || isWs(charCode(text, j + 1))) collapse = true;
+          if (ch !== 32 || isWs(text.charCodeAt(j + 1))) collapse = true;
         } else if (!isTokenChar(ch)) return 'Bad display name';
       }
       if (dnEnd > pos && out !== undefined) {
@@ -740,7 +739,7 @@ function nameAddrAt(text: string, pos: number, list: boolean, out: NameAddr | un
     // addr-spec: the URI runs to the first ';' (params belong to the header), ',' in lists, or whitespace
     let i = pos;
     while (i < n) {
-      const ch = charCode(text, i);
+      const ch = text.charCodeAt(i);
       if (ch === C_SEMI || (list && ch === 44) || isWs(ch)) break;
       // §20.10: a URI containing ',', '?' or ';' must be enclosed in <> (';' ends it here)
       if (ch === C_QMARK) return 'Bad address: URI with ? not enclosed in <>';
@@ -762,8 +761,8 @@ function nameAddrAt(text: string, pos: number, list: boolean, out: NameAddr | un
   let params: Map<string, string | null> | undefined;
   if (out !== undefined) {
     let k = after;
-    while (k < n && isWs(charCode(text, k))) k++;
-    if (k < n && charCode(text, k) === C_SEMI) out.params = params = new Map();
+    while (k < n && isWs(text.charCodeAt(k))) k++;
+    if (k < n && text.charCodeAt(k) === C_SEMI) out.params = params = new Map();
   }
   const pe = parseHeaderParams(text, after, params, list, false, n);
   if (pe === -1) return 'Bad header parameter';

@@ -2,12 +2,22 @@ import type { Binding, SyncLocationStore } from '../store.js';
 
 /**
  * In-process location store. Expiry purging uses one-second buckets keyed by expiry time
- * (a coarse timer wheel): inserting and refreshing a binding is O(1), and one interval per second
- * visits only the bindings due in that second, so 100,000 bindings cost nothing between expiries.
+ * (a coarse timer wheel), and one interval per second visits only the AORs due in that second,
+ * so 100,000 bindings cost nothing between expiries.
+ *
+ * Each AOR is in one bucket at a time: the one of its earliest expiry, or an earlier one it was
+ * entered in before a refresh. A visit that finds nothing expired enters the AOR again for its
+ * new earliest expiry. A refresh (the registrar's common write) therefore costs one map lookup;
+ * entering the AOR in the bucket of every write's expiry cost a set insertion per REGISTER and
+ * held an entry per REGISTER until its second came (at 4,000 REGISTER/s with one-hour expiries,
+ * millions of entries).
  */
 export class MemoryLocationStore implements SyncLocationStore {
   #aors = new Map<string, Binding[]>();
-  #buckets = new Map<number, Set<string>>();
+  /** AORs by the second they are due to be visited (an AOR rescheduled earlier leaves a stale entry). */
+  #buckets = new Map<number, string[]>();
+  /** The second each AOR is due to be visited. */
+  #due = new Map<string, number>();
   #count = 0;
   #listeners: Array<(b: Binding) => void> = [];
   #timer: NodeJS.Timeout | undefined;
@@ -46,17 +56,21 @@ export class MemoryLocationStore implements SyncLocationStore {
     }
     this.#aors.set(aor, bindings);
     this.#count += bindings.length;
-    // The AOR is entered in the bucket of each binding's expiry second; a stale entry (binding
-    // refreshed since) just finds nothing to purge.
-    for (const b of bindings) {
-      const sec = Math.ceil(b.expiresAtMs / 1000);
-      let set = this.#buckets.get(sec);
-      if (!set) {
-        set = new Set();
-        this.#buckets.set(sec, set);
-      }
-      set.add(aor);
-    }
+    let first = Infinity;
+    for (const b of bindings) if (b.expiresAtMs < first) first = b.expiresAtMs;
+    const due = this.#due.get(aor);
+    const sec = Math.ceil(first / 1000);
+    // An earlier visit already due finds nothing to purge and enters the AOR again.
+    if (due === undefined || due > sec) this.#schedule(aor, sec);
+  }
+
+  #schedule(aor: string, sec: number): void {
+    // A second already swept would never be visited again.
+    const at = Math.max(sec, this.#lastSweepSec + 1);
+    this.#due.set(aor, at);
+    const bucket = this.#buckets.get(at);
+    if (bucket) bucket.push(aor);
+    else this.#buckets.set(at, [aor]);
   }
 
   /** Removes expired bindings due up to now; called every second. */
@@ -64,10 +78,14 @@ export class MemoryLocationStore implements SyncLocationStore {
     const nowMs = this.#now();
     const nowSec = Math.floor(nowMs / 1000);
     for (let sec = this.#lastSweepSec + 1; sec <= nowSec; sec++) {
-      const set = this.#buckets.get(sec);
-      if (!set) continue;
+      const bucket = this.#buckets.get(sec);
+      if (!bucket) continue;
       this.#buckets.delete(sec);
-      for (const aor of set) this.#purgeAor(aor, nowMs);
+      for (const aor of bucket) {
+        if (this.#due.get(aor) !== sec) continue; // rescheduled earlier, visited then
+        this.#due.delete(aor);
+        this.#purgeAor(aor, nowMs);
+      }
     }
     this.#lastSweepSec = nowSec;
   }
@@ -86,10 +104,14 @@ export class MemoryLocationStore implements SyncLocationStore {
         }
       }
     }
-    if (keep.length === list.length) return;
-    this.#count -= list.length - keep.length;
-    if (keep.length) this.#aors.set(aor, keep);
-    else this.#aors.delete(aor);
+    if (keep.length !== list.length) {
+      this.#count -= list.length - keep.length;
+      if (keep.length) this.#aors.set(aor, keep);
+      else this.#aors.delete(aor);
+    }
+    let first = Infinity;
+    for (const b of keep) if (b.expiresAtMs < first) first = b.expiresAtMs;
+    if (keep.length) this.#schedule(aor, Math.ceil(first / 1000));
   }
 
   size(): number {

@@ -37,4 +37,57 @@ describe('MemoryLocationStore', () => {
     expect(s.size()).toBe(1);
     await s.close();
   });
+
+  it('a refresh with a shorter expiry is purged at the shorter one, and each expiry is reported once', async () => {
+    let now = 0;
+    const s = new MemoryLocationStore({ now: () => now, sweepIntervalMs: 3_600_000 });
+    const expired: Binding[] = [];
+    s.onExpired((x) => expired.push(x));
+    await s.setBindings('a', [b('a', 'sip:x', 60_000)]);
+    await s.setBindings('a', [b('a', 'sip:x', 5_000)]);
+    now = 6_000;
+    s.sweep();
+    expect(s.size()).toBe(0);
+    expect(expired.map((x) => x.expiresAtMs)).toEqual([5_000]);
+    now = 61_000;
+    s.sweep();
+    expect(expired.length).toBe(1);
+    await s.close();
+  });
+
+  it('an AOR refreshed many times is purged after its last expiry, with two contacts expiring apart', async () => {
+    let now = 0;
+    const s = new MemoryLocationStore({ now: () => now, sweepIntervalMs: 3_600_000 });
+    const expired: string[] = [];
+    s.onExpired((x) => expired.push(x.contact));
+    for (let i = 0; i < 50; i++) {
+      now = i * 1_000;
+      s.sweep();
+      await s.setBindings('a', [b('a', 'sip:x', now + 10_000), b('a', 'sip:y', now + 30_000)]);
+    }
+    // last write at 49 s: x expires at 59 s, y at 79 s
+    now = 58_000;
+    s.sweep();
+    expect(s.size()).toBe(2);
+    now = 60_000;
+    s.sweep();
+    expect(expired).toEqual(['sip:x']);
+    expect((await s.getBindings('a')).map((x) => x.contact)).toEqual(['sip:y']);
+    now = 80_000;
+    s.sweep();
+    expect(expired).toEqual(['sip:x', 'sip:y']);
+    expect(s.aorCount()).toBe(0);
+    await s.close();
+  });
+
+  it('a binding written with an expiry in a second already swept is purged at the next sweep', async () => {
+    let now = 10_000;
+    const s = new MemoryLocationStore({ now: () => now, sweepIntervalMs: 3_600_000 });
+    s.sweep();
+    await s.setBindings('a', [b('a', 'sip:x', 9_500)]);
+    now = 11_000;
+    s.sweep();
+    expect(s.size()).toBe(0);
+    await s.close();
+  });
 });
