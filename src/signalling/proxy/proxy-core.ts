@@ -7,6 +7,7 @@
  * server transaction and one `Branch` per client transaction.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { base36 } from '../../util/base36.js';
 import { HmacSha256 } from '../../util/hmac-sha256.js';
 import { SipRequest as SipRequestClass, type SipRequest, type SipResponse } from '../../sip/message/sip-message.js';
 import { md5Hex } from '../../util/md5.js';
@@ -182,7 +183,7 @@ class LoopHasher {
   }
   digest(): string {
     // 32 bits of lane a and the top 20 bits of lane b: 52 bits, exact in a double.
-    return ((this.a >>> 0) * 0x100000 + ((this.b >>> 12) & 0xfffff)).toString(36);
+    return base36((this.a >>> 0) * 0x100000 + ((this.b >>> 12) & 0xfffff));
   }
 }
 
@@ -451,7 +452,7 @@ export class ProxyCore {
     // §16.6 step 8: our Via with a branch that also carries the loop-detection hash.
     // INVITE branches are derived (a peer must name them for CANCEL and retransmissions); other
     // requests take a counter, which costs no Via parse nor hash.
-    const id = orig.method === 'INVITE' ? derivedBranch(orig, branchIndex) : `${this.#branchPrefix}${(++this.#branchSeq).toString(36)}`;
+    const id = orig.method === 'INVITE' ? derivedBranch(orig, branchIndex) : `${this.#branchPrefix}${base36(++this.#branchSeq)}`;
     const branch = `${BRANCH_MAGIC}.${id}.${LOOP_TAG}.${loopKey ?? 'x'}.`;
     const hostText = out.host.includes(':') ? `[${out.host}]` : out.host;
     req.prepend('Via', `SIP/2.0/${out.transport.toUpperCase()} ${hostText}:${out.port};branch=${stateful ? branch : ackBranch(orig)};rport`);

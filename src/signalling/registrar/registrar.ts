@@ -168,7 +168,7 @@ export class Registrar {
     let answer: RegisterAnswer;
     if ('status' in checked) answer = checked;
     else {
-      if (this.#locks.has(checked.aor)) return undefined;
+      if (this.#locks.size !== 0 && this.#locks.has(checked.aor)) return undefined;
       const step = this.#apply(checked, facts, source, store.getBindingsSync(checked.aor));
       if (step.write !== undefined) store.setBindingsSync(checked.aor, step.write);
       answer = step.answer;

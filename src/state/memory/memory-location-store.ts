@@ -12,12 +12,22 @@ import type { Binding, SyncLocationStore } from '../store.js';
  * held an entry per REGISTER until its second came (at 4,000 REGISTER/s with one-hour expiries,
  * millions of entries).
  */
+/** An AOR's bindings and the second it is due to be visited (-1: not scheduled). */
+interface AorEntry {
+  bindings: Binding[];
+  due: number;
+}
+
 export class MemoryLocationStore implements SyncLocationStore {
-  #aors = new Map<string, Binding[]>();
+  #aors = new Map<string, AorEntry>();
   /** AORs by the second they are due to be visited (an AOR rescheduled earlier leaves a stale entry). */
   #buckets = new Map<number, string[]>();
-  /** The second each AOR is due to be visited. */
-  #due = new Map<string, number>();
+  /**
+   * The entry the last read found: the registrar reads an AOR's bindings and writes them back at
+   * once, and the write then needs no second lookup of the key.
+   */
+  #lastAor: string | undefined;
+  #lastEntry: AorEntry | undefined;
   #count = 0;
   #listeners: Array<(b: Binding) => void> = [];
   #timer: NodeJS.Timeout | undefined;
@@ -37,10 +47,21 @@ export class MemoryLocationStore implements SyncLocationStore {
 
   /** Synchronous read for in-process callers on hot paths. */
   getBindingsSync(aor: string): Binding[] {
-    const list = this.#aors.get(aor);
-    if (!list) return [];
+    const e = this.#aors.get(aor);
+    if (!e) return [];
+    this.#lastAor = aor;
+    this.#lastEntry = e;
     const now = this.#now();
-    return list.filter((b) => b.expiresAtMs > now);
+    return e.bindings.filter((b) => b.expiresAtMs > now);
+  }
+
+  #entry(aor: string): AorEntry | undefined {
+    return aor === this.#lastAor ? this.#lastEntry : this.#aors.get(aor);
+  }
+
+  #delete(aor: string): void {
+    this.#aors.delete(aor);
+    if (aor === this.#lastAor) this.#lastAor = this.#lastEntry = undefined;
   }
 
   async setBindings(aor: string, bindings: Binding[]): Promise<void> {
@@ -48,26 +69,29 @@ export class MemoryLocationStore implements SyncLocationStore {
   }
 
   setBindingsSync(aor: string, bindings: Binding[]): void {
-    const old = this.#aors.get(aor);
-    if (old) this.#count -= old.length;
+    let e = this.#entry(aor);
+    if (e) this.#count -= e.bindings.length;
     if (bindings.length === 0) {
-      this.#aors.delete(aor);
+      if (e) this.#delete(aor);
       return;
     }
-    this.#aors.set(aor, bindings);
+    if (e) e.bindings = bindings;
+    else {
+      e = { bindings, due: -1 };
+      this.#aors.set(aor, e);
+    }
     this.#count += bindings.length;
     let first = Infinity;
     for (const b of bindings) if (b.expiresAtMs < first) first = b.expiresAtMs;
-    const due = this.#due.get(aor);
     const sec = Math.ceil(first / 1000);
     // An earlier visit already due finds nothing to purge and enters the AOR again.
-    if (due === undefined || due > sec) this.#schedule(aor, sec);
+    if (e.due === -1 || e.due > sec) this.#schedule(aor, e, sec);
   }
 
-  #schedule(aor: string, sec: number): void {
+  #schedule(aor: string, e: AorEntry, sec: number): void {
     // A second already swept would never be visited again.
     const at = Math.max(sec, this.#lastSweepSec + 1);
-    this.#due.set(aor, at);
+    e.due = at;
     const bucket = this.#buckets.get(at);
     if (bucket) bucket.push(aor);
     else this.#buckets.set(at, [aor]);
@@ -82,17 +106,18 @@ export class MemoryLocationStore implements SyncLocationStore {
       if (!bucket) continue;
       this.#buckets.delete(sec);
       for (const aor of bucket) {
-        if (this.#due.get(aor) !== sec) continue; // rescheduled earlier, visited then
-        this.#due.delete(aor);
-        this.#purgeAor(aor, nowMs);
+        const e = this.#aors.get(aor);
+        // gone, or rescheduled earlier and visited then
+        if (e === undefined || e.due !== sec) continue;
+        e.due = -1;
+        this.#purgeAor(aor, e, nowMs);
       }
     }
     this.#lastSweepSec = nowSec;
   }
 
-  #purgeAor(aor: string, nowMs: number): void {
-    const list = this.#aors.get(aor);
-    if (!list) return;
+  #purgeAor(aor: string, e: AorEntry, nowMs: number): void {
+    const list = e.bindings;
     const keep: Binding[] = [];
     for (const b of list) {
       if (b.expiresAtMs > nowMs) keep.push(b);
@@ -104,14 +129,18 @@ export class MemoryLocationStore implements SyncLocationStore {
         }
       }
     }
+    if (keep.length === 0) {
+      this.#count -= list.length;
+      this.#delete(aor);
+      return;
+    }
     if (keep.length !== list.length) {
       this.#count -= list.length - keep.length;
-      if (keep.length) this.#aors.set(aor, keep);
-      else this.#aors.delete(aor);
+      e.bindings = keep;
     }
     let first = Infinity;
     for (const b of keep) if (b.expiresAtMs < first) first = b.expiresAtMs;
-    if (keep.length) this.#schedule(aor, Math.ceil(first / 1000));
+    this.#schedule(aor, e, Math.ceil(first / 1000));
   }
 
   size(): number {
