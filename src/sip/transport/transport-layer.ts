@@ -390,6 +390,7 @@ export class TransportLayer extends EventEmitter<TransportLayerEvents> {
       }
       const address = bareHost(target.address);
       if (sipWire.hasSubscribers) publishSipWire('out', data, 'udp', entry.lp.address, entry.lp.port, address, target.port);
+      if (entry.native?.queue(data, target.port, address, onError, arg)) return;
       const rc = entry.native === undefined ? 1 : entry.native.trySend(data, target.port, address);
       if (rc === 0) return;
       if (rc < 0) {

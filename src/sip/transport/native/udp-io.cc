@@ -6,7 +6,9 @@
 // watched on Node's own event loop (a uv_poll on a duplicate of its descriptor, dgram's reading
 // stopped); each wake-up drains it with recvmmsg() and enters JavaScript once per batch of up to
 // 32 datagrams, which JavaScript copies out of a shared area before the next batch. A send is one
-// sendto() on the same socket, its result returned at once.
+// sendto() on the same socket, its result returned at once; what JavaScript sends while it handles
+// a batch it may instead gather in a send area and hand over at the batch's end, sent with one
+// sendmmsg().
 //
 // Only node_api.h and uv.h are used. No C++ exception crosses into Node.
 
@@ -205,11 +207,67 @@ napi_value Send(napi_env env, napi_callback_info info) {
   return out;
 }
 
+constexpr int kSendBatch = 64;
+
+// sendBatch(fd, area: ArrayBuffer, meta: Int32Array, first, count) -> datagrams sent (> 0), or
+// -errno when the first of them could not be sent. Per datagram in meta (from index `first`):
+// offset in the area, length, port, IPv4 address (host order). At most kSendBatch per call.
+napi_value SendBatch(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_value out;
+  int32_t fd, first, count;
+  void* area;
+  size_t area_len;
+  napi_typedarray_type type;
+  size_t meta_len, meta_off;
+  void* meta_data;
+  napi_value meta_buf;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_arraybuffer_info(env, argv[1], &area, &area_len) != napi_ok ||
+      napi_get_typedarray_info(env, argv[2], &type, &meta_len, &meta_data, &meta_buf, &meta_off) != napi_ok || type != napi_int32_array ||
+      napi_get_value_int32(env, argv[3], &first) != napi_ok || napi_get_value_int32(env, argv[4], &count) != napi_ok || first < 0 || count <= 0) {
+    napi_create_int32(env, -EINVAL, &out);
+    return out;
+  }
+  if (count > kSendBatch) count = kSendBatch;
+  if (static_cast<size_t>(first + count) * kMeta > meta_len) {
+    napi_create_int32(env, -EINVAL, &out);
+    return out;
+  }
+  const int32_t* meta = static_cast<const int32_t*>(meta_data);
+  mmsghdr msgs[kSendBatch];
+  iovec iov[kSendBatch];
+  sockaddr_in to[kSendBatch];
+  for (int i = 0; i < count; i++) {
+    const int32_t* m = meta + (first + i) * kMeta;
+    if (m[0] < 0 || m[1] < 0 || static_cast<size_t>(m[0]) + static_cast<size_t>(m[1]) > area_len) {
+      napi_create_int32(env, i > 0 ? i : -EINVAL, &out);
+      return out;
+    }
+    iov[i].iov_base = static_cast<uint8_t*>(area) + m[0];
+    iov[i].iov_len = static_cast<size_t>(m[1]);
+    memset(&to[i], 0, sizeof to[i]);
+    to[i].sin_family = AF_INET;
+    to[i].sin_port = htons(static_cast<uint16_t>(m[2]));
+    to[i].sin_addr.s_addr = htonl(static_cast<uint32_t>(m[3]));
+    memset(&msgs[i], 0, sizeof msgs[i]);
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &to[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof to[i];
+  }
+  int n = sendmmsg(fd, msgs, static_cast<unsigned int>(count), MSG_DONTWAIT);
+  napi_create_int32(env, n < 0 ? -errno : n, &out);
+  return out;
+}
+
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"open", nullptr, Open, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"stop", nullptr, Stop, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"send", nullptr, Send, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sendBatch", nullptr, SendBatch, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   napi_value batch, slot, meta;
@@ -219,6 +277,9 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "BATCH", batch);
   napi_set_named_property(env, exports, "SLOT", slot);
   napi_set_named_property(env, exports, "META", meta);
+  napi_value send_batch;
+  napi_create_int32(env, kSendBatch, &send_batch);
+  napi_set_named_property(env, exports, "SEND_BATCH", send_batch);
   return exports;
 }
 

@@ -8,6 +8,7 @@ import type { SipMessage } from '../../../../src/sip/message/sip-message.js';
 import { loadNativeUdp, sendError } from '../../../../src/sip/transport/native-udp.js';
 import { ipv4Number } from '../../../../src/sip/transport/response-routing.js';
 import { TransportLayer } from '../../../../src/sip/transport/transport-layer.js';
+import { metricSum } from '../../../../src/util/metrics.js';
 import type { ListeningPoint, Source } from '../../../../src/sip/transport/types.js';
 
 const options = (i: number, pad = '') =>
@@ -61,6 +62,33 @@ describe('native UDP path', () => {
     expect(seen.length).toBe(n);
     expect(seen.map((s) => s.msg.callId)).toEqual(Array.from({ length: n }, (_, i) => `native-${i}`));
     expect(seen[0]!.src).toEqual({ transport: 'udp', address: '127.0.0.1', port: c.port, localAddress: '127.0.0.1', localPort: lp.port });
+  });
+
+  it('sends the answers to a batch together at its end, in order, a failed one reported to its own callback', async () => {
+    const { t, lp } = await node();
+    const c = await client();
+    const errors: string[] = [];
+    const n = 100;
+    t.on('message', (msg) => {
+      const i = Number(msg.callId.slice('native-'.length));
+      // one answer in the middle goes to port 0, which sendmmsg refuses (EINVAL)
+      const port = i === 40 ? 0 : c.port;
+      t.transmit(options(1000 + i), { transport: 'udp', address: '127.0.0.1', port }, (e, arg) => errors.push(`${arg}:${(e as NodeJS.ErrnoException).code}`), i);
+    });
+    const batches0 = await metricSum('tandem_sip_udp_send_batches_total', {});
+    const sent0 = await metricSum('tandem_sip_udp_batched_datagrams_total', {});
+    // Sent while this process is busy, so that they wait in the socket and are read in batches.
+    for (let i = 0; i < n; i++) c.socket.send(options(i), lp.port, '127.0.0.1');
+    const busyUntil = Date.now() + 50;
+    while (Date.now() < busyUntil);
+    await until(() => c.got.length === n - 1 && errors.length === 1);
+    const callIds = c.got.map((b) => /Call-ID: (\S+)/.exec(b.toString('latin1'))![1]);
+    expect(callIds).toEqual(Array.from({ length: n }, (_, i) => `native-${1000 + i}`).filter((id) => id !== 'native-1040'));
+    expect(errors).toEqual(['40:EINVAL']);
+    const batches = (await metricSum('tandem_sip_udp_send_batches_total', {})) - batches0;
+    const sent = (await metricSum('tandem_sip_udp_batched_datagrams_total', {})) - sent0;
+    expect(sent).toBe(n);
+    expect(batches).toBeLessThan(n / 4); // up to 32 datagrams a batch
   });
 
   it('takes a 60 kB datagram whole and ignores keep-alive CRLFs', async () => {
