@@ -5,10 +5,10 @@
  * when a class starts to inherit from it; for String.prototype that is any `class X extends
  * String` in any loaded module, and ioredis has one (its RESP3 `VerbatimString`). From then on
  * optimized code cannot bind `s.indexOf`, `s.slice`, `s.startsWith` to the built-in at compile
- * time: every string method call in the SIP stack becomes a generic property lookup. Measured:
- * a loop of `indexOf`/`charCodeAt`/`slice` over a SIP header ran 1.3 µs before and 3.7 µs after
- * such a class was defined; perf of `tandem start` under SIPp's digest REGISTERs showed 7-9 %
- * of its CPU in the generic lookup (`Builtins_LoadIC`).
+ * time: string method calls in the SIP stack become generic property lookups. Measured: perf of
+ * `tandem start` under SIPp's digest REGISTERs showed 7-9 % of its CPU in the generic lookup
+ * (`Builtins_LoadIC`), 1 % once restored, and CPU per REGISTER fell 10-15 % (SIPp A/B); one
+ * micro-benchmark's header scan ran 1.3 µs before and 3.7 µs after such a class was defined.
  *
  * V8 has no flag for this and no JavaScript operation turns a built-in prototype fast again (a
  * function's `prototype` assignment, `Object.create`, loads through it: all tried), so the
