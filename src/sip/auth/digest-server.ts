@@ -11,10 +11,11 @@
  *
  * `qop=auth` is required by default. Nonce-count replay protection keeps, per nonce, the highest
  * `nc` seen (a bounded table for this authenticator's own nonces, a bounded map for others';
- * RFC 7616 §3.4: "the server ... MUST reject a request with a repeated nc"); where credentials without qop are allowed, each nonce is good for one request. The
- * `uri` parameter must name the Request-URI (RFC 7616 §3.4.6, "the server MUST assure that the
- * resource designated by the uri parameter is the same as the resource specified in the
- * Request-Line"). Responses and nonce MACs are compared in constant time.
+ * RFC 7616 §3.4: "the server ... MUST reject a request with a repeated nc"); where credentials
+ * without qop are allowed, each nonce is good for one request. The `uri` parameter must name the
+ * Request-URI (RFC 7616 §3.4.6, "the server MUST assure that the resource designated by the uri
+ * parameter is the same as the resource specified in the Request-Line"). Responses and nonce
+ * MACs are compared in constant time.
  */
 import { GenerationalMap } from '../../util/generational-map.js';
 import { createHmac, randomBytes } from 'node:crypto';

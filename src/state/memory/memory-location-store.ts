@@ -18,16 +18,17 @@ interface AorEntry {
   due: number;
 }
 
+/** The second (rounded up) in which the first of `bindings` expires. */
+function earliestExpirySecond(bindings: Binding[]): number {
+  let first = Infinity;
+  for (const b of bindings) if (b.expiresAtMs < first) first = b.expiresAtMs;
+  return Math.ceil(first / 1000);
+}
+
 export class MemoryLocationStore implements SyncLocationStore {
   #aors = new Map<string, AorEntry>();
   /** AORs by the second they are due to be visited (an AOR rescheduled earlier leaves a stale entry). */
   #buckets = new Map<number, string[]>();
-  /**
-   * The entry the last read found: the registrar reads an AOR's bindings and writes them back at
-   * once, and the write then needs no second lookup of the key.
-   */
-  #lastAor: string | undefined;
-  #lastEntry: AorEntry | undefined;
   #count = 0;
   #listeners: Array<(b: Binding) => void> = [];
   #timer: NodeJS.Timeout | undefined;
@@ -49,19 +50,8 @@ export class MemoryLocationStore implements SyncLocationStore {
   getBindingsSync(aor: string): Binding[] {
     const e = this.#aors.get(aor);
     if (!e) return [];
-    this.#lastAor = aor;
-    this.#lastEntry = e;
     const now = this.#now();
     return e.bindings.filter((b) => b.expiresAtMs > now);
-  }
-
-  #entry(aor: string): AorEntry | undefined {
-    return aor === this.#lastAor ? this.#lastEntry : this.#aors.get(aor);
-  }
-
-  #delete(aor: string): void {
-    this.#aors.delete(aor);
-    if (aor === this.#lastAor) this.#lastAor = this.#lastEntry = undefined;
   }
 
   async setBindings(aor: string, bindings: Binding[]): Promise<void> {
@@ -69,10 +59,10 @@ export class MemoryLocationStore implements SyncLocationStore {
   }
 
   setBindingsSync(aor: string, bindings: Binding[]): void {
-    let e = this.#entry(aor);
+    let e = this.#aors.get(aor);
     if (e) this.#count -= e.bindings.length;
     if (bindings.length === 0) {
-      if (e) this.#delete(aor);
+      if (e) this.#aors.delete(aor);
       return;
     }
     if (e) e.bindings = bindings;
@@ -81,9 +71,7 @@ export class MemoryLocationStore implements SyncLocationStore {
       this.#aors.set(aor, e);
     }
     this.#count += bindings.length;
-    let first = Infinity;
-    for (const b of bindings) if (b.expiresAtMs < first) first = b.expiresAtMs;
-    const sec = Math.ceil(first / 1000);
+    const sec = earliestExpirySecond(bindings);
     // An earlier visit already due finds nothing to purge and enters the AOR again.
     if (e.due === -1 || e.due > sec) this.#schedule(aor, e, sec);
   }
@@ -131,16 +119,14 @@ export class MemoryLocationStore implements SyncLocationStore {
     }
     if (keep.length === 0) {
       this.#count -= list.length;
-      this.#delete(aor);
+      this.#aors.delete(aor);
       return;
     }
     if (keep.length !== list.length) {
       this.#count -= list.length - keep.length;
       e.bindings = keep;
     }
-    let first = Infinity;
-    for (const b of keep) if (b.expiresAtMs < first) first = b.expiresAtMs;
-    this.#schedule(aor, e, Math.ceil(first / 1000));
+    this.#schedule(aor, e, earliestExpirySecond(keep));
   }
 
   size(): number {
