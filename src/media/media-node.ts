@@ -6,7 +6,7 @@ import { createLogger } from '../util/logger.js';
 import { gauge } from '../util/metrics.js';
 import type { NgRequest } from '../ng/ng-request.js';
 import { RelayEngine, type RelayEngineOptions, type RelayTotals } from './relay/relay-engine.js';
-import { NgServer, type NgSource } from './ng-server/ng-server.js';
+import { NgServer, type NgCommandHandler, type NgSource } from './ng-server/ng-server.js';
 import { SessionManager, type EndReason } from './sessions/session-manager.js';
 import { warmUpNgPathOnce } from './sessions/warm-up.js';
 import { effectiveMaxSessions, parseHostPort, parsePortRange, validateMediaConfig, type MediaConfig, type MediaConfigInput } from './config-schema.js';
@@ -53,7 +53,7 @@ export interface MediaCore {
   config: MediaConfig;
   relay: RelayEngine;
   sessions: SessionManager;
-  handler: (req: NgRequest, source: NgSource) => Promise<Record<string, unknown>>;
+  handler: NgCommandHandler;
   statistics: () => Promise<Record<string, unknown>>;
   /** The ng server whose counters `statistics` reports (set once it runs). */
   setNgServer: (server: NgServer | undefined) => void;
@@ -163,7 +163,9 @@ export async function createMediaCore(config: MediaConfig, hooks: MediaCoreHooks
     };
   };
 
-  const serve = async (req: NgRequest): Promise<Record<string, unknown>> => {
+  type Reply = Record<string, unknown>;
+  // Synchronous where the command is (no promise turn on the way back to the ng server).
+  const serve = (req: NgRequest): Reply | Promise<Reply> => {
     switch (req.command) {
       case 'ping':
         return { result: 'pong' };
@@ -192,10 +194,9 @@ export async function createMediaCore(config: MediaConfig, hooks: MediaCoreHooks
         return { result: 'error', 'error-reason': 'Unrecognized command' };
     }
   };
-  const handler = async (req: NgRequest, _source: NgSource): Promise<Record<string, unknown>> => {
+  const handler = (req: NgRequest, _source: NgSource): Reply | Promise<Reply> => {
     const gate = hooks.gate?.();
-    if (gate) await gate;
-    return serve(req);
+    return gate ? gate.then(() => serve(req)) : serve(req);
   };
 
   let closing: Promise<void> | undefined;

@@ -13,8 +13,9 @@ function once<T extends Counter<string> | Gauge<string> | Histogram<string>>(nam
   return created;
 }
 
-export function counter(name: string, help: string, labelNames: string[] = []): Counter<string> {
-  return once(name, () => new Counter({ name, help, labelNames, registers: [metricsRegistry] }));
+/** `collect` runs before each read of the metric (e.g. to move values kept elsewhere into it). */
+export function counter(name: string, help: string, labelNames: string[] = [], collect?: () => void): Counter<string> {
+  return once(name, () => new Counter({ name, help, labelNames, registers: [metricsRegistry], ...(collect ? { collect } : {}) }));
 }
 
 export function gauge(
@@ -26,8 +27,8 @@ export function gauge(
   return once(name, () => new Gauge({ name, help, labelNames, registers: [metricsRegistry], ...(collect ? { collect } : {}) }));
 }
 
-export function histogram(name: string, help: string, labelNames: string[] = [], buckets?: number[]): Histogram<string> {
-  return once(name, () => new Histogram({ name, help, labelNames, registers: [metricsRegistry], ...(buckets ? { buckets } : {}) }));
+export function histogram(name: string, help: string, labelNames: string[] = [], buckets?: number[], collect?: () => void): Histogram<string> {
+  return once(name, () => new Histogram({ name, help, labelNames, registers: [metricsRegistry], ...(buckets ? { buckets } : {}), ...(collect ? { collect } : {}) }));
 }
 
 /** Sum of a registered metric's series whose labels match (0 when it is not registered). */

@@ -115,6 +115,24 @@ interface Call {
   lastRedisUpdateMs?: number;
 }
 
+/** An offer between its parse and its reply. */
+interface OfferInProgress {
+  req: NgRequest;
+  doc: SdpDocument;
+  info: ReturnType<typeof describeSdp>;
+  dlg: Dialogue;
+  side: Side;
+  /** The call as it was found (undefined: this offer creates it). */
+  call: Call | undefined;
+  /** The dialogue is new (counted in the session limit by this offer). */
+  isNew: boolean;
+  now: number;
+  from: string;
+  to: string | undefined;
+  /** Pairs this offer took, released if it fails. */
+  fresh: number[];
+}
+
 /** Session counters for ng `statistics`. */
 interface Totals {
   managed: number;
@@ -336,10 +354,19 @@ export class SessionManager {
     })();
   }
 
-  #withLock<T>(callId: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` once nothing else runs for `callId`. With nothing running (the usual case) it starts
+   * at once; when it also finishes in this turn, no lock is left behind and no promise is made.
+   */
+  #withLock<T>(callId: string, fn: () => T | Promise<T>): T | Promise<T> {
     const prev = this.#locks.get(callId);
-    // Nothing running for this call (the usual case): start at once, no extra turn.
-    const next = prev ? prev.then(fn, fn) : fn();
+    let next: Promise<T>;
+    if (prev) next = prev.then(fn, fn);
+    else {
+      const now = fn();
+      if (!(now instanceof Promise)) return now;
+      next = now;
+    }
     const done = (): void => {
       if (this.#locks.get(callId) === tail) this.#locks.delete(callId);
     };
@@ -348,23 +375,24 @@ export class SessionManager {
     return next;
   }
 
-  offer(req: NgRequest): Promise<NgReply> {
-    if (!req.callId) return Promise.resolve(error('No call-id in message'));
-    if (!req.fromTag) return Promise.resolve(error('No from-tag in message'));
-    if (req.sdp === undefined) return Promise.resolve(error('No SDP body in message'));
+  /** The reply, or its promise when ports must be bound first or another command of the call is running. */
+  offer(req: NgRequest): NgReply | Promise<NgReply> {
+    if (!req.callId) return error('No call-id in message');
+    if (!req.fromTag) return error('No from-tag in message');
+    if (req.sdp === undefined) return error('No SDP body in message');
     return this.#withLock(req.callId, () => this.#offer(req));
   }
 
-  answer(req: NgRequest): Promise<NgReply> {
-    if (!req.callId) return Promise.resolve(error('No call-id in message'));
-    if (!req.fromTag) return Promise.resolve(error('No from-tag in message'));
-    if (!req.toTag) return Promise.resolve(error('No to-tag in message'));
-    if (req.sdp === undefined) return Promise.resolve(error('No SDP body in message'));
+  answer(req: NgRequest): NgReply | Promise<NgReply> {
+    if (!req.callId) return error('No call-id in message');
+    if (!req.fromTag) return error('No from-tag in message');
+    if (!req.toTag) return error('No to-tag in message');
+    if (req.sdp === undefined) return error('No SDP body in message');
     return this.#withLock(req.callId, () => this.#answer(req));
   }
 
-  delete(req: NgRequest): Promise<NgReply> {
-    if (!req.callId) return Promise.resolve(error('No call-id in message'));
+  delete(req: NgRequest): NgReply | Promise<NgReply> {
+    if (!req.callId) return error('No call-id in message');
     return this.#withLock(req.callId, () => this.#delete(req));
   }
 
@@ -379,7 +407,7 @@ export class SessionManager {
     return { result: 'ok', calls: this.callIds(req.limit ?? 32) };
   }
 
-  async #offer(req: NgRequest): Promise<NgReply> {
+  #offer(req: NgRequest): NgReply | Promise<NgReply> {
     const parsed = parseSdp(req.sdp!);
     if (!parsed.ok) return error(`Failed to parse SDP: ${parsed.reason}`);
     const info = describeSdp(parsed.value);
@@ -402,45 +430,65 @@ export class SessionManager {
     if (req.label) offerer.label = req.label;
     if (side === 'a' && to && !dlg.b) dlg.b = { tag: to, createdMs: now };
 
-    // Allocate a pair for each m= line that has none yet; roll back on failure.
-    const fresh: number[] = [];
-    for (const m of info.media) {
-      const slot = dlg.media[m.index];
-      if (m.port === 0) continue;
-      if (slot?.pairId !== undefined) continue;
+    const offer: OfferInProgress = { req, doc: parsed.value, info, dlg, side, call, isNew: !found, now, from, to, fresh: [] };
+    // New m= lines take spare pairs when there are enough (the usual case): the offer is then
+    // answered in this turn, with no promise on the way. Otherwise pairs are bound first.
+    const wanted = info.media.filter((m) => m.port !== 0 && dlg.media[m.index]?.pairId === undefined);
+    if (wanted.length > this.#spare.length) return this.#offerBinding(offer);
+    for (const m of wanted) this.#usePair(offer, m, this.#spare.shift()!);
+    if (wanted.length > 0) this.#refill();
+    return this.#completeOffer(offer);
+  }
+
+  /** The offer's new m= lines get pairs one by one (spare or freshly bound); rolled back on failure. */
+  async #offerBinding(offer: OfferInProgress): Promise<NgReply> {
+    const { req, dlg } = offer;
+    for (const m of offer.info.media) {
+      if (m.port === 0 || dlg.media[m.index]?.pairId !== undefined) continue;
       const r = await this.#takePair(req.callId!);
       if (!r.ok) {
-        for (const id of fresh) this.#relay.release(id);
+        for (const id of offer.fresh) this.#relay.release(id);
         for (const s of dlg.media) {
-          if (s?.pairId !== undefined && fresh.includes(s.pairId)) {
+          if (s?.pairId !== undefined && offer.fresh.includes(s.pairId)) {
             delete s.pairId;
             delete s.ports;
             delete s.worker;
           }
         }
-        if (!found) this.#dialogueCount--;
+        if (offer.isNew) this.#dialogueCount--;
         this.totals.rejected++;
         mRejected.inc({ reason: r.code });
         rateLimitedLog(`offer-${r.code}`, (n) => log.warn({ callId: req.callId, code: r.code, reason: r.reason, suppressed: n }, 'offer failed: no media ports'));
         return error(r.code === 'NG_ERR_PORTS_EXHAUSTED' ? 'Ran out of ports' : r.reason);
       }
-      fresh.push(r.value.id);
-      dlg.media[m.index] = {
-        index: m.index,
-        type: m.type,
-        protocol: m.proto,
-        pairId: r.value.id,
-        worker: r.value.worker,
-        ports: { a: r.value.a, b: r.value.b },
-        advertised: slot?.advertised ?? {},
-        rtcpMux: m.rtcpMux,
-        peer: slot?.peer ?? {},
-      };
+      this.#usePair(offer, m, r.value);
     }
+    return this.#completeOffer(offer);
+  }
+
+  #usePair(offer: OfferInProgress, m: SdpMediaInfo, pair: AllocatedPair): void {
+    const slot = offer.dlg.media[m.index];
+    offer.fresh.push(pair.id);
+    offer.dlg.media[m.index] = {
+      index: m.index,
+      type: m.type,
+      protocol: m.proto,
+      pairId: pair.id,
+      worker: pair.worker,
+      ports: { a: pair.a, b: pair.b },
+      advertised: slot?.advertised ?? {},
+      rtcpMux: m.rtcpMux,
+      peer: slot?.peer ?? {},
+    };
+  }
+
+  /** Records the call, points the relay at the offerer and rewrites the SDP. */
+  #completeOffer(offer: OfferInProgress): NgReply {
+    const { req, dlg, side, call, now, from, to } = offer;
     if (call?.ended || dlg.ended) {
-      // A delayed delete fired while pairs were being allocated: nothing holds them any more.
-      for (const id of fresh) this.#relay.release(id);
-      if (!found) this.#dialogueCount--;
+      // A delayed delete fired while pairs were being bound: nothing holds them any more.
+      for (const id of offer.fresh) this.#relay.release(id);
+      if (offer.isNew) this.#dialogueCount--;
       return error('Call was deleted');
     }
     let theCall = call;
@@ -451,7 +499,7 @@ export class SessionManager {
       mCreated.inc();
       this.#gauge.set(this.#calls.size);
     } else {
-      if (!found) {
+      if (offer.isNew) {
         call.dialogues.push(dlg);
         mForks.inc();
         rateLimitedLog('offer-fork', (n) => log.info({ callId: call.callId, fromTag: from, toTag: to, dialogues: call.dialogues.length, suppressed: n }, 'offer with a new tag pair: fork with its own relay pairs'));
@@ -461,14 +509,14 @@ export class SessionManager {
     dlg.lastSignalMs = now;
     this.totals.offers++;
     for (const s of dlg.media) if (s?.pairId !== undefined) this.#slotOfPair.set(s.pairId, { call: theCall!, slot: s });
-    const warnings = this.#applyPeers(dlg, side, info.media, req);
+    const warnings = this.#applyPeers(dlg, side, offer.info.media, req);
     const other: Side = side === 'a' ? 'b' : 'a';
-    const sdp = this.#rewrite(parsed.value, dlg, other, info.media, req, warnings);
+    const sdp = this.#rewrite(offer.doc, dlg, other, offer.info.media, req, warnings);
     this.#changed(req.callId!, undefined);
     return ok(sdp, warnings);
   }
 
-  async #answer(req: NgRequest): Promise<NgReply> {
+  #answer(req: NgRequest): NgReply {
     const call = this.#calls.get(req.callId!);
     if (!call) return error('Unknown call-id');
     const parsed = parseSdp(req.sdp!);
