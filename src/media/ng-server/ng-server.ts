@@ -7,6 +7,7 @@ import { fail, ok, type Result } from '../../util/result.js';
 import { bdecodePrefix } from '../../ng/bencode.js';
 import { formatNgMessage, NG_MAX_MESSAGE_BYTES, parseNgMessage, type NgEncoding } from '../../ng/ng-message.js';
 import { parseNgRequest, type NgRequest } from '../../ng/ng-request.js';
+import { loadNativeUdp, NativeUdpSocket } from '../../sip/transport/native-udp.js';
 import { CookieCache } from './cookie-cache.js';
 import { SourceAcl, DEFAULT_NG_ALLOW } from './source-acl.js';
 
@@ -92,6 +93,8 @@ export interface NgServerOptions {
   allow?: readonly string[];
   /** Cookie cache generation length, ms (replies kept 1-2 generations). @default 30_000 */
   cookieCacheMs?: number;
+  /** IPv4 UDP through the native receive/send path when the addon is available (TANDEM_NATIVE_UDP=0 turns it off process-wide). @default true */
+  nativeUdp?: boolean;
   handler: NgCommandHandler;
 }
 
@@ -113,6 +116,7 @@ export class NgServer {
   readonly #acl: SourceAcl;
   readonly #cache: CookieCache;
   #udp4: dgram.Socket | undefined;
+  #nativeUdp: NativeUdpSocket | undefined;
   #tcp: net.Server | undefined;
   readonly #conns = new Set<net.Socket>();
   /** Per-command counters for ng `statistics` (controlstatistics). */
@@ -141,6 +145,11 @@ export class NgServer {
     return ok(s);
   }
 
+  /** IPv4 UDP is read and answered by the native path. */
+  get nativeUdp(): boolean {
+    return this.#nativeUdp !== undefined;
+  }
+
   /** Bound UDP port (after start). */
   get udpPort(): number | undefined {
     const a = this.#udp4?.address();
@@ -155,18 +164,21 @@ export class NgServer {
   async #listenUdp(host: string, port: number): Promise<void> {
     const sock = dgram.createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4' });
     this.#udp4 = sock;
-    sock.on('message', (msg, rinfo) => {
+    const onDatagram = (msg: Buffer, address: string, port: number, reply: (b: Buffer) => void): void => {
       try {
-        this.#onMessage(msg, { address: rinfo.address, port: rinfo.port, transport: 'udp' }, (reply) => {
-          // No callback: Node then tries the send at once (uv_udp_try_send) and makes no completion
-          // call back into JS. The price: a failed send is not reported; the controller
-          // retransmits (every ng client does) and gets the reply from the cookie cache.
-          sock.send(reply, rinfo.port, rinfo.address);
-        });
+        this.#onMessage(msg, { address, port, transport: 'udp' }, reply);
       } catch (err) {
         rateLimitedLog('ng-udp-handler', (n) => log.error({ err, suppressed: n }, 'ng message handler threw'));
       }
-    });
+    };
+    sock.on('message', (msg, rinfo) =>
+      onDatagram(msg, rinfo.address, rinfo.port, (reply) => {
+        // No callback: Node then tries the send at once (uv_udp_try_send) and makes no completion
+        // call back into JS. The price: a failed send is not reported; the controller
+        // retransmits (every ng client does) and gets the reply from the cookie cache.
+        sock.send(reply, rinfo.port, rinfo.address);
+      }),
+    );
     sock.on('error', (err) => rateLimitedLog('ng-udp-error', (n) => log.warn({ err: err.message, suppressed: n }, 'ng UDP socket error')));
     await new Promise<void>((resolve, reject) => {
       sock.once('error', reject);
@@ -175,6 +187,22 @@ export class NgServer {
         resolve();
       });
     });
+    if (isIP(host) === 6 || this.#opts.nativeUdp === false) return;
+    // IPv4: read and answer through the native path the SIP transport uses (recvmmsg on Node's
+    // loop, one sendto per reply), without node:dgram's per-datagram objects, address lookup and
+    // deferred send. The command path then touches less memory, which is what a command costs
+    // after idle (see bench/ng-path.bench.ts). Without the addon, dgram as above.
+    const mod = await loadNativeUdp();
+    if (!mod.ok) return;
+    let native: NativeUdpSocket | undefined;
+    native = NativeUdpSocket.attach(mod.value, sock, (msg, address, port) =>
+      onDatagram(msg, address, port, (reply) => {
+        // 1: dgram must send it (a full send buffer, which dgram queues); an error is not reported, as above.
+        if (native!.trySend(reply, port, address) === 1) sock.send(reply, port, address);
+      }),
+    );
+    if (native && !native.startReceiving()) native = undefined;
+    this.#nativeUdp = native;
   }
 
   async #listenTcp(host: string, port: number): Promise<void> {
@@ -378,6 +406,8 @@ export class NgServer {
     this.#cache.close();
     for (const c of this.#conns) c.destroy();
     const tasks: Promise<void>[] = [];
+    this.#nativeUdp?.stopReceiving();
+    this.#nativeUdp = undefined;
     if (this.#udp4) {
       const s = this.#udp4;
       tasks.push(new Promise((res) => s.close(() => res())));

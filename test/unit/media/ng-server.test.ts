@@ -3,6 +3,7 @@ import net from 'node:net';
 import { NgServer } from '../../../src/media/ng-server/ng-server.js';
 import { SourceAcl } from '../../../src/media/ng-server/source-acl.js';
 import { CookieCache } from '../../../src/media/ng-server/cookie-cache.js';
+import { loadNativeUdp } from '../../../src/sip/transport/native-udp.js';
 import { rawRequest, udpPeer, sendTo, waitFor } from '../../integration/media/media-harness.js';
 
 const servers: NgServer[] = [];
@@ -11,7 +12,7 @@ afterEach(async () => {
 });
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-async function start(handler: (req: any) => unknown, opts: { allow?: string[] } = {}): Promise<NgServer> {
+async function start(handler: (req: any) => unknown, opts: { allow?: string[]; nativeUdp?: boolean } = {}): Promise<NgServer> {
   const r = await NgServer.start({ udp: { host: '127.0.0.1', port: 0 }, tcp: { host: '127.0.0.1', port: 0 }, handler: handler as never, ...opts });
   if (!r.ok) throw new Error(r.reason);
   servers.push(r.value);
@@ -19,6 +20,35 @@ async function start(handler: (req: any) => unknown, opts: { allow?: string[] } 
 }
 
 describe('NgServer', () => {
+  for (const nativeUdp of [true, false]) {
+    it(`UDP ${nativeUdp ? 'native path' : 'dgram'}: replies in the command's turn and later, a retransmission from the cache, the sender's address to the handler`, async () => {
+      const sources: string[] = [];
+      let runs = 0;
+      const s = await start(
+        (req: { command: string }, source: { address: string; port: number }) => {
+          runs++;
+          sources.push(`${source.address}:${source.port}`);
+          return req.command === 'ping' ? { result: 'pong' } : new Promise((r) => setTimeout(() => r({ result: 'ok' }), 20));
+        },
+        { nativeUdp },
+      );
+      expect(s.nativeUdp).toBe(nativeUdp && (await loadNativeUdp()).ok);
+      const p = await udpPeer();
+      try {
+        await sendTo(p.sock, Buffer.from('u1 d7:command4:pinge'), s.udpPort!);
+        await sendTo(p.sock, Buffer.from('u2 d7:command5:querye'), s.udpPort!);
+        expect(await waitFor(() => p.received.length === 2, 2000)).toBe(true);
+        await sendTo(p.sock, Buffer.from('u2 d7:command5:querye'), s.udpPort!);
+        expect(await waitFor(() => p.received.length === 3, 2000)).toBe(true);
+        expect(p.received.map((r) => r.msg.toString())).toEqual(['u1 d6:result4:ponge', 'u2 d6:result2:oke', 'u2 d6:result2:oke']);
+        expect(runs).toBe(2);
+        expect(sources).toEqual([`127.0.0.1:${p.sock.address().port}`, `127.0.0.1:${p.sock.address().port}`]);
+      } finally {
+        p.close();
+      }
+    });
+  }
+
   it('a duplicate cookie arriving while the first is in flight waits for it; the command runs once', async () => {
     let runs = 0;
     const s = await start(async () => {
