@@ -12,7 +12,7 @@ afterEach(async () => {
 });
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-async function start(handler: (req: any) => unknown, opts: { allow?: string[]; nativeUdp?: boolean } = {}): Promise<NgServer> {
+async function start(handler: (req: any, source: any) => unknown, opts: { allow?: string[]; nativeUdp?: boolean } = {}): Promise<NgServer> {
   const r = await NgServer.start({ udp: { host: '127.0.0.1', port: 0 }, tcp: { host: '127.0.0.1', port: 0 }, handler: handler as never, ...opts });
   if (!r.ok) throw new Error(r.reason);
   servers.push(r.value);
