@@ -8,12 +8,14 @@ import { isDict } from './ng-message.js';
  * `SIP-source-address`, `rtpp_flags` and `rtpp-flags`; this maps them all to one form.
  */
 export function canonicalName(name: string): string {
-  // Most names arrive canonical already (`call-id`, `from-tag`, `trust-address`): no new string.
-  if (CANONICAL.test(name)) return name;
-  return name.trim().toLowerCase().replace(/[\s_]+/g, '-');
+  // Most names arrive canonical already (`call-id`, `from-tag`, `trust-address`): no new string,
+  // and no regular expression run for them.
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if ((c < 0x61 || c > 0x7a) && (c < 0x30 || c > 0x39) && c !== 0x2d) return name.trim().toLowerCase().replace(/[\s_]+/g, '-');
+  }
+  return name;
 }
-
-const CANONICAL = /^[a-z0-9-]+$/;
 
 /** Commands this server implements (wire names, canonical). */
 export const NG_COMMANDS = ['ping', 'offer', 'answer', 'delete', 'query', 'list', 'statistics'] as const;
