@@ -69,7 +69,7 @@ export function parseSdp(text: string): Result<SdpDocument> {
     }
     const raw = text.slice(pos, end);
     pos = nl === -1 ? text.length : nl + 1;
-    const line: SdpLine = /^[a-zA-Z]=/.test(raw) ? { type: raw[0]!, value: raw.slice(2), eol } : { type: '', value: raw, eol };
+    const line: SdpLine = isTypedLine(raw) ? { type: raw[0]!, value: raw.slice(2), eol } : { type: '', value: raw, eol };
     if (line.type === 'm') doc.media.push({ lines: [line] });
     else if (doc.media.length > 0) doc.media[doc.media.length - 1]!.lines.push(line);
     else doc.session.push(line);
@@ -79,13 +79,17 @@ export function parseSdp(text: string): Result<SdpDocument> {
   return ok(doc);
 }
 
+/** `<letter>=`: a line of the SDP grammar (anything else is kept verbatim). */
+function isTypedLine(raw: string): boolean {
+  if (raw.length < 2 || raw.charCodeAt(1) !== 0x3d) return false;
+  const c = raw.charCodeAt(0) | 0x20; // lower case
+  return c >= 0x61 && c <= 0x7a;
+}
+
 export function serializeSdp(doc: SdpDocument): string {
   let out = '';
-  const put = (l: SdpLine): void => {
-    out += (l.type ? `${l.type}=` : '') + l.value + l.eol;
-  };
-  doc.session.forEach(put);
-  for (const m of doc.media) m.lines.forEach(put);
+  for (const l of doc.session) out += (l.type ? `${l.type}=` : '') + l.value + l.eol;
+  for (const m of doc.media) for (const l of m.lines) out += (l.type ? `${l.type}=` : '') + l.value + l.eol;
   return out;
 }
 
@@ -108,10 +112,17 @@ function parseConnection(value: string): { family: AddressFamily; address: strin
   return { family: m[1] as AddressFamily, address: m[2]!.split('/')[0]! };
 }
 
-function attr(line: SdpLine): { name: string; value: string | undefined } | undefined {
+/** The attribute name of an `a=` line (`rtcp` of `a=rtcp:9 IN IP4 ...`), else undefined. No object made: SDP is read on every offer and answer. */
+function attrName(line: SdpLine): string | undefined {
   if (line.type !== 'a') return undefined;
   const colon = line.value.indexOf(':');
-  return colon === -1 ? { name: line.value, value: undefined } : { name: line.value.slice(0, colon), value: line.value.slice(colon + 1) };
+  return colon === -1 ? line.value : line.value.slice(0, colon);
+}
+
+/** What follows the colon of an `a=name:value` line, or undefined. */
+function attrValue(line: SdpLine): string | undefined {
+  const colon = line.value.indexOf(':');
+  return colon === -1 ? undefined : line.value.slice(colon + 1);
 }
 
 const DIRECTIONS = new Set(['sendrecv', 'sendonly', 'recvonly', 'inactive']);
@@ -120,26 +131,36 @@ const ICE_ATTRS = new Set(['candidate', 'ice-ufrag', 'ice-pwd', 'ice-options', '
 
 /** Reads what a relay needs from each `m=` line. */
 export function describeSdp(doc: SdpDocument): { connection?: { family: AddressFamily; address: string }; media: SdpMediaInfo[] } {
-  const sessionConn = doc.session.filter((l) => l.type === 'c').map((l) => parseConnection(l.value)).find(Boolean);
-  const sessionDir = doc.session.map(attr).find((a) => a && DIRECTIONS.has(a.name))?.name;
-  const sessionIce = doc.session.some((l) => ICE_ATTRS.has(attr(l)?.name ?? ''));
+  let sessionConn: { family: AddressFamily; address: string } | undefined;
+  let sessionDir: string | undefined;
+  let sessionIce = false;
+  for (const l of doc.session) {
+    if (l.type === 'c') sessionConn ??= parseConnection(l.value);
+    const name = attrName(l);
+    if (name === undefined) continue;
+    if (DIRECTIONS.has(name)) sessionDir ??= name;
+    else if (ICE_ATTRS.has(name)) sessionIce = true;
+  }
   const media = doc.media.map((m, index) => {
     const ml = parseMLine(m.lines[0]!.value)!;
-    const conn = m.lines.filter((l) => l.type === 'c').map((l) => parseConnection(l.value)).find(Boolean) ?? sessionConn;
+    let conn: { family: AddressFamily; address: string } | undefined;
     let rtcp: SdpMediaInfo['rtcp'];
     let rtcpMux = false;
     let direction = sessionDir;
     let hasIce = sessionIce;
     for (const l of m.lines) {
-      const a = attr(l);
-      if (!a) continue;
-      if (a.name === 'rtcp' && a.value) {
-        const r = /^(\d{1,5})(?:\s+IN\s+IP[46]\s+(\S+))?/.exec(a.value);
+      if (l.type === 'c') conn ??= parseConnection(l.value);
+      const name = attrName(l);
+      if (name === undefined) continue;
+      if (name === 'rtcp') {
+        const value = attrValue(l);
+        const r = value ? /^(\d{1,5})(?:\s+IN\s+IP[46]\s+(\S+))?/.exec(value) : null;
         if (r) rtcp = { port: Number(r[1]), ...(r[2] ? { address: r[2] } : {}) };
-      } else if (a.name === 'rtcp-mux') rtcpMux = true;
-      else if (DIRECTIONS.has(a.name)) direction = a.name;
-      else if (ICE_ATTRS.has(a.name)) hasIce = true;
+      } else if (name === 'rtcp-mux') rtcpMux = true;
+      else if (DIRECTIONS.has(name)) direction = name;
+      else if (ICE_ATTRS.has(name)) hasIce = true;
     }
+    conn ??= sessionConn;
     const info: SdpMediaInfo = { index, type: ml.type, port: ml.port, proto: ml.proto, formats: ml.formats, rtcpMux, hasIce };
     if (conn) info.connection = conn;
     if (rtcp) info.rtcp = rtcp;
@@ -174,7 +195,7 @@ export interface SdpRewriteOptions {
  */
 export function rewriteSdp(doc: SdpDocument, opts: SdpRewriteOptions): SdpDocument {
   const conn = `IN ${opts.family} ${opts.address}`;
-  const dropIce = (l: SdpLine): boolean => opts.ice === 'remove' && ICE_ATTRS.has(attr(l)?.name ?? '');
+  const dropIce = (l: SdpLine): boolean => opts.ice === 'remove' && l.type === 'a' && ICE_ATTRS.has(attrName(l)!);
   const eolOf = (lines: SdpLine[]): string => lines.find((l) => l.eol)?.eol ?? '\r\n';
   const session: SdpLine[] = [];
   let sessionHasC = false;
@@ -182,14 +203,14 @@ export function rewriteSdp(doc: SdpDocument, opts: SdpRewriteOptions): SdpDocume
     if (dropIce(l)) continue;
     if (l.type === 'c') {
       sessionHasC = true;
-      session.push({ ...l, value: rewriteConnection(l.value, conn) });
+      session.push({ type: l.type, value: rewriteConnection(l.value, conn), eol: l.eol });
     } else if (l.type === 'o' && opts.replaceOrigin) {
       const parts = l.value.split(' ');
       if (parts.length >= 6) {
         parts[4] = opts.family;
         parts[5] = opts.address;
       }
-      session.push({ ...l, value: parts.join(' ') });
+      session.push({ type: l.type, value: parts.join(' '), eol: l.eol });
     } else session.push(l);
   }
   const media = doc.media.map((m, index) => {
@@ -204,19 +225,20 @@ export function rewriteSdp(doc: SdpDocument, opts: SdpRewriteOptions): SdpDocume
       mParts[1] = String(ports.rtpPort) + (mParts[1]!.includes('/') ? mParts[1]!.slice(mParts[1]!.indexOf('/')) : '');
       if (opts.transportProtocol) mParts[2] = opts.transportProtocol;
     }
-    out.push({ ...m.lines[0]!, value: mParts.join(' ') });
-    for (const l of m.lines.slice(1)) {
+    const mLine = m.lines[0]!;
+    out.push({ type: mLine.type, value: mParts.join(' '), eol: mLine.eol });
+    for (let i = 1; i < m.lines.length; i++) {
+      const l = m.lines[i]!;
       if (dropIce(l)) continue;
       if (l.type === 'c') {
         hasC = true;
-        out.push(ports ? { ...l, value: rewriteConnection(l.value, conn) } : l);
+        out.push(ports ? { type: l.type, value: rewriteConnection(l.value, conn), eol: l.eol } : l);
         continue;
       }
-      const a = attr(l);
-      if (a?.name === 'rtcp' && ports && !rejected) {
+      if (ports && !rejected && attrName(l) === 'rtcp') {
         rtcpSeen = true;
         if (opts.rtcpAttribute === 'none') continue;
-        out.push({ ...l, value: rtcpValue(ports.rtcpPort, opts, opts.rtcpAttribute === 'full' || /\sIN\s/.test(a.value ?? '')) });
+        out.push({ type: l.type, value: rtcpValue(ports.rtcpPort, opts, opts.rtcpAttribute === 'full' || /\sIN\s/.test(attrValue(l) ?? '')), eol: l.eol });
         continue;
       }
       out.push(l);
