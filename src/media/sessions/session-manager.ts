@@ -307,6 +307,7 @@ export class SessionManager {
   }
 
   #refillScheduled = false;
+  #refillTimer: NodeJS.Timeout | undefined;
 
   /**
    * Tops the spare pairs up to `sparePairs` shortly after the current command has been answered
@@ -317,11 +318,15 @@ export class SessionManager {
     if (this.#refillScheduled || this.#refilling || this.#closed || this.#spare.length >= this.#opts.sparePairs) return;
     this.#refillScheduled = true;
     // A moment later rather than at once: the answer of the offer just served comes within a
-    // fraction of a millisecond, and should not find the loop busy binding sockets.
-    setTimeout(() => {
-      this.#refillScheduled = false;
-      this.#refillNow();
-    }, IDLE_WORK_DELAY_MS).unref();
+    // fraction of a millisecond, and should not find the loop busy binding sockets. One timer,
+    // restarted each time (no new one per offer).
+    if (this.#refillTimer) this.#refillTimer.refresh();
+    else {
+      this.#refillTimer = setTimeout(() => {
+        this.#refillScheduled = false;
+        this.#refillNow();
+      }, IDLE_WORK_DELAY_MS).unref();
+    }
   }
 
   /** The refill in progress, if any. */
@@ -1001,6 +1006,7 @@ export class SessionManager {
     this.#closed = true;
     for (const p of this.#spare.splice(0)) this.#relay.release(p.id);
     clearInterval(this.#sweepTimer);
+    if (this.#refillTimer) clearTimeout(this.#refillTimer);
     for (const call of [...this.#calls.values()]) this.#end(call, 'shutdown');
   }
 }
