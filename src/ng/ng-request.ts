@@ -42,6 +42,9 @@ const KNOWN_FLAGS = new Set([
 /** `replace` values understood (others are ignored with a warning). */
 const KNOWN_REPLACE = new Set(['origin', 'origin-full', 'session-connection', 'session-name', 'sdp-version', 'username', 'zero-address', 'force-increment-sdp-ver']);
 
+/** Flags that may also come as dictionary keys with a yes/1 value. */
+const LEGACY_FLAG_KEYS = ['trust-address', 'symmetric', 'asymmetric', 'strict-source', 'port-latching', 'sip-source-address'] as const;
+
 /** A parsed ng request with keys and flags normalised. */
 export interface NgRequest {
   /** Command, canonical spelling (`start recording` -> `start-recording`). */
@@ -155,8 +158,15 @@ function addReplace(req: NgRequest, value: string): void {
  * `command`; everything else unknown is ignored and listed in `unknown`.
  */
 export function parseNgRequest(dict: BDict): Result<NgRequest> {
-  const raw: Record<string, BValue> = Object.create(null) as Record<string, BValue>;
-  for (const k in dict) raw[canonicalName(k)] = dict[k]!;
+  // Keys arrive canonical from every controller seen so far: the dictionary is then used as it
+  // is (it belongs to this request), and copied only when a key must be renamed.
+  let raw: Record<string, BValue> = dict;
+  for (const k in dict) {
+    if (canonicalName(k) === k) continue;
+    raw = Object.create(null) as Record<string, BValue>;
+    for (const key in dict) raw[canonicalName(key)] = dict[key]!;
+    break;
+  }
   const command = str(raw['command']);
   if (command === undefined || command.trim() === '') return fail('NG_ERR_NO_COMMAND', 'No command given');
   const req: NgRequest = {
@@ -164,7 +174,7 @@ export function parseNgRequest(dict: BDict): Result<NgRequest> {
     flags: new Set(),
     replace: new Set(),
     direction: [],
-    supports: new Set(strList(raw['supports']).map(canonicalName)),
+    supports: raw['supports'] === undefined ? new Set() : new Set(strList(raw['supports']).map(canonicalName)),
     unknown: [],
     raw,
   };
@@ -195,7 +205,7 @@ export function parseNgRequest(dict: BDict): Result<NgRequest> {
   const rtpp = str(raw['rtpp-flags']);
   if (rtpp) for (const tok of rtpp.split(/\s+/)) if (tok) applyToken(req, tok, true);
   // Legacy dictionary-style options: a few flags may be sent as keys with yes/1 values.
-  for (const key of ['trust-address', 'symmetric', 'asymmetric', 'strict-source', 'port-latching', 'sip-source-address']) {
+  for (const key of LEGACY_FLAG_KEYS) {
     const v = raw[key];
     if (v !== undefined && !isDict(v) && !Array.isArray(v)) {
       const s = str(v)?.toLowerCase();
