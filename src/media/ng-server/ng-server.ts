@@ -27,9 +27,9 @@ const mDuration = histogram('tandem_ng_request_duration_seconds', 'ng command ha
  */
 class CommandLog {
   static readonly CAPACITY = 1024;
-  /** Commands and results seen, each a small index into these lists. */
-  readonly #names: string[] = [];
-  readonly #index = new Map<string, number>();
+  /** Commands and results seen, each a small index into these lists; `other` stands for any past the 256th. */
+  readonly #names: string[] = ['other'];
+  readonly #index = new Map<string, number>([['other', 0]]);
   readonly #command = new Uint16Array(CommandLog.CAPACITY);
   readonly #result = new Uint16Array(CommandLog.CAPACITY);
   readonly #seconds = new Float64Array(CommandLog.CAPACITY);
@@ -63,7 +63,7 @@ class CommandLog {
     let id = this.#index.get(name);
     if (id === undefined) {
       // Results are the handler's strings; past this many distinct ones, the rest share a label.
-      if (this.#names.length >= 256) return this.#id('other');
+      if (this.#names.length >= 256) return 0;
       id = this.#names.push(name) - 1;
       this.#index.set(name, id);
     }

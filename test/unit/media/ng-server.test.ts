@@ -4,6 +4,7 @@ import { NgServer } from '../../../src/media/ng-server/ng-server.js';
 import { SourceAcl } from '../../../src/media/ng-server/source-acl.js';
 import { CookieCache } from '../../../src/media/ng-server/cookie-cache.js';
 import { loadNativeUdp } from '../../../src/sip/transport/native-udp.js';
+import { metricsRegistry } from '../../../src/util/metrics.js';
 import { rawRequest, udpPeer, sendTo, waitFor } from '../../integration/media/media-harness.js';
 
 const servers: NgServer[] = [];
@@ -107,6 +108,24 @@ describe('NgServer', () => {
     sock.write('g2 d7:command4:pinge');
     expect(await waitFor(() => data.includes('g2 '), 2000)).toBe(true);
     sock.destroy();
+  });
+
+  it('results past the 256th distinct one are counted under result="other", and every command is still answered', async () => {
+    let n = 0;
+    const s = await start(() => ({ result: `r${n++}` }));
+    const source = { address: '127.0.0.1', port: 9, transport: 'udp' as const };
+    for (let i = 0; i < 300; i++) {
+      const reply = await s.handle(Buffer.from(`m${i} d7:command5:querye`), source);
+      expect(reply?.toString()).toContain(`6:result${String(`r${i}`.length)}:r${i}e`);
+    }
+    const values = (await metricsRegistry.getSingleMetric('tandem_ng_requests_total')!.get()).values;
+    const counted = (result: string): number => values.filter((v) => v.labels['command'] === 'query' && v.labels['result'] === result).reduce((a, v) => a + v.value, 0);
+    // Labels are shared by every server of the process; earlier tests used a few.
+    const own = values.filter((v) => v.labels['command'] === 'query' && /^r\d+$/.test(String(v.labels['result']))).length;
+    expect(counted('r0')).toBe(1);
+    expect(own).toBeGreaterThan(200);
+    expect(own).toBeLessThan(256);
+    expect(counted('other')).toBe(300 - own);
   });
 
   it('rejects a bad allow-list', async () => {
