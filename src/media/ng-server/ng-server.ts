@@ -44,8 +44,10 @@ class CommandLog {
     this.#seconds[i] = seconds;
     // Moved a moment later, when the loop is idle, so that neither this command nor the next one
     // (an answer follows its offer within a millisecond) pays for it.
-    this.#timer ??= setTimeout(() => this.flush(), 50).unref();
+    this.#timer ??= setTimeout(this.#flushLater, 50).unref();
   }
+
+  readonly #flushLater = (): void => this.flush();
 
   flush(): void {
     if (this.#timer) clearTimeout(this.#timer);
@@ -384,21 +386,12 @@ export class NgServer {
       mUnknownFlags.inc(req.unknown.length);
       rateLimitedLog('ng-unknown-flags', (n) => log.warn({ flags: req.unknown, command: req.command, suppressed: n }, 'unknown ng flags ignored'));
     }
-    const failed = (err: unknown): Record<string, unknown> => {
-      rateLimitedLog('ng-handler-error', (n) => log.error({ err, command: req.command, suppressed: n }, 'ng command failed'));
-      return { result: 'error', 'error-reason': 'Internal error' };
-    };
-    const warn = (reply: Record<string, unknown>): Record<string, unknown> => {
-      if (req.unknown.length && reply['result'] === 'ok' && reply['warning'] === undefined) {
-        reply['warning'] = `Unknown flags ignored: ${req.unknown.join(', ')}`;
-      }
-      return reply;
-    };
     try {
       const reply = this.#opts.handler(req, source);
-      return { command, reply: reply instanceof Promise ? reply.then(warn, failed) : warn(reply) };
+      if (!(reply instanceof Promise)) return { command, reply: withWarning(req, reply) };
+      return { command, reply: reply.then((r) => withWarning(req, r), (err: unknown) => handlerFailed(req, err)) };
     } catch (err) {
-      return { command, reply: failed(err) };
+      return { command, reply: handlerFailed(req, err) };
     }
   }
 
@@ -420,6 +413,20 @@ export class NgServer {
     }
     await Promise.all(tasks.map((t) => t.catch(() => undefined)));
   }
+}
+
+/** A successful reply to a request with unknown flags says which were ignored. */
+function withWarning(req: NgRequest, reply: Record<string, unknown>): Record<string, unknown> {
+  if (req.unknown.length && reply['result'] === 'ok' && reply['warning'] === undefined) {
+    reply['warning'] = `Unknown flags ignored: ${req.unknown.join(', ')}`;
+  }
+  return reply;
+}
+
+/** A handler that threw or rejected: logged (rate-limited), answered with an error. */
+function handlerFailed(req: NgRequest, err: unknown): Record<string, unknown> {
+  rateLimitedLog('ng-handler-error', (n) => log.error({ err, command: req.command, suppressed: n }, 'ng command failed'));
+  return { result: 'error', 'error-reason': 'Internal error' };
 }
 
 /** Wire commands with their own metric label (anything else is `unknown`). */

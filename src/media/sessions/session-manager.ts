@@ -439,17 +439,16 @@ export class SessionManager {
     // New m= lines take spare pairs when there are enough (the usual case): the offer is then
     // answered in this turn, with no promise on the way. Otherwise pairs are bound first.
     const wanted = info.media.filter((m) => m.port !== 0 && dlg.media[m.index]?.pairId === undefined);
-    if (wanted.length > this.#spare.length) return this.#offerBinding(offer);
+    if (wanted.length > this.#spare.length) return this.#offerBinding(offer, wanted);
     for (const m of wanted) this.#usePair(offer, m, this.#spare.shift()!);
     if (wanted.length > 0) this.#refill();
     return this.#completeOffer(offer);
   }
 
-  /** The offer's new m= lines get pairs one by one (spare or freshly bound); rolled back on failure. */
-  async #offerBinding(offer: OfferInProgress): Promise<NgReply> {
+  /** The offer's new m= lines (`wanted`) get pairs one by one (spare or freshly bound); rolled back on failure. */
+  async #offerBinding(offer: OfferInProgress, wanted: SdpMediaInfo[]): Promise<NgReply> {
     const { req, dlg } = offer;
-    for (const m of offer.info.media) {
-      if (m.port === 0 || dlg.media[m.index]?.pairId !== undefined) continue;
+    for (const m of wanted) {
       const r = await this.#takePair(req.callId!);
       if (!r.ok) {
         for (const id of offer.fresh) this.#relay.release(id);

@@ -7,7 +7,8 @@
  * Why: the signalling node pays dgram's cost for every message before any SIP work. Measured with
  * bench/udp-floor.bench.ts (echo server, same C pacer, paced datagrams): dgram 12-13 µs of CPU per
  * datagram received and answered at 2,000-8,000/s, C's recvfrom/sendto 3 µs. A digest
- * registration is two such exchanges, a proxied call about seven.
+ * registration is two such exchanges, a proxied call about seven. The media node's ng server
+ * reads and answers its IPv4 socket the same way (`trySend` per reply).
  *
  * Off with TANDEM_NATIVE_UDP=0 or the transport's `nativeUdp: false`; without a C++ compiler or
  * Node's headers the transport stays on dgram (util/native-addon).
