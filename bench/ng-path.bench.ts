@@ -16,6 +16,7 @@ import { createMediaCore } from '../src/media/media-node.js';
 import { validateMediaConfig } from '../src/media/config-schema.js';
 import { NgServer } from '../src/media/ng-server/ng-server.js';
 import { bencodeWithPrefix } from '../src/ng/bencode.js';
+import { percentile } from './lib/percentile.js';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: string): string => (argv.includes(name) ? argv[argv.indexOf(name) + 1]! : dflt);
@@ -67,7 +68,7 @@ async function timed(verb: Verb, i: number, tag: string): Promise<number> {
   return us;
 }
 
-const pct = (v: number[], p: number): number => [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor((p / 100) * v.length))] ?? NaN;
+const pct = (v: number[], p: number): number => percentile([...v].sort((a, b) => a - b), p);
 const line = (name: string, s: Record<Verb, number[]>): string =>
   `${name.padEnd(22)}` + (['offer', 'answer', 'delete'] as Verb[]).map((k) => `${k} p50 ${pct(s[k], 50).toFixed(1).padStart(6)} p99 ${pct(s[k], 99).toFixed(1).padStart(7)} µs`).join('   ');
 

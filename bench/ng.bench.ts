@@ -24,6 +24,7 @@ import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CLK_TCK, cpuTicks, freePort } from './lib/proc.js';
+import { percentile } from './lib/percentile.js';
 
 const require = createRequire(import.meta.url);
 // rtpengine-client is CommonJS without types.
@@ -66,7 +67,6 @@ function sdp(port: number, sess: number): string {
   );
 }
 
-const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Samples {
@@ -233,7 +233,7 @@ function stop(p: ChildProcess): Promise<void> {
 function report(s: Server): { p50: number; p99: number; max: number; cpuUs: number } {
   const f = (xs: number[]): string => {
     const v = [...xs].sort((x, y) => x - y);
-    return `p50 ${pct(v, 50).toFixed(3)}  p99 ${pct(v, 99).toFixed(3)}  max ${(v[v.length - 1] ?? NaN).toFixed(3)} ms`;
+    return `p50 ${percentile(v, 50).toFixed(3)}  p99 ${percentile(v, 99).toFixed(3)}  max ${(v[v.length - 1] ?? NaN).toFixed(3)} ms`;
   };
   const total = [...s.samples.total].sort((x, y) => x - y);
   const cpuUs = ((s.ticks / CLK_TCK) * 1e6) / Math.max(1, s.calls);
@@ -243,7 +243,7 @@ function report(s: Server): { p50: number; p99: number; max: number; cpuUs: numb
   if (s.cold.total.length) console.log(`${''.padEnd(11)} cold (first ${COLD_SEC} s after start): offer+answer ${f(s.cold.total)}`);
   if (s.serial.length) console.log(`${''.padEnd(11)} back to back (${s.serial.length} calls): offer+answer ${f(s.serial)}`);
   console.log(`${''.padEnd(11)} CPU ${cpuUs.toFixed(0)} µs per call (offer+answer+delete; ${((s.ticks / CLK_TCK / Math.max(0.001, s.seconds)) * 100).toFixed(1)} % of a core over ${s.seconds.toFixed(0)} s)`);
-  return { p50: pct(total, 50), p99: pct(total, 99), max: total[total.length - 1] ?? NaN, cpuUs };
+  return { p50: percentile(total, 50), p99: percentile(total, 99), max: total[total.length - 1] ?? NaN, cpuUs };
 }
 
 async function main(): Promise<void> {

@@ -38,6 +38,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { registerContact, sipRequest } from './lib/udp-sip.js';
 import { CLK_TCK, freePort } from './lib/proc.js';
+import { percentile } from './lib/percentile.js';
 import { gcThreadsFor, NODE_DEFAULT_POOL_SIZE } from '../src/util/gc-threads.js';
 
 function arg(name: string): string | undefined {
@@ -447,11 +448,6 @@ function udpDrops(ports: number[]): number {
     if (ports.includes(port)) drops += Number(f[f.length - 1]);
   }
   return drops;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 /** Last line of a SIPp -trace_stat file as a column -> value map, and the rows' OutgoingCall(C) over ElapsedTime. */
