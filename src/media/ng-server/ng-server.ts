@@ -343,14 +343,11 @@ export class NgServer {
       rateLimitedLog('ng-decode', (n) =>
         log.warn({ source: `${source.address}:${source.port}`, reason: parsed.reason, snippet: escapeSnippet(msg, 80), suppressed: n }, 'undecodable ng message'),
       );
-      const reply = this.#reply(key, encoding, 'invalid', { result: 'error', 'error-reason': parsed.reason }, started);
-      this.#cache.set(key, reply);
-      send(reply);
-      return true;
     }
-    const run = this.#run(parsed.value.dict, source);
+    const run = parsed.ok ? this.#run(parsed.value.dict, source) : { command: 'invalid', reply: { result: 'error', 'error-reason': parsed.reason } };
     if (!(run.reply instanceof Promise)) {
-      // Answered in this turn (ping, a lookup, an offer with spare ports): no promise on the way.
+      // Answered in this turn (an undecodable message, ping, a lookup, an offer with spare ports):
+      // no promise on the way.
       const reply = this.#reply(key, encoding, run.command, run.reply, started);
       this.#cache.set(key, reply);
       send(reply);
